@@ -1,0 +1,116 @@
+# homedesk: one non-recursive GNU Makefile.  Each folder describes itself in
+# its module.mk; this file holds the toolchain, the pattern rules and the
+# top-level targets.  Objects go under $(O) (default build/, build-san/ when
+# SANITIZE is set).  V=1 shows commands, DEVELOPER=1 adds -Werror.
+
+ifeq ($(origin O),undefined)
+O := $(if $(SANITIZE),build-san,build)
+endif
+ifeq ($(origin CC),default)
+CC := cc
+endif
+PKG_CONFIG ?= pkg-config
+CLANG ?= clang
+CLANG_FORMAT ?= clang-format
+PROTOC_C ?= protoc-c
+
+VERSION := 0.1.0
+
+ifeq ($(V),1)
+Q :=
+msg = @:
+else
+Q := @
+msg = @printf '  %-8s %s\n' '$(1)' '$(2)'
+endif
+
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wvla \
+	-Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+HD_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -DHD_VERSION='"$(VERSION)"' \
+	-I. -Icommon -I$(O)/proto -MMD -MP
+HD_LDFLAGS :=
+ifeq ($(DEVELOPER),1)
+HD_CFLAGS += -Werror
+endif
+ifneq ($(SANITIZE),)
+HD_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+HD_LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+# Goals that must not install packages or read pkg-config.
+NOCONF_GOALS := clean distclean deps format format-check help
+ifeq ($(filter-out $(NOCONF_GOALS),$(or $(MAKECMDGOALS),all)),)
+SKIP_CONFIG := 1
+endif
+
+.DEFAULT_GOAL := all
+.PHONY: all deps test unit bench fuzz format format-check clean help demo
+.SUFFIXES:
+# Keep generated sources and objects that pattern chains would delete.
+.SECONDARY:
+
+ifneq ($(SKIP_CONFIG),1)
+# Generated once per build tree: installs missing packages, then records
+# every library's flags.  Make re-reads it after building it.
+$(O)/config.mk: tools/deps.sh tools/configure.sh
+	$(Q)tools/deps.sh test
+	$(call msg,CONFIG,$@)
+	$(Q)tools/configure.sh $@
+-include $(O)/config.mk
+endif
+
+deps:
+	$(Q)tools/deps.sh test
+
+# Filled by the module.mk files.
+PROGRAMS :=
+TEST_BINS :=
+FUZZ_BINS :=
+BENCH_BINS :=
+CLEAN_FILES :=
+
+include proto/module.mk
+include common/module.mk
+include server/module.mk
+include host/module.mk
+include client/module.mk
+include tests/module.mk
+
+all: $(PROGRAMS) $(TEST_BINS)
+
+$(O)/%.o: %.c | $(O)/config.mk $(PROTO_HDRS)
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(HD_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(OBJ_CFLAGS) -c $< -o $@
+
+test: all
+	$(Q)O=$(O) tools/run-tests.sh
+
+unit: $(TEST_BINS)
+	$(Q)O=$(O) tools/run-tests.sh unit
+
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null | \
+	grep -v '^third_party/')
+format:
+	$(Q)$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+format-check:
+	$(Q)bad=0; for f in $(FORMAT_FILES); do \
+		if ! $(CLANG_FORMAT) --dry-run --Werror $$f 2>/dev/null; then \
+			echo "format: $$f needs clang-format"; bad=1; fi; \
+	done; exit $$bad
+
+clean:
+	rm -rf $(O)
+
+help:
+	@echo 'make            build every program and test (installs packages)'
+	@echo 'make test       build and run every test suite'
+	@echo 'make fuzz       build the libFuzzer targets and run each 60 s'
+	@echo 'make bench      run the benchmarks'
+	@echo 'make format     reformat;  make format-check  verify format'
+	@echo 'options: O=dir V=1 DEVELOPER=1 SANITIZE=address,undefined'
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,0 +1,49 @@
+/*
+ * Logging: one line per event on stderr, each with a level and a module
+ * tag, e.g. "2026-11-20T10:00:00.123Z INFO  relay: paired 1.2.3.4 ...".
+ * Under journald (JOURNAL_STREAM set) the timestamp is left out and the
+ * line starts with a "<N>" syslog priority that journald understands.
+ * Control characters in the formatted text (which may come from peers) are
+ * replaced by '?', so a peer cannot forge log lines.  Never log a key, a
+ * password or a token.  Thread-safe: each line is written with one write().
+ */
+#ifndef HD_LOG_H
+#define HD_LOG_H
+
+enum hd_log_level {
+    HD_LOG_ERROR = 0,
+    HD_LOG_WARN,
+    HD_LOG_INFO,
+    HD_LOG_DEBUG,
+    HD_LOG_TRACE
+};
+
+/* Set the most verbose level printed (default HD_LOG_INFO). */
+void hd_log_set_level(enum hd_log_level level);
+enum hd_log_level hd_log_get_level(void);
+
+/*
+ * Parse "error", "warn", "info", "debug", "trace" (any case) into *level.
+ * Returns 0, or HD_ECONFIG for an unknown name (*level untouched).
+ */
+int hd_log_parse_level(const char *s, enum hd_log_level *level);
+
+/* True when a message at this level would be printed. */
+int hd_log_enabled(enum hd_log_level level);
+
+/* Print one line (no trailing newline needed in fmt). */
+void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define HD_LOG_AT(lvl, mod, ...)           \
+    do {                                   \
+        if (hd_log_enabled(lvl))           \
+            hd_log(lvl, mod, __VA_ARGS__); \
+    } while (0)
+#define hd_error(mod, ...) HD_LOG_AT(HD_LOG_ERROR, mod, __VA_ARGS__)
+#define hd_warn(mod, ...)  HD_LOG_AT(HD_LOG_WARN, mod, __VA_ARGS__)
+#define hd_info(mod, ...)  HD_LOG_AT(HD_LOG_INFO, mod, __VA_ARGS__)
+#define hd_debug(mod, ...) HD_LOG_AT(HD_LOG_DEBUG, mod, __VA_ARGS__)
+#define hd_trace(mod, ...) HD_LOG_AT(HD_LOG_TRACE, mod, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,15 @@
+# host/: homedesk-host, the agent on the machine being reached.  Backends
+# live in a folder per interface (capture/, input/).
+HOST_SRCS := $(wildcard host/*.c host/*/*.c)
+HOST_OBJS := $(HOST_SRCS:%.c=$(O)/%.o)
+HOST_BIN := $(O)/homedesk-host
+
+ifneq ($(HOST_SRCS),)
+PROGRAMS += $(HOST_BIN)
+$(HOST_OBJS): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST)
+
+$(HOST_BIN): $(HOST_OBJS) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_HOST) \
+		$(PKG_LIBS_COMMON) -lpthread -lm
+endif

@@ -1,0 +1,56 @@
+# tests/: the in-tree harness, unit tests (one per common/ module),
+# integration tests (real programs on loopback), e2e (Xvfb), nat (network
+# namespaces), fuzz targets (libFuzzer) and benchmarks.
+HARNESS_OBJ := $(O)/tests/harness.o
+$(HARNESS_OBJ): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON)
+
+# Unit tests: tests/unit/test_X.c -> one binary each.
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRCS))
+$(UNIT_SRCS:%.c=$(O)/%.o): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON)
+
+$(O)/tests/unit/%: $(O)/tests/unit/%.o $(HARNESS_OBJ) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_COMMON) -lm
+
+# Integration tests: tests/integration/test_X.c -> one binary each, linked
+# with the support code beside them (every other .c in that folder).
+ITEST_SRCS := $(wildcard tests/integration/test_*.c)
+ITEST_SUPPORT := $(filter-out $(ITEST_SRCS),$(wildcard tests/integration/*.c))
+ITEST_SUPPORT_OBJS := $(ITEST_SUPPORT:%.c=$(O)/%.o)
+ITEST_BINS := $(patsubst tests/integration/%.c,$(O)/tests/integration/%,\
+	$(ITEST_SRCS))
+$(ITEST_SRCS:%.c=$(O)/%.o) $(ITEST_SUPPORT_OBJS): \
+	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_SERVER)
+
+$(O)/tests/integration/%: $(O)/tests/integration/%.o $(ITEST_SUPPORT_OBJS) \
+		$(HARNESS_OBJ) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_SERVER) \
+		$(PKG_LIBS_COMMON) -lm
+
+TEST_BINS += $(UNIT_BINS) $(ITEST_BINS)
+
+# Fuzz targets: built by clang with libFuzzer in their own tree.
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(O)/tests/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 60
+ifeq ($(FUZZ),1)
+HD_CFLAGS += -fsanitize=fuzzer-no-link
+$(FUZZ_SRCS:%.c=$(O)/%.o): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON)
+$(O)/tests/fuzz/%: $(O)/tests/fuzz/%.o $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ \
+		$(PKG_LIBS_COMMON) -lm
+endif
+.PHONY: fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory O=build-fuzz CC=$(CLANG) \
+		SANITIZE=address,undefined FUZZ=1 fuzz-bins
+	$(Q)tools/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+bench: all
+	$(Q)tools/deps.sh bench
+	$(Q)O=$(O) tools/run-bench.sh

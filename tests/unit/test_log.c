@@ -1,0 +1,100 @@
+/* Unit tests for common/log and common/err. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "tests/harness.h"
+
+static void parse_levels(void)
+{
+    enum hd_log_level l = HD_LOG_INFO;
+
+    HT_EQ_INT(hd_log_parse_level("debug", &l), 0);
+    HT_EQ_INT(l, HD_LOG_DEBUG);
+    HT_EQ_INT(hd_log_parse_level("WARNING", &l), 0);
+    HT_EQ_INT(l, HD_LOG_WARN);
+    HT_EQ_INT(hd_log_parse_level("loud", &l), HD_ECONFIG);
+    HT_EQ_INT(l, HD_LOG_WARN);
+}
+
+/* Capture what hd_log writes to stderr through a pipe. */
+static size_t capture(char *buf, size_t cap, const char *peer_text)
+{
+    int fds[2], saved;
+    ssize_t n;
+
+    if (pipe(fds) != 0)
+        return 0;
+    saved = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    hd_info("test", "peer said %s", peer_text);
+    hd_debug("test", "hidden at info level");
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    n = read(fds[0], buf, cap - 1);
+    close(fds[0]);
+    if (n < 0)
+        n = 0;
+    buf[n] = '\0';
+    return (size_t)n;
+}
+
+static void one_line_per_event(void)
+{
+    char buf[2048];
+    size_t n;
+
+    unsetenv("JOURNAL_STREAM");
+    hd_log_set_level(HD_LOG_INFO);
+    n = capture(buf, sizeof(buf), "hello\nFAKE ERROR root: injected");
+    HT_CHECK(n > 0);
+    HT_CHECK(strstr(buf, " INFO  test: peer said hello?FAKE") != NULL);
+    /* exactly one newline: the peer's newline was neutralised */
+    HT_CHECK(strchr(buf, '\n') == buf + n - 1);
+    HT_CHECK(strstr(buf, "hidden") == NULL);
+}
+
+static void journald_prefix(void)
+{
+    char buf[2048];
+
+    setenv("JOURNAL_STREAM", "8:1234", 1);
+    capture(buf, sizeof(buf), "x");
+    unsetenv("JOURNAL_STREAM");
+    HT_CHECK(strncmp(buf, "<6>test: peer said x\n", 21) == 0);
+}
+
+static void long_line_truncated(void)
+{
+    char big[3000], buf[2048];
+    size_t n;
+
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    n = capture(buf, sizeof(buf), big);
+    HT_CHECK(n <= 1024);
+    HT_CHECK(n > 0 && buf[n - 1] == '\n');
+}
+
+static void strerror_codes(void)
+{
+    HT_EQ_STR(hd_strerror(HD_ETOOBIG), "message too large");
+    HT_EQ_STR(hd_strerror(HD_EAUTH), "authentication failed");
+    HT_CHECK(strstr(hd_strerror(-98), "in use") != NULL); /* EADDRINUSE */
+    HT_EQ_STR(hd_strerror(-999999), "unknown error");
+}
+
+int main(void)
+{
+    ht_init("log");
+    HT_RUN(parse_levels);
+    HT_RUN(one_line_per_event);
+    HT_RUN(journald_prefix);
+    HT_RUN(long_line_truncated);
+    HT_RUN(strerror_codes);
+    return ht_finish();
+}

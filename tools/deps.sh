@@ -1,0 +1,50 @@
+#!/bin/sh
+# Install the Debian packages homedesk needs to build and test.
+#
+# Usage: tools/deps.sh [build|test|bench]   (default: test)
+# Each set includes the previous one.  Only missing packages are installed;
+# when every package is present this costs one dpkg-query call.  As root it
+# runs apt-get itself (update first, as a fresh machine has no lists); as
+# another user it prints the exact command and fails.
+set -eu
+
+set_name=${1:-test}
+
+build_pkgs="gcc make pkg-config clang clang-format libclang-rt-14-dev
+libfuzzer-14-dev libsodium-dev libuv1-dev libprotobuf-c-dev
+protobuf-c-compiler libsqlite3-dev libvpx-dev libopus-dev libsdl2-dev
+libyuv-dev libxcb1-dev libxcb-shm0-dev libxcb-damage0-dev libxcb-xfixes0-dev
+libxcb-xtest0-dev libxcb-randr0-dev libzstd-dev libwslay-dev
+libminiupnpc-dev libnatpmp-dev libpng-dev"
+test_pkgs="xvfb xauth xdotool x11-apps x11-utils xterm nftables iproute2
+iptables sqlite3 procps psmisc"
+bench_pkgs="ffmpeg valgrind"
+
+case "$set_name" in
+build) want="$build_pkgs" ;;
+test) want="$build_pkgs $test_pkgs" ;;
+bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
+*)
+	echo "usage: $0 [build|test|bench]" >&2
+	exit 2
+	;;
+esac
+
+missing=""
+for p in $want; do
+	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$s" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends$missing"
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing Debian packages:$missing" >&2
+	echo "deps: run as root: apt-get update && $cmd" >&2
+	exit 1
+fi
+echo "deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >&2

@@ -1,0 +1,94 @@
+#!/bin/bash
+# Run homedesk's test programs and print one summary line.
+#
+# Usage: O=build tools/run-tests.sh [SUITE...]   suites: unit integration e2e nat
+# Every test program prints "ok - ..." / "not ok - ..." lines (see
+# tests/harness.h); this script runs them (HD_TEST_JOBS at a time, default
+# 2), prints their lines numbered in a stable order, counts a program that
+# crashed or printed nothing as a failure, and ends with
+# "N passed, N failed[, N skipped]".  Exit status 1 on any failure.
+set -u
+O=${O:-build}
+jobs=${HD_TEST_JOBS:-2}
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(unit integration e2e nat)
+
+progs=()
+for s in "${suites[@]}"; do
+	case $s in
+	unit | integration)
+		for p in "$O"/tests/$s/test_*; do
+			[ -x "$p" ] && [ "${p%.[od]}" = "$p" ] && progs+=("$p")
+		done
+		;;
+	e2e | nat)
+		for p in tests/$s/test_*.sh; do
+			[ -f "$p" ] && progs+=("$p")
+		done
+		;;
+	*)
+		echo "run-tests: unknown suite $s" >&2
+		exit 2
+		;;
+	esac
+done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export O HD_BUILD_DIR="$O"
+
+run_one() {
+	local i=$1 p=$2 t=${HD_TEST_TIMEOUT:-900}
+	timeout -k 10 "$t" "$p" >"$tmp/$i.out" 2>"$tmp/$i.err" </dev/null
+	echo $? >"$tmp/$i.rc"
+}
+
+running=0
+for i in "${!progs[@]}"; do
+	run_one "$i" "${progs[$i]}" &
+	running=$((running + 1))
+	if [ "$running" -ge "$jobs" ]; then
+		wait -n
+		running=$((running - 1))
+	fi
+done
+wait
+
+n=0 pass=0 fail=0 skip=0
+for i in "${!progs[@]}"; do
+	p=${progs[$i]}
+	rc=$(cat "$tmp/$i.rc")
+	got=0 bad=0
+	while IFS= read -r line; do
+		case $line in
+		"not ok"*)
+			n=$((n + 1)) fail=$((fail + 1)) got=1 bad=1
+			echo "not ok $n${line#not ok}"
+			;;
+		"ok"*"# skip"*)
+			n=$((n + 1)) skip=$((skip + 1)) got=1
+			echo "ok $n${line#ok}"
+			;;
+		"ok"*)
+			n=$((n + 1)) pass=$((pass + 1)) got=1
+			echo "ok $n${line#ok}"
+			;;
+		*) echo "$line" ;;
+		esac
+	done <"$tmp/$i.out"
+	if [ "$rc" != 0 ] && [ $bad = 0 ] || [ $got = 0 ]; then
+		n=$((n + 1)) fail=$((fail + 1))
+		echo "not ok $n - $p: exited with status $rc"
+	fi
+	if [ "$rc" != 0 ] && [ -s "$tmp/$i.err" ]; then
+		echo "# stderr of $p (last 40 lines):"
+		tail -n 40 "$tmp/$i.err" | sed 's/^/#   /'
+	fi
+done
+
+if [ $skip -gt 0 ]; then
+	echo "$pass passed, $fail failed, $skip skipped"
+else
+	echo "$pass passed, $fail failed"
+fi
+[ $fail -eq 0 ]
