@@ -14,7 +14,7 @@ build_pkgs="gcc make pkg-config clang clang-format libclang-rt-14-dev
 libfuzzer-14-dev libsodium-dev libuv1-dev libprotobuf-c-dev
 protobuf-c-compiler libsqlite3-dev libvpx-dev libopus-dev libsdl2-dev
 libyuv-dev libxcb1-dev libxcb-shm0-dev libxcb-damage0-dev libxcb-xfixes0-dev
-libxcb-xtest0-dev libxcb-randr0-dev libzstd-dev libwslay-dev
+libxcb-xtest0-dev libxcb-randr0-dev libzstd-dev libwslay-dev nettle-dev
 libminiupnpc-dev libnatpmp-dev libpng-dev"
 test_pkgs="xvfb xauth xdotool x11-apps x11-utils xterm nftables iproute2
 iptables sqlite3 procps psmisc"
