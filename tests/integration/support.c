@@ -1,0 +1,443 @@
+/* Integration test support: see support.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "frame.h"
+#include "tests/integration/support.h"
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *prog_path(const char *name, char *buf, size_t cap)
+{
+    const char *dir = getenv("HD_BUILD_DIR");
+
+    snprintf(buf, cap, "%s/%s", dir && dir[0] ? dir : "build", name);
+    return buf;
+}
+
+static int port_answers(uint16_t port)
+{
+    int fd = tcp_connect("127.0.0.1", port);
+
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
+static int read_pub_key(struct srv *s)
+{
+    char path[400];
+    FILE *f;
+    size_t n, len;
+
+    snprintf(path, sizeof(path), "%s/id_ed25519.pub", s->dir);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    n = fread(s->pk_b64, 1, sizeof(s->pk_b64) - 1, f);
+    fclose(f);
+    s->pk_b64[n] = '\0';
+    while (n > 0 && (s->pk_b64[n - 1] == '\n' || s->pk_b64[n - 1] == '\r'))
+        s->pk_b64[--n] = '\0';
+    if (sodium_base642bin(s->pk, sizeof(s->pk), s->pk_b64, n, NULL, &len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        len != 32)
+        return -1;
+    return 0;
+}
+
+int srv_start(struct srv *s, const char *dir, const char *const *extra)
+{
+    char prog[300], port[16], rport[16], hport[16];
+    const char *argv[64];
+    int attempt, restart = dir != NULL;
+
+    if (sodium_init() < 0)
+        return -1;
+    if (!restart) {
+        memset(s, 0, sizeof(*s));
+        snprintf(s->dir, sizeof(s->dir), "/tmp/hd-itest-XXXXXX");
+        if (mkdtemp(s->dir) == NULL)
+            return -1;
+        s->own_dir = 1;
+    } else if (dir != s->dir) {
+        snprintf(s->dir, sizeof(s->dir), "%s", dir);
+    }
+    snprintf(s->logpath, sizeof(s->logpath), "%s/server.log", s->dir);
+    prog_path("homedesk-server", prog, sizeof(prog));
+    for (attempt = 0; attempt < 8; attempt++) {
+        int argc = 0, status;
+        uint64_t deadline;
+
+        if (!restart || s->port == 0) {
+            /* base-2 (http) .. base+3 (ws relay), in 20000-59999 */
+            s->port = (uint16_t)(20002 + randombytes_uniform(39990));
+            s->relay_port = (uint16_t)(s->port + 1);
+            s->http_port = (uint16_t)(s->port - 2);
+        }
+        snprintf(port, sizeof(port), "%u", s->port);
+        snprintf(rport, sizeof(rport), "%u", s->relay_port);
+        snprintf(hport, sizeof(hport), "%u", s->http_port);
+        argv[argc++] = prog;
+        argv[argc++] = "--data-dir";
+        argv[argc++] = s->dir;
+        argv[argc++] = "--port";
+        argv[argc++] = port;
+        argv[argc++] = "--relay-port";
+        argv[argc++] = rport;
+        argv[argc++] = "--http-port";
+        argv[argc++] = hport;
+        argv[argc++] = "--bind";
+        argv[argc++] = "127.0.0.1";
+        for (int i = 0; extra && extra[i] && argc < 62; i++)
+            argv[argc++] = extra[i];
+        argv[argc] = NULL;
+
+        s->pid = fork();
+        if (s->pid < 0)
+            return -1;
+        if (s->pid == 0) {
+            int fd = open(s->logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            if (fd >= 0) {
+                dup2(fd, STDERR_FILENO);
+                dup2(fd, STDOUT_FILENO);
+                close(fd);
+            }
+            execv(prog, (char *const *)argv);
+            _exit(127);
+        }
+        deadline = now_ms() + 10000;
+        while (now_ms() < deadline) {
+            if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+                s->pid = 0;
+                break; /* exited: probably a port clash; try others */
+            }
+            if (port_answers(s->port) && port_answers(s->relay_port) &&
+                port_answers((uint16_t)(s->port - 1))) {
+                if (read_pub_key(s) != 0)
+                    break;
+                return 0;
+            }
+            usleep(20000);
+        }
+        if (s->pid > 0) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+            s->pid = 0;
+            return -1;
+        }
+        if (restart) {
+            /* the old ports may linger a moment: retry them a few times */
+            usleep(200000);
+            continue;
+        }
+    }
+    return -1;
+}
+
+int srv_stop(struct srv *s)
+{
+    int status;
+
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    if (waitpid(s->pid, &status, 0) != s->pid)
+        return -1;
+    s->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void srv_cleanup(struct srv *s)
+{
+    char cmd[400];
+
+    if (s->pid > 0)
+        srv_stop(s);
+    if (s->own_dir && s->dir[0] && getenv("HD_KEEP_TMP") == NULL) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", s->dir);
+    }
+}
+
+int srv_log_has(const struct srv *s, const char *needle, int wait_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)wait_ms;
+
+    do {
+        FILE *f = fopen(s->logpath, "r");
+        char line[2048];
+        int found = 0;
+
+        if (f != NULL) {
+            while (!found && fgets(line, sizeof(line), f))
+                found = strstr(line, needle) != NULL;
+            fclose(f);
+        }
+        if (found)
+            return 1;
+        usleep(20000);
+    } while (now_ms() < deadline);
+    return 0;
+}
+
+void srv_dump_log(const struct srv *s)
+{
+    char cmd[400];
+
+    snprintf(cmd, sizeof(cmd), "tail -n 30 '%s' | sed 's/^/#   /'", s->logpath);
+    fflush(stdout);
+    if (system(cmd) != 0)
+        printf("# (no server log)\n");
+}
+
+static int fill_addr(const char *ip, uint16_t port, struct sockaddr_storage *ss,
+                     socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (strchr(ip, ':') != NULL) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        *len = sizeof(*a);
+        return inet_pton(AF_INET6, ip, &a->sin6_addr) == 1 ? 0 : -1;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        *len = sizeof(*a);
+        return inet_pton(AF_INET, ip, &a->sin_addr) == 1 ? 0 : -1;
+    }
+}
+
+int tcp_connect_from(const char *bind_ip, const char *ip, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd, one = 1;
+
+    if (fill_addr(ip, port, &ss, &len) != 0)
+        return -1;
+    if ((fd = socket(ss.ss_family, SOCK_STREAM, 0)) < 0)
+        return -1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (bind_ip != NULL) {
+        struct sockaddr_storage b;
+        socklen_t blen;
+        if (fill_addr(bind_ip, 0, &b, &blen) != 0 ||
+            bind(fd, (struct sockaddr *)&b, blen) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int tcp_connect(const char *ip, uint16_t port)
+{
+    return tcp_connect_from(NULL, ip, port);
+}
+
+int udp_open(const char *ip)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd;
+
+    if (fill_addr(ip, 0, &ss, &len) != 0)
+        return -1;
+    if ((fd = socket(ss.ss_family, SOCK_DGRAM, 0)) < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+uint16_t sock_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+int send_all(int fd, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int send_msg(int fd, const Hbb__RendezvousMessage *m)
+{
+    uint8_t *buf;
+    size_t n;
+    int r;
+
+    if (hd_frame_pack(&m->base, &buf, &n) != 0)
+        return -1;
+    r = send_all(fd, buf, n);
+    free(buf);
+    return r;
+}
+
+/* Read exactly n bytes before the deadline. */
+static int read_exact(int fd, uint8_t *buf, size_t n, uint64_t deadline)
+{
+    while (n > 0) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        uint64_t now = now_ms();
+        ssize_t r;
+
+        if (now >= deadline)
+            return -1;
+        if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+            return -1;
+        r = recv(fd, buf, n, 0);
+        if (r <= 0)
+            return -1;
+        buf += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+ssize_t recv_frame(int fd, uint8_t *buf, size_t cap, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    uint8_t hdr[4];
+    size_t hlen, plen;
+
+    if (read_exact(fd, hdr, 1, deadline) != 0)
+        return -1;
+    hlen = (size_t)(hdr[0] & 3) + 1;
+    if (hlen > 1 && read_exact(fd, hdr + 1, hlen - 1, deadline) != 0)
+        return -1;
+    if (hd_frame_parse_header(hdr, hlen, &hlen, &plen) != 1 || plen > cap)
+        return -1;
+    if (read_exact(fd, buf, plen, deadline) != 0)
+        return -1;
+    return (ssize_t)plen;
+}
+
+Hbb__RendezvousMessage *recv_msg(int fd, int timeout_ms, int skip_kx)
+{
+    static uint8_t buf[1 << 20];
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+
+    for (;;) {
+        uint64_t now = now_ms();
+        ssize_t n;
+        Hbb__RendezvousMessage *m;
+
+        if (now >= deadline)
+            return NULL;
+        n = recv_frame(fd, buf, sizeof(buf), (int)(deadline - now));
+        if (n < 0)
+            return NULL;
+        m = hbb__rendezvous_message__unpack(NULL, (size_t)n, buf);
+        if (m == NULL)
+            return NULL;
+        if (skip_kx &&
+            m->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE) {
+            hbb__rendezvous_message__free_unpacked(m, NULL);
+            continue;
+        }
+        return m;
+    }
+}
+
+int wait_closed(int fd, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    uint8_t buf[4096];
+
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        uint64_t now = now_ms();
+        ssize_t r;
+
+        if (now >= deadline)
+            return 0;
+        if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+            return 0;
+        r = recv(fd, buf, sizeof(buf), 0);
+        if (r == 0 || (r < 0 && errno == ECONNRESET))
+            return 1;
+        if (r < 0)
+            return 0;
+    }
+}
+
+int udp_send_msg(int fd, const char *ip, uint16_t port,
+                 const Hbb__RendezvousMessage *m)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    uint8_t buf[65536];
+    size_t n = hbb__rendezvous_message__get_packed_size(m);
+
+    if (n > sizeof(buf) || fill_addr(ip, port, &ss, &len) != 0)
+        return -1;
+    hbb__rendezvous_message__pack(m, buf);
+    return sendto(fd, buf, n, 0, (struct sockaddr *)&ss, len) == (ssize_t)n
+               ? 0
+               : -1;
+}
+
+Hbb__RendezvousMessage *udp_recv_msg(int fd, int timeout_ms,
+                                     struct sockaddr_storage *from)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    uint8_t buf[65536];
+    socklen_t len = sizeof(*from);
+    ssize_t n;
+
+    if (poll(&pfd, 1, timeout_ms) <= 0)
+        return NULL;
+    n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)from, &len);
+    if (n < 0)
+        return NULL;
+    return hbb__rendezvous_message__unpack(NULL, (size_t)n, buf);
+}

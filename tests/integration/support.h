@@ -1,0 +1,86 @@
+/*
+ * Support for integration tests: start the real homedesk-server on
+ * loopback with its own ports and a temporary data directory, and talk to
+ * it as a RustDesk peer would (framed TCP, bare UDP datagrams), with plain
+ * blocking sockets so a test reads top to bottom.
+ */
+#ifndef HD_TESTS_SUPPORT_H
+#define HD_TESTS_SUPPORT_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "rendezvous.pb-c.h"
+
+struct srv {
+    pid_t pid;
+    char dir[256]; /* data directory */
+    char logpath[300];
+    uint16_t port; /* rendezvous base port (NAT test port-1, WS +2) */
+    uint16_t relay_port;
+    uint16_t http_port;
+    char pk_b64[64]; /* the server's public key, as in id_ed25519.pub */
+    uint8_t pk[32];
+    int own_dir;
+};
+
+/* Path of a built program: $HD_BUILD_DIR/NAME (default build/NAME). */
+const char *prog_path(const char *name, char *buf, size_t cap);
+
+/*
+ * Start homedesk-server with a fresh temp data dir (dir == NULL) or the
+ * given one (a restart keeps the ports), free ports, and extra arguments
+ * (NULL-terminated, may be NULL).  Waits until every port answers.
+ * Returns 0 or -1.
+ */
+int srv_start(struct srv *s, const char *dir, const char *const *extra);
+
+/* SIGTERM and wait; returns the exit status, or -1. */
+int srv_stop(struct srv *s);
+
+/* Stop if running and remove the temp data dir (if srv_start made it). */
+void srv_cleanup(struct srv *s);
+
+/* Does the server's log contain needle?  Waits up to wait_ms. */
+int srv_log_has(const struct srv *s, const char *needle, int wait_ms);
+
+/* Print the server log's tail as test diagnostics. */
+void srv_dump_log(const struct srv *s);
+
+/* Blocking TCP connect to ip:port (optionally from bind_ip); fd or -1. */
+int tcp_connect(const char *ip, uint16_t port);
+int tcp_connect_from(const char *bind_ip, const char *ip, uint16_t port);
+
+/* UDP socket bound to ip:0 (loopback aliases like 127.0.0.2 work). */
+int udp_open(const char *ip);
+
+/* Local port of a socket. */
+uint16_t sock_port(int fd);
+
+/* Framed send of a rendezvous message / raw bytes.  0 or -1. */
+int send_msg(int fd, const Hbb__RendezvousMessage *m);
+int send_all(int fd, const void *data, size_t n);
+
+/*
+ * Receive one framed message within timeout_ms; NULL on timeout, EOF or
+ * garbage.  With skip_kx, a KeyExchange offer is skipped (as clients
+ * without a key do).  Free with hbb__rendezvous_message__free_unpacked.
+ */
+Hbb__RendezvousMessage *recv_msg(int fd, int timeout_ms, int skip_kx);
+
+/* Receive one framed payload into buf; its length or -1. */
+ssize_t recv_frame(int fd, uint8_t *buf, size_t cap, int timeout_ms);
+
+/* 1 if the peer closed the connection within timeout_ms. */
+int wait_closed(int fd, int timeout_ms);
+
+int udp_send_msg(int fd, const char *ip, uint16_t port,
+                 const Hbb__RendezvousMessage *m);
+Hbb__RendezvousMessage *udp_recv_msg(int fd, int timeout_ms,
+                                     struct sockaddr_storage *from);
+
+/* Monotonic milliseconds. */
+uint64_t now_ms(void);
+
+#endif

@@ -1,0 +1,726 @@
+/*
+ * Integration tests of the rendezvous role: the real homedesk-server on
+ * loopback with a temp data dir, driven by a protocol test client that
+ * plays RustDesk hosts and viewers.  Loopback aliases give hosts and
+ * viewers different IPs (127.0.0.2 vs 127.0.0.1), as across the Internet.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "addr.h"
+#include "crypto.h"
+#include "frame.h"
+#include "tests/harness.h"
+#include "tests/integration/support.h"
+
+#define T 3000 /* ms to wait for an answer */
+
+static struct srv srv;
+static int srv_ok;
+
+/* ---- message builders -------------------------------------------------- */
+
+static int send_register_peer(int udp, const char *id)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__RegisterPeer rp = HBB__REGISTER_PEER__INIT;
+
+    rp.id = (char *)id;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PEER;
+    m.register_peer = &rp;
+    return udp_send_msg(udp, "127.0.0.1", srv.port, &m);
+}
+
+static void fill_register_pk(Hbb__RendezvousMessage *m, Hbb__RegisterPk *rk,
+                             const char *id, const char *uuid,
+                             const uint8_t pk[32])
+{
+    hbb__rendezvous_message__init(m);
+    hbb__register_pk__init(rk);
+    rk->id = (char *)id;
+    rk->uuid.data = (uint8_t *)uuid;
+    rk->uuid.len = strlen(uuid);
+    rk->pk.data = (uint8_t *)pk;
+    rk->pk.len = 32;
+    m->union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PK;
+    m->register_pk = rk;
+}
+
+/* RegisterPk over UDP; returns the result or -1 without an answer. */
+static int register_pk_udp(int udp, const char *id, const char *uuid,
+                           const uint8_t pk[32])
+{
+    Hbb__RendezvousMessage m, *in;
+    Hbb__RegisterPk rk;
+    struct sockaddr_storage from;
+    int res = -1;
+
+    fill_register_pk(&m, &rk, id, uuid, pk);
+    if (udp_send_msg(udp, "127.0.0.1", srv.port, &m) != 0)
+        return -1;
+    in = udp_recv_msg(udp, T, &from);
+    if (in &&
+        in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PK_RESPONSE)
+        res = in->register_pk_response->result;
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    return res;
+}
+
+/* RegisterPeer over UDP; returns request_pk (0/1) or -1. */
+static int heartbeat_udp(int udp, const char *id)
+{
+    Hbb__RendezvousMessage *in;
+    struct sockaddr_storage from;
+    int res = -1;
+
+    if (send_register_peer(udp, id) != 0)
+        return -1;
+    in = udp_recv_msg(udp, T, &from);
+    if (in &&
+        in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PEER_RESPONSE)
+        res = in->register_peer_response->request_pk;
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    return res;
+}
+
+/* A host: UDP socket on ip, registered with a fresh key. */
+struct host {
+    int udp;
+    char id[16];
+    struct hd_sign_key key;
+};
+
+static int host_up(struct host *h, const char *ip, const char *id)
+{
+    memset(h, 0, sizeof(*h));
+    snprintf(h->id, sizeof(h->id), "%s", id);
+    if ((h->udp = udp_open(ip)) < 0 || hd_sign_key_generate(&h->key) != 0)
+        return -1;
+    if (heartbeat_udp(h->udp, id) != 1) /* unknown: asks for the key */
+        return -1;
+    if (register_pk_udp(h->udp, id, "uuid-of-host", h->key.pk) !=
+        HBB__REGISTER_PK_RESPONSE__RESULT__OK)
+        return -1;
+    return heartbeat_udp(h->udp, id) == 0 ? 0 : -1;
+}
+
+static void host_down(struct host *h)
+{
+    if (h->udp >= 0)
+        close(h->udp);
+    hd_sign_key_cleanup(&h->key);
+}
+
+/* Viewer: a TCP connection with a PunchHoleRequest sent. */
+static int viewer_punch(const char *ip, const char *id, const char *key)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
+    int fd = tcp_connect_from(ip, "127.0.0.1", srv.port);
+
+    if (fd < 0)
+        return -1;
+    ph.id = (char *)id;
+    ph.licence_key = (char *)key;
+    ph.nat_type = HBB__NAT_TYPE__ASYMMETRIC;
+    ph.version = "1.4.0";
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
+    m.punch_hole_request = &ph;
+    if (send_msg(fd, &m) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The PunchHoleResponse on fd, or NULL. */
+static Hbb__RendezvousMessage *expect_punch_response(int fd)
+{
+    Hbb__RendezvousMessage *in = recv_msg(fd, T, 1);
+
+    if (in &&
+        in->union_case != HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE) {
+        ht_fail(__FILE__, __LINE__, "expected PunchHoleResponse, got %d",
+                (int)in->union_case);
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+        return NULL;
+    }
+    return in;
+}
+
+static int punch_failure_for(const char *id, const char *key)
+{
+    int fd = viewer_punch("127.0.0.1", id, key), res = -1;
+    Hbb__RendezvousMessage *in;
+
+    if (fd < 0)
+        return -1;
+    if ((in = expect_punch_response(fd)) != NULL) {
+        res = in->punch_hole_response->failure;
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    close(fd);
+    return res;
+}
+
+/* Is the server still answering?  A NAT test on port-1. */
+static int server_alive(void)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
+    Hbb__TestNatRequest t = HBB__TEST_NAT_REQUEST__INIT;
+    int fd = tcp_connect("127.0.0.1", (uint16_t)(srv.port - 1)), ok = 0;
+
+    if (fd < 0)
+        return 0;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST;
+    m.test_nat_request = &t;
+    if (send_msg(fd, &m) == 0 && (in = recv_msg(fd, T, 0)) != NULL) {
+        ok = in->union_case ==
+                 HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE &&
+             in->test_nat_response->port == sock_port(fd);
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    close(fd);
+    return ok;
+}
+
+/* ---- cases ----------------------------------------------------------------
+ */
+
+static void registration_and_online(void)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
+    Hbb__OnlineRequest oq = HBB__ONLINE_REQUEST__INIT;
+    char *peers[3] = { "100000001", "999999999", "100000001" };
+    struct host h;
+    int fd;
+
+    HT_CHECK(host_up(&h, "127.0.0.1", "100000001") == 0);
+    fd = tcp_connect("127.0.0.1", (uint16_t)(srv.port - 1));
+    HT_CHECK(fd >= 0);
+    oq.id = "viewer";
+    oq.n_peers = 3;
+    oq.peers = peers;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_ONLINE_REQUEST;
+    m.online_request = &oq;
+    HT_CHECK(send_msg(fd, &m) == 0);
+    in = recv_msg(fd, T, 0);
+    HT_CHECK(in != NULL &&
+             in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_ONLINE_RESPONSE);
+    if (in && in->online_response) {
+        HT_EQ_INT(in->online_response->states.len, 1);
+        HT_EQ_INT(in->online_response->states.data[0], 0xa0);
+    }
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    close(fd);
+    HT_CHECK(server_alive());
+    HT_CHECK(srv_log_has(&srv, "registered new id 100000001", 1000));
+    host_down(&h);
+}
+
+static void key_mismatch_refused(void)
+{
+    struct host h;
+
+    HT_CHECK(host_up(&h, "127.0.0.2", "100000002") == 0);
+    HT_EQ_INT(punch_failure_for("100000002", "not-the-key"),
+              HBB__PUNCH_HOLE_RESPONSE__FAILURE__LICENSE_MISMATCH);
+    HT_EQ_INT(punch_failure_for("100000002", ""),
+              HBB__PUNCH_HOLE_RESPONSE__FAILURE__LICENSE_MISMATCH);
+    HT_CHECK(srv_log_has(&srv, "key mismatch from 127.0.0.1", 1000));
+    host_down(&h);
+}
+
+static void unknown_and_offline(void)
+{
+    HT_EQ_INT(punch_failure_for("424242424", srv.pk_b64),
+              HBB__PUNCH_HOLE_RESPONSE__FAILURE__ID_NOT_EXIST);
+}
+
+static void id_hijack_refused(void)
+{
+    struct host h;
+    uint8_t other_pk[32];
+    int thief = udp_open("127.0.0.3");
+
+    HT_CHECK(host_up(&h, "127.0.0.2", "100000003") == 0);
+    randombytes_buf(other_pk, sizeof(other_pk));
+    HT_EQ_INT(register_pk_udp(thief, "100000003", "uuid-of-thief", other_pk),
+              HBB__REGISTER_PK_RESPONSE__RESULT__UUID_MISMATCH);
+    /* same uuid, but both IP and key changed: also refused */
+    HT_EQ_INT(register_pk_udp(thief, "100000003", "uuid-of-host", other_pk),
+              HBB__REGISTER_PK_RESPONSE__RESULT__UUID_MISMATCH);
+    /* an ID shorter than 6 characters */
+    HT_EQ_INT(register_pk_udp(thief, "12345", "u", other_pk),
+              HBB__REGISTER_PK_RESPONSE__RESULT__UUID_MISMATCH);
+    /* the owner still registers fine */
+    HT_EQ_INT(heartbeat_udp(h.udp, "100000003"), 0);
+    close(thief);
+    host_down(&h);
+}
+
+static void per_id_rate_limit(void)
+{
+    struct host h;
+    int res[4];
+
+    HT_CHECK(host_up(&h, "127.0.0.4", "100000004") == 0);
+    /* host_up counted one; two more pass, the fourth is refused */
+    for (int i = 0; i < 3; i++)
+        res[i] = register_pk_udp(h.udp, "100000004", "uuid-of-host", h.key.pk);
+    HT_EQ_INT(res[0], HBB__REGISTER_PK_RESPONSE__RESULT__OK);
+    HT_EQ_INT(res[1], HBB__REGISTER_PK_RESPONSE__RESULT__OK);
+    HT_EQ_INT(res[2], HBB__REGISTER_PK_RESPONSE__RESULT__TOO_FREQUENT);
+    (void)res[3];
+    host_down(&h);
+}
+
+/* Verify the signed IdPk of a response against the server key. */
+static void check_signed_pk(const ProtobufCBinaryData *pk, const struct host *h)
+{
+    char id[64];
+    uint8_t key[64];
+    size_t klen;
+
+    HT_CHECK(pk->len > 64);
+    HT_EQ_INT(hd_idpk_verify(pk->data, pk->len, srv.pk, id, sizeof(id), key,
+                             sizeof(key), &klen),
+              0);
+    HT_EQ_STR(id, h->id);
+    HT_EQ_INT(klen, 32);
+    HT_CHECK(memcmp(key, h->key.pk, 32) == 0);
+    if (pk->len > 0) {
+        uint8_t bad[1024];
+        size_t n = pk->len < sizeof(bad) ? pk->len : sizeof(bad);
+
+        memcpy(bad, pk->data, n);
+        bad[n - 1] ^= 1;
+        HT_CHECK(hd_idpk_verify(bad, n, srv.pk, id, sizeof(id), key,
+                                sizeof(key), &klen) != 0);
+    }
+}
+
+static void punch_hole_flow(void)
+{
+    struct host h;
+    Hbb__RendezvousMessage *in, m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__PunchHoleSent sent = HBB__PUNCH_HOLE_SENT__INIT;
+    struct sockaddr_storage from, viewer, seen;
+    int vfd, hfd = -1;
+    uint16_t vport, hport = 0;
+
+    HT_CHECK(host_up(&h, "127.0.0.2", "100000005") == 0);
+    vfd = viewer_punch("127.0.0.1", "100000005", srv.pk_b64);
+    HT_CHECK(vfd >= 0);
+    vport = sock_port(vfd);
+    /* the host is told to punch towards the viewer */
+    in = udp_recv_msg(h.udp, T, &from);
+    HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
+    if (in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE) {
+        Hbb__PunchHole *ph = in->punch_hole;
+
+        HT_EQ_INT(hd_addr_unmangle(ph->socket_addr.data, ph->socket_addr.len,
+                                   &viewer),
+                  0);
+        HT_EQ_INT(hd_addr_port((struct sockaddr *)&viewer), vport);
+        HT_EQ_INT(ph->nat_type, HBB__NAT_TYPE__ASYMMETRIC);
+        /* it answers over a fresh TCP connection, as RustDesk hosts do */
+        hfd = tcp_connect_from("127.0.0.2", "127.0.0.1", srv.port);
+        HT_CHECK(hfd >= 0);
+        hport = sock_port(hfd);
+        sent.socket_addr = ph->socket_addr;
+        sent.id = h.id;
+        sent.relay_server = "relay.example:21117";
+        sent.nat_type = HBB__NAT_TYPE__ASYMMETRIC;
+        sent.version = "1.4.0";
+        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT;
+        m.punch_hole_sent = &sent;
+        HT_CHECK(send_msg(hfd, &m) == 0);
+    }
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    /* the viewer learns the host's address and its signed key */
+    in = expect_punch_response(vfd);
+    HT_CHECK(in != NULL);
+    if (in != NULL) {
+        Hbb__PunchHoleResponse *r = in->punch_hole_response;
+
+        HT_EQ_INT(
+            hd_addr_unmangle(r->socket_addr.data, r->socket_addr.len, &seen),
+            0);
+        HT_EQ_INT(hd_addr_port((struct sockaddr *)&seen), hport);
+        HT_CHECK(((struct sockaddr_in *)&seen)->sin_addr.s_addr ==
+                 htonl(0x7f000002));
+        HT_EQ_STR(r->relay_server, "relay.example:21117");
+        HT_EQ_INT(r->union_case, HBB__PUNCH_HOLE_RESPONSE__UNION_NAT_TYPE);
+        check_signed_pk(&r->pk, &h);
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    close(vfd);
+    if (hfd >= 0)
+        close(hfd);
+    host_down(&h);
+}
+
+static void same_lan_flow(void)
+{
+    struct host h;
+    Hbb__RendezvousMessage *in, m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__LocalAddr la = HBB__LOCAL_ADDR__INIT;
+    struct sockaddr_storage from, lan;
+    uint8_t lan_mangled[HD_ADDR_MANGLED_MAX];
+    int vfd, hfd = -1;
+
+    /* host and viewer share 127.0.0.1: the server asks for the LAN address */
+    HT_CHECK(host_up(&h, "127.0.0.1", "100000006") == 0);
+    vfd = viewer_punch("127.0.0.1", "100000006", srv.pk_b64);
+    in = udp_recv_msg(h.udp, T, &from);
+    HT_CHECK(in &&
+             in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_FETCH_LOCAL_ADDR);
+    if (in &&
+        in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_FETCH_LOCAL_ADDR) {
+        hd_addr_parse("192.168.7.9:21118", 0, &lan);
+        la.socket_addr = in->fetch_local_addr->socket_addr;
+        la.local_addr.data = lan_mangled;
+        la.local_addr.len = hd_addr_mangle((struct sockaddr *)&lan,
+                                           hd_addr_now_us(), lan_mangled);
+        la.id = h.id;
+        la.version = "1.4.0";
+        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_LOCAL_ADDR;
+        m.local_addr = &la;
+        hfd = tcp_connect("127.0.0.1", srv.port);
+        HT_CHECK(hfd >= 0 && send_msg(hfd, &m) == 0);
+    }
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    in = expect_punch_response(vfd);
+    HT_CHECK(in != NULL);
+    if (in != NULL) {
+        Hbb__PunchHoleResponse *r = in->punch_hole_response;
+        struct sockaddr_storage got;
+        char s[HD_ADDR_STRLEN];
+
+        HT_EQ_INT(r->union_case, HBB__PUNCH_HOLE_RESPONSE__UNION_IS_LOCAL);
+        HT_CHECK(r->is_local);
+        HT_EQ_INT(
+            hd_addr_unmangle(r->socket_addr.data, r->socket_addr.len, &got), 0);
+        HT_EQ_STR(hd_addr_format((struct sockaddr *)&got, s, sizeof(s)),
+                  "192.168.7.9:21118");
+        check_signed_pk(&r->pk, &h);
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    close(vfd);
+    if (hfd >= 0)
+        close(hfd);
+    host_down(&h);
+}
+
+static void relay_request_routing(void)
+{
+    struct host h;
+    Hbb__RendezvousMessage *in, m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
+    Hbb__RelayResponse resp = HBB__RELAY_RESPONSE__INIT;
+    struct sockaddr_storage from, viewer;
+    int vfd, hfd = -1;
+
+    HT_CHECK(host_up(&h, "127.0.0.2", "100000007") == 0);
+    vfd = tcp_connect("127.0.0.1", srv.port);
+    rr.id = h.id;
+    rr.uuid = "5b3b3c56-0000-4000-8000-000000000001";
+    rr.relay_server = "127.0.0.1:21117";
+    rr.licence_key = srv.pk_b64;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
+    m.request_relay = &rr;
+    HT_CHECK(send_msg(vfd, &m) == 0);
+    in = udp_recv_msg(h.udp, T, &from);
+    HT_CHECK(in &&
+             in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY);
+    if (in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY) {
+        Hbb__RequestRelay *got = in->request_relay;
+
+        HT_EQ_STR(got->uuid, rr.uuid);
+        HT_EQ_INT(hd_addr_unmangle(got->socket_addr.data, got->socket_addr.len,
+                                   &viewer),
+                  0);
+        HT_EQ_INT(hd_addr_port((struct sockaddr *)&viewer), sock_port(vfd));
+        hfd = tcp_connect_from("127.0.0.2", "127.0.0.1", srv.port);
+        resp.socket_addr = got->socket_addr;
+        resp.uuid = got->uuid;
+        resp.relay_server = got->relay_server;
+        resp.union_case = HBB__RELAY_RESPONSE__UNION_ID;
+        resp.id = h.id;
+        resp.version = "1.4.0";
+        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE;
+        m.relay_response = &resp;
+        HT_CHECK(hfd >= 0 && send_msg(hfd, &m) == 0);
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+        in = recv_msg(vfd, T, 1);
+        HT_CHECK(in && in->union_case ==
+                           HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE);
+        if (in &&
+            in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE) {
+            HT_EQ_STR(in->relay_response->uuid, rr.uuid);
+            HT_EQ_INT(in->relay_response->union_case,
+                      HBB__RELAY_RESPONSE__UNION_PK);
+            check_signed_pk(&in->relay_response->pk, &h);
+        }
+    }
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    close(vfd);
+    if (hfd >= 0)
+        close(hfd);
+    host_down(&h);
+}
+
+/* The secure TCP channel current RustDesk clients expect. */
+static void key_exchange_channel(void)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
+    Hbb__KeyExchange kx = HBB__KEY_EXCHANGE__INIT;
+    Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
+    ProtobufCBinaryData keys[2];
+    uint8_t box_pk[32], my_pk[32], sealed[48], buf[4096], plain[4096];
+    uint8_t frame[4096];
+    unsigned long long mlen;
+    struct hd_secure sec;
+    int fd = tcp_connect("127.0.0.1", srv.port);
+    ssize_t n;
+    size_t len, hdr;
+
+    memset(&sec, 0, sizeof(sec));
+    HT_CHECK(fd >= 0);
+    in = recv_msg(fd, T, 0);
+    HT_CHECK(in &&
+             in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE);
+    if (!in || in->union_case != HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE ||
+        in->key_exchange->n_keys != 1) {
+        if (in)
+            hbb__rendezvous_message__free_unpacked(in, NULL);
+        close(fd);
+        return;
+    }
+    /* the offer is the server's box key signed with its Ed25519 key */
+    HT_EQ_INT(crypto_sign_open(box_pk, &mlen, in->key_exchange->keys[0].data,
+                               in->key_exchange->keys[0].len, srv.pk),
+              0);
+    HT_EQ_INT(mlen, 32);
+    hbb__rendezvous_message__free_unpacked(in, NULL);
+    HT_EQ_INT(hd_secure_client_start(box_pk, my_pk, sealed, &sec), 0);
+    keys[0].data = my_pk;
+    keys[0].len = 32;
+    keys[1].data = sealed;
+    keys[1].len = 48;
+    kx.n_keys = 2;
+    kx.keys = keys;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE;
+    m.key_exchange = &kx;
+    HT_CHECK(send_msg(fd, &m) == 0);
+    /* from now on every frame is sealed */
+    ph.id = "777777777";
+    ph.licence_key = srv.pk_b64;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
+    m.punch_hole_request = &ph;
+    len = hbb__rendezvous_message__pack(&m, plain);
+    hdr = hd_frame_header(frame, len + 16);
+    HT_EQ_INT(hd_secure_seal(&sec, plain, len, frame + hdr), 0);
+    HT_CHECK(send_all(fd, frame, hdr + len + 16) == 0);
+    n = recv_frame(fd, buf, sizeof(buf), T);
+    HT_CHECK(n > 16);
+    if (n > 16) {
+        HT_EQ_INT(hd_secure_open(&sec, buf, (size_t)n, plain), 0);
+        in = hbb__rendezvous_message__unpack(NULL, (size_t)n - 16, plain);
+        HT_CHECK(in && in->union_case ==
+                           HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE);
+        if (in && in->punch_hole_response)
+            HT_EQ_INT(in->punch_hole_response->failure,
+                      HBB__PUNCH_HOLE_RESPONSE__FAILURE__ID_NOT_EXIST);
+        if (in)
+            hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    hd_secure_cleanup(&sec);
+    close(fd);
+}
+
+/* Beyond the reference: a host whose UDP is blocked registers over TCP. */
+static void tcp_registration(void)
+{
+    Hbb__RendezvousMessage m, *in;
+    Hbb__RegisterPk rk;
+    Hbb__RegisterPeer rp = HBB__REGISTER_PEER__INIT;
+    struct hd_sign_key key = { 0 };
+    int hfd = tcp_connect_from("127.0.0.5", "127.0.0.1", srv.port), vfd;
+
+    HT_CHECK(hfd >= 0 && hd_sign_key_generate(&key) == 0);
+    fill_register_pk(&m, &rk, "100000008", "uuid-tcp", key.pk);
+    HT_CHECK(send_msg(hfd, &m) == 0);
+    in = recv_msg(hfd, T, 1);
+    HT_CHECK(in &&
+             in->union_case ==
+                 HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PK_RESPONSE &&
+             in->register_pk_response->result ==
+                 HBB__REGISTER_PK_RESPONSE__RESULT__OK);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    hbb__rendezvous_message__init(&m);
+    rp.id = "100000008";
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PEER;
+    m.register_peer = &rp;
+    HT_CHECK(send_msg(hfd, &m) == 0);
+    in = recv_msg(hfd, T, 1);
+    HT_CHECK(in &&
+             in->union_case ==
+                 HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PEER_RESPONSE &&
+             !in->register_peer_response->request_pk);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    /* a viewer's punch request reaches the host over its connection */
+    vfd = viewer_punch("127.0.0.1", "100000008", srv.pk_b64);
+    in = recv_msg(hfd, T, 1);
+    HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    close(vfd);
+    close(hfd);
+    hd_sign_key_cleanup(&key);
+}
+
+/* Every kind of bad input closes only that peer; the rest goes on. */
+static void bad_input_closes_only_that_peer(void)
+{
+    static const uint8_t oversize[] = { 0xff, 0xff, 0xff, 0xff, 1, 2, 3 };
+    static const uint8_t garbage_pb[] = { 0x14, 0xff, 0xff, 0xff, 0xff, 0xff };
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__SoftwareUpdate su = HBB__SOFTWARE_UPDATE__INIT;
+    struct host h;
+    int fd, udp;
+    uint8_t junk[512];
+
+    HT_CHECK(host_up(&h, "127.0.0.6", "100000009") == 0);
+
+    fd = tcp_connect("127.0.0.1", srv.port);
+    HT_CHECK(fd >= 0 && send_all(fd, oversize, sizeof(oversize)) == 0);
+    HT_CHECK(wait_closed(fd, T));
+    close(fd);
+
+    fd = tcp_connect("127.0.0.1", srv.port);
+    HT_CHECK(fd >= 0 && send_all(fd, garbage_pb, sizeof(garbage_pb)) == 0);
+    HT_CHECK(wait_closed(fd, T));
+    close(fd);
+
+    su.url = "http://example.invalid/";
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_SOFTWARE_UPDATE;
+    m.software_update = &su;
+    fd = tcp_connect("127.0.0.1", srv.port);
+    HT_CHECK(fd >= 0 && send_msg(fd, &m) == 0);
+    HT_CHECK(wait_closed(fd, T));
+    close(fd);
+
+    /* a connection that never sends its first frame (timeout 700 ms) */
+    fd = tcp_connect("127.0.0.1", (uint16_t)(srv.port - 1));
+    HT_CHECK(fd >= 0 && wait_closed(fd, 5000));
+    close(fd);
+
+    /* UDP garbage gets no answer at all */
+    udp = udp_open("127.0.0.1");
+    randombytes_buf(junk, sizeof(junk));
+    for (int i = 0; i < 200; i++) {
+        struct sockaddr_in to = { .sin_family = AF_INET,
+                                  .sin_port = htons(srv.port) };
+        to.sin_addr.s_addr = htonl(0x7f000001);
+        junk[0] = (uint8_t)i;
+        sendto(udp, junk, sizeof(junk) - (size_t)i, 0, (struct sockaddr *)&to,
+               sizeof(to));
+    }
+    {
+        struct sockaddr_storage from;
+        Hbb__RendezvousMessage *in = udp_recv_msg(udp, 300, &from);
+        HT_CHECK(in == NULL);
+        if (in)
+            hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    close(udp);
+
+    /* and everyone else is still served */
+    HT_CHECK(server_alive());
+    HT_EQ_INT(heartbeat_udp(h.udp, "100000009"), 0);
+    HT_CHECK(srv_log_has(&srv, "message too large", 500));
+    HT_CHECK(srv_log_has(&srv, "no request in time", 500));
+    HT_CHECK(srv_log_has(&srv, "bad UDP datagram", 500));
+    host_down(&h);
+}
+
+/* A restart keeps every ID and key (they live in db_v2.sqlite3). */
+static void restart_keeps_peers(void)
+{
+    struct host h;
+
+    HT_CHECK(host_up(&h, "127.0.0.7", "100000010") == 0);
+    HT_EQ_INT(srv_stop(&srv), 0);
+    srv_ok = srv_start(&srv, srv.dir,
+                       (const char *const[]){ "--first-frame-timeout", "700",
+                                              NULL }) == 0;
+    HT_CHECK(srv_ok);
+    if (!srv_ok)
+        return;
+    /* known but not heard from since the restart: offline, not unknown */
+    HT_EQ_INT(punch_failure_for("100000010", srv.pk_b64),
+              HBB__PUNCH_HOLE_RESPONSE__FAILURE__OFFLINE);
+    /* the host comes back with its key: accepted, and the thief is not */
+    HT_EQ_INT(heartbeat_udp(h.udp, "100000010"), 1);
+    HT_EQ_INT(register_pk_udp(h.udp, "100000010", "uuid-of-host", h.key.pk),
+              HBB__REGISTER_PK_RESPONSE__RESULT__OK);
+    HT_EQ_INT(heartbeat_udp(h.udp, "100000010"), 0);
+    {
+        int thief = udp_open("127.0.0.8");
+        HT_EQ_INT(register_pk_udp(thief, "100000010", "other", h.key.pk),
+                  HBB__REGISTER_PK_RESPONSE__RESULT__UUID_MISMATCH);
+        close(thief);
+    }
+    host_down(&h);
+}
+
+int main(void)
+{
+    ht_init("rendezvous");
+    if (hd_crypto_init() != 0)
+        return 1;
+    srv_ok = srv_start(&srv, NULL,
+                       (const char *const[]){ "--first-frame-timeout", "700",
+                                              NULL }) == 0;
+    if (!srv_ok) {
+        ht_fail(__FILE__, __LINE__, "homedesk-server did not start");
+        srv_dump_log(&srv);
+        srv_cleanup(&srv);
+        return ht_finish() || 1;
+    }
+    HT_RUN(registration_and_online);
+    HT_RUN(key_mismatch_refused);
+    HT_RUN(unknown_and_offline);
+    HT_RUN(id_hijack_refused);
+    HT_RUN(per_id_rate_limit);
+    HT_RUN(punch_hole_flow);
+    HT_RUN(same_lan_flow);
+    HT_RUN(relay_request_routing);
+    HT_RUN(key_exchange_channel);
+    HT_RUN(tcp_registration);
+    HT_RUN(bad_input_closes_only_that_peer);
+    HT_RUN(restart_keeps_peers);
+    if (srv_ok)
+        HT_EQ_INT(srv_stop(&srv), 0);
+    if (getenv("HD_TEST_VERBOSE"))
+        srv_dump_log(&srv);
+    srv_cleanup(&srv);
+    return ht_finish();
+}
