@@ -19,6 +19,9 @@
 #include "frame.h"
 #include "tests/integration/support.h"
 
+/* Defined below; used by the WebSocket client. */
+static int read_exact(int fd, uint8_t *buf, size_t n, uint64_t deadline);
+
 uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -440,4 +443,134 @@ Hbb__RendezvousMessage *udp_recv_msg(int fd, int timeout_ms,
     if (n < 0)
         return NULL;
     return hbb__rendezvous_message__unpack(NULL, (size_t)n, buf);
+}
+
+int ws_client_connect(const char *ip, uint16_t port)
+{
+    static const char req[] =
+        "GET /ws/id HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    char resp[2048];
+    size_t n = 0;
+    uint64_t deadline = now_ms() + 3000;
+    int fd = tcp_connect(ip, port);
+
+    if (fd < 0 || send_all(fd, req, sizeof(req) - 1) != 0)
+        goto fail;
+    /* read the response header byte by byte: frames may follow it */
+    while (n < sizeof(resp) - 1) {
+        if (read_exact(fd, (uint8_t *)resp + n, 1, deadline) != 0)
+            goto fail;
+        n++;
+        resp[n] = '\0';
+        if (n >= 4 && memcmp(resp + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    if (strncmp(resp, "HTTP/1.1 101", 12) != 0 ||
+        strstr(resp, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == NULL)
+        goto fail;
+    return fd;
+fail:
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+int ws_client_send(int fd, const void *data, size_t n)
+{
+    uint8_t hdr[14], mask[4], *buf;
+    size_t h = 0;
+    int r;
+
+    hdr[h++] = 0x82; /* FIN, binary */
+    if (n < 126) {
+        hdr[h++] = (uint8_t)(0x80 | n);
+    } else if (n < 65536) {
+        hdr[h++] = 0x80 | 126;
+        hdr[h++] = (uint8_t)(n >> 8);
+        hdr[h++] = (uint8_t)n;
+    } else {
+        hdr[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            hdr[h++] = (uint8_t)((uint64_t)n >> (8 * i));
+    }
+    randombytes_buf(mask, sizeof(mask));
+    memcpy(hdr + h, mask, 4);
+    h += 4;
+    if ((buf = malloc(h + n)) == NULL)
+        return -1;
+    memcpy(buf, hdr, h);
+    for (size_t i = 0; i < n; i++)
+        buf[h + i] = ((const uint8_t *)data)[i] ^ mask[i % 4];
+    r = send_all(fd, buf, h + n);
+    free(buf);
+    return r;
+}
+
+ssize_t ws_client_recv(int fd, uint8_t *buf, size_t cap, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+
+    for (;;) {
+        uint8_t h[8];
+        uint64_t len;
+        int op;
+
+        if (read_exact(fd, h, 2, deadline) != 0)
+            return -1;
+        op = h[0] & 0x0f;
+        len = h[1] & 0x7f;
+        if (len == 126) {
+            if (read_exact(fd, h, 2, deadline) != 0)
+                return -1;
+            len = (uint64_t)h[0] << 8 | h[1];
+        } else if (len == 127) {
+            if (read_exact(fd, h, 8, deadline) != 0)
+                return -1;
+            len = 0;
+            for (int i = 0; i < 8; i++)
+                len = len << 8 | h[i];
+        }
+        if (len > cap || (h[1] & 0x80))
+            return -1; /* too big, or masked (servers never mask) */
+        if (read_exact(fd, buf, (size_t)len, deadline) != 0)
+            return -1;
+        if (op == 0x2)
+            return (ssize_t)len;
+        if (op == 0x8)
+            return -1;
+    }
+}
+
+int http_get(const char *ip, uint16_t port, const char *path, char *buf,
+             size_t cap)
+{
+    char req[512];
+    size_t n = 0;
+    int fd = tcp_connect(ip, port), status = -1;
+
+    if (fd < 0)
+        return -1;
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+             path);
+    if (send_all(fd, req, strlen(req)) == 0) {
+        for (;;) {
+            struct pollfd pfd = { .fd = fd, .events = POLLIN };
+            ssize_t r;
+
+            if (n + 1 >= cap || poll(&pfd, 1, 3000) <= 0)
+                break;
+            if ((r = recv(fd, buf + n, cap - 1 - n, 0)) <= 0)
+                break;
+            n += (size_t)r;
+        }
+    }
+    buf[n] = '\0';
+    close(fd);
+    if (n > 12 && strncmp(buf, "HTTP/1.1 ", 9) == 0)
+        status = atoi(buf + 9);
+    return status;
 }

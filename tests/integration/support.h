@@ -84,3 +84,17 @@ Hbb__RendezvousMessage *udp_recv_msg(int fd, int timeout_ms,
 uint64_t now_ms(void);
 
 #endif
+
+/*
+ * A minimal WebSocket client (RFC 6455) for tests: connect and upgrade
+ * (fd or -1), send one masked binary message, receive one message (its
+ * length, or -1; pings are skipped).
+ */
+int ws_client_connect(const char *ip, uint16_t port);
+int ws_client_send(int fd, const void *data, size_t n);
+ssize_t ws_client_recv(int fd, uint8_t *buf, size_t cap, int timeout_ms);
+
+/* HTTP GET on ip:port; the whole response into buf (NUL-terminated).
+ * Returns the status code or -1. */
+int http_get(const char *ip, uint16_t port, const char *path, char *buf,
+             size_t cap);

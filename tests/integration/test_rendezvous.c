@@ -661,6 +661,76 @@ static void bad_input_closes_only_that_peer(void)
     host_down(&h);
 }
 
+/* The WebSocket flavour (port+2): web clients; never FetchLocalAddr. */
+static void websocket_punch(void)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
+    Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
+    struct sockaddr_storage from;
+    uint8_t buf[4096];
+    struct host h;
+    ssize_t n;
+    size_t len;
+    int fd;
+
+    HT_CHECK(host_up(&h, "127.0.0.1", "100000011") == 0);
+    fd = ws_client_connect("127.0.0.1", (uint16_t)(srv.port + 2));
+    HT_CHECK(fd >= 0);
+    if (fd < 0) {
+        host_down(&h);
+        return;
+    }
+    /* an unknown ID: the answer comes back as a WebSocket message */
+    ph.id = "555555555";
+    ph.licence_key = srv.pk_b64;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
+    m.punch_hole_request = &ph;
+    len = hbb__rendezvous_message__pack(&m, buf);
+    HT_CHECK(ws_client_send(fd, buf, len) == 0);
+    n = ws_client_recv(fd, buf, sizeof(buf), T);
+    HT_CHECK(n > 0);
+    in = n > 0 ? hbb__rendezvous_message__unpack(NULL, (size_t)n, buf) : NULL;
+    HT_CHECK(in &&
+             in->union_case ==
+                 HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE &&
+             in->punch_hole_response->failure ==
+                 HBB__PUNCH_HOLE_RESPONSE__FAILURE__ID_NOT_EXIST);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    /* same IP as the host, but over WebSocket: a punch, not a LAN fetch */
+    ph.id = h.id;
+    len = hbb__rendezvous_message__pack(&m, buf);
+    HT_CHECK(ws_client_send(fd, buf, len) == 0);
+    in = udp_recv_msg(h.udp, T, &from);
+    HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    close(fd);
+    host_down(&h);
+}
+
+/* /health and /metrics on the admin port. */
+static void admin_http(void)
+{
+    static char body[1 << 16];
+
+    HT_EQ_INT(
+        http_get("127.0.0.1", srv.http_port, "/health", body, sizeof(body)),
+        200);
+    HT_EQ_INT(
+        http_get("127.0.0.1", srv.http_port, "/metrics", body, sizeof(body)),
+        200);
+    HT_CHECK(strstr(body, "# TYPE homedesk_peers_registered gauge") != NULL);
+    HT_CHECK(strstr(body, "homedesk_punch_requests_total{outcome=\"ok\"}") !=
+             NULL);
+    /* key mismatches happened earlier in this run: the counter shows it */
+    HT_CHECK(strstr(body, "outcome=\"key_mismatch\"} 0") == NULL);
+    HT_CHECK(strstr(body, "homedesk_rejected_inputs_total{reason=") != NULL);
+    HT_CHECK(strstr(body, "homedesk_relay_pairs_total") != NULL);
+    HT_EQ_INT(http_get("127.0.0.1", srv.http_port, "/nope", body, sizeof(body)),
+              404);
+}
+
 /* A restart keeps every ID and key (they live in db_v2.sqlite3). */
 static void restart_keeps_peers(void)
 {
@@ -716,6 +786,8 @@ int main(void)
     HT_RUN(key_exchange_channel);
     HT_RUN(tcp_registration);
     HT_RUN(bad_input_closes_only_that_peer);
+    HT_RUN(websocket_punch);
+    HT_RUN(admin_http);
     HT_RUN(restart_keeps_peers);
     if (srv_ok)
         HT_EQ_INT(srv_stop(&srv), 0);
