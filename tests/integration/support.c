@@ -574,3 +574,52 @@ int http_get(const char *ip, uint16_t port, const char *path, char *buf,
         status = atoi(buf + 9);
     return status;
 }
+
+pid_t spawn_in(const char *cwd, const char *const *argv, const char *const *env,
+               const char *logpath)
+{
+    pid_t pid = fork();
+
+    if (pid != 0)
+        return pid;
+    if (cwd != NULL && chdir(cwd) != 0)
+        _exit(126);
+    for (int i = 0; env && env[i]; i++)
+        putenv((char *)env[i]);
+    if (logpath != NULL) {
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+    }
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+int wait_exit(pid_t pid, int ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)ms;
+    int status;
+
+    do {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status)
+                                     : 128 + WTERMSIG(status);
+        usleep(10000);
+    } while (now_ms() < deadline);
+    return -1;
+}
+
+int wait_port(uint16_t port, int ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)ms;
+
+    do {
+        if (port_answers(port))
+            return 1;
+        usleep(20000);
+    } while (now_ms() < deadline);
+    return 0;
+}

@@ -98,3 +98,17 @@ ssize_t ws_client_recv(int fd, uint8_t *buf, size_t cap, int timeout_ms);
  * Returns the status code or -1. */
 int http_get(const char *ip, uint16_t port, const char *path, char *buf,
              size_t cap);
+
+/*
+ * Start argv[0] (a path) in cwd with extra environment entries
+ * ("NAME=value", NULL-terminated, may be NULL), stdout and stderr appended
+ * to logpath.  Returns the pid or -1.
+ */
+pid_t spawn_in(const char *cwd, const char *const *argv, const char *const *env,
+               const char *logpath);
+
+/* Wait up to ms for pid to exit; its exit status, or -1 if still running. */
+int wait_exit(pid_t pid, int ms);
+
+/* Wait up to ms until a TCP port on 127.0.0.1 accepts; 1 or 0. */
+int wait_port(uint16_t port, int ms);
