@@ -65,6 +65,18 @@ fuzz:
 		SANITIZE=address,undefined FUZZ=1 fuzz-bins
 	$(Q)tools/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
-bench: all
+# Benchmarks: tests/bench/bench_X.c -> one program each, built by `make
+# bench` only, linked with the integration support code.
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,$(O)/tests/bench/%,$(BENCH_SRCS))
+$(BENCH_SRCS:%.c=$(O)/%.o): \
+	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_SERVER)
+
+$(O)/tests/bench/%: $(O)/tests/bench/%.o $(ITEST_SUPPORT_OBJS) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_SERVER) \
+		$(PKG_LIBS_COMMON) -lm
+
+bench: all $(BENCH_BINS)
 	$(Q)tools/deps.sh bench
 	$(Q)O=$(O) tools/run-bench.sh
