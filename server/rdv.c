@@ -465,6 +465,13 @@ static void on_request_relay(struct rdv *r, struct rdv_conn *c,
     /* a shallow copy to edit: the unpacked message keeps its pointers */
     Hbb__RequestRelay fwd = *req, *rr = &fwd;
 
+    /* forward only what we understand: unknown fields from one peer must
+     * not reach another (protobuf-c repacks some it cannot read back) */
+    fwd.base.n_unknown_fields = 0;
+    fwd.base.unknown_fields = NULL;
+    fwd.control_permissions = NULL;
+    fwd.controlled_context = NULL;
+
     r->stats.relay_requests++;
     wait_for_answer(c);
     if (p == NULL || !peer_is_online(p, uv_now(r->loop))) {
@@ -500,6 +507,9 @@ static void on_relay_response(struct rdv *r, struct rdv_conn *c,
     ProtobufCBinaryData pk;
     /* a shallow copy to edit: the unpacked message keeps its pointers */
     Hbb__RelayResponse fwd = *resp, *rr = &fwd;
+
+    fwd.base.n_unknown_fields = 0; /* see on_request_relay */
+    fwd.base.unknown_fields = NULL;
 
     r->stats.relay_responses++;
     if (hd_addr_unmangle(rr->socket_addr.data, rr->socket_addr.len, &viewer) !=
