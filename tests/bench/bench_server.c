@@ -157,8 +157,7 @@ static void drain(int fd)
 static uint64_t heartbeat_load(const int *fds, int groups, int rounds,
                                uint16_t port)
 {
-    struct sockaddr_in to = { .sin_family = AF_INET,
-                              .sin_port = htons(port) };
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
     uint8_t pkt[GROUP][64];
     size_t len[GROUP];
     uint64_t sent = 0;
@@ -196,12 +195,11 @@ static pid_t udp_echo(uint16_t *port)
         uint8_t buf[2048];
         struct sockaddr_storage from;
         socklen_t flen = sizeof(from);
-        ssize_t n = recvfrom(fd, buf, sizeof(buf), 0,
-                             (struct sockaddr *)&from, &flen);
+        ssize_t n =
+            recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
         static const uint8_t reply[4] = { 0x3a, 0x02, 0x10, 0x00 };
         if (n > 0)
-            sendto(fd, reply, sizeof(reply), 0, (struct sockaddr *)&from,
-                   flen);
+            sendto(fd, reply, sizeof(reply), 0, (struct sockaddr *)&from, flen);
     }
 }
 
@@ -290,7 +288,8 @@ static int bench_rendezvous(int peers, int rounds)
     return 0;
 }
 
-/* ---- relay ---------------------------------------------------------------- */
+/* ---- relay ----------------------------------------------------------------
+ */
 
 static int relay_hello(int fd, const char *uuid, const char *key)
 {
@@ -361,8 +360,8 @@ static pid_t splice_copier(uint16_t *port)
             if (n <= 0)
                 _exit(0);
             while (n > 0) {
-                ssize_t w = splice(p[0], NULL, b, NULL, (size_t)n,
-                                   SPLICE_F_MOVE);
+                ssize_t w =
+                    splice(p[0], NULL, b, NULL, (size_t)n, SPLICE_F_MOVE);
                 if (w <= 0)
                     _exit(1);
                 n -= w;
@@ -431,8 +430,7 @@ static int bench_relay(uint64_t bytes, int idle_pairs)
     rss1 = rss_kib(s.pid);
     printf("relay: %d idle pairs: resident memory %+ld KiB = %.1f KiB per "
            "pair (target <= 64)\n",
-           idle_pairs, rss1 - rss0,
-           (double)(rss1 - rss0) / (double)idle_pairs);
+           idle_pairs, rss1 - rss0, (double)(rss1 - rss0) / (double)idle_pairs);
     for (int i = 0; i < 2 * idle_pairs; i++)
         close(fds[i]);
     free(fds);

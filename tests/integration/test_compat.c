@@ -117,8 +117,9 @@ static void hbbs_serves_rendezvous(void)
     m.punch_hole_request = &ph;
     HT_CHECK(send_msg(fd, &m) == 0);
     in = recv_msg(fd, 3000, 1);
-    HT_CHECK(in && in->union_case ==
-                       HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE &&
+    HT_CHECK(in &&
+             in->union_case ==
+                 HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE &&
              in->punch_hole_response->failure ==
                  HBB__PUNCH_HOLE_RESPONSE__FAILURE__ID_NOT_EXIST);
     if (in)
@@ -154,7 +155,8 @@ static void hbbr_pairs_with_shared_key(void)
     HT_EQ_INT(recv(a, buf, 4, MSG_WAITALL), 4);
     HT_CHECK(memcmp(buf, "pong", 4) == 0);
     /* a client with another key is dropped */
-    m = relay_hello(&rr, "other-uuid", "c29tZSBvdGhlciBrZXkgb2YgMzIgYnl0ZXMgISEhISE=");
+    m = relay_hello(&rr, "other-uuid",
+                    "c29tZSBvdGhlciBrZXkgb2YgMzIgYnl0ZXMgISEhISE=");
     HT_CHECK(send_msg(bad, &m) == 0);
     HT_CHECK(wait_closed(bad, 3000));
     close(a);
@@ -228,8 +230,7 @@ int main(void)
     if (pid_r > 0)
         HT_EQ_INT(wait_exit(pid_r, 5000), 0);
     if (getenv("HD_TEST_VERBOSE")) {
-        snprintf(cmd, sizeof(cmd), "cat %s %s | sed 's/^/#   /'", log_s,
-                 log_r);
+        snprintf(cmd, sizeof(cmd), "cat %s %s | sed 's/^/#   /'", log_s, log_r);
         if (system(cmd) != 0)
             return 1;
     }

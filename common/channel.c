@@ -1,0 +1,327 @@
+/*
+ * Session stream: framing (frame.h), sealing (crypto.h) and Message
+ * packing over one libuv TCP handle.  See channel.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "err.h"
+#include "frame.h"
+#include "log.h"
+#include "net.h"
+
+struct hd_channel {
+    uv_tcp_t tcp;
+    struct hd_channel_cb cb;
+    void *ud;
+    struct hd_frame_decoder dec;
+    size_t max_msg;
+    struct hd_secure sec;
+    struct hd_box_key box; /* host: ours, until the viewer answers */
+    unsigned secure : 1, box_set : 1, closed : 1, reading : 1, notified : 1;
+    uint8_t *plain; /* scratch for opened frames */
+    size_t plain_cap;
+};
+
+int hd_channel_new(uv_loop_t *loop, size_t max_msg,
+                   const struct hd_channel_cb *cb, void *ud,
+                   struct hd_channel **out)
+{
+    struct hd_channel *ch;
+
+    *out = NULL;
+    if ((ch = calloc(1, sizeof(*ch))) == NULL)
+        return -ENOMEM;
+    ch->cb = *cb;
+    ch->ud = ud;
+    ch->max_msg = max_msg ? max_msg : HD_CHANNEL_MAX_MSG;
+    hd_frame_decoder_init(&ch->dec, ch->max_msg + HD_SECURE_OVERHEAD);
+    uv_tcp_init(loop, &ch->tcp);
+    ch->tcp.data = ch;
+    *out = ch;
+    return 0;
+}
+
+uv_tcp_t *hd_channel_tcp(struct hd_channel *ch)
+{
+    return &ch->tcp;
+}
+
+static void freed(uv_handle_t *h)
+{
+    struct hd_channel *ch = h->data;
+
+    hd_frame_decoder_cleanup(&ch->dec);
+    hd_secure_cleanup(&ch->sec);
+    if (ch->box_set)
+        hd_box_key_cleanup(&ch->box);
+    free(ch->plain);
+    free(ch);
+}
+
+void hd_channel_close(struct hd_channel *ch)
+{
+    if (ch == NULL || ch->closed)
+        return;
+    ch->closed = 1;
+    hd_net_close((uv_handle_t *)&ch->tcp, freed);
+}
+
+/* End by itself: tell the owner once. */
+static void fail(struct hd_channel *ch, int reason)
+{
+    if (ch->notified || ch->closed)
+        return;
+    ch->notified = 1;
+    if (ch->reading)
+        uv_read_stop((uv_stream_t *)&ch->tcp);
+    ch->cb.on_close(ch, reason, ch->ud);
+}
+
+static int handle_frame(struct hd_channel *ch, const uint8_t *data, size_t n)
+{
+    Hbb__Message *m;
+
+    if (ch->secure && n > 1) {
+        if (n < HD_SECURE_OVERHEAD)
+            return HD_ECRYPTO;
+        if (ch->plain_cap < n) {
+            uint8_t *p = realloc(ch->plain, n);
+            if (p == NULL)
+                return -ENOMEM;
+            ch->plain = p;
+            ch->plain_cap = n;
+        }
+        if (hd_secure_open(&ch->sec, data, n, ch->plain) != 0)
+            return HD_ECRYPTO;
+        data = ch->plain;
+        n -= HD_SECURE_OVERHEAD;
+    }
+    if (n > ch->max_msg)
+        return HD_ETOOBIG;
+    if ((m = hbb__message__unpack(NULL, n, data)) == NULL)
+        return HD_EPROTO;
+    ch->cb.on_message(ch, m, ch->ud);
+    hbb__message__free_unpacked(m, NULL);
+    return 0;
+}
+
+/* Take every complete frame; stops when the owner closed the channel. */
+static void drain(struct hd_channel *ch)
+{
+    const uint8_t *p;
+    size_t n;
+    int r;
+
+    while (!ch->closed && !ch->notified &&
+           (r = hd_frame_decoder_next(&ch->dec, &p, &n)) == 1) {
+        if ((r = handle_frame(ch, p, n)) != 0) {
+            fail(ch, r);
+            return;
+        }
+    }
+    if (!ch->closed && !ch->notified && r < 0)
+        fail(ch, r);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct hd_channel *ch = h->data;
+    uint8_t *p;
+    size_t avail;
+
+    if (hd_frame_decoder_reserve(&ch->dec, 0, &p, &avail) != 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = (char *)p;
+    buf->len = avail;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct hd_channel *ch = s->data;
+
+    if (nread < 0) {
+        fail(ch, nread == UV_ENOBUFS ? HD_ETOOBIG : (int)nread);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (hd_frame_decoder_commit(&ch->dec, (size_t)nread) != 0) {
+        fail(ch, HD_EPROTO);
+        return;
+    }
+    drain(ch);
+}
+
+int hd_channel_start(struct hd_channel *ch, const uint8_t *leftover, size_t n)
+{
+    int r;
+
+    if (n > 0 && (r = hd_frame_decoder_feed(&ch->dec, leftover, n)) != 0)
+        return r;
+    if ((r = uv_read_start((uv_stream_t *)&ch->tcp, on_alloc, on_read)) != 0)
+        return r;
+    ch->reading = 1;
+    if (n > 0)
+        drain(ch);
+    return 0;
+}
+
+/* Frame (and seal) payload[0..n) and write it in one go. */
+static int write_frame(struct hd_channel *ch, const uint8_t *data, size_t n,
+                       int seal)
+{
+    uint8_t hdr[HD_FRAME_HDR_MAX], *sealed = NULL;
+    uv_buf_t bufs[2];
+    size_t total = n;
+    int r;
+
+    if (ch->closed || ch->notified)
+        return -EPIPE;
+    if (seal && n > 1) {
+        if ((sealed = malloc(n + HD_SECURE_OVERHEAD)) == NULL)
+            return -ENOMEM;
+        if ((r = hd_secure_seal(&ch->sec, data, n, sealed)) != 0) {
+            free(sealed);
+            return r;
+        }
+        data = sealed;
+        total = n + HD_SECURE_OVERHEAD;
+    }
+    bufs[0] = uv_buf_init((char *)hdr, (unsigned)hd_frame_header(hdr, total));
+    bufs[1] = uv_buf_init((char *)data, (unsigned)total);
+    if (bufs[0].len == 0)
+        r = HD_ETOOBIG;
+    else
+        r = hd_net_writev((uv_stream_t *)&ch->tcp, bufs, 2, NULL);
+    free(sealed);
+    return r;
+}
+
+int hd_channel_send_payload(struct hd_channel *ch, const uint8_t *data,
+                            size_t n)
+{
+    return write_frame(ch, data, n, ch->secure);
+}
+
+int hd_channel_send_plain(struct hd_channel *ch, const uint8_t *data, size_t n)
+{
+    return write_frame(ch, data, n, 0);
+}
+
+int hd_channel_send(struct hd_channel *ch, const Hbb__Message *m)
+{
+    size_t n = hbb__message__get_packed_size(m);
+    uint8_t stackbuf[1024], *buf = stackbuf;
+    int r;
+
+    if (n > ch->max_msg)
+        return HD_ETOOBIG;
+    if (n > sizeof(stackbuf) && (buf = malloc(n)) == NULL)
+        return -ENOMEM;
+    hbb__message__pack(m, buf);
+    r = hd_channel_send_payload(ch, buf, n);
+    if (buf != stackbuf)
+        free(buf);
+    return r;
+}
+
+size_t hd_channel_backlog(const struct hd_channel *ch)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&ch->tcp);
+}
+
+int hd_channel_is_secure(const struct hd_channel *ch)
+{
+    return ch->secure;
+}
+
+int hd_channel_peer(const struct hd_channel *ch, struct sockaddr_storage *ss)
+{
+    return hd_net_peer_addr((uv_tcp_t *)&ch->tcp, ss);
+}
+
+int hd_channel_host_hello(struct hd_channel *ch, const struct hd_sign_key *key,
+                          const char *id)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__SignedId sid = HBB__SIGNED_ID__INIT;
+    uint8_t *signed_idpk = NULL;
+    size_t len;
+    int r;
+
+    if (ch->box_set)
+        return -EALREADY;
+    if ((r = hd_box_key_generate(&ch->box)) != 0)
+        return r;
+    ch->box_set = 1;
+    if ((r = hd_idpk_sign(key, id, ch->box.pk, HD_BOX_PK_BYTES, &signed_idpk,
+                          &len)) != 0)
+        return r;
+    sid.id.data = signed_idpk;
+    sid.id.len = len;
+    m.union_case = HBB__MESSAGE__UNION_SIGNED_ID;
+    m.signed_id = &sid;
+    r = hd_channel_send(ch, &m);
+    free(signed_idpk);
+    return r;
+}
+
+int hd_channel_host_accept(struct hd_channel *ch, const Hbb__PublicKey *pk)
+{
+    int r;
+
+    if (!ch->box_set || ch->secure)
+        return HD_EPROTO;
+    if (pk->asymmetric_value.len == 0 && pk->symmetric_value.len == 0)
+        return HD_EPROTO; /* the peer asks for no encryption */
+    r = hd_secure_host_accept(
+        &ch->box, pk->asymmetric_value.data, pk->asymmetric_value.len,
+        pk->symmetric_value.data, pk->symmetric_value.len, &ch->sec);
+    hd_box_key_cleanup(&ch->box);
+    ch->box_set = 0;
+    if (r != 0)
+        return r;
+    ch->secure = 1;
+    return 0;
+}
+
+int hd_channel_viewer_accept(struct hd_channel *ch, const Hbb__SignedId *sid,
+                             const uint8_t host_pk[HD_SIGN_PK_BYTES],
+                             const char *expected_id)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__PublicKey pk = HBB__PUBLIC_KEY__INIT;
+    uint8_t box_pk[64], my_pk[HD_BOX_PK_BYTES], sealed[HD_SEALED_KEY_BYTES];
+    char id[128];
+    size_t box_len;
+    int r;
+
+    if (ch->secure)
+        return HD_EPROTO;
+    r = hd_idpk_verify(sid->id.data, sid->id.len, host_pk, id, sizeof(id),
+                       box_pk, sizeof(box_pk), &box_len);
+    if (r != 0)
+        return r == HD_EAUTH ? HD_EAUTH : HD_EPROTO;
+    if (strcmp(id, expected_id) != 0)
+        return HD_EAUTH;
+    if (box_len != HD_BOX_PK_BYTES)
+        return HD_EPROTO;
+    if ((r = hd_secure_client_start(box_pk, my_pk, sealed, &ch->sec)) != 0)
+        return r;
+    pk.asymmetric_value.data = my_pk;
+    pk.asymmetric_value.len = sizeof(my_pk);
+    pk.symmetric_value.data = sealed;
+    pk.symmetric_value.len = sizeof(sealed);
+    m.union_case = HBB__MESSAGE__UNION_PUBLIC_KEY;
+    m.public_key = &pk;
+    if ((r = hd_channel_send(ch, &m)) != 0)
+        return r;
+    ch->secure = 1;
+    return 0;
+}

@@ -1,0 +1,118 @@
+/*
+ * A peer-to-peer session stream (PROTOCOL.md section 5): length-framed
+ * `hbb.Message`s over a libuv TCP stream, sealed with secretbox once the
+ * handshake has agreed a key.  Used by the host and the viewer, on direct
+ * and relayed connections alike (the relay copies bytes, so it sees only
+ * ciphertext).
+ *
+ * The channel owns its uv_tcp_t: create it, connect or accept into
+ * hd_channel_tcp(), then hd_channel_start() to read.  Every message from
+ * the peer is bounded by max_msg; a frame that does not decrypt, does not
+ * parse or is too large ends the channel with on_close(reason).  After
+ * on_close, or whenever the owner is done, hd_channel_close() releases it
+ * (memory is freed once libuv has closed the handle; no callback runs
+ * after hd_channel_close).
+ *
+ * Handshake: the host sends SignedId (hd_channel_host_hello) and switches
+ * to sealed frames when the viewer's PublicKey arrives
+ * (hd_channel_host_accept); the viewer verifies the SignedId against the
+ * host key it learned from the server or pinned, sends PublicKey and
+ * switches (hd_channel_viewer_accept).  Until then frames are plain.
+ *
+ * Loop thread only.
+ */
+#ifndef HD_CHANNEL_H
+#define HD_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "crypto.h"
+#include "message.pb-c.h"
+
+#define HD_CHANNEL_MAX_MSG (16u * 1024 * 1024)
+
+struct hd_channel;
+
+struct hd_channel_cb {
+    /*
+     * One message from the peer.  m is freed when this returns.  The
+     * callback may send, and may call hd_channel_close (then it must not
+     * touch ch again).
+     */
+    void (*on_message)(struct hd_channel *ch, const Hbb__Message *m, void *ud);
+    /*
+     * The channel ended by itself: the peer closed (UV_EOF), an I/O error,
+     * or bad input (HD_EPROTO, HD_ETOOBIG, HD_ECRYPTO).  Called once; the
+     * owner then calls hd_channel_close.
+     */
+    void (*on_close)(struct hd_channel *ch, int reason, void *ud);
+};
+
+/*
+ * A new channel on loop with an initialised TCP handle.  max_msg 0 means
+ * HD_CHANNEL_MAX_MSG.  Returns 0 or -ENOMEM.
+ */
+int hd_channel_new(uv_loop_t *loop, size_t max_msg,
+                   const struct hd_channel_cb *cb, void *ud,
+                   struct hd_channel **out);
+
+/* The TCP handle, to uv_tcp_connect or uv_accept into. */
+uv_tcp_t *hd_channel_tcp(struct hd_channel *ch);
+
+/*
+ * Start reading.  leftover (may be NULL) holds bytes already read from
+ * this socket by someone else (e.g. after a relay's pairing), processed
+ * first.  Returns 0 or a negative error.
+ */
+int hd_channel_start(struct hd_channel *ch, const uint8_t *leftover, size_t n);
+
+/*
+ * Send one message: framed, and sealed once the channel is secure.
+ * Returns 0, or a negative error (the channel is then closing).
+ */
+int hd_channel_send(struct hd_channel *ch, const Hbb__Message *m);
+
+/* Send an already packed payload as one frame (sealed when secure). */
+int hd_channel_send_payload(struct hd_channel *ch, const uint8_t *data,
+                            size_t n);
+
+/* Send one plain framed RendezvousMessage (the relay's RequestRelay). */
+int hd_channel_send_plain(struct hd_channel *ch, const uint8_t *data, size_t n);
+
+/* Bytes queued for the peer and not yet taken by the kernel. */
+size_t hd_channel_backlog(const struct hd_channel *ch);
+
+/* 1 once frames are sealed. */
+int hd_channel_is_secure(const struct hd_channel *ch);
+
+/* The peer's address (normalised), for logs; 0 or a negative error. */
+int hd_channel_peer(const struct hd_channel *ch, struct sockaddr_storage *ss);
+
+/* Release; accepts NULL; no callback runs afterwards. */
+void hd_channel_close(struct hd_channel *ch);
+
+/* Host side: send SignedId{sign(IdPk{id, ephemeral box key})}. */
+int hd_channel_host_hello(struct hd_channel *ch, const struct hd_sign_key *key,
+                          const char *id);
+
+/*
+ * Host side: the viewer's PublicKey.  Returns 0 (now sealed), HD_EPROTO
+ * for an empty one (a request for an unencrypted session), HD_ECRYPTO if
+ * the key does not open.
+ */
+int hd_channel_host_accept(struct hd_channel *ch, const Hbb__PublicKey *pk);
+
+/*
+ * Viewer side: verify the host's SignedId with host_pk, check it names
+ * expected_id, answer with PublicKey and switch to sealed frames.
+ * Returns 0, HD_EAUTH (bad signature or another ID: a possible
+ * man-in-the-middle), HD_EPROTO.
+ */
+int hd_channel_viewer_accept(struct hd_channel *ch, const Hbb__SignedId *sid,
+                             const uint8_t host_pk[HD_SIGN_PK_BYTES],
+                             const char *expected_id);
+
+#endif
