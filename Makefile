@@ -91,7 +91,8 @@ test: all
 unit: $(TEST_BINS)
 	$(Q)O=$(O) tools/run-tests.sh unit
 
-FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null | \
+FORMAT_FILES = $(shell git ls-files --cached --others --exclude-standard \
+	'*.c' '*.h' 2>/dev/null | \
 	grep -v '^third_party/')
 format:
 	$(Q)$(CLANG_FORMAT) -i $(FORMAT_FILES)
