@@ -5,8 +5,13 @@ HOST_OBJS := $(HOST_SRCS:%.c=$(O)/%.o)
 HOST_BIN := $(O)/homedesk-host
 
 ifneq ($(HOST_SRCS),)
-PROGRAMS += $(HOST_BIN)
 $(HOST_OBJS): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST)
+endif
+
+# The program is linked only once main.c exists; until then the backends
+# are built and exercised by the test_host_* unit tests (tests/module.mk).
+ifneq ($(wildcard host/main.c),)
+PROGRAMS += $(HOST_BIN)
 
 $(HOST_BIN): $(HOST_OBJS) $(LIBCOMMON)
 	$(call msg,LINK,$@)

@@ -27,6 +27,20 @@ $(SRV_UNIT_BINS): $(O)/tests/unit/%: $(O)/tests/unit/%.o $(SERVER_LIB_OBJS) \
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_SERVER) \
 		$(PKG_LIBS_COMMON) -lm
 
+# Unit tests of host/ modules (test_host_X.c) likewise link every host
+# object but main.o, and the host's libraries.
+HOST_LIB_OBJS := $(filter-out $(O)/host/main.o,$(HOST_OBJS))
+HOST_UNIT_SRCS := $(wildcard tests/unit/test_host_*.c)
+HOST_UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(HOST_UNIT_SRCS))
+$(HOST_UNIT_SRCS:%.c=$(O)/%.o): \
+	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST)
+
+$(HOST_UNIT_BINS): $(O)/tests/unit/%: $(O)/tests/unit/%.o $(HOST_LIB_OBJS) \
+		$(HARNESS_OBJ) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_HOST) \
+		$(PKG_LIBS_COMMON) -lpthread -lm
+
 # Integration tests: tests/integration/test_X.c -> one binary each, linked
 # with the support code beside them (every other .c in that folder).
 ITEST_SRCS := $(wildcard tests/integration/test_*.c)

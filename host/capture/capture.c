@@ -1,0 +1,214 @@
+/*
+ * The capture framework: picks a backend from the table below (order of
+ * preference), allocates its private state, owns the wake-up eventfd and
+ * the counters.  Backends live beside this file, one per display system.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/capture/capture.h"
+#include "log.h"
+
+static const struct capture_driver *const drivers[] = {
+    &capture_driver_x11,
+    &capture_driver_fake,
+};
+#define N_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
+
+static const char *const names[N_DRIVERS + 1] = { "x11", "fake", NULL };
+
+const char *const *capture_list(void)
+{
+    return names;
+}
+
+static int open_one(const struct capture_driver *d,
+                    const struct capture_opts *opts, struct capture **out)
+{
+    struct capture *cap;
+    int r;
+
+    cap = calloc(1, sizeof(*cap));
+    if (cap == NULL)
+        return -ENOMEM;
+    cap->driver = d;
+    cap->wake_fd = -1;
+    atomic_init(&cap->refresh, 0);
+    if (d->priv_size > 0 && (cap->priv = calloc(1, d->priv_size)) == NULL) {
+        r = -ENOMEM;
+        goto out;
+    }
+    cap->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (cap->wake_fd < 0) {
+        r = -errno;
+        hd_error("capture", "eventfd: %s", strerror(errno));
+        goto out;
+    }
+    if ((r = d->open(cap, opts)) != 0)
+        goto out;
+    *out = cap;
+    cap = NULL;
+    r = 0;
+out:
+    if (cap != NULL) {
+        if (cap->wake_fd >= 0)
+            close(cap->wake_fd);
+        free(cap->priv);
+        free(cap);
+    }
+    return r;
+}
+
+int capture_open(const char *name, const struct capture_opts *opts,
+                 struct capture **out)
+{
+    static const struct capture_opts defaults;
+    size_t i;
+    int r = -ENOENT;
+
+    *out = NULL;
+    if (opts == NULL)
+        opts = &defaults;
+    for (i = 0; i < N_DRIVERS; i++) {
+        if (name == NULL || name[0] == '\0' || strcmp(name, "auto") == 0) {
+            /* "fake" is for tests: never picked automatically. */
+            if (drivers[i] == &capture_driver_fake)
+                continue;
+            if ((r = open_one(drivers[i], opts, out)) == 0)
+                break;
+        } else if (strcmp(name, drivers[i]->name) == 0) {
+            return open_one(drivers[i], opts, out);
+        }
+    }
+    if (r == -ENOENT && name != NULL && name[0] != '\0' &&
+        strcmp(name, "auto") != 0)
+        hd_error("capture", "unknown capture backend '%s' (try x11, fake)",
+                 name);
+    return r;
+}
+
+int capture_grab(struct capture *cap, struct capture_frame *out, int timeout_ms)
+{
+    uint64_t v;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    r = cap->driver->grab(cap, out, timeout_ms);
+    if (r == 0) {
+        /* Consume a wake-up so the next grab waits again. */
+        if (read(cap->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+            hd_debug("capture", "wake read: %s", strerror(errno));
+        memset(out, 0, sizeof(*out));
+        cap->stats.idle++;
+    } else if (r > 0) {
+        cap->stats.frames++;
+    }
+    return r;
+}
+
+void capture_close(struct capture *cap)
+{
+    if (cap == NULL)
+        return;
+    cap->driver->close(cap);
+    close(cap->wake_fd);
+    free(cap->priv);
+    free(cap);
+}
+
+void capture_wakeup(struct capture *cap)
+{
+    uint64_t one = 1;
+
+    /* EAGAIN means the counter is already non-zero: awake either way. */
+    if (write(cap->wake_fd, &one, sizeof(one)) < 0) {
+    }
+}
+
+void capture_refresh(struct capture *cap)
+{
+    atomic_store(&cap->refresh, 1);
+}
+
+const char *capture_name(const struct capture *cap)
+{
+    return cap->driver->name;
+}
+
+void capture_get_stats(const struct capture *cap, struct capture_stats *out)
+{
+    *out = cap->stats;
+}
+
+uint64_t capture_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int overlaps(const struct capture_rect *a, const struct capture_rect *b)
+{
+    return a->x < b->x + b->w && b->x < a->x + a->w && a->y < b->y + b->h &&
+           b->y < a->y + a->h;
+}
+
+static struct capture_rect bbox(struct capture_rect a, struct capture_rect b)
+{
+    int x0 = a.x < b.x ? a.x : b.x, y0 = a.y < b.y ? a.y : b.y;
+    int x1 = a.x + a.w > b.x + b.w ? a.x + a.w : b.x + b.w;
+    int y1 = a.y + a.h > b.y + b.h ? a.y + a.h : b.y + b.h;
+
+    return (struct capture_rect){ x0, y0, x1 - x0, y1 - y0 };
+}
+
+void capture_rects_add(struct capture_rect *rects, int *n, int width,
+                       int height, struct capture_rect r)
+{
+    int i, merged;
+
+    /* Clip to the frame. */
+    if (r.x < 0) {
+        r.w += r.x;
+        r.x = 0;
+    }
+    if (r.y < 0) {
+        r.h += r.y;
+        r.y = 0;
+    }
+    if (r.x >= width || r.y >= height || r.w <= 0 || r.h <= 0)
+        return;
+    if (r.w > width - r.x)
+        r.w = width - r.x;
+    if (r.h > height - r.y)
+        r.h = height - r.y;
+
+    /* Keep the list free of overlaps: absorb every rectangle r touches
+     * (repeat, as the grown r may now touch others). */
+    do {
+        merged = 0;
+        for (i = 0; i < *n; i++) {
+            if (overlaps(&rects[i], &r)) {
+                r = bbox(r, rects[i]);
+                rects[i] = rects[--*n];
+                merged = 1;
+                break;
+            }
+        }
+    } while (merged);
+
+    if (*n < CAPTURE_MAX_RECTS) {
+        rects[(*n)++] = r;
+        return;
+    }
+    for (i = 0; i < *n; i++)
+        r = bbox(r, rects[i]);
+    rects[0] = r;
+    *n = 1;
+}
