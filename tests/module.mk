@@ -79,6 +79,16 @@ fuzz:
 		SANITIZE=address,undefined FUZZ=1 fuzz-bins
 	$(Q)tools/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
-bench: all
+# Benchmarks: tests/bench/bench_X.c -> one binary each, built only for
+# `make bench` (never part of all or test).
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,$(O)/tests/bench/%,$(BENCH_SRCS))
+$(BENCH_SRCS:%.c=$(O)/%.o): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON)
+
+$(O)/tests/bench/%: $(O)/tests/bench/%.o $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_COMMON) -lm
+
+bench: all $(BENCH_BINS)
 	$(Q)tools/deps.sh bench
 	$(Q)O=$(O) tools/run-bench.sh
