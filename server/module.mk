@@ -4,8 +4,13 @@ SERVER_OBJS := $(SERVER_SRCS:%.c=$(O)/%.o)
 SERVER_BIN := $(O)/homedesk-server
 
 ifneq ($(SERVER_SRCS),)
-PROGRAMS += $(SERVER_BIN) $(O)/hbbs $(O)/hbbr
 $(SERVER_OBJS): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_SERVER)
+endif
+
+# The program is linked only once main.c exists; until then the modules are
+# built and exercised by the test_srv_* unit tests (tests/module.mk).
+ifneq ($(wildcard server/main.c),)
+PROGRAMS += $(SERVER_BIN) $(O)/hbbs $(O)/hbbr
 
 $(SERVER_BIN): $(SERVER_OBJS) $(LIBCOMMON)
 	$(call msg,LINK,$@)

@@ -13,6 +13,20 @@ $(O)/tests/unit/%: $(O)/tests/unit/%.o $(HARNESS_OBJ) $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_COMMON) -lm
 
+# Unit tests of server/ modules (test_srv_X.c) also link every server object
+# but main.o, and the server's libraries.
+SERVER_LIB_OBJS := $(filter-out $(O)/server/main.o,$(SERVER_OBJS))
+SRV_UNIT_SRCS := $(wildcard tests/unit/test_srv_*.c)
+SRV_UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(SRV_UNIT_SRCS))
+$(SRV_UNIT_SRCS:%.c=$(O)/%.o): \
+	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_SERVER)
+
+$(SRV_UNIT_BINS): $(O)/tests/unit/%: $(O)/tests/unit/%.o $(SERVER_LIB_OBJS) \
+		$(HARNESS_OBJ) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_SERVER) \
+		$(PKG_LIBS_COMMON) -lm
+
 # Integration tests: tests/integration/test_X.c -> one binary each, linked
 # with the support code beside them (every other .c in that folder).
 ITEST_SRCS := $(wildcard tests/integration/test_*.c)
