@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "frame.h"
 #include "log.h"
 #include "rendezvous.pb-c.h"
 #include "server/relay.h"
@@ -1120,21 +1121,16 @@ out:
 static void hello_step(struct relay_conn *c)
 {
     struct relay *r = c->relay;
-    const uint8_t *b = (const uint8_t *)c->buf;
     size_t hlen, plen, total, left, ncap;
-    uint32_t v = 0;
     struct relay_conn *other;
     char *nb;
     int why;
 
-    if (c->end < 1)
+    /* The request is parsed in place (the buffer then carries on as this
+     * side's relay buffer), so only the header parser of frame.h is used. */
+    if (hd_frame_parse_header((const uint8_t *)c->buf, c->end, &hlen, &plen) !=
+        1)
         return;
-    hlen = (size_t)(b[0] & 3) + 1;
-    if (c->end < hlen)
-        return;
-    for (size_t i = 0; i < hlen; i++)
-        v |= (uint32_t)b[i] << (8 * i);
-    plen = v >> 2;
     if (plen > HD_RELAY_MAX_FIRST_FRAME) {
         hd_info(MOD, "request of %zu bytes from %s: too big", plen, c->name);
         conn_reject(c, RELAY_REJECT_TOOBIG);
