@@ -89,28 +89,42 @@ static int send_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Read until a full frame arrives (or the deadline); payload length. */
-static ssize_t recv_frame(int fd, uint8_t *buf, size_t cap, uint64_t deadline)
+/* Bytes read from a connection, possibly more than one frame. */
+struct rbuf {
+    uint8_t data[4096];
+    size_t have;
+};
+
+/*
+ * The next frame's payload (copied into out) within the deadline; its
+ * length, or -1.  Bytes after the frame stay in b for the next call.
+ */
+static ssize_t recv_frame(int fd, struct rbuf *b, uint8_t *out, size_t cap,
+                          uint64_t deadline)
 {
-    size_t have = 0, hlen, plen;
+    size_t hlen, plen;
 
     for (;;) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         uint64_t now = mono_ms();
         ssize_t r;
 
-        if (hd_frame_parse_header(buf, have, &hlen, &plen) == 1 &&
-            have >= hlen + plen) {
-            memmove(buf, buf + hlen, plen);
+        if (hd_frame_parse_header(b->data, b->have, &hlen, &plen) == 1 &&
+            b->have >= hlen + plen) {
+            if (plen > cap)
+                return -1;
+            memcpy(out, b->data + hlen, plen);
+            b->have -= hlen + plen;
+            memmove(b->data, b->data + hlen + plen, b->have);
             return (ssize_t)plen;
         }
-        if (now >= deadline || have == cap ||
+        if (now >= deadline || b->have == sizeof(b->data) ||
             poll(&p, 1, (int)(deadline - now)) <= 0)
             return -1;
-        r = recv(fd, buf + have, cap - have, 0);
+        r = recv(fd, b->data + b->have, sizeof(b->data) - b->have, 0);
         if (r <= 0)
             return -1;
-        have += (size_t)r;
+        b->have += (size_t)r;
     }
 }
 
@@ -130,6 +144,7 @@ static void probe_nat(const struct sockaddr_storage *sa, uint16_t port,
     Hbb__TestNatRequest t = HBB__TEST_NAT_REQUEST__INIT;
     uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
     uint8_t buf[4096];
+    struct rbuf rb = { .have = 0 };
     int fd = tcp_to(sa, port, timeout_ms);
 
     if (fd < 0) {
@@ -146,7 +161,7 @@ static void probe_nat(const struct sockaddr_storage *sa, uint16_t port,
     }
     /* the rendezvous port may first offer a KeyExchange: skip it */
     for (;;) {
-        ssize_t n = recv_frame(fd, buf, sizeof(buf), deadline);
+        ssize_t n = recv_frame(fd, &rb, buf, sizeof(buf), deadline);
 
         if (n < 0)
             break;
