@@ -1351,7 +1351,7 @@ void relay_config_defaults(struct relay_config *cfg)
     cfg->list_check_ms = 5000;
     cfg->buf_size = 32 * 1024;
     cfg->max_conns = 20000;
-    cfg->pipe_size = 256 * 1024;
+    cfg->pipe_size = 1024 * 1024;
 }
 
 int relay_new(uv_loop_t *loop, const struct relay_config *cfg,
