@@ -68,8 +68,8 @@ int kh_check(const char *path, const char *addr, const char *id,
     for (j = 0; j + 1 < sizeof(safe_id) && id[j]; j++)
         safe_id[j] = (id[j] >= '0' && id[j] <= '9') ||
                              (id[j] >= 'a' && id[j] <= 'z') ||
-                             (id[j] >= 'A' && id[j] <= 'Z') ||
-                             id[j] == '-' || id[j] == '_'
+                             (id[j] >= 'A' && id[j] <= 'Z') || id[j] == '-' ||
+                             id[j] == '_'
                          ? id[j]
                          : '?';
     safe_id[j] = '\0';

@@ -21,8 +21,8 @@
 #define KH_FILE "known_hosts"
 
 enum kh_result {
-    KH_MATCH = 0, /* the address is known with this key */
-    KH_NEW = 1,   /* it was not known: pinned now */
+    KH_MATCH = 0,  /* the address is known with this key */
+    KH_NEW = 1,    /* it was not known: pinned now */
     KH_CHANGED = 2 /* known with another key: refuse */
 };
 

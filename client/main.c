@@ -168,7 +168,8 @@ static const struct hd_opt *make_opts(struct opts *o)
     return t;
 }
 
-/* ---- password -------------------------------------------------------------- */
+/* ---- password --------------------------------------------------------------
+ */
 
 static void chomp(char *s)
 {
@@ -209,7 +210,7 @@ static int read_password(const struct opts *o, char *pw)
     }
     if ((f = fopen("/dev/tty", "r+")) == NULL) {
         fprintf(stderr, PROG ": no password: use --password-file or "
-                        "HOMEDESK_PASSWORD (no terminal to ask on)\n");
+                             "HOMEDESK_PASSWORD (no terminal to ask on)\n");
         return -1;
     }
     tty = fileno(f);
@@ -228,7 +229,8 @@ static int read_password(const struct opts *o, char *pw)
     return 0;
 }
 
-/* ---- callbacks ------------------------------------------------------------- */
+/* ---- callbacks -------------------------------------------------------------
+ */
 
 static void on_picture(struct pic *p, void *ud)
 {
@@ -476,7 +478,7 @@ int main(int argc, char **argv)
         wo.overlay = !o->no_overlay;
         if (win_new(&wo, &v.win) != 0) {
             fprintf(stderr, PROG ": cannot open a window (no display?); "
-                            "--headless works without one\n");
+                                 "--headless works without one\n");
             goto out;
         }
     }

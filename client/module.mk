@@ -20,7 +20,5 @@ endif
 # test_viewer's fake host encodes VP9 test frames (libvpx) and reads the
 # viewer's PNG back (libpng): it links the viewer's libraries too, and runs
 # the viewer program, so it depends on it.
-$(O)/tests/integration/test_viewer.o: \
-	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_SERVER) $(PKG_CFLAGS_VIEWER)
 $(O)/tests/integration/test_viewer: PKG_LIBS_SERVER += $(PKG_LIBS_VIEWER) -lpthread
 $(O)/tests/integration/test_viewer: | $(VIEWER_BIN)

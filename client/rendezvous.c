@@ -262,9 +262,8 @@ static const char *reason(int r)
 }
 
 /* Open a connection to the rendezvous server (and secure it if we can). */
-static int open_server(const struct rv_request *req,
-                       const uint8_t *server_pk, struct rvc *c,
-                       struct rv_result *out)
+static int open_server(const struct rv_request *req, const uint8_t *server_pk,
+                       struct rvc *c, struct rv_result *out)
 {
     struct sockaddr_storage ss;
     Hbb__RendezvousMessage *m = NULL;
@@ -346,8 +345,9 @@ static int check_signed_pk(const ProtobufCBinaryData *pk, const char *id,
     int r;
 
     if (pk->len == 0) {
-        set_err(out, "the server did not vouch for the key of host %s "
-                     "(an old host, or a server without a key)",
+        set_err(out,
+                "the server did not vouch for the key of host %s "
+                "(an old host, or a server without a key)",
                 id);
         return HD_EAUTH;
     }
@@ -359,8 +359,9 @@ static int check_signed_pk(const ProtobufCBinaryData *pk, const char *id,
     r = hd_idpk_verify(pk->data, pk->len, server_pk, got_id, sizeof(got_id),
                        key, sizeof(key), &len);
     if (r != 0 || strcmp(got_id, id) != 0 || len != HD_SIGN_PK_BYTES) {
-        set_err(out, "the host key for %s is not signed by the server's "
-                     "key (wrong --key, or an attack)",
+        set_err(out,
+                "the host key for %s is not signed by the server's "
+                "key (wrong --key, or an attack)",
                 id);
         return HD_EAUTH;
     }
@@ -491,8 +492,7 @@ static int punch_failure(const Hbb__PunchHoleResponse *ph, const char *id,
     }
     switch (ph->failure) {
     case HBB__PUNCH_HOLE_RESPONSE__FAILURE__ID_NOT_EXIST:
-        set_err(out, "ID not found: %s is not registered with this server",
-                id);
+        set_err(out, "ID not found: %s is not registered with this server", id);
         return -ENOENT;
     case HBB__PUNCH_HOLE_RESPONSE__FAILURE__OFFLINE:
         set_err(out, "host offline: %s is not connected to the server", id);
@@ -501,8 +501,8 @@ static int punch_failure(const Hbb__PunchHoleResponse *ph, const char *id,
         set_err(out, "key mismatch: the server's key differs from --key");
         return HD_EAUTH;
     default:
-        set_err(out, "the server refused the connection to %s (failure %d)",
-                id, (int)ph->failure);
+        set_err(out, "the server refused the connection to %s (failure %d)", id,
+                (int)ph->failure);
         return -ECONNREFUSED;
     }
 }
@@ -562,8 +562,8 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     local = resp->union_case == HBB__PUNCH_HOLE_RESPONSE__UNION_IS_LOCAL &&
             resp->is_local;
     if (req->force_relay ||
-        (!local && resp->union_case ==
-                       HBB__PUNCH_HOLE_RESPONSE__UNION_NAT_TYPE &&
+        (!local &&
+         resp->union_case == HBB__PUNCH_HOLE_RESPONSE__UNION_NAT_TYPE &&
          resp->nat_type == HBB__NAT_TYPE__SYMMETRIC) ||
         hd_addr_unmangle(resp->socket_addr.data, resp->socket_addr.len,
                          &host) != 0) {
@@ -572,9 +572,9 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
         hd_addr_format((struct sockaddr *)&host, hs, sizeof(hs));
         hd_info("rv", "%s: trying %s (%s)", req->id, hs,
                 local ? "same LAN" : "direct");
-        fd = connect_timeout((struct sockaddr *)&host,
-                             local ? RV_LOCAL_MS : RV_DIRECT_MS,
-                             req->cancel_fd);
+        fd =
+            connect_timeout((struct sockaddr *)&host,
+                            local ? RV_LOCAL_MS : RV_DIRECT_MS, req->cancel_fd);
         if (fd >= 0) {
             out->fd = fd;
             out->path = local ? RV_PATH_LAN : RV_PATH_DIRECT;

@@ -137,8 +137,9 @@ static int direct_host_key(struct sess *s, const Hbb__SignedId *sid)
     int r;
 
     if (sid->sign_pk.len != HD_SIGN_PK_BYTES) {
-        failf(s, "host %s did not send its key (not a homedesk host?): "
-                 "--direct needs one; connect by ID through a server instead",
+        failf(s,
+              "host %s did not send its key (not a homedesk host?): "
+              "--direct needs one; connect by ID through a server instead",
               s->cfg.direct);
         return -1;
     }
@@ -163,8 +164,8 @@ static int direct_host_key(struct sess *s, const Hbb__SignedId *sid)
         return -1;
     }
     if (r == KH_NEW)
-        hd_info("session", "pinned the key of host %s (%s) in %s",
-                s->host_id, s->cfg.direct, s->cfg.known_hosts);
+        hd_info("session", "pinned the key of host %s (%s) in %s", s->host_id,
+                s->cfg.direct, s->cfg.known_hosts);
     return 0;
 }
 
@@ -180,8 +181,9 @@ static void on_signed_id(struct sess *s, const Hbb__SignedId *sid)
         return;
     r = hd_channel_viewer_accept(s->ch, sid, s->host_pk, s->host_id);
     if (r == HD_EAUTH) {
-        failf(s, "host identity check failed: %s did not prove it holds the "
-                 "key %s (possible man-in-the-middle)",
+        failf(s,
+              "host identity check failed: %s did not prove it holds the "
+              "key %s (possible man-in-the-middle)",
               s->host_id,
               s->cfg.direct ? "pinned for it" : "the server vouched for");
         return;
@@ -203,9 +205,8 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
     uint8_t proof[HD_SHA256_BYTES];
 
     if (s->state != ST_HASH) {
-        failf(s, "host sent Hash %s", s->state < ST_HASH
-                                          ? "before the secure channel"
-                                          : "twice");
+        failf(s, "host sent Hash %s",
+              s->state < ST_HASH ? "before the secure channel" : "twice");
         return;
     }
     hd_login_hash(s->cfg.password, h->salt ? h->salt : "",
@@ -271,8 +272,8 @@ static void on_login_response(struct sess *s, const Hbb__LoginResponse *lr)
     s->st.connect_ms = (double)(mono_ms() - s->t0_ms);
     pthread_mutex_unlock(&s->mu);
     hd_info("session", "logged in to %s (%s %s, display %dx%d)", s->host_id,
-            pi->hostname ? pi->hostname : "?", pi->platform ? pi->platform : "?",
-            w, h);
+            pi->hostname ? pi->hostname : "?",
+            pi->platform ? pi->platform : "?", w, h);
     s->cb.on_ready(w, h, s->ud);
 }
 
@@ -289,8 +290,9 @@ static void on_video(struct sess *s, const Hbb__VideoFrame *vf)
         return;
     if (vf->union_case != HBB__VIDEO_FRAME__UNION_VP9S) {
         if (!s->codec_warned)
-            hd_warn("session", "host sends codec %d; this viewer decodes "
-                               "VP9 only",
+            hd_warn("session",
+                    "host sends codec %d; this viewer decodes "
+                    "VP9 only",
                     (int)vf->union_case);
         s->codec_warned = 1;
         return;

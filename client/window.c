@@ -151,6 +151,9 @@ static void layout(struct win *w)
     }
     w->dst.x = (ow - w->dst.w) / 2;
     w->dst.y = (oh - w->dst.h) / 2;
+    hd_debug("window", "output %dx%d, picture %dx%d at %d,%d (%s)", ow, oh,
+             w->dst.w, w->dst.h, w->dst.x, w->dst.y,
+             w->one_to_one ? "1:1" : "fit");
 }
 
 static void draw_text(struct win *w, int x, int y, const char *t)
@@ -204,10 +207,10 @@ static void render(struct win *w)
     if (w->tex != NULL)
         SDL_RenderCopy(w->ren, w->tex, NULL, &w->dst);
     if (w->overlay && w->line[0]) {
-        bg = (SDL_Rect){ 4, 4,
-                         (int)strlen(w->line) * (FONT_W + 1) * OVERLAY_SCALE +
-                             8,
-                         FONT_H * OVERLAY_SCALE + 8 };
+        bg =
+            (SDL_Rect){ 4, 4,
+                        (int)strlen(w->line) * (FONT_W + 1) * OVERLAY_SCALE + 8,
+                        FONT_H * OVERLAY_SCALE + 8 };
         SDL_SetRenderDrawBlendMode(w->ren, SDL_BLENDMODE_BLEND);
         SDL_SetRenderDrawColor(w->ren, 0, 0, 0, 160);
         SDL_RenderFillRect(w->ren, &bg);
@@ -236,8 +239,7 @@ static void show_picture(struct win *w)
         w->tex = SDL_CreateTexture(w->ren, SDL_PIXELFORMAT_IYUV,
                                    SDL_TEXTUREACCESS_STREAMING, p->w, p->h);
         if (w->tex == NULL) {
-            hd_error("window", "texture %dx%d: %s", p->w, p->h,
-                     SDL_GetError());
+            hd_error("window", "texture %dx%d: %s", p->w, p->h, SDL_GetError());
             pic_free(p);
             return;
         }
@@ -271,12 +273,10 @@ static int open_window(struct win *w)
         }
     }
     snprintf(title, sizeof(title), "homedesk: %s", w->o.title);
-    w->win = SDL_CreateWindow(title, SDL_WINDOWPOS_CENTERED,
-                              SDL_WINDOWPOS_CENTERED, ww, wh,
-                              SDL_WINDOW_RESIZABLE | SDL_WINDOW_ALLOW_HIGHDPI |
-                                  (w->o.fullscreen
-                                       ? SDL_WINDOW_FULLSCREEN_DESKTOP
-                                       : 0));
+    w->win = SDL_CreateWindow(
+        title, SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, ww, wh,
+        SDL_WINDOW_RESIZABLE | SDL_WINDOW_ALLOW_HIGHDPI |
+            (w->o.fullscreen ? SDL_WINDOW_FULLSCREEN_DESKTOP : 0));
     if (w->win == NULL) {
         hd_error("window", "cannot create the window: %s", SDL_GetError());
         return -1;
@@ -533,8 +533,8 @@ static void on_input(struct win *w, const SDL_Event *ev, int *quit)
     case SDL_MOUSEBUTTONUP:
         b = sdl_button(ev->button.button);
         if (b != 0 && map_xy(w, ev->button.x, ev->button.y, &x, &y) == 0)
-            send_mouse(w, b << 3 | (ev->type == SDL_MOUSEBUTTONDOWN ? 1 : 2),
-                       x, y);
+            send_mouse(w, b << 3 | (ev->type == SDL_MOUSEBUTTONDOWN ? 1 : 2), x,
+                       y);
         break;
     case SDL_MOUSEWHEEL:
         send_mouse(w, 3, ev->wheel.x, ev->wheel.y);
