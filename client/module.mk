@@ -11,10 +11,10 @@ endif
 ifneq ($(wildcard client/main.c),)
 PROGRAMS += $(VIEWER_BIN)
 
-$(VIEWER_BIN): $(VIEWER_OBJS) $(LIBCOMMON)
+$(VIEWER_BIN): $(VIEWER_OBJS) $(LIBMEDIA) $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_VIEWER) \
-		$(PKG_LIBS_COMMON) -lpthread -lm
+		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
 endif
 
 # test_viewer's fake host encodes VP9 test frames (libvpx) and reads the
