@@ -1,6 +1,6 @@
 /*
- * libvpx VP9 decoding on its own thread, fed by a bounded queue.  See
- * decode.h.
+ * VP9 decoding (common/vdec.h, libvpx) on its own thread, fed by a
+ * bounded queue.  See decode.h.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -8,12 +8,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <vpx/vp8dx.h>
-#include <vpx/vpx_decoder.h>
-
 #include "client/decode.h"
 #include "err.h"
 #include "log.h"
+#include "vdec.h"
 
 #define KEY_REQUEST_GAP_US 500000
 
@@ -35,7 +33,7 @@ struct dec {
     uint64_t last_req_us; /* last key frame request reported */
     dec_picture_cb cb;
     void *ud;
-    vpx_codec_ctx_t codec;
+    struct hd_vdec *vdec;
     struct dec_stats st;
 };
 
@@ -57,18 +55,13 @@ static void drop_queue(struct dec *d)
     }
 }
 
-/* A copy of the decoder's image as a picture we own. */
-static struct pic *copy_image(const vpx_image_t *img)
+/* A copy of the decoder's picture that we own. */
+static struct pic *copy_picture(const struct hd_vdec_picture *img)
 {
     struct pic *p;
     int pl, y, w, h;
 
-    if (img->fmt != VPX_IMG_FMT_I420) {
-        hd_warn("decode", "unsupported picture format %d (only I420)",
-                (int)img->fmt);
-        return NULL;
-    }
-    if ((p = pic_new((int)img->d_w, (int)img->d_h)) == NULL)
+    if ((p = pic_new(img->width, img->height)) == NULL)
         return NULL;
     for (pl = 0; pl < 3; pl++) {
         w = pl ? (p->w + 1) / 2 : p->w;
@@ -82,14 +75,13 @@ static struct pic *copy_image(const vpx_image_t *img)
 
 static void decode_one(struct dec *d, struct dec_item *it)
 {
-    vpx_codec_iter_t iter = NULL;
-    vpx_image_t *img, *last = NULL;
+    struct hd_vdec_picture img;
     uint64_t t0 = now_us(), dt;
     struct pic *p = NULL;
+    int r;
 
-    if (vpx_codec_decode(&d->codec, it->data, (unsigned)it->n, NULL, 0) !=
-        VPX_CODEC_OK) {
-        hd_warn("decode", "frame rejected: %s", vpx_codec_error(&d->codec));
+    if ((r = hd_vdec_decode(d->vdec, it->data, it->n, &img)) != 0) {
+        /* vdec logged the reason */
         pthread_mutex_lock(&d->mu);
         d->st.errors++;
         d->need_key = 1;
@@ -97,10 +89,8 @@ static void decode_one(struct dec *d, struct dec_item *it)
         pthread_mutex_unlock(&d->mu);
         return;
     }
-    while ((img = vpx_codec_get_frame(&d->codec, &iter)) != NULL)
-        last = img;
-    if (last != NULL)
-        p = copy_image(last);
+    if (img.width > 0)
+        p = copy_picture(&img);
     dt = now_us() - t0;
     pthread_mutex_lock(&d->mu);
     if (p != NULL) {
@@ -143,8 +133,8 @@ static void *dec_main(void *arg)
 
 int dec_new(dec_picture_cb cb, void *ud, struct dec **out)
 {
-    vpx_codec_dec_cfg_t cfg = { .threads = 2 };
     struct dec *d;
+    int r;
 
     *out = NULL;
     if ((d = calloc(1, sizeof(*d))) == NULL)
@@ -152,17 +142,15 @@ int dec_new(dec_picture_cb cb, void *ud, struct dec **out)
     d->cb = cb;
     d->ud = ud;
     d->need_key = 1; /* nothing decodes before the first key frame */
-    if (vpx_codec_dec_init(&d->codec, vpx_codec_vp9_dx(), &cfg, 0) !=
-        VPX_CODEC_OK) {
-        hd_error("decode", "cannot start the VP9 decoder: %s",
-                 vpx_codec_error(&d->codec));
+    if ((r = hd_vdec_new(2, &d->vdec)) != 0) {
+        hd_error("decode", "cannot start the VP9 decoder: %s", hd_strerror(r));
         free(d);
-        return -EIO;
+        return r;
     }
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     if (pthread_create(&d->thread, NULL, dec_main, d) != 0) {
-        vpx_codec_destroy(&d->codec);
+        hd_vdec_free(d->vdec);
         pthread_mutex_destroy(&d->mu);
         pthread_cond_destroy(&d->cv);
         free(d);
@@ -240,7 +228,7 @@ void dec_free(struct dec *d)
     pthread_mutex_unlock(&d->mu);
     pthread_join(d->thread, NULL);
     drop_queue(d);
-    vpx_codec_destroy(&d->codec);
+    hd_vdec_free(d->vdec);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     free(d);

@@ -1,7 +1,8 @@
 /*
  * The decode thread: VP9 frames from the loop thread go through a bounded
- * queue to a libvpx decoder on a thread of its own; each decoded picture is
- * handed to on_picture (on the decode thread), which takes ownership.
+ * queue to a decoder (common/vdec.h) on a thread of its own; each decoded
+ * picture is handed to on_picture (on the decode thread), which takes
+ * ownership.
  *
  * Newest wins: when the queue is full the undecoded frames are dropped.
  * Dropping a frame breaks the chain of references, so from then on every
@@ -19,11 +20,12 @@
 #include <stdint.h>
 
 #include "client/picture.h"
+#include "vdec.h"
 
 /* Frames waiting for the decoder at most. */
 #define DEC_QUEUE_MAX 3
 /* Largest compressed frame accepted (a peer's input). */
-#define DEC_FRAME_MAX (8u << 20)
+#define DEC_FRAME_MAX HD_VDEC_MAX_PACKET
 
 struct dec;
 
@@ -35,7 +37,8 @@ struct dec_stats {
     double decode_ms; /* mean over the last frames */
 };
 
-/* Start the decoder thread.  Returns 0, -ENOMEM, or -EIO (libvpx). */
+/* Start the decoder thread.  Returns 0, -ENOMEM, or HD_ECONFIG (no VP9
+ * decoder in libvpx). */
 int dec_new(dec_picture_cb cb, void *ud, struct dec **out);
 
 /*
