@@ -21,7 +21,9 @@ pc() {
 
 # Debian ships no .pc for wslay, libyuv or natpmp: plain -l flags.
 server() {
-	pc COMMON libsodium libuv libprotobuf-c
+	pc COMMON libsodium libuv libprotobuf-c vpx
+	# common/venc.c converts with libyuv.
+	echo 'PKG_LIBS_COMMON += -lyuv'
 	pc SERVER sqlite3 nettle
 	echo 'PKG_LIBS_SERVER += -lwslay'
 }
