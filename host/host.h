@@ -1,0 +1,69 @@
+/*
+ * homedesk-host: the shared state of the program (one struct host, owned
+ * by main.c) and the modules that use it:
+ * - reg.c: registration with the rendezvous server and its requests
+ *   (FetchLocalAddr, PunchHole, RequestRelay), relay connections;
+ * - session.c: one viewer session on a direct or relayed stream
+ *   (handshake, login, video, input, liveness);
+ * - video.c: the capture+encode thread and its hand-off to the loop;
+ * - ident.c, throttle.c, inject.c: identity, login throttle, input.
+ *
+ * Threads: everything here belongs to the libuv loop thread, except
+ * what video.h says about its own thread.
+ */
+#ifndef HD_HOST_HOST_H
+#define HD_HOST_HOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "host/ident.h"
+#include "host/throttle.h"
+
+/* What the host tells peers its protocol level is: RustDesk clients gate
+ * features on it, so it is the RustDesk release whose protocol we speak,
+ * not our own version (HD_VERSION, which the logs show). */
+#define HOST_WIRE_VERSION   "1.4.0"
+#define HOST_DEFAULT_LISTEN 21120
+#define HOST_MAX_SESSIONS   8
+
+struct host_opts {
+    const char *server, *key, *password, *password_file;
+    const char *display, *config_dir, *log_level;
+    int capture, input; /* index into host_capture_names / input names */
+    int listen_port;
+    int reg_interval_ms;
+    int reg_tcp; /* 0 auto (after UDP silence), 1 always, -1 never */
+    int fps;
+    int idle_ms; /* session silence before closing */
+    int fake_width, fake_height, fake_interval_ms, fake_frames;
+    int verbose;
+    bool no_otp, allow_unencrypted, show_id, help, version;
+};
+
+struct reg;
+struct session;
+struct video;
+struct input;
+
+struct host {
+    uv_loop_t *loop;
+    const struct host_opts *o;
+    struct ident ident;
+    struct throttle throttle;
+    struct input *input;
+    struct video *video;
+    struct reg *reg;
+    struct session *sessions; /* list, see session.c */
+    int n_sessions;
+    uv_tcp_t listener;
+    uint16_t listen_port; /* 0 when not listening */
+    /* the rendezvous server as configured (host name or address) */
+    char server_host[256];
+    uint16_t server_port;
+    int stopping;
+};
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * The viewer's MouseEvent and KeyEvent (PROTOCOL.md section 5) turned into
+ * host/input calls: mouse mask = buttons << 3 | type (0 move, 1 down,
+ * 2 up, 3 wheel; buttons left 1, right 2, middle 4, back 8, forward 16),
+ * wheel steps in x/y (y > 0 scrolls up, as RustDesk hosts on X11 do);
+ * keys by X keysym: RustDesk's ControlKey through a table, chr/unicode as
+ * Latin-1 keysyms or 0x01000000 | code point.  Modifiers listed in an
+ * event that are not held are pressed around a character key and
+ * released after it (legacy/translate keyboard mode).  Map mode (chr =
+ * the viewer's scancode) is not supported: such events are ignored.
+ *
+ * Every value comes from the network: out-of-range input is refused with
+ * -EINVAL (logged at debug by the caller), never asserted.  Loop thread.
+ */
+#ifndef HD_HOST_INJECT_H
+#define HD_HOST_INJECT_H
+
+#include <stdint.h>
+
+#include "host/input/input.h"
+#include "message.pb-c.h"
+
+/* Keysym of a ControlKey value, or 0 when it has none. */
+uint32_t inject_control_keysym(int control_key);
+
+/* Keysym of a Unicode code point (0 for control characters / invalid). */
+uint32_t inject_char_keysym(uint32_t cp);
+
+/* Replay one mouse event.  Returns 0, -EINVAL or the input's error. */
+int inject_mouse(struct input *in, const Hbb__MouseEvent *ev);
+
+/* Replay one key event.  Returns 0, -EINVAL, -ENOTSUP (map mode, seq)
+ * or the input's error. */
+int inject_key(struct input *in, const Hbb__KeyEvent *ev);
+
+#endif

@@ -1,0 +1,583 @@
+/*
+ * homedesk-host: shares this machine's X11 desktop with homedesk and
+ * RustDesk viewers.  Reads its options (command line, environment),
+ * loads or creates its identity in the config directory, opens capture
+ * and input, listens for direct connections, registers with the
+ * rendezvous server, and runs the libuv loop until SIGINT/SIGTERM.
+ *
+ * stdout carries the lines meant for people and scripts ("id: N", the
+ * one-time password, how to connect), flushed at once; logs go to stderr.
+ * Exit status: 0 ok, 1 runtime error, 2 usage error.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "addr.h"
+#include "config.h"
+#include "crypto.h"
+#include "err.h"
+#include "host/host.h"
+#include "host/input/input.h"
+#include "host/reg.h"
+#include "host/session.h"
+#include "host/video.h"
+#include "log.h"
+#include "net.h"
+
+#define PROG "homedesk-host"
+
+static const char *const capture_names[] = { "x11", "fake", NULL };
+static const char *const input_names[] = { "xtest", "fake", "none", NULL };
+static const char *const reg_tcp_names[] = { "auto", "always", "never", NULL };
+
+struct main_state {
+    struct host h;
+    struct host_opts o;
+    int reg_tcp_choice;
+    uv_signal_t sigint, sigterm;
+    int signals;
+};
+
+#define OPT_LISTEN 8 /* index of --listen in the table below */
+
+static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
+{
+    const struct hd_opt opts[] = {
+        { .names = "s,server",
+          .env = "HOMEDESK_SERVER",
+          .type = HD_OPT_STRING,
+          .arg = "HOST[:PORT]",
+          .help = "rendezvous server (port 21116 by default)",
+          .s = &o->server },
+        { .names = "k,key",
+          .env = "HOMEDESK_KEY",
+          .type = HD_OPT_STRING,
+          .arg = "PUBKEY",
+          .help = "the server's public key (base64)",
+          .s = &o->key },
+        { .names = "password",
+          .env = "HOMEDESK_PASSWORD",
+          .type = HD_OPT_STRING,
+          .arg = "PW",
+          .help = "set the permanent password (stored salted and hashed)",
+          .s = &o->password },
+        { .names = "password-file",
+          .env = "HOMEDESK_PASSWORD_FILE",
+          .type = HD_OPT_STRING,
+          .arg = "FILE",
+          .help = "set the permanent password from the first line of FILE",
+          .s = &o->password_file },
+        { .names = "no-one-time-password",
+          .env = "HOMEDESK_NO_ONE_TIME_PASSWORD",
+          .type = HD_OPT_FLAG,
+          .help = "do not make a one-time password at start",
+          .b = &o->no_otp },
+        { .names = "display",
+          .env = "HOMEDESK_DISPLAY",
+          .type = HD_OPT_STRING,
+          .arg = ":N",
+          .help = "X display to share (default $DISPLAY)",
+          .s = &o->display },
+        { .names = "capture",
+          .env = "HOMEDESK_CAPTURE",
+          .type = HD_OPT_CHOICE,
+          .def = "x11",
+          .choices = capture_names,
+          .help = "screen capture backend",
+          .i = &o->capture },
+        { .names = "input",
+          .env = "HOMEDESK_INPUT",
+          .type = HD_OPT_CHOICE,
+          .def = "xtest",
+          .choices = input_names,
+          .help = "input injection backend (none: view only)",
+          .i = &o->input },
+        { .names = "listen",
+          .env = "HOMEDESK_LISTEN",
+          .type = HD_OPT_INT,
+          .def = "21120",
+          .arg = "PORT",
+          .min = 0,
+          .max = 65535,
+          .help = "TCP port for direct (LAN/IP) connections; if the default "
+                  "is busy a free port is used; 0 = any free port",
+          .i = &o->listen_port },
+        { .names = "config-dir",
+          .env = "HOMEDESK_CONFIG_DIR",
+          .type = HD_OPT_STRING,
+          .arg = "DIR",
+          .help = "identity and settings (default "
+                  "$XDG_CONFIG_HOME/homedesk)",
+          .s = &o->config_dir },
+        { .names = "show-id",
+          .type = HD_OPT_FLAG,
+          .flags = HD_OPT_ARGV_ONLY,
+          .help = "print the ID and exit",
+          .b = &o->show_id },
+        { .names = "allow-unencrypted",
+          .env = "HOMEDESK_ALLOW_UNENCRYPTED",
+          .type = HD_OPT_FLAG,
+          .help = "accept viewers that do not encrypt (not recommended)",
+          .b = &o->allow_unencrypted },
+        { .names = "fps",
+          .env = "HOMEDESK_FPS",
+          .type = HD_OPT_INT,
+          .def = "30",
+          .min = 1,
+          .max = VIDEO_MAX_FPS,
+          .help = "maximum frames per second",
+          .i = &o->fps },
+        { .names = "v,verbose",
+          .type = HD_OPT_COUNT,
+          .help = "more log output (-vv for trace)",
+          .i = &o->verbose },
+        { .names = "log-level",
+          .env = "HOMEDESK_LOG_LEVEL",
+          .type = HD_OPT_STRING,
+          .arg = "LEVEL",
+          .help = "error, warn, info, debug or trace",
+          .s = &o->log_level },
+        { .names = "h,help",
+          .type = HD_OPT_FLAG,
+          .flags = HD_OPT_ARGV_ONLY,
+          .help = "show this help",
+          .b = &o->help },
+        { .names = "version",
+          .type = HD_OPT_FLAG,
+          .flags = HD_OPT_ARGV_ONLY,
+          .help = "show the version",
+          .b = &o->version },
+        /* for tests and tuning */
+        { .names = "register-interval-ms",
+          .type = HD_OPT_INT,
+          .flags = HD_OPT_HIDDEN,
+          .def = "12000",
+          .min = 50,
+          .max = 600000,
+          .i = &o->reg_interval_ms },
+        { .names = "register-tcp",
+          .type = HD_OPT_CHOICE,
+          .flags = HD_OPT_HIDDEN,
+          .def = "auto",
+          .choices = reg_tcp_names,
+          .i = reg_tcp },
+        { .names = "idle-timeout-ms",
+          .type = HD_OPT_INT,
+          .flags = HD_OPT_HIDDEN,
+          .def = "30000",
+          .min = 100,
+          .max = 3600000,
+          .i = &o->idle_ms },
+        { .names = "fake-width",
+          .type = HD_OPT_INT,
+          .flags = HD_OPT_HIDDEN,
+          .def = "0",
+          .min = 0,
+          .max = 8192,
+          .i = &o->fake_width },
+        { .names = "fake-height",
+          .type = HD_OPT_INT,
+          .flags = HD_OPT_HIDDEN,
+          .def = "0",
+          .min = 0,
+          .max = 8192,
+          .i = &o->fake_height },
+        { .names = "fake-interval-ms",
+          .type = HD_OPT_INT,
+          .flags = HD_OPT_HIDDEN,
+          .def = "0",
+          .min = 0,
+          .max = 100000,
+          .i = &o->fake_interval_ms },
+        { .names = "fake-frames",
+          .type = HD_OPT_INT,
+          .flags = HD_OPT_HIDDEN,
+          .def = "0",
+          .min = 0,
+          .max = 1000000000,
+          .i = &o->fake_frames },
+        { 0 }
+    };
+
+    memcpy(t, opts, sizeof(opts));
+    return (int)(sizeof(opts) / sizeof(opts[0]));
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static void on_listener_closed(uv_handle_t *hd)
+{
+}
+
+static void stop(struct main_state *st, const char *why)
+{
+    struct host *h = &st->h;
+
+    if (h->stopping)
+        return;
+    h->stopping = 1;
+    hd_info("host", "stopping: %s", why);
+    if (h->listen_port)
+        hd_net_close((uv_handle_t *)&h->listener, on_listener_closed);
+    session_close_all(h, "host stopping");
+    reg_stop(h->reg);
+    h->reg = NULL;
+    video_stop(h->video);
+    h->video = NULL;
+    if (st->signals) {
+        hd_net_close((uv_handle_t *)&st->sigint, NULL);
+        hd_net_close((uv_handle_t *)&st->sigterm, NULL);
+    }
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    stop(sig->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* ---- direct connections ---------------------------------------------------
+ */
+
+static void on_refused_closed(uv_handle_t *hd)
+{
+    free(hd);
+}
+
+static void on_connection(uv_stream_t *lis, int status)
+{
+    struct host *h = lis->data;
+    struct session *s;
+    int r;
+
+    if (status != 0) {
+        hd_warn("host", "accept: %s", uv_strerror(status));
+        return;
+    }
+    if ((r = session_new(h, SESSION_DIRECT, &s)) != 0) {
+        uv_tcp_t *t = malloc(sizeof(*t));
+
+        hd_warn("host", "connection refused: %s", hd_strerror(r));
+        if (t != NULL) {
+            uv_tcp_init(h->loop, t);
+            if (uv_accept(lis, (uv_stream_t *)t) != 0)
+                hd_debug("host", "accept failed");
+            hd_net_close((uv_handle_t *)t, on_refused_closed);
+        }
+        return;
+    }
+    if ((r = uv_accept(lis, (uv_stream_t *)session_tcp(s))) != 0) {
+        session_close(s, uv_strerror(r));
+        return;
+    }
+    session_begin(s, NULL, 0);
+}
+
+static int listen_on(struct host *h, int port, int explicit)
+{
+    struct sockaddr_storage ss;
+    int r, tries = 0;
+
+again:
+    hd_addr_parse(tries & 1 ? "0.0.0.0" : "::", (uint16_t)port, &ss);
+    memset(&h->listener, 0, sizeof(h->listener));
+    r = hd_net_listen_tcp(h->loop, &h->listener, (struct sockaddr *)&ss, 64,
+                          on_connection);
+    if (r == UV_EAFNOSUPPORT && !(tries & 1)) {
+        /* no IPv6 here: plain IPv4; the failed handle closes first */
+        uv_run(h->loop, UV_RUN_NOWAIT);
+        tries |= 1;
+        goto again;
+    }
+    if (r == UV_EADDRINUSE && !explicit && port != 0) {
+        hd_info("host", "port %d is busy, using a free port", port);
+        uv_run(h->loop, UV_RUN_NOWAIT);
+        port = 0;
+        goto again;
+    }
+    if (r != 0) {
+        fprintf(stderr, PROG ": cannot listen on port %d: %s\n", port,
+                uv_strerror(r));
+        uv_run(h->loop, UV_RUN_NOWAIT);
+        return r;
+    }
+    h->listener.data = h;
+    hd_net_local_addr((uv_handle_t *)&h->listener, &ss);
+    h->listen_port = (uint16_t)hd_net_port((struct sockaddr *)&ss);
+    return 0;
+}
+
+/* ---- start-up helpers ---------------------------------------------------- */
+
+static void on_video_frame(void *ud, const struct video_frame *f)
+{
+    session_broadcast_video(ud, f);
+}
+
+/* The default config directory; 0 or -ENOENT (no HOME). */
+static int default_config_dir(char *out, size_t cap)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    char parent[400];
+
+    if (xdg != NULL && xdg[0] == '/') {
+        snprintf(parent, sizeof(parent), "%s", xdg);
+    } else if (home != NULL && home[0]) {
+        snprintf(parent, sizeof(parent), "%s/.config", home);
+    } else {
+        return -ENOENT;
+    }
+    if (mkdir(parent, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    snprintf(out, cap, "%s/homedesk", parent);
+    return 0;
+}
+
+/* First line of path, without the newline, into a sodium buffer. */
+static int read_password_file(const char *path, char **out)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    size_t n;
+
+    *out = NULL;
+    if (f == NULL)
+        return -errno;
+    if ((buf = sodium_malloc(1024)) == NULL) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    if (fgets(buf, 1024, f) == NULL)
+        buf[0] = '\0';
+    fclose(f);
+    n = strcspn(buf, "\r\n");
+    buf[n] = '\0';
+    *out = buf;
+    return 0;
+}
+
+static int setup_password(struct host *h, const struct host_opts *o)
+{
+    char *pw = NULL;
+    int r;
+
+    if (o->password_file != NULL) {
+        if ((r = read_password_file(o->password_file, &pw)) != 0) {
+            fprintf(stderr, PROG ": --password-file: %s: %s\n",
+                    o->password_file, hd_strerror(r));
+            return r;
+        }
+        if (pw[0] == '\0') {
+            fprintf(stderr, PROG ": --password-file: %s is empty\n",
+                    o->password_file);
+            sodium_free(pw);
+            return -EINVAL;
+        }
+    }
+    if (pw != NULL || o->password != NULL) {
+        r = ident_set_password(&h->ident, pw ? pw : o->password);
+        if (pw)
+            sodium_free(pw);
+        if (r != 0)
+            return r;
+        hd_info("host", "permanent password set (stored salted and hashed)");
+    }
+    return 0;
+}
+
+static void usage_help(void)
+{
+    struct main_state dummy;
+    struct hd_opt t[40];
+    int dummy_tcp;
+
+    memset(&dummy, 0, sizeof(dummy));
+    opts_table(&dummy.o, &dummy_tcp, t);
+    hd_config_print_help(t, PROG, "[OPTIONS]", stdout);
+}
+
+int main(int argc, char **argv)
+{
+    static struct main_state st;
+    struct host_opts *o = &st.o;
+    struct host *h = &st.h;
+    struct hd_config cfg = { 0 };
+    struct hd_opt table[40];
+    char dir[512], host[256], port[8];
+    enum hd_log_level level;
+    uv_loop_t loop;
+    int r, status = 1, loop_init = 0;
+    struct video_opts vo;
+    struct input_opts io;
+
+    signal(SIGPIPE, SIG_IGN);
+    opts_table(o, &st.reg_tcp_choice, table);
+    if (hd_config_init(&cfg, PROG, table) != 0 ||
+        hd_config_parse_args(&cfg, argc, argv) != 0 ||
+        hd_config_parse_env(&cfg) != 0) {
+        hd_config_cleanup(&cfg);
+        return 2;
+    }
+    if (o->help) {
+        usage_help();
+        hd_config_cleanup(&cfg);
+        return 0;
+    }
+    if (o->version) {
+        printf(PROG " " HD_VERSION "\n");
+        hd_config_cleanup(&cfg);
+        return 0;
+    }
+    if (cfg.nargs > 0) {
+        fprintf(stderr, PROG ": unexpected argument '%s' (try --help)\n",
+                cfg.args[0]);
+        goto usage;
+    }
+    level = o->verbose >= 2   ? HD_LOG_TRACE
+            : o->verbose == 1 ? HD_LOG_DEBUG
+                              : HD_LOG_INFO;
+    if (o->log_level != NULL && hd_log_parse_level(o->log_level, &level)) {
+        fprintf(stderr, PROG ": --log-level: unknown level '%s'\n",
+                o->log_level);
+        goto usage;
+    }
+    hd_log_set_level(level);
+    if (o->password != NULL && o->password_file != NULL) {
+        fprintf(stderr,
+                PROG ": --password and --password-file are exclusive\n");
+        goto usage;
+    }
+    st.o.reg_tcp = st.reg_tcp_choice == 1 ? 1 : st.reg_tcp_choice == 2 ? -1 : 0;
+    if (o->server != NULL && o->server[0] &&
+        reg_split_host_port(o->server, 21116, host, sizeof(host), port) != 0) {
+        fprintf(stderr, PROG ": --server: bad address '%s'\n", o->server);
+        goto usage;
+    }
+    if (o->server != NULL && o->server[0] &&
+        (atoi(port) <= 0 || atoi(port) > 65534)) {
+        fprintf(stderr, PROG ": --server: bad port in '%s'\n", o->server);
+        goto usage;
+    }
+    if (hd_crypto_init() != 0) {
+        fprintf(stderr, PROG ": libsodium cannot initialise\n");
+        goto out;
+    }
+    if (o->config_dir == NULL) {
+        if ((r = default_config_dir(dir, sizeof(dir))) != 0) {
+            fprintf(stderr,
+                    PROG ": no config directory (set --config-dir or "
+                         "HOME): %s\n",
+                    hd_strerror(r));
+            goto out;
+        }
+    } else {
+        snprintf(dir, sizeof(dir), "%s", o->config_dir);
+    }
+    if (ident_load(&h->ident, dir) != 0) {
+        fprintf(stderr, PROG ": cannot load the identity in %s\n", dir);
+        goto out;
+    }
+    if (o->show_id) {
+        printf("%s\n", h->ident.id);
+        status = 0;
+        goto out;
+    }
+    if (setup_password(h, o) != 0)
+        goto out;
+    if (!o->no_otp && ident_new_otp(&h->ident) != 0)
+        goto out;
+    if (h->ident.perm == NULL && h->ident.otp == NULL)
+        hd_warn("host", "no password set: nobody can log in (use "
+                        "--password-file, or drop --no-one-time-password)");
+
+    if ((r = uv_loop_init(&loop)) != 0)
+        goto out;
+    loop_init = 1;
+    h->loop = &loop;
+    h->o = o;
+    throttle_init(&h->throttle);
+    if (o->server != NULL && o->server[0]) {
+        snprintf(h->server_host, sizeof(h->server_host), "%s", host);
+        h->server_port = (uint16_t)atoi(port);
+        if (o->key == NULL || o->key[0] == '\0')
+            hd_warn("host", "no --key: relayed sessions will be refused by "
+                            "a relay that checks the key");
+    }
+    if (o->input != 2) {
+        memset(&io, 0, sizeof(io));
+        io.display = o->display;
+        if ((r = input_open(input_names[o->input], &io, &h->input)) != 0) {
+            fprintf(stderr, PROG ": input %s: %s\n", input_names[o->input],
+                    hd_strerror(r));
+            goto out;
+        }
+    }
+    memset(&vo, 0, sizeof(vo));
+    vo.capture = capture_names[o->capture];
+    vo.copts.display = o->display;
+    vo.copts.width = o->fake_width;
+    vo.copts.height = o->fake_height;
+    vo.copts.fake_interval_ms = o->fake_interval_ms;
+    vo.copts.fake_frames = o->fake_frames;
+    vo.fps = o->fps;
+    if ((r = video_start(&loop, &vo, on_video_frame, h, &h->video)) != 0) {
+        fprintf(stderr, PROG ": capture %s: %s\n", vo.capture, hd_strerror(r));
+        goto out;
+    }
+    if (!video_has_encoder())
+        hd_warn("host", "this build has no video encoder: no frames sent");
+    if (listen_on(h, o->listen_port,
+                  hd_config_source(&cfg, OPT_LISTEN) != HD_CONFIG_DEFAULT) !=
+        0) {
+        stop(&st, "start-up failed");
+        uv_run(&loop, UV_RUN_DEFAULT);
+        goto out;
+    }
+    if (h->server_host[0] && reg_start(h, &h->reg) != 0)
+        goto out;
+    uv_signal_init(&loop, &st.sigint);
+    uv_signal_init(&loop, &st.sigterm);
+    st.sigint.data = st.sigterm.data = &st;
+    st.signals = 1;
+    uv_signal_start(&st.sigint, on_signal, SIGINT);
+    uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+
+    hd_info("host", "homedesk-host %s: ID %s, config %s, listening on port %u",
+            HD_VERSION, h->ident.id, dir, (unsigned)h->listen_port);
+    printf("id: %s\n", h->ident.id);
+    if (h->ident.otp)
+        printf("one-time password: %s\n", h->ident.otp);
+    printf("listening on port %u for direct connections\n",
+           (unsigned)h->listen_port);
+    if (h->server_host[0])
+        printf("connect with: homedesk-viewer --server %s%s%s %s\n", o->server,
+               o->key ? " --key " : "", o->key ? o->key : "", h->ident.id);
+    else
+        printf("connect with: homedesk-viewer --direct THIS-HOST:%u\n",
+               (unsigned)h->listen_port);
+    fflush(stdout);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    status = 0;
+out:
+    if (loop_init) {
+        if (!h->stopping)
+            stop(&st, "exit");
+        uv_run(&loop, UV_RUN_DEFAULT);
+        input_close(h->input);
+        if (uv_loop_close(&loop) != 0)
+            hd_debug("host", "loop closed with handles left");
+    }
+    ident_cleanup(&h->ident);
+    hd_config_cleanup(&cfg);
+    return status;
+usage:
+    hd_config_cleanup(&cfg);
+    return 2;
+}

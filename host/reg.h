@@ -1,0 +1,54 @@
+/*
+ * Registration with the rendezvous server and what it asks of the host
+ * (PROTOCOL.md section 4), the host side of RustDesk's rendezvous
+ * mediator:
+ * - UDP RegisterPeer{id} every interval (12 s by default); a reply with
+ *   request_pk gets RegisterPk{id, uuid, pk}.  RegisterPkResponse:
+ *   UUID_MISMATCH / ID_EXISTS / INVALID_ID_FORMAT mean the ID belongs to
+ *   another machine: like RustDesk we pick a new random ID, save it, print
+ *   "id: N" again and register it (with old_id); at most once a minute.
+ *   TOO_FREQUENT backs off RegisterPk for 30 s.
+ * - No answer for 3 intervals: one warning, the server name is resolved
+ *   again, and registration also runs over a TCP connection to the same
+ *   port (the server routes its requests over it), until UDP answers.
+ *   When the server comes back (restart, network change), its reply asks
+ *   for the key again and we register it: no restart of the host needed.
+ * - FetchLocalAddr (same LAN as the viewer) -> LocalAddr{local_addr =
+ *   our LAN address : --listen port} over a fresh TCP connection.
+ * - PunchHole -> PunchHoleSent{upnp_port = --listen port} over TCP: the
+ *   viewer may reach our listener directly if that port is reachable
+ *   (forwarded, or on the same network); full hole punching is issue 5,
+ *   otherwise the viewer falls back to the relay.
+ * - RequestRelay -> connect to its relay (default: the server's host,
+ *   port + 1), send RequestRelay{uuid, licence_key = --key} there, answer
+ *   RelayResponse{socket_addr, uuid, relay_server, id, version} to the
+ *   server over TCP, and run a session on the relayed stream.
+ * Only datagrams from the server's address are accepted.
+ *
+ * Loop thread only.
+ */
+#ifndef HD_HOST_REG_H
+#define HD_HOST_REG_H
+
+#include <stddef.h>
+
+#include "host/host.h"
+
+#define REG_INTERVAL_MS   12000
+#define REG_SILENT_ROUNDS 3
+
+/* Start registering (first RegisterPeer at once).  0 or an error. */
+int reg_start(struct host *h, struct reg **out);
+
+/*
+ * Split "host", "host:port", "[v6]:port" or a bare IPv6 address into host
+ * (cap bytes) and port text (8 bytes; def_port when absent).  Returns 0
+ * or -EINVAL (too long, unclosed bracket).
+ */
+int reg_split_host_port(const char *s, unsigned def_port, char *host,
+                        size_t cap, char *port);
+
+/* Stop and free (handles close on the loop).  Accepts NULL. */
+void reg_stop(struct reg *g);
+
+#endif

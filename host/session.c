@@ -1,0 +1,555 @@
+/*
+ * Viewer sessions.  See session.h.  Memory: a session owns its channel
+ * (freed by hd_channel_close) and an embedded timer; the struct is freed
+ * in the timer's close callback, after the channel was closed, so no
+ * callback can reach a freed session.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "channel.h"
+#include "err.h"
+#include "host/inject.h"
+#include "host/input/input.h"
+#include "host/session.h"
+#include "host/video.h"
+#include "log.h"
+#include "net.h"
+
+#define MOD "session"
+
+#define SESSION_TICK_MS       1000
+#define SESSION_LOGIN_MS      60000 /* from connect to a good login */
+#define SESSION_LINGER_MS     300   /* flush a last error before closing */
+#define SESSION_MAX_MSG       (1u << 20)
+#define SESSION_VIDEO_BACKLOG (512u * 1024)
+
+enum state { ST_HELLO, ST_LOGIN, ST_LIVE, ST_CLOSING };
+
+struct session {
+    struct session *next, *prev;
+    struct host *h;
+    struct hd_channel *ch;
+    uv_timer_t timer;
+    enum session_path path;
+    enum state state;
+    struct sockaddr_storage peer_ss;
+    char peer[HD_ADDR_STRLEN], ip[HD_ADDR_STRLEN];
+    char challenge[8];
+    char viewer[64];
+    uint64_t started_ms, last_rx_ms, delay_sent_ms;
+    uint32_t last_delay;
+    uint64_t frames_sent, frames_dropped, bytes_sent;
+    int need_key, unencrypted, linked, input_errors, lingering;
+    const char *end_reason;
+};
+
+static const char *path_name(enum session_path p)
+{
+    return p == SESSION_RELAY ? "relay" : p == SESSION_LAN ? "lan" : "direct";
+}
+
+static uint64_t now_ms(struct session *s)
+{
+    return uv_now(s->h->loop);
+}
+
+static void on_timer_closed(uv_handle_t *t)
+{
+    free(t->data);
+}
+
+void session_close(struct session *s, const char *reason)
+{
+    struct host *h = s->h;
+
+    if (s->state == ST_CLOSING && s->ch == NULL)
+        return;
+    if (s->linked) {
+        if (s->prev)
+            s->prev->next = s->next;
+        else
+            h->sessions = s->next;
+        if (s->next)
+            s->next->prev = s->prev;
+        s->linked = 0;
+        h->n_sessions--;
+    }
+    if (s->state == ST_LIVE) {
+        int live = 0;
+
+        for (struct session *o = h->sessions; o; o = o->next)
+            live += o->state == ST_LIVE;
+        if (live == 0 && h->video)
+            video_set_active(h->video, 0);
+        if (h->input)
+            input_release_all(h->input);
+        hd_info(MOD,
+                "session with %s (%s) ended: %s (%llu frames sent, %llu "
+                "dropped, %llu KiB)",
+                s->peer, path_name(s->path), reason,
+                (unsigned long long)s->frames_sent,
+                (unsigned long long)s->frames_dropped,
+                (unsigned long long)(s->bytes_sent / 1024));
+    } else {
+        hd_info(MOD, "connection from %s (%s) ended before login: %s", s->peer,
+                path_name(s->path), reason);
+    }
+    s->state = ST_CLOSING;
+    hd_channel_close(s->ch);
+    s->ch = NULL;
+    hd_net_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
+
+static void linger_done(uv_timer_t *t)
+{
+    struct session *s = t->data;
+
+    session_close(s, s->end_reason ? s->end_reason : "closed");
+}
+
+/* Close after a short delay so a last message reaches the peer. */
+static void close_soon(struct session *s, const char *reason)
+{
+    s->end_reason = reason;
+    s->lingering = 1; /* ignore everything from now on */
+    uv_timer_start(&s->timer, linger_done, SESSION_LINGER_MS, 0);
+}
+
+static int send_msg(struct session *s, Hbb__Message *m)
+{
+    int r = hd_channel_send(s->ch, m);
+
+    if (r != 0 && r != -EPIPE)
+        hd_debug(MOD, "send to %s: %s", s->peer, hd_strerror(r));
+    return r;
+}
+
+static void send_login_error(struct session *s, const char *text)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__LoginResponse lr = HBB__LOGIN_RESPONSE__INIT;
+
+    lr.union_case = HBB__LOGIN_RESPONSE__UNION_ERROR;
+    lr.error = (char *)text;
+    m.union_case = HBB__MESSAGE__UNION_LOGIN_RESPONSE;
+    m.login_response = &lr;
+    send_msg(s, &m);
+}
+
+static void send_hash(struct session *s)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__Hash hash = HBB__HASH__INIT;
+
+    ident_random_text(s->challenge, 6);
+    hash.salt = s->h->ident.salt;
+    hash.challenge = s->challenge;
+    m.union_case = HBB__MESSAGE__UNION_HASH;
+    m.hash = &hash;
+    send_msg(s, &m);
+    s->state = ST_LOGIN;
+}
+
+static void send_peer_info(struct session *s)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__LoginResponse lr = HBB__LOGIN_RESPONSE__INIT;
+    Hbb__PeerInfo pi = HBB__PEER_INFO__INIT;
+    Hbb__DisplayInfo di = HBB__DISPLAY_INFO__INIT, *dis[1] = { &di };
+    Hbb__Features feat = HBB__FEATURES__INIT;
+    Hbb__SupportedEncoding enc = HBB__SUPPORTED_ENCODING__INIT;
+    struct passwd *pw = getpwuid(getuid());
+    char host[256] = "", user[64] = "";
+    const char *disp = s->h->o->display;
+    int w = 0, hgt = 0;
+
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "homedesk");
+    snprintf(user, sizeof(user), "%s", pw && pw->pw_name ? pw->pw_name : "");
+    if (s->h->video)
+        video_size(s->h->video, &w, &hgt);
+    di.width = w;
+    di.height = hgt;
+    di.name = (char *)(disp && disp[0] ? disp : ":0");
+    di.online = 1;
+    pi.username = user;
+    pi.hostname = host;
+    pi.platform = "Linux";
+    pi.n_displays = 1;
+    pi.displays = dis;
+    pi.current_display = 0;
+    pi.version = HOST_WIRE_VERSION;
+    pi.features = &feat;
+    pi.encoding = &enc; /* VP9 is implied; nothing else offered */
+    lr.union_case = HBB__LOGIN_RESPONSE__UNION_PEER_INFO;
+    lr.peer_info = &pi;
+    m.union_case = HBB__MESSAGE__UNION_LOGIN_RESPONSE;
+    m.login_response = &lr;
+    send_msg(s, &m);
+}
+
+static void send_test_delay(struct session *s)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__TestDelay td = HBB__TEST_DELAY__INIT;
+
+    td.time = (int64_t)(hd_addr_now_us() / 1000);
+    td.from_client = 0;
+    td.last_delay = s->last_delay;
+    m.union_case = HBB__MESSAGE__UNION_TEST_DELAY;
+    m.test_delay = &td;
+    if (send_msg(s, &m) == 0)
+        s->delay_sent_ms = now_ms(s);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct session *s = t->data;
+    uint64_t now = now_ms(s);
+
+    if (now - s->last_rx_ms > (uint64_t)s->h->o->idle_ms) {
+        session_close(s, "no data from the viewer (timeout)");
+        return;
+    }
+    if (s->state != ST_LIVE) {
+        if (now - s->started_ms > SESSION_LOGIN_MS)
+            session_close(s, "no login in time");
+        return;
+    }
+    /* one TestDelay outstanding at a time; re-send a lost one after 5 s */
+    if (s->delay_sent_ms == 0 || now - s->delay_sent_ms > 5000)
+        send_test_delay(s);
+}
+
+static void on_public_key(struct session *s, const Hbb__Message *m)
+{
+    int r;
+
+    if (m->union_case == HBB__MESSAGE__UNION_PUBLIC_KEY &&
+        (m->public_key->asymmetric_value.len > 0 ||
+         m->public_key->symmetric_value.len > 0)) {
+        if ((r = hd_channel_host_accept(s->ch, m->public_key)) != 0) {
+            hd_warn(MOD, "bad key exchange from %s: %s", s->peer,
+                    hd_strerror(r));
+            session_close(s, "key exchange failed");
+            return;
+        }
+        send_hash(s);
+        return;
+    }
+    if (m->union_case != HBB__MESSAGE__UNION_PUBLIC_KEY &&
+        m->union_case != HBB__MESSAGE__UNION__NOT_SET) {
+        session_close(s, "protocol error: expected PublicKey");
+        return;
+    }
+    /* an empty PublicKey or an empty Message: no encryption wanted */
+    if (!s->h->o->allow_unencrypted) {
+        hd_warn(MOD,
+                "refused unencrypted session from %s (the viewer has no "
+                "key for this host; see --allow-unencrypted)",
+                s->peer);
+        send_login_error(s, "Encrypted connection required: set the server "
+                            "key in the client");
+        close_soon(s, "unencrypted session refused");
+        return;
+    }
+    hd_warn(MOD, "UNENCRYPTED session from %s (allowed by --allow-unencrypted)",
+            s->peer);
+    s->unencrypted = 1;
+    send_hash(s);
+}
+
+static void on_login(struct session *s, const Hbb__LoginRequest *lr)
+{
+    struct host *h = s->h;
+    uint64_t now = now_ms(s), wait;
+    unsigned fails;
+    int which;
+
+    snprintf(s->viewer, sizeof(s->viewer), "%s",
+             lr->my_id && lr->my_id[0] ? lr->my_id : "?");
+    if (lr->union_case != HBB__LOGIN_REQUEST__UNION__NOT_SET) {
+        hd_info(MOD, "refused %s from %s: only remote desktop is offered",
+                lr->union_case == HBB__LOGIN_REQUEST__UNION_FILE_TRANSFER
+                    ? "file transfer"
+                    : "a non-desktop session",
+                s->peer);
+        send_login_error(s, "Not supported by this host");
+        close_soon(s, "session type not supported");
+        return;
+    }
+    if ((wait = throttle_wait(&h->throttle, (struct sockaddr *)&s->peer_ss,
+                              now)) > 0) {
+        hd_warn(MOD, "login throttled from %s (retry in %llu s)", s->ip,
+                (unsigned long long)((wait + 999) / 1000));
+        send_login_error(s, "Please try 1 minute later");
+        return;
+    }
+    which = ident_check(&h->ident, s->challenge, lr->password.data,
+                        lr->password.len);
+    if (which == 0) {
+        fails =
+            throttle_fail(&h->throttle, (struct sockaddr *)&s->peer_ss, now);
+        /* fixed format for fail2ban: "login failed from <ip>" */
+        hd_warn(MOD, "login failed from %s (viewer %s, %u failures)", s->ip,
+                s->viewer, fails);
+        send_login_error(s, "Wrong Password");
+        return;
+    }
+    throttle_ok(&h->throttle, (struct sockaddr *)&s->peer_ss, now);
+    hd_info(MOD, "login ok from %s (viewer %s, %s password, path %s%s)",
+            s->peer, s->viewer, which == 1 ? "permanent" : "one-time",
+            path_name(s->path), s->unencrypted ? ", UNENCRYPTED" : "");
+    send_peer_info(s);
+    s->state = ST_LIVE;
+    s->need_key = 1;
+    if (h->video) {
+        video_set_active(h->video, 1);
+        video_request_key(h->video);
+    }
+    send_test_delay(s);
+}
+
+static void on_test_delay(struct session *s, const Hbb__TestDelay *td)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__TestDelay echo;
+
+    if (td->from_client) { /* the viewer measures: echo it */
+        echo = *td;
+        m.union_case = HBB__MESSAGE__UNION_TEST_DELAY;
+        m.test_delay = &echo;
+        send_msg(s, &m);
+        return;
+    }
+    if (s->delay_sent_ms == 0)
+        return;
+    s->last_delay = (uint32_t)(now_ms(s) - s->delay_sent_ms);
+    s->delay_sent_ms = 0;
+    hd_trace(MOD, "%s: round trip %u ms", s->peer, s->last_delay);
+    if (s->h->video) {
+        /* a crude controller: slower frames when the path is slow */
+        int fps = s->last_delay > 400   ? 5
+                  : s->last_delay > 200 ? 10
+                  : s->last_delay > 100 ? 20
+                                        : 0;
+        video_set_rate(s->h->video, fps, 0);
+    }
+}
+
+static void on_input_error(struct session *s, const char *what, int r)
+{
+    if (r == 0)
+        return;
+    if (s->input_errors++ < 5)
+        hd_debug(MOD, "%s from %s not injected: %s", what, s->peer,
+                 hd_strerror(r));
+}
+
+static void on_live(struct session *s, const Hbb__Message *m)
+{
+    struct host *h = s->h;
+
+    switch (m->union_case) {
+    case HBB__MESSAGE__UNION_TEST_DELAY:
+        on_test_delay(s, m->test_delay);
+        break;
+    case HBB__MESSAGE__UNION_MOUSE_EVENT:
+        if (h->input)
+            on_input_error(s, "mouse event",
+                           inject_mouse(h->input, m->mouse_event));
+        break;
+    case HBB__MESSAGE__UNION_KEY_EVENT:
+        if (h->input)
+            on_input_error(s, "key event", inject_key(h->input, m->key_event));
+        break;
+    case HBB__MESSAGE__UNION_MISC:
+        if (m->misc->union_case == HBB__MISC__UNION_REFRESH_VIDEO ||
+            m->misc->union_case == HBB__MISC__UNION_REFRESH_VIDEO_DISPLAY) {
+            s->need_key = 1;
+            if (h->video)
+                video_request_key(h->video);
+        } else if (m->misc->union_case == HBB__MISC__UNION_CLOSE_REASON) {
+            hd_info(MOD, "%s closes: %s", s->peer, m->misc->close_reason);
+        }
+        break;
+    default:
+        hd_trace(MOD, "%s: message %d ignored", s->peer, (int)m->union_case);
+        break;
+    }
+}
+
+static void on_message(struct hd_channel *ch, const Hbb__Message *m, void *ud)
+{
+    struct session *s = ud;
+
+    if (s->lingering)
+        return;
+    s->last_rx_ms = now_ms(s);
+    switch (s->state) {
+    case ST_HELLO:
+        on_public_key(s, m);
+        break;
+    case ST_LOGIN:
+        if (m->union_case == HBB__MESSAGE__UNION_LOGIN_REQUEST)
+            on_login(s, m->login_request);
+        else if (m->union_case == HBB__MESSAGE__UNION_TEST_DELAY)
+            on_test_delay(s, m->test_delay);
+        break;
+    case ST_LIVE:
+        on_live(s, m);
+        break;
+    case ST_CLOSING:
+        break;
+    }
+}
+
+static void on_close(struct hd_channel *ch, int reason, void *ud)
+{
+    struct session *s = ud;
+
+    session_close(s, reason == UV_EOF ? "viewer closed the connection"
+                                      : hd_strerror(reason));
+}
+
+int session_new(struct host *h, enum session_path path, struct session **out)
+{
+    static const struct hd_channel_cb cb = { on_message, on_close };
+    struct session *s;
+    int r;
+
+    *out = NULL;
+    if (h->n_sessions >= HOST_MAX_SESSIONS)
+        return -EBUSY;
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return -ENOMEM;
+    if ((r = hd_channel_new(h->loop, SESSION_MAX_MSG, &cb, s, &s->ch)) != 0) {
+        free(s);
+        return r;
+    }
+    s->h = h;
+    s->path = path;
+    uv_timer_init(h->loop, &s->timer);
+    s->timer.data = s;
+    snprintf(s->peer, sizeof(s->peer), "?");
+    snprintf(s->ip, sizeof(s->ip), "?");
+    s->next = h->sessions;
+    if (h->sessions)
+        h->sessions->prev = s;
+    h->sessions = s;
+    h->n_sessions++;
+    s->linked = 1;
+    s->started_ms = s->last_rx_ms = uv_now(h->loop);
+    *out = s;
+    return 0;
+}
+
+uv_tcp_t *session_tcp(struct session *s)
+{
+    return hd_channel_tcp(s->ch);
+}
+
+int session_send_plain(struct session *s, const uint8_t *data, size_t n)
+{
+    return hd_channel_send_plain(s->ch, data, n);
+}
+
+/* Private, loopback and link-local addresses count as the LAN. */
+static int is_lan(const struct sockaddr *sa)
+{
+    static const char *const nets[] = { "10.0.0.0/8",     "172.16.0.0/12",
+                                        "192.168.0.0/16", "127.0.0.0/8",
+                                        "169.254.0.0/16", "100.64.0.0/10",
+                                        "fc00::/7",       "fe80::/10",
+                                        "::1/128" };
+
+    for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++)
+        if (hd_addr_in_cidr(sa, nets[i]) == 1)
+            return 1;
+    return 0;
+}
+
+int session_begin(struct session *s, const uint8_t *leftover, size_t n)
+{
+    int r;
+
+    uv_tcp_nodelay(session_tcp(s), 1);
+    if (hd_channel_peer(s->ch, &s->peer_ss) == 0) {
+        hd_addr_format((struct sockaddr *)&s->peer_ss, s->peer,
+                       sizeof(s->peer));
+        hd_addr_format_ip((struct sockaddr *)&s->peer_ss, s->ip, sizeof(s->ip));
+    }
+    if (s->path == SESSION_DIRECT && is_lan((struct sockaddr *)&s->peer_ss))
+        s->path = SESSION_LAN;
+    hd_info(MOD, "connection from %s (%s)", s->peer, path_name(s->path));
+    if ((r = hd_channel_host_hello(s->ch, &s->h->ident.key, s->h->ident.id)) !=
+            0 ||
+        (r = hd_channel_start(s->ch, leftover, n)) != 0) {
+        session_close(s, hd_strerror(r));
+        return r;
+    }
+    uv_timer_start(&s->timer, on_tick, SESSION_TICK_MS, SESSION_TICK_MS);
+    return 0;
+}
+
+void session_broadcast_video(struct host *h, const struct video_frame *f)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__VideoFrame vf = HBB__VIDEO_FRAME__INIT;
+    Hbb__EncodedVideoFrames evfs = HBB__ENCODED_VIDEO_FRAMES__INIT;
+    Hbb__EncodedVideoFrame evf = HBB__ENCODED_VIDEO_FRAME__INIT, *fr[1];
+    struct session *s, *next;
+    int want_key = 0;
+
+    evf.data.data = f->data;
+    evf.data.len = f->len;
+    evf.key = f->key;
+    evf.pts = f->pts;
+    fr[0] = &evf;
+    evfs.n_frames = 1;
+    evfs.frames = fr;
+    vf.union_case = HBB__VIDEO_FRAME__UNION_VP9S;
+    vf.vp9s = &evfs;
+    vf.display = 0;
+    m.union_case = HBB__MESSAGE__UNION_VIDEO_FRAME;
+    m.video_frame = &vf;
+    for (s = h->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (s->state != ST_LIVE || s->lingering)
+            continue;
+        if (s->need_key && !f->key) {
+            s->frames_dropped++;
+            want_key = 1;
+            continue;
+        }
+        if (hd_channel_backlog(s->ch) > SESSION_VIDEO_BACKLOG) {
+            /* the network is behind: drop, and restart from a key frame
+             * once it has caught up */
+            s->frames_dropped++;
+            s->need_key = 1;
+            want_key = 1;
+            continue;
+        }
+        if (send_msg(s, &m) == 0) {
+            s->frames_sent++;
+            s->bytes_sent += f->len;
+            if (f->key)
+                s->need_key = 0;
+        }
+    }
+    if (want_key && h->video)
+        video_request_key(h->video);
+}
+
+void session_close_all(struct host *h, const char *reason)
+{
+    while (h->sessions != NULL)
+        session_close(h->sessions, reason);
+}

@@ -1,0 +1,59 @@
+/*
+ * One viewer session (PROTOCOL.md section 5), on a direct (LAN or
+ * --listen) or relayed TCP stream:
+ *   host -> SignedId; viewer -> PublicKey (empty = unencrypted: refused
+ *   unless --allow-unencrypted); host -> Hash{salt, challenge};
+ *   viewer -> LoginRequest; host -> LoginResponse{error | PeerInfo};
+ *   then video frames out, input in, TestDelay both ways.
+ * Failed logins log "login failed from IP" (a fixed, fail2ban-friendly
+ * format) and count in the per-IP throttle; a throttled address gets an
+ * error without its password being checked.  30 s (--idle) with nothing
+ * from the viewer ends the session, as does a protocol error.  One log
+ * line per event: connect (from where, which path), login ok/failed, end
+ * (with the reason).  Never a secret.
+ *
+ * Lifecycle: session_new creates the session and its channel; the caller
+ * connects or accepts into session_tcp(), then session_begin.  The
+ * session frees itself when it ends (session_close or by itself).
+ * Loop thread only.
+ */
+#ifndef HD_HOST_SESSION_H
+#define HD_HOST_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "host/host.h"
+
+enum session_path { SESSION_DIRECT = 0, SESSION_LAN, SESSION_RELAY };
+
+/* A new session on h (linked into h->sessions).  0 or -ENOMEM/-EBUSY
+ * (too many sessions). */
+int session_new(struct host *h, enum session_path path, struct session **out);
+
+/* The stream to connect or accept into. */
+uv_tcp_t *session_tcp(struct session *s);
+
+/*
+ * The stream is connected: send SignedId and start reading (leftover:
+ * bytes already read from it, may be NULL).  On error the session is
+ * closed (and freed) with the reason logged; returns that error.
+ */
+int session_begin(struct session *s, const uint8_t *leftover, size_t n);
+
+/* Send one plain frame before session_begin (the relay's request). */
+int session_send_plain(struct session *s, const uint8_t *data, size_t n);
+
+/* End the session: one log line with reason, input released, freed. */
+void session_close(struct session *s, const char *reason);
+
+/* An encoded frame from the video thread, for every logged-in session. */
+struct video_frame;
+void session_broadcast_video(struct host *h, const struct video_frame *f);
+
+/* Close every session (shutdown). */
+void session_close_all(struct host *h, const char *reason);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * The capture+encode thread (DESIGN.md section 3) and its hand-off to the
+ * loop thread.  The thread owns the struct capture and the encoder: it
+ * sleeps while no viewer is logged in (video_set_active), otherwise grabs
+ * with a timeout that paces the frame rate, encodes what changed (a key
+ * frame when asked), and puts the encoded frame in a bounded queue
+ * (VIDEO_QUEUE frames; when full, the oldest is dropped and a key frame
+ * is forced so the stream stays decodable: newest wins), then wakes the
+ * loop with uv_async_send.  The loop calls on_frame for each queued frame,
+ * in order.  A static screen costs nothing: grab sleeps until damage, no
+ * frame is encoded or sent.
+ *
+ * Without an encoder built in (video_has_encoder() == 0) the thread still
+ * captures (so PeerInfo knows the screen) but produces no frames.
+ *
+ * Threads: video_start/video_stop and on_frame run on the loop thread;
+ * video_set_active, video_request_key, video_set_rate and video_size may
+ * be called from any thread.
+ */
+#ifndef HD_HOST_VIDEO_H
+#define HD_HOST_VIDEO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "host/capture/capture.h"
+
+#define VIDEO_QUEUE       3
+#define VIDEO_DEFAULT_FPS 30
+#define VIDEO_MAX_FPS     60
+
+struct video_frame {
+    uint8_t *data;
+    size_t len;
+    int key;
+    int64_t pts; /* milliseconds since the stream started */
+    int width, height;
+};
+
+struct video_opts {
+    const char *capture; /* backend name */
+    struct capture_opts copts;
+    int fps;
+};
+
+typedef void (*video_frame_cb)(void *ud, const struct video_frame *f);
+
+struct video;
+
+/*
+ * Start the thread, which opens the capture; waits for that to succeed
+ * or fail.  Returns 0 and *out, or the capture's error (logged).
+ */
+int video_start(uv_loop_t *loop, const struct video_opts *o, video_frame_cb cb,
+                void *ud, struct video **out);
+
+/* Stop the thread and free everything (loop thread).  Accepts NULL. */
+void video_stop(struct video *v);
+
+/* 1 when frames are produced: a logged-in viewer wants video. */
+void video_set_active(struct video *v, int active);
+
+/* Make the next frame a key frame (whole screen). */
+void video_request_key(struct video *v);
+
+/* Adapt: frames per second (1..VIDEO_MAX_FPS) and kbit/s (0 = auto). */
+void video_set_rate(struct video *v, int fps, int kbps);
+
+/* The screen size as last captured. */
+void video_size(struct video *v, int *width, int *height);
+
+/* 1 when this build encodes VP9. */
+int video_has_encoder(void);
+
+#endif
