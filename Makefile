@@ -88,6 +88,9 @@ $(O)/%.o: %.c | $(O)/config.mk $(PROTO_HDRS)
 test: all
 	$(Q)O=$(O) tools/run-tests.sh
 
+demo: all
+	$(Q)O=$(O) tools/demo.sh
+
 unit: $(TEST_BINS)
 	$(Q)O=$(O) tools/run-tests.sh unit
 
@@ -109,6 +112,7 @@ clean:
 help:
 	@echo 'make            build every program and test (installs packages)'
 	@echo 'make test       build and run every test suite'
+	@echo 'make demo       server, host on a private desktop, viewer by ID'
 	@echo 'make fuzz       build the libFuzzer targets and run each 60 s'
 	@echo 'make bench      run the benchmarks'
 	@echo 'make format     reformat;  make format-check  verify format'
