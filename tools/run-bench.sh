@@ -1,14 +1,29 @@
-#!/bin/bash
-# Run every benchmark program in $O/tests/bench (make bench).  Each prints
-# its figures next to a baseline measured in the same run.  Benchmarks are
-# never part of make test: their numbers depend on the machine.
+#!/bin/sh
+# Run homedesk's benchmarks (make bench; never part of make test).
+#
+# Usage: O=build tools/run-bench.sh [NAME...]   (default: every
+# $O/tests/bench/bench_* program).  Each benchmark prints its own figures
+# next to a baseline measured in the same run; this script runs them one
+# after the other (they time themselves, so never in parallel) and fails
+# if one fails.  HD_BENCH_ARGS is passed to every program.
 set -u
 O=${O:-build}
 export HD_BUILD_DIR="$O"
 status=0
-for b in "$O"/tests/bench/bench_*; do
-	[ -x "$b" ] && [ "${b%.[od]}" = "$b" ] || continue
-	echo "== ${b##*/}"
-	"$b" || status=1
+if [ $# -gt 0 ]; then
+	progs=""
+	for n in "$@"; do progs="$progs $O/tests/bench/$n"; done
+else
+	progs=$(ls "$O"/tests/bench/bench_* 2>/dev/null | grep -v '\.[od]$')
+fi
+for p in $progs; do
+	[ -x "$p" ] || continue
+	echo "== $(basename "$p")"
+	# shellcheck disable=SC2086
+	if ! "$p" ${HD_BENCH_ARGS:-}; then
+		echo "bench: $p failed" >&2
+		status=1
+	fi
+	echo
 done
 exit $status

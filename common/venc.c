@@ -1,0 +1,537 @@
+/*
+ * VP9 realtime screen encoder: libyuv for BGRA -> I420 (damaged areas
+ * only), libvpx VP9 in one-pass CBR realtime mode.
+ *
+ * Error resilience is off in our settings.  VP9's error-resilient mode
+ * resets the entropy context on every frame and forbids using the previous
+ * frame's motion vectors, which costs bits on every frame, and it does not
+ * make a stream survive a lost frame anyway: every inter frame still
+ * predicts from the last one, so a loss means a wrong picture until the
+ * next key frame.  Our transports (TCP, the relay, and our own UDP with
+ * retransmission) deliver every packet; the host drops stale *captured*
+ * frames before encoding, never encoded ones, and a viewer that loses sync
+ * asks for a key frame (hd_venc_request_keyframe).  The reference settings
+ * keep it on, as RustDesk does.
+ *
+ * The active map: libvpx VP9 takes one byte per 16x16 block
+ * (rows = ceil(h / 16), cols = ceil(w / 16); vp9_set_active_map rejects
+ * other sizes) and expands it to its 8x8 mode-info grid; inactive blocks
+ * go to a segment with SEG_LVL_SKIP, so they are coded as skipped copies
+ * of the previous frame with the loop filter off.  libvpx ignores the map
+ * on key frames and forgets it after one, so it is set before every
+ * frame.  Blocks of a frame that the rate control dropped are carried
+ * over to the next frame's map (pending), or their change would be lost.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libyuv/convert.h>
+#include <vpx/vp8cx.h>
+#include <vpx/vpx_encoder.h>
+
+#include "err.h"
+#include "log.h"
+#include "venc.h"
+
+#define MOD "venc"
+
+struct hd_venc {
+    struct hd_venc_config cfg;
+    vpx_codec_ctx_t ctx;
+    vpx_codec_enc_cfg_t vcfg;
+    int ctx_ok;
+    vpx_image_t img; /* persistent I420 picture */
+    int img_ok;
+    int have_frame;   /* img holds a full conversion */
+    int want_key;     /* next frame is a key frame */
+    int64_t last_pts; /* pts of the previous frame, ms */
+    unsigned map_rows, map_cols;
+    uint8_t *map;     /* active map handed to libvpx (16x16 blocks) */
+    uint8_t *pending; /* blocks damaged in dropped frames */
+    int pending_any;
+    int pending_full; /* a dropped frame had no damage list */
+};
+
+static int clampi(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static int default_cpu_used(int width, int height)
+{
+    long px = (long)width * height;
+
+    if (px >= 1920L * 1080 * 9 / 10)
+        return 9;
+    if (px >= 1280L * 720 * 9 / 10)
+        return 8;
+    return 7;
+}
+
+void hd_venc_config_default(struct hd_venc_config *cfg, int width, int height,
+                            int fps, int kbps)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->width = width;
+    cfg->height = height;
+    cfg->fps = fps;
+    cfg->kbps = kbps;
+    cfg->threads = 2;
+    cfg->cpu_used = default_cpu_used(width, height);
+    /* One tile column per thread at most: row-mt keeps the threads busy
+     * inside a tile, and every extra tile boundary costs bits.  libvpx
+     * lowers this further for narrow frames (tiles >= 256 pixels). */
+    cfg->tile_columns = width >= 1024 ? 1 : 0;
+    cfg->row_mt = 1;
+    cfg->aq_mode = 3;
+    cfg->screen = 1;
+    cfg->error_resilient = 0;
+    cfg->drop_thresh = 0;
+    cfg->undershoot_pct = 50;
+    cfg->overshoot_pct = 50;
+    cfg->min_q = 2;
+    cfg->max_q = 56;
+    /* A 1 s buffer bounds the bursts in steady state (WebRTC uses the
+     * same 1000/600 ms).  The initial level is larger on purpose: the
+     * first key frame may take up to 2 s of the target rate (libvpx gives
+     * it half the initial level), and the level is clamped to the 1 s
+     * buffer right after it.  Refining a poor key frame through cyclic
+     * refresh costs far more bits than coding it well once (measured by
+     * tests/bench/bench_venc: ~35 dB after 1.7 s of typing vs ~50 dB). */
+    cfg->buf_ms = 1000;
+    cfg->buf_initial_ms = 4000;
+    cfg->buf_optimal_ms = 600;
+    /* Skip the residual of blocks that barely changed (encode breakout):
+     * an unchanged screen converges to ~35-byte frames even when the
+     * caller passes no damage list, at no measurable PSNR cost. */
+    cfg->static_thresh = 500;
+    cfg->frame_parallel = 0;
+    cfg->max_intra_pct = 0; /* the first key frame is bounded as above */
+    cfg->active_map = 1;
+}
+
+void hd_venc_config_reference(struct hd_venc_config *cfg, int width, int height,
+                              int fps)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->width = width;
+    cfg->height = height;
+    cfg->fps = fps;
+    /* RustDesk: base_bitrate = w * h / 1000 (2073 at 1080p), times the
+     * "balanced" quality ratio 0.67. */
+    cfg->kbps = (int)((long long)width * height / 1000 * 67 / 100);
+    if (cfg->kbps < 10)
+        cfg->kbps = 10;
+    cfg->threads = 2;
+    cfg->cpu_used = 7;
+    cfg->tile_columns = 4;
+    cfg->row_mt = 1;
+    cfg->aq_mode = 0;
+    cfg->screen = 0;
+    cfg->error_resilient = 1;
+    cfg->drop_thresh = 25;
+    cfg->undershoot_pct = 95;
+    cfg->overshoot_pct = 0; /* 0 = libvpx default below */
+    /* calc_q_values(0.67): t = 0.335, q_min = round(0.665 * 36) = 24,
+     * q_max = round(0.665 * 56 + 0.335 * 37) = 50. */
+    cfg->min_q = 24;
+    cfg->max_q = 50;
+    cfg->buf_ms = 0; /* libvpx defaults (6 s / 4 s / 5 s) */
+    cfg->buf_initial_ms = 0;
+    cfg->buf_optimal_ms = 0;
+    cfg->static_thresh = 0;
+    cfg->frame_parallel = 1; /* libvpx's default, RustDesk leaves it */
+    cfg->max_intra_pct = 0;  /* libvpx default: unlimited */
+    cfg->active_map = 0;
+}
+
+static int check_config(const struct hd_venc_config *c)
+{
+    const char *bad = NULL;
+
+    if (c->width < HD_VENC_MIN_DIM || c->width > HD_VENC_MAX_DIM ||
+        c->height < HD_VENC_MIN_DIM || c->height > HD_VENC_MAX_DIM)
+        bad = "frame size";
+    else if (c->fps < 1 || c->fps > 240)
+        bad = "fps";
+    else if (c->kbps < 10 || c->kbps > 100000)
+        bad = "kbps";
+    else if (c->threads < 1 || c->threads > 16)
+        bad = "threads";
+    else if (c->cpu_used < -9 || c->cpu_used > 9)
+        bad = "cpu_used";
+    else if (c->tile_columns < 0 || c->tile_columns > 6)
+        bad = "tile_columns";
+    else if (c->aq_mode < 0 || c->aq_mode > 3)
+        bad = "aq_mode";
+    else if (c->drop_thresh < 0 || c->drop_thresh > 100)
+        bad = "drop_thresh";
+    else if (c->undershoot_pct < 0 || c->undershoot_pct > 100 ||
+             c->overshoot_pct < 0 || c->overshoot_pct > 100)
+        bad = "undershoot/overshoot";
+    else if (c->min_q < 0 || c->max_q > 63 || c->min_q > c->max_q)
+        bad = "quantizer range";
+    else if (c->buf_ms < 0 || c->buf_ms > 60000 || c->buf_initial_ms < 0 ||
+             c->buf_initial_ms > 60000 || c->buf_optimal_ms < 0 ||
+             c->buf_optimal_ms > 60000)
+        bad = "rate control buffer";
+    else if (c->static_thresh < 0 || c->max_intra_pct < 0 ||
+             c->max_intra_pct > 100000)
+        bad = "static_thresh/max_intra_pct";
+    else if (c->frame_parallel < 0 || c->frame_parallel > 1)
+        bad = "frame_parallel";
+    if (bad != NULL) {
+        hd_error(MOD, "invalid encoder setting: %s", bad);
+        return HD_ECONFIG;
+    }
+    return 0;
+}
+
+static int ctl_fail(struct hd_venc *v, const char *what)
+{
+    hd_error(MOD, "libvpx refused %s: %s", what, vpx_codec_error(&v->ctx));
+    return HD_ECONFIG;
+}
+
+/* Every control that exists only as a codec control, in one place. */
+static int apply_controls(struct hd_venc *v)
+{
+    const struct hd_venc_config *c = &v->cfg;
+    vpx_codec_ctx_t *ctx = &v->ctx;
+
+    if (vpx_codec_control(ctx, VP8E_SET_CPUUSED, c->cpu_used) != 0)
+        return ctl_fail(v, "cpu-used");
+    if (vpx_codec_control(ctx, VP9E_SET_ROW_MT, (unsigned)c->row_mt) != 0)
+        return ctl_fail(v, "row-mt");
+    if (vpx_codec_control(ctx, VP9E_SET_TILE_COLUMNS, c->tile_columns) != 0)
+        return ctl_fail(v, "tile-columns");
+    if (vpx_codec_control(ctx, VP9E_SET_AQ_MODE, (unsigned)c->aq_mode) != 0)
+        return ctl_fail(v, "aq-mode");
+    if (vpx_codec_control(ctx, VP9E_SET_TUNE_CONTENT,
+                          c->screen ? VP9E_CONTENT_SCREEN
+                                    : VP9E_CONTENT_DEFAULT) != 0)
+        return ctl_fail(v, "tune-content");
+    if (vpx_codec_control(ctx, VP8E_SET_STATIC_THRESHOLD,
+                          (unsigned)c->static_thresh) != 0)
+        return ctl_fail(v, "static-thresh");
+    /* No temporal denoiser: it smears text. */
+    if (vpx_codec_control(ctx, VP9E_SET_NOISE_SENSITIVITY, 0u) != 0)
+        return ctl_fail(v, "noise-sensitivity");
+    /* libvpx defaults to frame parallel decoding mode (no backward
+     * adaptation of the entropy context): keep that only where asked. */
+    if (vpx_codec_control(ctx, VP9E_SET_FRAME_PARALLEL_DECODING,
+                          (unsigned)c->frame_parallel) != 0)
+        return ctl_fail(v, "frame-parallel");
+    if (c->max_intra_pct > 0 &&
+        vpx_codec_control(ctx, VP8E_SET_MAX_INTRA_BITRATE_PCT,
+                          (unsigned)c->max_intra_pct) != 0)
+        return ctl_fail(v, "max-intra-rate");
+    /* libyuv's ARGBToI420 is BT.601 limited range; say so. */
+    if (vpx_codec_control(ctx, VP9E_SET_COLOR_SPACE, VPX_CS_BT_601) != 0)
+        return ctl_fail(v, "color-space");
+    return 0;
+}
+
+static void fill_rate(vpx_codec_enc_cfg_t *vc, const struct hd_venc_config *c)
+{
+    vc->rc_target_bitrate = (unsigned)c->kbps;
+}
+
+int hd_venc_new(const struct hd_venc_config *cfg, struct hd_venc **out)
+{
+    struct hd_venc *v = NULL;
+    vpx_codec_enc_cfg_t *vc;
+    vpx_codec_iface_t *iface = vpx_codec_vp9_cx();
+    size_t map_n;
+    int r;
+
+    *out = NULL;
+    if ((r = check_config(cfg)) != 0)
+        return r;
+    if ((v = calloc(1, sizeof(*v))) == NULL)
+        return -ENOMEM;
+    v->cfg = *cfg;
+    v->want_key = 1;
+    v->last_pts = INT64_MIN;
+    v->map_rows = (unsigned)(cfg->height + 15) / 16;
+    v->map_cols = (unsigned)(cfg->width + 15) / 16;
+    map_n = (size_t)v->map_rows * v->map_cols;
+    if ((v->map = malloc(map_n)) == NULL ||
+        (v->pending = calloc(1, map_n)) == NULL) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (vpx_img_alloc(&v->img, VPX_IMG_FMT_I420, (unsigned)cfg->width,
+                      (unsigned)cfg->height, 32) == NULL) {
+        r = -ENOMEM;
+        goto out;
+    }
+    v->img_ok = 1;
+
+    vc = &v->vcfg;
+    if (vpx_codec_enc_config_default(iface, vc, 0) != VPX_CODEC_OK) {
+        hd_error(MOD, "no VP9 encoder in libvpx");
+        r = HD_ECONFIG;
+        goto out;
+    }
+    vc->g_w = (unsigned)cfg->width;
+    vc->g_h = (unsigned)cfg->height;
+    vc->g_timebase.num = 1;
+    vc->g_timebase.den = 1000; /* pts in milliseconds */
+    vc->g_threads = (unsigned)cfg->threads;
+    vc->g_lag_in_frames = 0;
+    vc->g_pass = VPX_RC_ONE_PASS;
+    vc->g_error_resilient =
+        cfg->error_resilient ? VPX_ERROR_RESILIENT_DEFAULT : 0;
+    vc->rc_end_usage = VPX_CBR;
+    vc->rc_dropframe_thresh = (unsigned)cfg->drop_thresh;
+    vc->rc_resize_allowed = 0;
+    vc->rc_min_quantizer = (unsigned)cfg->min_q;
+    vc->rc_max_quantizer = (unsigned)cfg->max_q;
+    vc->rc_undershoot_pct = (unsigned)cfg->undershoot_pct;
+    if (cfg->overshoot_pct > 0)
+        vc->rc_overshoot_pct = (unsigned)cfg->overshoot_pct;
+    if (cfg->buf_ms > 0)
+        vc->rc_buf_sz = (unsigned)cfg->buf_ms;
+    if (cfg->buf_initial_ms > 0)
+        vc->rc_buf_initial_sz = (unsigned)cfg->buf_initial_ms;
+    if (cfg->buf_optimal_ms > 0)
+        vc->rc_buf_optimal_sz = (unsigned)cfg->buf_optimal_ms;
+    vc->kf_mode = VPX_KF_DISABLED;
+    vc->kf_min_dist = 0;
+    vc->kf_max_dist = 0;
+    fill_rate(vc, cfg);
+
+    if (vpx_codec_enc_init(&v->ctx, iface, vc, 0) != VPX_CODEC_OK) {
+        hd_error(MOD, "VP9 encoder init failed: %s",
+                 vpx_codec_error_detail(&v->ctx)
+                     ? vpx_codec_error_detail(&v->ctx)
+                     : vpx_codec_error(&v->ctx));
+        r = HD_ECONFIG;
+        goto out;
+    }
+    v->ctx_ok = 1;
+    if ((r = apply_controls(v)) != 0)
+        goto out;
+    *out = v;
+    v = NULL;
+    r = 0;
+out:
+    hd_venc_free(v);
+    return r;
+}
+
+void hd_venc_free(struct hd_venc *venc)
+{
+    if (venc == NULL)
+        return;
+    if (venc->ctx_ok)
+        vpx_codec_destroy(&venc->ctx);
+    if (venc->img_ok)
+        vpx_img_free(&venc->img);
+    free(venc->map);
+    free(venc->pending);
+    free(venc);
+}
+
+const struct hd_venc_config *hd_venc_get_config(const struct hd_venc *venc)
+{
+    return &venc->cfg;
+}
+
+void hd_venc_request_keyframe(struct hd_venc *venc)
+{
+    venc->want_key = 1;
+}
+
+int hd_venc_set_rate(struct hd_venc *venc, int kbps, int fps)
+{
+    struct hd_venc_config c = venc->cfg;
+    vpx_codec_enc_cfg_t vc = venc->vcfg;
+    int r;
+
+    c.kbps = kbps;
+    c.fps = fps;
+    if ((r = check_config(&c)) != 0)
+        return r;
+    fill_rate(&vc, &c);
+    if (vpx_codec_enc_config_set(&venc->ctx, &vc) != VPX_CODEC_OK)
+        return ctl_fail(venc, "the new rate");
+    venc->cfg = c;
+    venc->vcfg = vc;
+    return 0;
+}
+
+/* Convert an area (already clipped, even origin) of the BGRA frame. */
+static void convert_area(struct hd_venc *v, const struct hd_venc_input *in,
+                         int x, int y, int w, int h)
+{
+    vpx_image_t *img = &v->img;
+    int sy = img->stride[VPX_PLANE_Y], su = img->stride[VPX_PLANE_U],
+        sv = img->stride[VPX_PLANE_V];
+
+    ARGBToI420(in->bgra + (size_t)y * in->stride + (size_t)x * 4,
+               (int)in->stride, img->planes[VPX_PLANE_Y] + (size_t)y * sy + x,
+               sy, img->planes[VPX_PLANE_U] + (size_t)(y / 2) * su + x / 2, su,
+               img->planes[VPX_PLANE_V] + (size_t)(y / 2) * sv + x / 2, sv, w,
+               h);
+}
+
+/*
+ * Clip r to the frame and align it out to even coordinates (a chroma
+ * sample covers 2x2 pixels).  Returns 0 when nothing is left.
+ */
+static int clip_rect(const struct hd_venc *v, const struct hd_venc_rect *r,
+                     int *x0, int *y0, int *x1, int *y1)
+{
+    long long ax = r->x, ay = r->y, bx = (long long)r->x + r->w,
+              by = (long long)r->y + r->h;
+
+    if (r->w <= 0 || r->h <= 0)
+        return 0;
+    ax = ax < 0 ? 0 : ax;
+    ay = ay < 0 ? 0 : ay;
+    bx = bx > v->cfg.width ? v->cfg.width : bx;
+    by = by > v->cfg.height ? v->cfg.height : by;
+    if (ax >= bx || ay >= by)
+        return 0;
+    *x0 = (int)ax & ~1;
+    *y0 = (int)ay & ~1;
+    *x1 = (int)bx + ((int)bx & 1);
+    *y1 = (int)by + ((int)by & 1);
+    if (*x1 > v->cfg.width)
+        *x1 = v->cfg.width;
+    if (*y1 > v->cfg.height)
+        *y1 = v->cfg.height;
+    return 1;
+}
+
+static void mark_blocks(struct hd_venc *v, int x0, int y0, int x1, int y1)
+{
+    unsigned r, c, r1 = (unsigned)(y1 + 15) / 16, c1 = (unsigned)(x1 + 15) / 16;
+
+    for (r = (unsigned)y0 / 16; r < r1 && r < v->map_rows; r++)
+        for (c = (unsigned)x0 / 16; c < c1 && c < v->map_cols; c++)
+            v->map[(size_t)r * v->map_cols + c] = 1;
+}
+
+/*
+ * Bring the I420 picture up to date and build the active map.  Returns 1
+ * when the map should be used, 0 when the whole frame is active.
+ */
+static int prepare(struct hd_venc *v, const struct hd_venc_input *in)
+{
+    size_t i, n = (size_t)v->map_rows * v->map_cols;
+    long long area = 0;
+    int x0, y0, x1, y1, full = in->rects == NULL || !v->have_frame;
+
+    if (!full) {
+        for (i = 0; i < in->n_rects; i++)
+            if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
+                area += (long long)(x1 - x0) * (y1 - y0);
+        /* Overlapping rectangles would be converted twice: past the frame
+         * area, one pass over everything is cheaper. */
+        if (area >= (long long)v->cfg.width * v->cfg.height)
+            full = 2;
+    }
+    if (full)
+        convert_area(v, in, 0, 0, v->cfg.width, v->cfg.height);
+    v->have_frame = 1;
+    if (full == 1 || !v->cfg.active_map || v->pending_full) {
+        if (!full) {
+            for (i = 0; i < in->n_rects; i++)
+                if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
+                    convert_area(v, in, x0, y0, x1 - x0, y1 - y0);
+        }
+        return 0;
+    }
+    memcpy(v->map, v->pending, n);
+    for (i = 0; i < in->n_rects; i++) {
+        if (!clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
+            continue;
+        if (full != 2)
+            convert_area(v, in, x0, y0, x1 - x0, y1 - y0);
+        mark_blocks(v, x0, y0, x1, y1);
+    }
+    return 1;
+}
+
+/* Remember this frame's changes for the next frame (it was dropped). */
+static void carry_over(struct hd_venc *v, const struct hd_venc_input *in,
+                       int used_map)
+{
+    size_t n = (size_t)v->map_rows * v->map_cols;
+
+    if (!used_map) {
+        v->pending_full = 1;
+        return;
+    }
+    memcpy(v->pending, v->map, n);
+    v->pending_any = 1;
+}
+
+static void clear_pending(struct hd_venc *v)
+{
+    if (v->pending_any)
+        memset(v->pending, 0, (size_t)v->map_rows * v->map_cols);
+    v->pending_any = 0;
+    v->pending_full = 0;
+}
+
+int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
+                   struct hd_venc_packet *out)
+{
+    struct hd_venc *v = venc;
+    vpx_active_map_t am;
+    vpx_enc_frame_flags_t flags = 0;
+    const vpx_codec_cx_pkt_t *pkt;
+    vpx_codec_iter_t iter = NULL;
+    unsigned long duration;
+    int64_t pts;
+    int used_map, got = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (in->bgra == NULL || in->stride < (size_t)v->cfg.width * 4 ||
+        (in->rects == NULL && in->n_rects != 0))
+        return -EINVAL;
+
+    used_map = prepare(v, in);
+    memset(&am, 0, sizeof(am));
+    am.rows = v->map_rows;
+    am.cols = v->map_cols;
+    am.active_map = used_map ? v->map : NULL; /* NULL: all active */
+    if (vpx_codec_control(&v->ctx, VP8E_SET_ACTIVEMAP, &am) != 0)
+        return ctl_fail(v, "the active map");
+
+    pts = in->pts_ms;
+    if (v->last_pts != INT64_MIN && pts <= v->last_pts)
+        pts = v->last_pts + 1;
+    v->last_pts = pts;
+    duration = (unsigned long)clampi(1000 / v->cfg.fps, 1, 1000);
+    if (v->want_key)
+        flags |= VPX_EFLAG_FORCE_KF;
+    if (vpx_codec_encode(&v->ctx, &v->img, pts, duration, flags,
+                         VPX_DL_REALTIME) != VPX_CODEC_OK) {
+        hd_error(MOD, "encode failed: %s", vpx_codec_error(&v->ctx));
+        return HD_ECONFIG;
+    }
+    /* libvpx keeps the packet's bytes until the next encode call. */
+    while ((pkt = vpx_codec_get_cx_data(&v->ctx, &iter)) != NULL) {
+        if (pkt->kind != VPX_CODEC_CX_FRAME_PKT || got)
+            continue;
+        out->data = pkt->data.frame.buf;
+        out->size = pkt->data.frame.sz;
+        out->key = (pkt->data.frame.flags & VPX_FRAME_IS_KEY) != 0;
+        got = 1;
+    }
+    out->pts_ms = pts;
+    if (got) {
+        if (out->key)
+            v->want_key = 0;
+        clear_pending(v);
+    } else {
+        carry_over(v, in, used_map);
+    }
+    return 0;
+}

@@ -1,0 +1,500 @@
+/*
+ * Encoder benchmark (make bench, never make test): a deterministic
+ * 1920x1080 desktop sequence (tests/synth.h: typing, scrolling text, a
+ * dragged window; 100 frames each) encoded at one target bitrate by
+ *   ours       hd_venc_config_default + damage rectangles (active map,
+ *              damage-only conversion)
+ *   reference  hd_venc_config_reference (RustDesk's settings, full
+ *              conversion of every frame as RustDesk does)
+ *   ffmpeg     ffmpeg -c:v libvpx-vp9, realtime, cpu-used 7, no screen
+ *              tuning, the reference rate control settings, fed raw BGRA
+ *              through a pipe, written as IVF and decoded with our vdec
+ * Every output is decoded; PSNR-Y is measured per frame against libyuv's
+ * conversion of the source (a dropped frame counts with the picture the
+ * viewer still shows).  Encode time is wall time per hd_venc_encode call
+ * (conversion included); CPU ms/frame is process CPU time (all threads)
+ * per frame; for ffmpeg only the latter exists (its whole process, incl.
+ * swscale).
+ *
+ * Usage: bench_venc [-n FRAMES_PER_PHASE] [-s WxH] [-k KBPS] [-t THREADS]
+ *                   [--no-ffmpeg] [-o key=value,...]   (override ours)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libyuv/convert.h>
+
+#include "tests/synth.h"
+#include "vdec.h"
+#include "venc.h"
+
+#define FPS     30
+#define NPHASES 3
+
+static const char *const phase_names[NPHASES] = { "typing", "scroll", "drag" };
+
+struct result {
+    const char *name;
+    int frames, drops, keys, have_wall;
+    double first_bytes; /* the first (key) frame */
+    double *wall_ms;    /* per frame */
+    double cpu_ms;      /* total */
+    double bytes[NPHASES], psnr[NPHASES];
+    int nphase[NPHASES];
+};
+
+struct bench {
+    int w, h, phase, frames, kbps, threads;
+    struct synth s;
+    uint8_t *bgra, *ref_y, *ref_u, *ref_v, *shown_y;
+    size_t stride;
+};
+
+static double now_ms(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void bench_frame(struct bench *b, int n, struct hd_venc_rect *rects,
+                        size_t *n_rects)
+{
+    if (n == 0) {
+        synth_render(&b->s, 0, b->bgra, b->stride,
+                     (struct synth_box){ 0, 0, b->w, b->h });
+        *n_rects = 0;
+    } else {
+        *n_rects = synth_step(&b->s, n, b->bgra, b->stride, rects);
+    }
+}
+
+/* PSNR-Y of what the viewer shows now against frame n's source. */
+static void account(struct bench *b, struct result *r, int n,
+                    const struct hd_vdec_picture *pic, size_t bytes)
+{
+    int p = n / b->phase, y;
+
+    if (n == 0)
+        r->first_bytes = (double)bytes;
+
+    if (pic != NULL && pic->width == b->w)
+        for (y = 0; y < b->h; y++)
+            memcpy(b->shown_y + (size_t)y * b->w,
+                   pic->planes[0] + (size_t)y * pic->stride[0], (size_t)b->w);
+    ARGBToI420(b->bgra, (int)b->stride, b->ref_y, b->w, b->ref_u,
+               (b->w + 1) / 2, b->ref_v, (b->w + 1) / 2, b->w, b->h);
+    if (p >= NPHASES)
+        p = NPHASES - 1;
+    r->bytes[p] += (double)bytes;
+    r->psnr[p] += synth_psnr(b->ref_y, (size_t)b->w, b->shown_y, (size_t)b->w,
+                             b->w, b->h);
+    r->nphase[p]++;
+    r->frames++;
+}
+
+static int run_venc(struct bench *b, const struct hd_venc_config *cfg,
+                    int use_damage, struct result *r)
+{
+    struct hd_venc *enc = NULL;
+    struct hd_vdec *dec = NULL;
+    struct hd_venc_rect rects[8];
+    struct hd_venc_packet pkt;
+    struct hd_vdec_picture pic;
+    int n, ret = -1;
+
+    synth_init(&b->s, b->w, b->h, b->phase);
+    if (hd_venc_new(cfg, &enc) != 0 || hd_vdec_new(2, &dec) != 0)
+        goto out;
+    r->have_wall = 1;
+    for (n = 0; n < b->frames; n++) {
+        struct hd_venc_input in = { b->bgra, b->stride, (int64_t)n * 1000 / FPS,
+                                    NULL, 0 };
+        double t0, c0;
+
+        bench_frame(b, n, rects, &in.n_rects);
+        if (use_damage && n > 0)
+            in.rects = rects;
+        else
+            in.n_rects = 0;
+        c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
+        t0 = now_ms(CLOCK_MONOTONIC);
+        if (hd_venc_encode(enc, &in, &pkt) != 0)
+            goto out;
+        r->wall_ms[n] = now_ms(CLOCK_MONOTONIC) - t0;
+        r->cpu_ms += now_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        if (pkt.size == 0) {
+            r->drops++;
+            account(b, r, n, NULL, 0);
+            continue;
+        }
+        r->keys += pkt.key;
+        if (hd_vdec_decode(dec, pkt.data, pkt.size, &pic) != 0)
+            goto out;
+        account(b, r, n, &pic, pkt.size);
+    }
+    ret = 0;
+out:
+    hd_venc_free(enc);
+    hd_vdec_free(dec);
+    return ret;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+/*
+ * ffmpeg with the reference settings, as far as its libvpx wrapper
+ * exposes them.  Returns 0, 1 when ffmpeg is missing, -1 on failure.
+ */
+static int run_ffmpeg(struct bench *b, struct result *r)
+{
+    char path[] = "/tmp/bench_venc_XXXXXX", size[32], rate[32], ff_thr[8];
+    struct hd_venc_rect rects[8];
+    struct hd_vdec *dec = NULL;
+    struct hd_vdec_picture pic;
+    struct rusage ru;
+    uint8_t hdr[32], fh[12], *pkt = NULL;
+    FILE *f = NULL;
+    pid_t pid;
+    int fd, pfd[2], status, n, ret = -1, next_n;
+    uint32_t tb_den, tb_num, psize;
+    uint64_t pts;
+
+    if ((fd = mkstemp(path)) < 0)
+        return -1;
+    close(fd);
+    snprintf(size, sizeof(size), "%dx%d", b->w, b->h);
+    snprintf(rate, sizeof(rate), "%dk", b->kbps);
+    snprintf(ff_thr, sizeof(ff_thr), "%d", b->threads);
+    if (pipe(pfd) != 0)
+        goto out;
+    if ((pid = fork()) < 0)
+        goto out;
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+
+        dup2(pfd[0], 0);
+        dup2(null, 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        execlp("ffmpeg", "ffmpeg", "-hide_banner", "-nostdin", "-loglevel",
+               "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgra", "-s", size,
+               "-r", "30", "-i", "pipe:0", "-c:v", "libvpx-vp9", "-deadline",
+               "realtime", "-cpu-used", "7", "-row-mt", "1", "-tile-columns",
+               "2", "-threads", ff_thr, "-lag-in-frames", "0",
+               "-error-resilient", "1", "-b:v", rate, "-minrate", rate,
+               "-maxrate", rate, "-undershoot-pct", "95", "-drop-threshold",
+               "25", "-qmin", "24", "-qmax", "50", "-g", "100000", "-pix_fmt",
+               "yuv420p", "-f", "ivf", path, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[0]);
+    synth_init(&b->s, b->w, b->h, b->phase);
+    for (n = 0; n < b->frames; n++) {
+        size_t off = 0, total = b->stride * b->h, k;
+
+        bench_frame(b, n, rects, &k);
+        while (off < total) {
+            ssize_t w = write(pfd[1], b->bgra + off, total - off);
+
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        if (off < total)
+            break;
+    }
+    close(pfd[1]);
+    if (wait4(pid, &status, 0, &ru) < 0)
+        goto out;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        ret = WIFEXITED(status) && WEXITSTATUS(status) == 127 ? 1 : -1;
+        if (ret < 0)
+            fprintf(stderr, "bench_venc: ffmpeg failed (status %d)\n", status);
+        goto out;
+    }
+    r->cpu_ms = ru.ru_utime.tv_sec * 1e3 + ru.ru_utime.tv_usec / 1e3 +
+                ru.ru_stime.tv_sec * 1e3 + ru.ru_stime.tv_usec / 1e3;
+
+    /* IVF: 32-byte file header, then 12-byte frame headers (size, pts). */
+    if ((f = fopen(path, "rb")) == NULL || fread(hdr, 1, 32, f) != 32 ||
+        memcmp(hdr, "DKIF", 4) != 0 || memcmp(hdr + 8, "VP90", 4) != 0) {
+        fprintf(stderr, "bench_venc: ffmpeg output is not VP9 IVF\n");
+        goto out;
+    }
+    tb_den = rd32(hdr + 16);
+    tb_num = rd32(hdr + 20);
+    if (tb_den == 0 || tb_num == 0 || hd_vdec_new(2, &dec) != 0)
+        goto out;
+    synth_init(&b->s, b->w, b->h, b->phase);
+    next_n = -1; /* frame index of the packet read ahead */
+    psize = 0;
+    for (n = 0; n < b->frames; n++) {
+        size_t k, bytes = 0;
+        int shown = 0;
+
+        bench_frame(b, n, rects, &k);
+        for (;;) {
+            if (next_n < 0) {
+                if (fread(fh, 1, 12, f) != 12)
+                    break;
+                psize = rd32(fh);
+                pts = rd32(fh + 4) | (uint64_t)rd32(fh + 8) << 32;
+                next_n = (int)((pts * tb_num * FPS + tb_den / 2) / tb_den);
+                if (psize > HD_VDEC_MAX_PACKET ||
+                    (pkt = realloc(pkt, psize ? psize : 1)) == NULL ||
+                    fread(pkt, 1, psize, f) != psize)
+                    goto out;
+            }
+            if (next_n > n)
+                break;
+            if (hd_vdec_decode(dec, pkt, psize, &pic) != 0)
+                goto out;
+            r->keys += pic.key;
+            bytes += psize;
+            shown = 1;
+            next_n = -1;
+        }
+        if (!shown)
+            r->drops++;
+        account(b, r, n, shown ? &pic : NULL, bytes);
+    }
+    ret = 0;
+out:
+    if (f != NULL)
+        fclose(f);
+    free(pkt);
+    hd_vdec_free(dec);
+    unlink(path);
+    return ret;
+}
+
+static void print_result(const struct bench *b, struct result *r)
+{
+    double tb = 0, tp = 0, p50 = 0, p99 = 0, ph[NPHASES];
+    int i;
+
+    for (i = 0; i < NPHASES; i++) {
+        tb += r->bytes[i];
+        tp += r->psnr[i];
+        ph[i] = r->nphase[i] ? r->psnr[i] / r->nphase[i] : 0;
+    }
+    if (r->have_wall) {
+        qsort(r->wall_ms, (size_t)r->frames, sizeof(double), cmp_double);
+        p50 = r->wall_ms[r->frames / 2];
+        p99 = r->wall_ms[(r->frames * 99) / 100];
+    }
+    printf("%-10s ", r->name);
+    if (r->have_wall)
+        printf("%6.2f %6.2f ", p50, p99);
+    else
+        printf("%6s %6s ", "-", "-");
+    printf("%7.2f %8.0f %6.0f %6.2f", r->cpu_ms / r->frames, tb / r->frames,
+           tb * 8 * FPS / r->frames / 1000, tp / r->frames);
+    for (i = 0; i < NPHASES; i++)
+        printf(" %6.2f/%-5.0f", ph[i],
+               r->nphase[i] ? r->bytes[i] * 8 * FPS / r->nphase[i] / 1000 : 0);
+    printf(" %3d %2d %7.0f\n", r->drops, r->keys, r->first_bytes);
+    (void)b;
+}
+
+static double mean_psnr(const struct result *r, int phase)
+{
+    double s = 0;
+    int i, n = 0;
+
+    for (i = 0; i < NPHASES; i++)
+        if (phase < 0 || phase == i) {
+            s += r->psnr[i];
+            n += r->nphase[i];
+        }
+    return n ? s / n : 0;
+}
+
+static double total_bytes(const struct result *r)
+{
+    return r->bytes[0] + r->bytes[1] + r->bytes[2];
+}
+
+/* -o key=value,...: override fields of our configuration (tuning). */
+static int override(struct hd_venc_config *c, char *spec)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {
+#define K(f) { #f, offsetof(struct hd_venc_config, f) }
+        K(threads),         K(cpu_used),       K(tile_columns),
+        K(row_mt),          K(aq_mode),        K(screen),
+        K(error_resilient), K(drop_thresh),    K(undershoot_pct),
+        K(overshoot_pct),   K(min_q),          K(max_q),
+        K(buf_ms),          K(buf_initial_ms), K(buf_optimal_ms),
+        K(static_thresh),   K(frame_parallel), K(max_intra_pct),
+        K(active_map),
+#undef K
+    };
+    char *tok, *save = NULL;
+    size_t i;
+
+    for (tok = strtok_r(spec, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+
+        if (eq == NULL)
+            return -1;
+        *eq = '\0';
+        for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+            if (strcmp(keys[i].key, tok) == 0)
+                break;
+        if (i == sizeof(keys) / sizeof(keys[0]))
+            return -1;
+        *(int *)((char *)c + keys[i].off) = atoi(eq + 1);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct bench b = { .w = 1920, .h = 1080, .phase = 100, .threads = 2 };
+    struct hd_venc_config ours, ref;
+    struct result res[3];
+    char *spec = NULL;
+    int i, nres = 0, ffmpeg = 1, kbps = 0, fr;
+
+    signal(SIGPIPE, SIG_IGN);
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+            b.phase = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
+            sscanf(argv[++i], "%dx%d", &b.w, &b.h);
+        else if (strcmp(argv[i], "-k") == 0 && i + 1 < argc)
+            kbps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
+            b.threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+            spec = argv[++i];
+        else if (strcmp(argv[i], "--no-ffmpeg") == 0)
+            ffmpeg = 0;
+        else {
+            fprintf(stderr,
+                    "usage: bench_venc [-n FRAMES_PER_PHASE] [-s WxH] "
+                    "[-k KBPS] [-t THREADS] [--no-ffmpeg] [-o k=v,...]\n");
+            return 2;
+        }
+    }
+    if (b.phase < 2 || b.w < 64 || b.h < 64 || b.threads < 1)
+        return 2;
+    b.frames = NPHASES * b.phase;
+    b.stride = (size_t)b.w * 4;
+    hd_venc_config_reference(&ref, b.w, b.h, FPS);
+    ref.threads = b.threads;
+    if (kbps > 0)
+        ref.kbps = kbps;
+    b.kbps = ref.kbps;
+    hd_venc_config_default(&ours, b.w, b.h, FPS, b.kbps);
+    ours.threads = b.threads;
+    if (spec != NULL && override(&ours, spec) != 0) {
+        fprintf(stderr, "bench_venc: bad -o %s\n", spec);
+        return 2;
+    }
+    b.bgra = calloc(b.stride, (size_t)b.h);
+    b.ref_y = malloc((size_t)b.w * b.h);
+    b.ref_u = malloc((size_t)b.w * b.h / 2 + b.w);
+    b.ref_v = malloc((size_t)b.w * b.h / 2 + b.w);
+    b.shown_y = calloc((size_t)b.w, (size_t)b.h);
+    memset(res, 0, sizeof(res));
+    for (i = 0; i < 3; i++)
+        res[i].wall_ms = calloc((size_t)b.frames, sizeof(double));
+    if (b.bgra == NULL || b.ref_y == NULL || b.ref_u == NULL ||
+        b.ref_v == NULL || b.shown_y == NULL || res[2].wall_ms == NULL)
+        return 1;
+
+    printf("bench_venc: %dx%d, %d frames (typing, scroll, drag x %d), "
+           "%d fps, target %d kbps, %d threads\n",
+           b.w, b.h, b.frames, b.phase, FPS, b.kbps, b.threads);
+    printf("ours:      cpu-used %d, tile-columns %d, aq %d, screen %d, "
+           "err-res %d, drop %d, q %d..%d, static %d, active map %d\n",
+           ours.cpu_used, ours.tile_columns, ours.aq_mode, ours.screen,
+           ours.error_resilient, ours.drop_thresh, ours.min_q, ours.max_q,
+           ours.static_thresh, ours.active_map);
+    res[0].name = "ours";
+    if (run_venc(&b, &ours, 1, &res[0]) != 0) {
+        fprintf(stderr, "bench_venc: our encoder failed\n");
+        return 1;
+    }
+    nres++;
+    res[1].name = "reference";
+    if (run_venc(&b, &ref, 0, &res[1]) != 0) {
+        fprintf(stderr, "bench_venc: reference encoder failed\n");
+        return 1;
+    }
+    nres++;
+    if (ffmpeg) {
+        res[2].name = "ffmpeg";
+        fr = run_ffmpeg(&b, &res[2]);
+        if (fr == 0)
+            nres++;
+        else if (fr == 1)
+            printf("ffmpeg: not installed, baseline skipped\n");
+        else
+            printf("ffmpeg: failed, baseline skipped\n");
+    }
+
+    printf("\n%-10s %6s %6s %7s %8s %6s %6s %-12s %-12s %-12s %3s %2s %7s\n",
+           "encoder", "p50ms", "p99ms", "cpu/fr", "B/frame", "kbps", "PSNR-Y",
+           "typing:dB/kb", "scroll:dB/kb", "drag:dB/kb", "drp", "kf",
+           "kfbytes");
+    for (i = 0; i < nres; i++)
+        print_result(&b, &res[i]);
+
+    printf("\n");
+    for (i = 1; i < nres; i++) {
+        int p;
+
+        printf("ours vs %-9s: PSNR-Y %+.2f dB (", res[i].name,
+               mean_psnr(&res[0], -1) - mean_psnr(&res[i], -1));
+        for (p = 0; p < NPHASES; p++)
+            printf("%s %s %+.2f", p ? "," : "", phase_names[p],
+                   mean_psnr(&res[0], p) - mean_psnr(&res[i], p));
+        printf(" ), bytes x%.2f, cpu/frame x%.2f\n",
+               total_bytes(&res[0]) / total_bytes(&res[i]),
+               res[0].cpu_ms / res[i].cpu_ms);
+    }
+    /* res[0..1] wall times were sorted by print_result. */
+    printf("ours vs reference: encode p50 x%.2f, p99 x%.2f\n",
+           res[0].wall_ms[b.frames / 2] / res[1].wall_ms[b.frames / 2],
+           res[0].wall_ms[b.frames * 99 / 100] /
+               res[1].wall_ms[b.frames * 99 / 100]);
+    printf("targets (1080p, 2 threads): p50 <= 5 ms, p99 <= 12 ms, scroll "
+           "PSNR-Y >= reference + 1 dB\n");
+
+    for (i = 0; i < 3; i++)
+        free(res[i].wall_ms);
+    free(b.bgra);
+    free(b.ref_y);
+    free(b.ref_u);
+    free(b.ref_v);
+    free(b.shown_y);
+    return 0;
+}

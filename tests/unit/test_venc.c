@@ -1,0 +1,552 @@
+/*
+ * Unit tests for common/venc and common/vdec: synthetic screen content
+ * (tests/synth.h: typing, scrolling, a dragged window) encoded and decoded
+ * at 640x360 and 1280x720 with PSNR-Y checked against libyuv's conversion
+ * of the source; static frames; damage-only conversion against full
+ * conversion; key frames on request decoded by a fresh decoder; a rate
+ * change mid-stream; bad settings and bad packets.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libyuv/convert.h>
+
+#include "err.h"
+#include "tests/harness.h"
+#include "tests/synth.h"
+#include "vdec.h"
+#include "venc.h"
+
+struct frame {
+    int w, h;
+    size_t stride;
+    uint8_t *bgra;
+    uint8_t *y; /* libyuv's Y plane of bgra, w x h */
+    uint8_t *u, *v;
+};
+
+static void frame_init(struct frame *f, int w, int h)
+{
+    f->w = w;
+    f->h = h;
+    f->stride = (size_t)w * 4;
+    f->bgra = calloc(f->stride, (size_t)h);
+    f->y = malloc((size_t)w * h);
+    f->u = malloc((size_t)((w + 1) / 2) * ((h + 1) / 2));
+    f->v = malloc((size_t)((w + 1) / 2) * ((h + 1) / 2));
+    HT_CHECK(f->bgra != NULL && f->y != NULL && f->u != NULL && f->v != NULL);
+}
+
+static void frame_cleanup(struct frame *f)
+{
+    free(f->bgra);
+    free(f->y);
+    free(f->u);
+    free(f->v);
+}
+
+/* The source's luma as the encoder should see it. */
+static void frame_ref(struct frame *f)
+{
+    ARGBToI420(f->bgra, (int)f->stride, f->y, f->w, f->u, (f->w + 1) / 2, f->v,
+               (f->w + 1) / 2, f->w, f->h);
+}
+
+static double pic_psnr(const struct frame *f, const struct hd_vdec_picture *p)
+{
+    if (p->width != f->w || p->height != f->h)
+        return 0;
+    frame_ref((struct frame *)f);
+    return synth_psnr(f->y, (size_t)f->w, p->planes[0], (size_t)p->stride[0],
+                      f->w, f->h);
+}
+
+/* Y, U and V of two pictures are equal. */
+static int pic_equal(const struct hd_vdec_picture *a,
+                     const struct hd_vdec_picture *b)
+{
+    int p, y;
+
+    if (a->width != b->width || a->height != b->height || a->width == 0)
+        return 0;
+    for (p = 0; p < 3; p++) {
+        int w = p ? (a->width + 1) / 2 : a->width;
+        int h = p ? (a->height + 1) / 2 : a->height;
+
+        for (y = 0; y < h; y++)
+            if (memcmp(a->planes[p] + (size_t)y * a->stride[p],
+                       b->planes[p] + (size_t)y * b->stride[p], (size_t)w) != 0)
+                return 0;
+    }
+    return 1;
+}
+
+/* A picture copied out of the decoder (its planes die on the next call). */
+struct pic_copy {
+    struct hd_vdec_picture pic;
+    uint8_t *mem;
+};
+
+static void pic_copy(struct pic_copy *c, const struct hd_vdec_picture *p)
+{
+    size_t off = 0, n = 0;
+    int i, y;
+
+    free(c->mem);
+    c->pic = *p;
+    for (i = 0; i < 3; i++)
+        n += (size_t)p->stride[i] * (i ? (p->height + 1) / 2 : p->height);
+    c->mem = malloc(n);
+    HT_CHECK(c->mem != NULL);
+    for (i = 0; i < 3; i++) {
+        int h = i ? (p->height + 1) / 2 : p->height;
+
+        for (y = 0; y < h; y++)
+            memcpy(c->mem + off + (size_t)y * p->stride[i],
+                   p->planes[i] + (size_t)y * p->stride[i],
+                   (size_t)p->stride[i]);
+        c->pic.planes[i] = c->mem + off;
+        off += (size_t)p->stride[i] * h;
+    }
+}
+
+/*
+ * Encode the whole synthetic sequence (3 * phase frames) with damage
+ * rectangles, decode every packet, check PSNR-Y of each decoded frame.
+ */
+static void roundtrip(int w, int h, int kbps, int phase)
+{
+    struct hd_venc_config cfg;
+    struct hd_venc *enc = NULL;
+    struct hd_vdec *dec = NULL;
+    struct hd_venc_packet pkt;
+    struct hd_vdec_picture pic;
+    struct hd_venc_rect rects[4];
+    struct synth s;
+    struct frame f;
+    double sum = 0, worst = 100, p;
+    size_t bytes = 0;
+    int n, frames = 3 * phase, decoded = 0;
+
+    frame_init(&f, w, h);
+    synth_init(&s, w, h, phase);
+    hd_venc_config_default(&cfg, w, h, 30, kbps);
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), 0);
+    HT_EQ_INT(hd_vdec_new(2, &dec), 0);
+    if (enc == NULL || dec == NULL)
+        goto out;
+    synth_render(&s, 0, f.bgra, f.stride, (struct synth_box){ 0, 0, w, h });
+    for (n = 0; n < frames; n++) {
+        struct hd_venc_input in = { f.bgra, f.stride, n * 33, NULL, 0 };
+
+        if (n > 0) {
+            in.n_rects = synth_step(&s, n, f.bgra, f.stride, rects);
+            in.rects = rects;
+        }
+        HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), 0);
+        if (n == 0)
+            HT_CHECK(pkt.key);
+        if (pkt.size == 0)
+            continue;
+        bytes += pkt.size;
+        HT_EQ_INT(hd_vdec_decode(dec, pkt.data, pkt.size, &pic), 0);
+        HT_EQ_INT(pic.width, w);
+        p = pic_psnr(&f, &pic);
+        sum += p;
+        decoded++;
+        if (p < worst)
+            worst = p;
+    }
+    printf("# %dx%d %d kbps: %d frames, %.0f bytes/frame, PSNR-Y mean %.2f "
+           "min %.2f dB\n",
+           w, h, kbps, frames, (double)bytes / frames,
+           decoded ? sum / decoded : 0.0, worst);
+    HT_EQ_INT(decoded, frames);
+    HT_CHECK(decoded > 0 && sum / decoded >= 35.0);
+    HT_CHECK(worst >= 30.0);
+out:
+    hd_venc_free(enc);
+    hd_vdec_free(dec);
+    frame_cleanup(&f);
+}
+
+static void test_roundtrip_360p(void)
+{
+    roundtrip(640, 360, 1000, 10);
+}
+
+static void test_roundtrip_720p(void)
+{
+    roundtrip(1280, 720, 2500, 8);
+}
+
+/*
+ * After the first frame, an unchanged screen costs almost nothing: with an
+ * empty damage list (active map: everything skipped) and with no damage
+ * list at all (full conversion of identical pixels; the static threshold
+ * skips the residual).
+ */
+static void test_static_frames(void)
+{
+    struct hd_venc_config cfg;
+    struct hd_venc *enc = NULL;
+    struct hd_vdec *dec = NULL;
+    struct hd_venc_packet pkt;
+    struct hd_vdec_picture pic;
+    struct hd_venc_rect none[1];
+    struct synth s;
+    struct frame f;
+    size_t max_empty = 0, max_full = 0;
+    int n;
+
+    frame_init(&f, 640, 360);
+    synth_init(&s, 640, 360, 10);
+    synth_render(&s, 0, f.bgra, f.stride, (struct synth_box){ 0, 0, 640, 360 });
+    hd_venc_config_default(&cfg, 640, 360, 30, 1000);
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), 0);
+    HT_EQ_INT(hd_vdec_new(1, &dec), 0);
+    if (enc == NULL || dec == NULL)
+        goto out;
+    for (n = 0; n < 41; n++) {
+        struct hd_venc_input in = { f.bgra, f.stride, n * 33, NULL, 0 };
+
+        /* Frames 1..20: an empty damage list; 21..40: none given. */
+        if (n >= 1 && n <= 20)
+            in.rects = none;
+        HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), 0);
+        HT_CHECK(pkt.size > 0);
+        HT_EQ_INT(pkt.key, n == 0);
+        HT_EQ_INT(hd_vdec_decode(dec, pkt.data, pkt.size, &pic), 0);
+        if (n >= 1 && n <= 20 && pkt.size > max_empty)
+            max_empty = pkt.size;
+        if (n >= 21 && pkt.size > max_full)
+            max_full = pkt.size;
+    }
+    printf("# static 640x360: max %zu bytes (empty damage), %zu bytes (no "
+           "damage list)\n",
+           max_empty, max_full);
+    HT_CHECK(max_empty < 200);
+    HT_CHECK(max_full < 200);
+out:
+    hd_venc_free(enc);
+    hd_vdec_free(dec);
+    frame_cleanup(&f);
+}
+
+/*
+ * Converting only the damaged areas gives the encoder the same picture as
+ * converting everything: with the active map off (so that both encoders
+ * make the same decisions) the decoded frames are identical.
+ */
+static void test_damage_equals_full(void)
+{
+    struct hd_venc_config cfg;
+    struct hd_venc *ea = NULL, *eb = NULL;
+    struct hd_vdec *da = NULL, *db = NULL;
+    struct hd_venc_packet pa, pb;
+    struct hd_vdec_picture qa, qb;
+    struct hd_venc_rect rects[4];
+    struct synth s;
+    struct frame f;
+    int n, same = 0, frames = 24;
+
+    frame_init(&f, 640, 360);
+    synth_init(&s, 640, 360, 8);
+    synth_render(&s, 0, f.bgra, f.stride, (struct synth_box){ 0, 0, 640, 360 });
+    hd_venc_config_default(&cfg, 640, 360, 30, 800);
+    cfg.active_map = 0;
+    HT_EQ_INT(hd_venc_new(&cfg, &ea), 0);
+    HT_EQ_INT(hd_venc_new(&cfg, &eb), 0);
+    HT_EQ_INT(hd_vdec_new(1, &da), 0);
+    HT_EQ_INT(hd_vdec_new(1, &db), 0);
+    if (ea == NULL || eb == NULL || da == NULL || db == NULL)
+        goto out;
+    for (n = 0; n < frames; n++) {
+        struct hd_venc_input in = { f.bgra, f.stride, n * 33, NULL, 0 };
+
+        if (n > 0) {
+            in.n_rects = synth_step(&s, n, f.bgra, f.stride, rects);
+            in.rects = rects;
+        }
+        HT_EQ_INT(hd_venc_encode(ea, &in, &pa), 0);
+        in.rects = NULL;
+        in.n_rects = 0;
+        HT_EQ_INT(hd_venc_encode(eb, &in, &pb), 0);
+        HT_EQ_INT(pa.size, pb.size);
+        if (pa.size == 0 || pb.size == 0)
+            continue;
+        HT_EQ_INT(hd_vdec_decode(da, pa.data, pa.size, &qa), 0);
+        HT_EQ_INT(hd_vdec_decode(db, pb.data, pb.size, &qb), 0);
+        same += pic_equal(&qa, &qb);
+    }
+    HT_EQ_INT(same, frames);
+out:
+    hd_venc_free(ea);
+    hd_venc_free(eb);
+    hd_vdec_free(da);
+    hd_vdec_free(db);
+    frame_cleanup(&f);
+}
+
+/*
+ * A requested key frame is a key frame, a fresh decoder decodes it alone
+ * to the same picture as the decoder that saw the whole stream, and then
+ * follows the stream; an inter frame alone is refused.
+ */
+static void test_keyframe_request(void)
+{
+    struct hd_venc_config cfg;
+    struct hd_venc *enc = NULL;
+    struct hd_vdec *dec = NULL, *fresh = NULL;
+    struct hd_venc_packet pkt;
+    struct hd_vdec_picture pic, pf;
+    struct pic_copy main_pic = { 0 };
+    struct hd_venc_rect rects[4];
+    struct synth s;
+    struct frame f;
+    int n, keys = 0;
+
+    frame_init(&f, 640, 360);
+    synth_init(&s, 640, 360, 6);
+    synth_render(&s, 0, f.bgra, f.stride, (struct synth_box){ 0, 0, 640, 360 });
+    hd_venc_config_default(&cfg, 640, 360, 30, 1000);
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), 0);
+    HT_EQ_INT(hd_vdec_new(1, &dec), 0);
+    HT_EQ_INT(hd_vdec_new(1, &fresh), 0);
+    if (enc == NULL || dec == NULL || fresh == NULL)
+        goto out;
+    for (n = 0; n < 14; n++) {
+        struct hd_venc_input in = { f.bgra, f.stride, n * 33, NULL, 0 };
+
+        if (n > 0) {
+            in.n_rects = synth_step(&s, n, f.bgra, f.stride, rects);
+            in.rects = rects;
+        }
+        if (n == 8)
+            hd_venc_request_keyframe(enc);
+        HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), 0);
+        HT_CHECK(pkt.size > 0);
+        keys += pkt.key;
+        HT_EQ_INT(pkt.key, n == 0 || n == 8);
+        HT_EQ_INT(hd_vdec_decode(dec, pkt.data, pkt.size, &pic), 0);
+        HT_EQ_INT(pic.key, pkt.key);
+        if (n == 5) {
+            /* An inter frame means nothing to a decoder without refs. */
+            HT_EQ_INT(hd_vdec_decode(fresh, pkt.data, pkt.size, &pf),
+                      HD_EPROTO);
+            HT_EQ_INT(pf.width, 0);
+        }
+        if (n >= 8) {
+            pic_copy(&main_pic, &pic);
+            HT_EQ_INT(hd_vdec_decode(fresh, pkt.data, pkt.size, &pf), 0);
+            HT_CHECK(pic_equal(&main_pic.pic, &pf));
+            /* Mid-stream key frames get ~4 frames' worth of bits and are
+             * refined afterwards: only check that it is the picture. */
+            HT_CHECK(pic_psnr(&f, &pf) > 20.0);
+        }
+    }
+    HT_EQ_INT(keys, 2);
+out:
+    free(main_pic.mem);
+    hd_venc_free(enc);
+    hd_vdec_free(dec);
+    hd_vdec_free(fresh);
+    frame_cleanup(&f);
+}
+
+/*
+ * hd_venc_set_rate mid-stream: on continuously scrolling text the frames
+ * follow the target (at 150 kbps they stay near its 625 bytes per frame;
+ * ten times the rate gives much larger frames), the stream stays
+ * decodable, and bad values are refused.
+ */
+static void test_set_rate(void)
+{
+    struct hd_venc_config cfg;
+    struct hd_venc *enc = NULL;
+    struct hd_vdec *dec = NULL;
+    struct hd_venc_packet pkt;
+    struct hd_vdec_picture pic;
+    struct hd_venc_rect rects[4];
+    struct synth s;
+    struct frame f;
+    size_t hi = 0, lo = 0;
+    int n, phase = 60;
+
+    frame_init(&f, 640, 360);
+    synth_init(&s, 640, 360, phase);
+    hd_venc_config_default(&cfg, 640, 360, 30, 150);
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), 0);
+    HT_EQ_INT(hd_vdec_new(1, &dec), 0);
+    if (enc == NULL || dec == NULL)
+        goto out;
+    /* Start at the scrolling phase. */
+    synth_render(&s, phase, f.bgra, f.stride,
+                 (struct synth_box){ 0, 0, 640, 360 });
+    for (n = phase; n < 2 * phase; n++) {
+        struct hd_venc_input in = { f.bgra, f.stride, n * 33, NULL, 0 };
+        int k = n - phase;
+
+        if (k > 0) {
+            in.n_rects = synth_step(&s, n, f.bgra, f.stride, rects);
+            in.rects = rects;
+        }
+        if (k == 30) {
+            HT_EQ_INT(hd_venc_set_rate(enc, 0, 30), HD_ECONFIG);
+            HT_EQ_INT(hd_venc_set_rate(enc, 1500, 0), HD_ECONFIG);
+            HT_EQ_INT(hd_venc_get_config(enc)->kbps, 150);
+            HT_EQ_INT(hd_venc_set_rate(enc, 1500, 25), 0);
+            HT_EQ_INT(hd_venc_get_config(enc)->kbps, 1500);
+            HT_EQ_INT(hd_venc_get_config(enc)->fps, 25);
+        }
+        HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), 0);
+        if (pkt.size > 0)
+            HT_EQ_INT(hd_vdec_decode(dec, pkt.data, pkt.size, &pic), 0);
+        if (k >= 15 && k < 30)
+            lo += pkt.size;
+        if (k >= 45)
+            hi += pkt.size;
+    }
+    printf("# set_rate: %zu bytes/frame at 150 kbps, %zu at 1500 kbps\n",
+           lo / 15, hi / 15);
+    HT_CHECK(lo / 15 < 625 * 3 / 2);
+    HT_CHECK(lo * 2 < hi);
+out:
+    hd_venc_free(enc);
+    hd_vdec_free(dec);
+    frame_cleanup(&f);
+}
+
+/*
+ * Frames dropped by the rate control: their damage is carried into the
+ * next coded frame's active map, so the viewer's picture still catches up
+ * with every typed character once the screen is still.
+ */
+static void test_dropped_damage(void)
+{
+    struct hd_venc_config cfg;
+    struct hd_venc *enc = NULL;
+    struct hd_vdec *dec = NULL;
+    struct hd_venc_packet pkt;
+    struct hd_vdec_picture pic;
+    struct pic_copy last = { 0 };
+    struct hd_venc_rect rects[4];
+    struct synth s;
+    struct frame f;
+    int n, drops = 0, phase = 40;
+    double p;
+
+    frame_init(&f, 640, 360);
+    synth_init(&s, 640, 360, phase);
+    synth_render(&s, 0, f.bgra, f.stride, (struct synth_box){ 0, 0, 640, 360 });
+    hd_venc_config_default(&cfg, 640, 360, 30, 400);
+    cfg.drop_thresh = 90;
+    cfg.aq_mode = 0; /* cyclic refresh would repair stale blocks anyway */
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), 0);
+    HT_EQ_INT(hd_vdec_new(1, &dec), 0);
+    if (enc == NULL || dec == NULL)
+        goto out;
+    /* Typing (frames 0..39), then the same screen for 3 s. */
+    for (n = 0; n < phase + 90; n++) {
+        struct hd_venc_input in = { f.bgra, f.stride, n * 33, rects, 0 };
+
+        if (n == 0)
+            in.rects = NULL;
+        else if (n < phase)
+            in.n_rects = synth_step(&s, n, f.bgra, f.stride, rects);
+        HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), 0);
+        if (pkt.size == 0) {
+            drops++;
+            continue;
+        }
+        HT_EQ_INT(hd_vdec_decode(dec, pkt.data, pkt.size, &pic), 0);
+        pic_copy(&last, &pic);
+    }
+    /* The typed line only: a character lost with a dropped frame would
+     * show here, not in the whole frame's PSNR. */
+    HT_CHECK(last.pic.width == 640);
+    if (last.pic.width != 640)
+        goto out;
+    frame_ref(&f);
+    {
+        int x0 = s.editor.x + 4, y0 = s.editor.y + 28 + 6 * SYNTH_CELL_H;
+        int w = s.editor.w - 8;
+
+        p = synth_psnr(f.y + (size_t)y0 * f.w + x0, (size_t)f.w,
+                       last.pic.planes[0] + (size_t)y0 * last.pic.stride[0] +
+                           x0,
+                       (size_t)last.pic.stride[0], w, 3 * SYNTH_CELL_H);
+    }
+    printf("# dropped damage: %d frames dropped, typed line PSNR-Y %.2f "
+           "dB\n",
+           drops, p);
+    HT_CHECK(drops > 0);
+    HT_CHECK(p >= 30.0);
+out:
+    free(last.mem);
+    hd_venc_free(enc);
+    hd_vdec_free(dec);
+    frame_cleanup(&f);
+}
+
+static void test_bad_input(void)
+{
+    static const uint8_t junk[] = { 0x82, 0x49, 0x83, 0x42, 0x00, 0x13,
+                                    0xf0, 0x0b, 0x38, 0x24, 0x1c, 0x18 };
+    struct hd_venc_config cfg;
+    struct hd_venc *enc = (struct hd_venc *)&cfg;
+    struct hd_vdec *dec = NULL;
+    struct hd_vdec_picture pic;
+    struct hd_venc_packet pkt;
+    uint8_t px[16 * 16 * 4] = { 0 };
+    struct hd_venc_input in = { px, 16 * 4 - 1, 0, NULL, 0 };
+
+    hd_venc_config_default(&cfg, 8, 16, 30, 500);
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), HD_ECONFIG);
+    HT_CHECK(enc == NULL);
+    hd_venc_config_default(&cfg, 16, 16, 30, 500);
+    cfg.cpu_used = 10;
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), HD_ECONFIG);
+    cfg.cpu_used = 9;
+    cfg.min_q = 40;
+    cfg.max_q = 30;
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), HD_ECONFIG);
+    hd_venc_config_default(&cfg, 16, 16, 30, 500);
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), 0);
+    if (enc != NULL) {
+        HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), -EINVAL);
+        in.stride = 16 * 4;
+        HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), 0);
+        HT_CHECK(pkt.size > 0 && pkt.key);
+    }
+    hd_venc_free(enc);
+    hd_venc_free(NULL);
+
+    HT_EQ_INT(hd_vdec_new(0, &dec), HD_ECONFIG);
+    HT_EQ_INT(hd_vdec_new(1, &dec), 0);
+    if (dec != NULL) {
+        HT_EQ_INT(hd_vdec_decode(dec, junk, sizeof(junk), &pic), HD_EPROTO);
+        HT_EQ_INT(hd_vdec_decode(dec, junk, 0, &pic), HD_EPROTO);
+        HT_EQ_INT(hd_vdec_decode(dec, junk, HD_VDEC_MAX_PACKET + 1, &pic),
+                  HD_ETOOBIG);
+        HT_EQ_INT(pic.width, 0);
+    }
+    hd_vdec_free(dec);
+    hd_vdec_free(NULL);
+}
+
+int main(void)
+{
+    ht_init("venc");
+    HT_RUN(test_roundtrip_360p);
+    HT_RUN(test_roundtrip_720p);
+    HT_RUN(test_static_frames);
+    HT_RUN(test_damage_equals_full);
+    HT_RUN(test_keyframe_request);
+    HT_RUN(test_set_rate);
+    HT_RUN(test_dropped_damage);
+    HT_RUN(test_bad_input);
+    return ht_finish();
+}
