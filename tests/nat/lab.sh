@@ -321,14 +321,14 @@ lab_host_start() {
 }
 
 # lab_viewer_run NS NAME HOSTNAME ID FRAMES [ARGS]: homedesk-viewer
-# --headless in NS, bounded by 60 s, with the password of host HOSTNAME.
+# --headless in NS, bounded by 25 s, with the password of host HOSTNAME.
 # Prints its "stats: ..." line (empty when none); returns its status.
 lab_viewer_run() {
 	local ns=$1 name=$2 host=$3 id=$4 frames=$5 rc
 	local bin=${HD_BUILD_DIR:-build}/homedesk-viewer
 	shift 5
 	mkdir -p "$LAB_TMP/$name/out"
-	ip netns exec "$ns" timeout -k 2 60 "$bin" --server "$LAB_SERVER" \
+	ip netns exec "$ns" timeout -k 2 25 "$bin" --server "$LAB_SERVER" \
 		--key "$LAB_KEY" --password-file "$LAB_TMP/$host/password" \
 		--config-dir "$LAB_TMP/$name/config" --headless --frames "$frames" \
 		--out "$LAB_TMP/$name/out" "$@" "$id" >"$LAB_TMP/$name/viewer.log" 2>&1
