@@ -97,3 +97,16 @@ $(O)/tests/bench/%: $(O)/tests/bench/%.o $(ITEST_SUPPORT_OBJS) $(LIBMEDIA) \
 bench: all $(BENCH_BINS)
 	$(Q)tools/deps.sh bench
 	$(Q)O=$(O) tools/run-bench.sh
+
+# NAT lab helpers: tests/nat/NAME.c -> one program each (the peer side of
+# the namespace tests in tests/nat/test_*.sh), linked with the integration
+# support code for its framed/UDP message helpers.
+NAT_SRCS := $(wildcard tests/nat/*.c)
+NAT_BINS := $(patsubst tests/nat/%.c,$(O)/tests/nat/%,$(NAT_SRCS))
+$(NAT_SRCS:%.c=$(O)/%.o): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON)
+
+$(O)/tests/nat/%: $(O)/tests/nat/%.o $(ITEST_SUPPORT_OBJS) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_COMMON) -lm
+
+TEST_BINS += $(NAT_BINS)
