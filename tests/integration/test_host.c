@@ -766,6 +766,28 @@ static void relay_session(void)
     free(px.rec);
 }
 
+/* A host whose UDP is never used registers over TCP, and the server
+ * routes a relay request to it over that link. */
+static void tcp_registration(void)
+{
+    struct hostp h2;
+    char server[64];
+    const char *extra[] = { "--server",
+                            server,
+                            "--key",
+                            srv.pk_b64,
+                            "--register-tcp=always",
+                            "--register-interval-ms=300",
+                            NULL };
+
+    snprintf(server, sizeof(server), "127.0.0.1:%u", srv.port);
+    HT_CHECK(host_start(&h2, 1, extra) == 0);
+    HT_CHECK(wait_online(h2.id, T));
+    HT_CHECK(file_has(h2.log, "registering over TCP", T));
+    HT_CHECK(file_has(h2.log, "registered ID", T));
+    host_cleanup(&h2);
+}
+
 static void reregisters_after_server_restart(void)
 {
     HT_CHECK(host_ok);
@@ -794,6 +816,7 @@ int main(void)
     HT_RUN(unencrypted_refused);
     HT_RUN(login_and_video);
     HT_RUN(relay_session);
+    HT_RUN(tcp_registration);
     HT_RUN(reregisters_after_server_restart);
     if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         host_dump_log(&host);
