@@ -265,6 +265,8 @@ int hd_channel_host_hello(struct hd_channel *ch, const struct hd_sign_key *key,
         return r;
     sid.id.data = signed_idpk;
     sid.id.len = len;
+    sid.sign_pk.data = (uint8_t *)key->pk; /* extension: see channel.h */
+    sid.sign_pk.len = HD_SIGN_PK_BYTES;
     m.union_case = HBB__MESSAGE__UNION_SIGNED_ID;
     m.signed_id = &sid;
     r = hd_channel_send(ch, &m);

@@ -94,7 +94,18 @@ int hd_channel_peer(const struct hd_channel *ch, struct sockaddr_storage *ss);
 /* Release; accepts NULL; no callback runs afterwards. */
 void hd_channel_close(struct hd_channel *ch);
 
-/* Host side: send SignedId{sign(IdPk{id, ephemeral box key})}. */
+/*
+ * Host side: send SignedId{id = sign(IdPk{id, ephemeral box key}),
+ * sign_pk = key->pk}.
+ *
+ * sign_pk is a homedesk extension (SignedId field 101, bytes, the host's
+ * 32-byte Ed25519 public key; RustDesk apps ignore the unknown field).  A
+ * viewer that connects without a rendezvous server (homedesk-viewer
+ * --direct HOST:PORT) has no server-signed IdPk to learn the host key
+ * from; it pins sign_pk on first use (known_hosts, like ssh), refuses a
+ * changed one, and then verifies id with it as usual.  A viewer that
+ * learned the key from the server ignores sign_pk.
+ */
 int hd_channel_host_hello(struct hd_channel *ch, const struct hd_sign_key *key,
                           const char *id);
 

@@ -1,11 +1,21 @@
 # common/: the static library every program links (framing, protobuf,
-# addresses, crypto, logging, config, libuv helpers).
-COMMON_SRCS := $(wildcard common/*.c)
+# addresses, crypto, logging, config, libuv helpers), and beside it the
+# codec library (VP9 encoder and decoder, libvpx + libyuv) that only the
+# host and the viewer link, so the server builds without media packages.
+MEDIA_SRCS := common/venc.c common/vdec.c
+COMMON_SRCS := $(filter-out $(MEDIA_SRCS),$(wildcard common/*.c))
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(O)/%.o) $(PROTO_OBJS)
+MEDIA_OBJS := $(MEDIA_SRCS:%.c=$(O)/%.o)
 LIBCOMMON := $(O)/libhdcommon.a
+LIBMEDIA := $(O)/libhdmedia.a
 
 $(COMMON_SRCS:%.c=$(O)/%.o): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON)
+$(MEDIA_OBJS): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_MEDIA)
 
 $(LIBCOMMON): $(COMMON_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBMEDIA): $(MEDIA_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^

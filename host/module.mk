@@ -13,8 +13,8 @@ endif
 ifneq ($(wildcard host/main.c),)
 PROGRAMS += $(HOST_BIN)
 
-$(HOST_BIN): $(HOST_OBJS) $(LIBCOMMON)
+$(HOST_BIN): $(HOST_OBJS) $(LIBMEDIA) $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_HOST) \
-		$(PKG_LIBS_COMMON) -lpthread -lm
+		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
 endif

@@ -26,6 +26,7 @@
 #include "err.h"
 #include "log.h"
 #include "server/admin.h"
+#include "server/check.h"
 #include "server/db.h"
 #include "server/rdv.h"
 #include "server/relay.h"
@@ -649,9 +650,27 @@ int main(int argc, char **argv)
     hd_log_set_level(level);
     if (cfg.nargs > 0 && mode == MODE_HOMEDESK &&
         strcmp(cfg.args[0], "check") == 0) {
-        fprintf(stderr, "homedesk-server: check: not implemented yet\n");
+        struct check_opts co = { 0 };
+
+        if (cfg.nargs != 2) {
+            fprintf(stderr, "usage: homedesk-server check HOST [--port N] "
+                            "[--relay-port M] [--key KEY]\n");
+            hd_config_cleanup(&cfg);
+            return 2;
+        }
+        co.host = cfg.args[1];
+        co.port = (uint16_t)s.o.port;
+        co.relay_port = (uint16_t)s.o.relay_port;
+        co.ws = !s.o.no_ws;
+        /* a public key to test relaying with; "-" (the default) is none */
+        co.key = s.o.key && strlen(s.o.key) == 44 ? s.o.key : NULL;
+        if (hd_crypto_init() != 0) {
+            hd_config_cleanup(&cfg);
+            return 1;
+        }
+        status = check_run(&co);
         hd_config_cleanup(&cfg);
-        return 1;
+        return status;
     }
     if (cfg.nargs > 0) {
         fprintf(stderr,

@@ -7,11 +7,12 @@ $(HARNESS_OBJ): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON)
 # Unit tests: tests/unit/test_X.c -> one binary each.
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(UNIT_SRCS))
-$(UNIT_SRCS:%.c=$(O)/%.o): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON)
+$(UNIT_SRCS:%.c=$(O)/%.o): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_MEDIA)
 
-$(O)/tests/unit/%: $(O)/tests/unit/%.o $(HARNESS_OBJ) $(LIBCOMMON)
+$(O)/tests/unit/%: $(O)/tests/unit/%.o $(HARNESS_OBJ) $(LIBMEDIA) $(LIBCOMMON)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_COMMON) -lm
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_MEDIA) \
+		$(PKG_LIBS_COMMON) -lm
 
 # Unit tests of server/ modules (test_srv_X.c) also link every server object
 # but main.o, and the server's libraries.
@@ -36,10 +37,10 @@ $(HOST_UNIT_SRCS:%.c=$(O)/%.o): \
 	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST)
 
 $(HOST_UNIT_BINS): $(O)/tests/unit/%: $(O)/tests/unit/%.o $(HOST_LIB_OBJS) \
-		$(HARNESS_OBJ) $(LIBCOMMON)
+		$(HARNESS_OBJ) $(LIBMEDIA) $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_HOST) \
-		$(PKG_LIBS_COMMON) -lpthread -lm
+		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
 
 # Integration tests: tests/integration/test_X.c -> one binary each, linked
 # with the support code beside them (every other .c in that folder).
@@ -79,18 +80,33 @@ fuzz:
 		SANITIZE=address,undefined FUZZ=1 fuzz-bins
 	$(Q)tools/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
-# Benchmarks: tests/bench/bench_X.c -> one program each, built by `make
-# bench` only, linked with the integration support code.
+# Benchmarks: tests/bench/bench_X.c -> one binary each, built only for
+# `make bench` (never part of all or test), linked with the integration
+# support code (they start the real programs).
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(O)/tests/bench/%,$(BENCH_SRCS))
 $(BENCH_SRCS:%.c=$(O)/%.o): \
-	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_SERVER)
+	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_MEDIA) $(PKG_CFLAGS_SERVER)
 
-$(O)/tests/bench/%: $(O)/tests/bench/%.o $(ITEST_SUPPORT_OBJS) $(LIBCOMMON)
+$(O)/tests/bench/%: $(O)/tests/bench/%.o $(ITEST_SUPPORT_OBJS) $(LIBMEDIA) \
+		$(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_SERVER) \
-		$(PKG_LIBS_COMMON) -lm
+		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
 
 bench: all $(BENCH_BINS)
 	$(Q)tools/deps.sh bench
 	$(Q)O=$(O) tools/run-bench.sh
+
+# NAT lab helpers: tests/nat/NAME.c -> one program each (the peer side of
+# the namespace tests in tests/nat/test_*.sh), linked with the integration
+# support code for its framed/UDP message helpers.
+NAT_SRCS := $(wildcard tests/nat/*.c)
+NAT_BINS := $(patsubst tests/nat/%.c,$(O)/tests/nat/%,$(NAT_SRCS))
+$(NAT_SRCS:%.c=$(O)/%.o): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON)
+
+$(O)/tests/nat/%: $(O)/tests/nat/%.o $(ITEST_SUPPORT_OBJS) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_COMMON) -lm
+
+TEST_BINS += $(NAT_BINS)

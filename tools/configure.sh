@@ -21,14 +21,16 @@ pc() {
 
 # Debian ships no .pc for wslay, libyuv or natpmp: plain -l flags.
 server() {
-	pc COMMON libsodium libuv libprotobuf-c vpx
-	# common/venc.c converts with libyuv.
-	echo 'PKG_LIBS_COMMON += -lyuv'
+	pc COMMON libsodium libuv libprotobuf-c
 	pc SERVER sqlite3 nettle
 	echo 'PKG_LIBS_SERVER += -lwslay'
 }
 
+# The codec library (common/venc.c, vdec.c -> libhdmedia.a): host and
+# viewer only, so the server needs no media packages.
 programs() {
+	pc MEDIA vpx
+	echo 'PKG_LIBS_MEDIA += -lyuv'
 	pc HOST vpx opus xcb xcb-shm xcb-damage xcb-xfixes xcb-xtest \
 		xcb-randr libzstd miniupnpc
 	echo 'PKG_LIBS_HOST += -lyuv -lnatpmp'

@@ -10,7 +10,7 @@
  *     process moving the same bytes between two sockets; resident memory
  *     per idle relayed pair.
  *
- * CPU time is read from /proc/PID/stat (utime + stime) of the measured
+ * Usage: bench_server [all|rdv|relay] [PEERS]\n *\n * CPU time is read from /proc/PID/stat (utime + stime) of the measured
  * process only, so the load generator's own cost does not count.
  */
 #include <arpa/inet.h>
@@ -441,7 +441,8 @@ static int bench_relay(uint64_t bytes, int idle_pairs)
 int main(int argc, char **argv)
 {
     struct rlimit rl;
-    int peers = argc > 1 ? atoi(argv[1]) : 100000;
+    const char *which = argc > 1 ? argv[1] : "all";
+    int peers = argc > 2 ? atoi(argv[2]) : 100000;
 
     clk_tck = sysconf(_SC_CLK_TCK);
     if (sodium_init() < 0)
@@ -451,9 +452,10 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (bench_rendezvous(peers, 10) != 0)
+    if (strcmp(which, "relay") != 0 && bench_rendezvous(peers, 10) != 0)
         return 1;
-    if (bench_relay(2000ULL * 1000 * 1000, 1000) != 0)
+    if (strcmp(which, "rdv") != 0 &&
+        bench_relay(2000ULL * 1000 * 1000, 1000) != 0)
         return 1;
     return 0;
 }

@@ -30,6 +30,11 @@ uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint16_t test_base_port(void)
+{
+    return (uint16_t)(10004 + randombytes_uniform(32760 - 10004));
+}
+
 const char *prog_path(const char *name, char *buf, size_t cap)
 {
     const char *dir = getenv("HD_BUILD_DIR");
@@ -93,8 +98,8 @@ int srv_start(struct srv *s, const char *dir, const char *const *extra)
         uint64_t deadline;
 
         if (!restart || s->port == 0) {
-            /* base-2 (http) .. base+3 (ws relay), in 20000-59999 */
-            s->port = (uint16_t)(20002 + randombytes_uniform(39990));
+            /* base-2 (http) .. base+3 (ws relay) */
+            s->port = (uint16_t)(test_base_port());
             s->relay_port = (uint16_t)(s->port + 1);
             s->http_port = (uint16_t)(s->port - 2);
         }

@@ -80,6 +80,14 @@ int udp_send_msg(int fd, const char *ip, uint16_t port,
 Hbb__RendezvousMessage *udp_recv_msg(int fd, int timeout_ms,
                                      struct sockaddr_storage *from);
 
+/*
+ * A random base port for a server under test, so that base-2 .. base+3
+ * lie in 10002..32765: below the kernel's ephemeral range (32768 and
+ * up), where the source ports of the tests' own connections could take
+ * them.
+ */
+uint16_t test_base_port(void);
+
 /* Monotonic milliseconds. */
 uint64_t now_ms(void);
 

@@ -86,6 +86,12 @@ static void start_like_compose(void)
         pid_s = spawn_in(dir, argv, env, log_s);
     }
     HT_CHECK(pid_s > 0 && wait_port(port, 10000));
+    if (ht_case_failures() > 0) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "tail -5 %s | sed 's/^/#   /'", log_s);
+        if (system(cmd) != 0)
+            printf("# no hbbs log\n");
+    }
     {
         /* the image's other form: the program name as first argument */
         const char *argv[] = { server, "hbbr", "-p", rp, NULL };
@@ -214,7 +220,7 @@ int main(void)
     if (abs_prog("hbbs", hbbs) != 0 || abs_prog("hbbr", hbbr) != 0 ||
         abs_prog("homedesk-server", server) != 0)
         return 1;
-    port = (uint16_t)(20002 + randombytes_uniform(39990));
+    port = (uint16_t)(test_base_port());
     rport = (uint16_t)(port + 1);
     HT_RUN(start_like_compose);
     HT_RUN(hbbs_serves_rendezvous);

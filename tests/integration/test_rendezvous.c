@@ -731,6 +731,42 @@ static void admin_http(void)
               404);
 }
 
+/* `homedesk-server check`: every port answers the protocol it should. */
+static void check_command(void)
+{
+    char prog[256], port[16], rport[16], logp[320], out[8192];
+    const char *argv[] = { prog,     "check", "127.0.0.1",
+                           "--port", port,    "--relay-port",
+                           rport,    "--key", srv.pk_b64,
+                           NULL };
+    FILE *f;
+    size_t n;
+
+    prog_path("homedesk-server", prog, sizeof(prog));
+    snprintf(port, sizeof(port), "%u", srv.port);
+    snprintf(rport, sizeof(rport), "%u", srv.relay_port);
+    snprintf(logp, sizeof(logp), "%s/check.out", srv.dir);
+    HT_EQ_INT(wait_exit(spawn_in(NULL, argv, NULL, logp), 20000), 0);
+    f = fopen(logp, "r");
+    n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
+    out[n] = '\0';
+    if (f)
+        fclose(f);
+    HT_CHECK(strstr(out, "[ ok ] UDP") != NULL);
+    HT_CHECK(strstr(out, "relayed bytes") != NULL);
+    HT_CHECK(strstr(out, "all required ports reach the server") != NULL);
+    /* a port with nothing behind it is named, with the rule to add */
+    snprintf(port, sizeof(port), "%u", srv.port + 20);
+    HT_EQ_INT(wait_exit(spawn_in(NULL, argv, NULL, logp), 30000), 1);
+    f = fopen(logp, "r");
+    n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
+    out[n] = '\0';
+    if (f)
+        fclose(f);
+    HT_CHECK(strstr(out, "[FAIL] UDP") != NULL);
+    HT_CHECK(strstr(out, "forward UDP port") != NULL);
+}
+
 /* A restart keeps every ID and key (they live in db_v2.sqlite3). */
 static void restart_keeps_peers(void)
 {
@@ -788,6 +824,7 @@ int main(void)
     HT_RUN(bad_input_closes_only_that_peer);
     HT_RUN(websocket_punch);
     HT_RUN(admin_http);
+    HT_RUN(check_command);
     HT_RUN(restart_keeps_peers);
     if (srv_ok)
         HT_EQ_INT(srv_stop(&srv), 0);

@@ -1,0 +1,58 @@
+/*
+ * The decode thread: VP9 frames from the loop thread go through a bounded
+ * queue to a decoder (common/vdec.h) on a thread of its own; each decoded
+ * picture is handed to on_picture (on the decode thread), which takes
+ * ownership.
+ *
+ * Newest wins: when the queue is full the undecoded frames are dropped.
+ * Dropping a frame breaks the chain of references, so from then on every
+ * frame up to the next key frame is dropped too (decoding them would show
+ * garbage), and dec_push tells the caller to ask the host for a key frame
+ * (Misc.refresh_video).  A frame the decoder rejects does the same.
+ *
+ * Threads: dec_new/dec_free from the owner (main), dec_push from one
+ * producer (the loop thread), dec_get_stats from any thread.
+ */
+#ifndef VIEW_DECODE_H
+#define VIEW_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client/picture.h"
+#include "vdec.h"
+
+/* Frames waiting for the decoder at most. */
+#define DEC_QUEUE_MAX 3
+/* Largest compressed frame accepted (a peer's input). */
+#define DEC_FRAME_MAX HD_VDEC_MAX_PACKET
+
+struct dec;
+
+/* Decode thread: one new picture; the callee owns p. */
+typedef void (*dec_picture_cb)(struct pic *p, void *ud);
+
+struct dec_stats {
+    uint64_t pushed, dropped, decoded, errors;
+    double decode_ms; /* mean over the last frames */
+};
+
+/* Start the decoder thread.  Returns 0, -ENOMEM, or HD_ECONFIG (no VP9
+ * decoder in libvpx). */
+int dec_new(dec_picture_cb cb, void *ud, struct dec **out);
+
+/*
+ * Queue one compressed VP9 frame (copied).  Returns 0, 1 when the caller
+ * should ask the host for a key frame now (rate-limited here to one
+ * request every 500 ms while frames are skipped), or a negative error
+ * (-ENOMEM, HD_ETOOBIG above DEC_FRAME_MAX).
+ */
+int dec_push(struct dec *d, const uint8_t *data, size_t n, int key,
+             uint64_t pts);
+
+void dec_get_stats(struct dec *d, struct dec_stats *out);
+
+/* Stop the thread, drop the queue, free; accepts NULL. */
+void dec_free(struct dec *d);
+
+#endif

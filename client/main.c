@@ -1,0 +1,508 @@
+/*
+ * homedesk-viewer: connect to a homedesk (or RustDesk) host by ID through
+ * a rendezvous server, or directly by address, and show its screen.
+ *
+ * Threads: main runs SDL (or, with --headless, waits for the frames); the
+ * session thread runs the libuv loop (session.h); the decode thread runs
+ * libvpx (decode.h).
+ *
+ * Exit status: 0 ok (the user quit; --headless: N frames decoded), 1 a
+ * runtime failure (wrong password, host offline, ...: one line on
+ * stderr), 2 a usage error.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "client/decode.h"
+#include "client/known_hosts.h"
+#include "client/picture.h"
+#include "client/session.h"
+#include "client/window.h"
+#include "config.h"
+#include "crypto.h"
+#include "err.h"
+#include "log.h"
+
+#define PROG         "homedesk-viewer"
+#define PASSWORD_MAX 256
+#define CONFIG_FILE  "viewer.conf"
+
+struct opts {
+    const char *server, *key, *direct, *password_file, *config_dir;
+    const char *out, *log_level;
+    int frames, verbose;
+    bool fullscreen, headless, relay, help, version, no_overlay;
+};
+
+/* --headless: the decode thread's pictures and the session's end. */
+struct headless {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct pic *last;
+    int want, frames, ended, status, done;
+    char msg[320];
+    uint64_t first_ms, last_ms;
+};
+
+/* Both modes: where callbacks go. */
+struct viewer {
+    struct opts o;
+    struct headless hl;
+    struct win *win;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static const struct hd_opt *make_opts(struct opts *o)
+{
+    static struct hd_opt t[20];
+    const struct hd_opt tab[] = {
+        { .names = "h,help",
+          .type = HD_OPT_FLAG,
+          .flags = HD_OPT_ARGV_ONLY,
+          .help = "show this help and exit",
+          .b = &o->help },
+        { .names = "V,version",
+          .type = HD_OPT_FLAG,
+          .flags = HD_OPT_ARGV_ONLY,
+          .help = "show the version and exit",
+          .b = &o->version },
+        { .names = "v,verbose",
+          .type = HD_OPT_COUNT,
+          .flags = HD_OPT_ARGV_ONLY,
+          .help = "more log output (-vv for trace)",
+          .i = &o->verbose },
+        { .names = "log-level",
+          .env = "HOMEDESK_LOG_LEVEL",
+          .type = HD_OPT_STRING,
+          .arg = "LEVEL",
+          .help = "error, warn, info, debug or trace",
+          .s = &o->log_level },
+        { .names = "s,server",
+          .env = "HOMEDESK_SERVER",
+          .type = HD_OPT_STRING,
+          .arg = "HOST[:PORT]",
+          .help = "rendezvous server (port 21116 by default)",
+          .s = &o->server },
+        { .names = "k,key",
+          .env = "HOMEDESK_KEY",
+          .type = HD_OPT_STRING,
+          .arg = "PUBKEY",
+          .help = "the server's public key (base64, as in id_ed25519.pub)",
+          .s = &o->key },
+        { .names = "direct",
+          .type = HD_OPT_STRING,
+          .flags = HD_OPT_ARGV_ONLY,
+          .arg = "HOST:PORT",
+          .help = "connect to a host directly, without a server (its key "
+                  "is pinned in known_hosts on first use)",
+          .s = &o->direct },
+        { .names = "password-file",
+          .type = HD_OPT_STRING,
+          .arg = "FILE",
+          .help = "read the host's password from FILE (else "
+                  "HOMEDESK_PASSWORD, else a prompt)",
+          .s = &o->password_file },
+        { .names = "config-dir",
+          .env = "HOMEDESK_CONFIG_DIR",
+          .type = HD_OPT_STRING,
+          .flags = HD_OPT_ARGV_ONLY,
+          .arg = "DIR",
+          .help = "configuration directory (viewer.conf, known_hosts; "
+                  "default $XDG_CONFIG_HOME/homedesk)",
+          .s = &o->config_dir },
+        { .names = "f,fullscreen",
+          .type = HD_OPT_FLAG,
+          .help = "start in fullscreen",
+          .b = &o->fullscreen },
+        { .names = "no-overlay",
+          .type = HD_OPT_FLAG,
+          .help = "hide the stats overlay at start",
+          .b = &o->no_overlay },
+        { .names = "relay",
+          .type = HD_OPT_FLAG,
+          .help = "always go through the relay (no direct attempt)",
+          .b = &o->relay },
+        { .names = "headless",
+          .type = HD_OPT_FLAG,
+          .flags = HD_OPT_ARGV_ONLY,
+          .help = "no window: decode --frames frames, write the last to "
+                  "--out as PNG, print a stats line",
+          .b = &o->headless },
+        { .names = "frames",
+          .type = HD_OPT_INT,
+          .flags = HD_OPT_ARGV_ONLY,
+          .def = "30",
+          .arg = "N",
+          .help = "with --headless: frames to decode",
+          .min = 1,
+          .max = 1000000,
+          .i = &o->frames },
+        { .names = "out",
+          .type = HD_OPT_STRING,
+          .flags = HD_OPT_ARGV_ONLY,
+          .arg = "DIR",
+          .help = "with --headless: where to write frame.png",
+          .s = &o->out },
+        { .names = NULL },
+    };
+
+    memcpy(t, tab, sizeof(tab));
+    return t;
+}
+
+/* ---- password --------------------------------------------------------------
+ */
+
+static void chomp(char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+}
+
+/* Read the password into pw (sodium_malloc'd, PASSWORD_MAX bytes). */
+static int read_password(const struct opts *o, char *pw)
+{
+    struct termios old, quiet;
+    const char *env;
+    FILE *f;
+    int tty;
+
+    pw[0] = '\0';
+    if (o->password_file != NULL) {
+        if ((f = fopen(o->password_file, "r")) == NULL) {
+            fprintf(stderr, PROG ": --password-file: %s: %s\n",
+                    o->password_file, strerror(errno));
+            return -1;
+        }
+        if (fgets(pw, PASSWORD_MAX, f) == NULL)
+            pw[0] = '\0';
+        fclose(f);
+        chomp(pw);
+        return 0;
+    }
+    if ((env = getenv("HOMEDESK_PASSWORD")) != NULL && env[0] != '\0') {
+        if (strlen(env) >= PASSWORD_MAX) {
+            fprintf(stderr, PROG ": HOMEDESK_PASSWORD: too long\n");
+            return -1;
+        }
+        strcpy(pw, env);
+        return 0;
+    }
+    if ((f = fopen("/dev/tty", "r+")) == NULL) {
+        fprintf(stderr, PROG ": no password: use --password-file or "
+                             "HOMEDESK_PASSWORD (no terminal to ask on)\n");
+        return -1;
+    }
+    tty = fileno(f);
+    fputs("Password: ", f);
+    fflush(f);
+    tcgetattr(tty, &old);
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    quiet.c_lflag |= ECHONL;
+    tcsetattr(tty, TCSAFLUSH, &quiet);
+    if (fgets(pw, PASSWORD_MAX, f) == NULL)
+        pw[0] = '\0';
+    tcsetattr(tty, TCSAFLUSH, &old);
+    fclose(f);
+    chomp(pw);
+    return 0;
+}
+
+/* ---- callbacks -------------------------------------------------------------
+ */
+
+static void on_picture(struct pic *p, void *ud)
+{
+    struct viewer *v = ud;
+    struct headless *h = &v->hl;
+
+    if (v->win != NULL) {
+        win_post_picture(v->win, p);
+        return;
+    }
+    pthread_mutex_lock(&h->mu);
+    if (h->done) {
+        pthread_mutex_unlock(&h->mu);
+        pic_free(p);
+        return;
+    }
+    pic_free(h->last);
+    h->last = p;
+    h->frames++;
+    h->last_ms = mono_ms();
+    if (h->frames == 1)
+        h->first_ms = h->last_ms;
+    if (h->frames >= h->want)
+        pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void on_ready(int w, int h, void *ud)
+{
+    struct viewer *v = ud;
+
+    if (v->win != NULL)
+        win_post_ready(v->win, w, h);
+}
+
+static void on_end(int status, const char *msg, void *ud)
+{
+    struct viewer *v = ud;
+    struct headless *h = &v->hl;
+
+    if (v->win != NULL) {
+        win_post_end(v->win, status, msg);
+        return;
+    }
+    pthread_mutex_lock(&h->mu);
+    h->ended = 1;
+    h->status = status;
+    snprintf(h->msg, sizeof(h->msg), "%s", msg ? msg : "");
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- headless ---------------------------------------------------------- */
+
+static int run_headless(struct viewer *v, struct sess *s, struct dec *d)
+{
+    struct headless *h = &v->hl;
+    struct pic *last;
+    struct sess_stats st;
+    struct dec_stats ds;
+    char path[4096];
+    double secs, fps, kbps;
+    int r, frames;
+
+    pthread_mutex_lock(&h->mu);
+    while (h->frames < h->want && !h->ended)
+        pthread_cond_wait(&h->cv, &h->mu);
+    frames = h->frames;
+    last = h->last; /* ours now: the decode thread may still run */
+    h->last = NULL;
+    h->done = 1;
+    pthread_mutex_unlock(&h->mu);
+    sess_stop(s);
+    if (frames < h->want) {
+        /* the session thread is done with h->msg once ended is set */
+        if (h->msg[0])
+            fprintf(stderr, PROG ": %s\n", h->msg);
+        else
+            fprintf(stderr, PROG ": the session ended after %d of %d frames\n",
+                    frames, h->want);
+        pic_free(last);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/frame.png", v->o.out);
+    r = pic_write_png(last, path);
+    pic_free(last);
+    if (r != 0) {
+        fprintf(stderr, PROG ": %s: %s\n", path, hd_strerror(r));
+        return 1;
+    }
+    sess_get_stats(s, &st);
+    dec_get_stats(d, &ds);
+    secs = (double)(h->last_ms - h->first_ms) / 1000.0;
+    fps = secs > 0 ? (frames - 1) / secs : 0;
+    kbps = secs > 0 ? (double)st.video_bytes * 8.0 / 1000.0 / secs : 0;
+    printf("stats: frames=%d fps=%.1f kbps=%.0f rtt_ms=%u decode_ms=%.2f "
+           "path=%s connect_ms=%.0f\n",
+           frames, fps, kbps, st.rtt_ms, ds.decode_ms,
+           rv_path_name((enum rv_path)(st.path < 0 ? 0 : st.path)),
+           st.connect_ms);
+    fflush(stdout);
+    return 0;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static int config_dir_default(char *buf, size_t cap)
+{
+    const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    struct passwd *pw;
+
+    if (x != NULL && x[0] == '/')
+        return snprintf(buf, cap, "%s/homedesk", x) < (int)cap ? 0 : -1;
+    if ((home == NULL || home[0] == '\0') && (pw = getpwuid(getuid())) != NULL)
+        home = pw->pw_dir;
+    if (home == NULL)
+        return -1;
+    return snprintf(buf, cap, "%s/.config/homedesk", home) < (int)cap ? 0 : -1;
+}
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, PROG ": %s (try --help)\n", msg);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    struct viewer v = { 0 };
+    struct opts *o = &v.o;
+    const struct hd_opt *opts = make_opts(o);
+    struct hd_config cfg = { 0 };
+    struct sess_config sc = { 0 };
+    struct sess_cb scb = { .on_ready = on_ready, .on_end = on_end };
+    struct win_opts wo = { 0 };
+    struct sess *s = NULL;
+    struct dec *d = NULL;
+    char dir[4096], kh[4200], conf[4200], name[256], host[128];
+    char *pw = NULL;
+    enum hd_log_level lvl;
+    const char *id = NULL;
+    uint8_t keybuf[64];
+    size_t keylen;
+    int r, status = 1;
+
+    pthread_mutex_init(&v.hl.mu, NULL);
+    pthread_cond_init(&v.hl.cv, NULL);
+    if ((r = hd_config_init(&cfg, PROG, opts)) != 0 ||
+        (r = hd_config_parse_args(&cfg, argc, argv)) != 0 ||
+        (r = hd_config_parse_env(&cfg)) != 0) {
+        status = 2;
+        goto out;
+    }
+    if (o->help) {
+        hd_config_print_help(opts, PROG,
+                             "[OPTIONS] ID   or   --direct HOST:PORT", stdout);
+        status = 0;
+        goto out;
+    }
+    if (o->version) {
+        printf(PROG " " HD_VERSION "\n");
+        status = 0;
+        goto out;
+    }
+    if (o->config_dir != NULL)
+        snprintf(dir, sizeof(dir), "%s", o->config_dir);
+    else if (config_dir_default(dir, sizeof(dir)) != 0) {
+        status = usage_error("no configuration directory: set --config-dir");
+        goto out;
+    }
+    snprintf(conf, sizeof(conf), "%s/" CONFIG_FILE, dir);
+    if (hd_config_parse_file(&cfg, conf, false) != 0) {
+        status = 2;
+        goto out;
+    }
+    snprintf(kh, sizeof(kh), "%s/" KH_FILE, dir);
+    if (o->log_level != NULL) {
+        if (hd_log_parse_level(o->log_level, &lvl) != 0) {
+            status = usage_error("--log-level: unknown level");
+            goto out;
+        }
+        hd_log_set_level(lvl);
+    }
+    if (o->verbose > 0)
+        hd_log_set_level(o->verbose > 1 ? HD_LOG_TRACE : HD_LOG_DEBUG);
+    if (cfg.nargs > 1 || (cfg.nargs == 1) == (o->direct != NULL)) {
+        status = usage_error(cfg.nargs > 1 ? "one host ID at most"
+                                           : "give a host ID or --direct "
+                                             "HOST:PORT");
+        goto out;
+    }
+    if (cfg.nargs == 1)
+        id = cfg.args[0];
+    if (id != NULL && (o->server == NULL || o->server[0] == '\0')) {
+        status = usage_error("connecting by ID needs --server HOST[:PORT]");
+        goto out;
+    }
+    if (o->key != NULL && o->key[0] != '\0' &&
+        (hd_base64_decode(o->key, strlen(o->key), keybuf, sizeof(keybuf),
+                          &keylen) != 0 ||
+         keylen != HD_SIGN_PK_BYTES)) {
+        status = usage_error("--key: not a base64 Ed25519 public key (44 "
+                             "characters, as in id_ed25519.pub)");
+        goto out;
+    }
+    if (id != NULL && (o->key == NULL || o->key[0] == '\0')) {
+        status = usage_error("connecting by ID needs --key (the server's "
+                             "public key) to verify the host");
+        goto out;
+    }
+    if (o->headless && o->out == NULL) {
+        status = usage_error("--headless needs --out DIR");
+        goto out;
+    }
+    if (hd_crypto_init() != 0) {
+        fprintf(stderr, PROG ": libsodium cannot start\n");
+        goto out;
+    }
+    if ((pw = sodium_malloc(PASSWORD_MAX)) == NULL) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto out;
+    }
+    if (read_password(o, pw) != 0)
+        goto out;
+
+    if (gethostname(host, sizeof(host)) != 0)
+        strcpy(host, "?");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(name, sizeof(name), "%s@%s",
+             getenv("USER") ? getenv("USER") : "viewer", host);
+    sc.server = o->server;
+    sc.key_b64 = o->key;
+    sc.id = id;
+    sc.direct = o->direct;
+    sc.known_hosts = kh;
+    sc.password = pw;
+    sc.my_id = "";
+    sc.my_name = name;
+    sc.force_relay = o->relay;
+    v.hl.want = o->frames;
+
+    if (!o->headless) {
+        wo.title = id ? id : o->direct;
+        wo.fullscreen = o->fullscreen;
+        wo.overlay = !o->no_overlay;
+        if (win_new(&wo, &v.win) != 0) {
+            fprintf(stderr, PROG ": cannot open a window (no display?); "
+                                 "--headless works without one\n");
+            goto out;
+        }
+    }
+    if ((r = dec_new(on_picture, &v, &d)) != 0 ||
+        (r = sess_new(&sc, d, &scb, &v, &s)) != 0 || (r = sess_start(s)) != 0) {
+        fprintf(stderr, PROG ": cannot start: %s\n", hd_strerror(r));
+        goto out;
+    }
+    if (o->headless) {
+        status = run_headless(&v, s, d);
+    } else {
+        status = win_run(v.win, s, d);
+        if (status != 0 && win_end_message(v.win) != NULL)
+            fprintf(stderr, PROG ": %s\n", win_end_message(v.win));
+    }
+out:
+    sess_free(s);
+    dec_free(d);
+    win_free(v.win);
+    pic_free(v.hl.last);
+    if (pw != NULL)
+        sodium_free(pw); /* sodium_free wipes it */
+    hd_config_cleanup(&cfg);
+    pthread_mutex_destroy(&v.hl.mu);
+    pthread_cond_destroy(&v.hl.cv);
+    return status;
+}

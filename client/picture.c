@@ -1,0 +1,108 @@
+/*
+ * I420 pictures: allocation, RGB conversion (BT.601, limited range) and
+ * PNG output with libpng.  See picture.h.
+ */
+#include <errno.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/picture.h"
+
+struct pic *pic_new(int w, int h)
+{
+    struct pic *p;
+    size_t ysz, csz;
+    int cw, ch;
+    uint8_t *mem;
+
+    if (w < 1 || h < 1 || w > PIC_MAX_DIM || h > PIC_MAX_DIM)
+        return NULL;
+    cw = (w + 1) / 2;
+    ch = (h + 1) / 2;
+    ysz = (size_t)w * (size_t)h;
+    csz = (size_t)cw * (size_t)ch;
+    if ((mem = malloc(sizeof(*p) + ysz + 2 * csz)) == NULL)
+        return NULL;
+    p = (struct pic *)mem;
+    memset(p, 0, sizeof(*p));
+    p->w = w;
+    p->h = h;
+    p->plane[0] = mem + sizeof(*p);
+    p->plane[1] = p->plane[0] + ysz;
+    p->plane[2] = p->plane[1] + csz;
+    p->stride[0] = w;
+    p->stride[1] = p->stride[2] = cw;
+    return p;
+}
+
+void pic_free(struct pic *p)
+{
+    free(p);
+}
+
+static uint8_t clamp255(int v)
+{
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+void pic_rgb_at(const struct pic *p, int x, int y, uint8_t rgb[3])
+{
+    int Y = p->plane[0][(size_t)y * p->stride[0] + x] - 16;
+    int U = p->plane[1][(size_t)(y / 2) * p->stride[1] + x / 2] - 128;
+    int V = p->plane[2][(size_t)(y / 2) * p->stride[2] + x / 2] - 128;
+
+    /* fixed point, 8 fractional bits */
+    rgb[0] = clamp255((298 * Y + 409 * V + 128) >> 8);
+    rgb[1] = clamp255((298 * Y - 100 * U - 208 * V + 128) >> 8);
+    rgb[2] = clamp255((298 * Y + 516 * U + 128) >> 8);
+}
+
+int pic_write_png(const struct pic *p, const char *path)
+{
+    png_structp png = NULL;
+    png_infop info = NULL;
+    uint8_t *row = NULL;
+    char tmp[4096];
+    FILE *volatile f = NULL;
+    int r = -EIO, x, y;
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    if ((row = malloc((size_t)p->w * 3)) == NULL)
+        return -ENOMEM;
+    if ((f = fopen(tmp, "wb")) == NULL) {
+        r = -errno;
+        goto out;
+    }
+    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    if (png == NULL || (info = png_create_info_struct(png)) == NULL)
+        goto out;
+    if (setjmp(png_jmpbuf(png)))
+        goto out;
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)p->w, (png_uint_32)p->h, 8,
+                 PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (y = 0; y < p->h; y++) {
+        for (x = 0; x < p->w; x++)
+            pic_rgb_at(p, x, y, row + 3 * x);
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    r = 0;
+out:
+    if (png != NULL)
+        png_destroy_write_struct(&png, info ? &info : NULL);
+    if (f != NULL && fclose(f) != 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) != 0)
+        r = -errno;
+    if (r != 0)
+        unlink(tmp);
+    free(row);
+    return r;
+}

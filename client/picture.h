@@ -1,0 +1,42 @@
+/*
+ * A decoded picture: 8-bit I420 (full-size Y, half-size U and V planes) in
+ * one allocation.  The decode thread makes one per decoded frame and hands
+ * it over whole; whoever holds it frees it (pic_free).  Never shared: a
+ * picture belongs to one thread at a time.  Also: PNG output and a pixel
+ * read-back (BT.601 limited range, as libvpx's default colour space).
+ */
+#ifndef VIEW_PICTURE_H
+#define VIEW_PICTURE_H
+
+#include <stdint.h>
+
+/* Largest picture accepted from a peer (8K). */
+#define PIC_MAX_DIM 8192
+
+struct pic {
+    int w, h;
+    uint8_t *plane[3]; /* Y, U, V */
+    int stride[3];
+    uint64_t pts;       /* from the stream */
+    uint64_t decode_us; /* time spent decoding this frame */
+};
+
+/*
+ * A new picture of w x h (1..PIC_MAX_DIM), planes uninitialised.  Returns
+ * NULL for bad dimensions or no memory.  Any thread.
+ */
+struct pic *pic_new(int w, int h);
+
+/* Free; accepts NULL. */
+void pic_free(struct pic *p);
+
+/* The RGB colour of pixel (x, y) (inside the picture) into rgb. */
+void pic_rgb_at(const struct pic *p, int x, int y, uint8_t rgb[3]);
+
+/*
+ * Write p as an 8-bit RGB PNG (libpng) to path, through a temporary file
+ * renamed into place.  Returns 0, or a negative errno / -EIO.
+ */
+int pic_write_png(const struct pic *p, const char *path);
+
+#endif

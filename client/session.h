@@ -1,0 +1,84 @@
+/*
+ * The session with one host, on a thread of its own that runs a libuv
+ * loop: reach the host (rendezvous.h, blocking, before the loop runs),
+ * then the sealed Message stream (common/channel.h): SignedId check,
+ * login, video frames to the decode thread, TestDelay echo, and the
+ * user's input events sent as they come.
+ *
+ * Host identity: by ID, the host's Ed25519 key is the one the server
+ * signed; with --direct, the key in SignedId's sign_pk extension,
+ * pinned in known_hosts on first use and refused when it changes.
+ *
+ * Threads: sess_new/sess_start/sess_free on the owner's thread (main);
+ * sess_send, sess_stop and sess_get_stats from any thread; the callbacks
+ * run on the session thread.  sess_free joins the thread, so it must not
+ * be called from a callback.
+ */
+#ifndef VIEW_SESSION_H
+#define VIEW_SESSION_H
+
+#include <stdint.h>
+
+#include "client/decode.h"
+#include "client/rendezvous.h"
+#include "message.pb-c.h"
+
+/* Input messages waiting for the loop at most (then dropped). */
+#define SESS_INPUT_MAX 1024
+/* Nothing received for this long ends the session (PROTOCOL.md). */
+#define SESS_IDLE_MS 30000
+
+struct sess;
+
+struct sess_config {
+    const char *server;      /* ID mode: "HOST[:PORT]" */
+    const char *key_b64;     /* ID mode: the server's public key */
+    const char *id;          /* ID mode: the host's ID */
+    const char *direct;      /* or "HOST:PORT": no server */
+    const char *known_hosts; /* file for --direct pins */
+    const char *password;    /* the caller keeps it valid until sess_free */
+    const char *my_id, *my_name;
+    int force_relay; /* ID mode: skip the direct attempt */
+};
+
+struct sess_stats {
+    uint64_t video_bytes, video_frames; /* received */
+    uint32_t rtt_ms;                    /* last round trip the host saw */
+    int path;                           /* enum rv_path, -1 before */
+    double connect_ms;                  /* start to logged in, or 0 */
+    int width, height;                  /* the host's display */
+};
+
+struct sess_cb {
+    /* Logged in; the host's display is w x h. */
+    void (*on_ready)(int w, int h, void *ud);
+    /*
+     * The session is over (called once): status 0 after sess_stop, 1 on
+     * a failure, with a one-line message for the user (NULL for 0).
+     */
+    void (*on_end)(int status, const char *msg, void *ud);
+};
+
+/* Set up (nothing runs yet).  Returns 0, -ENOMEM or a libuv error. */
+int sess_new(const struct sess_config *cfg, struct dec *dec,
+             const struct sess_cb *cb, void *ud, struct sess **out);
+
+/* Start the session thread.  Returns 0 or -errno. */
+int sess_start(struct sess *s);
+
+/*
+ * Queue m (packed here) for the host; sent by the loop thread as soon as
+ * it wakes, once logged in (dropped before).  Returns 0, -ENOBUFS when
+ * SESS_INPUT_MAX messages wait, -ENOMEM.
+ */
+int sess_send(struct sess *s, const Hbb__Message *m);
+
+/* End the session (on_end(0) follows unless it already ended). */
+void sess_stop(struct sess *s);
+
+void sess_get_stats(struct sess *s, struct sess_stats *out);
+
+/* Stop, join the thread and free; accepts NULL. */
+void sess_free(struct sess *s);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * The SDL window (main thread): shows the newest decoded picture through
+ * an IYUV streaming texture (the GPU converts to RGB), fit-to-window or
+ * 1:1, fullscreen, keyboard grab, a stats overlay in a built-in bitmap
+ * font, and turns the user's mouse and keyboard into MouseEvent/KeyEvent
+ * for the session.
+ *
+ * Other threads talk to the window only through win_post_* (which push
+ * custom SDL events, registered with SDL_RegisterEvents): the window
+ * thread sleeps in SDL_WaitEvent and never polls.
+ *
+ * Hotkeys (with Ctrl+Alt held, so they never reach the host): F fullscreen
+ * (F11 alone works too), S 1:1 / fit scaling, G keyboard grab, O overlay,
+ * Q quit.
+ */
+#ifndef VIEW_WINDOW_H
+#define VIEW_WINDOW_H
+
+#include "client/decode.h"
+#include "client/picture.h"
+#include "client/session.h"
+
+struct win;
+
+struct win_opts {
+    const char *title;
+    int fullscreen;
+    int overlay; /* stats overlay shown at start */
+};
+
+/*
+ * Initialise SDL video and register the custom events; main thread,
+ * before any other thread may post.  Returns 0, or -1 with a message
+ * logged (no display).
+ */
+int win_new(const struct win_opts *o, struct win **out);
+
+/* Any thread: logged in, the host's display is w x h. */
+void win_post_ready(struct win *w, int width, int height);
+
+/* Any thread: a new picture (the window takes p; an older one not yet
+ * shown is freed: newest wins). */
+void win_post_picture(struct win *w, struct pic *p);
+
+/* Any thread: the session ended (status as sess_cb.on_end; msg copied). */
+void win_post_end(struct win *w, int status, const char *msg);
+
+/*
+ * Run the window until the user closes it or the session ends; input goes
+ * to s, statistics come from s and d.  Returns the exit status: 0 when the
+ * user quit (or the host ended cleanly), 1 when the session failed (its
+ * message is printed on stderr by the caller).  Main thread.
+ */
+int win_run(struct win *w, struct sess *s, struct dec *d);
+
+/* The message of a failed session (after win_run), or NULL. */
+const char *win_end_message(const struct win *w);
+
+/* Destroy the window and quit SDL; accepts NULL.  Main thread. */
+void win_free(struct win *w);
+
+#endif

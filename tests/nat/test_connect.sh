@@ -1,0 +1,77 @@
+#!/bin/bash
+# NAT lab, end to end (issue 5: connect by ID through any NAT): the real
+# homedesk-server, homedesk-host (fake capture/input) in LAN A and
+# homedesk-viewer --headless in LAN B or LAN A, for each NAT kind of
+# tests/nat/lab.sh.  Each scenario asserts the path the viewer reports
+# (lan, direct, relay) and that frames flow.  Skips (exit 0) when not
+# root, when network namespaces are not usable, or while the host or the
+# viewer is not built.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/nat/lab.sh
+. "$here/lab.sh"
+
+build=${HD_BUILD_DIR:-build}
+frames=10
+fails=0
+
+ok() { echo "ok - nat: $*"; }
+notok() {
+	echo "not ok - nat: $*"
+	fails=$((fails + 1))
+}
+
+if ! lab_check; then
+	echo "ok - nat: host/viewer scenarios # skip $LAB_WHY"
+	exit 0
+fi
+for p in homedesk-server homedesk-host homedesk-viewer; do
+	if [ ! -x "$build/$p" ]; then
+		echo "ok - nat: host/viewer scenarios # skip $p not built"
+		exit 0
+	fi
+done
+if ! lab_up || ! lab_server_start; then
+	notok "host/viewer scenarios: lab"
+	exit 1
+fi
+
+# scenario NAME KIND_A KIND_B VIEWER_NS PATH: PATH is lan|direct|relay, or
+# "any" where the NAT pair leaves the choice to the programs
+scenario() {
+	local name=$1 ka=$2 kb=$3 vns=$4 want=$5 stats got
+	lab_nat "$LAB_RA" "$ka" && lab_nat "$LAB_RB" "$kb" || {
+		notok "$name: nft"
+		return
+	}
+	if ! lab_host_start "$LAB_A" "host-$name"; then
+		notok "$name: host started and registered"
+		return
+	fi
+	sleep 1 # first heartbeat answered
+	stats=$(lab_viewer_run "$vns" "viewer-$name" "host-$name" "$LAB_HOST_ID" $frames)
+	got=$(sed -n 's/.* path=\([a-z]*\).*/\1/p' <<<"$stats")
+	echo "# $name: $stats"
+	if [[ $stats == "stats: frames=$frames "* ]] &&
+		{ [ "$want" = any ] || [ "$got" = "$want" ]; }; then
+		ok "$name: $frames frames over path=$got (want $want)"
+	else
+		notok "$name: $frames frames over path=$want (got: ${stats:-no stats line})"
+		sed 's/^/#   /' "$LAB_TMP/viewer-$name/viewer.log" | tail -n 10
+		sed 's/^/#   /' "$LAB_TMP/host-$name/host.log" | tail -n 10
+	fi
+	kill "$LAB_HOST_PID" 2>/dev/null
+	wait "$LAB_HOST_PID" 2>/dev/null
+}
+
+scenario same-lan restricted restricted "$LAB_A2" lan
+scenario cone-cone cone cone "$LAB_B" direct
+scenario restricted-restricted restricted restricted "$LAB_B" direct
+scenario cone-symmetric cone symmetric "$LAB_B" any
+scenario symmetric-symmetric symmetric symmetric "$LAB_B" relay
+
+pfx=$LAB_PFX
+lab_down
+left=$(ip netns list | grep -c "^$pfx-")
+if [ "$left" = 0 ]; then ok "host/viewer lab removed"; else notok "host/viewer lab removed ($left left)"; fi
+[ "$fails" -eq 0 ]
