@@ -50,13 +50,14 @@ ITEST_SUPPORT_OBJS := $(ITEST_SUPPORT:%.c=$(O)/%.o)
 ITEST_BINS := $(patsubst tests/integration/%.c,$(O)/tests/integration/%,\
 	$(ITEST_SRCS))
 $(ITEST_SRCS:%.c=$(O)/%.o) $(ITEST_SUPPORT_OBJS): \
-	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_SERVER)
+	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_MEDIA) $(PKG_CFLAGS_SERVER)
 
+# (media: test_host decodes the host's VP9 frames with vdec)
 $(O)/tests/integration/%: $(O)/tests/integration/%.o $(ITEST_SUPPORT_OBJS) \
-		$(HARNESS_OBJ) $(LIBCOMMON)
+		$(HARNESS_OBJ) $(LIBMEDIA) $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_SERVER) \
-		$(PKG_LIBS_COMMON) -lm
+		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
 
 TEST_BINS += $(UNIT_BINS) $(ITEST_BINS)
 

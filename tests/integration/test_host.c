@@ -1,0 +1,828 @@
+/*
+ * Integration tests of homedesk-host: the real homedesk-server and the
+ * real homedesk-host (fake capture and input, a temp config dir) on
+ * loopback, driven by a blocking protocol client that plays the viewer
+ * (PROTOCOL.md section 5): handshake, login, video, and the relay path
+ * through a recording TCP proxy that must see no plaintext.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "addr.h"
+#include "crypto.h"
+#include "frame.h"
+#include "message.pb-c.h"
+#include "tests/harness.h"
+#include "tests/integration/support.h"
+#include "vdec.h"
+
+#define T          5000
+#define PASSWORD   "correct horse"
+#define FAKE_W     320
+#define FAKE_H     192
+#define MARKER     "PLAINTEXT-MARKER-4711"
+#define VIEWER_BUF (4u << 20)
+
+static struct srv srv;
+static int srv_ok;
+
+/* ---- the host process ---------------------------------------------------- */
+
+struct hostp {
+    pid_t pid;
+    char dir[256], cfg[300], log[300];
+    char id[16];
+    uint16_t port;
+    uint8_t pk[32];
+};
+
+static int file_has(const char *path, const char *needle, int wait_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)wait_ms;
+    static char buf[1 << 20];
+
+    do {
+        int fd = open(path, O_RDONLY);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+        if (fd >= 0)
+            close(fd);
+        if (n > 0) {
+            buf[n] = '\0';
+            if (strstr(buf, needle) != NULL)
+                return 1;
+        }
+        usleep(20000);
+    } while (now_ms() < deadline);
+    return 0;
+}
+
+/* The text after the last occurrence of prefix in path, up to a newline. */
+static int file_value(const char *path, const char *prefix, char *out,
+                      size_t cap)
+{
+    static char buf[1 << 20];
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    char *p, *last = NULL;
+
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    if (prefix[0] == '\0')
+        last = buf;
+    for (p = buf; prefix[0] && (p = strstr(p, prefix)) != NULL; p++)
+        last = p;
+    if (last == NULL)
+        return -1;
+    last += strlen(prefix);
+    n = (ssize_t)strcspn(last, "\r\n");
+    if ((size_t)n >= cap)
+        return -1;
+    memcpy(out, last, (size_t)n);
+    out[n] = '\0';
+    return 0;
+}
+
+static void host_dump_log(const struct hostp *h)
+{
+    char line[512];
+    FILE *f = fopen(h->log, "r");
+
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f))
+        printf("# host: %s", line);
+    fclose(f);
+}
+
+/* Start homedesk-host; dir NULL makes a fresh config dir. */
+static int host_start(struct hostp *h, int fresh, const char *const *extra)
+{
+    char prog[300], port[128], pubpath[320], b64[64];
+    const char *argv[48];
+    int argc = 0;
+    size_t len;
+
+    if (fresh) {
+        memset(h, 0, sizeof(*h));
+        snprintf(h->dir, sizeof(h->dir), "/tmp/hd-host-XXXXXX");
+        if (mkdtemp(h->dir) == NULL)
+            return -1;
+        snprintf(h->cfg, sizeof(h->cfg), "%s/cfg", h->dir);
+        snprintf(h->log, sizeof(h->log), "%s/host.log", h->dir);
+    }
+    truncate(h->log, 0);
+    prog_path("homedesk-host", prog, sizeof(prog));
+    argv[argc++] = prog;
+    argv[argc++] = "--config-dir";
+    argv[argc++] = h->cfg;
+    argv[argc++] = "--capture";
+    argv[argc++] = "fake";
+    argv[argc++] = "--input";
+    argv[argc++] = "fake";
+    argv[argc++] = "--listen";
+    argv[argc++] = "0";
+    argv[argc++] = "--fake-width=320";
+    argv[argc++] = "--fake-height=192";
+    argv[argc++] = "--fake-interval-ms=40";
+    argv[argc++] = "-v";
+    for (int i = 0; extra && extra[i] && argc < 46; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    if ((h->pid = spawn_in(NULL, argv, NULL, h->log)) < 0)
+        return -1;
+    if (!file_has(h->log, "listening on port ", T) ||
+        file_value(h->log, "id: ", h->id, sizeof(h->id)) != 0 ||
+        file_value(h->log, "listening on port ", port, sizeof(port)) != 0) {
+        host_dump_log(h);
+        return -1;
+    }
+    h->port = (uint16_t)atoi(port);
+    snprintf(pubpath, sizeof(pubpath), "%s/id_ed25519.pub", h->cfg);
+    if (file_value(pubpath, "", b64, sizeof(b64)) != 0 ||
+        hd_base64_decode(b64, strlen(b64), h->pk, 32, &len) != 0 || len != 32)
+        return -1;
+    return 0;
+}
+
+static int host_stop(struct hostp *h)
+{
+    int st;
+
+    if (h->pid <= 0)
+        return -1;
+    kill(h->pid, SIGTERM);
+    st = wait_exit(h->pid, T);
+    if (st < 0) {
+        kill(h->pid, SIGKILL);
+        waitpid(h->pid, NULL, 0);
+    }
+    h->pid = 0;
+    return st;
+}
+
+static void host_cleanup(struct hostp *h)
+{
+    char cmd[400];
+
+    if (h->pid > 0)
+        host_stop(h);
+    if (h->dir[0]) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
+        if (system(cmd) != 0)
+            printf("# cannot remove %s\n", h->dir);
+    }
+}
+
+/* ---- the viewer ---------------------------------------------------------- */
+
+struct viewer {
+    int fd;
+    struct hd_secure sec;
+    int secure;
+    uint8_t *buf;
+};
+
+static int v_init(struct viewer *v, int fd)
+{
+    memset(v, 0, sizeof(*v));
+    v->fd = fd;
+    v->buf = malloc(VIEWER_BUF);
+    return fd >= 0 && v->buf ? 0 : -1;
+}
+
+static void v_cleanup(struct viewer *v)
+{
+    if (v->fd >= 0)
+        close(v->fd);
+    hd_secure_cleanup(&v->sec);
+    free(v->buf);
+    v->fd = -1;
+}
+
+static int v_send(struct viewer *v, const Hbb__Message *m)
+{
+    size_t n = hbb__message__get_packed_size(m);
+    uint8_t *p = malloc(n + HD_SECURE_OVERHEAD + 4), hdr[4];
+    size_t total = n, hl;
+    int r = -1;
+
+    if (p == NULL)
+        return -1;
+    hbb__message__pack(m, p);
+    if (v->secure && n > 1) {
+        if (hd_secure_seal(&v->sec, p, n, p) != 0)
+            goto out;
+        total = n + HD_SECURE_OVERHEAD;
+    }
+    hl = hd_frame_header(hdr, total);
+    r = send_all(v->fd, hdr, hl) == 0 && send_all(v->fd, p, total) == 0 ? 0
+                                                                        : -1;
+out:
+    free(p);
+    return r;
+}
+
+static Hbb__Message *v_recv(struct viewer *v, int timeout_ms)
+{
+    ssize_t n = recv_frame(v->fd, v->buf, VIEWER_BUF, timeout_ms);
+    const uint8_t *p = v->buf;
+
+    if (n < 0)
+        return NULL;
+    if (v->secure && n > 1) {
+        if (hd_secure_open(&v->sec, v->buf, (size_t)n, v->buf) != 0)
+            return NULL;
+        n -= HD_SECURE_OVERHEAD;
+    }
+    return hbb__message__unpack(NULL, (size_t)n, p);
+}
+
+/* Receive until a message of kind (skipping others); NULL on timeout. */
+static Hbb__Message *v_expect(struct viewer *v, int kind, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    Hbb__Message *m;
+
+    while (now_ms() < deadline) {
+        if ((m = v_recv(v, (int)(deadline - now_ms()))) == NULL)
+            return NULL;
+        if ((int)m->union_case == kind)
+            return m;
+        hbb__message__free_unpacked(m, NULL);
+    }
+    return NULL;
+}
+
+/* SignedId -> PublicKey; 0 when sealed. */
+static int v_handshake(struct viewer *v, const uint8_t host_pk[32],
+                       const char *id)
+{
+    Hbb__Message *m = v_expect(v, HBB__MESSAGE__UNION_SIGNED_ID, T), out;
+    Hbb__PublicKey pk = HBB__PUBLIC_KEY__INIT;
+    uint8_t box[64], mine[32], sealed[48];
+    char got_id[64];
+    size_t blen;
+    int r = -1;
+
+    if (m == NULL)
+        return -1;
+    if (hd_idpk_verify(m->signed_id->id.data, m->signed_id->id.len, host_pk,
+                       got_id, sizeof(got_id), box, sizeof(box), &blen) != 0 ||
+        strcmp(got_id, id) != 0 || blen != 32)
+        goto out;
+    if (hd_secure_client_start(box, mine, sealed, &v->sec) != 0)
+        goto out;
+    hbb__message__init(&out);
+    pk.asymmetric_value.data = mine;
+    pk.asymmetric_value.len = 32;
+    pk.symmetric_value.data = sealed;
+    pk.symmetric_value.len = 48;
+    out.union_case = HBB__MESSAGE__UNION_PUBLIC_KEY;
+    out.public_key = &pk;
+    if (v_send(v, &out) != 0)
+        goto out;
+    v->secure = 1;
+    r = 0;
+out:
+    hbb__message__free_unpacked(m, NULL);
+    return r;
+}
+
+/*
+ * Hash -> LoginRequest -> LoginResponse.  Returns the response (caller
+ * frees) or NULL.  hash_seen: whether to wait for Hash first.
+ */
+static Hbb__Message *v_login(struct viewer *v, const char *pw, int wait_hash,
+                             char *salt, char *challenge)
+{
+    Hbb__Message out = HBB__MESSAGE__INIT, *m;
+    Hbb__LoginRequest lr = HBB__LOGIN_REQUEST__INIT;
+    uint8_t hash[32];
+
+    if (wait_hash) {
+        if ((m = v_expect(v, HBB__MESSAGE__UNION_HASH, T)) == NULL)
+            return NULL;
+        snprintf(salt, 64, "%s", m->hash->salt);
+        snprintf(challenge, 64, "%s", m->hash->challenge);
+        hbb__message__free_unpacked(m, NULL);
+    }
+    hd_login_hash(pw, salt, challenge, hash);
+    lr.username = "target";
+    lr.password.data = hash;
+    lr.password.len = 32;
+    lr.my_id = "123456789";
+    lr.my_name = MARKER;
+    lr.version = "1.4.0";
+    out.union_case = HBB__MESSAGE__UNION_LOGIN_REQUEST;
+    out.login_request = &lr;
+    if (v_send(v, &out) != 0)
+        return NULL;
+    return v_expect(v, HBB__MESSAGE__UNION_LOGIN_RESPONSE, T);
+}
+
+static const char *login_error(const Hbb__Message *m)
+{
+    if (m == NULL)
+        return "(no answer)";
+    if (m->login_response->union_case != HBB__LOGIN_RESPONSE__UNION_ERROR)
+        return "";
+    return m->login_response->error;
+}
+
+/* Receive video frames until one decodes; returns 0 and the size. */
+static int v_decode_video(struct viewer *v, int *w, int *h, int *saw_key)
+{
+    struct hd_vdec *dec = NULL;
+    int r = -1;
+    uint64_t deadline = now_ms() + 10000;
+
+    *saw_key = 0;
+    if (hd_vdec_new(1, &dec) != 0)
+        return -1;
+    while (r != 0 && now_ms() < deadline) {
+        Hbb__Message *m = v_expect(v, HBB__MESSAGE__UNION_VIDEO_FRAME, T);
+        Hbb__EncodedVideoFrames *fs;
+
+        if (m == NULL)
+            break;
+        if (m->video_frame->union_case == HBB__VIDEO_FRAME__UNION_VP9S &&
+            (fs = m->video_frame->vp9s) != NULL) {
+            for (size_t i = 0; i < fs->n_frames; i++) {
+                struct hd_vdec_picture pic;
+
+                *saw_key |= fs->frames[i]->key;
+                if (hd_vdec_decode(dec, fs->frames[i]->data.data,
+                                   fs->frames[i]->data.len, &pic) == 0 &&
+                    pic.width > 0) {
+                    *w = pic.width;
+                    *h = pic.height;
+                    r = 0;
+                }
+            }
+        }
+        hbb__message__free_unpacked(m, NULL);
+    }
+    hd_vdec_free(dec);
+    return r;
+}
+
+/* ---- cases ---------------------------------------------------------------
+ */
+
+static void identity_persists(void)
+{
+    struct hostp h;
+    char first[16], prog[300], out[16];
+    const char *argv[6];
+    pid_t pid;
+
+    HT_CHECK(host_start(&h, 1, NULL) == 0);
+    snprintf(first, sizeof(first), "%s", h.id);
+    HT_EQ_INT(strlen(first), 9);
+    HT_CHECK(first[0] >= '1' && first[0] <= '9');
+    HT_EQ_INT(host_stop(&h), 0);
+    HT_CHECK(host_start(&h, 0, NULL) == 0);
+    HT_EQ_STR(h.id, first);
+    HT_EQ_INT(host_stop(&h), 0);
+    truncate(h.log, 0);
+    argv[0] = prog_path("homedesk-host", prog, sizeof(prog));
+    argv[1] = "--config-dir";
+    argv[2] = h.cfg;
+    argv[3] = "--show-id";
+    argv[4] = NULL;
+    pid = spawn_in(NULL, argv, NULL, h.log);
+    HT_EQ_INT(wait_exit(pid, T), 0);
+    HT_CHECK(file_value(h.log, "", out, sizeof(out)) == 0);
+    HT_EQ_STR(out, first);
+    host_cleanup(&h);
+}
+
+/* Is id online according to the server (OnlineRequest on port-1)? */
+static int server_says_online(const char *id)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
+    Hbb__OnlineRequest oq = HBB__ONLINE_REQUEST__INIT;
+    char *peers[1] = { (char *)id };
+    int fd = tcp_connect("127.0.0.1", (uint16_t)(srv.port - 1)), on = -1;
+
+    if (fd < 0)
+        return -1;
+    oq.id = "tester";
+    oq.n_peers = 1;
+    oq.peers = peers;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_ONLINE_REQUEST;
+    m.online_request = &oq;
+    if (send_msg(fd, &m) == 0 && (in = recv_msg(fd, T, 0)) != NULL) {
+        if (in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_ONLINE_RESPONSE &&
+            in->online_response->states.len == 1)
+            on = (in->online_response->states.data[0] & 0x80) != 0;
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    close(fd);
+    return on;
+}
+
+static int wait_online(const char *id, int ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)ms;
+
+    do {
+        if (server_says_online(id) == 1)
+            return 1;
+        usleep(100000);
+    } while (now_ms() < deadline);
+    return 0;
+}
+
+/* The host every remaining case shares: registered, with a password. */
+static struct hostp host;
+static int host_ok;
+
+static void start_shared_host(void)
+{
+    char server[64];
+    const char *extra[] = { "--server",
+                            server,
+                            "--key",
+                            srv.pk_b64,
+                            "--password",
+                            PASSWORD,
+                            "--register-interval-ms=300",
+                            NULL };
+
+    snprintf(server, sizeof(server), "127.0.0.1:%u", srv.port);
+    host_ok = host_start(&host, 1, extra) == 0;
+}
+
+static void registers_and_online(void)
+{
+    HT_CHECK(host_ok);
+    HT_CHECK(wait_online(host.id, T));
+    HT_CHECK(srv_log_has(&srv, host.id, 1000));
+    HT_CHECK(file_has(host.log, "registered ID", T));
+    /* the password never reaches the config file in clear */
+    {
+        char conf[400];
+
+        snprintf(conf, sizeof(conf), "%s/host.conf", host.cfg);
+        HT_CHECK(!file_has(conf, PASSWORD, 10));
+        HT_CHECK(file_has(conf, "password = ", 10));
+        HT_CHECK(!file_has(host.log, PASSWORD, 10));
+    }
+}
+
+static int direct(struct viewer *v, const char *from_ip)
+{
+    int fd = tcp_connect_from(from_ip, "127.0.0.1", host.port);
+
+    return v_init(v, fd);
+}
+
+static void wrong_password(void)
+{
+    struct viewer v;
+    Hbb__Message *m;
+    char salt[64], ch[64];
+
+    HT_CHECK(host_ok);
+    HT_CHECK(direct(&v, "127.0.0.1") == 0);
+    HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
+    m = v_login(&v, "not the password", 1, salt, ch);
+    HT_EQ_STR(login_error(m), "Wrong Password");
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    HT_CHECK(file_has(host.log, "login failed from 127.0.0.1", T));
+    v_cleanup(&v);
+}
+
+static void failures_throttled(void)
+{
+    struct viewer v;
+    Hbb__Message *m;
+    char salt[64], ch[64];
+
+    HT_CHECK(host_ok);
+    HT_CHECK(direct(&v, "127.0.0.9") == 0);
+    HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
+    for (int i = 0; i < 3; i++) {
+        m = v_login(&v, "guess", i == 0, salt, ch);
+        HT_EQ_STR(login_error(m), "Wrong Password");
+        if (m)
+            hbb__message__free_unpacked(m, NULL);
+    }
+    /* locked now: even the right password is refused unchecked */
+    m = v_login(&v, PASSWORD, 0, salt, ch);
+    HT_EQ_STR(login_error(m), "Please try 1 minute later");
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    HT_CHECK(file_has(host.log, "login throttled from 127.0.0.9", T));
+    v_cleanup(&v);
+    /* another address is not affected */
+    HT_CHECK(direct(&v, "127.0.0.10") == 0);
+    HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
+    m = v_login(&v, PASSWORD, 1, salt, ch);
+    HT_CHECK(m != NULL && m->login_response->union_case ==
+                              HBB__LOGIN_RESPONSE__UNION_PEER_INFO);
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    v_cleanup(&v);
+}
+
+static void unencrypted_refused(void)
+{
+    struct viewer v;
+    Hbb__Message out = HBB__MESSAGE__INIT, *m;
+    Hbb__PublicKey pk = HBB__PUBLIC_KEY__INIT;
+
+    HT_CHECK(host_ok);
+    HT_CHECK(direct(&v, "127.0.0.1") == 0);
+    m = v_expect(&v, HBB__MESSAGE__UNION_SIGNED_ID, T);
+    HT_CHECK(m != NULL);
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    out.union_case = HBB__MESSAGE__UNION_PUBLIC_KEY;
+    out.public_key = &pk;
+    HT_CHECK(v_send(&v, &out) == 0);
+    /* no Hash ever comes: an error, then the host hangs up */
+    m = v_expect(&v, HBB__MESSAGE__UNION_HASH, T);
+    HT_CHECK(m == NULL);
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    HT_CHECK(wait_closed(v.fd, T));
+    HT_CHECK(file_has(host.log, "refused unencrypted session from", T));
+    v_cleanup(&v);
+}
+
+static void check_peer_info(const Hbb__Message *m)
+{
+    const Hbb__PeerInfo *pi;
+
+    HT_CHECK(m != NULL && m->login_response->union_case ==
+                              HBB__LOGIN_RESPONSE__UNION_PEER_INFO);
+    if (m == NULL ||
+        m->login_response->union_case != HBB__LOGIN_RESPONSE__UNION_PEER_INFO)
+        return;
+    pi = m->login_response->peer_info;
+    HT_EQ_STR(pi->platform, "Linux");
+    HT_EQ_INT(pi->n_displays, 1);
+    if (pi->n_displays == 1) {
+        HT_EQ_INT(pi->displays[0]->width, FAKE_W);
+        HT_EQ_INT(pi->displays[0]->height, FAKE_H);
+        HT_CHECK(pi->displays[0]->online);
+    }
+    HT_CHECK(pi->version != NULL && pi->version[0]);
+}
+
+static void login_and_video(void)
+{
+    struct viewer v;
+    Hbb__Message *m;
+    char salt[64], ch[64];
+    int w = 0, h = 0, key = 0;
+
+    HT_CHECK(host_ok);
+    HT_CHECK(direct(&v, "127.0.0.1") == 0);
+    HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
+    m = v_login(&v, PASSWORD, 1, salt, ch);
+    check_peer_info(m);
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    HT_EQ_INT(v_decode_video(&v, &w, &h, &key), 0);
+    HT_EQ_INT(w, FAKE_W);
+    HT_EQ_INT(h, FAKE_H);
+    HT_CHECK(key);
+    HT_CHECK(file_has(host.log, "login ok from 127.0.0.1", T));
+    v_cleanup(&v);
+    HT_CHECK(file_has(host.log, "ended: viewer closed the connection", T));
+}
+
+/* ---- relay, through a recording proxy ------------------------------------ */
+
+struct proxy {
+    int lfd;
+    uint16_t port, up_port;
+    pthread_t th;
+    uint8_t *rec;
+    size_t n, cap;
+};
+
+static void *proxy_run(void *arg)
+{
+    struct proxy *p = arg;
+    int a = accept(p->lfd, NULL, NULL), b = -1;
+    uint8_t buf[65536];
+
+    if (a < 0)
+        return NULL;
+    if ((b = tcp_connect("127.0.0.1", p->up_port)) < 0)
+        goto out;
+    for (;;) {
+        struct pollfd pf[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
+
+        if (poll(pf, 2, 15000) <= 0)
+            break;
+        for (int i = 0; i < 2; i++) {
+            ssize_t n;
+
+            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            n = read(i ? b : a, buf, sizeof(buf));
+            if (n <= 0)
+                goto out;
+            if (p->n + (size_t)n <= p->cap) {
+                memcpy(p->rec + p->n, buf, (size_t)n);
+                p->n += (size_t)n;
+            }
+            if (send_all(i ? a : b, buf, (size_t)n) != 0)
+                goto out;
+        }
+    }
+out:
+    close(a);
+    if (b >= 0)
+        close(b);
+    return NULL;
+}
+
+static int proxy_start(struct proxy *p, uint16_t up_port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sa);
+
+    memset(p, 0, sizeof(*p));
+    p->up_port = up_port;
+    p->cap = 32u << 20;
+    if ((p->rec = malloc(p->cap)) == NULL)
+        return -1;
+    sa.sin_addr.s_addr = htonl(0x7f000001);
+    if ((p->lfd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+        bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        listen(p->lfd, 1) != 0 ||
+        getsockname(p->lfd, (struct sockaddr *)&sa, &len) != 0)
+        return -1;
+    p->port = ntohs(sa.sin_port);
+    return pthread_create(&p->th, NULL, proxy_run, p) == 0 ? 0 : -1;
+}
+
+static void proxy_stop(struct proxy *p)
+{
+    pthread_join(p->th, NULL);
+    close(p->lfd);
+}
+
+static int recorded(const struct proxy *p, const char *needle)
+{
+    return memmem(p->rec, p->n, needle, strlen(needle)) != NULL;
+}
+
+static void relay_session(void)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in = NULL;
+    Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
+    char uuid[40], relay[64], id[64], salt[64] = "", ch[64];
+    uint8_t host_pk[64];
+    size_t pklen = 0;
+    struct proxy px;
+    struct viewer v;
+    Hbb__Message *lm;
+    int fd, w = 0, h = 0, key = 0;
+
+    HT_CHECK(host_ok);
+    HT_CHECK(wait_online(host.id, T));
+    snprintf(uuid, sizeof(uuid), "relay-test-%08x", randombytes_random());
+    snprintf(relay, sizeof(relay), "127.0.0.1:%u", srv.relay_port);
+    fd = tcp_connect("127.0.0.1", srv.port);
+    HT_CHECK(fd >= 0);
+    rr.id = host.id;
+    rr.uuid = uuid;
+    rr.relay_server = relay;
+    rr.licence_key = srv.pk_b64;
+    rr.secure = 1;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
+    m.request_relay = &rr;
+    HT_CHECK(send_msg(fd, &m) == 0);
+    in = recv_msg(fd, T, 1);
+    HT_CHECK(in != NULL &&
+             in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE);
+    if (in == NULL ||
+        in->union_case != HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE) {
+        close(fd);
+        host_dump_log(&host);
+        return;
+    }
+    HT_EQ_STR(in->relay_response->uuid, uuid);
+    HT_EQ_INT(in->relay_response->union_case, HBB__RELAY_RESPONSE__UNION_PK);
+    /* the host's key, as signed by the server */
+    HT_EQ_INT(hd_idpk_verify(in->relay_response->pk.data,
+                             in->relay_response->pk.len, srv.pk, id, sizeof(id),
+                             host_pk, sizeof(host_pk), &pklen),
+              0);
+    HT_EQ_STR(id, host.id);
+    HT_CHECK(pklen == 32 && memcmp(host_pk, host.pk, 32) == 0);
+    hbb__rendezvous_message__free_unpacked(in, NULL);
+    close(fd);
+
+    /* the viewer's half of the relay, through the recording proxy */
+    HT_CHECK(proxy_start(&px, srv.relay_port) == 0);
+    HT_CHECK(v_init(&v, tcp_connect("127.0.0.1", px.port)) == 0);
+    hbb__request_relay__init(&rr);
+    rr.uuid = uuid;
+    rr.licence_key = srv.pk_b64;
+    HT_CHECK(send_msg(v.fd, &m) == 0);
+    HT_CHECK(v_handshake(&v, host_pk, host.id) == 0);
+    lm = v_login(&v, PASSWORD, 1, salt, ch);
+    check_peer_info(lm);
+    if (lm)
+        hbb__message__free_unpacked(lm, NULL);
+    HT_EQ_INT(v_decode_video(&v, &w, &h, &key), 0);
+    HT_EQ_INT(w, FAKE_W);
+    HT_CHECK(file_has(host.log, "path relay", T));
+    v_cleanup(&v);
+    proxy_stop(&px);
+    /* what crossed the relay: the uuid in clear (the relay needs it),
+     * nothing of the session */
+    HT_CHECK(px.n > 1000);
+    HT_CHECK(recorded(&px, uuid));
+    HT_CHECK(!recorded(&px, MARKER));
+    HT_CHECK(salt[0] && !recorded(&px, salt));
+    HT_CHECK(!recorded(&px, "Linux"));
+    HT_CHECK(!recorded(&px, "Wrong Password"));
+    free(px.rec);
+}
+
+/* A host whose UDP is never used registers over TCP, and the server
+ * routes a relay request to it over that link. */
+static void tcp_registration(void)
+{
+    struct hostp h2;
+    char server[64];
+    const char *extra[] = { "--server",
+                            server,
+                            "--key",
+                            srv.pk_b64,
+                            "--register-tcp=always",
+                            "--register-interval-ms=300",
+                            NULL };
+
+    snprintf(server, sizeof(server), "127.0.0.1:%u", srv.port);
+    HT_CHECK(host_start(&h2, 1, extra) == 0);
+    HT_CHECK(wait_online(h2.id, T));
+    HT_CHECK(file_has(h2.log, "registering over TCP", T));
+    HT_CHECK(file_has(h2.log, "registered ID", T));
+    host_cleanup(&h2);
+}
+
+static void reregisters_after_server_restart(void)
+{
+    HT_CHECK(host_ok);
+    HT_CHECK(srv_stop(&srv) == 0);
+    HT_CHECK(file_has(host.log, "no answer from the rendezvous server", T));
+    srv_ok = srv_start(&srv, srv.dir, NULL) == 0;
+    HT_CHECK(srv_ok);
+    HT_CHECK(wait_online(host.id, 10000));
+    HT_CHECK(file_has(host.log, "answers again", T));
+}
+
+int main(void)
+{
+    ht_init("host");
+    hd_crypto_init();
+    srv_ok = srv_start(&srv, NULL, NULL) == 0;
+    HT_RUN(identity_persists);
+    if (!srv_ok) {
+        ht_skip("registered cases", "server did not start");
+        return ht_finish();
+    }
+    start_shared_host();
+    HT_RUN(registers_and_online);
+    HT_RUN(wrong_password);
+    HT_RUN(failures_throttled);
+    HT_RUN(unencrypted_refused);
+    HT_RUN(login_and_video);
+    HT_RUN(relay_session);
+    HT_RUN(tcp_registration);
+    HT_RUN(reregisters_after_server_restart);
+    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
+        host_dump_log(&host);
+        srv_dump_log(&srv);
+    }
+    host_cleanup(&host);
+    srv_cleanup(&srv);
+    return ht_finish();
+}
