@@ -10,8 +10,9 @@
  *     process moving the same bytes between two sockets; resident memory
  *     per idle relayed pair.
  *
- * Usage: bench_server [all|rdv|relay] [PEERS]\n *\n * CPU time is read from /proc/PID/stat (utime + stime) of the measured
- * process only, so the load generator's own cost does not count.
+ * Usage: bench_server [all|rdv|relay] [PEERS]\n *\n * CPU time is read from
+ * /proc/PID/stat (utime + stime) of the measured process only, so the load
+ * generator's own cost does not count.
  */
 #include <arpa/inet.h>
 #include <errno.h>
