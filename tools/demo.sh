@@ -84,7 +84,8 @@ else
 	say "no \$DISPLAY: running the viewer headless"
 	HOMEDESK_PASSWORD=$(cat "$work/password") "$bin/homedesk-viewer" \
 		--server "127.0.0.1:$port" --key "$key" \
-		--config-dir "$work/viewer" --headless --frames 30 --out "$out" ||
+		--config-dir "$work/viewer" --headless --frames 5 --out "$out" \
+		"$id" ||
 		{ tail -5 "$work/host.log"; exit 1; }
 	say "screenshot of the host's desktop as the viewer saw it: $out/frame.png"
 fi
