@@ -767,6 +767,72 @@ static void check_command(void)
     HT_CHECK(strstr(out, "forward UDP port") != NULL);
 }
 
+/* The PunchHole a host at 127.0.0.2 gets when 127.0.0.1 asks for it from a
+ * server started with extra flags; NULL on failure. */
+static Hbb__RendezvousMessage *punch_seen_by_host(const char *const *flags)
+{
+    struct srv saved = srv, other;
+    Hbb__RendezvousMessage *in = NULL;
+    struct sockaddr_storage from;
+    struct host h;
+    int vfd;
+
+    if (srv_start(&other, NULL, flags) != 0)
+        return NULL;
+    srv = other; /* the helpers talk to `srv` */
+    if (host_up(&h, "127.0.0.2", "100000020") == 0) {
+        vfd = viewer_punch("127.0.0.1", "100000020", srv.pk_b64);
+        in = udp_recv_msg(h.udp, T, &from);
+        if (vfd >= 0)
+            close(vfd);
+    }
+    host_down(&h);
+    srv_cleanup(&other);
+    srv = saved;
+    return in;
+}
+
+/* ALWAYS_USE_RELAY and MASK/LOCAL_IP, as hbbs applies them. */
+static void relay_rules(void)
+{
+    Hbb__RendezvousMessage *in;
+
+    in =
+        punch_seen_by_host((const char *const[]){ "--always-use-relay", NULL });
+    HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
+    if (in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE)
+        HT_EQ_INT(in->punch_hole->nat_type, HBB__NAT_TYPE__SYMMETRIC);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+
+    /* only the host inside the server's LAN: relay through LOCAL_IP */
+    in = punch_seen_by_host((const char *const[]){
+        "--mask", "127.0.0.2/32", "--local-ip", "10.9.9.9", NULL });
+    HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
+    if (in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE) {
+        HT_EQ_INT(in->punch_hole->nat_type, HBB__NAT_TYPE__SYMMETRIC);
+        HT_EQ_STR(in->punch_hole->relay_server, "10.9.9.9");
+    }
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+
+    /* both inside the mask: the same LAN, whatever their addresses */
+    in = punch_seen_by_host(
+        (const char *const[]){ "--mask", "127.0.0.0/8", NULL });
+    HT_CHECK(in &&
+             in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_FETCH_LOCAL_ADDR);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+
+    /* and without flags: a plain punch with the viewer's NAT type */
+    in = punch_seen_by_host(NULL);
+    HT_CHECK(in &&
+             in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE &&
+             in->punch_hole->nat_type == HBB__NAT_TYPE__ASYMMETRIC);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+}
+
 /* A restart keeps every ID and key (they live in db_v2.sqlite3). */
 static void restart_keeps_peers(void)
 {
@@ -825,6 +891,7 @@ int main(void)
     HT_RUN(websocket_punch);
     HT_RUN(admin_http);
     HT_RUN(check_command);
+    HT_RUN(relay_rules);
     HT_RUN(restart_keeps_peers);
     if (srv_ok)
         HT_EQ_INT(srv_stop(&srv), 0);
