@@ -335,7 +335,8 @@ static int pump(int a, int b, uint64_t bytes)
     return 0;
 }
 
-/* The baseline: a process that splices one socket into the other. */
+/* The baseline: a process that splices one socket into the other, with
+ * blocking calls (no event loop), through a 1 MiB pipe. */
 static pid_t splice_copier(uint16_t *port)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET };
@@ -356,6 +357,8 @@ static pid_t splice_copier(uint16_t *port)
         int a = accept(lis, NULL, NULL), b = accept(lis, NULL, NULL);
         if (pipe(p) != 0)
             _exit(1);
+        /* the same pipe size as the relay's, for a like-for-like copy */
+        fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
         for (;;) {
             ssize_t n = splice(a, NULL, p[1], NULL, 1 << 20, SPLICE_F_MOVE);
             if (n <= 0)
@@ -375,43 +378,58 @@ static int bench_relay(uint64_t bytes, int idle_pairs)
 {
     struct srv s;
     int a, b, *fds;
-    double cpu0, cpu1, base;
+    double best = 1e9, base = 1e9;
     long rss0, rss1;
     uint16_t port;
     pid_t cp;
 
-    if (srv_start(&s, NULL, NULL) != 0)
+    /* no bandwidth limits: this measures the copy path, not the limiter */
+    if (srv_start(&s, NULL,
+                  (const char *const[]){ "--single-bandwidth", "0",
+                                         "--total-bandwidth", "0", NULL }) != 0)
         return -1;
-    a = tcp_connect("127.0.0.1", s.relay_port);
-    b = tcp_connect("127.0.0.1", s.relay_port);
-    relay_hello(a, "bench-pair", s.pk_b64);
-    relay_hello(b, "bench-pair", s.pk_b64);
-    usleep(100000);
-    cpu0 = cpu_seconds(s.pid);
-    if (pump(a, b, bytes) != 0)
-        fprintf(stderr, "bench: relay transfer stalled\n");
-    cpu1 = cpu_seconds(s.pid);
-    close(a);
-    close(b);
+    /* best of three each, to see through the noise of a shared machine */
+    for (int run = 0; run < 3; run++) {
+        char uuid[32];
+        double cpu0, cpu1;
 
-    cp = splice_copier(&port);
-    a = tcp_connect("127.0.0.1", port);
-    b = tcp_connect("127.0.0.1", port);
-    usleep(50000);
-    base = cpu_seconds(cp);
-    if (pump(a, b, bytes) != 0)
-        fprintf(stderr, "bench: splice transfer stalled\n");
-    base = cpu_seconds(cp) - base;
-    close(a);
-    close(b);
-    kill(cp, SIGKILL);
-    waitpid(cp, NULL, 0);
+        snprintf(uuid, sizeof(uuid), "bench-pair-%d", run);
+        a = tcp_connect("127.0.0.1", s.relay_port);
+        b = tcp_connect("127.0.0.1", s.relay_port);
+        relay_hello(a, uuid, s.pk_b64);
+        relay_hello(b, uuid, s.pk_b64);
+        usleep(100000);
+        cpu0 = cpu_seconds(s.pid);
+        if (pump(a, b, bytes) != 0)
+            fprintf(stderr, "bench: relay transfer stalled\n");
+        cpu1 = cpu_seconds(s.pid);
+        close(a);
+        close(b);
+        if (cpu1 - cpu0 < best)
+            best = cpu1 - cpu0;
+
+        cp = splice_copier(&port);
+        a = tcp_connect("127.0.0.1", port);
+        b = tcp_connect("127.0.0.1", port);
+        usleep(50000);
+        cpu0 = cpu_seconds(cp);
+        if (pump(a, b, bytes) != 0)
+            fprintf(stderr, "bench: splice transfer stalled\n");
+        cpu1 = cpu_seconds(cp);
+        close(a);
+        close(b);
+        kill(cp, SIGKILL);
+        waitpid(cp, NULL, 0);
+        if (cpu1 - cpu0 < base)
+            base = cpu1 - cpu0;
+    }
+    if (best <= 0)
+        best = 1.0 / (double)clk_tck; /* below one clock tick */
     printf("relay: %.0f MB in %.2f relay CPU-s = %.0f MB per CPU-second; "
            "splice() baseline %.0f MB per CPU-second; ratio %.2f (target >= "
-           "0.8)\n",
-           (double)bytes / 1e6, cpu1 - cpu0,
-           (double)bytes / 1e6 / (cpu1 - cpu0), (double)bytes / 1e6 / base,
-           base / (cpu1 - cpu0));
+           "0.8; best of 3 each)\n",
+           (double)bytes / 1e6, best, (double)bytes / 1e6 / best,
+           (double)bytes / 1e6 / base, base / best);
 
     /* memory per idle relayed pair */
     fds = calloc((size_t)idle_pairs * 2, sizeof(*fds));
