@@ -1441,7 +1441,8 @@ static int ws_buffer_message(struct relay_conn *c, const uint8_t *data,
         c->cap = ncap;
     }
     memcpy(c->buf + c->end, hdr, hl);
-    memcpy(c->buf + c->end + hl, data, n);
+    if (n > 0) /* an empty message may come as NULL */
+        memcpy(c->buf + c->end + hl, data, n);
     c->end = need;
     return 0;
 }
