@@ -566,6 +566,8 @@ static int start_roles(struct server *s)
         relay_config_defaults(&s->lcfg);
         s->lcfg.bind_addr = o->bind;
         s->lcfg.port = o->relay_port;
+        s->lcfg.ws_port = o->no_ws ? -1 : o->relay_port + 2;
+        s->lcfg.trusted_proxy = o->trusted_proxy;
         s->lcfg.key = s->licence;
         s->lcfg.data_dir = o->data_dir;
         s->lcfg.single_mbps = o->single_bw;
@@ -580,7 +582,9 @@ static int start_roles(struct server *s)
         if ((r = relay_new(&s->loop, &s->lcfg, &s->relay)) != 0)
             return r;
         if ((r = relay_start(s->relay)) != 0) {
-            port_error(o->relay_port, "TCP", r);
+            /* the TCP port bound: the WebSocket one failed */
+            port_error(relay_port(s->relay) ? o->relay_port + 2 : o->relay_port,
+                       "TCP", r);
             return r;
         }
     }

@@ -18,10 +18,15 @@
  * that stream closes).
  *
  * Transports: the core calls a peer only through struct relay_transport
- * (send / pause / resume / close).  TCP is the one implemented here; the
- * WebSocket flavour (server/ws.c) will add a message-based table, and the
- * conversion TCP stream <-> messages (frame header added or parsed) goes
- * in forward() where marked.  Until then every peer is TCP.
+ * (send / pause / resume / close): TCP, and WebSocket (server/ws.c on the
+ * same uv_tcp_t).  A WebSocket side keeps what it received in its buffer
+ * as TCP frames (header + message), complete ones only, so a TCP partner
+ * takes that buffer raw; towards a WebSocket partner forward() splits the
+ * buffer into messages again (frames of a TCP side go through a bounded
+ * hd_frame_decoder, as they may arrive in pieces).  Messages are appended
+ * only after ws_feed returns to the read callback (never while a write
+ * still points into the buffer, since a side is not read while its bytes
+ * are queued), then accounted and forwarded together.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,8 +43,10 @@
 #include "err.h"
 #include "frame.h"
 #include "log.h"
+#include "net.h"
 #include "rendezvous.pb-c.h"
 #include "server/relay.h"
+#include "server/ws.h"
 
 #define MOD               "relay"
 #define HELLO_INITIAL_CAP 512
@@ -48,6 +55,12 @@
 #define MAX_LIST_FILE     (64 * 1024 * 1024)
 #define BURST_MS          50
 #define BYTES_PER_MBPS_MS (1024.0 * 1024.0 / 8.0 / 1000.0)
+#define WS_READ_CHUNK     (64 * 1024)
+/* A WebSocket side's buffer: one message being completed by the last read
+ * plus the small ones of that read (each with a header): never more. */
+#define WS_BUF_MAX (HD_RELAY_WS_MAX_MESSAGE + 4 + 3 * WS_READ_CHUNK)
+/* A decoder that held a frame above this is freed once empty. */
+#define DEC_KEEP_MAX (1024 * 1024)
 
 enum conn_state { CONN_HELLO, CONN_WAITING, CONN_PAIRED };
 
@@ -59,7 +72,10 @@ struct relay_conn;
  *   Returns n when all was written at once; 0..n-1 when the rest was
  *   queued (buf stays valid; the transport calls conn_write_done(src,
  *   status) when it completes or is cancelled); or a negative error.
- *   A message-based transport sends one message per call.
+ *   A message-based transport sends one message per call, takes it whole
+ *   (copied) and returns n; the caller then asks queued() whether the
+ *   socket still holds bytes, and if so marks src wpending: the transport
+ *   calls conn_write_done(src, status) once its queue is empty.
  * - pause / resume: stop / start delivering read data (conn_on_read,
  *   conn_on_eof).  resume returns 0 or a negative error.
  * - close: close the transport's handles; each calls conn_handle_closed.
@@ -72,6 +88,8 @@ struct relay_transport {
     void (*pause)(struct relay_conn *c);
     int (*resume)(struct relay_conn *c);
     void (*close)(struct relay_conn *c);
+    /* message-based only: non-zero while writes are in flight */
+    size_t (*queued)(const struct relay_conn *c);
 };
 
 struct relay_bucket {
@@ -100,13 +118,18 @@ struct relay_conn {
     size_t cap, start, end;
     char *uuid;
     uint64_t uuid_hash;
-    uint8_t ip[16];                  /* IPv4 as ::ffff:a.b.c.d */
+    struct ws *ws;               /* WebSocket transport */
+    uint8_t *rbuf;               /* WebSocket: socket bytes for ws_feed */
+    struct hd_frame_decoder dec; /* TCP side of a WebSocket pair */
+    unsigned wq;                 /* WebSocket: uv_writes not completed */
+    int ws_reason;               /* WebSocket: on_close reason, once ended */
+    uint8_t ip[16];              /* IPv4 as ::ffff:a.b.c.d */
     char name[INET6_ADDRSTRLEN + 8]; /* "1.2.3.4:5" / "[::1]:5" */
     char ipstr[INET6_ADDRSTRLEN];    /* for fail2ban lines */
     enum conn_state state;
     int open; /* handles not yet closed */
     unsigned reading : 1, wpending : 1, throttled : 1, eof : 1, closing : 1,
-        poll_init : 1;
+        poll_init : 1, hello_ok : 1, ws_ended : 1, dec_init : 1;
 };
 
 struct relay_pair {
@@ -131,13 +154,14 @@ struct relay_iplist {
 struct relay {
     uv_loop_t *loop;
     struct relay_config cfg; /* strings below are our copies */
-    char *key, *data_dir, *bind_addr;
+    char *key, *data_dir, *bind_addr, *trusted_proxy;
     size_t key_len;
-    uv_tcp_t listener;
+    uv_tcp_t listener, ws_listener;
     uv_timer_t list_timer;
     int open_handles;
-    unsigned listener_init : 1, timer_init : 1, stopped : 1, free_pending : 1;
-    int port;
+    int listener_init, ws_listener_init; /* not bit-fields: bind_listener */
+    unsigned timer_init : 1, stopped : 1, free_pending : 1;
+    int port, ws_port;
     struct relay_conn *conns;
     uint64_t nconns;
     struct relay_conn **map;
@@ -150,6 +174,7 @@ struct relay {
 };
 
 static const struct relay_transport tcp_transport;
+static const struct relay_transport ws_transport;
 
 static void conn_update_reading(struct relay_conn *c);
 static void conn_close(struct relay_conn *c);
@@ -518,6 +543,9 @@ static void conn_destroy(struct relay_conn *c)
     r->st.conns_active--;
     free(c->buf);
     free(c->uuid);
+    free(c->rbuf);
+    ws_free(c->ws);
+    hd_frame_decoder_cleanup(&c->dec);
     free(c);
     relay_maybe_free(r);
 }
@@ -678,11 +706,13 @@ static void conn_update_reading(struct relay_conn *c)
         want = 1;
         break;
     case CONN_WAITING:
-        want = c->end < c->cap;
+        /* a WebSocket side's buffer grows by whole messages */
+        want = c->tp->message_based ? c->end < c->relay->cfg.buf_size
+                                    : c->end < c->cap;
         break;
     default:
         want = !c->wpending && !c->throttled && !c->eof && !c->pair->draining &&
-               c->end < c->cap;
+               (c->tp->message_based || c->end < c->cap);
         break;
     }
     if (want && !c->reading) {
@@ -806,10 +836,71 @@ static void account(struct relay_conn *c, size_t n)
     }
 }
 
+/* All of c's buffer is out: empty it, and give back what a big WebSocket
+ * message made it grow to (TCP sides allocate it again on their next read). */
+static void buf_reset(struct relay_conn *c)
+{
+    c->start = c->end = 0;
+    if (c->cap > c->relay->cfg.buf_size) {
+        free(c->buf);
+        c->buf = NULL;
+        c->cap = 0;
+    }
+}
+
 /*
- * Send c's pending bytes to its peer.  Raw for stream <-> stream.  (For a
- * message-based peer this is where TCP frames would be split into
- * messages, or messages given a frame header: not implemented yet.)
+ * Hand c's pending bytes to its message-based peer, one message per frame:
+ * a WebSocket side's buffer holds complete frames only; a TCP side's
+ * bytes go through its frame decoder, which keeps a partial frame.
+ * Returns 0 or a negative error (after one log line for bad input).
+ */
+static int forward_messages(struct relay_conn *c)
+{
+    struct relay_conn *dst = c->peer;
+    const uint8_t *p;
+    size_t hl, pl, n;
+    int r;
+
+    if (c->tp->message_based) {
+        while (c->start < c->end) {
+            p = (const uint8_t *)c->buf + c->start;
+            n = c->end - c->start;
+            if (hd_frame_parse_header(p, n, &hl, &pl) != 1 || pl > n - hl)
+                return HD_EPROTO; /* cannot be: we framed them ourselves */
+            if ((r = dst->tp->send(dst, c, (const char *)p + hl, pl)) < 0)
+                return r;
+            c->start += hl + pl;
+        }
+        return 0;
+    }
+    if (!c->dec_init) {
+        hd_frame_decoder_init(&c->dec, HD_RELAY_WS_MAX_MESSAGE);
+        c->dec_init = 1;
+    }
+    r = hd_frame_decoder_feed(&c->dec, c->buf + c->start, c->end - c->start);
+    c->start = c->end;
+    while (r == 0 && (r = hd_frame_decoder_next(&c->dec, &p, &n)) == 1) {
+        if ((r = dst->tp->send(dst, c, (const char *)p, n)) < 0)
+            return r;
+        r = 0;
+    }
+    if (r == HD_ETOOBIG) {
+        hd_info(MOD, "%s sent a frame over %d bytes for WebSocket peer %s",
+                c->name, HD_RELAY_WS_MAX_MESSAGE, dst->name);
+        return r;
+    }
+    if (r == 0 && hd_frame_decoder_capacity(&c->dec) > DEC_KEEP_MAX &&
+        (hd_frame_decoder_pending(&c->dec, &n), n == 0)) {
+        hd_frame_decoder_cleanup(&c->dec);
+        c->dec_init = 0;
+    }
+    return r;
+}
+
+/*
+ * Send c's pending bytes to its peer: raw to a TCP peer (TCP <-> TCP, or a
+ * WebSocket side's messages already framed), message by message to a
+ * WebSocket peer.
  */
 static void forward(struct relay_conn *c)
 {
@@ -817,17 +908,29 @@ static void forward(struct relay_conn *c)
     int r;
 
     if (c->start < c->end && !c->wpending) {
-        r = dst->tp->send(dst, c, c->buf + c->start, c->end - c->start);
-        if (r < 0) {
-            hd_debug(MOD, "write to %s: %s", dst->name, hd_strerror(r));
-            pair_close(c->pair, "write error");
-            return;
+        if (dst->tp->message_based) {
+            if ((r = forward_messages(c)) < 0) {
+                hd_debug(MOD, "to %s: %s", dst->name, hd_strerror(r));
+                pair_close(c->pair,
+                           r == HD_ETOOBIG ? "frame too big" : "write error");
+                return;
+            }
+            if (dst->tp->queued(dst) > 0)
+                c->wpending = 1; /* the buffer is free, but wait */
+            buf_reset(c);
+        } else {
+            r = dst->tp->send(dst, c, c->buf + c->start, c->end - c->start);
+            if (r < 0) {
+                hd_debug(MOD, "write to %s: %s", dst->name, hd_strerror(r));
+                pair_close(c->pair, "write error");
+                return;
+            }
+            c->start += (size_t)r;
+            if (c->start < c->end)
+                c->wpending = 1;
+            else
+                buf_reset(c);
         }
-        c->start += (size_t)r;
-        if (c->start < c->end)
-            c->wpending = 1;
-        else
-            c->start = c->end = 0;
     }
     conn_update_reading(c);
 }
@@ -844,7 +947,7 @@ static void conn_write_done(struct relay_conn *src, int status)
         pair_close(p, "write error");
         return;
     }
-    src->start = src->end = 0;
+    buf_reset(src);
     conn_update_reading(src);
     pair_maybe_finish(p);
 }
@@ -1042,9 +1145,10 @@ static void pair_start(struct relay_conn *first, struct relay_conn *second)
             }
         }
     }
-    hd_info(MOD, "paired %s <-> %s (uuid %s)%s%s", first->name, second->name,
-            first->uuid, p->limited ? ", limited speed" : "",
-            p->splice ? "" : ", copying");
+    hd_info(MOD, "paired %s%s <-> %s%s (uuid %s)%s%s",
+            first->tp->message_based ? "ws " : "", first->name,
+            second->tp->message_based ? "ws " : "", second->name, first->uuid,
+            p->limited ? ", limited speed" : "", p->splice ? "" : ", copying");
     for (i = 0; i < 2 && !p->closing; i++) {
         if (sides[i]->end > sides[i]->start) {
             account(sides[i], sides[i]->end - sides[i]->start);
@@ -1118,11 +1222,12 @@ out:
     return why;
 }
 
+static void hello_done(struct relay_conn *c);
+
 static void hello_step(struct relay_conn *c)
 {
     struct relay *r = c->relay;
     size_t hlen, plen, total, left, ncap;
-    struct relay_conn *other;
     char *nb;
     int why;
 
@@ -1165,6 +1270,15 @@ static void hello_step(struct relay_conn *c)
         c->buf = nb;
         c->cap = ncap;
     }
+    hello_done(c);
+}
+
+/* c's RequestRelay was accepted: pair it, or let it wait for its partner. */
+static void hello_done(struct relay_conn *c)
+{
+    struct relay *r = c->relay;
+    struct relay_conn *other;
+
     c->uuid_hash = uuid_hash(r, c->uuid);
     other = map_take(r, c->uuid, c->uuid_hash);
     if (other) {
@@ -1218,9 +1332,232 @@ static void conn_on_eof(struct relay_conn *c, int err)
     pair_maybe_finish(p);
 }
 
+/* ---- WebSocket transport ---- */
+
+static void ws_write_done(uv_stream_t *s, int status)
+{
+    struct relay_conn *c = s->data;
+
+    c->wq--;
+    if (c->wq == 0 && c->peer && c->peer->wpending) {
+        conn_write_done(c->peer, status == UV_ECANCELED ? 0 : status);
+    } else if (status < 0 && status != UV_ECANCELED && !c->closing) {
+        hd_debug(MOD, "write to %s: %s", c->name, hd_strerror(status));
+        if (c->pair)
+            pair_close(c->pair, "write error");
+        else
+            conn_close(c);
+    }
+}
+
+/* ws.c hands us bytes for the peer: to the kernel now, or queued (copied). */
+static int ws_on_write(void *ud, const uint8_t *data, size_t n)
+{
+    struct relay_conn *c = ud;
+    uv_buf_t b;
+    int r = 0, e;
+
+    if (c->closing)
+        return -EPIPE;
+    if (c->wq == 0) {
+        b = uv_buf_init((char *)data, (unsigned)n);
+        r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (r == UV_EAGAIN)
+            r = 0;
+        if (r < 0 || (size_t)r == n)
+            return r < 0 ? r : 0;
+    }
+    if ((e = hd_net_write((uv_stream_t *)&c->tcp, data + r, n - (size_t)r,
+                          ws_write_done)) != 0)
+        return e;
+    c->wq++;
+    return 0;
+}
+
+/*
+ * A WebSocket peer's first message: its bare RequestRelay.  Behind the
+ * trusted proxy the client's own address replaces the proxy's first (for
+ * the lists and the log lines).
+ */
+static void ws_hello(struct relay_conn *c, const uint8_t *data, size_t n)
+{
+    struct relay *r = c->relay;
+    struct sockaddr_storage ss;
+    char ip[INET6_ADDRSTRLEN];
+    uint8_t bin[16];
+    int len = sizeof(ss), why;
+
+    memset(&ss, 0, sizeof(ss));
+    if (r->trusted_proxy && ws_forwarded_ip(c->ws) &&
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 &&
+        ws_client_ip(c->ws, (struct sockaddr *)&ss, r->trusted_proxy, ip,
+                     sizeof(ip)) == 0 &&
+        parse_ip(ip, bin) == 0) {
+        memcpy(c->ip, bin, 16);
+        snprintf(c->ipstr, sizeof(c->ipstr), "%s", ip);
+        if (strchr(ip, ':'))
+            snprintf(c->name, sizeof(c->name), "[%s]", ip);
+        else
+            snprintf(c->name, sizeof(c->name), "%s", ip);
+        if (iplist_has(&r->block, c->ip)) {
+            hd_info(MOD, "blocked %s", c->ipstr);
+            conn_reject(c, RELAY_REJECT_BLOCKED);
+            return;
+        }
+    }
+    if ((why = hello_check(c, data, n)) != 0) {
+        conn_reject(c, (enum relay_reject)(why - 1));
+        return;
+    }
+    c->hello_ok = 1;
+    ws_set_max_message(c->ws, HD_RELAY_WS_MAX_MESSAGE);
+}
+
+/* Keep one relayed message, framed, at the end of c's buffer. */
+static int ws_buffer_message(struct relay_conn *c, const uint8_t *data,
+                             size_t n)
+{
+    uint8_t hdr[HD_FRAME_HDR_MAX];
+    size_t hl = hd_frame_header(hdr, n), need = c->end + hl + n;
+    char *nb;
+
+    if (hl == 0 || need > WS_BUF_MAX) {
+        hd_info(MOD, "%s: more than %d bytes of messages waiting", c->name,
+                WS_BUF_MAX);
+        return HD_ETOOBIG;
+    }
+    if (need > c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : c->relay->cfg.buf_size;
+
+        while (ncap < need)
+            ncap *= 2;
+        if (ncap > WS_BUF_MAX)
+            ncap = WS_BUF_MAX;
+        if (!(nb = realloc(c->buf, ncap))) {
+            hd_error(MOD, "out of memory buffering %s", c->name);
+            return -ENOMEM;
+        }
+        c->buf = nb;
+        c->cap = ncap;
+    }
+    memcpy(c->buf + c->end, hdr, hl);
+    if (n > 0) /* an empty message may come as NULL */
+        memcpy(c->buf + c->end + hl, data, n);
+    c->end = need;
+    return 0;
+}
+
+static void ws_on_message(void *ud, const uint8_t *data, size_t n)
+{
+    struct relay_conn *c = ud;
+    int r;
+
+    if (c->closing || c->ws_ended)
+        return;
+    if (c->state == CONN_HELLO && !c->hello_ok) {
+        ws_hello(c, data, n);
+        return;
+    }
+    if ((r = ws_buffer_message(c, data, n)) != 0) {
+        if (c->pair)
+            pair_close(c->pair, hd_strerror(r));
+        else
+            conn_reject(c, RELAY_REJECT_OVERLOAD);
+    }
+}
+
+/* The WebSocket ended (close handshake, bad frame, oversized message or
+ * failed write): acted upon by the read callback, after the feed. */
+static void ws_on_close(void *ud, int reason)
+{
+    struct relay_conn *c = ud;
+
+    c->ws_ended = 1;
+    c->ws_reason = reason;
+}
+
+static void ws_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct relay_conn *c = h->data;
+
+    (void)hint;
+    if (!c->rbuf)
+        c->rbuf = malloc(WS_READ_CHUNK);
+    *buf = uv_buf_init((char *)c->rbuf, c->rbuf ? WS_READ_CHUNK : 0);
+}
+
+static void ws_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct relay_conn *c = s->data;
+    size_t before = c->end;
+
+    (void)buf;
+    if (nread < 0) {
+        conn_on_eof(c, (int)nread);
+        return;
+    }
+    if (nread == 0 || c->ws_ended)
+        return;
+    ws_feed(c->ws, c->rbuf, (size_t)nread); /* errors come as on_close */
+    if (c->closing)
+        return;
+    if (c->state == CONN_HELLO && c->hello_ok) {
+        hello_done(c); /* a pair forwards what followed the request */
+    } else if (c->state == CONN_PAIRED && c->end > before) {
+        account(c, c->end - before);
+        forward(c);
+    } else if (c->state == CONN_WAITING) {
+        conn_update_reading(c);
+    }
+    if (c->closing || !c->ws_ended)
+        return;
+    if (c->state == CONN_PAIRED || c->ws_reason == 0)
+        conn_on_eof(c, UV_EOF); /* ws.c logged an error reason */
+    else
+        conn_reject(c, c->ws_reason == HD_ETOOBIG ? RELAY_REJECT_TOOBIG
+                                                  : RELAY_REJECT_PROTO);
+}
+
+static int ws_send(struct relay_conn *dst, struct relay_conn *src,
+                   const char *buf, size_t n)
+{
+    int r;
+
+    (void)src;
+    if (dst->ws_ended)
+        return -EPIPE;
+    r = ws_send_binary(dst->ws, (const uint8_t *)buf, n);
+    return r < 0 ? r : (int)n;
+}
+
+static void ws_pause(struct relay_conn *c)
+{
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static int ws_resume(struct relay_conn *c)
+{
+    return uv_read_start((uv_stream_t *)&c->tcp, ws_alloc_cb, ws_read_cb);
+}
+
+static size_t ws_queued(const struct relay_conn *c)
+{
+    return c->wq; /* writes whose callback has not run yet */
+}
+
+static const struct relay_transport ws_transport = {
+    .name = "ws",
+    .message_based = 1,
+    .send = ws_send,
+    .pause = ws_pause,
+    .resume = ws_resume,
+    .close = tcp_close,
+    .queued = ws_queued,
+};
+
 /* ---- listener ---- */
 
-static void on_connection(uv_stream_t *srv, int status)
+static void on_connection_common(uv_stream_t *srv, int status, int is_ws)
 {
     struct relay *r = srv->data;
     struct relay_conn *c;
@@ -1236,7 +1573,7 @@ static void on_connection(uv_stream_t *srv, int status)
         return;
     }
     c->relay = r;
-    c->tp = &tcp_transport;
+    c->tp = is_ws ? &ws_transport : &tcp_transport;
     c->state = CONN_HELLO;
     snprintf(c->name, sizeof(c->name), "?");
     snprintf(c->ipstr, sizeof(c->ipstr), "?");
@@ -1271,9 +1608,32 @@ static void on_connection(uv_stream_t *srv, int status)
         conn_reject(c, RELAY_REJECT_OVERLOAD);
         return;
     }
+    if (is_ws) {
+        struct ws_config wc = { .max_message = HD_RELAY_MAX_FIRST_FRAME,
+                                .peer_desc = c->name };
+        struct ws_callbacks cb = { .on_write = ws_on_write,
+                                   .on_message = ws_on_message,
+                                   .on_close = ws_on_close };
+
+        if ((ret = ws_new(&wc, &cb, c, &c->ws)) != 0) {
+            hd_error(MOD, "accept: %s", hd_strerror(ret));
+            conn_reject(c, RELAY_REJECT_OVERLOAD);
+            return;
+        }
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_start(&c->timer, deadline_cb, r->cfg.first_frame_ms, 0);
     conn_update_reading(c);
+}
+
+static void on_connection(uv_stream_t *srv, int status)
+{
+    on_connection_common(srv, status, 0);
+}
+
+static void on_connection_ws(uv_stream_t *srv, int status)
+{
+    on_connection_common(srv, status, 1);
 }
 
 static void relay_handle_closed(uv_handle_t *h)
@@ -1284,7 +1644,9 @@ static void relay_handle_closed(uv_handle_t *h)
     relay_maybe_free(r);
 }
 
-static int bind_listener(struct relay *r)
+/* Bind and listen on port with h; *bound = the port bound. */
+static int bind_listener(struct relay *r, uv_tcp_t *h, int *init, int port,
+                         uv_connection_cb cb, int *bound)
 {
     struct sockaddr_storage ss;
     const char *addr = r->bind_addr;
@@ -1294,20 +1656,18 @@ static int bind_listener(struct relay *r)
     memset(&ss, 0, sizeof(ss));
     if (!addr || !addr[0]) {
         /* Dual-stack "::" with V6ONLY off; IPv4 only when no IPv6. */
-        uv_ip6_addr("::", r->cfg.port, (struct sockaddr_in6 *)&ss);
-        ret = uv_tcp_init_ex(r->loop, &r->listener, AF_INET6);
+        uv_ip6_addr("::", port, (struct sockaddr_in6 *)&ss);
+        ret = uv_tcp_init_ex(r->loop, h, AF_INET6);
         if (ret == UV_EAFNOSUPPORT) {
-            uv_ip4_addr("0.0.0.0", r->cfg.port, (struct sockaddr_in *)&ss);
-            ret = uv_tcp_init_ex(r->loop, &r->listener, AF_INET);
-        } else if (ret == 0 &&
-                   uv_fileno((uv_handle_t *)&r->listener, &fd) == 0) {
+            uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)&ss);
+            ret = uv_tcp_init_ex(r->loop, h, AF_INET);
+        } else if (ret == 0 && uv_fileno((uv_handle_t *)h, &fd) == 0) {
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
         }
-    } else if (uv_ip4_addr(addr, r->cfg.port, (struct sockaddr_in *)&ss) == 0) {
-        ret = uv_tcp_init_ex(r->loop, &r->listener, AF_INET);
-    } else if (uv_ip6_addr(addr, r->cfg.port, (struct sockaddr_in6 *)&ss) ==
-               0) {
-        ret = uv_tcp_init_ex(r->loop, &r->listener, AF_INET6);
+    } else if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) == 0) {
+        ret = uv_tcp_init_ex(r->loop, h, AF_INET);
+    } else if (uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) == 0) {
+        ret = uv_tcp_init_ex(r->loop, h, AF_INET6);
     } else {
         hd_error(MOD, "bad bind address %s", addr);
         return HD_ECONFIG;
@@ -1316,21 +1676,20 @@ static int bind_listener(struct relay *r)
         hd_error(MOD, "relay socket: %s", hd_strerror(ret));
         return ret;
     }
-    r->listener_init = 1;
+    *init = 1;
     r->open_handles++;
-    r->listener.data = r;
-    if ((ret = uv_tcp_bind(&r->listener, (struct sockaddr *)&ss, 0)) != 0 ||
-        (ret = uv_listen((uv_stream_t *)&r->listener, 1024, on_connection)) !=
-            0) {
-        hd_error(MOD, "cannot listen on TCP port %d: %s", r->cfg.port,
+    h->data = r;
+    if ((ret = uv_tcp_bind(h, (struct sockaddr *)&ss, 0)) != 0 ||
+        (ret = uv_listen((uv_stream_t *)h, 1024, cb)) != 0) {
+        hd_error(MOD, "cannot listen on TCP port %d: %s", port,
                  hd_strerror(ret));
         return ret;
     }
     memset(&ss, 0, sizeof(ss));
-    if (uv_tcp_getsockname(&r->listener, (struct sockaddr *)&ss, &len) == 0)
-        r->port = ntohs(ss.ss_family == AF_INET6
-                            ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                            : ((struct sockaddr_in *)&ss)->sin_port);
+    if (uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len) == 0)
+        *bound = ntohs(ss.ss_family == AF_INET6
+                           ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                           : ((struct sockaddr_in *)&ss)->sin_port);
     return 0;
 }
 
@@ -1361,8 +1720,9 @@ int relay_new(uv_loop_t *loop, const struct relay_config *cfg,
     int ret;
 
     *out = NULL;
-    if (cfg->port < 0 || cfg->port > 65535 || cfg->single_mbps < 0 ||
-        cfg->total_mbps < 0 || cfg->limit_mbps < 0 ||
+    if (cfg->port < 0 || cfg->port > 65535 || cfg->ws_port < -1 ||
+        cfg->ws_port > 65535 || (cfg->ws_port == 0 && cfg->port > 65533) ||
+        cfg->single_mbps < 0 || cfg->total_mbps < 0 || cfg->limit_mbps < 0 ||
         cfg->downgrade_threshold < 0 || cfg->buf_size < 1024 ||
         cfg->buf_size > (1u << 30) || cfg->pipe_size > (1u << 20) ||
         cfg->first_frame_ms == 0 || cfg->pair_wait_ms == 0 || cfg->idle_ms == 0)
@@ -1376,8 +1736,11 @@ int relay_new(uv_loop_t *loop, const struct relay_config *cfg,
     r->key = dup_or_null(cfg->key ? cfg->key : "");
     r->data_dir = dup_or_null(cfg->data_dir);
     r->bind_addr = dup_or_null(cfg->bind_addr);
+    if (cfg->trusted_proxy && cfg->trusted_proxy[0])
+        r->trusted_proxy = strdup(cfg->trusted_proxy);
     if (!r->key || (cfg->data_dir && !r->data_dir) ||
-        (cfg->bind_addr && !r->bind_addr)) {
+        (cfg->bind_addr && !r->bind_addr) ||
+        (cfg->trusted_proxy && cfg->trusted_proxy[0] && !r->trusted_proxy)) {
         ret = -ENOMEM;
         goto out;
     }
@@ -1385,6 +1748,7 @@ int relay_new(uv_loop_t *loop, const struct relay_config *cfg,
     r->cfg.key = r->key;
     r->cfg.data_dir = r->data_dir;
     r->cfg.bind_addr = r->bind_addr;
+    r->cfg.trusted_proxy = r->trusted_proxy;
     r->tick_ms = cfg->idle_ms / 4;
     if (r->tick_ms > 1000)
         r->tick_ms = 1000;
@@ -1401,6 +1765,7 @@ out:
         free(r->key);
         free(r->data_dir);
         free(r->bind_addr);
+        free(r->trusted_proxy);
         free(r);
     }
     return ret;
@@ -1411,8 +1776,17 @@ int relay_start(struct relay *r)
     int ret;
 
     lists_load(r, 1);
-    if ((ret = bind_listener(r)) != 0)
+    if ((ret = bind_listener(r, &r->listener, &r->listener_init, r->cfg.port,
+                             on_connection, &r->port)) != 0)
         return ret;
+    if (r->cfg.ws_port >= 0) {
+        int wp = r->cfg.ws_port ? r->cfg.ws_port
+                 : r->cfg.port  ? r->cfg.port + 2
+                                : 0;
+        if ((ret = bind_listener(r, &r->ws_listener, &r->ws_listener_init, wp,
+                                 on_connection_ws, &r->ws_port)) != 0)
+            return ret;
+    }
     if (r->data_dir && r->cfg.list_check_ms) {
         uv_timer_init(r->loop, &r->list_timer);
         r->list_timer.data = r;
@@ -1421,14 +1795,23 @@ int relay_start(struct relay *r)
         uv_timer_start(&r->list_timer, list_timer_cb, r->cfg.list_check_ms,
                        r->cfg.list_check_ms);
     }
-    hd_info(MOD, "listening on TCP port %d%s", r->port,
-            r->key_len ? "" : " (no key check)");
+    if (r->ws_port)
+        hd_info(MOD, "listening on TCP port %d, WebSocket port %d%s", r->port,
+                r->ws_port, r->key_len ? "" : " (no key check)");
+    else
+        hd_info(MOD, "listening on TCP port %d%s", r->port,
+                r->key_len ? "" : " (no key check)");
     return 0;
 }
 
 int relay_port(const struct relay *r)
 {
     return r->port;
+}
+
+int relay_ws_port(const struct relay *r)
+{
+    return r->ws_port;
 }
 
 void relay_stop(struct relay *r)
@@ -1440,6 +1823,8 @@ void relay_stop(struct relay *r)
     r->stopped = 1;
     if (r->listener_init)
         uv_close((uv_handle_t *)&r->listener, relay_handle_closed);
+    if (r->ws_listener_init)
+        uv_close((uv_handle_t *)&r->ws_listener, relay_handle_closed);
     if (r->timer_init)
         uv_close((uv_handle_t *)&r->list_timer, relay_handle_closed);
     for (c = r->conns; c; c = c->next) {
@@ -1460,6 +1845,7 @@ static void relay_maybe_free(struct relay *r)
     free(r->key);
     free(r->data_dir);
     free(r->bind_addr);
+    free(r->trusted_proxy);
     free(r);
 }
 

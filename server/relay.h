@@ -22,9 +22,17 @@
  * relay_new (the loop thread), unless its contract says otherwise.  The
  * process must ignore SIGPIPE (writes to a closed peer return EPIPE).
  *
- * The WebSocket flavour (port 21119) is not implemented here yet: relay.c
- * keeps an internal transport table (send / pause / resume / close) so that
- * server/ws.c can hand over message-based peers later.
+ * The WebSocket flavour (ws_port, 21119 by default) follows the same rules
+ * (key, pairing, timeouts, limits, lists): the upgrade request and one
+ * binary message holding the bare RequestRelay (at most 64 KiB) must arrive
+ * within first_frame_ms; after it every binary message is one relayed
+ * message of at most HD_RELAY_WS_MAX_MESSAGE bytes.  WebSocket <-> TCP
+ * pairs convert message by message: the TCP side gets each message behind
+ * a frame header (PROTOCOL.md section 1) and each of its frames goes out as
+ * one message (a frame above HD_RELAY_WS_MAX_MESSAGE closes the pair);
+ * WebSocket <-> WebSocket pairs pass messages through.  Memory of a
+ * WebSocket side is bounded by about twice HD_RELAY_WS_MAX_MESSAGE (the
+ * message being received, and one complete message queued).
  */
 #ifndef HD_SERVER_RELAY_H
 #define HD_SERVER_RELAY_H
@@ -35,12 +43,21 @@
 
 /* Maximum payload of the first frame (RequestRelay). */
 #define HD_RELAY_MAX_FIRST_FRAME (64 * 1024)
+/* Largest relayed message on the WebSocket port, and largest TCP frame
+ * relayed to a WebSocket peer: video key frames of a 4K screen fit. */
+#define HD_RELAY_WS_MAX_MESSAGE (16 * 1024 * 1024)
 
 struct relay_config {
     /* Address to bind; NULL or "" = dual-stack any (falls back to
      * 0.0.0.0 when IPv6 is unavailable). */
     const char *bind_addr;
     int port; /* TCP port, 0 = ephemeral (see relay_port) */
+    /* WebSocket port: -1 = none, 0 = port + 2 (ephemeral when port is 0),
+     * else that port (see relay_ws_port).  Default 0. */
+    int ws_port;
+    /* On the WebSocket port, believe X-Real-IP / X-Forwarded-For from this
+     * proxy address only (lists, logs); NULL = never.  Copied. */
+    const char *trusted_proxy;
     /* Base64 server public key compared with RequestRelay.licence_key;
      * NULL or "" = no check (as hbbr without -k).  Copied. */
     const char *key;
@@ -111,14 +128,19 @@ int relay_new(uv_loop_t *loop, const struct relay_config *cfg,
               struct relay **out);
 
 /*
- * Load the lists, bind and listen (TCP, dual-stack unless bind_addr says
- * otherwise).  Returns 0, or a negative libuv error (e.g. UV_EADDRINUSE)
- * after logging one line.
+ * Load the lists, bind and listen (TCP, then the WebSocket port unless
+ * disabled; dual-stack unless bind_addr says otherwise).  Returns 0, or a
+ * negative libuv error (e.g. UV_EADDRINUSE) after logging one line; then
+ * relay_port() is 0 when the TCP port failed, non-zero when the WebSocket
+ * port did.
  */
 int relay_start(struct relay *r);
 
 /* The bound TCP port (after relay_start), or 0. */
 int relay_port(const struct relay *r);
+
+/* The bound WebSocket port (after relay_start), or 0 when none. */
+int relay_ws_port(const struct relay *r);
 
 /*
  * Stop listening and close every connection and pair now (no flush).

@@ -178,6 +178,14 @@ void ws_free(struct ws *ws)
     free(ws);
 }
 
+void ws_set_max_message(struct ws *ws, size_t max_message)
+{
+    ws->cfg.max_message = max_message ? max_message : WS_RENDEZVOUS_MSG_MAX;
+    if (ws->ctx != NULL)
+        wslay_event_config_set_max_recv_msg_length(ws->ctx,
+                                                   ws->cfg.max_message);
+}
+
 int ws_is_open(const struct ws *ws)
 {
     return ws->state == WS_OPEN;

@@ -99,6 +99,13 @@ int ws_send_binary(struct ws *ws, const uint8_t *data, size_t n);
  */
 int ws_close(struct ws *ws, uint16_t code);
 
+/*
+ * Change the largest incoming message from now on (the relay raises it once
+ * a peer's RequestRelay was accepted); 0 means WS_RENDEZVOUS_MSG_MAX.  A
+ * message already being received is held to the new limit.  Any state.
+ */
+void ws_set_max_message(struct ws *ws, size_t max_message);
+
 /* True once the 101 response has been produced. */
 int ws_is_open(const struct ws *ws);
 

@@ -72,6 +72,16 @@ $(O)/tests/fuzz/%: $(O)/tests/fuzz/%.o $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ \
 		$(PKG_LIBS_COMMON) -lm
+# Targets for server/ parsers (fuzz_srv_X.c) also link every server object
+# but main.o, and the server's libraries.
+FUZZ_SRV_SRCS := $(wildcard tests/fuzz/fuzz_srv_*.c)
+$(FUZZ_SRV_SRCS:%.c=$(O)/%.o): \
+	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_SERVER)
+$(patsubst tests/fuzz/%.c,$(O)/tests/fuzz/%,$(FUZZ_SRV_SRCS)): \
+		$(O)/tests/fuzz/%: $(O)/tests/fuzz/%.o $(SERVER_LIB_OBJS) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ \
+		$(PKG_LIBS_SERVER) $(PKG_LIBS_COMMON) -lm
 endif
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BINS)

@@ -521,11 +521,12 @@ ssize_t ws_client_recv(int fd, uint8_t *buf, size_t cap, int timeout_ms)
     for (;;) {
         uint8_t h[8];
         uint64_t len;
-        int op;
+        int op, masked;
 
         if (read_exact(fd, h, 2, deadline) != 0)
             return -1;
         op = h[0] & 0x0f;
+        masked = h[1] & 0x80; /* h is reused for the extended length */
         len = h[1] & 0x7f;
         if (len == 126) {
             if (read_exact(fd, h, 2, deadline) != 0)
@@ -538,7 +539,7 @@ ssize_t ws_client_recv(int fd, uint8_t *buf, size_t cap, int timeout_ms)
             for (int i = 0; i < 8; i++)
                 len = len << 8 | h[i];
         }
-        if (len > cap || (h[1] & 0x80))
+        if (len > cap || masked)
             return -1; /* too big, or masked (servers never mask) */
         if (read_exact(fd, buf, (size_t)len, deadline) != 0)
             return -1;

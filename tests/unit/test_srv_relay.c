@@ -40,7 +40,7 @@ struct srv {
     void (*fn)(struct srv *, void *);
     void *arg;
     int done;
-    int port;
+    int port, ws_port;
 };
 
 static void srv_async_cb(uv_async_t *a)
@@ -103,6 +103,7 @@ static int srv_start(struct srv *s, const struct relay_config *cfg)
         return -1;
     }
     s->port = relay_port(s->relay);
+    s->ws_port = relay_ws_port(s->relay);
     uv_async_init(&s->loop, &s->async, srv_async_cb);
     s->async.data = s;
     pthread_create(&s->th, NULL, srv_main, s);
@@ -839,6 +840,367 @@ static void lists(void)
     rmdir(dir);
 }
 
+/* ---- WebSocket relay (port + 2) ---- */
+
+/* Upgrade a new connection; fd or -1. */
+static int ws_cli_connect(int port)
+{
+    static const char req[] =
+        "GET / HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    char resp[1024];
+    size_t n = 0;
+    int fd = cli_connect(port);
+
+    if (fd < 0 || write_all(fd, req, sizeof(req) - 1) != 0)
+        goto fail;
+    while (n < sizeof(resp) - 1) {
+        if (read_exact(fd, resp + n, 1, 3000) != 0)
+            goto fail;
+        resp[++n] = '\0';
+        if (n >= 4 && memcmp(resp + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    if (strncmp(resp, "HTTP/1.1 101", 12) != 0 ||
+        !strstr(resp, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="))
+        goto fail;
+    return fd;
+fail:
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+/* One masked binary message (as a browser sends it). */
+static int ws_cli_send(int fd, const void *data, size_t n)
+{
+    uint8_t hdr[14], *buf;
+    size_t h = 0, i;
+    int r;
+
+    hdr[h++] = 0x82;
+    if (n < 126) {
+        hdr[h++] = (uint8_t)(0x80 | n);
+    } else if (n < 65536) {
+        hdr[h++] = 0x80 | 126;
+        hdr[h++] = (uint8_t)(n >> 8);
+        hdr[h++] = (uint8_t)n;
+    } else {
+        hdr[h++] = 0x80 | 127;
+        for (i = 0; i < 8; i++)
+            hdr[h++] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+    }
+    memcpy(hdr + h, "\x12\x34\x56\x78", 4);
+    h += 4;
+    if (!(buf = malloc(h + n)))
+        return -1;
+    memcpy(buf, hdr, h);
+    for (i = 0; i < n; i++)
+        buf[h + i] = ((const uint8_t *)data)[i] ^ hdr[h - 4 + i % 4];
+    r = write_all(fd, buf, h + n);
+    free(buf);
+    return r;
+}
+
+/* Receive one binary message (unfragmented, unmasked); length or -1. */
+static ssize_t ws_cli_recv(int fd, uint8_t *buf, size_t cap, int timeout_ms)
+{
+    for (;;) {
+        uint8_t h[8];
+        uint64_t len;
+        int op, i;
+
+        if (read_exact(fd, h, 2, timeout_ms) != 0)
+            return -1;
+        op = h[0] & 0x0f;
+        len = h[1] & 0x7f;
+        if (!(h[0] & 0x80) || (h[1] & 0x80))
+            return -1;
+        if (len == 126) {
+            if (read_exact(fd, h, 2, timeout_ms) != 0)
+                return -1;
+            len = (uint64_t)h[0] << 8 | h[1];
+        } else if (len == 127) {
+            if (read_exact(fd, h, 8, timeout_ms) != 0)
+                return -1;
+            for (len = 0, i = 0; i < 8; i++)
+                len = len << 8 | h[i];
+        }
+        if (len > cap || read_exact(fd, buf, (size_t)len, timeout_ms) != 0)
+            return -1;
+        if (op == 0x2)
+            return (ssize_t)len;
+        if (op == 0x8)
+            return -1;
+    }
+}
+
+static int ws_cli_request(int fd, const char *uuid, const char *key)
+{
+    uint8_t buf[1024];
+    size_t n = make_request(buf, uuid, key), hl, pl;
+
+    /* the same RequestRelay, bare: drop the frame header */
+    hl = (buf[0] & 3) + 1;
+    pl = n - hl;
+    return ws_cli_send(fd, buf + hl, pl);
+}
+
+static void fill(uint8_t *p, size_t n, uint32_t seed)
+{
+    struct gen g = { 0x9E3779B97F4A7C15ull ^ seed };
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        p[i] = gen_byte(&g);
+}
+
+/* Sizes around every frame-header boundary, and a 1 MiB message. */
+static const size_t ws_sizes[] = { 0,     1,     63,    64,      16383,
+                                   16384, 70000, 65535, 1 << 20, 5 };
+
+static void ws_tcp_pair(void)
+{
+    struct relay_config cfg;
+    struct relay_stats st;
+    struct srv s;
+    uint8_t *msg = malloc(1 << 20), *got = malloc((1 << 20) + 4);
+    uint8_t hdr[4], early[16];
+    size_t i, k;
+    int w, t;
+
+    test_config(&cfg);
+    cfg.key = KEY;
+    if (!msg || !got || srv_start(&s, &cfg) != 0) {
+        HT_CHECK(!"relay did not start");
+        goto out;
+    }
+    HT_CHECK(s.ws_port > 0 && s.ws_port != s.port);
+    /* the WebSocket side comes first, with an early message */
+    w = ws_cli_connect(s.ws_port);
+    HT_CHECK(w >= 0);
+    HT_EQ_INT(ws_cli_request(w, "9c-ws-tcp", KEY), 0);
+    HT_EQ_INT(ws_cli_send(w, "early", 5), 0);
+    sleep_ms(100);
+    t = cli_connect(s.port);
+    HT_EQ_INT(send_request(t, "9c-ws-tcp", KEY, NULL), 0);
+    HT_EQ_INT(read_exact(t, early, 6, 3000), 0);
+    HT_EQ_MEM(early,
+              "\x14"
+              "early",
+              6);
+    /* WebSocket -> TCP: each message behind its frame header */
+    for (i = 0; i < sizeof(ws_sizes) / sizeof(ws_sizes[0]); i++) {
+        size_t n = ws_sizes[i], hl, pl;
+
+        fill(msg, n, (uint32_t)i);
+        HT_EQ_INT(ws_cli_send(w, msg, n), 0);
+        HT_EQ_INT(read_exact(t, hdr, 1, 3000), 0);
+        hl = (hdr[0] & 3) + 1;
+        HT_EQ_INT(read_exact(t, hdr + 1, hl - 1, 3000), 0);
+        pl = 0;
+        for (k = 0; k < hl; k++)
+            pl |= (size_t)hdr[k] << (8 * k);
+        HT_EQ_INT(pl >> 2, n);
+        HT_EQ_INT(hl, n <= 0x3F ? 1 : n <= 0x3FFF ? 2 : 3);
+        HT_EQ_INT(read_exact(t, got, n, 5000), 0);
+        HT_CHECK(memcmp(got, msg, n) == 0);
+    }
+    /* TCP -> WebSocket: frames written in odd pieces, one message each */
+    for (i = 0; i < sizeof(ws_sizes) / sizeof(ws_sizes[0]); i++) {
+        size_t n = ws_sizes[i], hl = put_header(got, n), off;
+
+        fill(got + hl, n, (uint32_t)(100 + i));
+        for (off = 0; off < hl + n; off += 7777) {
+            size_t piece = hl + n - off < 7777 ? hl + n - off : 7777;
+            HT_EQ_INT(write_all(t, got + off, piece), 0);
+        }
+        HT_EQ_INT(ws_cli_recv(w, msg, 1 << 20, 5000), (ssize_t)n);
+        HT_CHECK(memcmp(msg, got + hl, n) == 0);
+    }
+    srv_stats(&s, &st);
+    HT_EQ_INT(st.pairs_total, 1);
+    HT_EQ_INT(st.pairs_active, 1);
+    /* the TCP side leaves: the WebSocket side is closed too */
+    close(t);
+    HT_CHECK(wait_closed(w, 3000, NULL));
+    close(w);
+    HT_CHECK(wait_stats(&s, &st, no_pairs));
+    srv_stop(&s);
+out:
+    free(msg);
+    free(got);
+}
+
+static void ws_ws_pair(void)
+{
+    struct relay_config cfg;
+    struct srv s;
+    uint8_t *msg = malloc(1 << 20), *got = malloc(1 << 20);
+    size_t i;
+    int a, b;
+
+    test_config(&cfg);
+    if (!msg || !got || srv_start(&s, &cfg) != 0) {
+        HT_CHECK(!"relay did not start");
+        goto out;
+    }
+    a = ws_cli_connect(s.ws_port);
+    b = ws_cli_connect(s.ws_port);
+    HT_CHECK(a >= 0 && b >= 0);
+    HT_EQ_INT(ws_cli_request(a, "9d-ws-ws", ""), 0);
+    HT_EQ_INT(ws_cli_request(b, "9d-ws-ws", ""), 0);
+    for (i = 0; i < sizeof(ws_sizes) / sizeof(ws_sizes[0]); i++) {
+        size_t n = ws_sizes[i];
+
+        fill(msg, n, (uint32_t)i);
+        HT_EQ_INT(ws_cli_send(i % 2 ? a : b, msg, n), 0);
+        HT_EQ_INT(ws_cli_recv(i % 2 ? b : a, got, 1 << 20, 5000), (ssize_t)n);
+        HT_CHECK(memcmp(got, msg, n) == 0);
+    }
+    close(a);
+    HT_CHECK(wait_closed(b, 3000, NULL));
+    close(b);
+    srv_stop(&s);
+out:
+    free(msg);
+    free(got);
+}
+
+static void ws_bad_input(void)
+{
+    struct relay_config cfg;
+    struct relay_stats st;
+    struct srv s;
+    uint8_t big[HD_RELAY_MAX_FIRST_FRAME + 16], hdr[4];
+    uint64_t el = 0;
+    int w, t, g;
+
+    test_config(&cfg);
+    cfg.key = KEY;
+    cfg.first_frame_ms = 500;
+    if (srv_start(&s, &cfg) != 0) {
+        HT_CHECK(!"relay did not start");
+        return;
+    }
+    /* wrong key */
+    w = ws_cli_connect(s.ws_port);
+    HT_EQ_INT(ws_cli_request(w, "9e-bad", "bm90IHRoZSBrZXk="), 0);
+    HT_CHECK(wait_closed(w, 3000, NULL));
+    close(w);
+    /* a first message above 64 KiB */
+    w = ws_cli_connect(s.ws_port);
+    memset(big, 0x11, sizeof(big));
+    HT_EQ_INT(ws_cli_send(w, big, sizeof(big)), 0);
+    HT_CHECK(wait_closed(w, 3000, NULL));
+    close(w);
+    /* not a WebSocket at all */
+    g = cli_connect(s.ws_port);
+    HT_EQ_INT(write_all(g, "\x05hello\r\n\r\n", 10), 0);
+    HT_CHECK(wait_closed(g, 3000, NULL));
+    close(g);
+    /* upgraded, then silent: the first-frame deadline */
+    w = ws_cli_connect(s.ws_port);
+    HT_CHECK(wait_closed(w, 3000, &el));
+    HT_CHECK(el >= 300 && el < 2500);
+    close(w);
+    /* a TCP frame above the WebSocket maximum ends the pair */
+    w = ws_cli_connect(s.ws_port);
+    t = cli_connect(s.port);
+    HT_EQ_INT(ws_cli_request(w, "9e-big", KEY), 0);
+    HT_EQ_INT(send_request(t, "9e-big", KEY, NULL), 0);
+    HT_EQ_INT(write_all(t, hdr, put_header(hdr, HD_RELAY_WS_MAX_MESSAGE + 1)),
+              0);
+    HT_CHECK(wait_closed(w, 3000, NULL));
+    HT_CHECK(wait_closed(t, 3000, NULL));
+    close(w);
+    close(t);
+    srv_stats(&s, &st);
+    HT_EQ_INT(st.rejected[RELAY_REJECT_KEY], 1);
+    HT_EQ_INT(st.rejected[RELAY_REJECT_TOOBIG], 1);
+    HT_EQ_INT(st.rejected[RELAY_REJECT_PROTO], 1);
+    HT_EQ_INT(st.rejected[RELAY_REJECT_TIMEOUT], 1);
+    HT_EQ_INT(st.pairs_total, 1);
+    HT_CHECK(wait_stats(&s, &st, no_pairs));
+    srv_stop(&s);
+}
+
+/* The same limits as TCP: an 8 Mb/s pair, WebSocket -> TCP. */
+static void ws_bandwidth_limit(void)
+{
+    struct relay_config cfg;
+    struct srv s;
+    static uint8_t msg[16384];
+    uint8_t *buf = malloc(1 << 16);
+    double rate, want = 8.0 * 1024 * 1024 / 8;
+    uint64_t t0 = 0, got = 0, end = 0, start;
+    int w, t;
+
+    test_config(&cfg);
+    cfg.single_mbps = 8;
+    if (!buf || srv_start(&s, &cfg) != 0) {
+        HT_CHECK(!"relay did not start");
+        free(buf);
+        return;
+    }
+    w = ws_cli_connect(s.ws_port);
+    t = cli_connect(s.port);
+    HT_EQ_INT(ws_cli_request(w, "9f-limit", ""), 0);
+    HT_EQ_INT(send_request(t, "9f-limit", "", NULL), 0);
+    fcntl(w, F_SETFL, fcntl(w, F_GETFL) | O_NONBLOCK);
+    fcntl(t, F_SETFL, fcntl(t, F_GETFL) | O_NONBLOCK);
+    {
+        /* one pre-built masked frame of 16 KiB, written again and again */
+        static uint8_t frame[16384 + 8];
+        size_t fl = 0, fpos = 0, i;
+
+        frame[fl++] = 0x82;
+        frame[fl++] = 0x80 | 126;
+        frame[fl++] = (uint8_t)(sizeof(msg) >> 8);
+        frame[fl++] = (uint8_t)sizeof(msg);
+        memset(frame + fl, 0, 4); /* zero mask */
+        fl += 4;
+        for (i = 0; i < sizeof(msg); i++)
+            frame[fl + i] = (uint8_t)i;
+        fl += sizeof(msg);
+        start = now_ms();
+        for (;;) {
+            struct pollfd pfd[2] = { { w, POLLOUT, 0 }, { t, POLLIN, 0 } };
+            uint64_t now = now_ms();
+            if ((t0 && now >= end) || (!t0 && now > start + 5000))
+                break;
+            if (poll(pfd, 2, 100) < 0)
+                break;
+            if (pfd[0].revents & POLLOUT) {
+                ssize_t k = write(w, frame + fpos, fl - fpos);
+                if (k > 0)
+                    fpos = (fpos + (size_t)k) % fl;
+            }
+            if (pfd[1].revents & POLLIN) {
+                ssize_t k = read(t, buf, 1 << 16);
+                if (k <= 0)
+                    break;
+                if (!t0) {
+                    t0 = now_ms();
+                    end = t0 + 1500;
+                } else {
+                    got += (uint64_t)k;
+                }
+            }
+        }
+    }
+    rate = t0 ? (double)got * 1000.0 / (double)(now_ms() - t0) : 0;
+    printf("# ws rate %.0f B/s (want %.0f)\n", rate, want);
+    if (rate < want * 0.9 || rate > want * 1.1)
+        ht_fail(__FILE__, __LINE__, "rate %.0f B/s, want %.0f +- 10%%", rate,
+                want);
+    close(w);
+    close(t);
+    srv_stop(&s);
+    free(buf);
+}
+
 int main(void)
 {
     ht_init("srv_relay");
@@ -854,5 +1216,9 @@ int main(void)
     HT_RUN(total_limit);
     HT_RUN(downgrade);
     HT_RUN(lists);
+    HT_RUN(ws_tcp_pair);
+    HT_RUN(ws_ws_pair);
+    HT_RUN(ws_bad_input);
+    HT_RUN(ws_bandwidth_limit);
     return ht_finish();
 }
