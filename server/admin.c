@@ -115,6 +115,10 @@ static void fill_metrics(struct http_metrics_writer *w, void *ud)
                  s.rej_slow);
         labelled(w, "homedesk_rejected_inputs_total", "reason", "udp_garbage",
                  s.rej_udp_garbage);
+        counter(w, "homedesk_udp_replies_suppressed_total",
+                "UDP replies not sent because they would exceed the request "
+                "(anti-amplification).",
+                s.udp_replies_suppressed);
     }
     if (a->relay != NULL) {
         struct relay_stats s;

@@ -63,6 +63,7 @@ struct rdv {
     size_t relay_rr; /* round robin over relay servers */
     uint64_t garbage_logged_ms;
     uint64_t garbage_since_log;
+    size_t udp_request_len; /* size of the datagram being handled */
     uint8_t udp_buf[RDV_MAX_FRAME];
     struct rdv_stats stats;
 };
@@ -252,6 +253,7 @@ static int send_to_waiting(struct rdv *r, const struct sockaddr *a,
     return 0;
 }
 
+/* A datagram to a registered host (its address came with its key). */
 static void udp_send(struct rdv *r, const struct sockaddr *to,
                      const Hbb__RendezvousMessage *m)
 {
@@ -260,6 +262,26 @@ static void udp_send(struct rdv *r, const struct sockaddr *to,
 
     if (n > 0)
         hd_net_udp_send(&r->udp, to, buf, n);
+}
+
+/*
+ * A reply to the source of the datagram being handled.  UDP sources are
+ * unverified (spoofable), so a reply is never larger than the request:
+ * the server cannot be used to amplify traffic towards a victim.
+ */
+static void udp_reply(struct rdv *r, const struct sockaddr *to,
+                      const Hbb__RendezvousMessage *m)
+{
+    uint8_t buf[RDV_MAX_FRAME];
+    size_t n = pack_msg(m, buf, sizeof(buf));
+
+    if (n == 0)
+        return;
+    if (n > r->udp_request_len) {
+        r->stats.udp_replies_suppressed++;
+        return;
+    }
+    hd_net_udp_send(&r->udp, to, buf, n);
 }
 
 /* Send to a registered host: over its TCP registration, else UDP. */
@@ -320,7 +342,7 @@ static void punch_failure(struct rdv *r, struct rdv_conn *c,
     if (c != NULL)
         conn_send(c, &m);
     else
-        udp_send(r, udp_from, &m);
+        udp_reply(r, udp_from, &m);
 }
 
 /*
@@ -596,7 +618,7 @@ static void reply_register_peer(struct rdv *r, struct rdv_conn *c,
     if (c != NULL)
         conn_send(c, &m);
     else
-        udp_send(r, from, &m);
+        udp_reply(r, from, &m);
     if (r->cfg->serial > client_serial && c != NULL) {
         /* Over UDP a ConfigUpdate may be larger than the request: only
          * sent on a connection, never to an unverified source. */
@@ -665,7 +687,7 @@ static void on_register_pk(struct rdv *r, struct rdv_conn *c,
     if (c != NULL)
         conn_send(c, &m);
     else
-        udp_send(r, from, &m);
+        udp_reply(r, from, &m);
 }
 
 /* ---- secure channel (KeyExchange) ------------------------------------- */
@@ -1045,6 +1067,7 @@ static void udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
         udp_garbage(r, (struct sockaddr *)&from);
         return;
     }
+    r->udp_request_len = (size_t)nread;
     m = hbb__rendezvous_message__unpack(NULL, (size_t)nread,
                                         (const uint8_t *)buf->base);
     if (m == NULL) {

@@ -66,6 +66,7 @@ struct rdv_stats {
     uint64_t rej_bad_frame, rej_too_big, rej_bad_proto, rej_unexpected;
     uint64_t rej_timeout, rej_key_exchange, rej_too_many_conns, rej_slow;
     uint64_t rej_udp_garbage;
+    uint64_t udp_replies_suppressed; /* would have been larger than asked */
 };
 
 /*

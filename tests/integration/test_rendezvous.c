@@ -652,6 +652,25 @@ static void bad_input_closes_only_that_peer(void)
     }
     close(udp);
 
+    /* a 2-byte PunchHoleRequest would earn a 4-byte LICENSE_MISMATCH:
+     * over UDP a reply is never larger than its request */
+    udp = udp_open("127.0.0.1");
+    {
+        static const uint8_t tiny[] = { 0x42, 0x00 };
+        struct sockaddr_in to = { .sin_family = AF_INET,
+                                  .sin_port = htons(srv.port) };
+        struct sockaddr_storage from;
+        Hbb__RendezvousMessage *in;
+
+        to.sin_addr.s_addr = htonl(0x7f000001);
+        sendto(udp, tiny, sizeof(tiny), 0, (struct sockaddr *)&to, sizeof(to));
+        in = udp_recv_msg(udp, 300, &from);
+        HT_CHECK(in == NULL);
+        if (in)
+            hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    close(udp);
+
     /* and everyone else is still served */
     HT_CHECK(server_alive());
     HT_EQ_INT(heartbeat_udp(h.udp, "100000009"), 0);
@@ -727,6 +746,9 @@ static void admin_http(void)
     HT_CHECK(strstr(body, "outcome=\"key_mismatch\"} 0") == NULL);
     HT_CHECK(strstr(body, "homedesk_rejected_inputs_total{reason=") != NULL);
     HT_CHECK(strstr(body, "homedesk_relay_pairs_total") != NULL);
+    /* the tiny UDP request of bad_input_closes_only_that_peer */
+    HT_CHECK(strstr(body, "homedesk_udp_replies_suppressed_total ") != NULL);
+    HT_CHECK(strstr(body, "homedesk_udp_replies_suppressed_total 0\n") == NULL);
     HT_EQ_INT(http_get("127.0.0.1", srv.http_port, "/nope", body, sizeof(body)),
               404);
 }
