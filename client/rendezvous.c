@@ -30,7 +30,6 @@
 #define RV_MAX_FRAME        (64u * 1024)
 #define RV_CONNECT_MS       5000
 #define RV_LOCAL_MS         1000
-#define RV_DIRECT_MS        3000
 #define RV_KEY_EXCHANGE_MS  1500
 #define RV_ANSWER_MS        20000
 #define RV_RELAY_PORT_DELTA 1
