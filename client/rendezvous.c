@@ -1023,6 +1023,10 @@ static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
                     hd_debug("rv", "%s: accepted a connection on port %u",
                              rc->req->id, (unsigned)rc->port);
                     cand_add(rc, afd, CK_ACCEPTED, 1, now + RV_HELLO_MS);
+                } else if (errno != EAGAIN && errno != EINTR &&
+                           errno != ECONNABORTED) {
+                    close(rc->lis); /* (EMFILE...) never spin on it */
+                    rc->lis = -1;
                 }
                 continue;
             }
