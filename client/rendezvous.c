@@ -8,11 +8,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -22,12 +24,12 @@
 #include "err.h"
 #include "frame.h"
 #include "log.h"
+#include "message.pb-c.h"
 #include "rendezvous.pb-c.h"
 
 #define RV_MAX_FRAME        (64u * 1024)
 #define RV_CONNECT_MS       5000
 #define RV_LOCAL_MS         1000
-#define RV_DIRECT_MS        3000
 #define RV_KEY_EXCHANGE_MS  1500
 #define RV_ANSWER_MS        20000
 #define RV_RELAY_PORT_DELTA 1
@@ -75,35 +77,77 @@ static int wait_fd(int fd, short events, int cancel_fd, int ms)
     return n > 0;
 }
 
-/* Connect with a timeout; returns a blocking fd or a negative errno. */
-static int connect_timeout(const struct sockaddr *sa, int ms, int cancel_fd)
+/*
+ * A non-blocking TCP socket of family with TCP_NODELAY; with reuse, also
+ * SO_REUSEADDR and SO_REUSEPORT and bound to port (0: any; *bound gets
+ * it), so that several sockets share the port that talked to the server.
+ * Returns the descriptor or a negative errno.
+ */
+static int tcp_socket(int family, int reuse, uint16_t port, uint16_t *bound)
 {
-    int fd, r, err = 0, one = 1;
-    socklen_t len = sizeof(err);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd, one = 1, r;
 
-    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, sa, hd_addr_len(sa)) != 0) {
-        if (errno != EINPROGRESS) {
-            r = -errno;
-            goto fail;
-        }
-        if ((r = wait_fd(fd, POLLOUT, cancel_fd, ms)) <= 0) {
-            r = r == 0 ? -ETIMEDOUT : r;
-            goto fail;
-        }
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err) {
-            r = err ? -err : -errno;
-            goto fail;
-        }
+    if (!reuse)
+        return fd;
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = (sa_family_t)family;
+    hd_addr_set_port((struct sockaddr *)&ss, port);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, hd_addr_len((struct sockaddr *)&ss)) !=
+            0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        r = -errno;
+        close(fd);
+        return r;
     }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (bound != NULL)
+        *bound = hd_addr_port((struct sockaddr *)&ss);
     return fd;
-fail:
-    close(fd);
-    return r;
+}
+
+static void set_blocking(int fd)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+}
+
+/* Connect the non-blocking fd with a timeout; 0 (fd now blocking) or a
+ * negative errno (fd left open). */
+static int connect_fd(int fd, const struct sockaddr *sa, int ms, int cancel_fd)
+{
+    int r, err = 0;
+    socklen_t len = sizeof(err);
+
+    if (connect(fd, sa, hd_addr_len(sa)) != 0) {
+        if (errno != EINPROGRESS)
+            return -errno;
+        if ((r = wait_fd(fd, POLLOUT, cancel_fd, ms)) <= 0)
+            return r == 0 ? -ETIMEDOUT : r;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err)
+            return err ? -err : -errno;
+    }
+    set_blocking(fd);
+    return 0;
+}
+
+/* Connect with a timeout; returns a blocking fd or a negative errno. */
+static int connect_timeout(const struct sockaddr *sa, int ms, int cancel_fd)
+{
+    int fd, r;
+
+    if ((fd = tcp_socket(sa->sa_family, 0, 0, NULL)) < 0)
+        return fd;
+    if ((r = connect_fd(fd, sa, ms, cancel_fd)) != 0) {
+        close(fd);
+        return r;
+    }
+    return fd;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -261,13 +305,19 @@ static const char *reason(int r)
     return r == -ETIMEDOUT ? "timed out" : hd_strerror(r);
 }
 
-/* Open a connection to the rendezvous server (and secure it if we can). */
+/*
+ * Open a connection to the rendezvous server (and secure it if we can).
+ * With local != NULL, from a socket with address and port reuse, whose
+ * port goes to *local (hole punching reuses it); srv, when not NULL,
+ * gets the server's address.
+ */
 static int open_server(const struct rv_request *req, const uint8_t *server_pk,
-                       struct rvc *c, struct rv_result *out)
+                       struct rvc *c, struct rv_result *out, uint16_t *local,
+                       struct sockaddr_storage *srv)
 {
     struct sockaddr_storage ss;
     Hbb__RendezvousMessage *m = NULL;
-    int r;
+    int r, fd;
 
     memset(c, 0, sizeof(*c));
     c->fd = -1;
@@ -277,13 +327,19 @@ static int open_server(const struct rv_request *req, const uint8_t *server_pk,
                 hd_strerror(r));
         return r < 0 && r > -4096 ? r : -EHOSTUNREACH;
     }
-    if ((r = connect_timeout((struct sockaddr *)&ss, RV_CONNECT_MS,
-                             req->cancel_fd)) < 0) {
+    if (srv != NULL)
+        *srv = ss;
+    if ((fd = tcp_socket(ss.ss_family, local != NULL, 0, local)) < 0 ||
+        (r = connect_fd(fd, (struct sockaddr *)&ss, RV_CONNECT_MS,
+                        req->cancel_fd)) != 0) {
+        r = fd < 0 ? fd : r;
+        if (fd >= 0)
+            close(fd);
         set_err(out, "server unreachable: cannot connect to %s: %s",
                 req->server, reason(r));
         return r;
     }
-    c->fd = r;
+    c->fd = fd;
     if (server_pk == NULL)
         return 0; /* no key: nothing to verify an offer with; skip it */
     /* The server offers its KeyExchange at once, if it has one. */
@@ -402,21 +458,34 @@ static int relay_addr(const struct rv_request *req, const char *relay,
     return 0;
 }
 
+/*
+ * Ask the server for a relay (RequestRelay -> RelayResponse), then join
+ * it; with given_uuid (the host already chose the relay: a RelayResponse
+ * answered our punch request) only join relay_hint with that uuid.
+ */
 static int via_relay(const struct rv_request *req, const uint8_t *server_pk,
-                     const char *relay_hint, struct rv_result *out)
+                     const char *relay_hint, const char *given_uuid,
+                     struct rv_result *out)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *ans = NULL;
     Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
     Hbb__RelayResponse *resp;
     struct sockaddr_storage ss;
     struct rvc c = { .fd = -1 }, relay = { .fd = -1 };
-    char uuid[37], as[HD_ADDR_STRLEN];
+    char uuid[128], as[HD_ADDR_STRLEN];
     const char *relay_name;
     uint8_t pk_before[HD_SIGN_PK_BYTES];
     int r;
 
     memcpy(pk_before, out->host_pk, sizeof(pk_before));
-    if ((r = open_server(req, server_pk, &c, out)) != 0)
+    if (given_uuid != NULL) {
+        snprintf(uuid, sizeof(uuid), "%s", given_uuid);
+        relay_name = relay_hint;
+        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
+        m.request_relay = &rr;
+        goto join;
+    }
+    if ((r = open_server(req, server_pk, &c, out, NULL, NULL)) != 0)
         return r;
     random_uuid(uuid);
     rr.id = (char *)req->id;
@@ -451,6 +520,7 @@ static int via_relay(const struct rv_request *req, const uint8_t *server_pk,
     relay_name = resp->relay_server && resp->relay_server[0]
                      ? resp->relay_server
                      : relay_hint;
+join:
     if ((r = relay_addr(req, relay_name, &ss)) != 0) {
         set_err(out, "bad relay address '%s'", relay_name ? relay_name : "");
         goto out;
@@ -507,20 +577,574 @@ static int punch_failure(const Hbb__PunchHoleResponse *ph, const char *id,
     }
 }
 
+/* ---- racing the paths ------------------------------------------------------
+ *
+ * After PunchHoleResponse, every way to the host runs at once and the
+ * first connection whose first frame is a SignedId of this host that
+ * verifies (with the key the server vouched for) wins:
+ * - punch: connect() from our rendezvous port Q to the host's public
+ *   address, again after each failure, while the host connects to us from
+ *   its port (simultaneous open); plus a listener on Q for the host's SYN
+ *   when our NAT lets it in (full cone);
+ * - lan: the host's LAN address (is_local answers);
+ * - relay: on a thread (it blocks on the server and the relay), started
+ *   after a head start of the direct path: none when both sides are
+ *   behind symmetric NATs, RV_HEAD_SYM_MS when one is, RV_HEAD_MS else.
+ * Our NAT type comes from two TestNatRequests (server port and port - 1)
+ * from one local port, answered while the race runs.  One log line per failed
+ * path.
+ */
+
+#define RV_MAX_CANDS   8
+#define RV_PUNCH_MS    6000 /* direct attempts, unless both symmetric */
+#define RV_RETRY_MS    200  /* between refused punch attempts */
+#define RV_HEAD_MS     1000 /* the direct path's head start over the relay */
+#define RV_HEAD_SYM_MS 300  /* ... when one side is behind a symmetric NAT */
+#define RV_HELLO_MS    5000 /* from connected to SignedId */
+#define RV_PEEK_MAX    4096
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+enum cand_kind { CK_PUNCH, CK_LAN, CK_ACCEPTED, CK_RELAY };
+
+struct cand {
+    int fd; /* -1: slot free */
+    enum cand_kind kind;
+    int open;          /* connected: waiting for SignedId */
+    uint64_t deadline; /* connecting or waiting: give up then */
+    uint64_t peek_at;  /* a partial frame: look again then */
+};
+
+struct relay_job {
+    pthread_t th;
+    int started, joined;
+    int notify[2]; /* the thread writes a byte when it is done */
+    int stop[2];   /* we write a byte: give up */
+    struct rv_request req;
+    uint8_t spk[HD_SIGN_PK_BYTES];
+    int have_spk;
+    char hint[256], uuid[128];
+    int given_uuid;
+    struct rv_result res;
+    int r;
+};
+
+struct race {
+    const struct rv_request *req;
+    struct rv_result *out;
+    struct cand c[RV_MAX_CANDS];
+    uint64_t t0;
+    int lis;                      /* listener on Q, or -1 */
+    uint16_t port;                /* Q */
+    struct sockaddr_storage host; /* where to punch / the LAN address */
+    int local, punch, punch_attempts, punch_err;
+    uint64_t punch_until, punch_retry_at;
+    int nat_fd[2], nat_sent[2], nat_port[2], me_sym, host_sym;
+    struct relay_job job;
+    int relay_failed;
+    char direct_err[128];
+};
+
+static const char *cand_name(const struct cand *c)
+{
+    switch (c->kind) {
+    case CK_PUNCH:
+        return "direct (punched)";
+    case CK_LAN:
+        return "lan";
+    case CK_ACCEPTED:
+        return "direct (accepted)";
+    default:
+        return "relay";
+    }
+}
+
+static void cand_drop(struct race *rc, struct cand *c, const char *why)
+{
+    if (c->fd < 0)
+        return;
+    if (why != NULL) {
+        char hs[HD_ADDR_STRLEN];
+
+        hd_addr_format((struct sockaddr *)&rc->host, hs, sizeof(hs));
+        hd_info("rv", "%s: %s path to %s failed: %s", rc->req->id, cand_name(c),
+                c->kind == CK_RELAY ? "the relay" : hs, why);
+        if (c->kind != CK_RELAY)
+            snprintf(rc->direct_err, sizeof(rc->direct_err), "%s", why);
+    }
+    close(c->fd);
+    c->fd = -1;
+}
+
+static struct cand *cand_add(struct race *rc, int fd, enum cand_kind kind,
+                             int open, uint64_t deadline)
+{
+    for (int i = 0; i < RV_MAX_CANDS; i++) {
+        if (rc->c[i].fd < 0) {
+            rc->c[i] = (struct cand){ fd, kind, open, deadline, 0 };
+            return &rc->c[i];
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+/* Start a non-blocking connect (from Q when from_q); adds a candidate. */
+static int cand_connect(struct race *rc, enum cand_kind kind, int from_q,
+                        uint64_t deadline)
+{
+    const struct sockaddr *to = (struct sockaddr *)&rc->host;
+    int fd;
+
+    if ((fd = tcp_socket(to->sa_family, from_q, from_q ? rc->port : 0, NULL)) <
+        0)
+        return fd;
+    if (connect(fd, to, hd_addr_len(to)) != 0 && errno != EINPROGRESS) {
+        int r = -errno;
+
+        close(fd);
+        return r;
+    }
+    return cand_add(rc, fd, kind, 0, deadline) ? 0 : -ENOMEM;
+}
+
+/*
+ * The first frame on c, peeked (left for the session to read): 1 when it
+ * is a SignedId of our host that verifies, 0 when it is not complete yet,
+ * or a negative error.
+ */
+static int peek_signed_id(struct race *rc, struct cand *c)
+{
+    uint8_t buf[RV_PEEK_MAX], box[64];
+    size_t hlen, plen, klen;
+    char id[128];
+    Hbb__Message *m;
+    ssize_t n;
+    int r;
+
+    n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return -ECONNRESET;
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    if (hd_frame_parse_header(buf, (size_t)n, &hlen, &plen) != 1)
+        return 0;
+    if (plen > sizeof(buf) - hlen)
+        return HD_EPROTO;
+    if (hlen + plen > (size_t)n)
+        return 0;
+    if ((m = hbb__message__unpack(NULL, plen, buf + hlen)) == NULL)
+        return HD_EPROTO;
+    r = HD_EPROTO;
+    if (m->union_case == HBB__MESSAGE__UNION_SIGNED_ID) {
+        r = hd_idpk_verify(m->signed_id->id.data, m->signed_id->id.len,
+                           rc->out->host_pk, id, sizeof(id), box, sizeof(box),
+                           &klen);
+        if (r == 0 && strcmp(id, rc->req->id) != 0)
+            r = HD_EAUTH;
+    }
+    hbb__message__free_unpacked(m, NULL);
+    return r == 0 ? 1 : r;
+}
+
+static void *relay_main(void *arg)
+{
+    struct relay_job *j = arg;
+    char b = 1;
+
+    j->r = via_relay(&j->req, j->have_spk ? j->spk : NULL,
+                     j->hint[0] ? j->hint : NULL,
+                     j->given_uuid ? j->uuid : NULL, &j->res);
+    if (write(j->notify[1], &b, 1) < 0) {
+        /* the race polls notify; nothing else to do */
+    }
+    return NULL;
+}
+
+static int relay_start(struct race *rc, const uint8_t *spk, const char *hint,
+                       const char *uuid)
+{
+    struct relay_job *j = &rc->job;
+
+    if (j->started)
+        return 0;
+    if (pipe2(j->notify, O_CLOEXEC) != 0)
+        return -errno;
+    if (pipe2(j->stop, O_CLOEXEC) != 0) {
+        close(j->notify[0]);
+        close(j->notify[1]);
+        return -errno;
+    }
+    j->req = *rc->req;
+    j->req.cancel_fd = j->stop[0];
+    if (spk != NULL) {
+        memcpy(j->spk, spk, sizeof(j->spk));
+        j->have_spk = 1;
+    }
+    snprintf(j->hint, sizeof(j->hint), "%s", hint ? hint : "");
+    if (uuid != NULL) {
+        snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
+        j->given_uuid = 1;
+    }
+    memset(&j->res, 0, sizeof(j->res));
+    j->res.fd = -1;
+    memcpy(j->res.host_pk, rc->out->host_pk, sizeof(j->res.host_pk));
+    if (pthread_create(&j->th, NULL, relay_main, j) != 0) {
+        close(j->notify[0]);
+        close(j->notify[1]);
+        close(j->stop[0]);
+        close(j->stop[1]);
+        return -EAGAIN;
+    }
+    j->started = 1;
+    hd_debug("rv", "%s: asking for the relay (%llu ms)", rc->req->id,
+             (unsigned long long)(mono_ms() - rc->t0));
+    return 0;
+}
+
+/* The relay thread is done: its connection becomes a candidate. */
+static void relay_collect(struct race *rc)
+{
+    struct relay_job *j = &rc->job;
+
+    if (!j->started || j->joined)
+        return;
+    pthread_join(j->th, NULL);
+    j->joined = 1;
+    if (j->r == 0 && j->res.fd >= 0) {
+        fcntl(j->res.fd, F_SETFL, fcntl(j->res.fd, F_GETFL) | O_NONBLOCK);
+        memcpy(rc->out->host_pk, j->res.host_pk, sizeof(rc->out->host_pk));
+        if (cand_add(rc, j->res.fd, CK_RELAY, 1, mono_ms() + RV_HELLO_MS) ==
+            NULL)
+            rc->relay_failed = 1;
+        j->res.fd = -1;
+    } else {
+        rc->relay_failed = 1;
+        hd_info("rv", "%s: relay path failed: %s", rc->req->id, j->res.err);
+        snprintf(rc->out->err, sizeof(rc->out->err), "%s", j->res.err);
+    }
+}
+
+static void relay_cleanup(struct race *rc)
+{
+    struct relay_job *j = &rc->job;
+    char b = 1;
+
+    if (!j->started)
+        return;
+    if (!j->joined) {
+        if (write(j->stop[1], &b, 1) < 0) {
+            /* the thread ends at its own timeouts */
+        }
+        pthread_join(j->th, NULL);
+        if (j->res.fd >= 0)
+            close(j->res.fd);
+    }
+    close(j->notify[0]);
+    close(j->notify[1]);
+    close(j->stop[0]);
+    close(j->stop[1]);
+    j->started = 0;
+}
+
+/* NAT test socket i (0: server port, 1: port - 1) is ready for events. */
+static void nat_step(struct race *rc, int i, short revents)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *a = NULL;
+    Hbb__TestNatRequest t = HBB__TEST_NAT_REQUEST__INIT;
+    struct rvc c = { .fd = rc->nat_fd[i], .cancel_fd = -1 };
+    int err = 0, r;
+    socklen_t len = sizeof(err);
+
+    if (!rc->nat_sent[i]) {
+        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST;
+        m.test_nat_request = &t;
+        if (getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err ||
+            rvc_send_secure(&c, &m, 0) != 0)
+            goto fail;
+        rc->nat_sent[i] = 1;
+        return;
+    }
+    if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+        return;
+    /* a KeyExchange offer may come first; the answer follows at once */
+    while ((r = rvc_recv(&c, 200, &a)) == 0) {
+        if (a->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE)
+            break;
+        hbb__rendezvous_message__free_unpacked(a, NULL);
+        a = NULL;
+    }
+    if (r != 0 || a == NULL)
+        goto fail;
+    rc->nat_port[i] = a->test_nat_response->port;
+    hbb__rendezvous_message__free_unpacked(a, NULL);
+    close(rc->nat_fd[i]);
+    rc->nat_fd[i] = -1;
+    if (rc->nat_port[0] > 0 && rc->nat_port[1] > 0) {
+        rc->me_sym = rc->nat_port[0] != rc->nat_port[1];
+        hd_debug("rv", "our NAT: %s (ports %d, %d)",
+                 rc->me_sym ? "symmetric" : "cone", rc->nat_port[0],
+                 rc->nat_port[1]);
+    }
+    return;
+fail:
+    close(rc->nat_fd[i]);
+    rc->nat_fd[i] = -1;
+}
+
+/* Can a direct (or LAN) connection still come up? */
+static int direct_alive(const struct race *rc, uint64_t now)
+{
+    for (int i = 0; i < RV_MAX_CANDS; i++)
+        if (rc->c[i].fd >= 0 && rc->c[i].kind != CK_RELAY)
+            return 1;
+    return rc->punch && now < rc->punch_until && !(rc->host_sym && rc->me_sym);
+}
+
+/* When the relay starts, in ms after the race began. */
+static uint64_t relay_head(const struct race *rc, uint64_t now)
+{
+    if (rc->req->force_relay || !direct_alive(rc, now) ||
+        (rc->host_sym && rc->me_sym))
+        return 0;
+    if (rc->local)
+        return RV_LOCAL_MS;
+    if (rc->host_sym || rc->me_sym)
+        return RV_HEAD_SYM_MS;
+    return RV_HEAD_MS;
+}
+
+static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
+{
+    struct pollfd p[RV_MAX_CANDS + 6];
+    int map[RV_MAX_CANDS + 6];
+    int n, i, k, r, busy, wait;
+    uint64_t now, next;
+
+    for (;;) {
+        now = mono_ms();
+        /* punch: (re)connect from Q until punch_until */
+        busy = 0;
+        for (i = 0; i < RV_MAX_CANDS; i++)
+            busy |= rc->c[i].fd >= 0 && rc->c[i].kind == CK_PUNCH;
+        if (rc->punch && !busy && now < rc->punch_until &&
+            now >= rc->punch_retry_at && !(rc->host_sym && rc->me_sym)) {
+            rc->punch_attempts++;
+            if ((r = cand_connect(rc, CK_PUNCH, 1, rc->punch_until)) != 0) {
+                rc->punch_err = r;
+                rc->punch_retry_at = now + RV_RETRY_MS;
+            }
+        }
+        if (!rc->job.started && !rc->relay_failed &&
+            now >= rc->t0 + relay_head(rc, now) &&
+            relay_start(rc, spk, hint, NULL) != 0)
+            rc->relay_failed = 1;
+        /* the poll set */
+        n = 0;
+        next = now + 1000;
+        if (rc->req->cancel_fd >= 0) {
+            p[n] = (struct pollfd){ rc->req->cancel_fd, POLLIN, 0 };
+            map[n++] = -1;
+        }
+        if (rc->lis >= 0) {
+            p[n] = (struct pollfd){ rc->lis, POLLIN, 0 };
+            map[n++] = -2;
+        }
+        if (rc->job.started && !rc->job.joined) {
+            p[n] = (struct pollfd){ rc->job.notify[0], POLLIN, 0 };
+            map[n++] = -3;
+        }
+        for (k = 0; k < 2; k++) {
+            if (rc->nat_fd[k] >= 0) {
+                p[n] = (struct pollfd){ rc->nat_fd[k],
+                                        rc->nat_sent[k] ? POLLIN : POLLOUT, 0 };
+                map[n++] = -4 - k;
+            }
+        }
+        busy = 0;
+        for (i = 0; i < RV_MAX_CANDS; i++) {
+            struct cand *c = &rc->c[i];
+
+            if (c->fd < 0)
+                continue;
+            if (now >= c->deadline) {
+                cand_drop(rc, c, c->open ? "no SignedId in time" : "timed out");
+                continue;
+            }
+            busy = 1;
+            if (c->deadline < next)
+                next = c->deadline;
+            if (c->open && c->peek_at > now) {
+                if (c->peek_at < next)
+                    next = c->peek_at;
+                continue;
+            }
+            p[n] = (struct pollfd){ c->fd, c->open ? POLLIN : POLLOUT, 0 };
+            map[n++] = i;
+        }
+        /* the end: nothing left that could still connect */
+        if (!busy && (rc->relay_failed || rc->job.joined) &&
+            !direct_alive(rc, now))
+            return rc->out->err[0] ? -ECONNREFUSED : -ETIMEDOUT;
+        if (rc->punch && now < rc->punch_until) {
+            uint64_t due = busy ? rc->punch_until : rc->punch_retry_at;
+
+            if (due < next)
+                next = due;
+        }
+        if (!rc->job.started && !rc->relay_failed &&
+            rc->t0 + relay_head(rc, now) < next)
+            next = rc->t0 + relay_head(rc, now);
+        wait = next > now ? (int)(next - now) : 0;
+        do {
+            r = poll(p, (nfds_t)n, wait);
+        } while (r < 0 && errno == EINTR);
+        if (r < 0)
+            return -errno;
+        now = mono_ms();
+        for (k = 0; k < n; k++) {
+            short ev = p[k].revents;
+
+            if (ev == 0)
+                continue;
+            if (map[k] == -1)
+                return -ECANCELED;
+            if (map[k] == -2) {
+                int afd =
+                    accept4(rc->lis, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+                if (afd >= 0) {
+                    hd_debug("rv", "%s: accepted a connection on port %u",
+                             rc->req->id, (unsigned)rc->port);
+                    cand_add(rc, afd, CK_ACCEPTED, 1, now + RV_HELLO_MS);
+                } else if (errno != EAGAIN && errno != EINTR &&
+                           errno != ECONNABORTED) {
+                    close(rc->lis); /* (EMFILE...) never spin on it */
+                    rc->lis = -1;
+                }
+                continue;
+            }
+            if (map[k] == -3) {
+                relay_collect(rc);
+                continue;
+            }
+            if (map[k] <= -4) {
+                nat_step(rc, -4 - map[k], ev);
+                continue;
+            }
+            struct cand *c = &rc->c[map[k]];
+            if (c->fd < 0)
+                continue;
+            if (!c->open) {
+                int err = 0;
+                socklen_t len = sizeof(err);
+
+                if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+                    err = errno;
+                if (err != 0) {
+                    if (c->kind == CK_PUNCH) {
+                        /* refused or unreachable: again, quietly */
+                        rc->punch_err = -err;
+                        rc->punch_retry_at = now + RV_RETRY_MS;
+                        close(c->fd);
+                        c->fd = -1;
+                    } else {
+                        cand_drop(rc, c, strerror(err));
+                    }
+                    continue;
+                }
+                c->open = 1;
+                c->deadline = now + RV_HELLO_MS;
+                hd_debug("rv", "%s: %s connected (%llu ms)", rc->req->id,
+                         cand_name(c), (unsigned long long)(now - rc->t0));
+                continue;
+            }
+            r = peek_signed_id(rc, c);
+            if (r == 0) {
+                c->peek_at = now + 10;
+                continue;
+            }
+            if (r < 0) {
+                cand_drop(rc, c,
+                          r == -ECONNRESET ? "closed before SignedId"
+                          : r == HD_EAUTH  ? "SignedId does not verify"
+                                           : hd_strerror(r));
+                continue;
+            }
+            /* the winner */
+            set_blocking(c->fd);
+            rc->out->fd = c->fd;
+            rc->out->path = c->kind == CK_RELAY ? RV_PATH_RELAY
+                            : c->kind == CK_LAN ? RV_PATH_LAN
+                                                : RV_PATH_DIRECT;
+            c->fd = -1;
+            hd_info("rv", "%s: %s path won in %llu ms", rc->req->id,
+                    cand_name(c), (unsigned long long)(now - rc->t0));
+            return 0;
+        }
+    }
+}
+
+static void race_cleanup(struct race *rc)
+{
+    int i;
+
+    for (i = 0; i < RV_MAX_CANDS; i++)
+        if (rc->c[i].fd >= 0) {
+            close(rc->c[i].fd);
+            rc->c[i].fd = -1;
+        }
+    if (rc->punch && rc->out->fd >= 0 && rc->out->path == RV_PATH_RELAY) {
+        char hs[HD_ADDR_STRLEN];
+
+        hd_addr_format((struct sockaddr *)&rc->host, hs, sizeof(hs));
+        hd_info("rv", "%s: direct path to %s failed: %s (%d attempts)",
+                rc->req->id, hs,
+                rc->direct_err[0] ? rc->direct_err
+                : rc->punch_err   ? reason(rc->punch_err)
+                                  : "no answer before the relay",
+                rc->punch_attempts);
+    }
+    if (rc->lis >= 0)
+        close(rc->lis);
+    rc->lis = -1;
+    for (i = 0; i < 2; i++)
+        if (rc->nat_fd[i] >= 0) {
+            close(rc->nat_fd[i]);
+            rc->nat_fd[i] = -1;
+        }
+    relay_cleanup(rc);
+}
+
 int rv_connect_id(const struct rv_request *req, struct rv_result *out)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *ans = NULL;
     Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
     Hbb__PunchHoleResponse *resp;
     uint8_t server_pk[HD_SIGN_PK_BYTES], *spk = NULL;
-    struct sockaddr_storage host;
+    struct sockaddr_storage srv, to;
     struct rvc c = { .fd = -1 };
+    struct race rc;
     char hs[HD_ADDR_STRLEN], relay_hint[256] = "";
+    const char *given_uuid = NULL;
+    uint16_t nat_port = 0;
     size_t len;
-    int r, local, fd;
+    int r, i;
 
     memset(out, 0, sizeof(*out));
     out->fd = -1;
+    memset(&rc, 0, sizeof(rc));
+    rc.req = req;
+    rc.out = out;
+    rc.lis = rc.nat_fd[0] = rc.nat_fd[1] = -1;
+    for (i = 0; i < RV_MAX_CANDS; i++)
+        rc.c[i].fd = -1;
     if (req->key_b64 != NULL && req->key_b64[0] != '\0') {
         if (hd_base64_decode(req->key_b64, strlen(req->key_b64), server_pk,
                              sizeof(server_pk), &len) != 0 ||
@@ -530,8 +1154,29 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
         }
         spk = server_pk;
     }
-    if ((r = open_server(req, spk, &c, out)) != 0)
+    /* from a reusable port Q: the host will punch towards it */
+    if ((r = open_server(req, spk, &c, out, &rc.port, &srv)) != 0)
         return r;
+    /* listen on Q; the NAT type test (answered during the race) */
+    if ((rc.lis = tcp_socket(srv.ss_family, 1, rc.port, NULL)) >= 0 &&
+        listen(rc.lis, 8) != 0) {
+        close(rc.lis);
+        rc.lis = -1;
+    }
+    for (i = 0; i < 2 && !req->force_relay; i++) {
+        to = srv;
+        hd_addr_set_port((struct sockaddr *)&to,
+                         (uint16_t)(hd_addr_port((struct sockaddr *)&srv) - i));
+        /* a port of its own (Q's connection to the server is taken) */
+        if ((rc.nat_fd[i] = tcp_socket(srv.ss_family, 1, nat_port,
+                                       i == 0 ? &nat_port : NULL)) >= 0 &&
+            connect(rc.nat_fd[i], (struct sockaddr *)&to,
+                    hd_addr_len((struct sockaddr *)&to)) != 0 &&
+            errno != EINPROGRESS) {
+            close(rc.nat_fd[i]);
+            rc.nat_fd[i] = -1;
+        }
+    }
     ph.id = (char *)req->id;
     ph.nat_type = HBB__NAT_TYPE__UNKNOWN_NAT;
     ph.licence_key = (char *)(req->key_b64 ? req->key_b64 : "");
@@ -539,17 +1184,60 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     ph.version = (char *)req->version;
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
     m.punch_hole_request = &ph;
-    if ((r = rvc_send(&c, &m)) != 0 ||
-        (r = wait_for(&c, HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE,
-                      RV_ANSWER_MS, &ans)) != 0) {
-        if (r == -ECANCELED)
-            set_err(out, "cancelled");
-        else
-            set_err(out, "no answer from the server %s about %s: %s",
-                    req->server, req->id, reason(r));
+    rc.t0 = mono_ms();
+    if ((r = rvc_send(&c, &m)) != 0) {
+        set_err(out, "server %s: %s", req->server, reason(r));
         goto out;
     }
+    /* PunchHoleResponse, or a RelayResponse when the host (a RustDesk
+     * one behind a symmetric NAT) chose the relay itself */
+    for (;;) {
+        if ((r = rvc_recv(&c, RV_ANSWER_MS, &ans)) != 0) {
+            if (r == -ECANCELED)
+                set_err(out, "cancelled");
+            else
+                set_err(out, "no answer from the server %s about %s: %s",
+                        req->server, req->id, reason(r));
+            goto out;
+        }
+        if (ans->union_case ==
+                HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE ||
+            ans->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE)
+            break;
+        hd_debug("rv", "ignoring server message %d", (int)ans->union_case);
+        hbb__rendezvous_message__free_unpacked(ans, NULL);
+        ans = NULL;
+    }
     rvc_close(&c);
+    rc.t0 = mono_ms();
+    if (ans->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE) {
+        Hbb__RelayResponse *rr = ans->relay_response;
+
+        if (rr->refuse_reason != NULL && rr->refuse_reason[0] != '\0') {
+            set_err(out, "relay refused: %s", rr->refuse_reason);
+            r = -ECONNREFUSED;
+            goto out;
+        }
+        if (rr->union_case != HBB__RELAY_RESPONSE__UNION_PK ||
+            rr->uuid == NULL || strlen(rr->uuid) >= sizeof(rc.job.uuid)) {
+            set_err(out, "the server's relay answer for %s is incomplete",
+                    req->id);
+            r = HD_EPROTO;
+            goto out;
+        }
+        if ((r = check_signed_pk(&rr->pk, req->id, spk, out)) != 0)
+            goto out;
+        given_uuid = rr->uuid;
+        if (rr->relay_server != NULL)
+            snprintf(relay_hint, sizeof(relay_hint), "%s", rr->relay_server);
+        hd_info("rv", "%s: the host chose the relay", req->id);
+        if ((r = relay_start(&rc, spk, relay_hint, given_uuid)) != 0) {
+            set_err(out, "cannot start the relay: %s", hd_strerror(r));
+            goto out;
+        }
+        r = race_run(&rc, spk, relay_hint);
+        goto raced;
+    }
     resp = ans->punch_hole_response;
     if (resp->socket_addr.len == 0) {
         r = punch_failure(resp, req->id, out);
@@ -559,38 +1247,43 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
         goto out;
     if (resp->relay_server != NULL)
         snprintf(relay_hint, sizeof(relay_hint), "%s", resp->relay_server);
-    local = resp->union_case == HBB__PUNCH_HOLE_RESPONSE__UNION_IS_LOCAL &&
-            resp->is_local;
-    if (req->force_relay ||
-        (!local &&
-         resp->union_case == HBB__PUNCH_HOLE_RESPONSE__UNION_NAT_TYPE &&
-         resp->nat_type == HBB__NAT_TYPE__SYMMETRIC) ||
+    rc.local = resp->union_case == HBB__PUNCH_HOLE_RESPONSE__UNION_IS_LOCAL &&
+               resp->is_local;
+    rc.host_sym =
+        !rc.local &&
+        resp->union_case == HBB__PUNCH_HOLE_RESPONSE__UNION_NAT_TYPE &&
+        resp->nat_type == HBB__NAT_TYPE__SYMMETRIC;
+    if (!req->force_relay &&
         hd_addr_unmangle(resp->socket_addr.data, resp->socket_addr.len,
-                         &host) != 0) {
-        hd_info("rv", "%s: going through the relay", req->id);
-    } else {
-        hd_addr_format((struct sockaddr *)&host, hs, sizeof(hs));
-        hd_info("rv", "%s: trying %s (%s)", req->id, hs,
-                local ? "same LAN" : "direct");
-        fd =
-            connect_timeout((struct sockaddr *)&host,
-                            local ? RV_LOCAL_MS : RV_DIRECT_MS, req->cancel_fd);
-        if (fd >= 0) {
-            out->fd = fd;
-            out->path = local ? RV_PATH_LAN : RV_PATH_DIRECT;
-            r = 0;
-            goto out;
+                         &rc.host) == 0) {
+        hd_addr_normalize(&rc.host);
+        hd_addr_format((struct sockaddr *)&rc.host, hs, sizeof(hs));
+        if (rc.local) {
+            hd_info("rv", "%s: trying %s (same LAN)", req->id, hs);
+            if ((r = cand_connect(&rc, CK_LAN, 0, rc.t0 + RV_LOCAL_MS)) != 0)
+                hd_info("rv", "%s: lan path to %s failed: %s", req->id, hs,
+                        reason(r));
+        } else if (rc.host.ss_family == srv.ss_family) {
+            hd_info("rv", "%s: punching to %s from port %u%s", req->id, hs,
+                    (unsigned)rc.port,
+                    rc.host_sym ? " (the host is behind a symmetric NAT)" : "");
+            rc.punch = 1;
+            rc.punch_until = rc.t0 + RV_PUNCH_MS;
         }
-        if (fd == -ECANCELED) {
-            r = fd;
-            set_err(out, "cancelled");
-            goto out;
-        }
-        hd_info("rv", "%s: %s failed (%s); trying the relay", req->id, hs,
-                reason(fd));
     }
-    r = via_relay(req, spk, relay_hint[0] ? relay_hint : NULL, out);
+    if (!rc.punch && rc.lis >= 0) {
+        close(rc.lis);
+        rc.lis = -1;
+    }
+    r = race_run(&rc, spk, relay_hint);
+raced:
+    if (r == -ECANCELED)
+        set_err(out, "cancelled");
+    else if (r != 0 && out->err[0] == '\0')
+        set_err(out, "cannot reach %s: %s", req->id,
+                rc.direct_err[0] ? rc.direct_err : reason(r));
 out:
+    race_cleanup(&rc);
     if (ans != NULL)
         hbb__rendezvous_message__free_unpacked(ans, NULL);
     rvc_close(&c);

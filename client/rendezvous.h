@@ -6,19 +6,28 @@
  * or through the relay.  The connected socket is then handed to libuv
  * (uv_tcp_open) for the session.
  *
- * What this does (issue 4) and what it does not yet (issue 5):
+ * How (issue 5, PROTOCOL.md section 4 punch steps 1-5):
  * - the server's KeyExchange offer is completed when a server key is
  *   known (the rendezvous frames are then sealed), skipped otherwise;
- * - PunchHoleRequest -> PunchHoleResponse: with is_local, connect to the
- *   host's LAN address (1 s timeout); with a public address and a
- *   non-symmetric NAT, a plain connect (3 s) to the address the server
- *   saw, which works when the host is reachable (port forwarded, same
- *   network, or its NAT already opened by the host's punch towards us);
- * - otherwise or on failure: RequestRelay on a new server connection,
- *   RelayResponse, then the relay (relay_server, or the server's host at
- *   port + 1) with the framed RequestRelay{uuid, licence_key}.
- * No simultaneous open from the socket that talked to the server, no
- * racing of candidates, no UDP, no UPnP: those are issue 5.
+ * - PunchHoleRequest goes out from a socket with address and port reuse
+ *   bound to port Q, with a listener on Q; our NAT type is tested in
+ *   parallel (TestNatRequest to the server's port and port - 1 from one
+ *   local port);
+ * - PunchHoleResponse starts a race: with is_local, the host's LAN
+ *   address; otherwise connect() from Q to the host's public address,
+ *   again after each failure for up to 6 s, while the host does the same
+ *   towards Q (simultaneous open; a SYN let in by a full-cone NAT lands on
+ *   the listener); the relay (RequestRelay, RelayResponse, then the relay
+ *   with the framed RequestRelay{uuid, licence_key}) joins after a head
+ *   start: at once when both NATs are symmetric, after 300 ms when one is,
+ *   after 1 s otherwise (1 s for a LAN address), and at once when no
+ *   direct attempt is left.  The first connection whose first frame is a
+ *   SignedId of the host that verifies with the key the server vouched
+ *   for wins (the frame is left unread for the session); one log line per
+ *   path that failed;
+ * - a RelayResponse in answer to the punch request (a RustDesk host that
+ *   chose the relay) goes straight to that relay.
+ * No UDP, no UPnP.
  *
  * Every wait also watches cancel_fd (readable = give up), so the user can
  * quit while connecting.  Errors fill a one-line message for the user.

@@ -44,6 +44,8 @@ struct host_opts {
 };
 
 struct reg;
+struct punch;
+struct natt;
 struct session;
 struct video;
 struct input;
@@ -63,6 +65,9 @@ struct host {
     /* the rendezvous server as configured (host name or address) */
     char server_host[256];
     uint16_t server_port;
+    int nat_type;          /* Hbb__NatType from the last NAT test */
+    struct punch *punches; /* in progress, see punch.h */
+    struct natt *natt;     /* the NAT test in progress, or NULL */
     int stopping;
 };
 

@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "err.h"
 #include "frame.h"
+#include "host/punch.h"
 #include "host/reg.h"
 #include "host/session.h"
 #include "log.h"
@@ -27,6 +28,7 @@
 #define NEW_ID_MIN_MS      60000
 #define TOO_FREQUENT_MS    30000
 #define RELAY_MAX          256
+#define REG_NAT_TEST_MS    (10u * 60 * 1000) /* NAT type test again */
 
 struct reg_tcp;
 
@@ -42,7 +44,7 @@ struct reg {
     char server_name[300];
     unsigned unanswered;
     int silent, registered;
-    uint64_t last_new_id_ms, pk_backoff_until;
+    uint64_t last_new_id_ms, pk_backoff_until, natt_at;
     char old_id[IDENT_ID_MAX];
     struct reg_tcp *tcp;
     uint8_t rbuf[REG_MAX_MSG];
@@ -142,18 +144,18 @@ static void oneshot_connected(uv_connect_t *req, int status)
     uv_read_start((uv_stream_t *)&o->tcp, oneshot_alloc, oneshot_read);
 }
 
-/* Send m framed over a fresh TCP connection to the server. */
-static void send_oneshot(struct reg *g, const Hbb__RendezvousMessage *m,
-                         const char *what)
+/* Send m framed over a fresh TCP connection to the server, from the
+ * socket fd when it is >= 0 (taken over: a port the punch uses too). */
+static void send_oneshot_fd(struct reg *g, const Hbb__RendezvousMessage *m,
+                            const char *what, int fd)
 {
-    struct oneshot *o;
+    struct oneshot *o = NULL;
     int r;
 
-    if (!g->have_server)
-        return;
-    if ((o = calloc(1, sizeof(*o))) == NULL)
-        return;
-    if (hd_frame_pack(&m->base, &o->frame, &o->len) != 0) {
+    if (!g->have_server || (o = calloc(1, sizeof(*o))) == NULL ||
+        hd_frame_pack(&m->base, &o->frame, &o->len) != 0) {
+        if (fd >= 0)
+            close(fd);
         free(o);
         return;
     }
@@ -163,11 +165,23 @@ static void send_oneshot(struct reg *g, const Hbb__RendezvousMessage *m,
     o->handles = 2;
     o->tcp.data = o->timer.data = o->conn.data = o;
     uv_timer_start(&o->timer, oneshot_timeout, ONESHOT_TIMEOUT_MS, 0);
+    if (fd >= 0 && (r = uv_tcp_open(&o->tcp, fd)) != 0) {
+        close(fd);
+        hd_warn(MOD, "cannot send %s to the server: %s", what, uv_strerror(r));
+        oneshot_end(o);
+        return;
+    }
     if ((r = uv_tcp_connect(&o->conn, &o->tcp, (struct sockaddr *)&g->server,
                             oneshot_connected)) != 0) {
         hd_warn(MOD, "cannot send %s to the server: %s", what, uv_strerror(r));
         oneshot_end(o);
     }
+}
+
+static void send_oneshot(struct reg *g, const Hbb__RendezvousMessage *m,
+                         const char *what)
+{
+    send_oneshot_fd(g, m, what, -1);
 }
 
 /* ---- TCP registration (when UDP gets no answer) -------------------------- */
@@ -424,22 +438,50 @@ static void on_fetch_local_addr(struct reg *g, const Hbb__FetchLocalAddr *f)
     send_oneshot(g, &m, "LocalAddr");
 }
 
+/*
+ * PunchHole (step 3): from a new local port P, fire connect() towards the
+ * viewer and listen (punch.h), and send PunchHoleSent from P too, so the
+ * server hands the viewer the public address of P.
+ */
 static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__PunchHoleSent s = HBB__PUNCH_HOLE_SENT__INIT;
+    struct sockaddr_storage viewer;
+    char vs[HD_ADDR_STRLEN] = "?";
+    uint16_t port = 0;
+    int fd = -1, r = -EAFNOSUPPORT;
 
+    if (hd_addr_unmangle(ph->socket_addr.data, ph->socket_addr.len, &viewer) ==
+        0) {
+        hd_addr_normalize(&viewer);
+        hd_addr_format((struct sockaddr *)&viewer, vs, sizeof(vs));
+        if (viewer.ss_family == g->server.ss_family &&
+            (fd = punch_socket(g->server.ss_family, 0, &port)) >= 0)
+            r = punch_start(g->h, (struct sockaddr *)&viewer, (int)ph->nat_type,
+                            port);
+        else if (fd < 0)
+            r = fd;
+    }
+    if (r < 0)
+        hd_info(MOD, "punch hole request from %s: no punching (%s)", vs,
+                hd_strerror(r));
+    else if (r == 1)
+        hd_info(MOD,
+                "punch hole request from %s: both behind symmetric NATs, "
+                "leaving it to the relay",
+                vs);
+    else
+        hd_info(MOD, "punch hole request from %s: punching from port %u", vs,
+                (unsigned)port);
     s.socket_addr = ph->socket_addr;
     s.id = g->h->ident.id;
     s.relay_server = ph->relay_server;
-    s.nat_type = HBB__NAT_TYPE__UNKNOWN_NAT;
+    s.nat_type = (Hbb__NatType)g->h->nat_type;
     s.version = HOST_WIRE_VERSION;
-    s.upnp_port = g->h->listen_port;
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT;
     m.punch_hole_sent = &s;
-    hd_info(MOD, "punch hole request: answering with our port %u",
-            (unsigned)g->h->listen_port);
-    send_oneshot(g, &m, "PunchHoleSent");
+    send_oneshot_fd(g, &m, "PunchHoleSent", fd);
 }
 
 /* One relay request in progress: resolve, connect, then a session. */
@@ -753,6 +795,8 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
         register_peer(g);
     if (g->h->o->reg_tcp == 1)
         tcp_start(g);
+    punch_nat_test(g->h, (struct sockaddr *)&g->server);
+    g->natt_at = uv_now(g->loop) + REG_NAT_TEST_MS;
 }
 
 static void resolve(struct reg *g)
@@ -801,6 +845,10 @@ static void on_tick(uv_timer_t *t)
     if (g->h->o->reg_tcp == 1 && g->tcp == NULL)
         tcp_start(g);
     register_peer(g);
+    if (uv_now(g->loop) >= g->natt_at) { /* the network may have changed */
+        punch_nat_test(g->h, (struct sockaddr *)&g->server);
+        g->natt_at = uv_now(g->loop) + REG_NAT_TEST_MS;
+    }
 }
 
 int reg_start(struct host *h, struct reg **out)
@@ -839,6 +887,7 @@ void reg_stop(struct reg *g)
     if (g->resolving)
         uv_cancel((uv_req_t *)&g->gai);
     tcp_drop(g, NULL);
+    punch_stop_all(g->h);
     if (g->udp_open)
         hd_net_close((uv_handle_t *)&g->udp, reg_closed);
     hd_net_close((uv_handle_t *)&g->timer, reg_closed);

@@ -15,10 +15,11 @@
  *   for the key again and we register it: no restart of the host needed.
  * - FetchLocalAddr (same LAN as the viewer) -> LocalAddr{local_addr =
  *   our LAN address : --listen port} over a fresh TCP connection.
- * - PunchHole -> PunchHoleSent{upnp_port = --listen port} over TCP: the
- *   viewer may reach our listener directly if that port is reachable
- *   (forwarded, or on the same network); full hole punching is issue 5,
- *   otherwise the viewer falls back to the relay.
+ * - PunchHole -> hole punching from a new local port P (punch.h) and
+ *   PunchHoleSent{nat_type = ours} over TCP from P, so the viewer learns
+ *   the public address of P; the viewer races that with the relay.
+ * - The NAT type test (punch.h) once the server is resolved and every
+ *   10 minutes; its result goes into PunchHoleSent.
  * - RequestRelay -> connect to its relay (default: the server's host,
  *   port + 1), send RequestRelay{uuid, licence_key = --key} there, answer
  *   RelayResponse{socket_addr, uuid, relay_server, id, version} to the

@@ -3,7 +3,8 @@
 # homedesk-server, homedesk-host (fake capture/input) in LAN A and
 # homedesk-viewer --headless in LAN B or LAN A, for each NAT kind of
 # tests/nat/lab.sh.  Each scenario asserts the path the viewer reports
-# (lan, direct, relay) and that frames flow.  Skips (exit 0) when not
+# (lan, direct, relay) and that frames flow, and the relayed ones that the
+# relay was chosen quickly.  Skips (exit 0) when not
 # root, when network namespaces are not usable, or while the host or the
 # viewer is not built.
 set -u
@@ -36,10 +37,11 @@ if ! lab_up || ! lab_server_start; then
 	exit 1
 fi
 
-# scenario NAME KIND_A KIND_B VIEWER_NS PATH: PATH is lan|direct|relay, or
-# "any" where the NAT pair leaves the choice to the programs
+# scenario NAME KIND_A KIND_B VIEWER_NS PATH [MAX_MS]: PATH is
+# lan|direct|relay, or "any" where the NAT pair leaves the choice to the
+# programs; MAX_MS bounds the viewer's connect time (ID to logged in)
 scenario() {
-	local name=$1 ka=$2 kb=$3 vns=$4 want=$5 stats got
+	local name=$1 ka=$2 kb=$3 vns=$4 want=$5 max=${6:-} stats got ms
 	lab_nat "$LAB_RA" "$ka" && lab_nat "$LAB_RB" "$kb" || {
 		notok "$name: nft"
 		return
@@ -51,12 +53,14 @@ scenario() {
 	sleep 1 # first heartbeat answered
 	stats=$(lab_viewer_run "$vns" "viewer-$name" "host-$name" "$LAB_HOST_ID" $frames)
 	got=$(sed -n 's/.* path=\([a-z]*\).*/\1/p' <<<"$stats")
+	ms=$(sed -n 's/.* connect_ms=\([0-9]*\).*/\1/p' <<<"$stats")
 	echo "# $name: $stats"
 	if [[ $stats == "stats: frames=$frames "* ]] &&
-		{ [ "$want" = any ] || [ "$got" = "$want" ]; }; then
-		ok "$name: $frames frames over path=$got (want $want)"
+		{ [ "$want" = any ] || [ "$got" = "$want" ]; } &&
+		{ [ -z "$max" ] || [ "${ms:-99999}" -le "$max" ]; }; then
+		ok "$name: $frames frames over path=$got (want $want${max:+, connected in ${ms} ms <= $max})"
 	else
-		notok "$name: $frames frames over path=$want (got: ${stats:-no stats line})"
+		notok "$name: $frames frames over path=$want${max:+ within $max ms} (got: ${stats:-no stats line})"
 		sed 's/^/#   /' "$LAB_TMP/viewer-$name/viewer.log" | tail -n 10
 		sed 's/^/#   /' "$LAB_TMP/host-$name/host.log" | tail -n 10
 	fi
@@ -64,11 +68,18 @@ scenario() {
 	wait "$LAB_HOST_PID" 2>/dev/null
 }
 
+# (host NAT first, viewer NAT second; tests/nat/bench_matrix.sh runs
+# every pair many times)
 scenario same-lan restricted restricted "$LAB_A2" lan
 scenario cone-cone cone cone "$LAB_B" direct
 scenario restricted-restricted restricted restricted "$LAB_B" direct
-scenario cone-symmetric cone symmetric "$LAB_B" any
-scenario symmetric-symmetric symmetric symmetric "$LAB_B" relay
+# one symmetric side: the other side's full cone lets the SYN from the
+# symmetric side in (the host's listener, or the viewer's)
+scenario cone-symmetric cone symmetric "$LAB_B" direct
+scenario symmetric-cone symmetric cone "$LAB_B" direct
+# no direct path: the relay, decided within 1.5 s
+scenario restricted-symmetric restricted symmetric "$LAB_B" relay 1500
+scenario symmetric-symmetric symmetric symmetric "$LAB_B" relay 1500
 
 pfx=$LAB_PFX
 lab_down

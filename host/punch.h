@@ -1,0 +1,72 @@
+/*
+ * TCP hole punching and the NAT type test: the host's side of reaching a
+ * viewer behind NAT (PROTOCOL.md section 4, punch step 3 and the NAT
+ * test; DESIGN.md section 5).
+ *
+ * Punching (one struct punch per PunchHole from the server):
+ * - punch_socket gives a TCP socket with SO_REUSEADDR and SO_REUSEPORT
+ *   bound to a local port P; PunchHoleSent goes out from it, so the
+ *   server tells the viewer the public address of P;
+ * - punch_start, from the same P: connect() towards the viewer's public
+ *   address, again after each failed attempt (every PUNCH_RETRY_MS, for
+ *   PUNCH_CONNECT_MS), and a listener on P (for PUNCH_LISTEN_MS).  The
+ *   viewer connects from its rendezvous port at the same time, so
+ *   whichever SYN passes its peer's NAT first forms the connection: a
+ *   simultaneous open on our connecting socket, or an accept on the
+ *   listener (where RustDesk clients, which connect to P after
+ *   PunchHoleResponse, and SYNs through a full-cone NAT land).  The
+ *   first connection becomes a direct session (session.h, which sends
+ *   SignedId: the viewer keeps the first path whose SignedId verifies);
+ *   the punch then stops.  One log line per outcome.
+ * - When both sides are behind symmetric NATs nothing is attempted: the
+ *   viewer takes the relay.
+ *
+ * NAT type test (punch_nat_test): TestNatRequest to the server's port and
+ * port - 1 from one local port; equal answers = ASYMMETRIC (cone),
+ * different = SYMMETRIC.  The result goes to h->nat_type (and into our
+ * PunchHoleSent); a failed test keeps the previous value.
+ *
+ * Everything is freed when it ends; punch_stop_all ends whatever is in
+ * progress (shutdown).  Loop thread only.
+ */
+#ifndef HD_HOST_PUNCH_H
+#define HD_HOST_PUNCH_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "host/host.h"
+
+#define PUNCH_RETRY_MS   200
+#define PUNCH_CONNECT_MS 6000
+#define PUNCH_LISTEN_MS  15000
+#define PUNCH_NATT_MS    5000
+
+/*
+ * A TCP socket of family with SO_REUSEADDR, SO_REUSEPORT and TCP_NODELAY,
+ * bound to port (0: any; *bound, when not NULL, gets the port).  Returns
+ * the descriptor (the caller owns it) or a negative errno.
+ */
+int punch_socket(int family, uint16_t port, uint16_t *bound);
+
+/*
+ * Punch towards the viewer at viewer (its public address as the server
+ * saw it) from local port (bound by punch_socket, still open); viewer_nat
+ * is PunchHole.nat_type.  Returns 0 (the punch runs on its own and frees
+ * itself), 1 when nothing was attempted (both symmetric), or a negative
+ * errno.
+ */
+int punch_start(struct host *h, const struct sockaddr *viewer, int viewer_nat,
+                uint16_t port);
+
+/*
+ * Run the NAT type test against the rendezvous server at server (its
+ * TCP port; the test port is one below).  At most one test at a time:
+ * returns 0 (started or already running) or a negative errno.
+ */
+int punch_nat_test(struct host *h, const struct sockaddr *server);
+
+/* End every punch and NAT test in progress (handles close on the loop). */
+void punch_stop_all(struct host *h);
+
+#endif
