@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 
 #include "tests/e2e/desk.h"
+#include "tests/image.h"
 
 /* ---- screens --------------------------------------------------------------
  */
@@ -77,6 +78,43 @@ int desk_grab(struct desk_screen *s, struct desk_rect r, uint8_t *rgb)
     }
     free(img);
     return 0;
+}
+
+int desk_changed_box(const uint8_t *a, const uint8_t *b, int w, int h,
+                     struct desk_rect *box)
+{
+    int x0 = w, y0 = h, x1 = -1, y1 = -1;
+
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (memcmp(a + ((size_t)y * w + x) * 3, b + ((size_t)y * w + x) * 3,
+                       3) != 0) {
+                x0 = x < x0 ? x : x0;
+                x1 = x > x1 ? x : x1;
+                y0 = y < y0 ? y : y0;
+                y1 = y > y1 ? y : y1;
+            }
+    if (x1 < 0)
+        return 0;
+    *box = (struct desk_rect){ x0, y0, x1 - x0 + 1, y1 - y0 + 1 };
+    return 1;
+}
+
+int desk_shows_change(const uint8_t *a0, const uint8_t *a1, const uint8_t *b,
+                      int w, int h, double min_psnr, double *psnr)
+{
+    struct desk_rect r;
+    double to_new, to_old;
+
+    if (psnr != NULL)
+        *psnr = 0;
+    if (!desk_changed_box(a0, a1, w, h, &r))
+        return 0;
+    to_new = image_mse(a1, w, r.x, r.y, b, w, r.x, r.y, r.w, r.h);
+    to_old = image_mse(a0, w, r.x, r.y, b, w, r.x, r.y, r.w, r.h);
+    if (psnr != NULL)
+        *psnr = image_mse_psnr(to_new);
+    return to_new * 4 < to_old && image_mse_psnr(to_new) >= min_psnr;
 }
 
 static int window_name_is(struct desk_screen *s, xcb_window_t w,

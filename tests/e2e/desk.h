@@ -53,6 +53,22 @@ void desk_screen_close(struct desk_screen *s);
 int desk_grab(struct desk_screen *s, struct desk_rect r, uint8_t *rgb);
 
 /*
+ * Bounding box of the pixels that differ between two w x h RGB images.
+ * Returns 1 with *box set, or 0 when none differ.
+ */
+int desk_changed_box(const uint8_t *a, const uint8_t *b, int w, int h,
+                     struct desk_rect *box);
+
+/*
+ * Does b show a1 where a1 differs from a0 (w x h RGB images)?  True when,
+ * in the box where a0 and a1 differ, b is at least 4 times closer (mean
+ * squared error) to a1 than to a0 and within min_psnr dB of a1.  *psnr
+ * (may be NULL) gets b's PSNR against a1 there.
+ */
+int desk_shows_change(const uint8_t *a0, const uint8_t *a1, const uint8_t *b,
+                      int w, int h, double min_psnr, double *psnr);
+
+/*
  * The one mapped top-level window of the screen whose WM_NAME starts
  * with prefix: its id and geometry.  Returns 0 or -1 (none).
  */
