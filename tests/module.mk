@@ -118,6 +118,10 @@ $(O)/tests/bench/%: $(O)/tests/bench/%.o $(ITEST_SUPPORT_OBJS) $(LIBMEDIA) \
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_SERVER) \
 		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
 
+# bench_session drives two Xvfb displays with the e2e support code.
+$(O)/tests/bench/bench_session: $(E2E_LIB_OBJS)
+$(O)/tests/bench/bench_session: PKG_LIBS_SERVER += $(E2E_LIBS)
+
 bench: all $(BENCH_BINS)
 	$(Q)tools/deps.sh bench
 	$(Q)O=$(O) tools/run-bench.sh

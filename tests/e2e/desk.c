@@ -318,6 +318,10 @@ int desk_host_start(struct desk_host *h, const char *dir, const struct srv *s,
         return -1;
     snprintf(h->id, sizeof(h->id), "%.*s", (int)strspn(p + 4, "0123456789"),
              p + 4);
+    if (desk_file_has(h->out, "listening on port ", 5000) &&
+        desk_slurp(h->out, buf, sizeof(buf)) > 0 &&
+        (p = strstr(buf, "listening on port ")) != NULL)
+        h->port = (uint16_t)atoi(p + strlen("listening on port "));
     return desk_file_has(h->log, "registered ID", 10000) ? 0 : -1;
 }
 
@@ -365,7 +369,8 @@ int desk_viewer_start(struct desk_viewer *v, const char *dir, const char *name,
     env[e] = NULL;
     for (int i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = extra[i];
-    argv[n++] = id;
+    if (id != NULL)
+        argv[n++] = id;
     argv[n] = NULL;
     v->pid = desk_spawn(argv, env, v->out, v->err);
     return v->pid > 0 ? 0 : -1;
@@ -453,7 +458,7 @@ struct desk_proxy {
     uint16_t upstream;
     struct proxy_conn conns[PROXY_MAX_CONNS];
     size_t n_conns;
-    uint64_t bytes;
+    uint64_t bytes, bytes_from[2];
 };
 
 static void keep(struct proxy_stream *s, const uint8_t *b, size_t n)
@@ -518,6 +523,7 @@ static void proxy_pump(struct desk_proxy *p, struct proxy_conn *c, int from)
     pthread_mutex_lock(&p->mu);
     keep(&c->rec[from], buf, (size_t)n);
     p->bytes += (uint64_t)n;
+    p->bytes_from[from] += (uint64_t)n;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -613,6 +619,16 @@ uint64_t desk_proxy_bytes(struct desk_proxy *p)
 
     pthread_mutex_lock(&p->mu);
     n = p->bytes;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+uint64_t desk_proxy_bytes_from(struct desk_proxy *p, int from_upstream)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->bytes_from[!!from_upstream];
     pthread_mutex_unlock(&p->mu);
     return n;
 }

@@ -112,12 +112,14 @@ struct desk_host {
     char dir[300]; /* its config dir */
     char out[330], log[330];
     char id[16];
+    uint16_t port; /* for direct connections */
 };
 
 /*
  * Start homedesk-host sharing screen a, registered with server s
  * (password pw, --listen 0, registration every 500 ms), config in
- * dir/host.  Waits for its "id:" line and the registration.  extra:
+ * dir/host.  Waits for its "id:" line (and the listening port) and the
+ * registration.  extra:
  * more arguments (NULL-terminated, may be NULL).  Returns 0 or -1.
  */
 int desk_host_start(struct desk_host *h, const char *dir, const struct srv *s,
@@ -137,8 +139,8 @@ struct desk_viewer {
  * Start homedesk-viewer for host id through server s with password pw:
  * in a window on screen b (--no-overlay), or --headless (b NULL) with
  * its PNG in dir/NAME.  name names its files (dir/NAME.out, .err,
- * config dir/NAME.cfg).  extra: more arguments before the ID.  Returns
- * 0 or -1.
+ * config dir/NAME.cfg).  extra: more arguments before the ID; id NULL
+ * when extra has --direct.  Returns 0 or -1.
  */
 int desk_viewer_start(struct desk_viewer *v, const char *dir, const char *name,
                       const struct srv *s, struct desk_screen *b,
@@ -176,12 +178,15 @@ int desk_proxy_start(struct desk_proxy **out, uint16_t *port);
 void desk_proxy_upstream(struct desk_proxy *p, uint16_t upstream);
 
 /*
- * Statistics of what went through so far: connections, bytes, and how
+ * Statistics of what went through so far: connections, bytes (all, or
+ * only those from the clients: from_upstream 0, or from upstream: 1),
+ * and how
  * many times needle (n bytes) occurs in any one direction of any
  * connection (matches across read boundaries count).
  */
 size_t desk_proxy_connections(struct desk_proxy *p);
 uint64_t desk_proxy_bytes(struct desk_proxy *p);
+uint64_t desk_proxy_bytes_from(struct desk_proxy *p, int from_upstream);
 size_t desk_proxy_count(struct desk_proxy *p, const void *needle, size_t n);
 
 /* Stop the thread, close everything, free; accepts NULL. */
