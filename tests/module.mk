@@ -59,7 +59,30 @@ $(O)/tests/integration/%: $(O)/tests/integration/%.o $(ITEST_SUPPORT_OBJS) \
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_SERVER) \
 		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
 
-TEST_BINS += $(UNIT_BINS) $(ITEST_BINS)
+# Shared image helpers (PNG, xwd, PSNR): libpng, from the viewer's flags.
+IMAGE_OBJ := $(O)/tests/image.o
+$(IMAGE_OBJ): OBJ_CFLAGS = $(PKG_CFLAGS_VIEWER)
+$(O)/tests/integration/test_viewer: $(IMAGE_OBJ)
+
+# End-to-end tests (tests/e2e/test_*.sh run the programs built here):
+# tests/e2e/NAME.c -> $(O)/tests/e2e/NAME, each linked with desk.c (two
+# Xvfb displays, the real programs, a recording proxy), the image helpers
+# and the integration support code; XCB and libpng.
+E2E_LIB_SRCS := tests/e2e/desk.c
+E2E_SRCS := $(filter-out $(E2E_LIB_SRCS),$(wildcard tests/e2e/*.c))
+E2E_LIB_OBJS := $(E2E_LIB_SRCS:%.c=$(O)/%.o) $(IMAGE_OBJ)
+E2E_BINS := $(patsubst tests/e2e/%.c,$(O)/tests/e2e/%,$(E2E_SRCS))
+E2E_LIBS = $(filter -L% -lxcb -lpng%,$(PKG_LIBS_HOST) $(PKG_LIBS_VIEWER))
+$(E2E_SRCS:%.c=$(O)/%.o) $(E2E_LIB_SRCS:%.c=$(O)/%.o): \
+	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST)
+
+$(O)/tests/e2e/%: $(O)/tests/e2e/%.o $(E2E_LIB_OBJS) $(ITEST_SUPPORT_OBJS) \
+		$(HARNESS_OBJ) $(LIBMEDIA) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(E2E_LIBS) \
+		$(PKG_LIBS_SERVER) $(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
+
+TEST_BINS += $(UNIT_BINS) $(ITEST_BINS) $(E2E_BINS)
 
 # Fuzz targets: built by clang with libFuzzer in their own tree.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -104,6 +127,10 @@ $(O)/tests/bench/%: $(O)/tests/bench/%.o $(ITEST_SUPPORT_OBJS) $(LIBMEDIA) \
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_SERVER) \
 		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
+
+# bench_session drives two Xvfb displays with the e2e support code.
+$(O)/tests/bench/bench_session: $(E2E_LIB_OBJS)
+$(O)/tests/bench/bench_session: PKG_LIBS_SERVER += $(E2E_LIBS)
 
 bench: all $(BENCH_BINS)
 	$(Q)tools/deps.sh bench

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <png.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +33,7 @@
 #include "frame.h"
 #include "net.h"
 #include "tests/harness.h"
+#include "tests/image.h"
 #include "tests/integration/support.h"
 #include "tests/unit/xvfb.h"
 
@@ -593,105 +593,6 @@ static void show_run(const struct run *r)
            r->err);
 }
 
-/* Read a PNG as RGB; caller frees *px. */
-static int read_png(const char *path, uint8_t **px, int *w, int *h)
-{
-    png_image img;
-
-    memset(&img, 0, sizeof(img));
-    img.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&img, path))
-        return -1;
-    img.format = PNG_FORMAT_RGB;
-    *px = malloc(PNG_IMAGE_SIZE(img));
-    if (*px == NULL || !png_image_finish_read(&img, NULL, *px, 0, NULL)) {
-        free(*px);
-        png_image_free(&img);
-        return -1;
-    }
-    *w = (int)img.width;
-    *h = (int)img.height;
-    return 0;
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
-}
-
-/*
- * Read an `xwd -root` dump (X Window Dump, version 7, 24/32-bit ZPixmap,
- * as Xvfb gives) as RGB; caller frees *px.
- */
-static int read_xwd(const char *path, uint8_t **px, int *w, int *h)
-{
-    uint8_t hdr[100], *row = NULL;
-    uint32_t hsize, bpp, bpl, ncolors, order, rmask, gmask, bmask, v;
-    FILE *f = fopen(path, "rb");
-    int x, y, ok = -1, rs, gs, bs;
-
-    *px = NULL;
-    if (f == NULL || fread(hdr, 1, sizeof(hdr), f) != sizeof(hdr))
-        goto out;
-    hsize = be32(hdr);
-    *w = (int)be32(hdr + 16);
-    *h = (int)be32(hdr + 20);
-    order = be32(hdr + 28);
-    bpp = be32(hdr + 44);
-    bpl = be32(hdr + 48);
-    rmask = be32(hdr + 56);
-    gmask = be32(hdr + 60);
-    bmask = be32(hdr + 64);
-    ncolors = be32(hdr + 76);
-    /* 24 bits per pixel are packed 3-byte pixels, rows still bpl apart */
-    if (be32(hdr + 4) != 7 || (bpp != 24 && bpp != 32) || *w <= 0 || *h <= 0 ||
-        *w > 8192 || *h > 8192)
-        goto out;
-    bpp /= 8; /* bytes per pixel from here */
-    if (bpl < bpp * (uint32_t)*w)
-        goto out;
-    rs = __builtin_ctz(rmask);
-    gs = __builtin_ctz(gmask);
-    bs = __builtin_ctz(bmask);
-    if (fseek(f, (long)(hsize + ncolors * 12), SEEK_SET) != 0)
-        goto out;
-    row = malloc(bpl);
-    *px = malloc((size_t)*w * *h * 3);
-    if (row == NULL || *px == NULL)
-        goto out;
-    for (y = 0; y < *h; y++) {
-        if (fread(row, 1, bpl, f) != bpl)
-            goto out;
-        for (x = 0; x < *w; x++) {
-            const uint8_t *p = row + bpp * (uint32_t)x;
-            uint8_t *o = *px + ((size_t)y * *w + x) * 3;
-
-            if (order == 0)
-                v = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                    (uint32_t)p[2] << 16 |
-                    (bpp == 4 ? (uint32_t)p[3] << 24 : 0);
-            else
-                v = bpp == 4
-                        ? be32(p)
-                        : (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-            o[0] = (uint8_t)((v & rmask) >> rs);
-            o[1] = (uint8_t)((v & gmask) >> gs);
-            o[2] = (uint8_t)((v & bmask) >> bs);
-        }
-    }
-    ok = 0;
-out:
-    if (ok != 0) {
-        free(*px);
-        *px = NULL;
-    }
-    free(row);
-    if (f != NULL)
-        fclose(f);
-    return ok;
-}
-
 static int near(const uint8_t *a, const uint8_t *b)
 {
     for (int i = 0; i < 3; i++)
@@ -762,7 +663,7 @@ static void headless_by_id(void)
     HT_EQ_INT(h.logins, 1);
     HT_EQ_STR(h.username, HOST_ID);
     snprintf(png, sizeof(png), "%s/frame.png", dir);
-    HT_CHECK(read_png(png, &px, &pw, &ph) == 0);
+    HT_CHECK(image_read_png(png, &px, &pw, &ph) == 0);
     HT_EQ_INT(pw, W);
     HT_EQ_INT(ph, H);
     if (px != NULL && pw == W && ph == H)
@@ -964,7 +865,7 @@ static void window_renders(void)
     viewer_collect(pid, dir, 5000, &r);
     fhost_stop(&h);
     xvfb_stop(&x);
-    HT_CHECK(read_xwd(shot, &px, &pw, &ph) == 0);
+    HT_CHECK(image_read_xwd(shot, &px, &pw, &ph) == 0);
     /* no window manager: the window is centred on the 1280x720 screen */
     if (px != NULL && pw == 1280 && ph == 720)
         HT_CHECK(check_pattern(px, pw, (pw - W) / 2, (ph - H) / 2, W, H));

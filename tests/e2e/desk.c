@@ -1,0 +1,673 @@
+/*
+ * End-to-end test support.  See desk.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+
+#include "tests/e2e/desk.h"
+#include "tests/image.h"
+
+/* ---- screens --------------------------------------------------------------
+ */
+
+int desk_screen_open(struct desk_screen *s)
+{
+    xcb_screen_t *scr;
+    int r;
+
+    memset(s, 0, sizeof(*s));
+    if ((r = xvfb_start(&s->x)) != 0)
+        return r;
+    s->c = xcb_connect(s->x.display, NULL);
+    if (xcb_connection_has_error(s->c)) {
+        xcb_disconnect(s->c);
+        s->c = NULL;
+        xvfb_stop(&s->x);
+        return -EIO;
+    }
+    scr = xcb_setup_roots_iterator(xcb_get_setup(s->c)).data;
+    s->root = scr->root;
+    return 0;
+}
+
+void desk_screen_close(struct desk_screen *s)
+{
+    if (s->c != NULL)
+        xcb_disconnect(s->c);
+    s->c = NULL;
+    xvfb_stop(&s->x);
+}
+
+int desk_grab(struct desk_screen *s, struct desk_rect r, uint8_t *rgb)
+{
+    xcb_get_image_reply_t *img;
+    const uint8_t *p;
+    int n;
+
+    img = xcb_get_image_reply(s->c,
+                              xcb_get_image(s->c, XCB_IMAGE_FORMAT_Z_PIXMAP,
+                                            s->root, (int16_t)r.x, (int16_t)r.y,
+                                            (uint16_t)r.w, (uint16_t)r.h, ~0u),
+                              NULL);
+    if (img == NULL)
+        return -1;
+    /* Xvfb's 24-bit screen: 32 bits per pixel, B G R X in memory */
+    if (img->depth != 24 || xcb_get_image_data_length(img) < r.w * r.h * 4 ||
+        xcb_get_setup(s->c)->image_byte_order != XCB_IMAGE_ORDER_LSB_FIRST) {
+        free(img);
+        return -1;
+    }
+    p = xcb_get_image_data(img);
+    for (n = 0; n < r.w * r.h; n++) {
+        rgb[n * 3] = p[n * 4 + 2];
+        rgb[n * 3 + 1] = p[n * 4 + 1];
+        rgb[n * 3 + 2] = p[n * 4];
+    }
+    free(img);
+    return 0;
+}
+
+int desk_changed_box(const uint8_t *a, const uint8_t *b, int w, int h,
+                     struct desk_rect *box)
+{
+    int x0 = w, y0 = h, x1 = -1, y1 = -1;
+
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (memcmp(a + ((size_t)y * w + x) * 3, b + ((size_t)y * w + x) * 3,
+                       3) != 0) {
+                x0 = x < x0 ? x : x0;
+                x1 = x > x1 ? x : x1;
+                y0 = y < y0 ? y : y0;
+                y1 = y > y1 ? y : y1;
+            }
+    if (x1 < 0)
+        return 0;
+    *box = (struct desk_rect){ x0, y0, x1 - x0 + 1, y1 - y0 + 1 };
+    return 1;
+}
+
+int desk_shows_change(const uint8_t *a0, const uint8_t *a1, const uint8_t *b,
+                      int w, int h, double min_psnr, double *psnr)
+{
+    struct desk_rect r;
+    double to_new, to_old;
+
+    if (psnr != NULL)
+        *psnr = 0;
+    if (!desk_changed_box(a0, a1, w, h, &r))
+        return 0;
+    to_new = image_mse(a1, w, r.x, r.y, b, w, r.x, r.y, r.w, r.h);
+    to_old = image_mse(a0, w, r.x, r.y, b, w, r.x, r.y, r.w, r.h);
+    if (psnr != NULL)
+        *psnr = image_mse_psnr(to_new);
+    return to_new * 4 < to_old && image_mse_psnr(to_new) >= min_psnr;
+}
+
+static int window_name_is(struct desk_screen *s, xcb_window_t w,
+                          const char *prefix)
+{
+    xcb_get_property_reply_t *p;
+    int ok = 0, len;
+
+    p = xcb_get_property_reply(s->c,
+                               xcb_get_property(s->c, 0, w, XCB_ATOM_WM_NAME,
+                                                XCB_GET_PROPERTY_TYPE_ANY, 0,
+                                                256),
+                               NULL);
+    if (p == NULL)
+        return 0;
+    len = xcb_get_property_value_length(p);
+    ok = len >= (int)strlen(prefix) &&
+         memcmp(xcb_get_property_value(p), prefix, strlen(prefix)) == 0;
+    free(p);
+    return ok;
+}
+
+int desk_find_window(struct desk_screen *s, const char *prefix,
+                     xcb_window_t *win, struct desk_rect *geo)
+{
+    xcb_query_tree_reply_t *t;
+    xcb_window_t *kids;
+    int n, found = -1;
+
+    *win = 0;
+    t = xcb_query_tree_reply(s->c, xcb_query_tree(s->c, s->root), NULL);
+    if (t == NULL)
+        return -1;
+    kids = xcb_query_tree_children(t);
+    n = xcb_query_tree_children_length(t);
+    for (int i = 0; i < n && found != 0; i++) {
+        xcb_get_window_attributes_reply_t *a;
+        xcb_get_geometry_reply_t *g;
+        int mapped;
+
+        a = xcb_get_window_attributes_reply(
+            s->c, xcb_get_window_attributes(s->c, kids[i]), NULL);
+        mapped = a != NULL && a->map_state == XCB_MAP_STATE_VIEWABLE;
+        free(a);
+        if (!mapped || !window_name_is(s, kids[i], prefix))
+            continue;
+        g = xcb_get_geometry_reply(s->c, xcb_get_geometry(s->c, kids[i]), NULL);
+        if (g == NULL)
+            continue;
+        *geo = (struct desk_rect){ g->x, g->y, g->width, g->height };
+        *win = kids[i];
+        free(g);
+        found = 0;
+    }
+    free(t);
+    return found;
+}
+
+int desk_sh(struct desk_screen *s, const char *fmt, ...)
+{
+    char cmd[2048];
+    int n, st;
+    va_list ap;
+
+    n = snprintf(cmd, sizeof(cmd), "DISPLAY=%s ",
+                 s ? s->x.display : "$DISPLAY");
+    va_start(ap, fmt);
+    vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    st = system(cmd);
+    if (st == -1 || !WIFEXITED(st))
+        return -1;
+    return WEXITSTATUS(st);
+}
+
+/* ---- processes -------------------------------------------------------------
+ */
+
+static void redirect(const char *path, int to)
+{
+    int fd =
+        open(path ? path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    if (fd >= 0) {
+        dup2(fd, to);
+        close(fd);
+    }
+}
+
+pid_t desk_spawn(const char *const *argv, const char *const *env,
+                 const char *out, const char *err)
+{
+    pid_t pid;
+
+    fflush(stdout);
+    pid = fork();
+    if (pid != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (int i = 0; env && env[i]; i++)
+        putenv((char *)env[i]);
+    redirect(out, STDOUT_FILENO);
+    redirect(err, STDERR_FILENO);
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+int desk_stop(pid_t pid, int ms)
+{
+    int st;
+
+    if (pid <= 0)
+        return -1;
+    kill(pid, SIGTERM);
+    if ((st = wait_exit(pid, ms)) != -1)
+        return st;
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+ssize_t desk_slurp(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY);
+    ssize_t n, got = 0;
+
+    buf[0] = '\0';
+    if (fd < 0)
+        return -1;
+    while ((size_t)got < cap - 1 &&
+           (n = read(fd, buf + got, cap - 1 - (size_t)got)) > 0)
+        got += n;
+    buf[got] = '\0';
+    close(fd);
+    return got;
+}
+
+int desk_file_has(const char *path, const char *needle, int wait_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)wait_ms;
+    static char buf[1 << 20];
+
+    do {
+        if (desk_slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, needle))
+            return 1;
+        usleep(20000);
+    } while (now_ms() < deadline);
+    return 0;
+}
+
+void desk_dump(const char *title, const char *path)
+{
+    char cmd[600];
+
+    printf("# %s (%s):\n", title, path);
+    fflush(stdout);
+    snprintf(cmd, sizeof(cmd), "tail -n 25 '%s' | sed 's/^/#   /'", path);
+    if (system(cmd) != 0)
+        printf("#   (unreadable)\n");
+}
+
+/* ---- homedesk programs -----------------------------------------------------
+ */
+
+int desk_host_start(struct desk_host *h, const char *dir, const struct srv *s,
+                    struct desk_screen *a, const char *pw,
+                    const char *const *extra)
+{
+    char prog[512], server[64], buf[4096], *p;
+    const char *argv[40];
+    int n = 0;
+
+    memset(h, 0, sizeof(*h));
+    snprintf(h->dir, sizeof(h->dir), "%s/host", dir);
+    snprintf(h->out, sizeof(h->out), "%s/host.out", dir);
+    snprintf(h->log, sizeof(h->log), "%s/host.log", dir);
+    snprintf(server, sizeof(server), "127.0.0.1:%u", s->port);
+    argv[n++] = prog_path("homedesk-host", prog, sizeof(prog));
+    argv[n++] = "--server";
+    argv[n++] = server;
+    argv[n++] = "--key";
+    argv[n++] = s->pk_b64;
+    argv[n++] = "--password";
+    argv[n++] = pw;
+    argv[n++] = "--no-one-time-password";
+    argv[n++] = "--display";
+    argv[n++] = a->x.display;
+    argv[n++] = "--listen";
+    argv[n++] = "0";
+    argv[n++] = "--config-dir";
+    argv[n++] = h->dir;
+    argv[n++] = "--register-interval-ms=500";
+    for (int i = 0; extra && extra[i] && n < 38; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    h->pid = desk_spawn(argv, NULL, h->out, h->log);
+    if (h->pid < 0 || !desk_file_has(h->out, "id: ", 10000) ||
+        desk_slurp(h->out, buf, sizeof(buf)) <= 0 ||
+        (p = strstr(buf, "id: ")) == NULL)
+        return -1;
+    snprintf(h->id, sizeof(h->id), "%.*s", (int)strspn(p + 4, "0123456789"),
+             p + 4);
+    if (desk_file_has(h->out, "listening on port ", 5000) &&
+        desk_slurp(h->out, buf, sizeof(buf)) > 0 &&
+        (p = strstr(buf, "listening on port ")) != NULL)
+        h->port = (uint16_t)atoi(p + strlen("listening on port "));
+    return desk_file_has(h->log, "registered ID", 10000) ? 0 : -1;
+}
+
+void desk_host_stop(struct desk_host *h)
+{
+    if (h->pid > 0)
+        desk_stop(h->pid, 5000);
+    h->pid = 0;
+}
+
+int desk_viewer_start(struct desk_viewer *v, const char *dir, const char *name,
+                      const struct srv *s, struct desk_screen *b,
+                      const char *pw, const char *id, const char *const *extra)
+{
+    char prog[512], server[64], cfg[330], envpw[200], envdisp[64];
+    const char *argv[40], *env[4];
+    int n = 0, e = 0;
+
+    memset(v, 0, sizeof(*v));
+    v->status = -1;
+    snprintf(v->dir, sizeof(v->dir), "%s", dir);
+    snprintf(v->out, sizeof(v->out), "%s/%s.out", dir, name);
+    snprintf(v->err, sizeof(v->err), "%s/%s.err", dir, name);
+    snprintf(cfg, sizeof(cfg), "%s/%s.cfg", dir, name);
+    snprintf(server, sizeof(server), "127.0.0.1:%u", s->port);
+    snprintf(envpw, sizeof(envpw), "HOMEDESK_PASSWORD=%s", pw);
+    env[e++] = envpw;
+    argv[n++] = prog_path("homedesk-viewer", prog, sizeof(prog));
+    argv[n++] = "--server";
+    argv[n++] = server;
+    argv[n++] = "--key";
+    argv[n++] = s->pk_b64;
+    argv[n++] = "--config-dir";
+    argv[n++] = cfg;
+    if (b != NULL) {
+        snprintf(envdisp, sizeof(envdisp), "DISPLAY=%s", b->x.display);
+        env[e++] = envdisp;
+        env[e++] = "SDL_VIDEODRIVER=x11";
+        argv[n++] = "--no-overlay";
+    } else {
+        argv[n++] = "--headless";
+        argv[n++] = "--out";
+        argv[n++] = dir;
+    }
+    env[e] = NULL;
+    for (int i = 0; extra && extra[i] && n < 38; i++)
+        argv[n++] = extra[i];
+    if (id != NULL)
+        argv[n++] = id;
+    argv[n] = NULL;
+    v->pid = desk_spawn(argv, env, v->out, v->err);
+    return v->pid > 0 ? 0 : -1;
+}
+
+int desk_viewer_wait(struct desk_viewer *v, int ms)
+{
+    if (v->status == -1 && v->pid > 0 &&
+        (v->status = wait_exit(v->pid, ms)) != -1)
+        v->pid = 0;
+    return v->status;
+}
+
+int desk_viewer_stop(struct desk_viewer *v)
+{
+    if (v->pid > 0) {
+        v->status = desk_stop(v->pid, 5000);
+        v->pid = 0;
+    }
+    return v->status;
+}
+
+void desk_viewer_dump(const struct desk_viewer *v)
+{
+    printf("# viewer status %d\n", v->status);
+    desk_dump("viewer stdout", v->out);
+    desk_dump("viewer stderr", v->err);
+}
+
+pid_t desk_card_start(struct desk_screen *a, struct desk_rect r,
+                      const char *record, uint32_t root_rgb, const char *dir)
+{
+    char prog[512], xs[4][16], root[16], disp[64], out[330], err[330];
+    const char *argv[10], *env[2];
+    pid_t pid;
+
+    snprintf(xs[0], sizeof(xs[0]), "%d", r.x);
+    snprintf(xs[1], sizeof(xs[1]), "%d", r.y);
+    snprintf(xs[2], sizeof(xs[2]), "%d", r.w);
+    snprintf(xs[3], sizeof(xs[3]), "%d", r.h);
+    snprintf(root, sizeof(root), "%06x", root_rgb);
+    snprintf(disp, sizeof(disp), "DISPLAY=%s", a->x.display);
+    snprintf(out, sizeof(out), "%s/card.out", dir);
+    snprintf(err, sizeof(err), "%s/card.err", dir);
+    argv[0] = prog_path("tests/e2e/hd-testcard", prog, sizeof(prog));
+    argv[1] = xs[0];
+    argv[2] = xs[1];
+    argv[3] = xs[2];
+    argv[4] = xs[3];
+    argv[5] = record;
+    argv[6] = "--root";
+    argv[7] = root;
+    argv[8] = NULL;
+    env[0] = disp;
+    env[1] = NULL;
+    pid = desk_spawn(argv, env, out, err);
+    if (pid > 0 && !desk_file_has(out, "ready", 5000)) {
+        desk_stop(pid, 1000);
+        desk_dump("hd-testcard stderr", err);
+        return -1;
+    }
+    return pid;
+}
+
+/* ---- the recording proxy ----------------------------------------------------
+ */
+
+#define PROXY_MAX_CONNS 16
+#define PROXY_KEEP_MAX  (64u << 20)
+
+struct proxy_stream {
+    uint8_t *data;
+    size_t len, cap;
+};
+
+struct proxy_conn {
+    int fd[2];                  /* [0] the client, [1] upstream; -1 closed */
+    struct proxy_stream rec[2]; /* rec[i]: bytes read from fd[i] */
+};
+
+struct desk_proxy {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    int lis, wake[2];
+    uint16_t upstream;
+    struct proxy_conn conns[PROXY_MAX_CONNS];
+    size_t n_conns;
+    uint64_t bytes, bytes_from[2];
+};
+
+static void keep(struct proxy_stream *s, const uint8_t *b, size_t n)
+{
+    size_t cap = s->cap ? s->cap : 65536;
+
+    if (s->len + n > PROXY_KEEP_MAX)
+        return;
+    while (cap < s->len + n)
+        cap *= 2;
+    if (cap != s->cap) {
+        uint8_t *d = realloc(s->data, cap);
+        if (d == NULL)
+            return;
+        s->data = d;
+        s->cap = cap;
+    }
+    memcpy(s->data + s->len, b, n);
+    s->len += n;
+}
+
+static void conn_close(struct proxy_conn *c)
+{
+    for (int i = 0; i < 2; i++) {
+        if (c->fd[i] >= 0)
+            close(c->fd[i]);
+        c->fd[i] = -1;
+    }
+}
+
+static void proxy_accept(struct desk_proxy *p)
+{
+    int fd = accept(p->lis, NULL, NULL), up;
+    struct proxy_conn *c;
+
+    if (fd < 0)
+        return;
+    pthread_mutex_lock(&p->mu);
+    up = p->n_conns < PROXY_MAX_CONNS ? tcp_connect("127.0.0.1", p->upstream)
+                                      : -1;
+    if (up < 0) {
+        pthread_mutex_unlock(&p->mu);
+        close(fd);
+        return;
+    }
+    c = &p->conns[p->n_conns++];
+    c->fd[0] = fd;
+    c->fd[1] = up;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Move what fd[from] has to fd[!from], keeping a copy. */
+static void proxy_pump(struct desk_proxy *p, struct proxy_conn *c, int from)
+{
+    uint8_t buf[65536];
+    ssize_t n = read(c->fd[from], buf, sizeof(buf));
+
+    if (n <= 0 || send_all(c->fd[!from], buf, (size_t)n) != 0) {
+        conn_close(c);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    keep(&c->rec[from], buf, (size_t)n);
+    p->bytes += (uint64_t)n;
+    p->bytes_from[from] += (uint64_t)n;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *proxy_main(void *arg)
+{
+    struct desk_proxy *p = arg;
+    struct pollfd pf[2 + 2 * PROXY_MAX_CONNS];
+    int who[2 + 2 * PROXY_MAX_CONNS];
+
+    for (;;) {
+        size_t n = 0, conns;
+
+        pf[n++] = (struct pollfd){ p->wake[0], POLLIN, 0 };
+        pf[n++] = (struct pollfd){ p->lis, POLLIN, 0 };
+        pthread_mutex_lock(&p->mu);
+        conns = p->n_conns;
+        pthread_mutex_unlock(&p->mu);
+        for (size_t i = 0; i < conns; i++)
+            for (int d = 0; d < 2; d++)
+                if (p->conns[i].fd[d] >= 0) {
+                    who[n] = (int)i * 2 + d;
+                    pf[n++] = (struct pollfd){ p->conns[i].fd[d], POLLIN, 0 };
+                }
+        if (poll(pf, n, -1) < 0 && errno != EINTR)
+            break;
+        if (pf[0].revents)
+            break;
+        if (pf[1].revents & POLLIN)
+            proxy_accept(p);
+        for (size_t i = 2; i < n; i++) {
+            struct proxy_conn *c = &p->conns[who[i] / 2];
+
+            if (pf[i].revents && c->fd[who[i] % 2] == pf[i].fd)
+                proxy_pump(p, c, who[i] % 2);
+        }
+    }
+    return NULL;
+}
+
+int desk_proxy_start(struct desk_proxy **out, uint16_t *port)
+{
+    struct desk_proxy *p = calloc(1, sizeof(*p));
+    struct sockaddr_in sin = { 0 };
+    int one = 1;
+
+    *out = NULL;
+    if (p == NULL)
+        return -1;
+    pthread_mutex_init(&p->mu, NULL);
+    p->lis = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(p->lis, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (p->lis < 0 || bind(p->lis, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+        listen(p->lis, 16) != 0 || pipe2(p->wake, O_CLOEXEC) != 0) {
+        if (p->lis >= 0)
+            close(p->lis);
+        free(p);
+        return -1;
+    }
+    *port = sock_port(p->lis);
+    if (pthread_create(&p->thread, NULL, proxy_main, p) != 0) {
+        close(p->lis);
+        close(p->wake[0]);
+        close(p->wake[1]);
+        free(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+void desk_proxy_upstream(struct desk_proxy *p, uint16_t upstream)
+{
+    pthread_mutex_lock(&p->mu);
+    p->upstream = upstream;
+    pthread_mutex_unlock(&p->mu);
+}
+
+size_t desk_proxy_connections(struct desk_proxy *p)
+{
+    size_t n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->n_conns;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+uint64_t desk_proxy_bytes(struct desk_proxy *p)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->bytes;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+uint64_t desk_proxy_bytes_from(struct desk_proxy *p, int from_upstream)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->bytes_from[!!from_upstream];
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+size_t desk_proxy_count(struct desk_proxy *p, const void *needle, size_t n)
+{
+    size_t hits = 0;
+
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->n_conns; i++)
+        for (int d = 0; d < 2; d++) {
+            const struct proxy_stream *s = &p->conns[i].rec[d];
+            const uint8_t *at = s->data, *end = s->data + s->len;
+
+            while (n > 0 && at != NULL && (size_t)(end - at) >= n &&
+                   (at = memmem(at, (size_t)(end - at), needle, n)) != NULL) {
+                hits++;
+                at++;
+            }
+        }
+    pthread_mutex_unlock(&p->mu);
+    return hits;
+}
+
+void desk_proxy_free(struct desk_proxy *p)
+{
+    if (p == NULL)
+        return;
+    if (write(p->wake[1], "x", 1) != 1)
+        return; /* cannot stop the thread: leak rather than race */
+    pthread_join(p->thread, NULL);
+    for (size_t i = 0; i < p->n_conns; i++) {
+        conn_close(&p->conns[i]);
+        free(p->conns[i].rec[0].data);
+        free(p->conns[i].rec[1].data);
+    }
+    close(p->lis);
+    close(p->wake[0]);
+    close(p->wake[1]);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}

@@ -1,0 +1,195 @@
+/*
+ * Support for the end-to-end tests (tests/e2e/): two private X displays
+ * (Xvfb, started with -displayfd: parallel runs never collide), pixels
+ * read straight off a display with XCB GetImage (fast enough to sample
+ * every few milliseconds), the real homedesk-host and homedesk-viewer
+ * started against the real server (tests/integration/support.h), the
+ * hd-testcard X client, X tools (xdotool, xterm) run on a given display,
+ * and a recording TCP proxy to put in front of the relay.
+ *
+ * Every process started here gets SIGKILL if the test program dies
+ * (PR_SET_PDEATHSIG), so a crashed test leaves nothing behind.  Main
+ * thread only, except the proxy, which runs its own thread.
+ */
+#ifndef HD_TESTS_E2E_DESK_H
+#define HD_TESTS_E2E_DESK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <xcb/xcb.h>
+
+#include "tests/integration/support.h"
+#include "tests/unit/xvfb.h"
+
+/* Every display is this size (xvfb.h's screen). */
+#define DESK_W 1280
+#define DESK_H 720
+
+struct desk_screen {
+    struct xvfb x;
+    xcb_connection_t *c;
+    xcb_window_t root;
+};
+
+struct desk_rect {
+    int x, y, w, h;
+};
+
+/*
+ * Start a private Xvfb and connect to it.  Returns 0, -ENOENT when Xvfb
+ * is missing, or another negative errno.
+ */
+int desk_screen_open(struct desk_screen *s);
+
+/* Disconnect and stop the Xvfb; accepts a screen that never opened. */
+void desk_screen_close(struct desk_screen *s);
+
+/*
+ * Read rectangle r of the screen into rgb (r.w * r.h * 3 bytes, packed
+ * RGB).  Returns 0 or -1.
+ */
+int desk_grab(struct desk_screen *s, struct desk_rect r, uint8_t *rgb);
+
+/*
+ * Bounding box of the pixels that differ between two w x h RGB images.
+ * Returns 1 with *box set, or 0 when none differ.
+ */
+int desk_changed_box(const uint8_t *a, const uint8_t *b, int w, int h,
+                     struct desk_rect *box);
+
+/*
+ * Does b show a1 where a1 differs from a0 (w x h RGB images)?  True when,
+ * in the box where a0 and a1 differ, b is at least 4 times closer (mean
+ * squared error) to a1 than to a0 and within min_psnr dB of a1.  *psnr
+ * (may be NULL) gets b's PSNR against a1 there.
+ */
+int desk_shows_change(const uint8_t *a0, const uint8_t *a1, const uint8_t *b,
+                      int w, int h, double min_psnr, double *psnr);
+
+/*
+ * The one mapped top-level window of the screen whose WM_NAME starts
+ * with prefix: its id and geometry.  Returns 0 or -1 (none).
+ */
+int desk_find_window(struct desk_screen *s, const char *prefix,
+                     xcb_window_t *win, struct desk_rect *geo);
+
+/*
+ * Run a shell command with DISPLAY set to the screen's display (NULL:
+ * unchanged), output to the test's stdout as diagnostics.  Returns its
+ * exit status (-1 when it could not run).
+ */
+int desk_sh(struct desk_screen *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Start argv[0] (a path, or a name looked up on $PATH) with extra
+ * environment entries (NULL-terminated, may be NULL), stdout to out and
+ * stderr to err (files, truncated; NULL: /dev/null).  The child dies with
+ * this program.  Returns the pid or -1.
+ */
+pid_t desk_spawn(const char *const *argv, const char *const *env,
+                 const char *out, const char *err);
+
+/* SIGTERM, then SIGKILL after ms; reaps.  Returns the exit status like
+ * wait_exit (128 + signal when killed), or -1 for pid <= 0. */
+int desk_stop(pid_t pid, int ms);
+
+/* Does file path contain needle?  Waits up to wait_ms. */
+int desk_file_has(const char *path, const char *needle, int wait_ms);
+
+/* Read a whole (small) file into buf, NUL-terminated; bytes read or -1. */
+ssize_t desk_slurp(const char *path, char *buf, size_t cap);
+
+/* Print the last lines of a file as test diagnostics ("# " prefix). */
+void desk_dump(const char *title, const char *path);
+
+/* ---- homedesk programs ------------------------------------------------- */
+
+struct desk_host {
+    pid_t pid;
+    char dir[300]; /* its config dir */
+    char out[330], log[330];
+    char id[16];
+    uint16_t port; /* for direct connections */
+};
+
+/*
+ * Start homedesk-host sharing screen a, registered with server s
+ * (password pw, --listen 0, registration every 500 ms), config in
+ * dir/host.  Waits for its "id:" line (and the listening port) and the
+ * registration.  extra:
+ * more arguments (NULL-terminated, may be NULL).  Returns 0 or -1.
+ */
+int desk_host_start(struct desk_host *h, const char *dir, const struct srv *s,
+                    struct desk_screen *a, const char *pw,
+                    const char *const *extra);
+
+void desk_host_stop(struct desk_host *h);
+
+struct desk_viewer {
+    pid_t pid;
+    char dir[300];
+    char out[330], err[330];
+    int status; /* once it exited; -1 before */
+};
+
+/*
+ * Start homedesk-viewer for host id through server s with password pw:
+ * in a window on screen b (--no-overlay), or --headless (b NULL) with
+ * its PNG in dir/NAME.  name names its files (dir/NAME.out, .err,
+ * config dir/NAME.cfg).  extra: more arguments before the ID; id NULL
+ * when extra has --direct.  Returns 0 or -1.
+ */
+int desk_viewer_start(struct desk_viewer *v, const char *dir, const char *name,
+                      const struct srv *s, struct desk_screen *b,
+                      const char *pw, const char *id, const char *const *extra);
+
+/* Wait up to ms for the viewer to exit; its status, or -1. */
+int desk_viewer_wait(struct desk_viewer *v, int ms);
+
+/* Stop a viewer still running (SIGTERM); its status. */
+int desk_viewer_stop(struct desk_viewer *v);
+
+/* Print a viewer's stdout and stderr as diagnostics. */
+void desk_viewer_dump(const struct desk_viewer *v);
+
+/*
+ * Start hd-testcard on screen a at geometry r, recording into record,
+ * with the root painted root_rgb (0xRRGGBB).  Waits until it is painted.
+ * Returns the pid or -1.
+ */
+pid_t desk_card_start(struct desk_screen *a, struct desk_rect r,
+                      const char *record, uint32_t root_rgb, const char *dir);
+
+/* ---- a recording TCP proxy --------------------------------------------- */
+
+struct desk_proxy;
+
+/*
+ * Listen on 127.0.0.1 (an ephemeral port, *port) and forward every
+ * connection to 127.0.0.1:upstream (set later with desk_proxy_upstream,
+ * before the first connection), keeping every byte both ways (up to
+ * 64 MiB per direction of each connection).  Returns 0 or -1.
+ */
+int desk_proxy_start(struct desk_proxy **out, uint16_t *port);
+
+void desk_proxy_upstream(struct desk_proxy *p, uint16_t upstream);
+
+/*
+ * Statistics of what went through so far: connections, bytes (all, or
+ * only those from the clients: from_upstream 0, or from upstream: 1),
+ * and how
+ * many times needle (n bytes) occurs in any one direction of any
+ * connection (matches across read boundaries count).
+ */
+size_t desk_proxy_connections(struct desk_proxy *p);
+uint64_t desk_proxy_bytes(struct desk_proxy *p);
+uint64_t desk_proxy_bytes_from(struct desk_proxy *p, int from_upstream);
+size_t desk_proxy_count(struct desk_proxy *p, const void *needle, size_t n);
+
+/* Stop the thread, close everything, free; accepts NULL. */
+void desk_proxy_free(struct desk_proxy *p);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * End-to-end paths through the server (run by tests/e2e/test_net.sh):
+ * homedesk-host shares display A (the test card, hd-testcard, which
+ * echoes and records what is typed at it), homedesk-viewer runs in a
+ * window on display B, and the real homedesk-server hands out a relay
+ * address that is a recording TCP proxy (desk.h) in front of its relay
+ * port.  Cases:
+ *  - a session forced through the relay (--relay) works both ways, and
+ *    the bytes the relay carried contain neither a marker typed on screen
+ *    nor the password (a headless --relay run reports path=relay);
+ *  - the server goes away and comes back: an established session keeps
+ *    running meanwhile, the host registers again, a new viewer reaches it
+ *    by ID afterwards.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "tests/e2e/desk.h"
+#include "tests/harness.h"
+#include "tests/image.h"
+
+#define PASSWORD "e2e-relay-Pa55"
+#define ROOT_RGB 0x2d5a3c
+/* freshly typed small text arrives blurred (the host does not refine a
+ * static screen): 13-22 dB where it changed; see e2e_session.c */
+#define MIN_TEXT_PSNR 10.0
+
+/* the card, and its echo strip (its bottom ECHO_H = 20 rows) */
+static const struct desk_rect card_at = { 300, 100, 580, 420 };
+static const struct desk_rect echo_at = { 300, 500, 580, 20 };
+
+static char tmpdir[256], record[300];
+static struct srv srv;
+static struct desk_screen A, B;
+static struct desk_host host;
+static struct desk_proxy *proxy;
+static pid_t card_pid = -1;
+static int up;
+
+static int setup(void)
+{
+    char relay[64];
+    const char *extra[] = { "--relay", relay, NULL };
+    uint16_t pport;
+
+    if (desk_proxy_start(&proxy, &pport) != 0)
+        return -1;
+    snprintf(relay, sizeof(relay), "127.0.0.1:%u", pport);
+    if (srv_start(&srv, NULL, extra) != 0) {
+        printf("# homedesk-server did not start\n");
+        return -1;
+    }
+    desk_proxy_upstream(proxy, srv.relay_port);
+    if (desk_screen_open(&A) != 0 || desk_screen_open(&B) != 0) {
+        printf("# Xvfb did not start\n");
+        return -1;
+    }
+    snprintf(record, sizeof(record), "%s/card.rec", tmpdir);
+    if ((card_pid = desk_card_start(&A, card_at, record, ROOT_RGB, tmpdir)) < 0)
+        return -1;
+    if (desk_host_start(&host, tmpdir, &srv, &A, PASSWORD, NULL) != 0) {
+        printf("# homedesk-host did not start\n");
+        desk_dump("host log", host.log);
+        return -1;
+    }
+    return 0;
+}
+
+static void set_up(void)
+{
+    up = setup() == 0;
+    HT_CHECK(up);
+}
+
+/* Keys the card recorded (printable keysyms), as a string. */
+static void card_keys(char *out, size_t cap)
+{
+    char buf[16384], *p = buf;
+    size_t n = 0;
+    unsigned sym;
+
+    desk_slurp(record, buf, sizeof(buf));
+    while ((p = strstr(p, "key keysym=")) != NULL) {
+        if (sscanf(p, "key keysym=0x%x", &sym) == 1 && sym >= 0x20 &&
+            sym < 0x7f && n + 1 < cap)
+            out[n++] = (char)sym;
+        p++;
+    }
+    out[n] = '\0';
+}
+
+/*
+ * Through the viewer window on B: click the card, type text, and wait
+ * until the card has recorded it and its echo of it on A shows on B
+ * (desk_shows_change).
+ * Returns 1 when all of that happened within 5 s.
+ */
+static int type_through(const char *text)
+{
+    size_t n = (size_t)echo_at.w * echo_at.h * 3;
+    uint8_t *a0 = malloc(n), *a = malloc(n), *b = malloc(n);
+    char keys[512], want[512];
+    uint64_t deadline = now_ms() + 5000;
+    int ok = 0, got_keys = 0;
+    double psnr = 0;
+
+    card_keys(want, sizeof(want));
+    snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s", text);
+    if (a0 == NULL || a == NULL || b == NULL || desk_grab(&A, echo_at, a0) != 0)
+        goto out;
+    if (desk_sh(&B, "xdotool mousemove %d %d click 1", card_at.x + 200,
+                card_at.y + 200) != 0 ||
+        desk_sh(&B, "xdotool type --delay 20 '%s'", text) != 0)
+        goto out;
+    while (!ok && now_ms() < deadline) {
+        card_keys(keys, sizeof(keys));
+        got_keys = strcmp(keys, want) == 0;
+        if (got_keys && desk_grab(&A, echo_at, a) == 0 &&
+            desk_grab(&B, echo_at, b) == 0)
+            ok = desk_shows_change(a0, a, b, echo_at.w, echo_at.h,
+                                   MIN_TEXT_PSNR, &psnr);
+        usleep(20000);
+    }
+    if (!ok)
+        printf("# typing \"%s\" through the viewer: card keys \"%s\" (want "
+               "\"%s\"), echo on B %s (%.1f dB)\n",
+               text, keys, want, got_keys ? "does not match A" : "-", psnr);
+out:
+    free(a0);
+    free(a);
+    free(b);
+    return ok;
+}
+
+/* A session forced through the relay: it works, and the relay never sees
+ * the typed marker or the password. */
+static void relay_session(void)
+{
+    const char *relay[] = { "--relay", NULL };
+    const char *frames[] = { "--relay", "--frames", "1", NULL };
+    const char *marker = "zq7mk4rx9";
+    struct desk_viewer v, hv;
+    char out[4096];
+
+    HT_CHECK(desk_viewer_start(&v, tmpdir, "relay", &srv, &B, PASSWORD, host.id,
+                               relay) == 0);
+    HT_CHECK(desk_file_has(v.err, "first frame shown", 10000));
+    HT_CHECK(desk_file_has(v.err, "connected (relay)", 10));
+    HT_CHECK(desk_file_has(host.log, "path relay", 10));
+    HT_CHECK(type_through(marker));
+    desk_viewer_stop(&v);
+
+    /* the same headless: its statistics say relay */
+    HT_CHECK(desk_viewer_start(&hv, tmpdir, "relay-headless", &srv, NULL,
+                               PASSWORD, host.id, frames) == 0);
+    HT_EQ_INT(desk_viewer_wait(&hv, 15000), 0);
+    desk_slurp(hv.out, out, sizeof(out));
+    HT_CHECK(strstr(out, " path=relay ") != NULL);
+
+    printf("# relay proxy: %zu connections, %llu bytes\n",
+           desk_proxy_connections(proxy),
+           (unsigned long long)desk_proxy_bytes(proxy));
+    HT_CHECK(desk_proxy_connections(proxy) >= 4); /* two sessions, 2 sides */
+    HT_CHECK(desk_proxy_bytes(proxy) > 20000);    /* video went through */
+    /* the recording works: the relay handshake carries the server key */
+    HT_CHECK(desk_proxy_count(proxy, srv.pk_b64, strlen(srv.pk_b64)) > 0);
+    HT_EQ_INT(desk_proxy_count(proxy, marker, strlen(marker)), 0);
+    HT_EQ_INT(desk_proxy_count(proxy, PASSWORD, strlen(PASSWORD)), 0);
+    if (ht_case_failures()) {
+        desk_viewer_dump(&v);
+        desk_viewer_dump(&hv);
+    }
+    if (hv.pid > 0)
+        desk_viewer_stop(&hv);
+}
+
+/* The server goes away and comes back. */
+static void server_restart(void)
+{
+    const char *one[] = { "--frames", "1", NULL };
+    struct desk_viewer v, hv;
+    char out[4096];
+
+    HT_CHECK(desk_viewer_start(&v, tmpdir, "restart", &srv, &B, PASSWORD,
+                               host.id, NULL) == 0);
+    HT_CHECK(desk_file_has(v.err, "first frame shown", 10000));
+    HT_CHECK(type_through("before"));
+
+    HT_CHECK(srv_stop(&srv) == 0);
+    HT_CHECK(
+        desk_file_has(host.log, "no answer from the rendezvous server", 10000));
+    /* the established session does not need the server */
+    HT_CHECK(type_through("down"));
+    HT_CHECK(kill(v.pid, 0) == 0);
+    HT_CHECK(kill(host.pid, 0) == 0);
+
+    HT_CHECK(srv_start(&srv, srv.dir, NULL) == 0);
+    HT_CHECK(desk_file_has(host.log, "answers again", 10000));
+    /* a new viewer reaches the host by ID */
+    HT_CHECK(desk_viewer_start(&hv, tmpdir, "after", &srv, NULL, PASSWORD,
+                               host.id, one) == 0);
+    HT_EQ_INT(desk_viewer_wait(&hv, 15000), 0);
+    desk_slurp(hv.out, out, sizeof(out));
+    HT_CHECK(strstr(out, "stats: frames=1 ") != NULL);
+    /* and the first session still runs */
+    HT_CHECK(type_through("after"));
+    if (ht_case_failures()) {
+        desk_viewer_dump(&v);
+        desk_viewer_dump(&hv);
+        srv_dump_log(&srv);
+    }
+    desk_viewer_stop(&v);
+    if (hv.pid > 0)
+        desk_viewer_stop(&hv);
+}
+
+int main(void)
+{
+    ht_init("e2e-net");
+    signal(SIGPIPE, SIG_IGN);
+    hd_crypto_init();
+    if (!xvfb_have("Xvfb") || !xvfb_have("xdotool")) {
+        ht_skip("all", "Xvfb or xdotool missing");
+        return ht_finish();
+    }
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/hd-e2e-net-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return 1;
+    HT_RUN(set_up);
+    if (up) {
+        HT_RUN(relay_session);
+        HT_RUN(server_restart);
+    }
+    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE"))
+        desk_dump("host log", host.log);
+    desk_host_stop(&host);
+    desk_stop(card_pid, 2000);
+    desk_screen_close(&A);
+    desk_screen_close(&B);
+    srv_cleanup(&srv);
+    desk_proxy_free(proxy);
+    if (getenv("HD_KEEP_TMP") != NULL) {
+        printf("# kept %s\n", tmpdir);
+    } else {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            printf("# could not remove %s\n", tmpdir);
+    }
+    return ht_finish();
+}
