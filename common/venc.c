@@ -363,6 +363,25 @@ int hd_venc_set_rate(struct hd_venc *venc, int kbps, int fps)
     return 0;
 }
 
+int hd_venc_refine(struct hd_venc *venc, int on)
+{
+    vpx_codec_enc_cfg_t vc = venc->vcfg;
+    unsigned max_q =
+        on ? (unsigned)HD_VENC_REFINE_MAX_Q : (unsigned)venc->cfg.max_q;
+
+    if (max_q < vc.rc_min_quantizer)
+        max_q = vc.rc_min_quantizer;
+    if (max_q > (unsigned)venc->cfg.max_q)
+        max_q = (unsigned)venc->cfg.max_q;
+    if (vc.rc_max_quantizer == max_q)
+        return 0;
+    vc.rc_max_quantizer = max_q;
+    if (vpx_codec_enc_config_set(&venc->ctx, &vc) != VPX_CODEC_OK)
+        return ctl_fail(venc, "the refinement quantizer");
+    venc->vcfg = vc;
+    return 0;
+}
+
 /* Convert an area (already clipped, even origin) of the BGRA frame. */
 static void convert_area(struct hd_venc *v, const struct hd_venc_input *in,
                          int x, int y, int w, int h)

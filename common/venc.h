@@ -135,6 +135,15 @@ void hd_venc_request_keyframe(struct hd_venc *venc);
  */
 int hd_venc_set_rate(struct hd_venc *venc, int kbps, int fps);
 
+/*
+ * Refinement of a still screen: with on, the quantizer is capped at
+ * HD_VENC_REFINE_MAX_Q, so areas coded again while nothing changes come
+ * out sharp (they are small: the bits are there); off restores the
+ * configured range.  Returns 0 or HD_ECONFIG (libvpx refused).
+ */
+#define HD_VENC_REFINE_MAX_Q 16
+int hd_venc_refine(struct hd_venc *venc, int on);
+
 /* The configuration in effect (after hd_venc_set_rate). */
 const struct hd_venc_config *hd_venc_get_config(const struct hd_venc *venc);
 

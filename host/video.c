@@ -19,6 +19,14 @@
 
 #define MOD "video"
 
+/*
+ * After the screen stops changing, the last changed areas are coded again
+ * this many times (at the frame rate): the first pass of new text is
+ * coarse at a screen-sharing bitrate, and with no further damage nothing
+ * would ever sharpen it.  Bounded, so a static screen still goes quiet.
+ */
+#define VIDEO_REFINE_FRAMES 6
+
 struct video {
     uv_async_t async;
     pthread_t thread;
@@ -43,6 +51,9 @@ struct video {
     struct hd_venc *enc;
     int enc_w, enc_h, enc_fps, enc_kbps;
     struct hd_venc_rect rects[CAPTURE_MAX_RECTS];
+    /* areas changed since the screen was last still, to refine */
+    struct capture_rect refine[CAPTURE_MAX_RECTS];
+    int n_refine, refine_left;
 };
 
 /* Default bitrate for a screen: about 1 kbit/s per 1000 pixels (2073 at
@@ -198,9 +209,9 @@ static void *run(void *arg)
             break;
         (void)active;
         start = capture_now_us();
-        /* sleeps until damage: a static screen costs nothing; pacing
-         * is the sleep after each encoded frame below */
-        r = capture_grab(v->cap, &f, 1000);
+        /* sleeps until damage: a static screen costs nothing (but for a
+         * few refinement frames); pacing is the sleep after each frame */
+        r = capture_grab(v->cap, &f, v->refine_left > 0 ? 1000 / fps : 1000);
         if (r < 0) {
             hd_error(MOD, "capture failed: %s", hd_strerror(r));
             sleep_ms(1000);
@@ -214,12 +225,27 @@ static void *run(void *arg)
                 atomic_store(&v->want_key, 1);
         }
         key = atomic_exchange(&v->want_key, 0);
-        if ((r == 0 && !key) || !video_has_encoder())
+        if ((r == 0 && !key && v->refine_left == 0) || !video_has_encoder())
             continue;
-        if (r == 0) { /* a key frame of the unchanged screen */
+        if (r == 1) {
+            /* remember what changed, to sharpen it once things are still */
+            for (int i = 0; i < f.n_rects; i++)
+                capture_rects_add(v->refine, &v->n_refine, f.width, f.height,
+                                  f.rects[i]);
+            v->refine_left = VIDEO_REFINE_FRAMES;
+        } else if (key) { /* a key frame of the unchanged screen */
             f = v->last;
             f.n_rects = 0;
+        } else { /* still: code the recently changed areas once more */
+            f = v->last;
+            f.rects = v->refine;
+            f.n_rects = v->n_refine;
+            if (--v->refine_left == 0)
+                v->n_refine = 0;
         }
+        /* finer quantizer while refining, the normal range otherwise */
+        if (v->enc != NULL)
+            hd_venc_refine(v->enc, r == 0 && !key);
         r = encode(v, &f, key, &out);
         if (r < 0) {
             if (key)
