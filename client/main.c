@@ -41,7 +41,7 @@
 struct opts {
     const char *server, *key, *direct, *password_file, *config_dir;
     const char *out, *log_level;
-    int frames, verbose;
+    int frames, verbose, timeout_s;
     bool fullscreen, headless, relay, help, version, no_overlay;
 };
 
@@ -155,6 +155,16 @@ static const struct hd_opt *make_opts(struct opts *o)
           .min = 1,
           .max = 1000000,
           .i = &o->frames },
+        { .names = "timeout",
+          .type = HD_OPT_INT,
+          .flags = HD_OPT_ARGV_ONLY,
+          .def = "60",
+          .arg = "SECONDS",
+          .help = "with --headless: give up after this long (a still screen "
+                  "sends few frames)",
+          .min = 1,
+          .max = 86400,
+          .i = &o->timeout_s },
         { .names = "out",
           .type = HD_OPT_STRING,
           .flags = HD_OPT_ARGV_ONLY,
@@ -295,9 +305,15 @@ static int run_headless(struct viewer *v, struct sess *s, struct dec *d)
     double secs, fps, kbps;
     int r, frames;
 
+    struct timespec deadline;
+    int timed_out = 0;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += v->o.timeout_s;
     pthread_mutex_lock(&h->mu);
-    while (h->frames < h->want && !h->ended)
-        pthread_cond_wait(&h->cv, &h->mu);
+    while (h->frames < h->want && !h->ended && !timed_out)
+        timed_out =
+            pthread_cond_timedwait(&h->cv, &h->mu, &deadline) == ETIMEDOUT;
     frames = h->frames;
     last = h->last; /* ours now: the decode thread may still run */
     h->last = NULL;
@@ -306,7 +322,12 @@ static int run_headless(struct viewer *v, struct sess *s, struct dec *d)
     sess_stop(s);
     if (frames < h->want) {
         /* the session thread is done with h->msg once ended is set */
-        if (h->msg[0])
+        if (timed_out)
+            fprintf(stderr,
+                    PROG ": only %d of %d frames in %d s (a still screen "
+                         "sends few frames: ask for fewer with --frames)\n",
+                    frames, h->want, v->o.timeout_s);
+        else if (h->msg[0])
             fprintf(stderr, PROG ": %s\n", h->msg);
         else
             fprintf(stderr, PROG ": the session ended after %d of %d frames\n",
