@@ -1033,6 +1033,10 @@ static void splice_fill(struct relay_conn *c)
             account(c, (size_t)n);
             if (splice_drain(c) < 0)
                 return;
+            /* a short read emptied the socket: poll again rather than
+             * spend a splice() on EAGAIN (level-triggered, nothing lost) */
+            if ((size_t)n < len)
+                return;
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
