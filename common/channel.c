@@ -129,16 +129,8 @@ static void drain(struct hd_channel *ch)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct hd_channel *ch = h->data;
-    uint8_t *p;
-    size_t avail;
 
-    if (hd_frame_decoder_reserve(&ch->dec, 0, &p, &avail) != 0) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = (char *)p;
-    buf->len = avail;
+    hd_net_frame_buf(&ch->dec, 0, buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "frame.h"
 #include "net.h"
 
 struct net_write {
@@ -247,4 +248,18 @@ void hd_net_close(uv_handle_t *handle, uv_close_cb cb)
 {
     if (!uv_is_closing(handle))
         uv_close(handle, cb);
+}
+
+void hd_net_frame_buf(struct hd_frame_decoder *d, size_t want, uv_buf_t *buf)
+{
+    uint8_t *p;
+    size_t avail;
+
+    if (hd_frame_decoder_reserve(d, want, &p, &avail) != 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = (char *)p;
+    buf->len = avail;
 }

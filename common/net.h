@@ -129,4 +129,15 @@ int hd_net_port(const struct sockaddr *addr);
  */
 void hd_net_close(uv_handle_t *handle, uv_close_cb cb);
 
+struct hd_frame_decoder;
+
+/*
+ * For a libuv alloc_cb reading framed messages: point buf at room in the
+ * decoder for the next read (zero-copy; commit with
+ * hd_frame_decoder_commit in the read callback).  When the decoder
+ * refuses (a frame above its maximum), buf is empty and libuv reports
+ * UV_ENOBUFS to the read callback.  `want` as hd_frame_decoder_reserve.
+ */
+void hd_net_frame_buf(struct hd_frame_decoder *d, size_t want, uv_buf_t *buf);
+
 #endif

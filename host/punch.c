@@ -409,16 +409,8 @@ static void natt_timeout(uv_timer_t *tm)
 static void natt_alloc(uv_handle_t *hd, size_t sz, uv_buf_t *buf)
 {
     struct natt_conn *c = hd->data;
-    uint8_t *p;
-    size_t avail;
 
-    if (hd_frame_decoder_reserve(&c->dec, 0, &p, &avail) != 0) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = (char *)p;
-    buf->len = avail;
+    hd_net_frame_buf(&c->dec, 0, buf);
 }
 
 static void natt_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)

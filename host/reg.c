@@ -221,16 +221,8 @@ static void tcp_drop(struct reg *g, const char *why)
 static void tcp_alloc(uv_handle_t *hd, size_t sz, uv_buf_t *buf)
 {
     struct reg_tcp *t = hd->data;
-    uint8_t *p;
-    size_t avail;
 
-    if (hd_frame_decoder_reserve(&t->dec, 0, &p, &avail) != 0) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = (char *)p;
-    buf->len = avail;
+    hd_net_frame_buf(&t->dec, 0, buf);
 }
 
 static void tcp_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)

@@ -842,21 +842,13 @@ static void conn_touch(struct rdv_conn *c)
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct rdv_conn *c = h->data;
-    uint8_t *p;
-    size_t avail;
 
     if (c->kind == CONN_WS) {
         buf->base = (char *)c->rdv->udp_buf;
         buf->len = sizeof(c->rdv->udp_buf);
         return;
     }
-    if (hd_frame_decoder_reserve(&c->dec, suggested, &p, &avail) != 0) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = (char *)p;
-    buf->len = avail;
+    hd_net_frame_buf(&c->dec, suggested, buf);
 }
 
 static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
