@@ -29,29 +29,33 @@
 #define HD_VENC_MAX_DIM 16384
 
 struct hd_venc_config {
-    int width, height;   /* pixels, HD_VENC_MIN_DIM..HD_VENC_MAX_DIM */
-    int fps;             /* nominal frame rate, 1..240 (frame duration) */
-    int kbps;            /* CBR target bitrate, 10..100000 */
-    int threads;         /* libvpx worker threads, 1..16 */
-    int cpu_used;        /* VP9 speed, -9..9 (realtime: 5..9 sensible) */
-    int tile_columns;    /* log2 of tile columns, 0..6; libvpx lowers it so
-                          * that each tile is at least 256 pixels wide */
-    int row_mt;          /* 1: row-based multithreading inside tiles */
-    int aq_mode;         /* 0 none, 1 variance, 2 complexity, 3 cyclic */
-    int screen;          /* 1: VP9E_CONTENT_SCREEN tuning */
-    int error_resilient; /* 1: VPX_ERROR_RESILIENT_DEFAULT */
-    int drop_thresh;     /* rc_dropframe_thresh, 0 (never drop)..100 */
-    int undershoot_pct;  /* rc_undershoot_pct, 0..100 */
-    int overshoot_pct;   /* rc_overshoot_pct, 0..100 */
-    int min_q, max_q;    /* quantizer range, 0 <= min_q <= max_q <= 63 */
-    int buf_ms;          /* rate control buffer (size, initial, optimal) */
-    int buf_initial_ms;  /* in milliseconds of the target bitrate; */
-    int buf_optimal_ms;  /* 0 keeps libvpx's default for that field */
-    int static_thresh;   /* VP8E_SET_STATIC_THRESHOLD, 0 = off */
-    int frame_parallel;  /* VP9E_SET_FRAME_PARALLEL_DECODING, 0 or 1 */
-    int max_intra_pct;   /* key frame size cap in % of an average frame,
-                          * 0 = no cap */
-    int active_map;      /* 1: damage rectangles drive VP9's active map */
+    int width, height;     /* pixels, HD_VENC_MIN_DIM..HD_VENC_MAX_DIM */
+    int fps;               /* nominal frame rate, 1..240 (frame duration) */
+    int kbps;              /* CBR target bitrate, 10..100000 */
+    int threads;           /* libvpx worker threads, 1..16 */
+    int cpu_used;          /* VP9 speed, -9..9 (realtime: 5..9 sensible) */
+    int tile_columns;      /* log2 of tile columns, 0..6; libvpx lowers it so
+                            * that each tile is at least 256 pixels wide */
+    int row_mt;            /* 1: row-based multithreading inside tiles */
+    int aq_mode;           /* 0 none, 1 variance, 2 complexity, 3 cyclic */
+    int screen;            /* 1: VP9E_CONTENT_SCREEN tuning */
+    int error_resilient;   /* 1: VPX_ERROR_RESILIENT_DEFAULT */
+    int drop_thresh;       /* rc_dropframe_thresh, 0 (never drop)..100 */
+    int undershoot_pct;    /* rc_undershoot_pct, 0..100 */
+    int overshoot_pct;     /* rc_overshoot_pct, 0..100 */
+    int min_q, max_q;      /* quantizer range, 0 <= min_q <= max_q <= 63 */
+    int buf_ms;            /* rate control buffer (size, initial, optimal) */
+    int buf_initial_ms;    /* in milliseconds of the target bitrate; */
+    int buf_optimal_ms;    /* 0 keeps libvpx's default for that field */
+    int static_thresh;     /* VP8E_SET_STATIC_THRESHOLD, 0 = off */
+    int frame_parallel;    /* VP9E_SET_FRAME_PARALLEL_DECODING, 0 or 1 */
+    int max_intra_pct;     /* key frame size cap in % of an average frame,
+                            * 0 = no cap */
+    int active_map;        /* 1: damage rectangles drive VP9's active map */
+    int loop_filter;       /* VP9E_SET_DISABLE_LOOPFILTER: 0 filter, 1 off
+                            * on non-reference frames, 2 off */
+    int no_overshoot_maxq; /* 1: VP9E_SET_DISABLE_OVERSHOOT_MAXQ_CBR (no
+                            * max-q frame after a large change) */
 };
 
 /* A damaged rectangle, in pixels; clipped to the frame by the encoder. */
@@ -89,7 +93,7 @@ struct hd_venc;
  * tile columns by width and thread count, CBR with a 1 s buffer (the
  * first key frame may use 2 s), quantizer 2..56, static threshold 500,
  * error resilience off (see venc.c), no frame dropping, 2 threads, active
- * map.
+ * map, loop filter off, libvpx's max-quantizer overshoot handling off.
  */
 void hd_venc_config_default(struct hd_venc_config *cfg, int width, int height,
                             int fps, int kbps);

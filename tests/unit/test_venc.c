@@ -514,6 +514,12 @@ static void test_bad_input(void)
     cfg.max_q = 30;
     HT_EQ_INT(hd_venc_new(&cfg, &enc), HD_ECONFIG);
     hd_venc_config_default(&cfg, 16, 16, 30, 500);
+    cfg.loop_filter = 3;
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), HD_ECONFIG);
+    cfg.loop_filter = 2;
+    cfg.no_overshoot_maxq = -1;
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), HD_ECONFIG);
+    hd_venc_config_default(&cfg, 16, 16, 30, 500);
     HT_EQ_INT(hd_venc_new(&cfg, &enc), 0);
     if (enc != NULL) {
         HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), -EINVAL);
