@@ -611,7 +611,7 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-enum cand_kind { CK_PUNCH, CK_LAN, CK_ACCEPTED, CK_RELAY };
+enum cand_kind { CK_PUNCH, CK_LAN, CK_ACCEPTED, CK_RELAY, CK_UPNP };
 
 struct cand {
     int fd; /* -1: slot free */
@@ -619,6 +619,7 @@ struct cand {
     int open;          /* connected: waiting for SignedId */
     uint64_t deadline; /* connecting or waiting: give up then */
     uint64_t peek_at;  /* a partial frame: look again then */
+    const struct sockaddr_storage *addr; /* where it connects, or NULL */
 };
 
 struct relay_job {
@@ -643,6 +644,8 @@ struct race {
     int lis;                      /* listener on Q, or -1 */
     uint16_t port;                /* Q */
     struct sockaddr_storage host; /* where to punch / the LAN address */
+    struct sockaddr_storage upnp; /* host's public IP : its upnp_port */
+    int extra;                    /* direct paths beyond the punch */
     int local, punch, punch_attempts, punch_err;
     uint64_t punch_until, punch_retry_at;
     int nat_fd[2], nat_sent[2], nat_port[2], me_sym, host_sym;
@@ -660,6 +663,8 @@ static const char *cand_name(const struct cand *c)
         return "lan";
     case CK_ACCEPTED:
         return "direct (accepted)";
+    case CK_UPNP:
+        return "direct (mapped port)";
     default:
         return "relay";
     }
@@ -672,7 +677,8 @@ static void cand_drop(struct race *rc, struct cand *c, const char *why)
     if (why != NULL) {
         char hs[HD_ADDR_STRLEN];
 
-        hd_addr_format((struct sockaddr *)&rc->host, hs, sizeof(hs));
+        hd_addr_format((struct sockaddr *)(c->addr ? c->addr : &rc->host), hs,
+                       sizeof(hs));
         hd_info("rv", "%s: %s path to %s failed: %s", rc->req->id, cand_name(c),
                 c->kind == CK_RELAY ? "the relay" : hs, why);
         if (c->kind != CK_RELAY)
@@ -687,7 +693,7 @@ static struct cand *cand_add(struct race *rc, int fd, enum cand_kind kind,
 {
     for (int i = 0; i < RV_MAX_CANDS; i++) {
         if (rc->c[i].fd < 0) {
-            rc->c[i] = (struct cand){ fd, kind, open, deadline, 0 };
+            rc->c[i] = (struct cand){ fd, kind, open, deadline, 0, NULL };
             return &rc->c[i];
         }
     }
@@ -695,11 +701,13 @@ static struct cand *cand_add(struct race *rc, int fd, enum cand_kind kind,
     return NULL;
 }
 
-/* Start a non-blocking connect (from Q when from_q); adds a candidate. */
+/* Start a non-blocking connect to dst (from Q when from_q); adds a
+ * candidate. */
 static int cand_connect(struct race *rc, enum cand_kind kind, int from_q,
-                        uint64_t deadline)
+                        uint64_t deadline, const struct sockaddr_storage *dst)
 {
-    const struct sockaddr *to = (struct sockaddr *)&rc->host;
+    const struct sockaddr *to = (const struct sockaddr *)dst;
+    struct cand *c;
     int fd;
 
     if ((fd = tcp_socket(to->sa_family, from_q, from_q ? rc->port : 0, NULL)) <
@@ -711,7 +719,10 @@ static int cand_connect(struct race *rc, enum cand_kind kind, int from_q,
         close(fd);
         return r;
     }
-    return cand_add(rc, fd, kind, 0, deadline) ? 0 : -ENOMEM;
+    if ((c = cand_add(rc, fd, kind, 0, deadline)) == NULL)
+        return -ENOMEM;
+    c->addr = dst;
+    return 0;
 }
 
 /*
@@ -910,9 +921,10 @@ static int direct_alive(const struct race *rc, uint64_t now)
 /* When the relay starts, in ms after the race began. */
 static uint64_t relay_head(const struct race *rc, uint64_t now)
 {
-    if (rc->req->force_relay || !direct_alive(rc, now) ||
-        (rc->host_sym && rc->me_sym))
+    if (rc->req->force_relay || !direct_alive(rc, now))
         return 0;
+    if (rc->host_sym && rc->me_sym) /* only a mapped port or IPv6 left */
+        return rc->extra ? RV_HEAD_SYM_MS : 0;
     if (rc->local)
         return RV_LOCAL_MS;
     if (rc->host_sym || rc->me_sym)
@@ -936,7 +948,8 @@ static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
         if (rc->punch && !busy && now < rc->punch_until &&
             now >= rc->punch_retry_at && !(rc->host_sym && rc->me_sym)) {
             rc->punch_attempts++;
-            if ((r = cand_connect(rc, CK_PUNCH, 1, rc->punch_until)) != 0) {
+            if ((r = cand_connect(rc, CK_PUNCH, 1, rc->punch_until,
+                                  &rc->host)) != 0) {
                 rc->punch_err = r;
                 rc->punch_retry_at = now + RV_RETRY_MS;
             }
@@ -1260,7 +1273,8 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
         hd_addr_format((struct sockaddr *)&rc.host, hs, sizeof(hs));
         if (rc.local) {
             hd_info("rv", "%s: trying %s (same LAN)", req->id, hs);
-            if ((r = cand_connect(&rc, CK_LAN, 0, rc.t0 + RV_LOCAL_MS)) != 0)
+            if ((r = cand_connect(&rc, CK_LAN, 0, rc.t0 + RV_LOCAL_MS,
+                                  &rc.host)) != 0)
                 hd_info("rv", "%s: lan path to %s failed: %s", req->id, hs,
                         reason(r));
         } else if (rc.host.ss_family == srv.ss_family) {
@@ -1269,6 +1283,21 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
                     rc.host_sym ? " (the host is behind a symmetric NAT)" : "");
             rc.punch = 1;
             rc.punch_until = rc.t0 + RV_PUNCH_MS;
+        }
+        /* the router's mapping of the host's --listen port (upnp.h) */
+        if (!rc.local && resp->upnp_port > 0 && resp->upnp_port < 65536) {
+            rc.upnp = rc.host;
+            hd_addr_set_port((struct sockaddr *)&rc.upnp,
+                             (uint16_t)resp->upnp_port);
+            hd_addr_format((struct sockaddr *)&rc.upnp, hs, sizeof(hs));
+            hd_info("rv", "%s: trying %s (the host's mapped port)", req->id,
+                    hs);
+            if ((r = cand_connect(&rc, CK_UPNP, 0, rc.t0 + RV_PUNCH_MS,
+                                  &rc.upnp)) != 0)
+                hd_info("rv", "%s: mapped port %s failed: %s", req->id, hs,
+                        reason(r));
+            else
+                rc.extra = 1;
         }
     }
     if (!rc.punch && rc.lis >= 0) {

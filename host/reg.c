@@ -479,6 +479,7 @@ static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
     s.relay_server = ph->relay_server;
     s.nat_type = (Hbb__NatType)g->h->nat_type;
     s.version = HOST_WIRE_VERSION;
+    s.upnp_port = g->h->upnp_port;
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT;
     m.punch_hole_sent = &s;
     send_oneshot_fd(g, &m, "PunchHoleSent", fd);
@@ -571,6 +572,7 @@ static void relay_connected(uv_connect_t *req, int status)
         resp.union_case = HBB__RELAY_RESPONSE__UNION_ID;
         resp.id = q->h->ident.id;
         resp.version = HOST_WIRE_VERSION;
+        resp.upnp_port = q->h->upnp_port;
         a.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE;
         a.relay_response = &resp;
         send_oneshot(q->g, &a, "RelayResponse");
