@@ -447,8 +447,9 @@ static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__PunchHoleSent s = HBB__PUNCH_HOLE_SENT__INIT;
-    struct sockaddr_storage viewer;
-    char vs[HD_ADDR_STRLEN] = "?";
+    struct sockaddr_storage viewer, viewer6, me6;
+    uint8_t mangled6[HD_ADDR_MANGLED_MAX];
+    char vs[HD_ADDR_STRLEN] = "?", ms[HD_ADDR_STRLEN];
     uint16_t port = 0;
     int fd = -1, r = -EAFNOSUPPORT;
 
@@ -474,6 +475,25 @@ static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
     else
         hd_info(MOD, "punch hole request from %s: punching from port %u", vs,
                 (unsigned)port);
+    /* IPv6 where both have it: the viewer's own address, no NAT */
+    if (ph->socket_addr_v6.len > 0 &&
+        hd_addr_unmangle(ph->socket_addr_v6.data, ph->socket_addr_v6.len,
+                         &viewer6) == 0 &&
+        viewer6.ss_family == AF_INET6) {
+        hd_addr_format((struct sockaddr *)&viewer6, vs, sizeof(vs));
+        if ((r = punch_start_v6(g->h, (struct sockaddr *)&viewer6, &me6)) ==
+            0) {
+            s.socket_addr_v6.data = mangled6;
+            s.socket_addr_v6.len = hd_addr_mangle((struct sockaddr *)&me6,
+                                                  hd_addr_now_us(), mangled6);
+            hd_info(MOD, "punch hole request: punching to %s over IPv6 from %s",
+                    vs,
+                    hd_addr_format((struct sockaddr *)&me6, ms, sizeof(ms)));
+        } else {
+            hd_info(MOD, "punch hole request: no IPv6 punching to %s (%s)", vs,
+                    hd_strerror(r));
+        }
+    }
     s.socket_addr = ph->socket_addr;
     s.id = g->h->ident.id;
     s.relay_server = ph->relay_server;
