@@ -1185,8 +1185,9 @@ static void race_cleanup(struct race *rc)
  * Our global IPv6 address (port 0): the source address of the route to the
  * server when it is reached over IPv6, else towards 2001:db8:: (any
  * global address picks the default route; connect() on a UDP socket
- * sends nothing).  0, or a negative errno (no IPv6 route, or only
- * link-local).
+ * sends nothing).  0, or a negative errno (no IPv6 route, or no global
+ * unicast source: link-local and ULA addresses do not reach another
+ * home).
  */
 static int v6_self(const struct sockaddr_storage *srv,
                    struct sockaddr_storage *out)
@@ -1213,11 +1214,8 @@ static int v6_self(const struct sockaddr_storage *srv,
         getsockname(fd, (struct sockaddr *)out, &len) != 0)
         r = -errno;
     close(fd);
-    if (r == 0 &&
-        (out->ss_family != AF_INET6 || IN6_IS_ADDR_LINKLOCAL(&me->sin6_addr) ||
-         IN6_IS_ADDR_LOOPBACK(&me->sin6_addr) ||
-         IN6_IS_ADDR_V4MAPPED(&me->sin6_addr) ||
-         IN6_IS_ADDR_UNSPECIFIED(&me->sin6_addr)))
+    if (r == 0 && (out->ss_family != AF_INET6 ||
+                   (me->sin6_addr.s6_addr[0] & 0xe0) != 0x20))
         r = -EADDRNOTAVAIL;
     me->sin6_port = 0;
     return r;

@@ -337,7 +337,8 @@ int punch_start(struct host *h, const struct sockaddr *viewer, int viewer_nat,
 }
 
 /* Our source address towards to (a UDP connect() sends nothing: it only
- * picks the route): 0 when it is a global IPv6 address. */
+ * picks the route): 0 when it is a global unicast IPv6 address (2000::/3:
+ * link-local and ULA addresses do not reach another home). */
 static int v6_source(const struct sockaddr *to, struct sockaddr_in6 *out)
 {
     socklen_t len = sizeof(*out);
@@ -350,10 +351,7 @@ static int v6_source(const struct sockaddr *to, struct sockaddr_in6 *out)
         getsockname(fd, (struct sockaddr *)out, &len) != 0)
         r = -errno;
     close(fd);
-    if (r == 0 && (IN6_IS_ADDR_LINKLOCAL(&out->sin6_addr) ||
-                   IN6_IS_ADDR_LOOPBACK(&out->sin6_addr) ||
-                   IN6_IS_ADDR_V4MAPPED(&out->sin6_addr) ||
-                   IN6_IS_ADDR_UNSPECIFIED(&out->sin6_addr)))
+    if (r == 0 && (out->sin6_addr.s6_addr[0] & 0xe0) != 0x20)
         r = -EADDRNOTAVAIL;
     return r;
 }
