@@ -611,7 +611,7 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-enum cand_kind { CK_PUNCH, CK_LAN, CK_ACCEPTED, CK_RELAY };
+enum cand_kind { CK_PUNCH, CK_LAN, CK_ACCEPTED, CK_RELAY, CK_UPNP, CK_PUNCH6 };
 
 struct cand {
     int fd; /* -1: slot free */
@@ -619,6 +619,7 @@ struct cand {
     int open;          /* connected: waiting for SignedId */
     uint64_t deadline; /* connecting or waiting: give up then */
     uint64_t peek_at;  /* a partial frame: look again then */
+    const struct sockaddr_storage *addr; /* where it connects, or NULL */
 };
 
 struct relay_job {
@@ -643,6 +644,13 @@ struct race {
     int lis;                      /* listener on Q, or -1 */
     uint16_t port;                /* Q */
     struct sockaddr_storage host; /* where to punch / the LAN address */
+    struct sockaddr_storage upnp; /* host's public IP : its upnp_port */
+    /* IPv6: our global address : port Q6 (listened on), the host's */
+    struct sockaddr_storage me6, host6;
+    int lis6, punch6, punch6_attempts;
+    uint16_t port6;
+    uint64_t punch6_until, punch6_retry_at;
+    int extra; /* direct paths beyond the punch */
     int local, punch, punch_attempts, punch_err;
     uint64_t punch_until, punch_retry_at;
     int nat_fd[2], nat_sent[2], nat_port[2], me_sym, host_sym;
@@ -660,6 +668,10 @@ static const char *cand_name(const struct cand *c)
         return "lan";
     case CK_ACCEPTED:
         return "direct (accepted)";
+    case CK_UPNP:
+        return "direct (mapped port)";
+    case CK_PUNCH6:
+        return "direct (IPv6)";
     default:
         return "relay";
     }
@@ -672,7 +684,8 @@ static void cand_drop(struct race *rc, struct cand *c, const char *why)
     if (why != NULL) {
         char hs[HD_ADDR_STRLEN];
 
-        hd_addr_format((struct sockaddr *)&rc->host, hs, sizeof(hs));
+        hd_addr_format((struct sockaddr *)(c->addr ? c->addr : &rc->host), hs,
+                       sizeof(hs));
         hd_info("rv", "%s: %s path to %s failed: %s", rc->req->id, cand_name(c),
                 c->kind == CK_RELAY ? "the relay" : hs, why);
         if (c->kind != CK_RELAY)
@@ -687,7 +700,7 @@ static struct cand *cand_add(struct race *rc, int fd, enum cand_kind kind,
 {
     for (int i = 0; i < RV_MAX_CANDS; i++) {
         if (rc->c[i].fd < 0) {
-            rc->c[i] = (struct cand){ fd, kind, open, deadline, 0 };
+            rc->c[i] = (struct cand){ fd, kind, open, deadline, 0, NULL };
             return &rc->c[i];
         }
     }
@@ -695,15 +708,17 @@ static struct cand *cand_add(struct race *rc, int fd, enum cand_kind kind,
     return NULL;
 }
 
-/* Start a non-blocking connect (from Q when from_q); adds a candidate. */
-static int cand_connect(struct race *rc, enum cand_kind kind, int from_q,
-                        uint64_t deadline)
+/* Start a non-blocking connect to dst (from the shared port from_port,
+ * else any); adds a candidate. */
+static int cand_connect(struct race *rc, enum cand_kind kind,
+                        uint16_t from_port, uint64_t deadline,
+                        const struct sockaddr_storage *dst)
 {
-    const struct sockaddr *to = (struct sockaddr *)&rc->host;
+    const struct sockaddr *to = (const struct sockaddr *)dst;
+    struct cand *c;
     int fd;
 
-    if ((fd = tcp_socket(to->sa_family, from_q, from_q ? rc->port : 0, NULL)) <
-        0)
+    if ((fd = tcp_socket(to->sa_family, from_port != 0, from_port, NULL)) < 0)
         return fd;
     if (connect(fd, to, hd_addr_len(to)) != 0 && errno != EINPROGRESS) {
         int r = -errno;
@@ -711,7 +726,10 @@ static int cand_connect(struct race *rc, enum cand_kind kind, int from_q,
         close(fd);
         return r;
     }
-    return cand_add(rc, fd, kind, 0, deadline) ? 0 : -ENOMEM;
+    if ((c = cand_add(rc, fd, kind, 0, deadline)) == NULL)
+        return -ENOMEM;
+    c->addr = dst;
+    return 0;
 }
 
 /*
@@ -904,15 +922,18 @@ static int direct_alive(const struct race *rc, uint64_t now)
     for (int i = 0; i < RV_MAX_CANDS; i++)
         if (rc->c[i].fd >= 0 && rc->c[i].kind != CK_RELAY)
             return 1;
+    if (rc->punch6 && now < rc->punch6_until)
+        return 1;
     return rc->punch && now < rc->punch_until && !(rc->host_sym && rc->me_sym);
 }
 
 /* When the relay starts, in ms after the race began. */
 static uint64_t relay_head(const struct race *rc, uint64_t now)
 {
-    if (rc->req->force_relay || !direct_alive(rc, now) ||
-        (rc->host_sym && rc->me_sym))
+    if (rc->req->force_relay || !direct_alive(rc, now))
         return 0;
+    if (rc->host_sym && rc->me_sym) /* only a mapped port or IPv6 left */
+        return rc->extra ? RV_HEAD_SYM_MS : 0;
     if (rc->local)
         return RV_LOCAL_MS;
     if (rc->host_sym || rc->me_sym)
@@ -936,10 +957,22 @@ static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
         if (rc->punch && !busy && now < rc->punch_until &&
             now >= rc->punch_retry_at && !(rc->host_sym && rc->me_sym)) {
             rc->punch_attempts++;
-            if ((r = cand_connect(rc, CK_PUNCH, 1, rc->punch_until)) != 0) {
+            if ((r = cand_connect(rc, CK_PUNCH, rc->port, rc->punch_until,
+                                  &rc->host)) != 0) {
                 rc->punch_err = r;
                 rc->punch_retry_at = now + RV_RETRY_MS;
             }
+        }
+        /* IPv6: the same from Q6, while the host does it towards Q6 */
+        busy = 0;
+        for (i = 0; i < RV_MAX_CANDS; i++)
+            busy |= rc->c[i].fd >= 0 && rc->c[i].kind == CK_PUNCH6;
+        if (rc->punch6 && !busy && now < rc->punch6_until &&
+            now >= rc->punch6_retry_at) {
+            rc->punch6_attempts++;
+            if (cand_connect(rc, CK_PUNCH6, rc->port6, rc->punch6_until,
+                             &rc->host6) != 0)
+                rc->punch6_retry_at = now + RV_RETRY_MS;
         }
         if (!rc->job.started && !rc->relay_failed &&
             now >= rc->t0 + relay_head(rc, now) &&
@@ -955,6 +988,10 @@ static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
         if (rc->lis >= 0) {
             p[n] = (struct pollfd){ rc->lis, POLLIN, 0 };
             map[n++] = -2;
+        }
+        if (rc->lis6 >= 0) {
+            p[n] = (struct pollfd){ rc->lis6, POLLIN, 0 };
+            map[n++] = -6;
         }
         if (rc->job.started && !rc->job.joined) {
             p[n] = (struct pollfd){ rc->job.notify[0], POLLIN, 0 };
@@ -998,6 +1035,8 @@ static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
             if (due < next)
                 next = due;
         }
+        if (rc->punch6 && now < rc->punch6_until && rc->punch6_retry_at < next)
+            next = rc->punch6_retry_at > now ? rc->punch6_retry_at : now;
         if (!rc->job.started && !rc->relay_failed &&
             rc->t0 + relay_head(rc, now) < next)
             next = rc->t0 + relay_head(rc, now);
@@ -1034,6 +1073,19 @@ static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
                 relay_collect(rc);
                 continue;
             }
+            if (map[k] == -6) {
+                int afd =
+                    accept4(rc->lis6, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+                if (afd >= 0)
+                    cand_add(rc, afd, CK_ACCEPTED, 1, now + RV_HELLO_MS);
+                else if (errno != EAGAIN && errno != EINTR &&
+                         errno != ECONNABORTED) {
+                    close(rc->lis6);
+                    rc->lis6 = -1;
+                }
+                continue;
+            }
             if (map[k] <= -4) {
                 nat_step(rc, -4 - map[k], ev);
                 continue;
@@ -1052,6 +1104,10 @@ static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
                         /* refused or unreachable: again, quietly */
                         rc->punch_err = -err;
                         rc->punch_retry_at = now + RV_RETRY_MS;
+                        close(c->fd);
+                        c->fd = -1;
+                    } else if (c->kind == CK_PUNCH6) {
+                        rc->punch6_retry_at = now + RV_RETRY_MS;
                         close(c->fd);
                         c->fd = -1;
                     } else {
@@ -1114,12 +1170,55 @@ static void race_cleanup(struct race *rc)
     if (rc->lis >= 0)
         close(rc->lis);
     rc->lis = -1;
+    if (rc->lis6 >= 0)
+        close(rc->lis6);
+    rc->lis6 = -1;
     for (i = 0; i < 2; i++)
         if (rc->nat_fd[i] >= 0) {
             close(rc->nat_fd[i]);
             rc->nat_fd[i] = -1;
         }
     relay_cleanup(rc);
+}
+
+/*
+ * Our global IPv6 address (port 0): the source address of the route to the
+ * server when it is reached over IPv6, else towards 2001:db8:: (any
+ * global address picks the default route; connect() on a UDP socket
+ * sends nothing).  0, or a negative errno (no IPv6 route, or no global
+ * unicast source: link-local and ULA addresses do not reach another
+ * home).
+ */
+static int v6_self(const struct sockaddr_storage *srv,
+                   struct sockaddr_storage *out)
+{
+    struct sockaddr_in6 to, *me = (struct sockaddr_in6 *)out;
+    socklen_t len = sizeof(*out);
+    int fd, r = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (srv->ss_family == AF_INET6) {
+        memcpy(&to, srv, sizeof(to));
+    } else {
+        memset(&to, 0, sizeof(to));
+        to.sin6_family = AF_INET6;
+        to.sin6_port = htons(9);
+        to.sin6_addr.s6_addr[0] = 0x20; /* 2001:db8:: */
+        to.sin6_addr.s6_addr[1] = 0x01;
+        to.sin6_addr.s6_addr[2] = 0x0d;
+        to.sin6_addr.s6_addr[3] = 0xb8;
+    }
+    if ((fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0 ||
+        getsockname(fd, (struct sockaddr *)out, &len) != 0)
+        r = -errno;
+    close(fd);
+    if (r == 0 && (out->ss_family != AF_INET6 ||
+                   (me->sin6_addr.s6_addr[0] & 0xe0) != 0x20))
+        r = -EADDRNOTAVAIL;
+    me->sin6_port = 0;
+    return r;
 }
 
 int rv_connect_id(const struct rv_request *req, struct rv_result *out)
@@ -1132,6 +1231,7 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     struct rvc c = { .fd = -1 };
     struct race rc;
     char hs[HD_ADDR_STRLEN], relay_hint[256] = "";
+    uint8_t mangled6[HD_ADDR_MANGLED_MAX];
     const char *given_uuid = NULL;
     uint16_t nat_port = 0;
     size_t len;
@@ -1142,7 +1242,7 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     memset(&rc, 0, sizeof(rc));
     rc.req = req;
     rc.out = out;
-    rc.lis = rc.nat_fd[0] = rc.nat_fd[1] = -1;
+    rc.lis = rc.lis6 = rc.nat_fd[0] = rc.nat_fd[1] = -1;
     for (i = 0; i < RV_MAX_CANDS; i++)
         rc.c[i].fd = -1;
     if (req->key_b64 != NULL && req->key_b64[0] != '\0') {
@@ -1175,6 +1275,19 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
             errno != EINPROGRESS) {
             close(rc.nat_fd[i]);
             rc.nat_fd[i] = -1;
+        }
+    }
+    /* IPv6: our own address and a listener on Q6 for the host to punch to */
+    if (!req->force_relay && v6_self(&srv, &rc.me6) == 0 &&
+        (rc.lis6 = tcp_socket(AF_INET6, 1, 0, &rc.port6)) >= 0) {
+        if (listen(rc.lis6, 8) != 0) {
+            close(rc.lis6);
+            rc.lis6 = -1;
+        } else {
+            hd_addr_set_port((struct sockaddr *)&rc.me6, rc.port6);
+            ph.socket_addr_v6.data = mangled6;
+            ph.socket_addr_v6.len = hd_addr_mangle((struct sockaddr *)&rc.me6,
+                                                   hd_addr_now_us(), mangled6);
         }
     }
     ph.id = (char *)req->id;
@@ -1260,7 +1373,8 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
         hd_addr_format((struct sockaddr *)&rc.host, hs, sizeof(hs));
         if (rc.local) {
             hd_info("rv", "%s: trying %s (same LAN)", req->id, hs);
-            if ((r = cand_connect(&rc, CK_LAN, 0, rc.t0 + RV_LOCAL_MS)) != 0)
+            if ((r = cand_connect(&rc, CK_LAN, 0, rc.t0 + RV_LOCAL_MS,
+                                  &rc.host)) != 0)
                 hd_info("rv", "%s: lan path to %s failed: %s", req->id, hs,
                         reason(r));
         } else if (rc.host.ss_family == srv.ss_family) {
@@ -1270,10 +1384,40 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
             rc.punch = 1;
             rc.punch_until = rc.t0 + RV_PUNCH_MS;
         }
+        /* the router's mapping of the host's --listen port (upnp.h) */
+        if (!rc.local && resp->upnp_port > 0 && resp->upnp_port < 65536) {
+            rc.upnp = rc.host;
+            hd_addr_set_port((struct sockaddr *)&rc.upnp,
+                             (uint16_t)resp->upnp_port);
+            hd_addr_format((struct sockaddr *)&rc.upnp, hs, sizeof(hs));
+            hd_info("rv", "%s: trying %s (the host's mapped port)", req->id,
+                    hs);
+            if ((r = cand_connect(&rc, CK_UPNP, 0, rc.t0 + RV_PUNCH_MS,
+                                  &rc.upnp)) != 0)
+                hd_info("rv", "%s: mapped port %s failed: %s", req->id, hs,
+                        reason(r));
+            else
+                rc.extra = 1;
+        }
+    }
+    if (!req->force_relay && rc.lis6 >= 0 && resp->socket_addr_v6.len > 0 &&
+        hd_addr_unmangle(resp->socket_addr_v6.data, resp->socket_addr_v6.len,
+                         &rc.host6) == 0 &&
+        rc.host6.ss_family == AF_INET6) {
+        hd_addr_format((struct sockaddr *)&rc.host6, hs, sizeof(hs));
+        hd_info("rv", "%s: punching to %s over IPv6 from port %u", req->id, hs,
+                (unsigned)rc.port6);
+        rc.punch6 = 1;
+        rc.punch6_until = rc.t0 + RV_PUNCH_MS;
+        rc.extra = 1;
     }
     if (!rc.punch && rc.lis >= 0) {
         close(rc.lis);
         rc.lis = -1;
+    }
+    if (!rc.punch6 && rc.lis6 >= 0) {
+        close(rc.lis6);
+        rc.lis6 = -1;
     }
     r = race_run(&rc, spk, relay_hint);
 raced:

@@ -40,12 +40,13 @@ struct host_opts {
     int idle_ms; /* session silence before closing */
     int fake_width, fake_height, fake_interval_ms, fake_frames;
     int verbose;
-    bool no_otp, allow_unencrypted, show_id, help, version;
+    bool no_otp, allow_unencrypted, show_id, help, version, no_upnp;
 };
 
 struct reg;
 struct punch;
 struct natt;
+struct upnp;
 struct session;
 struct video;
 struct input;
@@ -68,6 +69,8 @@ struct host {
     int nat_type;          /* Hbb__NatType from the last NAT test */
     struct punch *punches; /* in progress, see punch.h */
     struct natt *natt;     /* the NAT test in progress, or NULL */
+    struct upnp *upnp;     /* port mapping (upnp.h), or NULL */
+    uint16_t upnp_port;    /* the router's public port for us, or 0 */
     int stopping;
 };
 

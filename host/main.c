@@ -27,6 +27,7 @@
 #include "host/input/input.h"
 #include "host/reg.h"
 #include "host/session.h"
+#include "host/upnp.h"
 #include "host/video.h"
 #include "log.h"
 #include "net.h"
@@ -109,6 +110,12 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .help = "TCP port for direct (LAN/IP) connections; if the default "
                   "is busy a free port is used; 0 = any free port",
           .i = &o->listen_port },
+        { .names = "no-upnp",
+          .env = "HOMEDESK_NO_UPNP",
+          .type = HD_OPT_FLAG,
+          .help = "do not ask the router (NAT-PMP, UPnP-IGD) to forward a "
+                  "public port to --listen",
+          .b = &o->no_upnp },
         { .names = "config-dir",
           .env = "HOMEDESK_CONFIG_DIR",
           .type = HD_OPT_STRING,
@@ -229,6 +236,7 @@ static void stop(struct main_state *st, const char *why)
     session_close_all(h, "host stopping");
     reg_stop(h->reg);
     h->reg = NULL;
+    upnp_stop(h);
     video_stop(h->video);
     h->video = NULL;
     if (st->signals) {
@@ -541,6 +549,8 @@ int main(int argc, char **argv)
     }
     if (h->server_host[0] && reg_start(h, &h->reg) != 0)
         goto out;
+    if (h->server_host[0] && !o->no_upnp)
+        upnp_start(h, NULL);
     uv_signal_init(&loop, &st.sigint);
     uv_signal_init(&loop, &st.sigterm);
     st.sigint.data = st.sigterm.data = &st;

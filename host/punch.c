@@ -336,6 +336,50 @@ int punch_start(struct host *h, const struct sockaddr *viewer, int viewer_nat,
     return 0;
 }
 
+/* Our source address towards to (a UDP connect() sends nothing: it only
+ * picks the route): 0 when it is a global unicast IPv6 address (2000::/3:
+ * link-local and ULA addresses do not reach another home). */
+static int v6_source(const struct sockaddr *to, struct sockaddr_in6 *out)
+{
+    socklen_t len = sizeof(*out);
+    int fd, r = 0;
+
+    memset(out, 0, sizeof(*out));
+    if ((fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+        return -errno;
+    if (connect(fd, to, sizeof(struct sockaddr_in6)) != 0 ||
+        getsockname(fd, (struct sockaddr *)out, &len) != 0)
+        r = -errno;
+    close(fd);
+    if (r == 0 && (out->sin6_addr.s6_addr[0] & 0xe0) != 0x20)
+        r = -EADDRNOTAVAIL;
+    return r;
+}
+
+int punch_start_v6(struct host *h, const struct sockaddr *viewer,
+                   struct sockaddr_storage *mine)
+{
+    struct sockaddr_in6 src;
+    uint16_t port = 0;
+    int fd, r;
+
+    memset(mine, 0, sizeof(*mine));
+    if (viewer->sa_family != AF_INET6)
+        return -EAFNOSUPPORT;
+    if ((r = v6_source(viewer, &src)) != 0)
+        return r;
+    /* the port stays ours while punch_start binds its own sockets to it */
+    if ((fd = punch_socket(AF_INET6, 0, &port)) < 0)
+        return fd;
+    r = punch_start(h, viewer, HBB__NAT_TYPE__UNKNOWN_NAT, port);
+    close(fd);
+    if (r != 0)
+        return r < 0 ? r : -EAGAIN;
+    src.sin6_port = htons(port);
+    memcpy(mine, &src, sizeof(src));
+    return 0;
+}
+
 /* ---- NAT type test ---------------------------------------------------------
  */
 

@@ -60,6 +60,16 @@ int punch_start(struct host *h, const struct sockaddr *viewer, int viewer_nat,
                 uint16_t port);
 
 /*
+ * IPv6 (no NAT, a stateful firewall at most): punch towards the viewer's
+ * own IPv6 address (PunchHole.socket_addr_v6) from a new port, as
+ * punch_start does; *mine gets our IPv6 address on the route to the viewer
+ * with that port, for PunchHoleSent.socket_addr_v6.  Returns 0, or a
+ * negative errno (-EADDRNOTAVAIL: no global IPv6 address towards it).
+ */
+int punch_start_v6(struct host *h, const struct sockaddr *viewer,
+                   struct sockaddr_storage *mine);
+
+/*
  * Run the NAT type test against the rendezvous server at server (its
  * TCP port; the test port is one below).  At most one test at a time:
  * returns 0 (started or already running) or a negative errno.

@@ -439,8 +439,9 @@ static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__PunchHoleSent s = HBB__PUNCH_HOLE_SENT__INIT;
-    struct sockaddr_storage viewer;
-    char vs[HD_ADDR_STRLEN] = "?";
+    struct sockaddr_storage viewer, viewer6, me6;
+    uint8_t mangled6[HD_ADDR_MANGLED_MAX];
+    char vs[HD_ADDR_STRLEN] = "?", ms[HD_ADDR_STRLEN];
     uint16_t port = 0;
     int fd = -1, r = -EAFNOSUPPORT;
 
@@ -466,11 +467,31 @@ static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
     else
         hd_info(MOD, "punch hole request from %s: punching from port %u", vs,
                 (unsigned)port);
+    /* IPv6 where both have it: the viewer's own address, no NAT */
+    if (ph->socket_addr_v6.len > 0 &&
+        hd_addr_unmangle(ph->socket_addr_v6.data, ph->socket_addr_v6.len,
+                         &viewer6) == 0 &&
+        viewer6.ss_family == AF_INET6) {
+        hd_addr_format((struct sockaddr *)&viewer6, vs, sizeof(vs));
+        if ((r = punch_start_v6(g->h, (struct sockaddr *)&viewer6, &me6)) ==
+            0) {
+            s.socket_addr_v6.data = mangled6;
+            s.socket_addr_v6.len = hd_addr_mangle((struct sockaddr *)&me6,
+                                                  hd_addr_now_us(), mangled6);
+            hd_info(MOD, "punch hole request: punching to %s over IPv6 from %s",
+                    vs,
+                    hd_addr_format((struct sockaddr *)&me6, ms, sizeof(ms)));
+        } else {
+            hd_info(MOD, "punch hole request: no IPv6 punching to %s (%s)", vs,
+                    hd_strerror(r));
+        }
+    }
     s.socket_addr = ph->socket_addr;
     s.id = g->h->ident.id;
     s.relay_server = ph->relay_server;
     s.nat_type = (Hbb__NatType)g->h->nat_type;
     s.version = HOST_WIRE_VERSION;
+    s.upnp_port = g->h->upnp_port;
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT;
     m.punch_hole_sent = &s;
     send_oneshot_fd(g, &m, "PunchHoleSent", fd);
@@ -563,6 +584,7 @@ static void relay_connected(uv_connect_t *req, int status)
         resp.union_case = HBB__RELAY_RESPONSE__UNION_ID;
         resp.id = q->h->ident.id;
         resp.version = HOST_WIRE_VERSION;
+        resp.upnp_port = q->h->upnp_port;
         a.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE;
         a.relay_response = &resp;
         send_oneshot(q->g, &a, "RelayResponse");

@@ -365,7 +365,7 @@ static void on_punch_request(struct rdv *r, struct rdv_conn *c,
     int peer_lan, me_lan, same_intranet, ws = c && c->kind == CONN_WS;
     Hbb__NatType nat = ph->nat_type;
     const char *relay;
-    int ex;
+    int ex, forced_relay;
 
     hd_addr_format(from, from_s, sizeof(from_s));
     if (c != NULL)
@@ -398,7 +398,8 @@ static void on_punch_request(struct rdv *r, struct rdv_conn *c,
     peer_lan = is_lan(r, &p->addr.sa);
     me_lan = is_lan(r, from);
     relay = relay_for(r);
-    if (r->cfg->always_use_relay || (peer_lan ^ me_lan)) {
+    forced_relay = r->cfg->always_use_relay || (peer_lan ^ me_lan);
+    if (forced_relay) {
         if (peer_lan && r->cfg->local_ip != NULL && r->cfg->local_ip[0])
             relay = r->cfg->local_ip;
         nat = HBB__NAT_TYPE__SYMMETRIC; /* makes both sides relay */
@@ -425,6 +426,10 @@ static void on_punch_request(struct rdv *r, struct rdv_conn *c,
         hole.relay_server = (char *)relay;
         hole.upnp_port = ph->upnp_port;
         hole.force_relay = ph->force_relay;
+        /* the viewer's own IPv6 address for the host to punch to, unless
+         * the relay is imposed */
+        if (!forced_relay && ph->socket_addr_v6.len <= HD_ADDR_MANGLED_MAX)
+            hole.socket_addr_v6 = ph->socket_addr_v6;
         m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE;
         m.punch_hole = &hole;
     }
@@ -440,7 +445,8 @@ static void on_host_ready(struct rdv *r, const struct sockaddr *host_addr,
                           const ProtobufCBinaryData *viewer_mangled,
                           const ProtobufCBinaryData *local_addr, const char *id,
                           const char *relay_server, const char *version,
-                          int nat_type, int upnp_port)
+                          int nat_type, int upnp_port,
+                          const ProtobufCBinaryData *v6)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__PunchHoleResponse ph = HBB__PUNCH_HOLE_RESPONSE__INIT;
@@ -467,6 +473,8 @@ static void on_host_ready(struct rdv *r, const struct sockaddr *host_addr,
     signed_pk(r, version, id, &ph.pk, &sig);
     ph.relay_server = (char *)(relay_server ? relay_server : "");
     ph.upnp_port = upnp_port;
+    if (v6 != NULL && v6->len <= HD_ADDR_MANGLED_MAX)
+        ph.socket_addr_v6 = *v6; /* the host's IPv6 punch address */
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE;
     m.punch_hole_response = &ph;
     hd_addr_format((struct sockaddr *)&viewer, vs, sizeof(vs));
@@ -787,13 +795,14 @@ static int conn_handle_msg(struct rdv_conn *c, const uint8_t *data, size_t n)
     case HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT: {
         Hbb__PunchHoleSent *s = m->punch_hole_sent;
         on_host_ready(r, &c->addr.sa, &s->socket_addr, NULL, s->id,
-                      s->relay_server, s->version, s->nat_type, s->upnp_port);
+                      s->relay_server, s->version, s->nat_type, s->upnp_port,
+                      &s->socket_addr_v6);
         break;
     }
     case HBB__RENDEZVOUS_MESSAGE__UNION_LOCAL_ADDR: {
         Hbb__LocalAddr *la = m->local_addr;
         on_host_ready(r, &c->addr.sa, &la->socket_addr, &la->local_addr, la->id,
-                      la->relay_server, la->version, 0, 0);
+                      la->relay_server, la->version, 0, 0, NULL);
         break;
     }
     case HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST:
@@ -1080,14 +1089,15 @@ static void udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
     case HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT: {
         Hbb__PunchHoleSent *s = m->punch_hole_sent;
         on_host_ready(r, (struct sockaddr *)&from, &s->socket_addr, NULL, s->id,
-                      s->relay_server, s->version, s->nat_type, s->upnp_port);
+                      s->relay_server, s->version, s->nat_type, s->upnp_port,
+                      &s->socket_addr_v6);
         break;
     }
     case HBB__RENDEZVOUS_MESSAGE__UNION_LOCAL_ADDR: {
         Hbb__LocalAddr *la = m->local_addr;
         on_host_ready(r, (struct sockaddr *)&from, &la->socket_addr,
                       &la->local_addr, la->id, la->relay_server, la->version, 0,
-                      0);
+                      0, NULL);
         break;
     }
     default:

@@ -7,6 +7,7 @@
 #                             that runs lab_down on EXIT, INT and TERM
 #   lab_nat ROUTER KIND       NAT on $LAB_RA / $LAB_RB: cone, restricted,
 #                             symmetric (replaces the previous kind)
+#   lab_ipv6                  add IPv6 (below) to the lab; off until called
 #   lab_hairpin ROUTER [IP]   let the LAN reach the router's WAN address:
 #                             DNAT to IP (default the first LAN host) +
 #                             MASQUERADE of LAN->LAN
@@ -37,6 +38,13 @@
 #   $LAB_A     eth0 10.1.0.10/24 via 10.1.0.1       (LAN A)
 #   $LAB_A2    eth0 10.1.0.11/24 via 10.1.0.1       (LAN A, hairpin/LAN cases)
 #   $LAB_B     eth0 10.2.0.10/24 via 10.2.0.1       (LAN B)
+#
+# IPv6 (lab_ipv6; 2001:db8::/32 is the documentation prefix): the internet
+# 2001:db8::/64 (server ::10, rA wan ::2, rB wan ::3), LAN A 2001:db8:1::/64
+# (router ::1, a ::10, a2 ::11), LAN B 2001:db8:2::/64 (router ::1, b
+# ::10).  Routers forward IPv6 without NAT, through the home router's
+# stateful firewall: replies (conntrack established/related) and what the
+# LAN sends go through, new inbound connections are dropped.
 #
 # Nothing is connected to the root namespace: traffic never leaves the lab.
 # NAT kinds (DESIGN.md section 6, facts seen on this kind of machine):
@@ -166,6 +174,59 @@ lab_up() {
 		return 1
 	fi
 	return 0
+}
+
+# Turn IPv6 on in every namespace of the lab (no DAD, no router
+# advertisements: static addresses and routes), see the top of this file.
+lab_ipv6() {
+	local ns i busy
+	# DAD off everywhere first: an address still tentative (link-local
+	# ones too) delays neighbour discovery, and so the first connections
+	for ns in "${LAB_NSS[@]}"; do
+		ip netns exec "$ns" sh -c 'cd /proc/sys/net/ipv6/conf &&
+			for c in *; do echo 0 >$c/accept_dad; echo 0 >$c/accept_ra; done &&
+			for c in *; do echo 0 >$c/disable_ipv6; done' || return 1
+	done
+	for ((i = 0; i < 30; i++)); do
+		busy=
+		for ns in "${LAB_NSS[@]}"; do
+			[ -n "$(ip -n "$ns" -6 addr show tentative)" ] && busy=1
+		done
+		[ -z "$busy" ] && break
+		sleep 0.1
+	done
+	ip -n "$LAB_INET" addr add 2001:db8::10/64 dev br0 nodad &&
+		ip -n "$LAB_INET" -6 route add 2001:db8:1::/64 via 2001:db8::2 &&
+		ip -n "$LAB_INET" -6 route add 2001:db8:2::/64 via 2001:db8::3 &&
+		lab_router6 "$LAB_RA" 2001:db8::2 2001:db8:1::1 2001:db8:2::/64 2001:db8::3 &&
+		lab_router6 "$LAB_RB" 2001:db8::3 2001:db8:2::1 2001:db8:1::/64 2001:db8::2 &&
+		lab_host6 "$LAB_A" 2001:db8:1::10 2001:db8:1::1 &&
+		lab_host6 "$LAB_A2" 2001:db8:1::11 2001:db8:1::1 &&
+		lab_host6 "$LAB_B" 2001:db8:2::10 2001:db8:2::1
+}
+
+lab_router6() { # NS WANIP LANIP OTHER_LAN OTHER_WAN
+	local r=$1
+	lab_sysctl "$r" net.ipv6.conf.all.forwarding=1 &&
+		ip -n "$r" addr add "$2/64" dev wan nodad &&
+		ip -n "$r" addr add "$3/64" dev lan nodad &&
+		ip -n "$r" -6 route add "$4" via "$5" || return 1
+	ip netns exec "$r" nft -f - <<EOF
+table ip6 hdfw6
+delete table ip6 hdfw6
+table ip6 hdfw6 {
+	chain forward_filter {
+		type filter hook forward priority filter; policy drop;
+		ct state established,related accept
+		iifname "lan" accept
+	}
+}
+EOF
+}
+
+lab_host6() { # NS IP GW
+	ip -n "$1" addr add "$2/64" dev eth0 nodad &&
+		ip -n "$1" -6 route add default via "$3"
 }
 
 # The router's WAN address and first LAN host, by namespace.
