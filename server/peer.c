@@ -207,9 +207,15 @@ int peer_is_online(const struct peer *p, uint64_t now)
     return p->last_reg_ms != 0 && now - p->last_reg_ms < PEER_REG_TIMEOUT_MS;
 }
 
+int peer_prefers_tcp(const struct peer *p, uint64_t now)
+{
+    return p->conn != NULL &&
+           (p->last_udp_ms == 0 || now - p->last_udp_ms >= PEER_REG_TIMEOUT_MS);
+}
+
 struct peer *peer_heartbeat(struct peer_table *t, const char *id,
                             const struct sockaddr *from, uint64_t now,
-                            int *request_pk)
+                            int keep_addr, int *request_pk)
 {
     struct peer *p = peer_find(t, id);
     uint8_t ip[16], known[16];
@@ -228,7 +234,8 @@ struct peer *peer_heartbeat(struct peer_table *t, const char *id,
     ip_change = ip_change && !is_loopback(from);
     *request_pk = p->pk_len == 0 || ip_change;
     if (!*request_pk) {
-        set_addr(p, from);
+        if (!keep_addr)
+            set_addr(p, from);
         p->last_reg_ms = now ? now : 1;
     } else if (ip_change && p->reg_pk_count <= 2) {
         char a[64], b[64];

@@ -37,6 +37,7 @@ union peer_addr {
 struct peer {
     union peer_addr addr; /* where its registrations come from */
     uint64_t last_reg_ms; /* last accepted heartbeat; 0 = never */
+    uint64_t last_udp_ms; /* last heartbeat over UDP; 0 = never */
     uint64_t reg_pk_ms;   /* last counted RegisterPk */
     uint8_t reg_pk_count; /* RegisterPk within 6 s of each other */
     uint8_t pk_len;
@@ -95,12 +96,21 @@ int peer_is_online(const struct peer *p, uint64_t now);
 /*
  * A RegisterPeer heartbeat from `from`.  Sets *request_pk as the
  * reference does: true when the server holds no key for the ID (not in
- * memory) or the peer's IP changed; otherwise refreshes its address and
- * time (it is online).  Returns the peer, or NULL if unknown.
+ * memory) or the peer's IP changed; otherwise refreshes its time (it is
+ * online) and, unless keep_addr, its address.  Returns the peer, or NULL
+ * if unknown.
  */
 struct peer *peer_heartbeat(struct peer_table *t, const char *id,
                             const struct sockaddr *from, uint64_t now,
-                            int *request_pk);
+                            int keep_addr, int *request_pk);
+
+/*
+ * Does p take messages over its TCP registration (p->conn) rather than
+ * UDP?  Only while no UDP heartbeat came within PEER_REG_TIMEOUT_MS: a
+ * host whose UDP works again drops its TCP link, and a message sent into
+ * that closing link would be lost.
+ */
+int peer_prefers_tcp(const struct peer *p, uint64_t now);
 
 /*
  * A RegisterPk from `from`: runs the checks of PROTOCOL.md in order and,

@@ -284,11 +284,12 @@ static void udp_reply(struct rdv *r, const struct sockaddr *to,
     hd_net_udp_send(&r->udp, to, buf, n);
 }
 
-/* Send to a registered host: over its TCP registration, else UDP. */
+/* Send to a registered host: over UDP while its heartbeats come that way,
+ * else over its TCP registration. */
 static void send_to_peer(struct rdv *r, struct peer *p,
                          const Hbb__RendezvousMessage *m)
 {
-    if (p->conn != NULL)
+    if (peer_prefers_tcp(p, uv_now(r->loop)))
         conn_send(p->conn, m);
     else
         udp_send(r, &p->addr.sa, m);
@@ -646,22 +647,26 @@ static void on_register_peer(struct rdv *r, struct rdv_conn *c,
                              const struct sockaddr *from,
                              const Hbb__RegisterPeer *rp)
 {
-    int request_pk;
-    struct peer *p;
+    int request_pk, tcp_extra;
+    struct peer *p, *known;
+    uint64_t now;
 
     if (rp->id == NULL || rp->id[0] == '\0')
         return;
     r->stats.heartbeats++;
-    p = peer_heartbeat(&r->peers, rp->id, from, uv_now(r->loop), &request_pk);
+    now = uv_now(r->loop);
+    /* over TCP while UDP works: a keepalive only, the UDP address stays */
+    known = c != NULL ? peer_find(&r->peers, rp->id) : NULL;
+    tcp_extra = known != NULL && known->last_udp_ms != 0 &&
+                now - known->last_udp_ms < PEER_REG_TIMEOUT_MS;
+    p = peer_heartbeat(&r->peers, rp->id, from, now, tcp_extra, &request_pk);
+    if (p != NULL && c == NULL && !request_pk)
+        p->last_udp_ms = now;
     if (p != NULL && c != NULL && !request_pk) {
         if (p->conn != NULL && p->conn != c)
             p->conn->peer = NULL;
         p->conn = c;
         c->peer = p;
-    } else if (p != NULL && c == NULL && p->conn != NULL) {
-        /* back on UDP: stop routing over the old connection */
-        p->conn->peer = NULL;
-        p->conn = NULL;
     }
     reply_register_peer(r, c, from, request_pk, rp->serial);
 }

@@ -553,6 +553,49 @@ static void key_exchange_channel(void)
     close(fd);
 }
 
+/*
+ * A host whose UDP works again keeps (or drops) its TCP registration link:
+ * messages must go by UDP, where its heartbeats come from, never into
+ * the TCP link that may be closing (a race seen in e2e server_restart).
+ */
+static void udp_preferred_over_tcp_link(void)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
+    Hbb__RegisterPeer rp = HBB__REGISTER_PEER__INIT;
+    struct sockaddr_storage from;
+    struct host h;
+    int tfd, vfd;
+
+    HT_CHECK(host_up(&h, "127.0.0.9", "100000030") == 0);
+    /* the same host also heartbeats over TCP (its fallback link) */
+    tfd = tcp_connect_from("127.0.0.9", "127.0.0.1", srv.port);
+    rp.id = h.id;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PEER;
+    m.register_peer = &rp;
+    HT_CHECK(tfd >= 0 && send_msg(tfd, &m) == 0);
+    in = recv_msg(tfd, T, 1);
+    HT_CHECK(in != NULL);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    /* a punch request reaches the host over UDP, not the TCP link */
+    vfd = viewer_punch("127.0.0.1", h.id, srv.pk_b64);
+    in = udp_recv_msg(h.udp, T, &from);
+    HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    close(vfd);
+    /* with the link closed, still UDP */
+    close(tfd);
+    usleep(100000);
+    vfd = viewer_punch("127.0.0.1", h.id, srv.pk_b64);
+    in = udp_recv_msg(h.udp, T, &from);
+    HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    close(vfd);
+    host_down(&h);
+}
+
 /* Beyond the reference: a host whose UDP is blocked registers over TCP. */
 static void tcp_registration(void)
 {
@@ -909,6 +952,7 @@ int main(void)
     HT_RUN(relay_request_routing);
     HT_RUN(key_exchange_channel);
     HT_RUN(tcp_registration);
+    HT_RUN(udp_preferred_over_tcp_link);
     HT_RUN(bad_input_closes_only_that_peer);
     HT_RUN(websocket_punch);
     HT_RUN(admin_http);
