@@ -74,6 +74,22 @@ static int read_pub_key(struct srv *s)
     return 0;
 }
 
+/* Does the file contain needle in what was written from offset on? */
+static int log_has_from(const char *path, off_t offset, const char *needle)
+{
+    char line[2048];
+    int found = 0;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return 0;
+    if (fseeko(f, offset, SEEK_SET) == 0)
+        while (!found && fgets(line, sizeof(line), f))
+            found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
 int srv_start(struct srv *s, const char *dir, const char *const *extra)
 {
     char prog[300], port[16], rport[16], hport[16];
@@ -95,6 +111,7 @@ int srv_start(struct srv *s, const char *dir, const char *const *extra)
     prog_path("homedesk-server", prog, sizeof(prog));
     for (attempt = 0; attempt < 8; attempt++) {
         int argc = 0, status;
+        off_t log_start;
         uint64_t deadline;
 
         if (!restart || s->port == 0) {
@@ -121,6 +138,10 @@ int srv_start(struct srv *s, const char *dir, const char *const *extra)
             argv[argc++] = extra[i];
         argv[argc] = NULL;
 
+        {
+            struct stat st;
+            log_start = stat(s->logpath, &st) == 0 ? st.st_size : 0;
+        }
         s->pid = fork();
         if (s->pid < 0)
             return -1;
@@ -134,32 +155,42 @@ int srv_start(struct srv *s, const char *dir, const char *const *extra)
             execv(prog, (char *const *)argv);
             _exit(127);
         }
-        deadline = now_ms() + 10000;
+        /* generous: sanitized builds on a loaded 2-core machine */
+        deadline = now_ms() + 20000;
         while (now_ms() < deadline) {
             if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
                 s->pid = 0;
                 break; /* exited: probably a port clash; try others */
             }
+            /* ready: the ports answer, and it is our server that does
+             * (its banner is in our log: another process could hold
+             * these ports while ours failed to bind them) */
             if (port_answers(s->port) && port_answers(s->relay_port) &&
-                port_answers((uint16_t)(s->port - 1))) {
-                if (read_pub_key(s) != 0)
-                    break;
+                port_answers((uint16_t)(s->port - 1)) &&
+                log_has_from(s->logpath, log_start,
+                             "forward to this machine") &&
+                waitpid(s->pid, &status, WNOHANG) == 0 && read_pub_key(s) == 0)
                 return 0;
-            }
             usleep(20000);
         }
         if (s->pid > 0) {
+            printf("# srv_start: homedesk-server (port %u) not ready in 20 s\n",
+                   s->port);
+            srv_dump_log(s);
             kill(s->pid, SIGKILL);
             waitpid(s->pid, NULL, 0);
             s->pid = 0;
             return -1;
         }
+        printf("# srv_start: homedesk-server exited (attempt %d, port %u)\n",
+               attempt + 1, s->port);
         if (restart) {
             /* the old ports may linger a moment: retry them a few times */
             usleep(200000);
             continue;
         }
     }
+    srv_dump_log(s);
     return -1;
 }
 
