@@ -391,7 +391,6 @@ int main(int argc, char **argv)
     struct dec *d = NULL;
     char dir[4096], kh[4200], conf[4200], name[256], host[128];
     char *pw = NULL;
-    enum hd_log_level lvl;
     const char *id = NULL;
     uint8_t keybuf[64];
     size_t keylen;
@@ -428,15 +427,10 @@ int main(int argc, char **argv)
         goto out;
     }
     snprintf(kh, sizeof(kh), "%s/" KH_FILE, dir);
-    if (o->log_level != NULL) {
-        if (hd_log_parse_level(o->log_level, &lvl) != 0) {
-            status = usage_error("--log-level: unknown level");
-            goto out;
-        }
-        hd_log_set_level(lvl);
+    if (hd_log_configure(o->log_level, o->verbose) != 0) {
+        status = usage_error("--log-level: unknown level");
+        goto out;
     }
-    if (o->verbose > 0)
-        hd_log_set_level(o->verbose > 1 ? HD_LOG_TRACE : HD_LOG_DEBUG);
     if (cfg.nargs > 1 || (cfg.nargs == 1) == (o->direct != NULL)) {
         status = usage_error(cfg.nargs > 1 ? "one host ID at most"
                                            : "give a host ID or --direct "

@@ -53,6 +53,21 @@ int hd_log_parse_level(const char *s, enum hd_log_level *level)
     return HD_ECONFIG;
 }
 
+int hd_log_configure(const char *level_name, int verbose)
+{
+    enum hd_log_level level = HD_LOG_INFO;
+    int r;
+
+    if (level_name != NULL && (r = hd_log_parse_level(level_name, &level)) != 0)
+        return r;
+    if (verbose > 0 && level < HD_LOG_DEBUG)
+        level = verbose > 1 ? HD_LOG_TRACE : HD_LOG_DEBUG;
+    else if (verbose > 1 && level < HD_LOG_TRACE)
+        level = HD_LOG_TRACE;
+    hd_log_set_level(level);
+    return 0;
+}
+
 void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)
 {
     char line[1024];

@@ -28,6 +28,14 @@ enum hd_log_level hd_log_get_level(void);
  */
 int hd_log_parse_level(const char *s, enum hd_log_level *level);
 
+/*
+ * The one rule every program applies to its --log-level and -v/--verbose:
+ * level_name (NULL: "info") sets the level, each -v raises it one step
+ * (debug, then trace) but never lowers it.  Returns 0, or HD_ECONFIG for
+ * an unknown level name (the level is then left unchanged).
+ */
+int hd_log_configure(const char *level_name, int verbose);
+
 /* True when a message at this level would be printed. */
 int hd_log_enabled(enum hd_log_level level);
 

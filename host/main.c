@@ -418,7 +418,6 @@ int main(int argc, char **argv)
     struct hd_config cfg = { 0 };
     struct hd_opt table[40];
     char dir[512], host[256], port[8];
-    enum hd_log_level level;
     uv_loop_t loop;
     int r, status = 1, loop_init = 0;
     struct video_opts vo;
@@ -447,15 +446,11 @@ int main(int argc, char **argv)
                 cfg.args[0]);
         goto usage;
     }
-    level = o->verbose >= 2   ? HD_LOG_TRACE
-            : o->verbose == 1 ? HD_LOG_DEBUG
-                              : HD_LOG_INFO;
-    if (o->log_level != NULL && hd_log_parse_level(o->log_level, &level)) {
+    if (hd_log_configure(o->log_level, o->verbose) != 0) {
         fprintf(stderr, PROG ": --log-level: unknown level '%s'\n",
                 o->log_level);
         goto usage;
     }
-    hd_log_set_level(level);
     if (o->password != NULL && o->password_file != NULL) {
         fprintf(stderr,
                 PROG ": --password and --password-file are exclusive\n");

@@ -622,7 +622,6 @@ int main(int argc, char **argv)
 {
     struct server s;
     struct hd_config cfg;
-    enum hd_log_level level = HD_LOG_INFO;
     enum mode mode = detect_mode(&argc, &argv);
     int r, status = 1;
 
@@ -641,7 +640,7 @@ int main(int argc, char **argv)
         hd_config_cleanup(&cfg);
         return 0;
     }
-    if (hd_log_parse_level(s.o.log_level, &level) != 0) {
+    if (hd_log_configure(s.o.log_level, s.o.verbose) != 0) {
         fprintf(stderr,
                 "homedesk-server: --log-level: '%s' is not one of "
                 "error, warn, info, debug, trace\n",
@@ -649,9 +648,6 @@ int main(int argc, char **argv)
         hd_config_cleanup(&cfg);
         return 2;
     }
-    if (s.o.verbose > 0 && level < HD_LOG_DEBUG)
-        level = s.o.verbose > 1 ? HD_LOG_TRACE : HD_LOG_DEBUG;
-    hd_log_set_level(level);
     if (cfg.nargs > 0 && mode == MODE_HOMEDESK &&
         strcmp(cfg.args[0], "check") == 0) {
         struct check_opts co = { 0 };

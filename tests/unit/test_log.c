@@ -80,6 +80,28 @@ static void long_line_truncated(void)
     HT_CHECK(n > 0 && buf[n - 1] == '\n');
 }
 
+/* --log-level and -v/--verbose, the same rule in every program. */
+static void configure_level_and_verbose(void)
+{
+    HT_EQ_INT(hd_log_configure(NULL, 0), 0);
+    HT_EQ_INT(hd_log_get_level(), HD_LOG_INFO);
+    HT_EQ_INT(hd_log_configure(NULL, 1), 0);
+    HT_EQ_INT(hd_log_get_level(), HD_LOG_DEBUG);
+    HT_EQ_INT(hd_log_configure("warn", 2), 0);
+    HT_EQ_INT(hd_log_get_level(), HD_LOG_TRACE);
+    HT_EQ_INT(hd_log_configure("debug", 2), 0);
+    HT_EQ_INT(hd_log_get_level(), HD_LOG_TRACE);
+    /* -v never lowers an explicit level */
+    HT_EQ_INT(hd_log_configure("trace", 1), 0);
+    HT_EQ_INT(hd_log_get_level(), HD_LOG_TRACE);
+    HT_EQ_INT(hd_log_configure("error", 0), 0);
+    HT_EQ_INT(hd_log_get_level(), HD_LOG_ERROR);
+    /* a bad name changes nothing */
+    HT_EQ_INT(hd_log_configure("loud", 2), HD_ECONFIG);
+    HT_EQ_INT(hd_log_get_level(), HD_LOG_ERROR);
+    hd_log_set_level(HD_LOG_INFO);
+}
+
 static void strerror_codes(void)
 {
     HT_EQ_STR(hd_strerror(HD_ETOOBIG), "message too large");
@@ -95,6 +117,7 @@ int main(void)
     HT_RUN(one_line_per_event);
     HT_RUN(journald_prefix);
     HT_RUN(long_line_truncated);
+    HT_RUN(configure_level_and_verbose);
     HT_RUN(strerror_codes);
     return ht_finish();
 }
