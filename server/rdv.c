@@ -427,6 +427,10 @@ static void on_punch_request(struct rdv *r, struct rdv_conn *c,
         hole.relay_server = (char *)relay;
         hole.upnp_port = ph->upnp_port;
         hole.force_relay = ph->force_relay;
+        /* the viewer's public UDP port (it asked us over UDP), for a host
+         * that punches UDP too */
+        if (!forced_relay && ph->udp_port > 0 && ph->udp_port <= 65535)
+            hole.udp_port = ph->udp_port;
         /* the viewer's own IPv6 address for the host to punch to, unless
          * the relay is imposed */
         if (!forced_relay && ph->socket_addr_v6.len <= HD_ADDR_MANGLED_MAX)
@@ -452,7 +456,9 @@ static void on_host_ready(struct rdv *r, const struct sockaddr *host_addr,
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__PunchHoleResponse ph = HBB__PUNCH_HOLE_RESPONSE__INIT;
     struct sockaddr_storage viewer;
-    uint8_t mangled[HD_ADDR_MANGLED_MAX], *sig = NULL;
+    uint8_t mangled[HD_ADDR_MANGLED_MAX], umangled[HD_ADDR_MANGLED_MAX];
+    uint8_t *sig = NULL;
+    struct peer *p;
     char vs[HD_ADDR_STRLEN];
 
     if (hd_addr_unmangle(viewer_mangled->data, viewer_mangled->len, &viewer) !=
@@ -470,6 +476,14 @@ static void on_host_ready(struct rdv *r, const struct sockaddr *host_addr,
             hd_addr_mangle(host_addr, hd_addr_now_us(), mangled);
         ph.union_case = HBB__PUNCH_HOLE_RESPONSE__UNION_NAT_TYPE;
         ph.nat_type = nat_type;
+        /* where the host's UDP heartbeats come from: its UDP punch socket
+         * (homedesk extension, see rendezvous.proto) */
+        p = id != NULL ? peer_find(&r->peers, id) : NULL;
+        if (p != NULL && p->conn == NULL && p->last_udp_ms != 0) {
+            ph.udp_socket_addr.data = umangled;
+            ph.udp_socket_addr.len =
+                hd_addr_mangle(&p->addr.sa, hd_addr_now_us(), umangled);
+        }
     }
     signed_pk(r, version, id, &ph.pk, &sig);
     ph.relay_server = (char *)(relay_server ? relay_server : "");
@@ -587,6 +601,24 @@ static void on_test_nat(struct rdv *r, struct rdv_conn *c)
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE;
     m.test_nat_response = &t;
     conn_send(c, &m);
+}
+
+/*
+ * TestNatRequest over UDP (homedesk extension): the port this datagram
+ * came from, so a viewer learns its public UDP port for UDP punching (a
+ * STUN binding request, in effect).  The answer carries no ConfigUpdate
+ * and, like every UDP answer, is never larger than the request.
+ */
+static void on_udp_test_nat(struct rdv *r, const struct sockaddr *from)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__TestNatResponse t = HBB__TEST_NAT_RESPONSE__INIT;
+
+    r->stats.nat_tests++;
+    t.port = hd_addr_port(from);
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE;
+    m.test_nat_response = &t;
+    udp_reply(r, from, &m);
 }
 
 static void on_online_request(struct rdv *r, struct rdv_conn *c,
@@ -1098,6 +1130,9 @@ static void udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
                       &s->socket_addr_v6);
         break;
     }
+    case HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST:
+        on_udp_test_nat(r, (struct sockaddr *)&from);
+        break;
     case HBB__RENDEZVOUS_MESSAGE__UNION_LOCAL_ADDR: {
         Hbb__LocalAddr *la = m->local_addr;
         on_host_ready(r, (struct sockaddr *)&from, &la->socket_addr,

@@ -372,6 +372,91 @@ static void punch_hole_flow(void)
     host_down(&h);
 }
 
+/*
+ * UDP punching signalling (homedesk extensions): a viewer learns its
+ * public UDP port from TestNatRequest over UDP (answered only when the
+ * answer is no larger than the request), sends it as udp_port, the host
+ * gets it in PunchHole, and the viewer gets the host's UDP registration
+ * address in PunchHoleResponse.udp_socket_addr.
+ */
+static void udp_punch_signalling(void)
+{
+    struct host h;
+    Hbb__RendezvousMessage *in, m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__TestNatRequest tn = HBB__TEST_NAT_REQUEST__INIT;
+    Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
+    Hbb__PunchHoleSent sent = HBB__PUNCH_HOLE_SENT__INIT;
+    struct sockaddr_storage from, seen;
+    int vudp, vfd, hfd = -1;
+
+    HT_CHECK(host_up(&h, "127.0.0.2", "100000015") == 0);
+    vudp = udp_open("127.0.0.3");
+    HT_CHECK(vudp >= 0);
+    /* a tiny request gets no answer: it would be larger */
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST;
+    m.test_nat_request = &tn;
+    HT_CHECK(udp_send_msg(vudp, "127.0.0.1", srv.port, &m) == 0);
+    in = udp_recv_msg(vudp, 300, &from);
+    HT_CHECK(in == NULL);
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    /* a padded one (a 5-byte serial) is answered with our port */
+    tn.serial = 0x7fffffff;
+    HT_CHECK(udp_send_msg(vudp, "127.0.0.1", srv.port, &m) == 0);
+    in = udp_recv_msg(vudp, T, &from);
+    HT_CHECK(in && in->union_case ==
+                       HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE);
+    if (in && in->test_nat_response)
+        HT_EQ_INT(in->test_nat_response->port, sock_port(vudp));
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+
+    vfd = tcp_connect_from("127.0.0.3", "127.0.0.1", srv.port);
+    HT_CHECK(vfd >= 0);
+    ph.id = h.id;
+    ph.licence_key = srv.pk_b64;
+    ph.nat_type = HBB__NAT_TYPE__ASYMMETRIC;
+    ph.version = "1.4.0";
+    ph.udp_port = sock_port(vudp);
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
+    m.punch_hole_request = &ph;
+    HT_CHECK(send_msg(vfd, &m) == 0);
+    in = udp_recv_msg(h.udp, T, &from);
+    HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
+    if (in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE) {
+        HT_EQ_INT(in->punch_hole->udp_port, sock_port(vudp));
+        hfd = tcp_connect_from("127.0.0.2", "127.0.0.1", srv.port);
+        HT_CHECK(hfd >= 0);
+        sent.socket_addr = in->punch_hole->socket_addr;
+        sent.id = h.id;
+        sent.nat_type = HBB__NAT_TYPE__ASYMMETRIC;
+        sent.version = "1.4.0";
+        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT;
+        m.punch_hole_sent = &sent;
+        HT_CHECK(send_msg(hfd, &m) == 0);
+    }
+    if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    in = expect_punch_response(vfd);
+    HT_CHECK(in != NULL);
+    if (in != NULL) {
+        Hbb__PunchHoleResponse *r = in->punch_hole_response;
+
+        HT_EQ_INT(hd_addr_unmangle(r->udp_socket_addr.data,
+                                   r->udp_socket_addr.len, &seen),
+                  0);
+        HT_EQ_INT(hd_addr_port((struct sockaddr *)&seen), sock_port(h.udp));
+        HT_CHECK(((struct sockaddr_in *)&seen)->sin_addr.s_addr ==
+                 htonl(0x7f000002));
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    close(vfd);
+    close(vudp);
+    if (hfd >= 0)
+        close(hfd);
+    host_down(&h);
+}
+
 static void same_lan_flow(void)
 {
     struct host h;
@@ -948,6 +1033,7 @@ int main(void)
     HT_RUN(id_hijack_refused);
     HT_RUN(per_id_rate_limit);
     HT_RUN(punch_hole_flow);
+    HT_RUN(udp_punch_signalling);
     HT_RUN(same_lan_flow);
     HT_RUN(relay_request_routing);
     HT_RUN(key_exchange_channel);
