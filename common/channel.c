@@ -1,16 +1,23 @@
 /*
  * Session stream: framing (frame.h), sealing (crypto.h) and Message
- * packing over one libuv TCP handle.  See channel.h.
+ * packing over one libuv TCP handle, or over a reliable stream on UDP
+ * (rudp.h) driven by a uv_timer.  See channel.h.
+ *
+ * Closing: every handle the channel initialised (tcp always, the timer
+ * and the udp socket on the UDP transport) is closed by hd_channel_close;
+ * the memory goes with the last close callback (`handles` counts them).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
 #include "net.h"
+#include "rudp.h"
 
 struct hd_channel {
     uv_tcp_t tcp;
@@ -23,6 +30,18 @@ struct hd_channel {
     unsigned secure : 1, box_set : 1, closed : 1, reading : 1, notified : 1;
     uint8_t *plain; /* scratch for opened frames */
     size_t plain_cap;
+    unsigned handles; /* initialised handles not yet closed */
+
+    /* UDP transport (rudp != NULL) */
+    struct hd_rudp *rudp;
+    uv_timer_t timer;
+    uv_udp_t udp;
+    int (*dsend)(void *send_ud, const uint8_t *dgram, size_t n);
+    void *dsend_ud;
+    struct sockaddr_storage peer;
+    unsigned udp_init : 1, started : 1;
+    int rudp_err; /* a send that broke the stream, reported by the timer */
+    uint8_t dgram[2048]; /* one datagram read from udp */
 };
 
 int hd_channel_new(uv_loop_t *loop, size_t max_msg,
@@ -40,6 +59,7 @@ int hd_channel_new(uv_loop_t *loop, size_t max_msg,
     hd_frame_decoder_init(&ch->dec, ch->max_msg + HD_SECURE_OVERHEAD);
     uv_tcp_init(loop, &ch->tcp);
     ch->tcp.data = ch;
+    ch->handles = 1;
     *out = ch;
     return 0;
 }
@@ -53,6 +73,9 @@ static void freed(uv_handle_t *h)
 {
     struct hd_channel *ch = h->data;
 
+    if (--ch->handles > 0)
+        return;
+    hd_rudp_free(ch->rudp);
     hd_frame_decoder_cleanup(&ch->dec);
     hd_secure_cleanup(&ch->sec);
     if (ch->box_set)
@@ -66,6 +89,13 @@ void hd_channel_close(struct hd_channel *ch)
     if (ch == NULL || ch->closed)
         return;
     ch->closed = 1;
+    if (ch->rudp != NULL) {
+        /* FIN now, while the socket is still open; nothing runs later */
+        hd_rudp_close(ch->rudp, uv_now(ch->tcp.loop));
+        hd_net_close((uv_handle_t *)&ch->timer, freed);
+        if (ch->udp_init)
+            hd_net_close((uv_handle_t *)&ch->udp, freed);
+    }
     hd_net_close((uv_handle_t *)&ch->tcp, freed);
 }
 
@@ -77,6 +107,11 @@ static void fail(struct hd_channel *ch, int reason)
     ch->notified = 1;
     if (ch->reading)
         uv_read_stop((uv_stream_t *)&ch->tcp);
+    if (ch->rudp != NULL) {
+        uv_timer_stop(&ch->timer);
+        if (ch->udp_init)
+            uv_udp_recv_stop(&ch->udp);
+    }
     ch->cb.on_close(ch, reason, ch->ud);
 }
 
@@ -150,12 +185,183 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     drain(ch);
 }
 
+/* ---- UDP transport ---- */
+
+static void on_rudp_timer(uv_timer_t *t);
+
+static void rudp_output(const uint8_t *dgram, size_t n, void *ud)
+{
+    struct hd_channel *ch = ud;
+
+    (void)ch->dsend(ch->dsend_ud, dgram, n); /* losses are repaired */
+}
+
+/* Move what rudp has in order into the decoder and take the frames. */
+static void rudp_pump(struct hd_channel *ch)
+{
+    uint8_t *p;
+    size_t avail, got;
+    int r;
+
+    while (!ch->closed && !ch->notified && hd_rudp_readable(ch->rudp) > 0) {
+        if ((r = hd_frame_decoder_reserve(&ch->dec, hd_rudp_readable(ch->rudp),
+                                          &p, &avail)) != 0) {
+            fail(ch, r);
+            return;
+        }
+        got = hd_rudp_recv(ch->rudp, p, avail);
+        if ((r = hd_frame_decoder_commit(&ch->dec, got)) != 0) {
+            fail(ch, r);
+            return;
+        }
+        drain(ch);
+    }
+}
+
+/* Let rudp do what is due, report its end, and re-arm the timer. */
+static void rudp_tick(struct hd_channel *ch)
+{
+    uint64_t now = uv_now(ch->tcp.loop), next;
+    int r;
+
+    if (ch->closed || ch->notified)
+        return;
+    next = hd_rudp_update(ch->rudp, now);
+    if ((r = ch->rudp_err) != 0 || (r = hd_rudp_error(ch->rudp)) != 0) {
+        fail(ch, r);
+        return;
+    }
+    uv_timer_start(&ch->timer, on_rudp_timer, next > now ? next - now : 1, 0);
+}
+
+static void on_rudp_timer(uv_timer_t *t)
+{
+    rudp_tick(t->data);
+}
+
+int hd_channel_use_rudp(
+    struct hd_channel *ch, struct hd_rudp *r, const struct sockaddr *peer,
+    int (*send)(void *send_ud, const uint8_t *dgram, size_t n), void *send_ud)
+{
+    struct hd_rudp_cb cb = { rudp_output };
+    size_t len;
+
+    if (ch->rudp != NULL || ch->started || ch->closed)
+        return -EALREADY;
+    if (r == NULL || send == NULL)
+        return -EINVAL;
+    memset(&ch->peer, 0, sizeof(ch->peer));
+    if (peer != NULL) {
+        len = peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                          : sizeof(struct sockaddr_in);
+        memcpy(&ch->peer, peer, len);
+    }
+    uv_timer_init(ch->tcp.loop, &ch->timer);
+    ch->timer.data = ch;
+    ch->handles++;
+    ch->rudp = r;
+    ch->dsend = send;
+    ch->dsend_ud = send_ud;
+    hd_rudp_set_output(r, &cb, ch);
+    return 0;
+}
+
+void hd_channel_datagram(struct hd_channel *ch, const uint8_t *dgram, size_t n)
+{
+    if (ch->rudp == NULL || ch->closed || ch->notified)
+        return;
+    if (hd_rudp_input(ch->rudp, dgram, n, uv_now(ch->tcp.loop)) != 0)
+        return; /* foreign or malformed: counted and logged by rudp */
+    if (!ch->started)
+        return; /* bytes wait in rudp, after the owner's leftover */
+    rudp_pump(ch);
+    rudp_tick(ch);
+}
+
+static int udp_send(void *ud, const uint8_t *dgram, size_t n)
+{
+    struct hd_channel *ch = ud;
+    uv_buf_t b = uv_buf_init((char *)dgram, (unsigned)n);
+    int r;
+
+    if (ch->closed && uv_is_closing((uv_handle_t *)&ch->udp))
+        return UV_EBADF;
+    r = uv_udp_try_send(&ch->udp, &b, 1, NULL);
+    return r < 0 ? r : 0;
+}
+
+static void on_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct hd_channel *ch = h->data;
+
+    buf->base = (char *)ch->dgram;
+    buf->len = sizeof(ch->dgram);
+}
+
+static void on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *from, unsigned flags)
+{
+    struct hd_channel *ch = u->data;
+
+    /*
+     * Errors (ICMP refusals while the other side is not up yet) are not
+     * fatal: a dead peer is rudp's to find.
+     */
+    if (nread <= 0 || (flags & UV_UDP_PARTIAL))
+        return;
+    hd_channel_datagram(ch, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+int hd_channel_open_udp(struct hd_channel *ch, int fd, struct hd_rudp *r)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss), rc;
+
+    if (ch->rudp != NULL || ch->udp_init || ch->started || ch->closed) {
+        close(fd);
+        return -EALREADY;
+    }
+    if ((rc = uv_udp_init(ch->tcp.loop, &ch->udp)) != 0) {
+        close(fd);
+        return rc;
+    }
+    ch->udp.data = ch;
+    ch->udp_init = 1;
+    ch->handles++;
+    if ((rc = uv_udp_open(&ch->udp, (uv_os_sock_t)fd)) != 0) {
+        close(fd); /* ours in every case */
+        return rc;
+    }
+    /* from here fd belongs to the handle, closed with the channel */
+    if ((rc = uv_udp_getpeername(&ch->udp, (struct sockaddr *)&ss, &len)) != 0)
+        return rc;
+    {
+        int sz = HD_NET_UDP_SOCKBUF;
+
+        uv_send_buffer_size((uv_handle_t *)&ch->udp, &sz);
+        sz = HD_NET_UDP_SOCKBUF;
+        uv_recv_buffer_size((uv_handle_t *)&ch->udp, &sz);
+    }
+    return hd_channel_use_rudp(ch, r, (struct sockaddr *)&ss, udp_send, ch);
+}
+
 int hd_channel_start(struct hd_channel *ch, const uint8_t *leftover, size_t n)
 {
     int r;
 
     if (n > 0 && (r = hd_frame_decoder_feed(&ch->dec, leftover, n)) != 0)
         return r;
+    if (ch->rudp != NULL) {
+        if (ch->udp_init &&
+            (r = uv_udp_recv_start(&ch->udp, on_udp_alloc, on_udp_recv)) != 0)
+            return r;
+        ch->started = 1;
+        if (n > 0)
+            drain(ch);
+        rudp_pump(ch);
+        rudp_tick(ch);
+        return 0;
+    }
     if ((r = uv_read_start((uv_stream_t *)&ch->tcp, on_alloc, on_read)) != 0)
         return r;
     ch->reading = 1;
@@ -175,6 +381,14 @@ static int write_frame(struct hd_channel *ch, const uint8_t *data, size_t n,
 
     if (ch->closed || ch->notified)
         return -EPIPE;
+    /*
+     * On rudp, refuse before sealing (a frame sealed and not sent would
+     * break the nonce sequence): the channel stays usable.
+     */
+    if (ch->rudp != NULL && hd_rudp_backlog(ch->rudp) + HD_FRAME_HDR_MAX + n +
+                                    (seal ? HD_SECURE_OVERHEAD : 0) >
+                                HD_RUDP_MAX_QUEUE)
+        return -ENOBUFS;
     if (seal && n > 1) {
         if ((sealed = malloc(n + HD_SECURE_OVERHEAD)) == NULL)
             return -ENOMEM;
@@ -187,10 +401,24 @@ static int write_frame(struct hd_channel *ch, const uint8_t *data, size_t n,
     }
     bufs[0] = uv_buf_init((char *)hdr, (unsigned)hd_frame_header(hdr, total));
     bufs[1] = uv_buf_init((char *)data, (unsigned)total);
-    if (bufs[0].len == 0)
+    if (bufs[0].len == 0) {
         r = HD_ETOOBIG;
-    else
+    } else if (ch->rudp != NULL) {
+        uint64_t now = uv_now(ch->tcp.loop);
+
+        if ((r = hd_rudp_send(ch->rudp, (uint8_t *)bufs[0].base, bufs[0].len,
+                              now)) == 0 &&
+            (r = hd_rudp_send(ch->rudp, data, total, now)) != 0) {
+            /* half a frame went (-ENOMEM): the stream is broken; the
+             * owner hears it from the timer, not from inside this send */
+            ch->rudp_err = r;
+            uv_timer_start(&ch->timer, on_rudp_timer, 0, 0);
+        }
+        if (r == 0 && ch->started)
+            rudp_tick(ch);
+    } else {
         r = hd_net_writev((uv_stream_t *)&ch->tcp, bufs, 2, NULL);
+    }
     free(sealed);
     return r;
 }
@@ -225,6 +453,8 @@ int hd_channel_send(struct hd_channel *ch, const Hbb__Message *m)
 
 size_t hd_channel_backlog(const struct hd_channel *ch)
 {
+    if (ch->rudp != NULL)
+        return hd_rudp_backlog(ch->rudp);
     return uv_stream_get_write_queue_size((const uv_stream_t *)&ch->tcp);
 }
 
@@ -235,6 +465,10 @@ int hd_channel_is_secure(const struct hd_channel *ch)
 
 int hd_channel_peer(const struct hd_channel *ch, struct sockaddr_storage *ss)
 {
+    if (ch->rudp != NULL) {
+        *ss = ch->peer;
+        return ch->peer.ss_family == AF_UNSPEC ? UV_ENOTCONN : 0;
+    }
     return hd_net_peer_addr((uv_tcp_t *)&ch->tcp, ss);
 }
 

@@ -19,6 +19,15 @@
  * host key it learned from the server or pinned, sends PublicKey and
  * switches (hd_channel_viewer_accept).  Until then frames are plain.
  *
+ * UDP transport.  After a hole punch the session runs over a reliable
+ * stream on UDP datagrams (rudp.h) instead: hd_channel_use_rudp (the
+ * owner demultiplexes its socket and feeds hd_channel_datagram) or
+ * hd_channel_open_udp (the channel reads a connected socket itself),
+ * before hd_channel_start.  Framing, sealing and limits are the same; the
+ * TCP handle then stays unused.  The stream's end reaches on_close like a
+ * TCP one: UV_EOF after the peer's FIN and all its data, -ETIMEDOUT for a
+ * silent peer.  hd_channel_close sends a FIN (best effort).
+ *
  * Loop thread only.
  */
 #ifndef HD_CHANNEL_H
@@ -35,6 +44,7 @@
 #define HD_CHANNEL_MAX_MSG (16u * 1024 * 1024)
 
 struct hd_channel;
+struct hd_rudp;
 
 struct hd_channel_cb {
     /*
@@ -64,14 +74,56 @@ uv_tcp_t *hd_channel_tcp(struct hd_channel *ch);
 
 /*
  * Start reading.  leftover (may be NULL) holds bytes already read from
- * this socket by someone else (e.g. after a relay's pairing), processed
- * first.  Returns 0 or a negative error.
+ * this socket (or out of the rudp stream) by someone else (e.g. after a
+ * relay's pairing), processed first.  Returns 0 or a negative error.
  */
 int hd_channel_start(struct hd_channel *ch, const uint8_t *leftover, size_t n);
 
 /*
+ * Switch ch to a reliable stream over UDP, before hd_channel_start.  The
+ * channel takes ownership of r (whose clock must be uv_now of the
+ * channel's loop, or CLOCK_MONOTONIC ms: the same base), sends its
+ * datagrams with send(send_ud, dgram, n) (the return value is ignored:
+ * losses are repaired; send must not call back into the channel) and gets
+ * the peer's datagrams from the owner through hd_channel_datagram.  peer
+ * (may be NULL) is the remote address, copied, for hd_channel_peer.  The
+ * channel runs its own uv_timer for hd_rudp_update.  Returns 0, -EINVAL
+ * (r or send NULL), -EALREADY (already switched or started); on error r
+ * stays the caller's.
+ */
+int hd_channel_use_rudp(
+    struct hd_channel *ch, struct hd_rudp *r, const struct sockaddr *peer,
+    int (*send)(void *send_ud, const uint8_t *dgram, size_t n), void *send_ud);
+
+/*
+ * A datagram from the peer for this channel (the owner demultiplexed it
+ * by source address and conv, see hd_rudp_peek_conv).  Foreign or
+ * malformed ones are dropped (and counted by rudp).  Messages it
+ * completes are delivered from inside this call (after hd_channel_start;
+ * before, the bytes wait).  Ignored once the channel ended or closed, or
+ * on a TCP channel.
+ */
+void hd_channel_datagram(struct hd_channel *ch, const uint8_t *dgram, size_t n);
+
+/*
+ * For an owner with a socket of its own: fd is a UDP socket connect()ed
+ * to the peer.  The channel takes fd in every case (uv_udp_open; closed
+ * by hd_channel_close, or at once when it cannot be opened), reads it
+ * from hd_channel_start on, feeds itself, sends with uv_udp_try_send (a
+ * datagram the kernel will not take now is dropped and repaired) and
+ * asks for HD_NET_UDP_SOCKBUF socket buffers.  Returns 0 (r is the
+ * channel's), or a negative libuv error or -EALREADY (r stays the
+ * caller's).
+ */
+int hd_channel_open_udp(struct hd_channel *ch, int fd, struct hd_rudp *r);
+
+/*
  * Send one message: framed, and sealed once the channel is secure.
- * Returns 0, or a negative error (the channel is then closing).
+ * Returns 0, or a negative error (the channel is then closing).  On the
+ * UDP transport a message that would take the queue past
+ * HD_RUDP_MAX_QUEUE is refused with -ENOBUFS before anything is sealed or
+ * queued, and the channel stays usable (a video sender watches
+ * hd_channel_backlog and drops frames long before).
  */
 int hd_channel_send(struct hd_channel *ch, const Hbb__Message *m);
 
@@ -82,7 +134,10 @@ int hd_channel_send_payload(struct hd_channel *ch, const uint8_t *data,
 /* Send one plain framed RendezvousMessage (the relay's RequestRelay). */
 int hd_channel_send_plain(struct hd_channel *ch, const uint8_t *data, size_t n);
 
-/* Bytes queued for the peer and not yet taken by the kernel. */
+/*
+ * Bytes queued for the peer and not yet taken by the kernel (TCP), or
+ * queued and not yet acknowledged by the peer (UDP transport).
+ */
 size_t hd_channel_backlog(const struct hd_channel *ch);
 
 /* 1 once frames are sealed. */

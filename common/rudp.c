@@ -21,12 +21,12 @@
 #include "log.h"
 #include "rudp.h"
 
-#define SLOTS 4096u /* ring size, power of 2, > HD_RUDP_RCV_WND */
-#define SLOT_MASK (SLOTS - 1)
-#define FREE_MAX 256 /* spare MTU blocks kept */
+#define SLOTS         4096u /* ring size, power of 2, > HD_RUDP_RCV_WND */
+#define SLOT_MASK     (SLOTS - 1)
+#define FREE_MAX      256 /* spare MTU blocks kept */
 #define PKT_THRESHOLD 3
-#define ACK_BODY 20 /* una wnd flags tx ts delay nranges */
-#define FIN_REPEATS 3
+#define ACK_BODY      20 /* una wnd flags tx ts delay nranges */
+#define FIN_REPEATS   3
 
 enum { SEG_NONE, SEG_FLIGHT, SEG_LOST, SEG_ACKED };
 
@@ -264,8 +264,8 @@ static void send_ack(struct hd_rudp *r)
     p[8] = r->echo_valid ? 1 : 0;
     put32(p + 9, r->echo_valid ? r->echo_tx : 0);
     put32(p + 13, r->echo_valid ? r->echo_ts : 0);
-    put16(p + 17, (uint16_t)(r->echo_valid ? (held > 65535 ? 65535 : held)
-                                           : 0));
+    put16(p + 17,
+          (uint16_t)(r->echo_valid ? (held > 65535 ? 65535 : held) : 0));
     p += ACK_BODY;
     /* runs above the first hole, lowest first (the ones that block) */
     for (sn = r->rcv_nxt + 1;
@@ -337,8 +337,8 @@ static void cc_loss(struct hd_rudp *r, uint64_t tx)
 {
     if (tx < r->recovery_tx)
         return; /* sent before this episode began: already reacted */
-    r->ssthresh = r->cwnd / 2 > HD_RUDP_MIN_CWND ? r->cwnd / 2
-                                                 : HD_RUDP_MIN_CWND;
+    r->ssthresh =
+        r->cwnd / 2 > HD_RUDP_MIN_CWND ? r->cwnd / 2 : HD_RUDP_MIN_CWND;
     r->cwnd = r->ssthresh;
     r->cwnd_acc = 0;
     r->recovery_tx = r->tx_next;
@@ -555,8 +555,7 @@ static void rtt_sample(struct hd_rudp *r, uint32_t ts_echo, uint32_t delay)
         r->rttvar4 = r->rttvar4 - r->rttvar4 / 4 + dev;
         r->srtt8 = r->srtt8 - r->srtt8 / 8 + v;
     }
-    v = r->srtt8 / 8 + (r->rttvar4 > 1 ? r->rttvar4 : 1) +
-        HD_RUDP_ACK_DELAY_MS;
+    v = r->srtt8 / 8 + (r->rttvar4 > 1 ? r->rttvar4 : 1) + HD_RUDP_ACK_DELAY_MS;
     if (v < HD_RUDP_MIN_RTO_MS)
         v = HD_RUDP_MIN_RTO_MS;
     if (v > HD_RUDP_MAX_RTO_MS)
@@ -583,8 +582,7 @@ static int input_ack(struct hd_rudp *r, const uint8_t *d, size_t n)
     for (unsigned i = 0; i < nr; i++) {
         sn = get32(rg + 6 * i);
         end = sn + get16(rg + 6 * i + 4);
-        if (end == sn || sdiff(end, r->snd_nxt) > 0 ||
-            sdiff(end, sn) < 0)
+        if (end == sn || sdiff(end, r->snd_nxt) > 0 || sdiff(end, sn) < 0)
             return bad(r, "bad sack range");
     }
     if (p[8] & 1) {
@@ -765,8 +763,8 @@ static void on_rto(struct hd_rudp *r)
     for (uint32_t sn = r->snd_una; sn != r->snd_nxt; sn++)
         if (r->snd[sn & SLOT_MASK].state == SEG_FLIGHT)
             mark_lost(r, sn, 0);
-    r->ssthresh = r->cwnd / 2 > HD_RUDP_MIN_CWND ? r->cwnd / 2
-                                                 : HD_RUDP_MIN_CWND;
+    r->ssthresh =
+        r->cwnd / 2 > HD_RUDP_MIN_CWND ? r->cwnd / 2 : HD_RUDP_MIN_CWND;
     r->cwnd = HD_RUDP_MIN_CWND;
     r->cwnd_acc = 0;
     r->recovery_tx = r->tx_next;
@@ -785,8 +783,8 @@ uint64_t hd_rudp_update(struct hd_rudp *r, uint64_t now_ms)
         return now_ms + HD_RUDP_KEEPALIVE_MS;
     if (now_ms >= r->last_recv + HD_RUDP_DEAD_MS ||
         (r->snd_una != r->snd_nxt &&
-         now_ms >= r->snd[r->snd_una & SLOT_MASK].first_ms +
-                       HD_RUDP_GIVEUP_MS)) {
+         now_ms >=
+             r->snd[r->snd_una & SLOT_MASK].first_ms + HD_RUDP_GIVEUP_MS)) {
         hd_debug("rudp", "conv %08x: peer timed out", r->conv);
         r->err = -ETIMEDOUT;
         return now_ms + HD_RUDP_KEEPALIVE_MS;
@@ -839,8 +837,8 @@ void hd_rudp_close(struct hd_rudp *r, uint64_t now_ms)
     if (r->closing)
         return;
     r->closing = 1;
-    r->fin_end = r->snd_nxt +
-                 (uint32_t)((r->q_len + HD_RUDP_MSS - 1) / HD_RUDP_MSS);
+    r->fin_end =
+        r->snd_nxt + (uint32_t)((r->q_len + HD_RUDP_MSS - 1) / HD_RUDP_MSS);
     if (r->err)
         return;
     send_fin(r);

@@ -79,24 +79,24 @@
  * protobuf message: field 26, wire type 7 does not exist). */
 #define HD_UDP_MAGIC 0xD7
 /* Largest datagram sent, and accepted. */
-#define HD_RUDP_MTU 1200
-#define HD_RUDP_HDR 6                       /* magic, type, conv */
+#define HD_RUDP_MTU      1200
+#define HD_RUDP_HDR      6                  /* magic, type, conv */
 #define HD_RUDP_DATA_HDR (HD_RUDP_HDR + 12) /* + sn, tx, ts */
-#define HD_RUDP_MSS (HD_RUDP_MTU - HD_RUDP_DATA_HDR)
+#define HD_RUDP_MSS      (HD_RUDP_MTU - HD_RUDP_DATA_HDR)
 /* Bytes queued by hd_rudp_send and not yet acknowledged, at most. */
 #define HD_RUDP_MAX_QUEUE (8u << 20)
 /* Segments the receiver buffers beyond what the owner read (~4 MiB). */
-#define HD_RUDP_RCV_WND 3500u
-#define HD_RUDP_MAX_RANGES 32
+#define HD_RUDP_RCV_WND      3500u
+#define HD_RUDP_MAX_RANGES   32
 #define HD_RUDP_ACK_DELAY_MS 2
-#define HD_RUDP_INIT_RTO_MS 200
-#define HD_RUDP_MIN_RTO_MS 40
-#define HD_RUDP_MAX_RTO_MS 3000
-#define HD_RUDP_INIT_CWND 16
-#define HD_RUDP_MIN_CWND 4
+#define HD_RUDP_INIT_RTO_MS  200
+#define HD_RUDP_MIN_RTO_MS   40
+#define HD_RUDP_MAX_RTO_MS   3000
+#define HD_RUDP_INIT_CWND    16
+#define HD_RUDP_MIN_CWND     4
 #define HD_RUDP_KEEPALIVE_MS 5000
-#define HD_RUDP_DEAD_MS 20000
-#define HD_RUDP_GIVEUP_MS 10000
+#define HD_RUDP_DEAD_MS      20000
+#define HD_RUDP_GIVEUP_MS    10000
 
 struct hd_rudp;
 

@@ -186,8 +186,8 @@ static void deliver(struct link *l, struct hd_rudp *to, uint64_t now)
  * Move total bytes each way; returns the simulated ms it took, with stats
  * of each side in sa/sb (-1 on a stall past limit_ms).
  */
-static long transfer(unsigned loss, unsigned dup, unsigned jitter,
-                     size_t total, uint64_t seed, struct hd_rudp_stats *sa,
+static long transfer(unsigned loss, unsigned dup, unsigned jitter, size_t total,
+                     uint64_t seed, struct hd_rudp_stats *sa,
                      struct hd_rudp_stats *sb)
 {
     static struct end a, b;
@@ -381,8 +381,8 @@ static void peek_conv_rejects_probes_and_garbage(void)
         for (size_t j = 0; j < gn; j++)
             g[j] = (uint8_t)rnd();
         if (hd_rudp_peek_conv(g, gn) != 0)
-            HT_CHECK(g[0] == HD_UDP_MAGIC &&
-                     strchr("DKGF", g[1]) != NULL && g[1] != 0);
+            HT_CHECK(g[0] == HD_UDP_MAGIC && strchr("DKGF", g[1]) != NULL &&
+                     g[1] != 0);
     }
 }
 
@@ -595,7 +595,8 @@ static void window_stops_sender_until_read(void)
             nb = hd_rudp_update(b, now);
     }
     HT_CHECK(hd_rudp_readable(b) <= (size_t)HD_RUDP_RCV_WND * HD_RUDP_MSS);
-    HT_CHECK(hd_rudp_readable(b) >= (size_t)(HD_RUDP_RCV_WND - 1) * HD_RUDP_MSS);
+    HT_CHECK(hd_rudp_readable(b) >=
+             (size_t)(HD_RUDP_RCV_WND - 1) * HD_RUDP_MSS);
     HT_EQ_INT(hd_rudp_backlog(a), total - hd_rudp_readable(b));
     for (; now < 20000 && got < total; now++) {
         deliver(&ab, b, now);
