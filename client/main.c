@@ -42,7 +42,7 @@ struct opts {
     const char *server, *key, *direct, *password_file, *config_dir;
     const char *out, *log_level;
     int frames, verbose, timeout_s;
-    bool fullscreen, headless, relay, help, version, no_overlay;
+    bool fullscreen, headless, relay, help, version, no_overlay, no_udp, no_tcp;
 };
 
 /* --headless: the decode thread's pictures and the session's end. */
@@ -72,7 +72,7 @@ static uint64_t mono_ms(void)
 
 static const struct hd_opt *make_opts(struct opts *o)
 {
-    static struct hd_opt t[20];
+    static struct hd_opt t[24];
     const struct hd_opt tab[] = {
         { .names = "h,help",
           .type = HD_OPT_FLAG,
@@ -140,6 +140,15 @@ static const struct hd_opt *make_opts(struct opts *o)
           .type = HD_OPT_FLAG,
           .help = "always go through the relay (no direct attempt)",
           .b = &o->relay },
+        { .names = "no-udp",
+          .type = HD_OPT_FLAG,
+          .help = "no UDP hole punching (TCP paths and the relay only)",
+          .b = &o->no_udp },
+        { .names = "no-tcp",
+          .type = HD_OPT_FLAG,
+          .help = "no direct TCP attempt (LAN, punched, mapped port, IPv6): "
+                  "UDP and the relay only",
+          .b = &o->no_tcp },
         { .names = "headless",
           .type = HD_OPT_FLAG,
           .flags = HD_OPT_ARGV_ONLY,
@@ -485,6 +494,8 @@ int main(int argc, char **argv)
     sc.my_id = "";
     sc.my_name = name;
     sc.force_relay = o->relay;
+    sc.no_udp = o->no_udp;
+    sc.no_tcp = o->no_tcp;
     v.hl.want = o->frames;
 
     if (!o->headless) {

@@ -21,11 +21,13 @@
 
 #include "addr.h"
 #include "client/rendezvous.h"
+#include "client/upunch.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
 #include "message.pb-c.h"
 #include "rendezvous.pb-c.h"
+#include "rudp.h"
 
 #define RV_MAX_FRAME        (64u * 1024)
 #define RV_CONNECT_MS       5000
@@ -44,7 +46,10 @@ struct rvc {
 
 const char *rv_path_name(enum rv_path p)
 {
-    return p == RV_PATH_LAN ? "lan" : p == RV_PATH_RELAY ? "relay" : "direct";
+    return p == RV_PATH_LAN     ? "lan"
+           : p == RV_PATH_RELAY ? "relay"
+           : p == RV_PATH_UDP   ? "udp"
+                                : "direct";
 }
 
 static void set_err(struct rv_result *out, const char *fmt, ...)
@@ -602,6 +607,8 @@ static int punch_failure(const Hbb__PunchHoleResponse *ph, const char *id,
 #define RV_HEAD_SYM_MS 300  /* ... when one side is behind a symmetric NAT */
 #define RV_HELLO_MS    5000 /* from connected to SignedId */
 #define RV_PEEK_MAX    4096
+#define RV_PRELUDE_MS  1000 /* NAT test and UDP port before the request */
+#define RV_UDP_WAIT_MS 50   /* the UDP port after the NAT test, at most */
 
 static uint64_t mono_ms(void)
 {
@@ -657,6 +664,7 @@ struct race {
     struct relay_job job;
     int relay_failed;
     char direct_err[128];
+    struct up up; /* UDP punching (upunch.h) */
 };
 
 static const char *cand_name(const struct cand *c)
@@ -737,25 +745,20 @@ static int cand_connect(struct race *rc, enum cand_kind kind,
  * is a SignedId of our host that verifies, 0 when it is not complete yet,
  * or a negative error.
  */
-static int peek_signed_id(struct race *rc, struct cand *c)
+static int check_hello(struct race *rc, const uint8_t *buf, size_t n,
+                       size_t cap)
 {
-    uint8_t buf[RV_PEEK_MAX], box[64];
+    uint8_t box[64];
     size_t hlen, plen, klen;
     char id[128];
     Hbb__Message *m;
-    ssize_t n;
     int r;
 
-    n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0)
-        return -ECONNRESET;
-    if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-    if (hd_frame_parse_header(buf, (size_t)n, &hlen, &plen) != 1)
+    if (hd_frame_parse_header(buf, n, &hlen, &plen) != 1)
         return 0;
-    if (plen > sizeof(buf) - hlen)
+    if (plen > cap - hlen)
         return HD_EPROTO;
-    if (hlen + plen > (size_t)n)
+    if (hlen + plen > n)
         return 0;
     if ((m = hbb__message__unpack(NULL, plen, buf + hlen)) == NULL)
         return HD_EPROTO;
@@ -769,6 +772,19 @@ static int peek_signed_id(struct race *rc, struct cand *c)
     }
     hbb__message__free_unpacked(m, NULL);
     return r == 0 ? 1 : r;
+}
+
+static int peek_signed_id(struct race *rc, struct cand *c)
+{
+    uint8_t buf[RV_PEEK_MAX];
+    ssize_t n;
+
+    n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return -ECONNRESET;
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    return check_hello(rc, buf, (size_t)n, sizeof(buf));
 }
 
 static void *relay_main(void *arg)
@@ -924,6 +940,8 @@ static int direct_alive(const struct race *rc, uint64_t now)
             return 1;
     if (rc->punch6 && now < rc->punch6_until)
         return 1;
+    if (up_alive(&rc->up))
+        return 1;
     return rc->punch && now < rc->punch_until && !(rc->host_sym && rc->me_sym);
 }
 
@@ -936,6 +954,11 @@ static uint64_t relay_head(const struct race *rc, uint64_t now)
         return rc->extra ? RV_HEAD_SYM_MS : 0;
     if (rc->local)
         return RV_LOCAL_MS;
+    /* one side symmetric, the other not: the UDP birthday search (the
+     * host's guesses meet one of our fan's mappings, or ours the host's)
+     * takes a few hundred ms at most; the TCP paths rarely work there */
+    if ((rc->host_sym || rc->me_sym) && up_alive(&rc->up))
+        return RV_HEAD_MS;
     if (rc->host_sym || rc->me_sym)
         return RV_HEAD_SYM_MS;
     return RV_HEAD_MS;
@@ -943,10 +966,10 @@ static uint64_t relay_head(const struct race *rc, uint64_t now)
 
 static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
 {
-    struct pollfd p[RV_MAX_CANDS + 6];
-    int map[RV_MAX_CANDS + 6];
-    int n, i, k, r, busy, wait;
-    uint64_t now, next;
+    struct pollfd p[RV_MAX_CANDS + 7 + UP_FAN];
+    int map[RV_MAX_CANDS + 7 + UP_FAN], ufds[1 + UP_FAN];
+    int n, i, k, r, busy, wait, nu;
+    uint64_t now, next, unext;
 
     for (;;) {
         now = mono_ms();
@@ -978,9 +1001,18 @@ static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
             now >= rc->t0 + relay_head(rc, now) &&
             relay_start(rc, spk, hint, NULL) != 0)
             rc->relay_failed = 1;
+        /* UDP: probes, guesses, the stream's timers */
+        unext = up_step(&rc->up, now);
         /* the poll set */
         n = 0;
         next = now + 1000;
+        if (unext < next)
+            next = unext;
+        nu = up_fds(&rc->up, ufds, 1 + UP_FAN);
+        for (k = 0; k < nu; k++) {
+            p[n] = (struct pollfd){ ufds[k], POLLIN, 0 };
+            map[n++] = -10;
+        }
         if (rc->req->cancel_fd >= 0) {
             p[n] = (struct pollfd){ rc->req->cancel_fd, POLLIN, 0 };
             map[n++] = -1;
@@ -1086,6 +1118,28 @@ static int race_run(struct race *rc, const uint8_t *spk, const char *hint)
                 }
                 continue;
             }
+            if (map[k] == -10) {
+                if (up_input(&rc->up, p[k].fd, now) != 1)
+                    continue;
+                r = check_hello(rc, rc->up.hello, rc->up.hello_len,
+                                sizeof(rc->up.hello));
+                if (r < 0) {
+                    hd_info("rv", "%s: udp path failed: %s", rc->req->id,
+                            r == HD_EAUTH ? "SignedId does not verify"
+                                          : hd_strerror(r));
+                    up_close(&rc->up);
+                    continue;
+                }
+                if (r == 0)
+                    continue;
+                up_take(&rc->up, &rc->out->fd, &rc->out->rudp);
+                memcpy(rc->out->pending, rc->up.hello, rc->up.hello_len);
+                rc->out->pending_len = rc->up.hello_len;
+                rc->out->path = RV_PATH_UDP;
+                hd_info("rv", "%s: udp path won in %llu ms", rc->req->id,
+                        (unsigned long long)(now - rc->t0));
+                return 0;
+            }
             if (map[k] <= -4) {
                 nat_step(rc, -4 - map[k], ev);
                 continue;
@@ -1178,7 +1232,67 @@ static void race_cleanup(struct race *rc)
             close(rc->nat_fd[i]);
             rc->nat_fd[i] = -1;
         }
+    up_close(&rc->up);
     relay_cleanup(rc);
+}
+
+/*
+ * Before the punch request: the NAT type test (so the host learns our
+ * NAT kind from PunchHole.nat_type) and our public UDP port, for at most
+ * RV_PRELUDE_MS; the UDP answer gets RV_UDP_WAIT_MS more once the NAT
+ * test is done (a server that is not homedesk-server never answers it).
+ */
+static int prelude(struct race *rc)
+{
+    struct pollfd p[4];
+    int map[4], n, k, r, ufd;
+    uint64_t now, until = mono_ms() + RV_PRELUDE_MS, nat_done = 0, next;
+
+    for (;;) {
+        now = mono_ms();
+        if (rc->nat_fd[0] < 0 && rc->nat_fd[1] < 0 && nat_done == 0)
+            nat_done = now;
+        if (now >= until ||
+            (nat_done && (rc->up.fd < 0 || rc->up.pub_port != 0 ||
+                          now >= nat_done + RV_UDP_WAIT_MS)))
+            return 0;
+        next = up_step(&rc->up, now);
+        if (nat_done && nat_done + RV_UDP_WAIT_MS < next)
+            next = nat_done + RV_UDP_WAIT_MS;
+        if (until < next)
+            next = until;
+        n = 0;
+        if (rc->req->cancel_fd >= 0) {
+            p[n] = (struct pollfd){ rc->req->cancel_fd, POLLIN, 0 };
+            map[n++] = -1;
+        }
+        for (k = 0; k < 2; k++)
+            if (rc->nat_fd[k] >= 0) {
+                p[n] = (struct pollfd){ rc->nat_fd[k],
+                                        rc->nat_sent[k] ? POLLIN : POLLOUT, 0 };
+                map[n++] = k;
+            }
+        if (up_fds(&rc->up, &ufd, 1) == 1) {
+            p[n] = (struct pollfd){ ufd, POLLIN, 0 };
+            map[n++] = -10;
+        }
+        do {
+            r = poll(p, (nfds_t)n, next > now ? (int)(next - now) : 0);
+        } while (r < 0 && errno == EINTR);
+        if (r < 0)
+            return -errno;
+        now = mono_ms();
+        for (k = 0; k < n; k++) {
+            if (p[k].revents == 0)
+                continue;
+            if (map[k] == -1)
+                return -ECANCELED;
+            if (map[k] == -10)
+                up_input(&rc->up, p[k].fd, now);
+            else
+                nat_step(rc, map[k], p[k].revents);
+        }
+    }
 }
 
 /*
@@ -1245,6 +1359,7 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     rc.lis = rc.lis6 = rc.nat_fd[0] = rc.nat_fd[1] = -1;
     for (i = 0; i < RV_MAX_CANDS; i++)
         rc.c[i].fd = -1;
+    up_init(&rc.up);
     if (req->key_b64 != NULL && req->key_b64[0] != '\0') {
         if (hd_base64_decode(req->key_b64, strlen(req->key_b64), server_pk,
                              sizeof(server_pk), &len) != 0 ||
@@ -1290,8 +1405,28 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
                                                    hd_addr_now_us(), mangled6);
         }
     }
+    /* our public UDP port (homedesk-server answers over UDP) and our NAT
+     * kind, for the host */
+    if (!req->force_relay && !req->no_udp &&
+        (r = up_open(&rc.up, (struct sockaddr *)&srv, mono_ms())) != 0)
+        hd_debug("rv", "no UDP socket: %s", hd_strerror(r));
+    if (!req->force_relay && (r = prelude(&rc)) != 0) {
+        if (r == -ECANCELED)
+            set_err(out, "cancelled");
+        else
+            set_err(out, "cannot wait for the NAT test: %s", hd_strerror(r));
+        goto out;
+    }
+    if (rc.up.fd >= 0 && rc.up.pub_port == 0) {
+        hd_debug("rv", "the server did not tell our UDP port: no UDP path");
+        up_close(&rc.up);
+    }
     ph.id = (char *)req->id;
-    ph.nat_type = HBB__NAT_TYPE__UNKNOWN_NAT;
+    ph.nat_type =
+        rc.nat_port[0] > 0 && rc.nat_port[1] > 0
+            ? (rc.me_sym ? HBB__NAT_TYPE__SYMMETRIC : HBB__NAT_TYPE__ASYMMETRIC)
+            : HBB__NAT_TYPE__UNKNOWN_NAT;
+    ph.udp_port = rc.up.pub_port;
     ph.licence_key = (char *)(req->key_b64 ? req->key_b64 : "");
     ph.conn_type = HBB__CONN_TYPE__DEFAULT_CONN;
     ph.version = (char *)req->version;
@@ -1366,7 +1501,7 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
         !rc.local &&
         resp->union_case == HBB__PUNCH_HOLE_RESPONSE__UNION_NAT_TYPE &&
         resp->nat_type == HBB__NAT_TYPE__SYMMETRIC;
-    if (!req->force_relay &&
+    if (!req->force_relay && !req->no_tcp &&
         hd_addr_unmangle(resp->socket_addr.data, resp->socket_addr.len,
                          &rc.host) == 0) {
         hd_addr_normalize(&rc.host);
@@ -1400,7 +1535,29 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
                 rc.extra = 1;
         }
     }
-    if (!req->force_relay && rc.lis6 >= 0 && resp->socket_addr_v6.len > 0 &&
+    /* UDP: the host's registration socket, as the server sees it */
+    if (!req->force_relay && !rc.local && rc.up.fd >= 0 &&
+        resp->udp_socket_addr.len > 0) {
+        struct sockaddr_storage hu;
+
+        if (hd_addr_unmangle(resp->udp_socket_addr.data,
+                             resp->udp_socket_addr.len, &hu) == 0 &&
+            hu.ss_family == srv.ss_family &&
+            up_start(&rc.up, (struct sockaddr *)&hu, req->id, rc.me_sym,
+                     rc.host_sym, rc.t0, RV_PUNCH_MS) == 0) {
+            hd_addr_format((struct sockaddr *)&hu, hs, sizeof(hs));
+            hd_info("rv", "%s: punching to %s over UDP%s", req->id, hs,
+                    rc.me_sym     ? " from a fan of sockets (we are behind a "
+                                    "symmetric NAT)"
+                    : rc.host_sym ? " and to guessed ports (the host is "
+                                    "behind a symmetric NAT)"
+                                  : "");
+        }
+    }
+    if (!up_alive(&rc.up))
+        up_close(&rc.up);
+    if (!req->force_relay && !req->no_tcp && rc.lis6 >= 0 &&
+        resp->socket_addr_v6.len > 0 &&
         hd_addr_unmangle(resp->socket_addr_v6.data, resp->socket_addr_v6.len,
                          &rc.host6) == 0 &&
         rc.host6.ss_family == AF_INET6) {

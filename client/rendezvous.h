@@ -26,8 +26,14 @@
  *   for wins (the frame is left unread for the session); one log line per
  *   path that failed;
  * - a RelayResponse in answer to the punch request (a RustDesk host that
- *   chose the relay) goes straight to that relay.
- * No UDP, no UPnP.
+ *   chose the relay) goes straight to that relay;
+ * - UDP, when the server is homedesk-server and the host ours
+ *   (client/upunch.h): our public UDP port is asked for before the punch
+ *   request, which waits for the NAT type test too (so the host knows
+ *   our NAT kind), and the UDP punch races with the TCP paths; when one
+ *   side is behind a symmetric NAT and the other not, its birthday
+ *   search gets the full head start over the relay.
+ * The host's mapped port (UPnP/NAT-PMP, upnp_port) and IPv6 join too.
  *
  * Every wait also watches cancel_fd (readable = give up), so the user can
  * quit while connecting.  Errors fill a one-line message for the user.
@@ -42,7 +48,7 @@
 
 #define RV_DEFAULT_PORT 21116
 
-enum rv_path { RV_PATH_LAN = 0, RV_PATH_DIRECT, RV_PATH_RELAY };
+enum rv_path { RV_PATH_LAN = 0, RV_PATH_DIRECT, RV_PATH_RELAY, RV_PATH_UDP };
 
 struct rv_request {
     const char *server;  /* "HOST[:PORT]" of the rendezvous server */
@@ -51,11 +57,22 @@ struct rv_request {
     const char *version; /* ours, sent in PunchHoleRequest */
     int cancel_fd;       /* readable when the user gives up; -1 for none */
     int force_relay;     /* skip the direct attempt (tests, --relay) */
+    int no_udp;          /* skip UDP punching (--no-udp) */
+    int no_tcp;          /* skip the direct TCP paths (--no-tcp) */
 };
+
+struct hd_rudp;
 
 struct rv_result {
     int fd; /* connected to the host or paired at the relay; -1 on error */
     enum rv_path path;
+    /* RV_PATH_UDP: fd is a UDP socket connected to the host, and rudp the
+     * reliable stream on it (the caller takes it: hd_channel_open_udp, or
+     * hd_rudp_free), which already delivered the bytes in pending (the
+     * host's SignedId frame, to be read first: hd_channel_start) */
+    struct hd_rudp *rudp;
+    uint8_t pending[4096];
+    size_t pending_len;
     uint8_t host_pk[HD_SIGN_PK_BYTES]; /* verified with the server key */
     char err[256];                     /* the user's message on failure */
 };
@@ -77,7 +94,7 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out);
 int rv_connect_direct(const char *hostport, int cancel_fd,
                       struct rv_result *out);
 
-/* "lan", "direct" or "relay". */
+/* "lan", "direct", "relay" or "udp". */
 const char *rv_path_name(enum rv_path p);
 
 #endif

@@ -22,6 +22,7 @@
 #include "err.h"
 #include "log.h"
 #include "net.h"
+#include "rudp.h"
 
 enum sess_state { ST_SIGNED_ID = 0, ST_HASH, ST_LOGIN, ST_LIVE, ST_DONE };
 
@@ -444,6 +445,8 @@ static void *sess_main(void *arg)
         req.version = HD_VERSION;
         req.cancel_fd = s->cancel[0];
         req.force_relay = s->cfg.force_relay;
+        req.no_udp = s->cfg.no_udp;
+        req.no_tcp = s->cfg.no_tcp;
         r = rv_connect_id(&req, &res);
         snprintf(s->host_id, sizeof(s->host_id), "%s", s->cfg.id);
         memcpy(s->host_pk, res.host_pk, sizeof(s->host_pk));
@@ -457,12 +460,20 @@ static void *sess_main(void *arg)
     pthread_mutex_unlock(&s->mu);
     hd_info("session", "connected (%s) in %llu ms", rv_path_name(res.path),
             (unsigned long long)(mono_ms() - s->t0_ms));
-    if ((r = uv_tcp_open(hd_channel_tcp(s->ch), res.fd)) != 0) {
+    if (res.rudp != NULL) {
+        /* UDP (client/upunch.h): the channel takes the socket and the
+         * stream, and reads the SignedId frame the race already got */
+        if ((r = hd_channel_open_udp(s->ch, res.fd, res.rudp)) != 0) {
+            hd_rudp_free(res.rudp); /* the channel took only the socket */
+            failf(s, "cannot use the connection: %s", hd_strerror(r));
+            goto run;
+        }
+    } else if ((r = uv_tcp_open(hd_channel_tcp(s->ch), res.fd)) != 0) {
         close(res.fd);
         failf(s, "cannot use the connection: %s", hd_strerror(r));
         goto run;
     }
-    if ((r = hd_channel_start(s->ch, NULL, 0)) != 0) {
+    if ((r = hd_channel_start(s->ch, res.pending, res.pending_len)) != 0) {
         failf(s, "cannot read from the host: %s", hd_strerror(r));
         goto run;
     }

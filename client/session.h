@@ -38,7 +38,8 @@ struct sess_config {
     const char *known_hosts; /* file for --direct pins */
     const char *password;    /* the caller keeps it valid until sess_free */
     const char *my_id, *my_name;
-    int force_relay; /* ID mode: skip the direct attempt */
+    int force_relay;    /* ID mode: skip the direct attempt */
+    int no_udp, no_tcp; /* ID mode: skip UDP / the direct TCP paths */
 };
 
 struct sess_stats {

@@ -45,6 +45,7 @@ struct host_opts {
 
 struct reg;
 struct punch;
+struct upunch;
 struct natt;
 struct upnp;
 struct session;
@@ -66,11 +67,12 @@ struct host {
     /* the rendezvous server as configured (host name or address) */
     char server_host[256];
     uint16_t server_port;
-    int nat_type;          /* Hbb__NatType from the last NAT test */
-    struct punch *punches; /* in progress, see punch.h */
-    struct natt *natt;     /* the NAT test in progress, or NULL */
-    struct upnp *upnp;     /* port mapping (upnp.h), or NULL */
-    uint16_t upnp_port;    /* the router's public port for us, or 0 */
+    int nat_type;            /* Hbb__NatType from the last NAT test */
+    struct punch *punches;   /* in progress, see punch.h */
+    struct upunch *upunches; /* UDP punches in progress, see upunch.h */
+    struct natt *natt;       /* the NAT test in progress, or NULL */
+    struct upnp *upnp;       /* port mapping (upnp.h), or NULL */
+    uint16_t upnp_port;      /* the router's public port for us, or 0 */
     int stopping;
 };
 

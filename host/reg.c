@@ -15,6 +15,7 @@
 #include "err.h"
 #include "frame.h"
 #include "host/punch.h"
+#include "host/upunch.h"
 #include "host/reg.h"
 #include "host/session.h"
 #include "log.h"
@@ -439,7 +440,7 @@ static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__PunchHoleSent s = HBB__PUNCH_HOLE_SENT__INIT;
-    struct sockaddr_storage viewer, viewer6, me6;
+    struct sockaddr_storage viewer = { 0 }, viewer6, me6;
     uint8_t mangled6[HD_ADDR_MANGLED_MAX];
     char vs[HD_ADDR_STRLEN] = "?", ms[HD_ADDR_STRLEN];
     uint16_t port = 0;
@@ -467,6 +468,18 @@ static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
     else
         hd_info(MOD, "punch hole request from %s: punching from port %u", vs,
                 (unsigned)port);
+    /* UDP (a homedesk viewer gave its public UDP port): probes from our
+     * registration socket, whose address the server gave the viewer */
+    if (ph->udp_port > 0 && ph->udp_port <= 65535 && g->udp_open &&
+        viewer.ss_family == g->server.ss_family) {
+        struct sockaddr_storage vu = viewer;
+
+        hd_addr_set_port((struct sockaddr *)&vu, (uint16_t)ph->udp_port);
+        if ((r = upunch_start(g->h, &g->udp, (struct sockaddr *)&vu,
+                              (int)ph->nat_type)) < 0)
+            hd_info(MOD, "punch hole request from %s: no UDP punching (%s)", vs,
+                    hd_strerror(r));
+    }
     /* IPv6 where both have it: the viewer's own address, no NAT */
     if (ph->socket_addr_v6.len > 0 &&
         hd_addr_unmangle(ph->socket_addr_v6.data, ph->socket_addr_v6.len,
@@ -749,8 +762,13 @@ static void udp_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf,
         !hd_addr_same_ip((struct sockaddr *)&ss,
                          (struct sockaddr *)&g->server) ||
         hd_addr_port((struct sockaddr *)&ss) !=
-            hd_addr_port((struct sockaddr *)&g->server))
-        return; /* only the server talks to us here */
+            hd_addr_port((struct sockaddr *)&g->server)) {
+        /* a viewer's UDP punch probe or session data (upunch.h) */
+        if (!(flags & UV_UDP_PARTIAL))
+            upunch_datagram(g->h, u, (struct sockaddr *)&ss,
+                            (const uint8_t *)buf->base, (size_t)n);
+        return;
+    }
     handle(g, (const uint8_t *)buf->base, (size_t)n, 0);
 }
 
@@ -902,6 +920,7 @@ void reg_stop(struct reg *g)
         uv_cancel((uv_req_t *)&g->gai);
     tcp_drop(g, NULL);
     punch_stop_all(g->h);
+    upunch_stop_all(g->h);
     if (g->udp_open)
         hd_net_close((uv_handle_t *)&g->udp, reg_closed);
     hd_net_close((uv_handle_t *)&g->timer, reg_closed);

@@ -21,6 +21,7 @@
 #include "host/video.h"
 #include "log.h"
 #include "net.h"
+#include "rudp.h"
 
 #define MOD "session"
 
@@ -48,11 +49,18 @@ struct session {
     uint64_t frames_sent, frames_dropped, bytes_sent;
     int need_key, unencrypted, linked, input_errors, lingering;
     const char *end_reason;
+    /* a UDP session on a shared socket (the registration socket): its
+     * datagrams come through session_udp_input; conv for any UDP one */
+    uv_udp_t *usock;
+    uint32_t conv;
 };
 
 static const char *path_name(enum session_path p)
 {
-    return p == SESSION_RELAY ? "relay" : p == SESSION_LAN ? "lan" : "direct";
+    return p == SESSION_RELAY ? "relay"
+           : p == SESSION_LAN ? "lan"
+           : p == SESSION_UDP ? "udp"
+                              : "direct";
 }
 
 static uint64_t now_ms(struct session *s)
@@ -102,6 +110,7 @@ void session_close(struct session *s, const char *reason)
                 path_name(s->path), reason);
     }
     s->state = ST_CLOSING;
+    s->usock = NULL;
     hd_channel_close(s->ch);
     s->ch = NULL;
     hd_net_close((uv_handle_t *)&s->timer, on_timer_closed);
@@ -476,16 +485,13 @@ static int is_lan(const struct sockaddr *sa)
     return 0;
 }
 
-int session_begin(struct session *s, const uint8_t *leftover, size_t n)
+/* The stream is up and s->peer_ss known: SignedId, then read. */
+static int begin(struct session *s, const uint8_t *leftover, size_t n)
 {
     int r;
 
-    uv_tcp_nodelay(session_tcp(s), 1);
-    if (hd_channel_peer(s->ch, &s->peer_ss) == 0) {
-        hd_addr_format((struct sockaddr *)&s->peer_ss, s->peer,
-                       sizeof(s->peer));
-        hd_addr_format_ip((struct sockaddr *)&s->peer_ss, s->ip, sizeof(s->ip));
-    }
+    hd_addr_format((struct sockaddr *)&s->peer_ss, s->peer, sizeof(s->peer));
+    hd_addr_format_ip((struct sockaddr *)&s->peer_ss, s->ip, sizeof(s->ip));
     if (s->path == SESSION_DIRECT && is_lan((struct sockaddr *)&s->peer_ss))
         s->path = SESSION_LAN;
     hd_info(MOD, "connection from %s (%s)", s->peer, path_name(s->path));
@@ -497,6 +503,87 @@ int session_begin(struct session *s, const uint8_t *leftover, size_t n)
     }
     uv_timer_start(&s->timer, on_tick, SESSION_TICK_MS, SESSION_TICK_MS);
     return 0;
+}
+
+int session_begin(struct session *s, const uint8_t *leftover, size_t n)
+{
+    uv_tcp_nodelay(session_tcp(s), 1);
+    hd_channel_peer(s->ch, &s->peer_ss);
+    return begin(s, leftover, n);
+}
+
+/* The rudp output of a session on a shared socket. */
+static int send_shared(void *ud, const uint8_t *d, size_t n)
+{
+    struct session *s = ud;
+    uv_buf_t b = uv_buf_init((char *)d, (unsigned)n);
+
+    if (s->usock == NULL)
+        return -EPIPE;
+    /* a datagram the socket cannot take now is lost and repaired */
+    return uv_udp_try_send(s->usock, &b, 1, (struct sockaddr *)&s->peer_ss);
+}
+
+/* Until the channel takes the stream over (it sets its own output). */
+static void no_output(const uint8_t *d, size_t n, void *ud)
+{
+    (void)d;
+    (void)n;
+    (void)ud;
+}
+
+int session_begin_udp(struct session *s, uint32_t conv, uv_udp_t *sock,
+                      const struct sockaddr *peer, int fd)
+{
+    static const struct hd_rudp_cb cb = { no_output };
+    struct hd_rudp *r = NULL;
+    int e;
+
+    memcpy(&s->peer_ss, peer, hd_addr_len(peer));
+    s->conv = conv;
+    if ((e = hd_rudp_new(conv, uv_now(s->h->loop), &cb, NULL, &r)) != 0)
+        goto fail;
+    if (fd >= 0) {
+        e = hd_channel_open_udp(s->ch, fd, r);
+        fd = -1; /* the channel took it, whatever the outcome */
+        if (e != 0)
+            goto fail;
+    } else {
+        if ((e = hd_channel_use_rudp(s->ch, r, peer, send_shared, s)) != 0)
+            goto fail;
+        s->usock = sock;
+    }
+    return begin(s, NULL, 0);
+fail:
+    hd_rudp_free(r);
+    if (fd >= 0)
+        close(fd);
+    session_close(s, hd_strerror(e));
+    return e;
+}
+
+struct session *session_udp_find(struct host *h, const uv_udp_t *sock,
+                                 const struct sockaddr *from, uint32_t conv)
+{
+    for (struct session *s = h->sessions; s != NULL; s = s->next)
+        if (s->conv == conv && s->path == SESSION_UDP &&
+            (sock == NULL || s->usock == sock) &&
+            hd_addr_same_ip(from, (struct sockaddr *)&s->peer_ss) &&
+            hd_addr_port(from) == hd_addr_port((struct sockaddr *)&s->peer_ss))
+            return s;
+    return NULL;
+}
+
+int session_udp_input(struct host *h, uv_udp_t *sock,
+                      const struct sockaddr *from, uint32_t conv,
+                      const uint8_t *d, size_t n)
+{
+    struct session *s = session_udp_find(h, sock, from, conv);
+
+    if (s == NULL || s->usock != sock || s->ch == NULL)
+        return 0;
+    hd_channel_datagram(s->ch, d, n);
+    return 1;
 }
 
 void session_broadcast_video(struct host *h, const struct video_frame *f)

@@ -1,6 +1,7 @@
 /*
  * One viewer session (PROTOCOL.md section 5), on a direct (LAN or
- * --listen) or relayed TCP stream:
+ * --listen) or relayed TCP stream, or a reliable stream over a UDP hole
+ * punch (upunch.h):
  *   host -> SignedId; viewer -> PublicKey (empty = unencrypted: refused
  *   unless --allow-unencrypted); host -> Hash{salt, challenge};
  *   viewer -> LoginRequest; host -> LoginResponse{error | PeerInfo};
@@ -27,7 +28,12 @@
 
 #include "host/host.h"
 
-enum session_path { SESSION_DIRECT = 0, SESSION_LAN, SESSION_RELAY };
+enum session_path {
+    SESSION_DIRECT = 0,
+    SESSION_LAN,
+    SESSION_RELAY,
+    SESSION_UDP
+};
 
 /* A new session on h (linked into h->sessions).  0 or -ENOMEM/-EBUSY
  * (too many sessions). */
@@ -42,6 +48,33 @@ uv_tcp_t *session_tcp(struct session *s);
  * closed (and freed) with the reason logged; returns that error.
  */
 int session_begin(struct session *s, const uint8_t *leftover, size_t n);
+
+/*
+ * Begin on a UDP path (upunch.h): a reliable stream (rudp.h) with conv to
+ * peer, either over sock, a socket shared with others (the registration
+ * socket; its datagrams for this session come through
+ * session_udp_input), or over fd (sock NULL), a UDP socket of our own
+ * connected to peer, which the session takes.  Then as session_begin.
+ * On error the session is closed (fd too); returns that error.
+ */
+int session_begin_udp(struct session *s, uint32_t conv, uv_udp_t *sock,
+                      const struct sockaddr *peer, int fd);
+
+/*
+ * The UDP session with conv from `from` (on sock, or on any socket when
+ * sock is NULL), or NULL.
+ */
+struct session *session_udp_find(struct host *h, const uv_udp_t *sock,
+                                 const struct sockaddr *from, uint32_t conv);
+
+/*
+ * A session datagram that reached the shared socket sock: handed to its
+ * session.  Returns 1 when one took it, 0 when none is on sock with that
+ * peer and conv (the datagram is dropped).
+ */
+int session_udp_input(struct host *h, uv_udp_t *sock,
+                      const struct sockaddr *from, uint32_t conv,
+                      const uint8_t *d, size_t n);
 
 /* Send one plain frame before session_begin (the relay's request). */
 int session_send_plain(struct session *s, const uint8_t *data, size_t n);

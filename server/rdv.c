@@ -479,7 +479,7 @@ static void on_host_ready(struct rdv *r, const struct sockaddr *host_addr,
         /* where the host's UDP heartbeats come from: its UDP punch socket
          * (homedesk extension, see rendezvous.proto) */
         p = id != NULL ? peer_find(&r->peers, id) : NULL;
-        if (p != NULL && p->conn == NULL && p->last_udp_ms != 0) {
+        if (p != NULL && !peer_prefers_tcp(p, uv_now(r->loop))) {
             ph.udp_socket_addr.data = umangled;
             ph.udp_socket_addr.len =
                 hd_addr_mangle(&p->addr.sa, hd_addr_now_us(), umangled);

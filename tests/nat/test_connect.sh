@@ -37,11 +37,14 @@ if ! lab_up || ! lab_server_start; then
 	exit 1
 fi
 
-# scenario NAME KIND_A KIND_B VIEWER_NS PATH [MAX_MS]: PATH is
-# lan|direct|relay, or "any" where the NAT pair leaves the choice to the
-# programs; MAX_MS bounds the viewer's connect time (ID to logged in)
+# scenario NAME KIND_A KIND_B VIEWER_NS PATH [MAX_MS [VIEWER_ARGS...]]:
+# PATH is lan|direct|udp|relay, "p2p" for direct or udp (TCP and UDP
+# punching race; either may win), or "any"; MAX_MS (may be empty) bounds
+# the viewer's connect time (ID to logged in)
 scenario() {
 	local name=$1 ka=$2 kb=$3 vns=$4 want=$5 max=${6:-} stats got ms
+	shift 5
+	[ $# -gt 0 ] && shift
 	lab_nat "$LAB_RA" "$ka" && lab_nat "$LAB_RB" "$kb" || {
 		notok "$name: nft"
 		return
@@ -51,12 +54,13 @@ scenario() {
 		return
 	fi
 	sleep 1 # first heartbeat answered
-	stats=$(lab_viewer_run "$vns" "viewer-$name" "host-$name" "$LAB_HOST_ID" $frames)
+	stats=$(lab_viewer_run "$vns" "viewer-$name" "host-$name" "$LAB_HOST_ID" $frames "$@")
 	got=$(sed -n 's/.* path=\([a-z]*\).*/\1/p' <<<"$stats")
 	ms=$(sed -n 's/.* connect_ms=\([0-9]*\).*/\1/p' <<<"$stats")
 	echo "# $name: $stats"
 	if [[ $stats == "stats: frames=$frames "* ]] &&
-		{ [ "$want" = any ] || [ "$got" = "$want" ]; } &&
+		{ [ "$want" = any ] || [ "$got" = "$want" ] ||
+			{ [ "$want" = p2p ] && [[ $got == @(direct|udp) ]]; }; } &&
 		{ [ -z "$max" ] || [ "${ms:-99999}" -le "$max" ]; }; then
 		ok "$name: $frames frames over path=$got (want $want${max:+, connected in ${ms} ms <= $max})"
 	else
@@ -71,14 +75,24 @@ scenario() {
 # (host NAT first, viewer NAT second; tests/nat/bench_matrix.sh runs
 # every pair many times)
 scenario same-lan restricted restricted "$LAB_A2" lan
-scenario cone-cone cone cone "$LAB_B" direct
-scenario restricted-restricted restricted restricted "$LAB_B" direct
+scenario cone-cone cone cone "$LAB_B" p2p
+scenario restricted-restricted restricted restricted "$LAB_B" p2p
 # one symmetric side: the other side's full cone lets the SYN from the
-# symmetric side in (the host's listener, or the viewer's)
-scenario cone-symmetric cone symmetric "$LAB_B" direct
-scenario symmetric-cone symmetric cone "$LAB_B" direct
+# symmetric side in (the host's listener, or the viewer's), or the UDP
+# probes
+scenario cone-symmetric cone symmetric "$LAB_B" p2p
+scenario symmetric-cone symmetric cone "$LAB_B" p2p
+# UDP alone (--no-tcp): plain punching between two port-restricted NATs,
+# and peer-reflexive learning (the symmetric viewer's probes come from
+# another port than the one the server saw)
+scenario udp-restricted-restricted restricted restricted "$LAB_B" udp "" --no-tcp
+scenario udp-cone-symmetric cone symmetric "$LAB_B" udp "" --no-tcp
+# port-restricted <-> symmetric: only UDP gets through, by the birthday
+# search (a fan of sockets on the symmetric side, guessed ports from the
+# other), within the relay's head start
+scenario restricted-symmetric restricted symmetric "$LAB_B" udp 1500
+scenario symmetric-restricted symmetric restricted "$LAB_B" udp 1500
 # no direct path: the relay, decided within 1.5 s
-scenario restricted-symmetric restricted symmetric "$LAB_B" relay 1500
 scenario symmetric-symmetric symmetric symmetric "$LAB_B" relay 1500
 
 pfx=$LAB_PFX
