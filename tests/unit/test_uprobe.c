@@ -9,9 +9,8 @@ static void known_vector(void)
 {
     struct hd_uprobe p = { HD_UPROBE_PROBE, HD_UPROBE_VIEWER, 0x01020304,
                            "123456789" };
-    static const uint8_t want[] = { 0xD7, 'P', 1,   2,   3,   4,   'V', 9,
-                                    '1',  '2', '3', '4', '5', '6', '7', '8',
-                                    '9' };
+    static const uint8_t want[] = { 0xD7, 'P', 1,   2,   3,   4,   'V', 9,  '1',
+                                    '2',  '3', '4', '5', '6', '7', '8', '9' };
     uint8_t buf[HD_UPROBE_MAX];
     struct hd_uprobe q;
 
