@@ -371,7 +371,7 @@ lab_host_start() {
 	LAB_HOST_PID=$LAB_LAST_PID
 	LAB_HOST_ID=
 	for ((i = 0; i < 100; i++)); do
-		LAB_HOST_ID=$(sed -n 's/^id: \([0-9]*\)$/\1/p' "$LAB_TMP/$name/host.log" | head -n 1)
+		LAB_HOST_ID=$(sed -n 's/^id: \([0-9]*\)$/\1/p' "$LAB_TMP/$name/host.log" 2>/dev/null | head -n 1)
 		[ -n "$LAB_HOST_ID" ] && return 0
 		kill -0 "$LAB_HOST_PID" 2>/dev/null || break
 		sleep 0.1
