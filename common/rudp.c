@@ -21,12 +21,14 @@
 #include "log.h"
 #include "rudp.h"
 
-#define SLOTS         4096u /* ring size, power of 2, > HD_RUDP_RCV_WND */
-#define SLOT_MASK     (SLOTS - 1)
-#define FREE_MAX      256 /* spare MTU blocks kept */
-#define PKT_THRESHOLD 3
-#define ACK_BODY      20 /* una wnd flags tx ts delay nranges */
-#define FIN_REPEATS   3
+#define SLOTS             4096u /* ring size, power of 2, > HD_RUDP_RCV_WND */
+#define SLOT_MASK         (SLOTS - 1)
+#define FREE_MAX          256 /* spare MTU blocks kept */
+#define PKT_THRESHOLD     3   /* reordering tolerated at first, transmissions */
+#define PKT_THRESHOLD_OFF (1u << 30) /* reordering seen: time only */
+#define REO_SHIFT         3  /* time threshold rtt + rtt >> shift (9/8 RTT) */
+#define ACK_BODY          20 /* una wnd flags tx ts delay nranges */
+#define FIN_REPEATS       3
 
 enum { SEG_NONE, SEG_FLIGHT, SEG_LOST, SEG_ACKED };
 
@@ -62,6 +64,8 @@ struct hd_rudp {
     uint32_t rtx_head, rtx_len;
     uint64_t tx_next, largest_acked_tx, sampled_tx;
     uint32_t inflight, cwnd, ssthresh, cwnd_acc;
+    uint32_t prior_cwnd, prior_ssthresh; /* before the last loss episode */
+    uint32_t reo_pkts, reo_shift;        /* reordering tolerance */
     uint64_t recovery_tx;
     uint32_t srtt8, rttvar4, latest_rtt, rto;
     unsigned backoff;
@@ -170,6 +174,8 @@ int hd_rudp_new(uint32_t conv, uint64_t now_ms, const struct hd_rudp_cb *cb,
     r->tx_next = 1;
     r->cwnd = HD_RUDP_INIT_CWND;
     r->ssthresh = UINT32_MAX;
+    r->reo_pkts = PKT_THRESHOLD;
+    r->reo_shift = REO_SHIFT;
     r->rto = HD_RUDP_INIT_RTO_MS;
     r->last_send = now_ms;
     r->last_recv = now_ms;
@@ -337,6 +343,8 @@ static void cc_loss(struct hd_rudp *r, uint64_t tx)
 {
     if (tx < r->recovery_tx)
         return; /* sent before this episode began: already reacted */
+    r->prior_cwnd = r->cwnd;
+    r->prior_ssthresh = r->ssthresh;
     r->ssthresh =
         r->cwnd / 2 > HD_RUDP_MIN_CWND ? r->cwnd / 2 : HD_RUDP_MIN_CWND;
     r->cwnd = r->ssthresh;
@@ -389,8 +397,32 @@ static void mark_lost(struct hd_rudp *r, uint32_t sn, int cc)
         cc_loss(r, s->tx);
 }
 
-static void ack_seg(struct hd_rudp *r, struct snd_seg *s)
+/*
+ * A segment we declared lost was not: it is acknowledged while still
+ * waiting to go again, or while the peer has not yet received our
+ * retransmission of it (echo_tx, the newest transmission the peer got, is
+ * older).  The path reorders: as RACK does (RFC 8985), stop counting
+ * transmissions (a fast sender sees thousands go by in a few ms of
+ * jitter), widen the time threshold towards 2 RTT, and undo the window
+ * cut that the false loss caused.
+ */
+static void spurious(struct hd_rudp *r)
 {
+    r->st.spurious_pkts++;
+    r->reo_pkts = PKT_THRESHOLD_OFF;
+    if (r->reo_shift > 0)
+        r->reo_shift--;
+    if (r->prior_cwnd > r->cwnd) {
+        r->cwnd = r->prior_cwnd;
+        r->ssthresh = r->prior_ssthresh;
+        r->prior_cwnd = 0;
+    }
+}
+
+static void ack_seg(struct hd_rudp *r, struct snd_seg *s, uint64_t echo_tx)
+{
+    if (s->state == SEG_LOST || (s->xmits > 1 && echo_tx < s->tx))
+        spurious(r);
     if (s->state == SEG_FLIGHT)
         r->inflight--;
     s->state = SEG_ACKED;
@@ -413,7 +445,7 @@ static void detect_loss(struct hd_rudp *r)
     if (r->largest_acked_tx == 0)
         return;
     rtt = r->srtt8 / 8 > r->latest_rtt ? r->srtt8 / 8 : r->latest_rtt;
-    delay = rtt + rtt / 8;
+    delay = rtt + (rtt >> r->reo_shift);
     if (delay < 2)
         delay = 2;
     for (sn = r->snd_una; sn != r->snd_nxt; sn++) {
@@ -421,7 +453,7 @@ static void detect_loss(struct hd_rudp *r)
 
         if (s->state != SEG_FLIGHT)
             continue;
-        if (s->tx + PKT_THRESHOLD <= r->largest_acked_tx) {
+        if (s->tx + r->reo_pkts <= r->largest_acked_tx) {
             mark_lost(r, sn, 1);
         } else if (s->tx < r->largest_acked_tx) {
             if (r->now >= s->sent_ms + delay)
@@ -569,7 +601,7 @@ static int input_ack(struct hd_rudp *r, const uint8_t *d, size_t n)
     uint32_t una = get32(p), wnd = get32(p + 4), sn, end;
     uint32_t flight = r->snd_nxt - r->snd_una;
     unsigned nr = p[19];
-    uint64_t tx = 0, before = r->flight_bytes;
+    uint64_t tx = 0, echo, before = r->flight_bytes;
     int progress;
 
     if (n < HD_RUDP_HDR + ACK_BODY + (size_t)nr * 6)
@@ -593,6 +625,8 @@ static int input_ack(struct hd_rudp *r, const uint8_t *d, size_t n)
             return bad(r, "echo of a transmission never sent");
     }
 
+    /* without an echo, no retransmission counts as spurious */
+    echo = tx != 0 ? tx : UINT64_MAX;
     if (tx > r->largest_acked_tx)
         r->largest_acked_tx = tx;
     if (tx > r->sampled_tx) {
@@ -603,7 +637,7 @@ static int input_ack(struct hd_rudp *r, const uint8_t *d, size_t n)
         struct snd_seg *s = &r->snd[r->snd_una & SLOT_MASK];
 
         if (s->state != SEG_ACKED)
-            ack_seg(r, s);
+            ack_seg(r, s, echo);
         blk_put(r, s->buf);
         s->buf = NULL;
         s->state = SEG_NONE;
@@ -618,7 +652,7 @@ static int input_ack(struct hd_rudp *r, const uint8_t *d, size_t n)
             struct snd_seg *s = &r->snd[sn & SLOT_MASK];
 
             if (s->state == SEG_FLIGHT || s->state == SEG_LOST)
-                ack_seg(r, s);
+                ack_seg(r, s, echo);
         }
     }
     if (sdiff(una + wnd, r->peer_right) > 0)

@@ -22,7 +22,11 @@
  *   [HD_RUDP_MIN_RTO_MS, HD_RUDP_MAX_RTO_MS] doubled on every expiry, and
  *   declares a segment lost when a transmission 3 tx later was acked
  *   (fast retransmit on SACK evidence) or one sent after it was acked and
- *   9/8 RTT passed (QUIC's time threshold), or at RTO.
+ *   9/8 RTT passed (QUIC's time threshold), or at RTO.  A loss found to
+ *   be spurious (the segment is acked while its retransmission cannot
+ *   have arrived yet) turns the count off, widens the time threshold (up
+ *   to 2 RTT) and undoes the window cut (RACK's adaptive reordering
+ *   window, RFC 8985).
  * - Congestion window in segments: slow start from HD_RUDP_INIT_CWND,
  *   NewReno halving once per loss episode (at most once per round trip),
  *   1 segment per window in congestion avoidance, back to
@@ -107,13 +111,14 @@ struct hd_rudp_cb {
 };
 
 struct hd_rudp_stats {
-    uint64_t sent_pkts;    /* every datagram output */
-    uint64_t retrans_pkts; /* data segments sent again */
-    uint64_t recv_pkts;    /* valid datagrams taken by input */
-    uint64_t dup_pkts;     /* data segments that had arrived already */
-    uint64_t bad_pkts;     /* malformed or foreign datagrams dropped */
-    uint32_t srtt_ms;      /* smoothed round trip time */
-    uint32_t cwnd;         /* congestion window, segments */
+    uint64_t sent_pkts;     /* every datagram output */
+    uint64_t retrans_pkts;  /* data segments sent again */
+    uint64_t recv_pkts;     /* valid datagrams taken by input */
+    uint64_t dup_pkts;      /* data segments that had arrived already */
+    uint64_t bad_pkts;      /* malformed or foreign datagrams dropped */
+    uint64_t spurious_pkts; /* declared lost, then found to have arrived */
+    uint32_t srtt_ms;       /* smoothed round trip time */
+    uint32_t cwnd;          /* congestion window, segments */
 };
 
 /*
