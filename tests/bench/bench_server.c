@@ -27,16 +27,21 @@
  * up to 3x (ratios 0.4-1.5).  Hence:
  * - each run moves the same bytes through a relay pair and a baseline
  *   pair at the same time, so both see the same background load;
- * - the relay and the copier share one CPU (the last one allowed) and
- *   the load generator (a sender and a receiver process per pair, fixed
- *   64 KiB blocking send()s and recv()s) runs on the others;
- *   HD_BENCH_PIN=same puts everything on that one CPU (bigger batches,
- *   the steadiest figure), HD_BENCH_PIN=none pins nothing;
+ * - the relay, the copier and the load generator (a sender and a
+ *   receiver process per pair, fixed 64 KiB blocking send()s and
+ *   recv()s) share one CPU, so neither side's batching depends on how
+ *   fast the other CPU happens to be; HD_BENCH_PIN=split gives that CPU
+ *   to relay and copier alone (the load on the others: smaller batches,
+ *   more wakeups per byte, noisier), HD_BENCH_PIN=none pins nothing;
  * - one unmeasured warm-up run, then RELAY_RUNS runs; printed: each run
  *   (CPU-s, KiB per wakeup, i.e. bytes per time the process was given a
  *   CPU, and the ksoftirqd CPU-s of the run, network work charged to
  *   neither), the medians' ratio with the per-run range, and the ratio of
  *   all runs' CPU-s.
+ * On the 2-core machine with load average 5 from other work, five runs
+ * each: default, medians 0.92-0.97, single runs 0.89-1.00; split, medians
+ * 0.84-1.13, single runs 0.66-1.36 (before: medians 0.61-0.80, single runs
+ * 0.42-1.51).
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -384,11 +389,12 @@ static int pin_all(pid_t pid, const cpu_set_t *set)
 }
 
 /*
- * Default placement: with two or more CPUs, the measured process alone on
- * the last one allowed and the load generator on the others (so neither
- * waits for the other's CPU, and both sides of every run see the same
- * scheduling); HD_BENCH_PIN=same puts everything on one CPU,
- * HD_BENCH_PIN=none pins nothing.
+ * Default placement: everything on one CPU (the last one allowed), so
+ * every wakeup finds a full pipe's worth for relay and copier alike;
+ * HD_BENCH_PIN=split leaves that CPU to the relay and the copier and puts
+ * the load generator on the others (smaller batches: more wakeups per
+ * byte, the harsher test of the event loop's cost per wakeup, and a
+ * noisier one); HD_BENCH_PIN=none pins nothing.
  */
 static void relay_pin_init(struct relay_pin *pin)
 {
@@ -408,7 +414,7 @@ static void relay_pin_init(struct relay_pin *pin)
     CPU_ZERO(&pin->measured);
     CPU_SET(last, &pin->measured);
     pin->load = all;
-    if (n > 1 && !(mode && strcmp(mode, "same") == 0))
+    if (n > 1 && mode && strcmp(mode, "split") == 0)
         CPU_CLR(last, &pin->load);
     else
         pin->load = pin->measured;
@@ -706,9 +712,10 @@ static int bench_relay(uint64_t bytes, int idle_pairs)
     printf("relay: wakeups per run: relay %llu, splice() %llu; ksoftirqd "
            "%.3f CPU-s per run pair; CPUs %s\n",
            rruns / RELAY_RUNS, bruns / RELAY_RUNS, ksum / RELAY_RUNS,
-           !pin.on                               ? "not pinned"
-           : CPU_EQUAL(&pin.measured, &pin.load) ? "all on one"
-                                                 : "measured alone on one");
+           !pin.on ? "not pinned"
+           : CPU_EQUAL(&pin.measured, &pin.load)
+               ? "all on one"
+               : "relay and copier on one, load on the others");
     if (pin.on) { /* the memory figure below needs no placement */
         cpu_set_t all;
         CPU_ZERO(&all);
