@@ -6,13 +6,42 @@
  *     peers, against a bare recvfrom/sendto UDP echo process (the
  *     kernel's cost per datagram pair, i.e. the ceiling); resident memory
  *     per registered peer.
- *   relay: bytes relayed per relay CPU-second, against a splice() copy
- *     process moving the same bytes between two sockets; resident memory
- *     per idle relayed pair.
+ *   relay: bytes relayed per relay CPU-second, against a blocking
+ *     splice() copier (socket -> pipe -> socket, a pipe of the relay's
+ *     size, no event loop) moving the same bytes; resident memory per idle
+ *     relayed pair.
  *
- * Usage: bench_server [all|rdv|relay] [PEERS]\n *\n * CPU time is read from
- * /proc/PID/stat (utime + stime) of the measured process only, so the load
+ * Usage: bench_server [all|rdv|relay] [PEERS]
+ *
+ * CPU time is the scheduler's nanosecond accounting of every thread of the
+ * measured process only (/proc/PID/task/TID/schedstat), so the load
  * generator's own cost does not count.
+ *
+ * Relay method.  Most of a relay's cost is the kernel's (splice, TCP and
+ * loopback work per skb, wakeups), and on loopback the receive side of a
+ * segment is charged to whichever process sent it, or held the socket
+ * lock.  So the figure per byte depends on how many bytes each wakeup
+ * finds, which depends on the scheduling of sender, copier and receiver,
+ * and on what else the machine runs.  Measured one after the other, the
+ * relay and the baseline saw different conditions: single runs differed by
+ * up to 3x (ratios 0.4-1.5).  Hence:
+ * - each run moves the same bytes through a relay pair and a baseline
+ *   pair at the same time, so both see the same background load;
+ * - the relay, the copier and the load generator (a sender and a
+ *   receiver process per pair, fixed 64 KiB blocking send()s and
+ *   recv()s) share one CPU, so neither side's batching depends on how
+ *   fast the other CPU happens to be; HD_BENCH_PIN=split gives that CPU
+ *   to relay and copier alone (the load on the others: smaller batches,
+ *   more wakeups per byte, noisier), HD_BENCH_PIN=none pins nothing;
+ * - one unmeasured warm-up run, then RELAY_RUNS runs; printed: each run
+ *   (CPU-s, KiB per wakeup, i.e. bytes per time the process was given a
+ *   CPU, and the ksoftirqd CPU-s of the run, network work charged to
+ *   neither), the medians' ratio with the per-run range, and the ratio of
+ *   all runs' CPU-s.
+ * On the 2-core machine with load average 5 from other work, five runs
+ * each: default, medians 0.92-0.97, single runs 0.89-1.00; split, medians
+ * 0.84-1.13, single runs 0.66-1.36 (before: medians 0.61-0.80, single runs
+ * 0.42-1.51).
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -20,6 +49,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,11 +64,10 @@
 #include "rendezvous.pb-c.h"
 #include "tests/integration/support.h"
 
-#define GROUP 25
-#define RELAY_RUNS                                                         \
-    7 /* alternating relay / splice() transfers */ /* peers per source IP: \
-                                                      under the RegisterPk \
-                                                      rate limits */
+#define GROUP       25 /* peers per source IP: under the RegisterPk rate limits */
+#define RELAY_RUNS  7           /* alternating relay / splice() transfers */
+#define RELAY_CHUNK (64 * 1024) /* every send() and recv() of the load */
+#define RELAY_PIPE  (1 << 20)   /* the relay's default pipe_size */
 
 /*
  * CPU time of every thread of pid, in seconds, from the scheduler's own
@@ -331,40 +360,184 @@ static int relay_hello(int fd, const char *uuid, const char *key)
     return send_msg(fd, &m);
 }
 
-/* Push `bytes` from a to b (b reads everything).  Returns 0 or -1. */
-static int pump(int a, int b, uint64_t bytes)
-{
-    static uint8_t out[256 * 1024], in[256 * 1024];
-    uint64_t sent = 0, got = 0;
+/* CPU placement of the relay runs (see the top comment). */
+struct relay_pin {
+    int on;             /* 0: HD_BENCH_PIN=none, nothing pinned */
+    cpu_set_t measured; /* the relay or the splice() copier */
+    cpu_set_t load;     /* the sender and the receiver */
+};
 
-    fcntl(a, F_SETFL, O_NONBLOCK);
-    fcntl(b, F_SETFL, O_NONBLOCK);
-    while (got < bytes) {
-        struct pollfd p[2] = { { .fd = a, .events = POLLOUT },
-                               { .fd = b, .events = POLLIN } };
-        if (sent >= bytes)
-            p[0].events = 0;
-        if (poll(p, 2, 5000) <= 0)
-            return -1;
-        if (p[0].revents & POLLOUT) {
-            size_t n = bytes - sent < sizeof(out) ? bytes - sent : sizeof(out);
-            ssize_t w = send(a, out, n, MSG_NOSIGNAL);
-            if (w > 0)
-                sent += (uint64_t)w;
+/* Pin every thread of pid (0 = this process) to set; 0 or -1. */
+static int pin_all(pid_t pid, const cpu_set_t *set)
+{
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+    int ret = 0;
+
+    if (pid == 0)
+        pid = getpid();
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    if ((d = opendir(path)) == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.' &&
+            sched_setaffinity((pid_t)atoi(e->d_name), sizeof(*set), set) != 0)
+            ret = -1;
+    closedir(d);
+    return ret;
+}
+
+/*
+ * Default placement: everything on one CPU (the last one allowed), so
+ * every wakeup finds a full pipe's worth for relay and copier alike;
+ * HD_BENCH_PIN=split leaves that CPU to the relay and the copier and puts
+ * the load generator on the others (smaller batches: more wakeups per
+ * byte, the harsher test of the event loop's cost per wakeup, and a
+ * noisier one); HD_BENCH_PIN=none pins nothing.
+ */
+static void relay_pin_init(struct relay_pin *pin)
+{
+    const char *mode = getenv("HD_BENCH_PIN");
+    cpu_set_t all;
+    int last = -1, n = 0;
+
+    memset(pin, 0, sizeof(*pin));
+    if ((mode && strcmp(mode, "none") == 0) ||
+        sched_getaffinity(0, sizeof(all), &all) != 0)
+        return;
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &all)) {
+            last = i;
+            n++;
         }
-        if (p[1].revents & POLLIN) {
-            ssize_t r = recv(b, in, sizeof(in), 0);
-            if (r <= 0)
-                return -1;
-            got += (uint64_t)r;
+    CPU_ZERO(&pin->measured);
+    CPU_SET(last, &pin->measured);
+    pin->load = all;
+    if (n > 1 && mode && strcmp(mode, "split") == 0)
+        CPU_CLR(last, &pin->load);
+    else
+        pin->load = pin->measured;
+    pin->on = 1;
+}
+
+/* Scheduler figures of a process, summed over its threads: CPU time from
+ * its own nanosecond accounting (utime and stime are sampled at the clock
+ * tick, too coarse), and how many times it was given a CPU (wakeups). */
+struct sched_sample {
+    double cpu;
+    unsigned long long runs;
+};
+
+static int sched_sample(pid_t pid, struct sched_sample *out)
+{
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+
+    memset(out, 0, sizeof(*out));
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    if ((d = opendir(path)) == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        char p2[320];
+        unsigned long long ns, wait, runs;
+        FILE *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p2, sizeof(p2), "/proc/%d/task/%s/schedstat", (int)pid,
+                 e->d_name);
+        if ((f = fopen(p2, "r")) == NULL)
+            continue;
+        if (fscanf(f, "%llu %llu %llu", &ns, &wait, &runs) == 3) {
+            out->cpu += (double)ns / 1e9;
+            out->runs += runs;
         }
+        fclose(f);
     }
+    closedir(d);
     return 0;
 }
 
+/* CPU seconds of the ksoftirqd threads: network work deferred there is
+ * charged to no measured process (see the top comment). */
+static double ksoftirqd_cpu(void)
+{
+    double total = 0;
+    struct dirent *e;
+    DIR *d;
+
+    if ((d = opendir("/proc")) == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], comm[64] = "";
+        struct sched_sample s;
+        FILE *f;
+
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        if (fgets(comm, sizeof(comm), f) &&
+            strncmp(comm, "ksoftirqd/", 10) == 0 &&
+            sched_sample((pid_t)atoi(e->d_name), &s) == 0)
+            total += s.cpu;
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+/*
+ * Push `bytes` from a to b: a child process writes fixed RELAY_CHUNK
+ * blocking send()s to a while this one reads b with fixed RELAY_CHUNK
+ * blocking recv()s (both on the load CPUs, inherited).  Returns 0 or -1.
+ */
+static int pump(int a, int b, uint64_t bytes)
+{
+    static uint8_t in[RELAY_CHUNK];
+    uint64_t got = 0;
+    int status;
+    pid_t tx;
+
+    if ((tx = fork()) < 0)
+        return -1;
+    if (tx == 0) {
+        static uint8_t out[RELAY_CHUNK];
+        uint64_t sent = 0;
+
+        close(b);
+        while (sent < bytes) {
+            size_t n = bytes - sent < sizeof(out) ? bytes - sent : sizeof(out);
+            if (send_all(a, out, n) != 0)
+                _exit(1);
+            sent += n;
+        }
+        _exit(0);
+    }
+    while (got < bytes) {
+        struct pollfd p = { .fd = b, .events = POLLIN };
+        ssize_t r;
+
+        /* a stall (a bug in the relay) must not hang the bench */
+        if (poll(&p, 1, 5000) <= 0)
+            break;
+        if ((r = recv(b, in, sizeof(in), 0)) <= 0)
+            break;
+        got += (uint64_t)r;
+    }
+    if (got < bytes)
+        kill(tx, SIGKILL);
+    waitpid(tx, &status, 0);
+    return got == bytes && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0
+                                                                         : -1;
+}
+
 /* The baseline: a process that splices one socket into the other, with
- * blocking calls (no event loop), through a 1 MiB pipe. */
-static pid_t splice_copier(uint16_t *port)
+ * blocking calls (no event loop), through a pipe of the relay's size. */
+static pid_t splice_copier(uint16_t *port, const struct relay_pin *pin)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET };
     socklen_t len = sizeof(sa);
@@ -380,14 +553,16 @@ static pid_t splice_copier(uint16_t *port)
         close(lis);
         return pid;
     }
+    if (pin->on)
+        pin_all(0, &pin->measured);
     {
         int a = accept(lis, NULL, NULL), b = accept(lis, NULL, NULL);
         if (pipe(p) != 0)
             _exit(1);
         /* the same pipe size as the relay's, for a like-for-like copy */
-        fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+        fcntl(p[1], F_SETPIPE_SZ, RELAY_PIPE);
         for (;;) {
-            ssize_t n = splice(a, NULL, p[1], NULL, 1 << 20, SPLICE_F_MOVE);
+            ssize_t n = splice(a, NULL, p[1], NULL, RELAY_PIPE, SPLICE_F_MOVE);
             if (n <= 0)
                 _exit(0);
             while (n > 0) {
@@ -401,71 +576,154 @@ static pid_t splice_copier(uint16_t *port)
     }
 }
 
+/* One transfer's figures for the measured process. */
+struct relay_run {
+    double cpu;
+    unsigned long long runs;
+};
+
+/* Connect a pair through port (a relay pair when uuid is set). */
+static int relay_connect(uint16_t port, const char *uuid, const char *key,
+                         int fd[2])
+{
+    fd[0] = tcp_connect("127.0.0.1", port);
+    fd[1] = tcp_connect("127.0.0.1", port);
+    if (fd[0] < 0 || fd[1] < 0)
+        return -1;
+    if (uuid && (relay_hello(fd[0], uuid, key) != 0 ||
+                 relay_hello(fd[1], uuid, key) != 0))
+        return -1;
+    return 0;
+}
+
+/*
+ * Pump `bytes` through the relay pair rfd and the baseline pair bfd at the
+ * same time (each from its own process), and measure relay and copier.
+ * Returns 0 or -1.
+ */
+static int relay_transfer(pid_t relay, const int rfd[2], pid_t copier,
+                          const int bfd[2], uint64_t bytes,
+                          struct relay_run *rr, struct relay_run *br,
+                          double *softirq)
+{
+    struct sched_sample r0, r1, b0, b1;
+    pid_t kid[2];
+    int ret = 0;
+    double k0;
+
+    usleep(100000); /* paired (or accepted), idle */
+    sched_sample(relay, &r0);
+    sched_sample(copier, &b0);
+    k0 = ksoftirqd_cpu();
+    for (int i = 0; i < 2; i++) {
+        const int *fd = i ? bfd : rfd;
+        if ((kid[i] = fork()) == 0)
+            _exit(pump(fd[0], fd[1], bytes) == 0 ? 0 : 1);
+    }
+    for (int i = 0; i < 2; i++) {
+        int status;
+        if (kid[i] < 0 || waitpid(kid[i], &status, 0) != kid[i] ||
+            !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            ret = -1;
+    }
+    sched_sample(relay, &r1);
+    sched_sample(copier, &b1);
+    *softirq = ksoftirqd_cpu() - k0;
+    rr->cpu = r1.cpu - r0.cpu;
+    rr->runs = r1.runs - r0.runs;
+    br->cpu = b1.cpu - b0.cpu;
+    br->runs = b1.runs - b0.runs;
+    return ret;
+}
+
 static int bench_relay(uint64_t bytes, int idle_pairs)
 {
     struct srv s;
-    int a, b, *fds;
-    double best, base, relay_cpu[RELAY_RUNS], base_cpu[RELAY_RUNS];
-    double lo = 1e9, hi = 0;
+    struct relay_pin pin;
+    struct relay_run rr = { 0 }, br = { 0 };
+    int *fds, ret = -1;
+    double rcpu[RELAY_RUNS], bcpu[RELAY_RUNS], rsum = 0, bsum = 0, ksum = 0;
+    double rmed, bmed, lo = 1e9, hi = 0, q;
+    unsigned long long rruns = 0, bruns = 0;
     long rss0, rss1;
     uint16_t port;
     pid_t cp;
 
+    relay_pin_init(&pin);
     /* no bandwidth limits: this measures the copy path, not the limiter */
     if (srv_start(&s, NULL,
                   (const char *const[]){ "--single-bandwidth", "0",
                                          "--total-bandwidth", "0", NULL }) != 0)
         return -1;
-    /* alternating runs, medians: a single run of either varies by +-40 %
-     * with how the bytes happen to batch per wakeup */
-    for (int run = 0; run < RELAY_RUNS; run++) {
+    if (pin.on &&
+        (pin_all(s.pid, &pin.measured) != 0 || pin_all(0, &pin.load) != 0))
+        fprintf(stderr, "bench: could not pin CPUs: %s\n", strerror(errno));
+    for (int run = -1; run < RELAY_RUNS; run++) { /* run -1: warm-up */
         char uuid[32];
-        double cpu0, cpu1;
+        int rfd[2] = { -1, -1 }, bfd[2] = { -1, -1 };
+        double softirq = 0;
 
         snprintf(uuid, sizeof(uuid), "bench-pair-%d", run);
-        a = tcp_connect("127.0.0.1", s.relay_port);
-        b = tcp_connect("127.0.0.1", s.relay_port);
-        relay_hello(a, uuid, s.pk_b64);
-        relay_hello(b, uuid, s.pk_b64);
-        usleep(100000);
-        cpu0 = cpu_seconds(s.pid);
-        if (pump(a, b, bytes) != 0)
-            fprintf(stderr, "bench: relay transfer stalled\n");
-        cpu1 = cpu_seconds(s.pid);
-        close(a);
-        close(b);
-        relay_cpu[run] = cpu1 - cpu0;
-
-        cp = splice_copier(&port);
-        a = tcp_connect("127.0.0.1", port);
-        b = tcp_connect("127.0.0.1", port);
-        usleep(50000);
-        cpu0 = cpu_seconds(cp);
-        if (pump(a, b, bytes) != 0)
-            fprintf(stderr, "bench: splice transfer stalled\n");
-        cpu1 = cpu_seconds(cp);
-        close(a);
-        close(b);
+        cp = splice_copier(&port, &pin);
+        if (relay_connect(s.relay_port, uuid, s.pk_b64, rfd) != 0 ||
+            relay_connect(port, NULL, NULL, bfd) != 0 ||
+            relay_transfer(s.pid, rfd, cp, bfd, bytes, &rr, &br, &softirq) != 0)
+            fprintf(stderr, "bench: transfer %d failed or stalled\n", run);
+        for (int i = 0; i < 2; i++) {
+            if (rfd[i] >= 0)
+                close(rfd[i]);
+            if (bfd[i] >= 0)
+                close(bfd[i]);
+        }
         kill(cp, SIGKILL);
         waitpid(cp, NULL, 0);
-        base_cpu[run] = cpu1 - cpu0;
-    }
-    for (int i = 0; i < RELAY_RUNS; i++) { /* per run, before sorting */
-        double q = relay_cpu[i] > 0 ? base_cpu[i] / relay_cpu[i] : 0;
+        if (run < 0)
+            continue;
+        q = rr.cpu > 0 ? br.cpu / rr.cpu : 0;
+        printf("relay: run %d: relay %.3f CPU-s, %.0f KiB per wakeup; "
+               "splice() %.3f CPU-s, %.0f KiB per wakeup; ratio %.2f; "
+               "ksoftirqd %.3f CPU-s\n",
+               run + 1, rr.cpu, (double)bytes / 1024.0 / (double)(rr.runs + 1),
+               br.cpu, (double)bytes / 1024.0 / (double)(br.runs + 1), q,
+               softirq);
+        rcpu[run] = rr.cpu;
+        bcpu[run] = br.cpu;
+        rsum += rr.cpu;
+        bsum += br.cpu;
+        rruns += rr.runs;
+        bruns += br.runs;
+        ksum += softirq;
         lo = q < lo ? q : lo;
         hi = q > hi ? q : hi;
     }
-    best = median(relay_cpu, RELAY_RUNS);
-    base = median(base_cpu, RELAY_RUNS);
-    if (best <= 0 || base <= 0) {
+    rmed = median(rcpu, RELAY_RUNS);
+    bmed = median(bcpu, RELAY_RUNS);
+    if (rmed <= 0 || bmed <= 0 || rsum <= 0) {
         fprintf(stderr, "bench: no CPU time measured\n");
-        return -1;
+        goto out;
     }
-    printf("relay: %.0f MB in %.2f relay CPU-s = %.0f MB per CPU-second; "
-           "splice() baseline %.0f MB per CPU-second; ratio %.2f (target >= "
-           "0.8; medians of %d alternating runs, ratios %.2f-%.2f)\n",
-           (double)bytes / 1e6, best, (double)bytes / 1e6 / best,
-           (double)bytes / 1e6 / base, base / best, RELAY_RUNS, lo, hi);
+    printf("relay: %.0f MB per run in %.3f relay CPU-s = %.0f MB per "
+           "CPU-second; splice() baseline %.0f MB per CPU-second; ratio %.2f "
+           "(target >= 0.8; medians of %d alternating runs, per run "
+           "%.2f-%.2f; all runs' CPU %.2f)\n",
+           (double)bytes / 1e6, rmed, (double)bytes / 1e6 / rmed,
+           (double)bytes / 1e6 / bmed, bmed / rmed, RELAY_RUNS, lo, hi,
+           bsum / rsum);
+    printf("relay: wakeups per run: relay %llu, splice() %llu; ksoftirqd "
+           "%.3f CPU-s per run pair; CPUs %s\n",
+           rruns / RELAY_RUNS, bruns / RELAY_RUNS, ksum / RELAY_RUNS,
+           !pin.on ? "not pinned"
+           : CPU_EQUAL(&pin.measured, &pin.load)
+               ? "all on one"
+               : "relay and copier on one, load on the others");
+    if (pin.on) { /* the memory figure below needs no placement */
+        cpu_set_t all;
+        CPU_ZERO(&all);
+        for (int i = 0; i < CPU_SETSIZE; i++)
+            if (CPU_ISSET(i, &pin.measured) || CPU_ISSET(i, &pin.load))
+                CPU_SET(i, &all);
+        pin_all(0, &all);
+    }
 
     /* memory per idle relayed pair */
     fds = calloc((size_t)idle_pairs * 2, sizeof(*fds));
@@ -489,8 +747,10 @@ static int bench_relay(uint64_t bytes, int idle_pairs)
     for (int i = 0; i < 2 * idle_pairs; i++)
         close(fds[i]);
     free(fds);
+    ret = 0;
+out:
     srv_cleanup(&s);
-    return 0;
+    return ret;
 }
 
 int main(int argc, char **argv)
