@@ -15,6 +15,7 @@
 #   lab_udp_timeout ROUTER S  UDP conntrack timeouts (plain and stream)
 #   lab_netem NS DEV ARGS     tc netem on a device ("delay 30ms loss 1%");
 #                             returns 2 when the kernel has no sch_netem
+#   lab_loss ROUTER PCT       random loss on what a router forwards (nft)
 #   lab_server_start [ARGS]   homedesk-server in $LAB_INET at $LAB_SERVER,
 #                             temp data dir; sets LAB_KEY (its public key)
 #   lab_exec NS CMD...        run a command in a namespace
@@ -313,6 +314,29 @@ lab_netem() {
 	esac
 	echo "lab_netem: $out" >&2
 	return 1
+}
+
+# lab_loss ROUTER PCT: drop PCT % of the packets the router forwards, at
+# random, both ways (nftables numgen: works without sch_netem); PCT 0
+# removes the rule.  lab_nat keeps it (a table of its own).
+# lab_loss_dropped ROUTER prints how many packets the rule dropped.
+lab_loss() {
+	local r=$1 pct=$2
+	ip netns exec "$r" nft -f - <<EOF
+table inet hdloss
+delete table inet hdloss
+table inet hdloss {
+	chain forward {
+		type filter hook forward priority -10; policy accept;
+		$([ "$pct" -gt 0 ] && echo "numgen random mod 100 < $pct counter drop")
+	}
+}
+EOF
+}
+
+lab_loss_dropped() {
+	ip netns exec "$1" nft list table inet hdloss 2>/dev/null |
+		sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -n 1
 }
 
 # lab_bg NS LOG CMD...: background process inside NS.

@@ -92,6 +92,14 @@ scenario udp-cone-symmetric cone symmetric "$LAB_B" udp "" --no-tcp
 # other), within the relay's head start
 scenario restricted-symmetric restricted symmetric "$LAB_B" udp 1500
 scenario symmetric-restricted symmetric restricted "$LAB_B" udp 1500
+# 5 % random loss both ways at the viewer's router (nftables; this kernel
+# has no sch_netem for delay): the UDP punch and its reliable stream carry
+# the session anyway
+lab_loss "$LAB_RB" 5
+scenario udp-lossy restricted restricted "$LAB_B" udp "" --no-tcp
+dropped=$(lab_loss_dropped "$LAB_RB")
+if [ "${dropped:-0}" -gt 0 ]; then ok "udp-lossy: the router dropped $dropped packets"; else notok "udp-lossy: the router dropped packets (${dropped:-none})"; fi
+lab_loss "$LAB_RB" 0
 # no direct path: the relay, decided within 1.5 s
 scenario symmetric-symmetric symmetric symmetric "$LAB_B" relay 1500
 
