@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libyuv/convert.h>
 #include <vpx/vp8cx.h>
@@ -406,6 +407,14 @@ int hd_venc_refine(struct hd_venc *venc, int on)
     return 0;
 }
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Convert an area (already clipped, even origin) of the BGRA frame. */
 static void convert_area(struct hd_venc *v, const struct hd_venc_input *in,
                          int x, int y, int w, int h)
@@ -531,7 +540,7 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
     const vpx_codec_cx_pkt_t *pkt;
     vpx_codec_iter_t iter = NULL;
     unsigned long duration;
-    int64_t pts;
+    int64_t pts, t0;
     int used_map, got = 0;
 
     memset(out, 0, sizeof(*out));
@@ -539,7 +548,9 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
         (in->rects == NULL && in->n_rects != 0))
         return -EINVAL;
 
+    t0 = now_us();
     used_map = prepare(v, in);
+    out->convert_us = now_us() - t0;
     memset(&am, 0, sizeof(am));
     am.rows = v->map_rows;
     am.cols = v->map_cols;
@@ -571,11 +582,13 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
     duration = (unsigned long)clampi(1000 / v->cfg.fps, 1, 1000);
     if (v->want_key)
         flags |= VPX_EFLAG_FORCE_KF;
+    t0 = now_us();
     if (vpx_codec_encode(&v->ctx, &v->img, pts, duration, flags,
                          VPX_DL_REALTIME) != VPX_CODEC_OK) {
         hd_error(MOD, "encode failed: %s", vpx_codec_error(&v->ctx));
         return HD_ECONFIG;
     }
+    out->codec_us = now_us() - t0;
     /* libvpx keeps the packet's bytes until the next encode call. */
     while ((pkt = vpx_codec_get_cx_data(&v->ctx, &iter)) != NULL) {
         if (pkt->kind != VPX_CODEC_CX_FRAME_PKT || got)

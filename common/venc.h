@@ -82,6 +82,9 @@ struct hd_venc_packet {
     size_t size;
     int key;        /* 1: a key frame, decodable on its own */
     int64_t pts_ms; /* the pts_ms used for this frame */
+    /* Where the call's wall time went (benchmarks, logs): the colour
+     * conversion and the libvpx encode call, in microseconds. */
+    int64_t convert_us, codec_us;
 };
 
 struct hd_venc;
