@@ -199,8 +199,8 @@ static int run_venc(struct bench *b, const struct hd_venc_config *cfg,
         c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
         r->cpu_ms += c0;
         if (b->verbose)
-            fprintf(stderr, "%s %d %.2f %.2f %zu %zu %.2f %.2f\n", r->name,
-                    n, r->wall_ms[n], c0, pkt.size, in.n_rects,
+            fprintf(stderr, "%s %d %.2f %.2f %zu %zu %.2f %.2f\n", r->name, n,
+                    r->wall_ms[n], c0, pkt.size, in.n_rects,
                     pkt.convert_us / 1e3, pkt.codec_us / 1e3);
         if (pkt.size == 0) {
             r->drops++;
