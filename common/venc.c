@@ -21,10 +21,18 @@
  * on key frames and forgets it after one, so it is set before every
  * frame.  Blocks of a frame that the rate control dropped are carried
  * over to the next frame's map (pending), or their change would be lost.
+ *
+ * The conversion runs on two threads when the encoder has two or more
+ * (libvpx's own threads are idle until vpx_codec_encode): a helper thread
+ * converts the damaged areas below a split row chosen to halve the area,
+ * the caller the rest, so no pixel is written by both.  Small areas stay
+ * on the caller's thread: waking the helper costs more than it saves.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libyuv/convert.h>
 #include <vpx/vp8cx.h>
@@ -35,6 +43,17 @@
 #include "venc.h"
 
 #define MOD "venc"
+
+/* Damaged pixels from which the conversion is shared with the helper
+ * (~60 us of libyuv's ARGBToI420 at AVX2 speed). */
+#define SPLIT_MIN_PX (256L * 1024)
+
+/* One half of a conversion, for convert_rows. */
+struct conv_job {
+    const struct hd_venc_input *in;
+    int full;   /* the whole frame, else the damage rectangles */
+    int y0, y1; /* rows [y0, y1), even */
+};
 
 struct hd_venc {
     struct hd_venc_config cfg;
@@ -52,7 +71,79 @@ struct hd_venc {
     int pending_any;
     int pending_full; /* a dropped frame had no damage list */
     int static_now;   /* VP8E_SET_STATIC_THRESHOLD in effect */
+    /* conversion helper thread (helper_ok: running) */
+    pthread_t helper;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    int helper_ok, sync_ok, quit;
+    unsigned job_gen, done_gen; /* under mu */
+    struct conv_job job;        /* under mu until job_gen is taken */
 };
+
+static void convert_rows(struct hd_venc *v, const struct conv_job *j);
+
+static void *helper_main(void *arg)
+{
+    struct hd_venc *v = arg;
+    struct conv_job j;
+    unsigned gen;
+
+    pthread_mutex_lock(&v->mu);
+    for (;;) {
+        while (!v->quit && v->job_gen == v->done_gen)
+            pthread_cond_wait(&v->work_cv, &v->mu);
+        if (v->quit)
+            break;
+        j = v->job;
+        gen = v->job_gen;
+        pthread_mutex_unlock(&v->mu);
+        convert_rows(v, &j);
+        pthread_mutex_lock(&v->mu);
+        v->done_gen = gen;
+        pthread_cond_signal(&v->done_cv);
+    }
+    pthread_mutex_unlock(&v->mu);
+    return NULL;
+}
+
+/* Start the helper; without it every conversion runs on the caller. */
+static void helper_start(struct hd_venc *v)
+{
+    if (pthread_mutex_init(&v->mu, NULL) != 0)
+        return;
+    if (pthread_cond_init(&v->work_cv, NULL) != 0) {
+        pthread_mutex_destroy(&v->mu);
+        return;
+    }
+    if (pthread_cond_init(&v->done_cv, NULL) != 0) {
+        pthread_cond_destroy(&v->work_cv);
+        pthread_mutex_destroy(&v->mu);
+        return;
+    }
+    v->sync_ok = 1;
+    if (pthread_create(&v->helper, NULL, helper_main, v) == 0)
+        v->helper_ok = 1;
+    else
+        hd_warn(MOD, "no conversion thread, converting on one");
+}
+
+static void helper_stop(struct hd_venc *v)
+{
+    if (v->helper_ok) {
+        pthread_mutex_lock(&v->mu);
+        v->quit = 1;
+        pthread_cond_signal(&v->work_cv);
+        pthread_mutex_unlock(&v->mu);
+        pthread_join(v->helper, NULL);
+        v->helper_ok = 0;
+    }
+    if (v->sync_ok) {
+        pthread_cond_destroy(&v->done_cv);
+        pthread_cond_destroy(&v->work_cv);
+        pthread_mutex_destroy(&v->mu);
+        v->sync_ok = 0;
+    }
+}
 
 static int clampi(int v, int lo, int hi)
 {
@@ -338,6 +429,8 @@ int hd_venc_new(const struct hd_venc_config *cfg, struct hd_venc **out)
     v->ctx_ok = 1;
     if ((r = apply_controls(v)) != 0)
         goto out;
+    if (cfg->threads > 1)
+        helper_start(v);
     *out = v;
     v = NULL;
     r = 0;
@@ -350,6 +443,7 @@ void hd_venc_free(struct hd_venc *venc)
 {
     if (venc == NULL)
         return;
+    helper_stop(venc);
     if (venc->ctx_ok)
         vpx_codec_destroy(&venc->ctx);
     if (venc->img_ok)
@@ -406,6 +500,14 @@ int hd_venc_refine(struct hd_venc *venc, int on)
     return 0;
 }
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Convert an area (already clipped, even origin) of the BGRA frame. */
 static void convert_area(struct hd_venc *v, const struct hd_venc_input *in,
                          int x, int y, int w, int h)
@@ -459,6 +561,82 @@ static void mark_blocks(struct hd_venc *v, int x0, int y0, int x1, int y1)
             v->map[(size_t)r * v->map_cols + c] = 1;
 }
 
+/* Convert the part of job j's areas in its rows. */
+static void convert_rows(struct hd_venc *v, const struct conv_job *j)
+{
+    const struct hd_venc_input *in = j->in;
+    int x0, y0, x1, y1;
+    size_t i;
+
+    if (j->y0 >= j->y1)
+        return;
+    if (j->full) {
+        convert_area(v, in, 0, j->y0, v->cfg.width, j->y1 - j->y0);
+        return;
+    }
+    for (i = 0; i < in->n_rects; i++) {
+        if (!clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
+            continue;
+        y0 = y0 > j->y0 ? y0 : j->y0;
+        y1 = y1 < j->y1 ? y1 : j->y1;
+        if (y0 < y1)
+            convert_area(v, in, x0, y0, x1 - x0, y1 - y0);
+    }
+}
+
+/* Damaged pixels above row y (full: the whole frame's). */
+static long long area_above(const struct hd_venc *v,
+                            const struct hd_venc_input *in, int full, int y)
+{
+    int x0, y0, x1, y1;
+    long long a = 0;
+    size_t i;
+
+    if (full)
+        return (long long)v->cfg.width * y;
+    for (i = 0; i < in->n_rects; i++)
+        if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1) && y > y0)
+            a += (long long)(x1 - x0) * ((y < y1 ? y : y1) - y0);
+    return a;
+}
+
+/*
+ * Convert the whole frame (full) or the damage rectangles, on two threads
+ * when the helper runs and the area is worth it.  area: damaged pixels.
+ */
+static void convert(struct hd_venc *v, const struct hd_venc_input *in, int full,
+                    long long area)
+{
+    struct conv_job mine = { in, full, 0, v->cfg.height };
+    int lo = 0, hi = v->cfg.height, mid;
+
+    if (!v->helper_ok || area < SPLIT_MIN_PX) {
+        convert_rows(v, &mine);
+        return;
+    }
+    /* The lowest even row with half the area above it. */
+    while (hi - lo > 2) {
+        mid = (lo + (hi - lo) / 2) & ~1;
+        if (mid <= lo)
+            mid = lo + 2;
+        if (2 * area_above(v, in, full, mid) >= area)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    mine.y1 = hi;
+    pthread_mutex_lock(&v->mu);
+    v->job = (struct conv_job){ in, full, hi, v->cfg.height };
+    v->job_gen++;
+    pthread_cond_signal(&v->work_cv);
+    pthread_mutex_unlock(&v->mu);
+    convert_rows(v, &mine);
+    pthread_mutex_lock(&v->mu);
+    while (v->done_gen != v->job_gen)
+        pthread_cond_wait(&v->done_cv, &v->mu);
+    pthread_mutex_unlock(&v->mu);
+}
+
 /*
  * Bring the I420 picture up to date and build the active map.  Returns 1
  * when the map should be used, 0 when the whole frame is active.
@@ -466,7 +644,7 @@ static void mark_blocks(struct hd_venc *v, int x0, int y0, int x1, int y1)
 static int prepare(struct hd_venc *v, const struct hd_venc_input *in)
 {
     size_t i, n = (size_t)v->map_rows * v->map_cols;
-    long long area = 0;
+    long long area = 0, frame = (long long)v->cfg.width * v->cfg.height;
     int x0, y0, x1, y1, full = in->rects == NULL || !v->have_frame;
 
     if (!full) {
@@ -475,28 +653,17 @@ static int prepare(struct hd_venc *v, const struct hd_venc_input *in)
                 area += (long long)(x1 - x0) * (y1 - y0);
         /* Overlapping rectangles would be converted twice: past the frame
          * area, one pass over everything is cheaper. */
-        if (area >= (long long)v->cfg.width * v->cfg.height)
+        if (area >= frame)
             full = 2;
     }
-    if (full)
-        convert_area(v, in, 0, 0, v->cfg.width, v->cfg.height);
+    convert(v, in, full != 0, full ? frame : area);
     v->have_frame = 1;
-    if (full == 1 || !v->cfg.active_map || v->pending_full) {
-        if (!full) {
-            for (i = 0; i < in->n_rects; i++)
-                if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
-                    convert_area(v, in, x0, y0, x1 - x0, y1 - y0);
-        }
+    if (full == 1 || !v->cfg.active_map || v->pending_full)
         return 0;
-    }
     memcpy(v->map, v->pending, n);
-    for (i = 0; i < in->n_rects; i++) {
-        if (!clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
-            continue;
-        if (full != 2)
-            convert_area(v, in, x0, y0, x1 - x0, y1 - y0);
-        mark_blocks(v, x0, y0, x1, y1);
-    }
+    for (i = 0; i < in->n_rects; i++)
+        if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
+            mark_blocks(v, x0, y0, x1, y1);
     return 1;
 }
 
@@ -531,7 +698,7 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
     const vpx_codec_cx_pkt_t *pkt;
     vpx_codec_iter_t iter = NULL;
     unsigned long duration;
-    int64_t pts;
+    int64_t pts, t0;
     int used_map, got = 0;
 
     memset(out, 0, sizeof(*out));
@@ -539,7 +706,9 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
         (in->rects == NULL && in->n_rects != 0))
         return -EINVAL;
 
+    t0 = now_us();
     used_map = prepare(v, in);
+    out->convert_us = now_us() - t0;
     memset(&am, 0, sizeof(am));
     am.rows = v->map_rows;
     am.cols = v->map_cols;
@@ -571,11 +740,13 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
     duration = (unsigned long)clampi(1000 / v->cfg.fps, 1, 1000);
     if (v->want_key)
         flags |= VPX_EFLAG_FORCE_KF;
+    t0 = now_us();
     if (vpx_codec_encode(&v->ctx, &v->img, pts, duration, flags,
                          VPX_DL_REALTIME) != VPX_CODEC_OK) {
         hd_error(MOD, "encode failed: %s", vpx_codec_error(&v->ctx));
         return HD_ECONFIG;
     }
+    out->codec_us = now_us() - t0;
     /* libvpx keeps the packet's bytes until the next encode call. */
     while ((pkt = vpx_codec_get_cx_data(&v->ctx, &iter)) != NULL) {
         if (pkt->kind != VPX_CODEC_CX_FRAME_PKT || got)

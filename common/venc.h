@@ -16,7 +16,9 @@
  * key frames only on request (or the first frame).
  *
  * Threads: a struct hd_venc belongs to one thread at a time (the capture +
- * encode thread); libvpx runs its own worker threads inside each call.
+ * encode thread); libvpx runs its own worker threads inside each call, and
+ * with threads >= 2 the encoder keeps one helper thread that converts half
+ * of a large damaged area before libvpx starts (never both at once).
  */
 #ifndef HD_VENC_H
 #define HD_VENC_H
@@ -82,6 +84,9 @@ struct hd_venc_packet {
     size_t size;
     int key;        /* 1: a key frame, decodable on its own */
     int64_t pts_ms; /* the pts_ms used for this frame */
+    /* Where the call's wall time went (for benchmarks): the colour
+     * conversion and the libvpx encode call, in microseconds. */
+    int64_t convert_us, codec_us;
 };
 
 struct hd_venc;

@@ -23,7 +23,8 @@
  *                   [--no-ffmpeg] [--ours-only] [-v] [-o key=value,...]
  * -o overrides fields of our configuration (tuning); --ours-only skips
  * the baselines; -v prints one line per frame of the libvpx encoders on
- * stderr: name, frame, wall ms, CPU ms, bytes, damage rectangles.
+ * stderr: name, frame, wall ms, CPU ms, bytes, damage rectangles, wall
+ * ms in the conversion, wall ms in vpx_codec_encode.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +54,8 @@ struct result {
     int frames, drops, keys, have_wall;
     double first_bytes; /* the first (key) frame */
     double *wall_ms;    /* per frame */
+    double *conv_ms;    /* per frame: wall time in the conversion */
+    double *codec_ms;   /* per frame: wall time in vpx_codec_encode */
     double cpu_ms;      /* total */
     double bytes[NPHASES], psnr[NPHASES];
     int nphase[NPHASES];
@@ -191,11 +194,14 @@ static int run_venc(struct bench *b, const struct hd_venc_config *cfg,
         if (hd_venc_encode(enc, &in, &pkt) != 0)
             goto out;
         r->wall_ms[n] = now_ms(CLOCK_MONOTONIC) - t0;
+        r->conv_ms[n] = pkt.convert_us / 1e3;
+        r->codec_ms[n] = pkt.codec_us / 1e3;
         c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
         r->cpu_ms += c0;
         if (b->verbose)
-            fprintf(stderr, "%s %d %.2f %.2f %zu %zu\n", r->name, n,
-                    r->wall_ms[n], c0, pkt.size, in.n_rects);
+            fprintf(stderr, "%s %d %.2f %.2f %zu %zu %.2f %.2f\n", r->name, n,
+                    r->wall_ms[n], c0, pkt.size, in.n_rects,
+                    pkt.convert_us / 1e3, pkt.codec_us / 1e3);
         if (pkt.size == 0) {
             r->drops++;
             account(b, r, n, NULL, 0);
@@ -346,6 +352,44 @@ out:
     return ret;
 }
 
+static double percentile(double *v, int n, int pct)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return v[n * pct / 100];
+}
+
+/*
+ * Per phase: wall p50/p99 of the whole call, and the mean wall time in
+ * the conversion and in libvpx (the rest is our own bookkeeping).
+ */
+static void print_phases(const struct bench *b, const struct result *r)
+{
+    double *tmp = malloc((size_t)b->phase * sizeof(double)), conv, codec;
+    int p, i, n;
+
+    if (tmp == NULL || !r->have_wall) {
+        free(tmp);
+        return;
+    }
+    printf("%-10s", r->name);
+    for (p = 0; p < NPHASES; p++) {
+        n = p < NPHASES - 1 ? b->phase : r->frames - p * b->phase;
+        if (n > b->phase)
+            n = b->phase;
+        conv = codec = 0;
+        for (i = 0; i < n; i++) {
+            conv += r->conv_ms[p * b->phase + i];
+            codec += r->codec_ms[p * b->phase + i];
+        }
+        memcpy(tmp, r->wall_ms + p * b->phase, (size_t)n * sizeof(double));
+        printf(" %s %5.2f/%5.2f (%4.2f+%5.2f)", phase_names[p],
+               percentile(tmp, n, 50), percentile(tmp, n, 99), conv / n,
+               codec / n);
+    }
+    printf("\n");
+    free(tmp);
+}
+
 static void print_result(const struct bench *b, struct result *r)
 {
     double tb = 0, tp = 0, p50 = 0, p99 = 0, ph[NPHASES];
@@ -486,7 +530,12 @@ int main(int argc, char **argv)
     b.shown_y = calloc((size_t)b.w, (size_t)b.h);
     memset(res, 0, sizeof(res));
     for (i = 0; i < 4; i++)
-        if ((res[i].wall_ms = calloc((size_t)b.frames, sizeof(double))) == NULL)
+        if ((res[i].wall_ms = calloc((size_t)b.frames, sizeof(double))) ==
+                NULL ||
+            (res[i].conv_ms = calloc((size_t)b.frames, sizeof(double))) ==
+                NULL ||
+            (res[i].codec_ms = calloc((size_t)b.frames, sizeof(double))) ==
+                NULL)
             return 1;
     if (b.bgra == NULL || b.ref_y == NULL || b.ref_u == NULL ||
         b.ref_v == NULL || b.shown_y == NULL)
@@ -533,6 +582,9 @@ int main(int argc, char **argv)
     }
 
 table:
+    printf("\nper phase: wall p50/p99 ms (mean ms in conversion + libvpx)\n");
+    for (i = 0; i < nres; i++)
+        print_phases(&b, &res[i]);
     printf("\n%-10s %6s %6s %7s %8s %6s %6s %-12s %-12s %-12s %3s %2s %7s\n",
            "encoder", "p50ms", "p99ms", "cpu/fr", "B/frame", "kbps", "PSNR-Y",
            "typing:dB/kb", "scroll:dB/kb", "drag:dB/kb", "drp", "kf",
@@ -563,8 +615,11 @@ table:
     printf("targets (1080p, 2 threads): p50 <= 5 ms, p99 <= 12 ms, scroll "
            "PSNR-Y >= reference + 1 dB\n");
 
-    for (i = 0; i < 4; i++)
+    for (i = 0; i < 4; i++) {
         free(res[i].wall_ms);
+        free(res[i].conv_ms);
+        free(res[i].codec_ms);
+    }
     free(b.bgra);
     free(b.ref_y);
     free(b.ref_u);

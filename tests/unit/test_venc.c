@@ -2,9 +2,9 @@
  * Unit tests for common/venc and common/vdec: synthetic screen content
  * (tests/synth.h: typing, scrolling, a dragged window) encoded and decoded
  * at 640x360 and 1280x720 with PSNR-Y checked against libyuv's conversion
- * of the source; static frames; damage-only conversion against full
- * conversion; key frames on request decoded by a fresh decoder; a rate
- * change mid-stream; bad settings and bad packets.
+ * of the source; static frames; damage-only conversion (also split
+ * between two threads) against full conversion; key frames on request decoded
+ * by a fresh decoder; a rate change mid-stream; bad settings and bad packets.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -238,24 +238,27 @@ out:
 /*
  * Converting only the damaged areas gives the encoder the same picture as
  * converting everything: with the active map off (so that both encoders
- * make the same decisions) the decoded frames are identical.
+ * make the same decisions) the decoded frames are identical.  With big,
+ * overlapping rectangles (one partly outside the frame) on top of the real
+ * damage, the conversion is split between two threads at a row that
+ * halves the area; the picture must still be the same.
  */
-static void test_damage_equals_full(void)
+static void damage_equals_full(int w, int h, int big)
 {
     struct hd_venc_config cfg;
     struct hd_venc *ea = NULL, *eb = NULL;
     struct hd_vdec *da = NULL, *db = NULL;
     struct hd_venc_packet pa, pb;
     struct hd_vdec_picture qa, qb;
-    struct hd_venc_rect rects[4];
+    struct hd_venc_rect rects[8];
     struct synth s;
     struct frame f;
     int n, same = 0, frames = 24;
 
-    frame_init(&f, 640, 360);
-    synth_init(&s, 640, 360, 8);
-    synth_render(&s, 0, f.bgra, f.stride, (struct synth_box){ 0, 0, 640, 360 });
-    hd_venc_config_default(&cfg, 640, 360, 30, 800);
+    frame_init(&f, w, h);
+    synth_init(&s, w, h, 8);
+    synth_render(&s, 0, f.bgra, f.stride, (struct synth_box){ 0, 0, w, h });
+    hd_venc_config_default(&cfg, w, h, 30, 800);
     cfg.active_map = 0;
     HT_EQ_INT(hd_venc_new(&cfg, &ea), 0);
     HT_EQ_INT(hd_venc_new(&cfg, &eb), 0);
@@ -269,6 +272,15 @@ static void test_damage_equals_full(void)
         if (n > 0) {
             in.n_rects = synth_step(&s, n, f.bgra, f.stride, rects);
             in.rects = rects;
+            if (big && in.n_rects + 3 <= 8) {
+                rects[in.n_rects++] =
+                    (struct hd_venc_rect){ 0, h / 8 + 1, w, h / 2 };
+                rects[in.n_rects++] =
+                    (struct hd_venc_rect){ w / 4 + 1, h / 16, w / 2,
+                                           3 * h / 4 + 1 };
+                rects[in.n_rects++] =
+                    (struct hd_venc_rect){ -10, h - 51, w + 20, 100 };
+            }
         }
         HT_EQ_INT(hd_venc_encode(ea, &in, &pa), 0);
         in.rects = NULL;
@@ -288,6 +300,16 @@ out:
     hd_vdec_free(da);
     hd_vdec_free(db);
     frame_cleanup(&f);
+}
+
+static void test_damage_equals_full(void)
+{
+    damage_equals_full(640, 360, 0);
+}
+
+static void test_damage_split(void)
+{
+    damage_equals_full(1280, 720, 1);
 }
 
 /*
@@ -550,6 +572,7 @@ int main(void)
     HT_RUN(test_roundtrip_720p);
     HT_RUN(test_static_frames);
     HT_RUN(test_damage_equals_full);
+    HT_RUN(test_damage_split);
     HT_RUN(test_keyframe_request);
     HT_RUN(test_set_rate);
     HT_RUN(test_dropped_damage);
