@@ -346,8 +346,19 @@ int upunch_start(struct host *h, uv_udp_t *reg_sock,
     u->next = h->upunches;
     h->upunches = u;
     u->linked = 1;
-    if (me_sym)
-        open_fan(u);
+    if (me_sym) {
+        /* one fan at a time: 256 descriptors per punch would run a host
+         * that many viewers call at once out of them */
+        struct upunch *o;
+
+        for (o = u->next; o != NULL && o->n_fan == 0; o = o->next)
+            ;
+        if (o == NULL)
+            open_fan(u);
+        else
+            hd_info(MOD, "udp punch to %s: another punch holds the fan; "
+                         "plain probes only", u->viewer_s);
+    }
     hd_info(MOD, "udp punch to %s%s", u->viewer_s,
             me_sym
                 ? " from a fan of our sockets (we are behind a symmetric NAT)"
