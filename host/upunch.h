@@ -24,7 +24,8 @@
  * - we symmetric, the viewer not: UPUNCH_FAN sockets of our own, each
  *   probing the viewer's public UDP address, while the viewer sprays;
  *   the socket that hears the viewer takes the session (its descriptor,
- *   connected to the viewer) and the others close;
+ *   connected to the viewer) and the others close (one punch at a time
+ *   has a fan; another one meanwhile only probes);
  * - both symmetric: nothing (the relay).
  * A punch ends at its first session or after UPUNCH_MS, with one log
  * line either way.  Sessions on the registration socket get their
