@@ -607,8 +607,8 @@ static int punch_failure(const Hbb__PunchHoleResponse *ph, const char *id,
 #define RV_HEAD_SYM_MS 300  /* ... when one side is behind a symmetric NAT */
 #define RV_HELLO_MS    5000 /* from connected to SignedId */
 #define RV_PEEK_MAX    4096
-#define RV_PRELUDE_MS  1000 /* NAT test and UDP port before the request */
-#define RV_UDP_WAIT_MS 50   /* the UDP port after the NAT test, at most */
+#define RV_PRELUDE_MS  400 /* NAT test and UDP port before the request */
+#define RV_UDP_WAIT_MS 50  /* the UDP port after the NAT test, at most */
 
 static uint64_t mono_ms(void)
 {
@@ -1239,8 +1239,10 @@ static void race_cleanup(struct race *rc)
 /*
  * Before the punch request: the NAT type test (so the host learns our
  * NAT kind from PunchHole.nat_type) and our public UDP port, for at most
- * RV_PRELUDE_MS; the UDP answer gets RV_UDP_WAIT_MS more once the NAT
- * test is done (a server that is not homedesk-server never answers it).
+ * RV_PRELUDE_MS (a server whose NAT test port is not forwarded costs
+ * that much, once per connection; the NAT type then goes out unknown);
+ * the UDP answer gets RV_UDP_WAIT_MS more once the NAT test is done (a
+ * server that is not homedesk-server never answers it).
  */
 static int prelude(struct race *rc)
 {

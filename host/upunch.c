@@ -356,8 +356,10 @@ int upunch_start(struct host *h, uv_udp_t *reg_sock,
         if (o == NULL)
             open_fan(u);
         else
-            hd_info(MOD, "udp punch to %s: another punch holds the fan; "
-                         "plain probes only", u->viewer_s);
+            hd_info(MOD,
+                    "udp punch to %s: another punch holds the fan; "
+                    "plain probes only",
+                    u->viewer_s);
     }
     hd_info(MOD, "udp punch to %s%s", u->viewer_s,
             me_sym
