@@ -608,7 +608,7 @@ static int punch_failure(const Hbb__PunchHoleResponse *ph, const char *id,
 #define RV_HELLO_MS    5000 /* from connected to SignedId */
 #define RV_PEEK_MAX    4096
 #define RV_PRELUDE_MS  400 /* NAT test and UDP port before the request */
-#define RV_UDP_WAIT_MS 50  /* the UDP port after the NAT test, at most */
+#define RV_UDP_WAIT_MS 120 /* the UDP port after the NAT test, at most */
 
 static uint64_t mono_ms(void)
 {

@@ -165,7 +165,7 @@ uint64_t up_step(struct up *u, uint64_t now)
     size_t n;
 
     if (!u->active && u->rudp == NULL && u->fd >= 0 && u->pub_port == 0 &&
-        u->queries < 3) {
+        u->queries < UP_QUERIES) {
         if (now >= u->query_at) {
             send_query(u);
             u->query_at = now + UP_QUERY_MS;

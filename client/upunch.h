@@ -39,7 +39,8 @@
 #define UP_SPRAY_MAX      4096
 #define UP_SPRAY_BURST    32
 #define UP_SPRAY_TICK_MS  5
-#define UP_QUERY_MS       200 /* the server's answer, asked again after */
+#define UP_QUERY_MS       50 /* the server's answer, asked again after */
+#define UP_QUERIES        8 /* ... this many times at most (datagrams get lost) */
 #define UP_HELLO_MAX      4096
 
 struct hd_rudp;
