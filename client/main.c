@@ -261,7 +261,9 @@ static void on_picture(struct pic *p, void *ud)
         return;
     }
     pthread_mutex_lock(&h->mu);
-    if (h->done) {
+    /* exactly --frames: a picture decoded between the last one counted
+     * and the main thread waking up is not ours */
+    if (h->done || h->frames >= h->want) {
         pthread_mutex_unlock(&h->mu);
         pic_free(p);
         return;
