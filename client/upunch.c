@@ -114,6 +114,14 @@ static void fail(struct up *u, const char *why)
     up_close(u);
 }
 
+static size_t pack(const struct up *u, uint8_t *buf)
+{
+    struct hd_uprobe p = { HD_UPROBE_PROBE, HD_UPROBE_VIEWER, u->conv, "" };
+
+    snprintf(p.id, sizeof(p.id), "%s", u->id);
+    return hd_uprobe_pack(&p, buf);
+}
+
 int up_start(struct up *u, const struct sockaddr *host, const char *id,
              int me_sym, int host_sym, uint64_t now, uint64_t ms)
 {
@@ -128,6 +136,8 @@ int up_start(struct up *u, const struct sockaddr *host, const char *id,
     do
         u->conv = randombytes_random();
     while (u->conv == 0);
+    if ((u->probe_len = pack(u, u->probe)) == 0)
+        return -EINVAL; /* an ID longer than a probe holds */
     u->spray = host_sym;
     u->t0 = u->probe_at = u->fan_probe_at = now;
     u->spray_at = now + UP_SPRAY_AFTER_MS;
@@ -145,14 +155,6 @@ int up_alive(const struct up *u)
     return u->active || u->rudp != NULL;
 }
 
-static size_t pack(const struct up *u, int type, uint8_t *buf)
-{
-    struct hd_uprobe p = { type, HD_UPROBE_VIEWER, u->conv, "" };
-
-    snprintf(p.id, sizeof(p.id), "%s", u->id);
-    return hd_uprobe_pack(&p, buf);
-}
-
 static uint64_t min64(uint64_t a, uint64_t b)
 {
     return a < b ? a : b;
@@ -160,9 +162,7 @@ static uint64_t min64(uint64_t a, uint64_t b)
 
 uint64_t up_step(struct up *u, uint64_t now)
 {
-    uint8_t probe[HD_UPROBE_MAX];
     uint64_t next = now + 1000;
-    size_t n;
 
     if (!u->active && u->rudp == NULL && u->fd >= 0 && u->pub_port == 0 &&
         u->queries < UP_QUERIES) {
@@ -178,18 +178,15 @@ uint64_t up_step(struct up *u, uint64_t now)
                                          : "no answer");
             return next;
         }
-        if ((n = pack(u, HD_UPROBE_PROBE, probe)) == 0) {
-            fail(u, "cannot make a probe");
-            return next;
-        }
         if (now >= u->probe_at) {
-            send_to(u->fd, (struct sockaddr *)&u->host, probe, n);
+            send_to(u->fd, (struct sockaddr *)&u->host, u->probe, u->probe_len);
             u->probes++;
             u->probe_at = now + UP_PROBE_MS;
         }
         if (u->n_fan > 0 && now >= u->fan_probe_at) {
             for (int i = 0; i < u->n_fan; i++)
-                send_to(u->fan[i], (struct sockaddr *)&u->host, probe, n);
+                send_to(u->fan[i], (struct sockaddr *)&u->host, u->probe,
+                        u->probe_len);
             u->fan_probe_at = now + UP_FAN_PROBE_MS;
         }
         if (u->spray && u->sprayed < UP_SPRAY_MAX && now >= u->spray_at) {
@@ -197,8 +194,8 @@ uint64_t up_step(struct up *u, uint64_t now)
 
             for (int i = 0; i < UP_SPRAY_BURST; i++) {
                 hd_addr_set_port((struct sockaddr *)&to,
-                                 (uint16_t)(1024 + randombytes_uniform(64512)));
-                send_to(u->fd, (struct sockaddr *)&to, probe, n);
+                                 hd_uprobe_guess_port());
+                send_to(u->fd, (struct sockaddr *)&to, u->probe, u->probe_len);
             }
             u->sprayed += UP_SPRAY_BURST;
             u->spray_at = now + UP_SPRAY_TICK_MS;
@@ -279,8 +276,6 @@ static void datagram(struct up *u, int fd, const struct sockaddr *from,
                      const uint8_t *d, size_t n, uint64_t now)
 {
     struct hd_uprobe p;
-    uint8_t out[HD_UPROBE_MAX];
-    size_t k;
 
     if (u->rudp != NULL) {
         if (fd == u->fd)
@@ -307,8 +302,7 @@ static void datagram(struct up *u, int fd, const struct sockaddr *from,
             return;
         if (p.type == HD_UPROBE_PROBE) {
             /* the host found one of our mappings: answer from there */
-            if ((k = pack(u, HD_UPROBE_PROBE, out)) > 0)
-                send_to(fd, from, out, k);
+            send_to(fd, from, u->probe, u->probe_len);
         } else if (p.conv == u->conv) {
             adopt(u, fd, from, now);
         }

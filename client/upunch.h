@@ -32,6 +32,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "uprobe.h"
+
 #define UP_FAN            256
 #define UP_PROBE_MS       100
 #define UP_FAN_PROBE_MS   500
@@ -59,6 +61,8 @@ struct up {
     char id[65];
     uint32_t conv;
     int spray;
+    uint8_t probe[HD_UPROBE_MAX]; /* ours, packed once */
+    size_t probe_len;
     unsigned probes, sprayed;
     uint64_t t0, until, probe_at, fan_probe_at, spray_at;
     /* the path, once the host answered */

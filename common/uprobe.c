@@ -3,8 +3,15 @@
  */
 #include <string.h>
 
+#include <sodium.h>
+
 #include "err.h"
 #include "uprobe.h"
+
+uint16_t hd_uprobe_guess_port(void)
+{
+    return (uint16_t)(1024 + randombytes_uniform(65536 - 1024));
+}
 
 size_t hd_uprobe_pack(const struct hd_uprobe *p, uint8_t *buf)
 {

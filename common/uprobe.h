@@ -41,6 +41,12 @@ struct hd_uprobe {
 };
 
 /*
+ * A port a NAT may have handed out (1024-65535, uniformly at random): the
+ * guesses of the birthday search towards a symmetric NAT.
+ */
+uint16_t hd_uprobe_guess_port(void);
+
+/*
  * Write p into buf (at least HD_UPROBE_MAX bytes).  Returns the length,
  * or 0 when p->id is longer than HD_UPROBE_ID_MAX or type/role is not
  * one of the values above.

@@ -580,7 +580,7 @@ int session_udp_input(struct host *h, uv_udp_t *sock,
 {
     struct session *s = session_udp_find(h, sock, from, conv);
 
-    if (s == NULL || s->usock != sock || s->ch == NULL)
+    if (s == NULL || s->ch == NULL)
         return 0;
     hd_channel_datagram(s->ch, d, n);
     return 1;

@@ -9,8 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "addr.h"
 #include "err.h"
 #include "host/session.h"
@@ -39,6 +37,8 @@ struct upunch {
     uint64_t start_ms, probe_at;
     unsigned probes, sprayed;
     int spray, handles, done, linked;
+    uint8_t probe[HD_UPROBE_MAX]; /* ours, the same every time */
+    size_t probe_len;
     uint8_t buf[FAN_BUF]; /* receive buffer of the fan sockets */
 };
 
@@ -120,9 +120,7 @@ static size_t pack(const struct host *h, int type, uint32_t conv, uint8_t *buf)
 static void on_timer(uv_timer_t *t)
 {
     struct upunch *u = t->data;
-    uint8_t probe[HD_UPROBE_MAX];
     uint64_t now = elapsed(u);
-    size_t n;
 
     if (u->done)
         return;
@@ -135,26 +133,23 @@ static void on_timer(uv_timer_t *t)
         upunch_end(u);
         return;
     }
-    if ((n = pack(u->h, HD_UPROBE_PROBE, 0, probe)) == 0) {
-        upunch_end(u);
-        return;
-    }
     if (now >= u->probe_at) {
         u->probe_at = now + UPUNCH_PROBE_MS;
         u->probes++;
-        send_on(u->reg_sock, (struct sockaddr *)&u->viewer, probe, n);
+        send_on(u->reg_sock, (struct sockaddr *)&u->viewer, u->probe,
+                u->probe_len);
         for (int i = 0; i < u->n_fan; i++)
-            send_on(&u->fan[i]->udp, (struct sockaddr *)&u->viewer, probe, n);
+            send_on(&u->fan[i]->udp, (struct sockaddr *)&u->viewer, u->probe,
+                    u->probe_len);
     }
     if (u->spray && now >= UPUNCH_SPRAY_AFTER_MS &&
         u->sprayed < UPUNCH_SPRAY_MAX) {
         struct sockaddr_storage to = u->viewer;
 
         for (int i = 0; i < UPUNCH_SPRAY_BURST; i++) {
-            /* ports a NAT hands out: 1024-65535 */
-            hd_addr_set_port((struct sockaddr *)&to,
-                             (uint16_t)(1024 + randombytes_uniform(64512)));
-            send_on(u->reg_sock, (struct sockaddr *)&to, probe, n);
+            hd_addr_set_port((struct sockaddr *)&to, hd_uprobe_guess_port());
+            send_on(u->reg_sock, (struct sockaddr *)&to, u->probe,
+                    u->probe_len);
         }
         u->sprayed += UPUNCH_SPRAY_BURST;
         if (u->sprayed >= UPUNCH_SPRAY_MAX)
@@ -334,6 +329,10 @@ int upunch_start(struct host *h, uv_udp_t *reg_sock,
         return 1;
     if ((u = calloc(1, sizeof(*u))) == NULL)
         return -ENOMEM;
+    if ((u->probe_len = pack(h, HD_UPROBE_PROBE, 0, u->probe)) == 0) {
+        free(u);
+        return -EINVAL; /* an ID longer than a probe holds */
+    }
     u->h = h;
     u->reg_sock = reg_sock;
     memcpy(&u->viewer, viewer, hd_addr_len(viewer));
