@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "channel.h"
 #include "err.h"
 #include "frame.h"
@@ -244,18 +245,14 @@ int hd_channel_use_rudp(
     int (*send)(void *send_ud, const uint8_t *dgram, size_t n), void *send_ud)
 {
     struct hd_rudp_cb cb = { rudp_output };
-    size_t len;
 
     if (ch->rudp != NULL || ch->started || ch->closed)
         return -EALREADY;
     if (r == NULL || send == NULL)
         return -EINVAL;
     memset(&ch->peer, 0, sizeof(ch->peer));
-    if (peer != NULL) {
-        len = peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                          : sizeof(struct sockaddr_in);
-        memcpy(&ch->peer, peer, len);
-    }
+    if (peer != NULL)
+        memcpy(&ch->peer, peer, hd_addr_len(peer));
     uv_timer_init(ch->tcp.loop, &ch->timer);
     ch->timer.data = ch;
     ch->handles++;
@@ -335,13 +332,7 @@ int hd_channel_open_udp(struct hd_channel *ch, int fd, struct hd_rudp *r)
     /* from here fd belongs to the handle, closed with the channel */
     if ((rc = uv_udp_getpeername(&ch->udp, (struct sockaddr *)&ss, &len)) != 0)
         return rc;
-    {
-        int sz = HD_NET_UDP_SOCKBUF;
-
-        uv_send_buffer_size((uv_handle_t *)&ch->udp, &sz);
-        sz = HD_NET_UDP_SOCKBUF;
-        uv_recv_buffer_size((uv_handle_t *)&ch->udp, &sz);
-    }
+    hd_net_udp_buffers(&ch->udp);
     return hd_channel_use_rudp(ch, r, (struct sockaddr *)&ss, udp_send, ch);
 }
 

@@ -62,11 +62,22 @@ out:
     return r;
 }
 
+void hd_net_udp_buffers(uv_udp_t *udp)
+{
+    int size;
+
+    /* Best effort: Linux caps these at net.core.[rw]mem_max silently. */
+    size = HD_NET_UDP_SOCKBUF;
+    (void)uv_recv_buffer_size((uv_handle_t *)udp, &size);
+    size = HD_NET_UDP_SOCKBUF;
+    (void)uv_send_buffer_size((uv_handle_t *)udp, &size);
+}
+
 int hd_net_bind_udp(uv_loop_t *loop, uv_udp_t *udp, const struct sockaddr *addr,
                     unsigned flags)
 {
     uv_os_fd_t fd;
-    int r, size;
+    int r;
 
     /* Create the socket now so IPV6_V6ONLY can be cleared before bind:
      * unlike TCP, libuv leaves it at the system default for UDP. */
@@ -84,11 +95,7 @@ int hd_net_bind_udp(uv_loop_t *loop, uv_udp_t *udp, const struct sockaddr *addr,
     }
     if ((r = uv_udp_bind(udp, addr, flags)) != 0)
         goto out;
-    /* Best effort: Linux caps these at net.core.[rw]mem_max silently. */
-    size = HD_NET_UDP_SOCKBUF;
-    (void)uv_recv_buffer_size((uv_handle_t *)udp, &size);
-    size = HD_NET_UDP_SOCKBUF;
-    (void)uv_send_buffer_size((uv_handle_t *)udp, &size);
+    hd_net_udp_buffers(udp);
 out:
     if (r != 0)
         uv_close((uv_handle_t *)udp, NULL);

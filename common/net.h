@@ -68,6 +68,10 @@ int hd_net_listen_tcp(uv_loop_t *loop, uv_tcp_t *tcp,
 int hd_net_bind_udp(uv_loop_t *loop, uv_udp_t *udp, const struct sockaddr *addr,
                     unsigned flags);
 
+/* Ask for HD_NET_UDP_SOCKBUF receive and send buffers on an open UDP
+ * handle (best effort: the kernel may cap them). */
+void hd_net_udp_buffers(uv_udp_t *udp);
+
 /*
  * Called once per hd_net_write, from the loop, when the data has gone to
  * the kernel (status 0) or failed (status < 0; UV_ECANCELED when the
