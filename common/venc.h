@@ -58,6 +58,9 @@ struct hd_venc_config {
                             * on non-reference frames, 2 off */
     int no_overshoot_maxq; /* 1: VP9E_SET_DISABLE_OVERSHOOT_MAXQ_CBR (no
                             * max-q frame after a large change) */
+    int exact_damage;      /* 1: damaged blocks are compared with the last
+                            * picture, only changed ones are coded (needs
+                            * active_map) */
 };
 
 /* A damaged rectangle, in pixels; clipped to the frame by the encoder. */

@@ -3,7 +3,8 @@
  * (tests/synth.h: typing, scrolling, a dragged window) encoded and decoded
  * at 640x360 and 1280x720 with PSNR-Y checked against libyuv's conversion
  * of the source; static frames; damage-only conversion (also split
- * between two threads) against full conversion; key frames on request decoded
+ * between two threads) against full conversion; exact damage (over-reported
+ * areas give the same stream as the true ones); key frames on request decoded
  * by a fresh decoder; a rate change mid-stream; bad settings and bad packets.
  */
 #include <errno.h>
@@ -313,6 +314,88 @@ static void test_damage_split(void)
 }
 
 /*
+ * Exact damage: the changed 16x16 blocks, not the reported areas, enter
+ * the active map.  An encoder told the true damage and one told far more
+ * (big overlapping rectangles, some frames with no damage list at all)
+ * must produce the same bytes, frame by frame; with the comparison off the
+ * over-reported stream differs (and is larger), so the check can fail.
+ * At 1280x720 the big areas are compared on two threads.
+ */
+static void exact_damage(int w, int h)
+{
+    struct hd_venc_config cfg;
+    struct hd_venc *ea = NULL, *eb = NULL, *ec = NULL;
+    struct hd_venc_packet pa, pb, pc;
+    struct hd_venc_rect rects[8];
+    struct synth s;
+    struct frame f;
+    int n, same = 0, differ = 0, frames = 24;
+    size_t bytes_b = 0, bytes_c = 0;
+
+    frame_init(&f, w, h);
+    synth_init(&s, w, h, 8);
+    synth_render(&s, 0, f.bgra, f.stride, (struct synth_box){ 0, 0, w, h });
+    hd_venc_config_default(&cfg, w, h, 30, 800);
+    HT_EQ_INT(cfg.exact_damage, 1);
+    HT_EQ_INT(hd_venc_new(&cfg, &ea), 0);
+    HT_EQ_INT(hd_venc_new(&cfg, &eb), 0);
+    cfg.exact_damage = 0;
+    HT_EQ_INT(hd_venc_new(&cfg, &ec), 0);
+    if (ea == NULL || eb == NULL || ec == NULL)
+        goto out;
+    for (n = 0; n < frames; n++) {
+        struct hd_venc_input in = { f.bgra, f.stride, n * 33, NULL, 0 };
+        size_t k = 0;
+
+        if (n > 0) {
+            k = synth_step(&s, n, f.bgra, f.stride, rects);
+            in.rects = rects;
+            in.n_rects = k;
+        }
+        HT_EQ_INT(hd_venc_encode(ea, &in, &pa), 0);
+        if (n > 0 && n % 5 == 0) {
+            in.rects = NULL; /* "anything may have changed" */
+            in.n_rects = 0;
+        } else if (n > 0) {
+            rects[k++] = (struct hd_venc_rect){ 0, h / 8 + 1, w, h / 2 };
+            rects[k++] = (struct hd_venc_rect){ w / 4 + 1, h / 16, w / 2,
+                                                3 * h / 4 + 1 };
+            rects[k++] = (struct hd_venc_rect){ -10, h - 51, w + 20, 100 };
+            in.n_rects = k;
+        }
+        HT_EQ_INT(hd_venc_encode(eb, &in, &pb), 0);
+        HT_EQ_INT(hd_venc_encode(ec, &in, &pc), 0);
+        same += pa.size == pb.size &&
+                (pa.size == 0 || memcmp(pa.data, pb.data, pa.size) == 0);
+        differ += pb.size != pc.size ||
+                  (pb.size > 0 && memcmp(pb.data, pc.data, pb.size) != 0);
+        bytes_b += pb.size;
+        bytes_c += pc.size;
+    }
+    printf("# exact damage %dx%d: over-reported damage %zu bytes compared, "
+           "%zu without\n",
+           w, h, bytes_b, bytes_c);
+    HT_EQ_INT(same, frames);
+    HT_CHECK(differ > 0);
+    HT_CHECK(bytes_c > bytes_b);
+out:
+    hd_venc_free(ea);
+    hd_venc_free(eb);
+    hd_venc_free(ec);
+    frame_cleanup(&f);
+}
+
+static void test_exact_damage(void)
+{
+    exact_damage(640, 360);
+}
+
+static void test_exact_damage_split(void)
+{
+    exact_damage(1280, 720);
+}
+
+/*
  * A requested key frame is a key frame, a fresh decoder decodes it alone
  * to the same picture as the decoder that saw the whole stream, and then
  * follows the stream; an inter frame alone is refused.
@@ -573,6 +656,8 @@ int main(void)
     HT_RUN(test_static_frames);
     HT_RUN(test_damage_equals_full);
     HT_RUN(test_damage_split);
+    HT_RUN(test_exact_damage);
+    HT_RUN(test_exact_damage_split);
     HT_RUN(test_keyframe_request);
     HT_RUN(test_set_rate);
     HT_RUN(test_dropped_damage);
