@@ -43,6 +43,7 @@ struct opts {
     const char *out, *log_level;
     int frames, verbose, timeout_s;
     bool fullscreen, headless, relay, help, version, no_overlay, no_udp, no_tcp;
+    bool no_clipboard;
 };
 
 /* --headless: the decode thread's pictures and the session's end. */
@@ -149,6 +150,11 @@ static const struct hd_opt *make_opts(struct opts *o)
           .help = "no direct TCP attempt (LAN, punched, mapped port, IPv6): "
                   "UDP and the relay only",
           .b = &o->no_tcp },
+        { .names = "no-clipboard",
+          .env = "HOMEDESK_NO_CLIPBOARD",
+          .type = HD_OPT_FLAG,
+          .help = "do not share the clipboard with the host",
+          .b = &o->no_clipboard },
         { .names = "headless",
           .type = HD_OPT_FLAG,
           .flags = HD_OPT_ARGV_ONLY,
@@ -287,6 +293,14 @@ static void on_ready(int w, int h, void *ud)
         win_post_ready(v->win, w, h);
 }
 
+static void on_clipboard(const char *text, size_t n, void *ud)
+{
+    struct viewer *v = ud;
+
+    if (v->win != NULL)
+        win_post_clipboard(v->win, text, n);
+}
+
 static void on_end(int status, const char *msg, void *ud)
 {
     struct viewer *v = ud;
@@ -396,7 +410,9 @@ int main(int argc, char **argv)
     const struct hd_opt *opts = make_opts(o);
     struct hd_config cfg = { 0 };
     struct sess_config sc = { 0 };
-    struct sess_cb scb = { .on_ready = on_ready, .on_end = on_end };
+    struct sess_cb scb = { .on_ready = on_ready,
+                           .on_end = on_end,
+                           .on_clipboard = on_clipboard };
     struct win_opts wo = { 0 };
     struct sess *s = NULL;
     struct dec *d = NULL;
@@ -498,12 +514,15 @@ int main(int argc, char **argv)
     sc.force_relay = o->relay;
     sc.no_udp = o->no_udp;
     sc.no_tcp = o->no_tcp;
+    /* headless: no clipboard to share (and the host keeps its own) */
+    sc.no_clipboard = o->no_clipboard || o->headless;
     v.hl.want = o->frames;
 
     if (!o->headless) {
         wo.title = id ? id : o->direct;
         wo.fullscreen = o->fullscreen;
         wo.overlay = !o->no_overlay;
+        wo.clipboard = !o->no_clipboard;
         if (win_new(&wo, &v.win) != 0) {
             fprintf(stderr, PROG ": cannot open a window (no display?); "
                                  "--headless works without one\n");

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "channel.h"
+#include "clip.h"
 #include "client/known_hosts.h"
 #include "client/session.h"
 #include "crypto.h"
@@ -215,6 +216,8 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
     sd.ability_vp9 = 1;
     sd.prefer = HBB__SUPPORTED_DECODING__PREFER_CODEC__VP9;
     opt.supported_decoding = &sd;
+    if (s->cfg.no_clipboard)
+        opt.disable_clipboard = HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;
     lr.username = s->host_id;
     lr.password.data = proof;
     lr.password.len = sizeof(proof);
@@ -337,6 +340,29 @@ static void on_test_delay(struct sess *s, const Hbb__TestDelay *td)
     }
 }
 
+/* Text the host copied: for the window to put on our clipboard. */
+static void on_clipboard(struct sess *s, const Hbb__Clipboard *cb)
+{
+    char *text;
+    size_t n;
+    int r;
+
+    if (cb == NULL || s->state != ST_LIVE || s->cfg.no_clipboard ||
+        s->cb.on_clipboard == NULL)
+        return;
+    if ((r = hd_clip_unpack(cb, &text, &n)) == -EBADMSG) {
+        failf(s, "host sent a broken clipboard message");
+        return;
+    }
+    if (r == -EMSGSIZE)
+        hd_warn("session", "clipboard from the host above %u bytes ignored",
+                HD_CLIP_MAX);
+    if (r != 0)
+        return;
+    s->cb.on_clipboard(text, n, s->ud);
+    free(text);
+}
+
 static void on_message(struct hd_channel *ch, const Hbb__Message *m, void *ud)
 {
     struct sess *s = ud;
@@ -358,6 +384,12 @@ static void on_message(struct hd_channel *ch, const Hbb__Message *m, void *ud)
     case HBB__MESSAGE__UNION_TEST_DELAY:
         on_test_delay(s, m->test_delay);
         break;
+    case HBB__MESSAGE__UNION_CLIPBOARD:
+        on_clipboard(s, m->clipboard);
+        break;
+    case HBB__MESSAGE__UNION_MULTI_CLIPBOARDS:
+        on_clipboard(s, hd_clip_pick(m->multi_clipboards));
+        break;
     case HBB__MESSAGE__UNION_MISC:
         if (m->misc->union_case == HBB__MISC__UNION_CLOSE_REASON)
             failf(s, "host closed the session: %s", m->misc->close_reason);
@@ -374,7 +406,7 @@ static void on_message(struct hd_channel *ch, const Hbb__Message *m, void *ud)
         if (s->state < ST_HASH && m->union_case != HBB__MESSAGE__UNION__NOT_SET)
             failf(s, "host sent message %d before the secure channel",
                   (int)m->union_case);
-        break; /* cursor, clipboard, audio...: not used yet */
+        break; /* cursor, audio...: not used yet */
     }
 }
 

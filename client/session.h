@@ -40,6 +40,7 @@ struct sess_config {
     const char *my_id, *my_name;
     int force_relay;    /* ID mode: skip the direct attempt */
     int no_udp, no_tcp; /* ID mode: skip UDP / the direct TCP paths */
+    int no_clipboard;   /* ask the host not to share its clipboard */
 };
 
 struct sess_stats {
@@ -58,6 +59,9 @@ struct sess_cb {
      * a failure, with a one-line message for the user (NULL for 0).
      */
     void (*on_end)(int status, const char *msg, void *ud);
+    /* Text the host copied (NUL-terminated, n bytes; valid during the
+     * call).  May be NULL. */
+    void (*on_clipboard)(const char *text, size_t n, void *ud);
 };
 
 /* Set up (nothing runs yet).  Returns 0, -ENOMEM or a libuv error. */

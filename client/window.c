@@ -1,6 +1,7 @@
 /*
  * SDL presentation and input.  See window.h.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,10 +10,11 @@
 #include <SDL.h>
 
 #include "client/font.h"
+#include "clip.h"
 #include "client/window.h"
 #include "log.h"
 
-enum { EV_READY = 0, EV_PICTURE, EV_END, EV_TICK, EV_COUNT };
+enum { EV_READY = 0, EV_PICTURE, EV_END, EV_TICK, EV_CLIP, EV_COUNT };
 
 #define OVERLAY_SCALE 2
 #define TICK_MS       1000
@@ -32,6 +34,8 @@ struct win {
     int end_status;
     char end_msg[320];
     int ended;
+    char *clip_in; /* from the host, not yet on our clipboard */
+    size_t clip_in_n;
 
     int disp_w, disp_h; /* the host's display */
     int one_to_one, fullscreen, grab, overlay;
@@ -43,6 +47,9 @@ struct win {
     Uint32 then_ms;
     double fps, kbps;
     char line[128];
+    /* the clipboard text last taken from or given to the host (main
+     * thread): not sent back */
+    char *clip_last;
 };
 
 static void push(struct win *w, int type, int code)
@@ -114,6 +121,86 @@ void win_post_end(struct win *w, int status, const char *msg)
     snprintf(w->end_msg, sizeof(w->end_msg), "%s", msg ? msg : "");
     pthread_mutex_unlock(&w->mu);
     push(w, EV_END, status);
+}
+
+void win_post_clipboard(struct win *w, const char *text, size_t n)
+{
+    char *p = malloc(n + 1);
+    int post;
+
+    if (p == NULL)
+        return;
+    memcpy(p, text, n);
+    p[n] = '\0';
+    pthread_mutex_lock(&w->mu);
+    post = w->clip_in == NULL;
+    free(w->clip_in);
+    w->clip_in = p;
+    w->clip_in_n = n;
+    pthread_mutex_unlock(&w->mu);
+    if (post)
+        push(w, EV_CLIP, 0);
+}
+
+static void clip_remember(struct win *w, const char *t)
+{
+    char *p = strdup(t);
+
+    if (p == NULL)
+        return;
+    free(w->clip_last);
+    w->clip_last = p;
+}
+
+/* The host copied text: it is ours now. */
+static void clip_from_host(struct win *w)
+{
+    char *t;
+
+    pthread_mutex_lock(&w->mu);
+    t = w->clip_in;
+    w->clip_in = NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (t == NULL || !w->o.clipboard)
+        goto out;
+    if (SDL_SetClipboardText(t) != 0)
+        hd_warn("window", "cannot set the clipboard: %s", SDL_GetError());
+    else
+        clip_remember(w, t);
+out:
+    free(t);
+}
+
+/* Our clipboard to the host, unless it is what we last exchanged. */
+static void clip_to_host(struct win *w)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__Clipboard cb;
+    uint8_t *buf;
+    char *t;
+    size_t n;
+    int r;
+
+    if (!w->o.clipboard || w->s == NULL || !SDL_HasClipboardText())
+        return;
+    if ((t = SDL_GetClipboardText()) == NULL)
+        return;
+    n = strlen(t);
+    if (n == 0 || (w->clip_last != NULL && strcmp(t, w->clip_last) == 0))
+        goto out;
+    clip_remember(w, t);
+    if ((r = hd_clip_pack(t, n, &cb, &buf)) != 0) {
+        hd_warn("window", "clipboard of %zu bytes not sent: %s", n,
+                r == -EMSGSIZE ? "too large" : "out of memory");
+        goto out;
+    }
+    m.union_case = HBB__MESSAGE__UNION_CLIPBOARD;
+    m.clipboard = &cb;
+    if (sess_send(w->s, &m) != 0)
+        hd_warn("window", "clipboard of %zu bytes not sent: queue full", n);
+    free(buf);
+out:
+    SDL_free(t);
 }
 
 const char *win_end_message(const struct win *w)
@@ -565,7 +652,13 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
                          "cannot open the window");
                 status = 1;
                 quit = 1;
+            } else {
+                clip_to_host(w);
             }
+        } else if (ev.type == w->ev_base + EV_CLIP) {
+            clip_from_host(w);
+        } else if (ev.type == SDL_CLIPBOARDUPDATE) {
+            clip_to_host(w);
         } else if (ev.type == w->ev_base + EV_PICTURE) {
             show_picture(w);
         } else if (ev.type == w->ev_base + EV_TICK) {
@@ -580,6 +673,8 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
                 ev.window.event == SDL_WINDOWEVENT_EXPOSED) {
                 layout(w);
                 render(w);
+            } else if (ev.window.event == SDL_WINDOWEVENT_FOCUS_GAINED) {
+                clip_to_host(w);
             }
         } else if (w->win != NULL) {
             on_input(w, &ev, &quit);
@@ -601,6 +696,8 @@ void win_free(struct win *w)
     if (w->win != NULL)
         SDL_DestroyWindow(w->win);
     pic_free(w->pending);
+    free(w->clip_in);
+    free(w->clip_last);
     pthread_mutex_destroy(&w->mu);
     free(w);
     SDL_Quit();

@@ -9,6 +9,10 @@
  * custom SDL events, registered with SDL_RegisterEvents): the window
  * thread sleeps in SDL_WaitEvent and never polls.
  *
+ * Clipboard: text the host copies becomes ours; ours goes to the host when
+ * the session starts, when the window gains the focus (the user copied
+ * something elsewhere and comes back) and when SDL reports a change.
+ *
  * Hotkeys (with Ctrl+Alt held, so they never reach the host): F fullscreen
  * (F11 alone works too), S 1:1 / fit scaling, G keyboard grab, O overlay,
  * Q quit.
@@ -25,7 +29,8 @@ struct win;
 struct win_opts {
     const char *title;
     int fullscreen;
-    int overlay; /* stats overlay shown at start */
+    int overlay;   /* stats overlay shown at start */
+    int clipboard; /* share the clipboard with the host */
 };
 
 /*
@@ -44,6 +49,12 @@ void win_post_picture(struct win *w, struct pic *p);
 
 /* Any thread: the session ended (status as sess_cb.on_end; msg copied). */
 void win_post_end(struct win *w, int status, const char *msg);
+
+/*
+ * Any thread: text the host copied, for our clipboard (copied; a newer
+ * one not yet taken replaces it).
+ */
+void win_post_clipboard(struct win *w, const char *text, size_t n);
 
 /*
  * Run the window until the user closes it or the session ends; input goes

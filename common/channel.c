@@ -425,6 +425,14 @@ int hd_channel_send_plain(struct hd_channel *ch, const uint8_t *data, size_t n)
     return write_frame(ch, data, n, 0);
 }
 
+void hd_channel_set_max_msg(struct hd_channel *ch, size_t max_msg)
+{
+    ch->max_msg = max_msg ? max_msg : HD_CHANNEL_MAX_MSG;
+    ch->dec.max_payload = ch->max_msg + HD_SECURE_OVERHEAD;
+    if (ch->dec.max_payload > HD_FRAME_MAX_LEN)
+        ch->dec.max_payload = HD_FRAME_MAX_LEN;
+}
+
 int hd_channel_send(struct hd_channel *ch, const Hbb__Message *m)
 {
     size_t n = hbb__message__get_packed_size(m);

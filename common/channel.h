@@ -135,6 +135,13 @@ int hd_channel_send_payload(struct hd_channel *ch, const uint8_t *data,
 int hd_channel_send_plain(struct hd_channel *ch, const uint8_t *data, size_t n);
 
 /*
+ * Change the bound on messages both ways (0: HD_CHANNEL_MAX_MSG), e.g.
+ * raise it once the peer has logged in.  Frames already under way keep
+ * the bound they were checked against.
+ */
+void hd_channel_set_max_msg(struct hd_channel *ch, size_t max_msg);
+
+/*
  * Bytes queued for the peer and not yet taken by the kernel (TCP), or
  * queued and not yet acknowledged by the peer (UDP transport).
  */

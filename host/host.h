@@ -41,6 +41,7 @@ struct host_opts {
     int fake_width, fake_height, fake_interval_ms, fake_frames;
     int verbose;
     bool no_otp, allow_unencrypted, show_id, help, version, no_upnp;
+    bool no_clipboard;
 };
 
 struct reg;
@@ -51,6 +52,7 @@ struct upnp;
 struct session;
 struct video;
 struct input;
+struct hclip;
 
 struct host {
     uv_loop_t *loop;
@@ -59,6 +61,7 @@ struct host {
     struct throttle throttle;
     struct input *input;
     struct video *video;
+    struct hclip *clip; /* the shared clipboard (clipboard.h), or NULL */
     struct reg *reg;
     struct session *sessions; /* list, see session.c */
     int n_sessions;

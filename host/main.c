@@ -23,6 +23,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "err.h"
+#include "host/clipboard.h"
 #include "host/host.h"
 #include "host/input/input.h"
 #include "host/reg.h"
@@ -116,6 +117,11 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .help = "do not ask the router (NAT-PMP, UPnP-IGD) to forward a "
                   "public port to --listen",
           .b = &o->no_upnp },
+        { .names = "no-clipboard",
+          .env = "HOMEDESK_NO_CLIPBOARD",
+          .type = HD_OPT_FLAG,
+          .help = "do not share the clipboard with viewers",
+          .b = &o->no_clipboard },
         { .names = "config-dir",
           .env = "HOMEDESK_CONFIG_DIR",
           .type = HD_OPT_STRING,
@@ -239,6 +245,8 @@ static void stop(struct main_state *st, const char *why)
     upnp_stop(h);
     video_stop(h->video);
     h->video = NULL;
+    clip_stop(h->clip);
+    h->clip = NULL;
     if (st->signals) {
         hd_net_close((uv_handle_t *)&st->sigint, NULL);
         hd_net_close((uv_handle_t *)&st->sigterm, NULL);
@@ -326,6 +334,11 @@ again:
 static void on_video_frame(void *ud, const struct video_frame *f)
 {
     session_broadcast_video(ud, f);
+}
+
+static void on_clip_text(void *ud, const char *text, size_t n)
+{
+    session_broadcast_clipboard(ud, text, n);
 }
 
 /* The default config directory; 0 or -ENOENT (no HOME). */
@@ -535,6 +548,12 @@ int main(int argc, char **argv)
     }
     if (!video_has_encoder())
         hd_warn("host", "this build has no video encoder: no frames sent");
+    /* the clipboard of the shared X display: with the x11 capture, or
+     * another capture and an explicit --display; without a display the
+     * sessions go on without a clipboard */
+    if (!o->no_clipboard &&
+        (strcmp(vo.capture, "x11") == 0 || o->display != NULL))
+        clip_start(&loop, o->display, on_clip_text, h, &h->clip);
     if (listen_on(h, o->listen_port,
                   hd_config_source(&cfg, OPT_LISTEN) != HD_CONFIG_DEFAULT) !=
         0) {

@@ -17,6 +17,8 @@
 #include "err.h"
 #include "host/inject.h"
 #include "host/input/input.h"
+#include "clip.h"
+#include "host/clipboard.h"
 #include "host/session.h"
 #include "host/video.h"
 #include "log.h"
@@ -25,10 +27,13 @@
 
 #define MOD "session"
 
-#define SESSION_TICK_MS       1000
-#define SESSION_LOGIN_MS      60000 /* from connect to a good login */
-#define SESSION_LINGER_MS     300   /* flush a last error before closing */
-#define SESSION_MAX_MSG       (1u << 20)
+#define SESSION_TICK_MS   1000
+#define SESSION_LOGIN_MS  60000 /* from connect to a good login */
+#define SESSION_LINGER_MS 300   /* flush a last error before closing */
+#define SESSION_MAX_MSG   (1u << 20)
+/* once logged in: room for a whole clipboard (HD_CLIP_MAX, even if zstd
+ * could not shrink it) in one message */
+#define SESSION_LIVE_MAX_MSG  (HD_CLIP_MAX + 64u * 1024)
 #define SESSION_VIDEO_BACKLOG (512u * 1024)
 
 enum state { ST_HELLO, ST_LOGIN, ST_LIVE, ST_CLOSING };
@@ -48,6 +53,7 @@ struct session {
     uint32_t last_delay;
     uint64_t frames_sent, frames_dropped, bytes_sent;
     int need_key, unencrypted, linked, input_errors, lingering;
+    int clipboard; /* the viewer shares its clipboard (not disabled) */
     const char *end_reason;
     /* a UDP session on a shared socket (the registration socket): its
      * datagrams come through session_udp_input; conv for any UDP one */
@@ -318,6 +324,11 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
             path_name(s->path), s->unencrypted ? ", UNENCRYPTED" : "");
     send_peer_info(s);
     s->state = ST_LIVE;
+    hd_channel_set_max_msg(s->ch, SESSION_LIVE_MAX_MSG);
+    s->clipboard =
+        h->clip != NULL &&
+        !(lr->option != NULL && lr->option->disable_clipboard ==
+                                    HBB__OPTION_MESSAGE__BOOL_OPTION__Yes);
     s->need_key = 1;
     if (h->video) {
         video_set_active(h->video, 1);
@@ -362,6 +373,30 @@ static void on_input_error(struct session *s, const char *what, int r)
                  hd_strerror(r));
 }
 
+/* Text the viewer copied: the desktop's clipboard now. */
+static void on_clipboard(struct session *s, const Hbb__Clipboard *cb)
+{
+    char *text;
+    size_t n;
+    int r;
+
+    if (cb == NULL || !s->clipboard)
+        return;
+    r = hd_clip_unpack(cb, &text, &n);
+    if (r == -EBADMSG) {
+        hd_warn(MOD, "%s sent a broken clipboard message: closing", s->peer);
+        close_soon(s, "bad clipboard message");
+        return;
+    }
+    if (r == -EMSGSIZE)
+        hd_warn(MOD, "clipboard from %s above %u bytes ignored", s->peer,
+                HD_CLIP_MAX);
+    if (r != 0)
+        return; /* also a format other than text: nothing to paste here */
+    clip_set(s->h->clip, text, n);
+    free(text);
+}
+
 static void on_live(struct session *s, const Hbb__Message *m)
 {
     struct host *h = s->h;
@@ -387,7 +422,19 @@ static void on_live(struct session *s, const Hbb__Message *m)
                 video_request_key(h->video);
         } else if (m->misc->union_case == HBB__MISC__UNION_CLOSE_REASON) {
             hd_info(MOD, "%s closes: %s", s->peer, m->misc->close_reason);
+        } else if (m->misc->union_case == HBB__MISC__UNION_OPTION &&
+                   m->misc->option->disable_clipboard !=
+                       HBB__OPTION_MESSAGE__BOOL_OPTION__NotSet) {
+            s->clipboard =
+                h->clip != NULL && m->misc->option->disable_clipboard !=
+                                       HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;
         }
+        break;
+    case HBB__MESSAGE__UNION_CLIPBOARD:
+        on_clipboard(s, m->clipboard);
+        break;
+    case HBB__MESSAGE__UNION_MULTI_CLIPBOARDS:
+        on_clipboard(s, hd_clip_pick(m->multi_clipboards));
         break;
     default:
         hd_trace(MOD, "%s: message %d ignored", s->peer, (int)m->union_case);
@@ -633,6 +680,28 @@ void session_broadcast_video(struct host *h, const struct video_frame *f)
     }
     if (want_key && h->video)
         video_request_key(h->video);
+}
+
+void session_broadcast_clipboard(struct host *h, const char *text, size_t n)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__Clipboard cb;
+    struct session *s, *next;
+    uint8_t *buf;
+    int r;
+
+    if ((r = hd_clip_pack(text, n, &cb, &buf)) != 0) {
+        hd_warn(MOD, "clipboard of %zu bytes not sent: %s", n, hd_strerror(r));
+        return;
+    }
+    m.union_case = HBB__MESSAGE__UNION_CLIPBOARD;
+    m.clipboard = &cb;
+    for (s = h->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (s->state == ST_LIVE && !s->lingering && s->clipboard)
+            send_msg(s, &m);
+    }
+    free(buf);
 }
 
 void session_close_all(struct host *h, const char *reason)

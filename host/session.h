@@ -86,6 +86,9 @@ void session_close(struct session *s, const char *reason);
 struct video_frame;
 void session_broadcast_video(struct host *h, const struct video_frame *f);
 
+/* Text copied on the desktop, for every logged-in viewer sharing theirs. */
+void session_broadcast_clipboard(struct host *h, const char *text, size_t n);
+
 /* Close every session (shutdown). */
 void session_close_all(struct host *h, const char *reason);
 

@@ -95,6 +95,12 @@ $(O)/tests/fuzz/%: $(O)/tests/fuzz/%.o $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ \
 		$(PKG_LIBS_COMMON) -lm
+# The clipboard target needs the media library (zstd).
+$(O)/tests/fuzz/fuzz_clip.o: OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_MEDIA)
+$(O)/tests/fuzz/fuzz_clip: $(O)/tests/fuzz/fuzz_clip.o $(LIBMEDIA) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ \
+		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lm
 # Targets for server/ parsers (fuzz_srv_X.c) also link every server object
 # but main.o, and the server's libraries.
 FUZZ_SRV_SRCS := $(wildcard tests/fuzz/fuzz_srv_*.c)

@@ -26,10 +26,10 @@ server() {
 	echo 'PKG_LIBS_SERVER += -lwslay'
 }
 
-# The codec library (common/venc.c, vdec.c -> libhdmedia.a): host and
-# viewer only, so the server needs no media packages.
+# The media library (common/venc.c, vdec.c, clip.c -> libhdmedia.a): host
+# and viewer only, so the server needs no media packages.
 programs() {
-	pc MEDIA vpx
+	pc MEDIA vpx libzstd
 	echo 'PKG_LIBS_MEDIA += -lyuv'
 	pc HOST vpx opus xcb xcb-shm xcb-damage xcb-xfixes xcb-xtest \
 		xcb-randr libzstd miniupnpc

@@ -671,3 +671,63 @@ void desk_proxy_free(struct desk_proxy *p)
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
+
+/* ---- the clipboard (xclip) ---------------------------------------------- */
+
+/* Copy the file at path on screen s (xclip serves it in the background,
+ * until another client takes the selection). */
+int desk_clip_copy_file(struct desk_screen *s, const char *path)
+{
+    return desk_sh(s, "xclip -selection clipboard -i '%s' >/dev/null 2>&1",
+                   path);
+}
+
+int desk_clip_copy(struct desk_screen *s, const char *text, const char *dir)
+{
+    char p[400];
+    FILE *f;
+
+    snprintf(p, sizeof(p), "%s/clip-in.txt", dir);
+    if ((f = fopen(p, "w")) == NULL)
+        return -1;
+    fputs(text, f);
+    fclose(f);
+    return desk_clip_copy_file(s, p);
+}
+
+/*
+ * Paste on screen s until it gives want (n bytes), at most ms.  Returns
+ * the milliseconds it took, or -1 (then prints what it got).
+ */
+int desk_clip_wait(struct desk_screen *s, const char *want, size_t n, int ms)
+{
+    char cmd[512];
+    char *buf = malloc(n + 2);
+    uint64_t t0 = now_ms();
+    size_t got = 0;
+    int took = -1;
+
+    if (buf == NULL)
+        return -1;
+    snprintf(cmd, sizeof(cmd),
+             "DISPLAY=%s timeout 5 xclip -selection clipboard -o 2>/dev/null",
+             s->x.display);
+    while ((int)(now_ms() - t0) <= ms) {
+        FILE *f = popen(cmd, "r");
+
+        if (f == NULL)
+            break;
+        got = fread(buf, 1, n + 1, f);
+        pclose(f);
+        if (got == n && memcmp(buf, want, n) == 0) {
+            took = (int)(now_ms() - t0);
+            break;
+        }
+        usleep(50000);
+    }
+    if (took < 0)
+        printf("# clipboard on %s: %zu bytes, not the %zu wanted (\"%.40s\")\n",
+               s->x.display, got, n, got ? buf : "");
+    free(buf);
+    return took;
+}

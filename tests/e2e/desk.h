@@ -163,6 +163,22 @@ void desk_viewer_dump(const struct desk_viewer *v);
 pid_t desk_card_start(struct desk_screen *a, struct desk_rect r,
                       const char *record, uint32_t root_rgb, const char *dir);
 
+/* ---- the clipboard (xclip) --------------------------------------------- */
+
+/*
+ * Copy text (through dir/clip-in.txt), or the file at path, on screen s:
+ * xclip serves it in the background until another client takes the
+ * CLIPBOARD selection.  Returns xclip's status.
+ */
+int desk_clip_copy(struct desk_screen *s, const char *text, const char *dir);
+int desk_clip_copy_file(struct desk_screen *s, const char *path);
+
+/*
+ * Paste on screen s until it gives want (n bytes), at most ms.  Returns
+ * the milliseconds it took, or -1 (and prints what it got).
+ */
+int desk_clip_wait(struct desk_screen *s, const char *want, size_t n, int ms);
+
 /* ---- a recording TCP proxy --------------------------------------------- */
 
 struct desk_proxy;

@@ -6,8 +6,9 @@
  * address that is a recording TCP proxy (desk.h) in front of its relay
  * port.  Cases:
  *  - a session forced through the relay (--relay) works both ways, and
- *    the bytes the relay carried contain neither a marker typed on screen
- *    nor the password (a headless --relay run reports path=relay);
+ *    the bytes the relay carried contain neither a marker typed on screen,
+ *    nor one copied to the clipboard, nor the password (a headless
+ *    --relay run reports path=relay);
  *  - the server goes away and comes back: an established session keeps
  *    running meanwhile, the host registers again, a new viewer reaches it
  *    by ID afterwards.
@@ -142,7 +143,7 @@ static void relay_session(void)
 {
     const char *relay[] = { "--relay", NULL };
     const char *frames[] = { "--relay", "--frames", "1", NULL };
-    const char *marker = "zq7mk4rx9";
+    const char *marker = "zq7mk4rx9", *clip_marker = "hd-clip-kq3vz8w";
     struct desk_viewer v, hv;
     char out[4096];
 
@@ -152,6 +153,12 @@ static void relay_session(void)
     HT_CHECK(desk_file_has(v.err, "connected (relay)", 10));
     HT_CHECK(desk_file_has(host.log, "path relay", 10));
     HT_CHECK(type_through(marker));
+    /* short: sent as it is (not compressed) inside the sealed stream */
+    if (xvfb_have("xclip")) {
+        HT_EQ_INT(desk_clip_copy(&A, clip_marker, tmpdir), 0);
+        HT_CHECK(desk_clip_wait(&B, clip_marker, strlen(clip_marker), 3000) >=
+                 0);
+    }
     desk_viewer_stop(&v);
 
     /* the same headless: its statistics say relay */
@@ -169,6 +176,7 @@ static void relay_session(void)
     /* the recording works: the relay handshake carries the server key */
     HT_CHECK(desk_proxy_count(proxy, srv.pk_b64, strlen(srv.pk_b64)) > 0);
     HT_EQ_INT(desk_proxy_count(proxy, marker, strlen(marker)), 0);
+    HT_EQ_INT(desk_proxy_count(proxy, clip_marker, strlen(clip_marker)), 0);
     HT_EQ_INT(desk_proxy_count(proxy, PASSWORD, strlen(PASSWORD)), 0);
     if (ht_case_failures()) {
         desk_viewer_dump(&v);

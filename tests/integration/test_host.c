@@ -2,8 +2,10 @@
  * Integration tests of homedesk-host: the real homedesk-server and the
  * real homedesk-host (fake capture and input, a temp config dir) on
  * loopback, driven by a blocking protocol client that plays the viewer
- * (PROTOCOL.md section 5): handshake, login, video, and the relay path
- * through a recording TCP proxy that must see no plaintext.
+ * (PROTOCOL.md section 5): handshake, login, video, the relay path
+ * through a recording TCP proxy that must see no plaintext, and the
+ * clipboard of an Xvfb display (xclip on the other side) with the bad
+ * clipboard messages a peer can send.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,11 +23,13 @@
 #include <sodium.h>
 
 #include "addr.h"
+#include "clip.h"
 #include "crypto.h"
 #include "frame.h"
 #include "message.pb-c.h"
 #include "tests/harness.h"
 #include "tests/integration/support.h"
+#include "tests/unit/xvfb.h"
 #include "vdec.h"
 
 #define T          5000
@@ -788,6 +792,170 @@ static void tcp_registration(void)
     host_cleanup(&h2);
 }
 
+/* ---- the clipboard --------------------------------------------------------
+ */
+
+static int send_clip(struct viewer *v, const Hbb__Clipboard *cb)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+
+    m.union_case = HBB__MESSAGE__UNION_CLIPBOARD;
+    m.clipboard = (Hbb__Clipboard *)cb;
+    return v_send(v, &m);
+}
+
+/* The CLIPBOARD text of display, read with xclip (at most cap-1 bytes). */
+static void xclip_read(const char *display, char *out, size_t cap)
+{
+    char cmd[256];
+    FILE *f;
+    size_t n = 0;
+
+    snprintf(cmd, sizeof(cmd),
+             "DISPLAY=%s timeout 5 xclip -selection clipboard -o 2>/dev/null",
+             display);
+    if ((f = popen(cmd, "r")) != NULL) {
+        n = fread(out, 1, cap - 1, f);
+        pclose(f);
+    }
+    out[n] = '\0';
+}
+
+static int xclip_has(const char *display, const char *want, int ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)ms;
+    char got[256];
+
+    do {
+        xclip_read(display, got, sizeof(got));
+        if (strcmp(got, want) == 0)
+            return 1;
+        usleep(50000);
+    } while (now_ms() < deadline);
+    printf("# clipboard of %s: \"%s\", want \"%s\"\n", display, got, want);
+    return 0;
+}
+
+/* Log in to host h directly; 0 when live. */
+static int login_to(struct viewer *v, const struct hostp *h)
+{
+    Hbb__Message *m;
+    char salt[64], ch[64];
+    int ok;
+
+    if (v_init(v, tcp_connect("127.0.0.1", h->port)) != 0 ||
+        v_handshake(v, h->pk, h->id) != 0)
+        return -1;
+    m = v_login(v, PASSWORD, 1, salt, ch);
+    ok = m != NULL &&
+         m->login_response->union_case == HBB__LOGIN_RESPONSE__UNION_PEER_INFO;
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    return ok ? 0 : -1;
+}
+
+/*
+ * A host sharing an Xvfb display's clipboard (fake capture, --display):
+ * text from the viewer becomes the display's clipboard, text copied there
+ * reaches the viewer; an image, a text above HD_CLIP_MAX and a broken zstd
+ * frame do not reach the display, the last one also ends the session
+ * (bad input), and the host then serves a new viewer as before.
+ */
+static void clipboard_session(void)
+{
+    struct xvfb x;
+    struct hostp h2;
+    struct viewer v;
+    Hbb__Clipboard cb;
+    Hbb__Message *m;
+    uint8_t junk[] = { 0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff, 0xff, 1, 2 };
+    const char *extra[] = { "--password", PASSWORD, "--display", x.display,
+                            NULL };
+    char cmd[256], *text = NULL, *big;
+    size_t n = 0;
+
+    if (!xvfb_have("xclip") || xvfb_start(&x) != 0) {
+        ht_skip("clipboard_session", "Xvfb or xclip missing");
+        return;
+    }
+    HT_CHECK(host_start(&h2, 1, extra) == 0);
+    HT_CHECK(file_has(h2.log, "sharing the CLIPBOARD selection", T));
+    HT_EQ_INT(login_to(&v, &h2), 0);
+
+    /* viewer -> display */
+    hbb__clipboard__init(&cb);
+    cb.content.data = (uint8_t *)"int-clip-1";
+    cb.content.len = 10;
+    HT_EQ_INT(send_clip(&v, &cb), 0);
+    HT_CHECK(xclip_has(x.display, "int-clip-1", T));
+
+    /* display -> viewer */
+    snprintf(cmd, sizeof(cmd),
+             "printf int-clip-2 | DISPLAY=%s xclip -selection clipboard "
+             ">/dev/null 2>&1",
+             x.display);
+    HT_EQ_INT(system(cmd), 0);
+    m = v_expect(&v, HBB__MESSAGE__UNION_CLIPBOARD, T);
+    HT_CHECK(m != NULL);
+    if (m != NULL) {
+        HT_EQ_INT(hd_clip_unpack(m->clipboard, &text, &n), 0);
+        HT_EQ_STR(text ? text : "", "int-clip-2");
+        free(text);
+        hbb__message__free_unpacked(m, NULL);
+    }
+
+    /* an image and an oversize text: ignored, the session goes on */
+    cb.format = HBB__CLIPBOARD_FORMAT__ImagePng;
+    HT_EQ_INT(send_clip(&v, &cb), 0);
+    big = malloc(HD_CLIP_MAX + 1);
+    HT_CHECK(big != NULL);
+    if (big != NULL) {
+        memset(big, 'x', HD_CLIP_MAX + 1);
+        hbb__clipboard__init(&cb);
+        cb.content.data = (uint8_t *)big;
+        cb.content.len = HD_CLIP_MAX + 1;
+        HT_EQ_INT(send_clip(&v, &cb), 0);
+        free(big);
+    }
+    HT_CHECK(file_has(h2.log, "above 4194304 bytes ignored", T));
+    xclip_read(x.display, cmd, sizeof(cmd));
+    HT_EQ_STR(cmd, "int-clip-2");
+    hbb__clipboard__init(&cb);
+    cb.content.data = (uint8_t *)"int-clip-3";
+    cb.content.len = 10;
+    HT_EQ_INT(send_clip(&v, &cb), 0);
+    HT_CHECK(xclip_has(x.display, "int-clip-3", T));
+
+    /* a broken zstd frame: one line, the session ends */
+    hbb__clipboard__init(&cb);
+    cb.compress = 1;
+    cb.content.data = junk;
+    cb.content.len = sizeof(junk);
+    HT_EQ_INT(send_clip(&v, &cb), 0);
+    HT_CHECK(file_has(h2.log, "sent a broken clipboard message", T));
+    {
+        /* video and TestDelay flow while the session lives: only the
+         * host closing ends this well before T */
+        uint64_t t0 = now_ms();
+
+        while (now_ms() - t0 < T && (m = v_recv(&v, T)) != NULL)
+            hbb__message__free_unpacked(m, NULL);
+        HT_CHECK(now_ms() - t0 < T / 2);
+    }
+    HT_CHECK(file_has(h2.log, "bad clipboard message", T));
+    v_cleanup(&v);
+    xclip_read(x.display, cmd, sizeof(cmd));
+    HT_EQ_STR(cmd, "int-clip-3");
+
+    /* the host serves the next viewer */
+    HT_EQ_INT(login_to(&v, &h2), 0);
+    v_cleanup(&v);
+    if (ht_case_failures())
+        host_dump_log(&h2);
+    host_cleanup(&h2);
+    xvfb_stop(&x);
+}
+
 static void reregisters_after_server_restart(void)
 {
     HT_CHECK(host_ok);
@@ -817,6 +985,7 @@ int main(void)
     HT_RUN(login_and_video);
     HT_RUN(relay_session);
     HT_RUN(tcp_registration);
+    HT_RUN(clipboard_session);
     HT_RUN(reregisters_after_server_restart);
     if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         host_dump_log(&host);
