@@ -24,6 +24,7 @@
 
 #include <sodium.h>
 
+#include "client/audio.h"
 #include "client/decode.h"
 #include "client/known_hosts.h"
 #include "client/picture.h"
@@ -43,7 +44,7 @@ struct opts {
     const char *out, *log_level;
     int frames, verbose, timeout_s;
     bool fullscreen, headless, relay, help, version, no_overlay, no_udp, no_tcp;
-    bool no_clipboard;
+    bool no_clipboard, no_audio;
 };
 
 /* --headless: the decode thread's pictures and the session's end. */
@@ -61,6 +62,7 @@ struct viewer {
     struct opts o;
     struct headless hl;
     struct win *win;
+    struct vaudio *audio;
 };
 
 static uint64_t mono_ms(void)
@@ -155,6 +157,11 @@ static const struct hd_opt *make_opts(struct opts *o)
           .type = HD_OPT_FLAG,
           .help = "do not share the clipboard with the host",
           .b = &o->no_clipboard },
+        { .names = "no-audio",
+          .env = "HOMEDESK_NO_AUDIO",
+          .type = HD_OPT_FLAG,
+          .help = "do not play the host's sound",
+          .b = &o->no_audio },
         { .names = "headless",
           .type = HD_OPT_FLAG,
           .flags = HD_OPT_ARGV_ONLY,
@@ -301,6 +308,13 @@ static void on_clipboard(const char *text, size_t n, void *ud)
         win_post_clipboard(v->win, text, n);
 }
 
+static void on_audio(const uint8_t *opus, size_t n, void *ud)
+{
+    struct viewer *v = ud;
+
+    vaudio_play(v->audio, opus, n);
+}
+
 static void on_end(int status, const char *msg, void *ud)
 {
     struct viewer *v = ud;
@@ -412,7 +426,8 @@ int main(int argc, char **argv)
     struct sess_config sc = { 0 };
     struct sess_cb scb = { .on_ready = on_ready,
                            .on_end = on_end,
-                           .on_clipboard = on_clipboard };
+                           .on_clipboard = on_clipboard,
+                           .on_audio = on_audio };
     struct win_opts wo = { 0 };
     struct sess *s = NULL;
     struct dec *d = NULL;
@@ -528,7 +543,11 @@ int main(int argc, char **argv)
                                  "--headless works without one\n");
             goto out;
         }
+        /* without a sound device the host is asked to keep its sound */
+        if (!o->no_audio && vaudio_open(&v.audio) != 0)
+            v.audio = NULL;
     }
+    sc.no_audio = v.audio == NULL;
     if ((r = dec_new(on_picture, &v, &d)) != 0 ||
         (r = sess_new(&sc, d, &scb, &v, &s)) != 0 || (r = sess_start(s)) != 0) {
         fprintf(stderr, PROG ": cannot start: %s\n", hd_strerror(r));
@@ -543,6 +562,7 @@ int main(int argc, char **argv)
     }
 out:
     sess_free(s);
+    vaudio_close(v.audio);
     dec_free(d);
     win_free(v.win);
     pic_free(v.hl.last);

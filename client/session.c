@@ -218,6 +218,8 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
     opt.supported_decoding = &sd;
     if (s->cfg.no_clipboard)
         opt.disable_clipboard = HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;
+    if (s->cfg.no_audio)
+        opt.disable_audio = HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;
     lr.username = s->host_id;
     lr.password.data = proof;
     lr.password.len = sizeof(proof);
@@ -387,12 +389,21 @@ static void on_message(struct hd_channel *ch, const Hbb__Message *m, void *ud)
     case HBB__MESSAGE__UNION_CLIPBOARD:
         on_clipboard(s, m->clipboard);
         break;
+    case HBB__MESSAGE__UNION_AUDIO_FRAME:
+        if (s->state == ST_LIVE && !s->cfg.no_audio && s->cb.on_audio)
+            s->cb.on_audio(m->audio_frame->data.data, m->audio_frame->data.len,
+                           s->ud);
+        break;
     case HBB__MESSAGE__UNION_MULTI_CLIPBOARDS:
         on_clipboard(s, hd_clip_pick(m->multi_clipboards));
         break;
     case HBB__MESSAGE__UNION_MISC:
         if (m->misc->union_case == HBB__MISC__UNION_CLOSE_REASON)
             failf(s, "host closed the session: %s", m->misc->close_reason);
+        else if (m->misc->union_case == HBB__MISC__UNION_AUDIO_FORMAT)
+            hd_info("session", "host sound: Opus, %u Hz, %u channel(s)",
+                    m->misc->audio_format->sample_rate,
+                    m->misc->audio_format->channels);
         break;
     case HBB__MESSAGE__UNION_MESSAGE_BOX:
         hd_info("session", "host says: %s: %s",

@@ -41,6 +41,7 @@ struct sess_config {
     int force_relay;    /* ID mode: skip the direct attempt */
     int no_udp, no_tcp; /* ID mode: skip UDP / the direct TCP paths */
     int no_clipboard;   /* ask the host not to share its clipboard */
+    int no_audio;       /* ask the host not to send its sound */
 };
 
 struct sess_stats {
@@ -62,6 +63,9 @@ struct sess_cb {
     /* Text the host copied (NUL-terminated, n bytes; valid during the
      * call).  May be NULL. */
     void (*on_clipboard)(const char *text, size_t n, void *ud);
+    /* An Opus frame of the host's sound (valid during the call).  May be
+     * NULL. */
+    void (*on_audio)(const uint8_t *opus, size_t n, void *ud);
 };
 
 /* Set up (nothing runs yet).  Returns 0, -ENOMEM or a libuv error. */

@@ -41,7 +41,8 @@ struct host_opts {
     int fake_width, fake_height, fake_interval_ms, fake_frames;
     int verbose;
     bool no_otp, allow_unencrypted, show_id, help, version, no_upnp;
-    bool no_clipboard;
+    bool no_clipboard, no_audio;
+    const char *audio_source;
 };
 
 struct reg;
@@ -53,6 +54,7 @@ struct session;
 struct video;
 struct input;
 struct hclip;
+struct audio;
 
 struct host {
     uv_loop_t *loop;
@@ -61,7 +63,8 @@ struct host {
     struct throttle throttle;
     struct input *input;
     struct video *video;
-    struct hclip *clip; /* the shared clipboard (clipboard.h), or NULL */
+    struct hclip *clip;  /* the shared clipboard (clipboard.h), or NULL */
+    struct audio *audio; /* desktop audio (audio.h), or NULL */
     struct reg *reg;
     struct session *sessions; /* list, see session.c */
     int n_sessions;

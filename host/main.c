@@ -23,6 +23,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "err.h"
+#include "host/audio.h"
 #include "host/clipboard.h"
 #include "host/host.h"
 #include "host/input/input.h"
@@ -122,6 +123,18 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .type = HD_OPT_FLAG,
           .help = "do not share the clipboard with viewers",
           .b = &o->no_clipboard },
+        { .names = "no-audio",
+          .env = "HOMEDESK_NO_AUDIO",
+          .type = HD_OPT_FLAG,
+          .help = "do not send the desktop's sound to viewers",
+          .b = &o->no_audio },
+        { .names = "audio-source",
+          .env = "HOMEDESK_AUDIO_SOURCE",
+          .type = HD_OPT_STRING,
+          .arg = "NAME",
+          .help = "sound server source to send (default: the monitor of "
+                  "the default output)",
+          .s = &o->audio_source },
         { .names = "config-dir",
           .env = "HOMEDESK_CONFIG_DIR",
           .type = HD_OPT_STRING,
@@ -247,6 +260,8 @@ static void stop(struct main_state *st, const char *why)
     h->video = NULL;
     clip_stop(h->clip);
     h->clip = NULL;
+    audio_stop(h->audio);
+    h->audio = NULL;
     if (st->signals) {
         hd_net_close((uv_handle_t *)&st->sigint, NULL);
         hd_net_close((uv_handle_t *)&st->sigterm, NULL);
@@ -339,6 +354,11 @@ static void on_video_frame(void *ud, const struct video_frame *f)
 static void on_clip_text(void *ud, const char *text, size_t n)
 {
     session_broadcast_clipboard(ud, text, n);
+}
+
+static void on_audio_frame(void *ud, const uint8_t *opus, size_t n)
+{
+    session_broadcast_audio(ud, opus, n);
 }
 
 /* The default config directory; 0 or -ENOENT (no HOME). */
@@ -554,6 +574,9 @@ int main(int argc, char **argv)
     if (!o->no_clipboard &&
         (strcmp(vo.capture, "x11") == 0 || o->display != NULL))
         clip_start(&loop, o->display, on_clip_text, h, &h->clip);
+    if (!o->no_audio &&
+        audio_start(&loop, o->audio_source, on_audio_frame, h, &h->audio) != 0)
+        hd_warn("host", "no audio thread: sound off");
     if (listen_on(h, o->listen_port,
                   hd_config_source(&cfg, OPT_LISTEN) != HD_CONFIG_DEFAULT) !=
         0) {

@@ -18,6 +18,7 @@
 #include "host/inject.h"
 #include "host/input/input.h"
 #include "clip.h"
+#include "host/audio.h"
 #include "host/clipboard.h"
 #include "host/session.h"
 #include "host/video.h"
@@ -35,6 +36,8 @@
  * could not shrink it) in one message */
 #define SESSION_LIVE_MAX_MSG  (HD_CLIP_MAX + 64u * 1024)
 #define SESSION_VIDEO_BACKLOG (512u * 1024)
+/* audio waits behind at most this much: past it, frames are dropped */
+#define SESSION_AUDIO_BACKLOG (1024u * 1024)
 
 enum state { ST_HELLO, ST_LOGIN, ST_LIVE, ST_CLOSING };
 
@@ -54,6 +57,8 @@ struct session {
     uint64_t frames_sent, frames_dropped, bytes_sent;
     int need_key, unencrypted, linked, input_errors, lingering;
     int clipboard; /* the viewer shares its clipboard (not disabled) */
+    int audio;     /* the viewer wants the desktop's sound */
+    uint64_t audio_sent, audio_dropped;
     const char *end_reason;
     /* a UDP session on a shared socket (the registration socket): its
      * datagrams come through session_udp_input; conv for any UDP one */
@@ -79,6 +84,16 @@ static void on_timer_closed(uv_handle_t *t)
     free(t->data);
 }
 
+/* Capture sound while some logged-in viewer wants it. */
+static void audio_recount(struct host *h)
+{
+    int n = 0;
+
+    for (struct session *o = h->sessions; o; o = o->next)
+        n += o->state == ST_LIVE && o->audio && !o->lingering;
+    audio_set_active(h->audio, n > 0);
+}
+
 void session_close(struct session *s, const char *reason)
 {
     struct host *h = s->h;
@@ -102,15 +117,18 @@ void session_close(struct session *s, const char *reason)
             live += o->state == ST_LIVE;
         if (live == 0 && h->video)
             video_set_active(h->video, 0);
+        audio_recount(h);
         if (h->input)
             input_release_all(h->input);
         hd_info(MOD,
                 "session with %s (%s) ended: %s (%llu frames sent, %llu "
-                "dropped, %llu KiB)",
+                "dropped, %llu KiB; %llu audio frames sent, %llu dropped)",
                 s->peer, path_name(s->path), reason,
                 (unsigned long long)s->frames_sent,
                 (unsigned long long)s->frames_dropped,
-                (unsigned long long)(s->bytes_sent / 1024));
+                (unsigned long long)(s->bytes_sent / 1024),
+                (unsigned long long)s->audio_sent,
+                (unsigned long long)s->audio_dropped);
     } else {
         hd_info(MOD, "connection from %s (%s) ended before login: %s", s->peer,
                 path_name(s->path), reason);
@@ -281,6 +299,22 @@ static void on_public_key(struct session *s, const Hbb__Message *m)
     send_hash(s);
 }
 
+/* Before the first AudioFrame: what the Opus stream is. */
+static void send_audio_format(struct session *s)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__Misc misc = HBB__MISC__INIT;
+    Hbb__AudioFormat af = HBB__AUDIO_FORMAT__INIT;
+
+    af.sample_rate = AUDIO_RATE;
+    af.channels = AUDIO_CHANNELS;
+    misc.union_case = HBB__MISC__UNION_AUDIO_FORMAT;
+    misc.audio_format = &af;
+    m.union_case = HBB__MESSAGE__UNION_MISC;
+    m.misc = &misc;
+    send_msg(s, &m);
+}
+
 static void on_login(struct session *s, const Hbb__LoginRequest *lr)
 {
     struct host *h = s->h;
@@ -329,6 +363,12 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
         h->clip != NULL &&
         !(lr->option != NULL && lr->option->disable_clipboard ==
                                     HBB__OPTION_MESSAGE__BOOL_OPTION__Yes);
+    s->audio = h->audio != NULL && !(lr->option != NULL &&
+                                     lr->option->disable_audio ==
+                                         HBB__OPTION_MESSAGE__BOOL_OPTION__Yes);
+    if (s->audio)
+        send_audio_format(s);
+    audio_recount(h);
     s->need_key = 1;
     if (h->video) {
         video_set_active(h->video, 1);
@@ -371,6 +411,26 @@ static void on_input_error(struct session *s, const char *what, int r)
     if (s->input_errors++ < 5)
         hd_debug(MOD, "%s from %s not injected: %s", what, s->peer,
                  hd_strerror(r));
+}
+
+/* The viewer turns the clipboard or the sound off or on mid-session. */
+static void on_option(struct session *s, const Hbb__OptionMessage *o)
+{
+    struct host *h = s->h;
+
+    if (o->disable_clipboard != HBB__OPTION_MESSAGE__BOOL_OPTION__NotSet)
+        s->clipboard =
+            h->clip != NULL &&
+            o->disable_clipboard != HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;
+    if (o->disable_audio != HBB__OPTION_MESSAGE__BOOL_OPTION__NotSet) {
+        int want = h->audio != NULL &&
+                   o->disable_audio != HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;
+
+        if (want && !s->audio)
+            send_audio_format(s);
+        s->audio = want;
+        audio_recount(h);
+    }
 }
 
 /* Text the viewer copied: the desktop's clipboard now. */
@@ -422,12 +482,8 @@ static void on_live(struct session *s, const Hbb__Message *m)
                 video_request_key(h->video);
         } else if (m->misc->union_case == HBB__MISC__UNION_CLOSE_REASON) {
             hd_info(MOD, "%s closes: %s", s->peer, m->misc->close_reason);
-        } else if (m->misc->union_case == HBB__MISC__UNION_OPTION &&
-                   m->misc->option->disable_clipboard !=
-                       HBB__OPTION_MESSAGE__BOOL_OPTION__NotSet) {
-            s->clipboard =
-                h->clip != NULL && m->misc->option->disable_clipboard !=
-                                       HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;
+        } else if (m->misc->union_case == HBB__MISC__UNION_OPTION) {
+            on_option(s, m->misc->option);
         }
         break;
     case HBB__MESSAGE__UNION_CLIPBOARD:
@@ -680,6 +736,27 @@ void session_broadcast_video(struct host *h, const struct video_frame *f)
     }
     if (want_key && h->video)
         video_request_key(h->video);
+}
+
+void session_broadcast_audio(struct host *h, const uint8_t *opus, size_t n)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__AudioFrame af = HBB__AUDIO_FRAME__INIT;
+    struct session *s, *next;
+
+    af.data.data = (uint8_t *)opus;
+    af.data.len = n;
+    m.union_case = HBB__MESSAGE__UNION_AUDIO_FRAME;
+    m.audio_frame = &af;
+    for (s = h->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (s->state != ST_LIVE || s->lingering || !s->audio)
+            continue;
+        if (hd_channel_backlog(s->ch) > SESSION_AUDIO_BACKLOG)
+            s->audio_dropped++;
+        else if (send_msg(s, &m) == 0)
+            s->audio_sent++;
+    }
 }
 
 void session_broadcast_clipboard(struct host *h, const char *text, size_t n)

@@ -86,6 +86,9 @@ void session_close(struct session *s, const char *reason);
 struct video_frame;
 void session_broadcast_video(struct host *h, const struct video_frame *f);
 
+/* An Opus frame of the desktop's sound, for every viewer that wants it. */
+void session_broadcast_audio(struct host *h, const uint8_t *opus, size_t n);
+
 /* Text copied on the desktop, for every logged-in viewer sharing theirs. */
 void session_broadcast_clipboard(struct host *h, const char *text, size_t n);
 

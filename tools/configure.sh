@@ -32,9 +32,9 @@ programs() {
 	pc MEDIA vpx libzstd
 	echo 'PKG_LIBS_MEDIA += -lyuv'
 	pc HOST vpx opus xcb xcb-shm xcb-damage xcb-xfixes xcb-xtest \
-		xcb-randr libzstd miniupnpc
+		xcb-randr libzstd miniupnpc libpulse-simple
 	echo 'PKG_LIBS_HOST += -lyuv -lnatpmp'
-	pc VIEWER vpx sdl2 libzstd libpng
+	pc VIEWER vpx sdl2 libzstd libpng opus
 }
 
 tmp=$out.tmp

@@ -2,6 +2,7 @@
  * End-to-end test support.  See desk.h.
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -730,4 +731,50 @@ int desk_clip_wait(struct desk_screen *s, const char *want, size_t n, int ms)
                s->x.display, got, n, got ? buf : "");
     free(buf);
     return took;
+}
+
+/* ---- a sound server ------------------------------------------------------ */
+
+pid_t desk_pulse_start(const char *dir, char *server, size_t cap)
+{
+    char sock[400], run[400], log[400], load[480], envs[3][420];
+    const char *argv[] = { "pulseaudio",
+                           "--daemonize=no",
+                           "--exit-idle-time=-1",
+                           "--disallow-exit",
+                           "-n",
+                           "--use-pid-file=false",
+                           "--log-target=stderr",
+                           "-L",
+                           "module-null-sink sink_name=hd_null",
+                           "-L",
+                           load,
+                           NULL };
+    const char *env[] = { envs[0], envs[1], envs[2], NULL };
+    pid_t pid;
+
+    if (!xvfb_have("pulseaudio") || !xvfb_have("pactl"))
+        return -ENOENT;
+    snprintf(sock, sizeof(sock), "%s/pulse.sock", dir);
+    snprintf(run, sizeof(run), "%s/pulse", dir);
+    snprintf(log, sizeof(log), "%s/pulse.log", dir);
+    snprintf(load, sizeof(load),
+             "module-native-protocol-unix auth-anonymous=1 socket=%s", sock);
+    if (mkdir(run, 0700) != 0 && errno != EEXIST)
+        return -1;
+    snprintf(envs[0], sizeof(envs[0]), "PULSE_RUNTIME_PATH=%s", run);
+    snprintf(envs[1], sizeof(envs[1]), "XDG_RUNTIME_DIR=%s", run);
+    snprintf(envs[2], sizeof(envs[2]), "HOME=%s", run);
+    if ((pid = desk_spawn(argv, env, NULL, log)) < 0)
+        return -1;
+    snprintf(server, cap, "unix:%s", sock);
+    for (int i = 0; i < 100; i++) {
+        if (desk_sh(NULL, "PULSE_SERVER='%s' pactl info >/dev/null 2>&1",
+                    server) == 0)
+            return pid;
+        usleep(50000);
+    }
+    desk_dump("pulseaudio did not answer", log);
+    desk_stop(pid, 1000);
+    return -1;
 }

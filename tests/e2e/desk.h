@@ -163,6 +163,17 @@ void desk_viewer_dump(const struct desk_viewer *v);
 pid_t desk_card_start(struct desk_screen *a, struct desk_rect r,
                       const char *record, uint32_t root_rgb, const char *dir);
 
+/* ---- a sound server ------------------------------------------------------ */
+
+/*
+ * Start a private PulseAudio in dir (its socket dir/pulse.sock, a null
+ * sink "hd_null" as the default output, so the default monitor source is
+ * what is played to it), and wait until it answers.  server gets the
+ * PULSE_SERVER value for clients.  Returns the pid, -ENOENT when
+ * pulseaudio is not installed, or -1.
+ */
+pid_t desk_pulse_start(const char *dir, char *server, size_t cap);
+
 /* ---- the clipboard (xclip) --------------------------------------------- */
 
 /*
