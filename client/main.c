@@ -45,6 +45,7 @@ struct opts {
     int frames, verbose, timeout_s;
     bool fullscreen, headless, relay, help, version, no_overlay, no_udp, no_tcp;
     bool no_clipboard, no_audio;
+    const char *ls, *get, *put, *to;
 };
 
 /* --headless: the decode thread's pictures and the session's end. */
@@ -75,7 +76,7 @@ static uint64_t mono_ms(void)
 
 static const struct hd_opt *make_opts(struct opts *o)
 {
-    static struct hd_opt t[24];
+    static struct hd_opt t[32];
     const struct hd_opt tab[] = {
         { .names = "h,help",
           .type = HD_OPT_FLAG,
@@ -162,6 +163,32 @@ static const struct hd_opt *make_opts(struct opts *o)
           .type = HD_OPT_FLAG,
           .help = "do not play the host's sound",
           .b = &o->no_audio },
+        { .names = "ls",
+          .type = HD_OPT_STRING,
+          .flags = HD_OPT_ARGV_ONLY,
+          .arg = "PATH",
+          .help = "no window: list a directory of the host",
+          .s = &o->ls },
+        { .names = "get",
+          .type = HD_OPT_STRING,
+          .flags = HD_OPT_ARGV_ONLY,
+          .arg = "PATH",
+          .help = "no window: copy a file or directory of the host into "
+                  "--to (default .)",
+          .s = &o->get },
+        { .names = "put",
+          .type = HD_OPT_STRING,
+          .flags = HD_OPT_ARGV_ONLY,
+          .arg = "PATH",
+          .help = "no window: copy a file or directory to the host's --to "
+                  "directory (~ is the host user's home)",
+          .s = &o->put },
+        { .names = "to",
+          .type = HD_OPT_STRING,
+          .flags = HD_OPT_ARGV_ONLY,
+          .arg = "DIR",
+          .help = "where --get and --put copy to",
+          .s = &o->to },
         { .names = "headless",
           .type = HD_OPT_FLAG,
           .flags = HD_OPT_ARGV_ONLY,
@@ -196,6 +223,7 @@ static const struct hd_opt *make_opts(struct opts *o)
         { .names = NULL },
     };
 
+    _Static_assert(sizeof(tab) <= sizeof(t), "the option table grew");
     memcpy(t, tab, sizeof(tab));
     return t;
 }
@@ -332,6 +360,25 @@ static void on_end(int status, const char *msg, void *ud)
     pthread_mutex_unlock(&h->mu);
 }
 
+/* ---- file transfer ----------------------------------------------------- */
+
+/* Wait for the transfer (the session prints its summary). */
+static int run_xfer(struct viewer *v, struct sess *s)
+{
+    struct headless *h = &v->hl;
+    int status;
+
+    pthread_mutex_lock(&h->mu);
+    while (!h->ended)
+        pthread_cond_wait(&h->cv, &h->mu);
+    status = h->status;
+    pthread_mutex_unlock(&h->mu);
+    sess_stop(s);
+    if (status != 0)
+        fprintf(stderr, PROG ": %s\n", h->msg[0] ? h->msg : "failed");
+    return status;
+}
+
 /* ---- headless ---------------------------------------------------------- */
 
 static int run_headless(struct viewer *v, struct sess *s, struct dec *d)
@@ -429,6 +476,7 @@ int main(int argc, char **argv)
                            .on_clipboard = on_clipboard,
                            .on_audio = on_audio };
     struct win_opts wo = { 0 };
+    struct vxfer_opts xo = { 0 };
     struct sess *s = NULL;
     struct dec *d = NULL;
     char dir[4096], kh[4200], conf[4200], name[256], host[128];
@@ -529,6 +577,21 @@ int main(int argc, char **argv)
     sc.force_relay = o->relay;
     sc.no_udp = o->no_udp;
     sc.no_tcp = o->no_tcp;
+    if ((o->ls != NULL) + (o->get != NULL) + (o->put != NULL) > 1) {
+        status = usage_error("one of --ls, --get and --put at a time");
+        goto out;
+    }
+    if (o->put != NULL && o->to == NULL) {
+        status = usage_error("--put needs --to DIR (on the host)");
+        goto out;
+    }
+    xo.mode = o->ls ? VXFER_LS : o->get ? VXFER_GET : o->put ? VXFER_PUT : 0;
+    xo.path = o->ls ? o->ls : o->get ? o->get : o->put;
+    xo.to = o->to;
+    if (xo.mode != 0) {
+        sc.xfer = &xo;
+        o->headless = 1; /* no window, no frames to wait for */
+    }
     /* headless: no clipboard to share (and the host keeps its own) */
     sc.no_clipboard = o->no_clipboard || o->headless;
     v.hl.want = o->frames;
@@ -553,7 +616,9 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot start: %s\n", hd_strerror(r));
         goto out;
     }
-    if (o->headless) {
+    if (sc.xfer != NULL) {
+        status = run_xfer(&v, s);
+    } else if (o->headless) {
         status = run_headless(&v, s, d);
     } else {
         status = win_run(v.win, s, d);

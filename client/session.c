@@ -51,6 +51,7 @@ struct sess {
     char host_id[128]; /* the ID we log in to */
     uint8_t host_pk[HD_SIGN_PK_BYTES];
     int codec_warned;
+    struct vxfer *xf; /* file transfer (cfg.xfer), once logged in */
 
     pthread_mutex_t mu; /* guards what follows */
     int stop;
@@ -87,6 +88,8 @@ static void finish(struct sess *s, int status, const char *msg)
     hd_debug("session", "ended: %s", status != 0 ? msg : "stopped");
     hd_channel_close(s->ch);
     s->ch = NULL;
+    vxfer_free(s->xf);
+    s->xf = NULL;
     hd_net_close((uv_handle_t *)&s->idle, close_noop);
     hd_net_close((uv_handle_t *)&s->wake, close_noop);
     s->cb.on_end(status, msg, s->ud);
@@ -204,6 +207,7 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
     Hbb__LoginRequest lr = HBB__LOGIN_REQUEST__INIT;
     Hbb__OptionMessage opt = HBB__OPTION_MESSAGE__INIT;
     Hbb__SupportedDecoding sd = HBB__SUPPORTED_DECODING__INIT;
+    Hbb__FileTransfer ft = HBB__FILE_TRANSFER__INIT;
     uint8_t proof[HD_SHA256_BYTES];
 
     if (s->state != ST_HASH) {
@@ -220,6 +224,12 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
         opt.disable_clipboard = HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;
     if (s->cfg.no_audio)
         opt.disable_audio = HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;
+    if (s->cfg.xfer != NULL) {
+        ft.dir = (char *)(s->cfg.xfer->mode == VXFER_PUT ? s->cfg.xfer->to
+                                                         : s->cfg.xfer->path);
+        lr.union_case = HBB__LOGIN_REQUEST__UNION_FILE_TRANSFER;
+        lr.file_transfer = &ft;
+    }
     lr.username = s->host_id;
     lr.password.data = proof;
     lr.password.len = sizeof(proof);
@@ -235,6 +245,52 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
     sodium_memzero(proof, sizeof(proof));
     if (!s->ended)
         s->state = ST_LOGIN;
+}
+
+static int xfer_send(void *ud, const Hbb__Message *m)
+{
+    struct sess *s = ud;
+    int r = s->ch != NULL ? hd_channel_send(s->ch, m) : -ENOTCONN;
+
+    if (r != 0)
+        failf(s, "connection to the host lost: %s", hd_strerror(r));
+    return r;
+}
+
+static size_t xfer_backlog(void *ud)
+{
+    struct sess *s = ud;
+
+    return s->ch != NULL ? hd_channel_backlog(s->ch) : 0;
+}
+
+static void xfer_end(void *ud, int status, const char *msg)
+{
+    struct sess *s = ud;
+
+    if (status != 0)
+        failf(s, "%s", msg ? msg : "file transfer failed");
+    else
+        finish(s, 0, NULL);
+}
+
+/* Logged in for a file transfer: run it. */
+static void start_xfer(struct sess *s, const Hbb__PeerInfo *pi)
+{
+    struct vxfer_io io = { &s->loop, xfer_send, xfer_backlog, xfer_end, s };
+    int r;
+
+    s->state = ST_LIVE;
+    pthread_mutex_lock(&s->mu);
+    s->st.connect_ms = (double)(mono_ms() - s->t0_ms);
+    pthread_mutex_unlock(&s->mu);
+    hd_info("session", "logged in to %s (%s) for a file transfer", s->host_id,
+            pi->hostname ? pi->hostname : "?");
+    if ((r = vxfer_new(s->cfg.xfer, &io, &s->xf)) != 0) {
+        failf(s, "file transfer: %s", hd_strerror(r));
+        return;
+    }
+    vxfer_start(s->xf);
 }
 
 static void on_login_response(struct sess *s, const Hbb__LoginResponse *lr)
@@ -259,6 +315,10 @@ static void on_login_response(struct sess *s, const Hbb__LoginResponse *lr)
         return;
     }
     pi = lr->peer_info;
+    if (s->cfg.xfer != NULL) {
+        start_xfer(s, pi);
+        return;
+    }
     if (pi->n_displays > 0) {
         d = pi->displays[pi->current_display >= 0 &&
                                  (size_t)pi->current_display < pi->n_displays
@@ -388,6 +448,14 @@ static void on_message(struct hd_channel *ch, const Hbb__Message *m, void *ud)
         break;
     case HBB__MESSAGE__UNION_CLIPBOARD:
         on_clipboard(s, m->clipboard);
+        break;
+    case HBB__MESSAGE__UNION_FILE_RESPONSE:
+        if (s->state == ST_LIVE && s->xf != NULL)
+            vxfer_on_response(s->xf, m->file_response);
+        break;
+    case HBB__MESSAGE__UNION_FILE_ACTION:
+        if (s->state == ST_LIVE && s->xf != NULL)
+            vxfer_on_action(s->xf, m->file_action);
         break;
     case HBB__MESSAGE__UNION_AUDIO_FRAME:
         if (s->state == ST_LIVE && !s->cfg.no_audio && s->cb.on_audio)

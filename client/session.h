@@ -21,6 +21,7 @@
 
 #include "client/decode.h"
 #include "client/rendezvous.h"
+#include "client/xfer.h"
 #include "message.pb-c.h"
 
 /* Input messages waiting for the loop at most (then dropped). */
@@ -42,6 +43,8 @@ struct sess_config {
     int no_udp, no_tcp; /* ID mode: skip UDP / the direct TCP paths */
     int no_clipboard;   /* ask the host not to share its clipboard */
     int no_audio;       /* ask the host not to send its sound */
+    /* a file transfer session instead of the desktop (xfer.h), or NULL */
+    const struct vxfer_opts *xfer;
 };
 
 struct sess_stats {

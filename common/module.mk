@@ -1,9 +1,9 @@
 # common/: the static library every program links (framing, protobuf,
 # addresses, crypto, logging, config, libuv helpers), and beside it the
-# media library (VP9 encoder and decoder with libvpx + libyuv, clipboard
-# text with zstd) that only the host and the viewer link, so the server
-# builds without media packages.
-MEDIA_SRCS := common/venc.c common/vdec.c common/clip.c
+# media library (VP9 encoder and decoder with libvpx + libyuv; clipboard
+# text and file transfer blocks with zstd) that only the host and the
+# viewer link, so the server builds without media packages.
+MEDIA_SRCS := common/venc.c common/vdec.c common/clip.c common/files.c
 COMMON_SRCS := $(filter-out $(MEDIA_SRCS),$(wildcard common/*.c))
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(O)/%.o) $(PROTO_OBJS)
 MEDIA_OBJS := $(MEDIA_SRCS:%.c=$(O)/%.o)

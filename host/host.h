@@ -41,7 +41,7 @@ struct host_opts {
     int fake_width, fake_height, fake_interval_ms, fake_frames;
     int verbose;
     bool no_otp, allow_unencrypted, show_id, help, version, no_upnp;
-    bool no_clipboard, no_audio;
+    bool no_clipboard, no_audio, no_file_transfer;
     const char *audio_source;
 };
 

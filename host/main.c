@@ -48,7 +48,8 @@ struct main_state {
     int signals;
 };
 
-#define OPT_LISTEN 8 /* index of --listen in the table below */
+#define OPT_LISTEN 8  /* index of --listen in the table below */
+#define OPTS_MAX   48 /* entries of the table, its end included */
 
 static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
 {
@@ -135,6 +136,11 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .help = "sound server source to send (default: the monitor of "
                   "the default output)",
           .s = &o->audio_source },
+        { .names = "no-file-transfer",
+          .env = "HOMEDESK_NO_FILE_TRANSFER",
+          .type = HD_OPT_FLAG,
+          .help = "refuse file transfer sessions",
+          .b = &o->no_file_transfer },
         { .names = "config-dir",
           .env = "HOMEDESK_CONFIG_DIR",
           .type = HD_OPT_STRING,
@@ -232,6 +238,8 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
         { 0 }
     };
 
+    _Static_assert(sizeof(opts) <= OPTS_MAX * sizeof(opts[0]),
+                   "the option table grew: raise OPTS_MAX");
     memcpy(t, opts, sizeof(opts));
     return (int)(sizeof(opts) / sizeof(opts[0]));
 }
@@ -435,7 +443,7 @@ static int setup_password(struct host *h, const struct host_opts *o)
 static void usage_help(void)
 {
     struct main_state dummy;
-    struct hd_opt t[40];
+    struct hd_opt t[OPTS_MAX];
     int dummy_tcp;
 
     memset(&dummy, 0, sizeof(dummy));
@@ -449,7 +457,7 @@ int main(int argc, char **argv)
     struct host_opts *o = &st.o;
     struct host *h = &st.h;
     struct hd_config cfg = { 0 };
-    struct hd_opt table[40];
+    struct hd_opt table[OPTS_MAX];
     char dir[512], host[256], port[8];
     uv_loop_t loop;
     int r, status = 1, loop_init = 0;

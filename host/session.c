@@ -21,6 +21,7 @@
 #include "host/audio.h"
 #include "host/clipboard.h"
 #include "host/session.h"
+#include "host/xfer.h"
 #include "host/video.h"
 #include "log.h"
 #include "net.h"
@@ -56,8 +57,9 @@ struct session {
     uint32_t last_delay;
     uint64_t frames_sent, frames_dropped, bytes_sent;
     int need_key, unencrypted, linked, input_errors, lingering;
-    int clipboard; /* the viewer shares its clipboard (not disabled) */
-    int audio;     /* the viewer wants the desktop's sound */
+    int clipboard;      /* the viewer shares its clipboard (not disabled) */
+    int audio;          /* the viewer wants the desktop's sound */
+    struct hxfer *xfer; /* a file transfer session (no video), or NULL */
     uint64_t audio_sent, audio_dropped;
     const char *end_reason;
     /* a UDP session on a shared socket (the registration socket): its
@@ -114,12 +116,14 @@ void session_close(struct session *s, const char *reason)
         int live = 0;
 
         for (struct session *o = h->sessions; o; o = o->next)
-            live += o->state == ST_LIVE;
+            live += o->state == ST_LIVE && o->xfer == NULL;
         if (live == 0 && h->video)
             video_set_active(h->video, 0);
         audio_recount(h);
         if (h->input)
             input_release_all(h->input);
+        hxfer_free(s->xfer);
+        s->xfer = NULL;
         hd_info(MOD,
                 "session with %s (%s) ended: %s (%llu frames sent, %llu "
                 "dropped, %llu KiB; %llu audio frames sent, %llu dropped)",
@@ -315,6 +319,33 @@ static void send_audio_format(struct session *s)
     send_msg(s, &m);
 }
 
+static int xfer_send(void *ud, const Hbb__Message *m)
+{
+    return send_msg(ud, (Hbb__Message *)m);
+}
+
+static size_t xfer_backlog(void *ud)
+{
+    struct session *s = ud;
+
+    return s->ch != NULL ? hd_channel_backlog(s->ch) : 0;
+}
+
+/* A file transfer session: file actions only, no video, sound, input. */
+static void begin_file_transfer(struct session *s)
+{
+    struct hxfer_io io = { s->h->loop, xfer_send, xfer_backlog, s, s->peer };
+
+    /* a directory listing of 100000 files is larger than a clipboard */
+    hd_channel_set_max_msg(s->ch, HD_CHANNEL_MAX_MSG);
+    if (hxfer_new(&io, &s->xfer) != 0) {
+        close_soon(s, "out of memory");
+        return;
+    }
+    hd_info(MOD, "%s: file transfer session", s->peer);
+    send_test_delay(s);
+}
+
 static void on_login(struct session *s, const Hbb__LoginRequest *lr)
 {
     struct host *h = s->h;
@@ -324,11 +355,13 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
 
     snprintf(s->viewer, sizeof(s->viewer), "%s",
              lr->my_id && lr->my_id[0] ? lr->my_id : "?");
-    if (lr->union_case != HBB__LOGIN_REQUEST__UNION__NOT_SET) {
-        hd_info(MOD, "refused %s from %s: only remote desktop is offered",
+    if (lr->union_case != HBB__LOGIN_REQUEST__UNION__NOT_SET &&
+        (lr->union_case != HBB__LOGIN_REQUEST__UNION_FILE_TRANSFER ||
+         h->o->no_file_transfer)) {
+        hd_info(MOD, "refused %s from %s: not offered by this host",
                 lr->union_case == HBB__LOGIN_REQUEST__UNION_FILE_TRANSFER
                     ? "file transfer"
-                    : "a non-desktop session",
+                    : "a session of another kind",
                 s->peer);
         send_login_error(s, "Not supported by this host");
         close_soon(s, "session type not supported");
@@ -359,6 +392,10 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
     send_peer_info(s);
     s->state = ST_LIVE;
     hd_channel_set_max_msg(s->ch, SESSION_LIVE_MAX_MSG);
+    if (lr->union_case == HBB__LOGIN_REQUEST__UNION_FILE_TRANSFER) {
+        begin_file_transfer(s);
+        return;
+    }
     s->clipboard =
         h->clip != NULL &&
         !(lr->option != NULL && lr->option->disable_clipboard ==
@@ -466,12 +503,12 @@ static void on_live(struct session *s, const Hbb__Message *m)
         on_test_delay(s, m->test_delay);
         break;
     case HBB__MESSAGE__UNION_MOUSE_EVENT:
-        if (h->input)
+        if (h->input && s->xfer == NULL)
             on_input_error(s, "mouse event",
                            inject_mouse(h->input, m->mouse_event));
         break;
     case HBB__MESSAGE__UNION_KEY_EVENT:
-        if (h->input)
+        if (h->input && s->xfer == NULL)
             on_input_error(s, "key event", inject_key(h->input, m->key_event));
         break;
     case HBB__MESSAGE__UNION_MISC:
@@ -488,6 +525,14 @@ static void on_live(struct session *s, const Hbb__Message *m)
         break;
     case HBB__MESSAGE__UNION_CLIPBOARD:
         on_clipboard(s, m->clipboard);
+        break;
+    case HBB__MESSAGE__UNION_FILE_ACTION:
+        if (s->xfer != NULL)
+            hxfer_action(s->xfer, m->file_action);
+        break;
+    case HBB__MESSAGE__UNION_FILE_RESPONSE:
+        if (s->xfer != NULL)
+            hxfer_response(s->xfer, m->file_response);
         break;
     case HBB__MESSAGE__UNION_MULTI_CLIPBOARDS:
         on_clipboard(s, hd_clip_pick(m->multi_clipboards));
@@ -712,7 +757,7 @@ void session_broadcast_video(struct host *h, const struct video_frame *f)
     m.video_frame = &vf;
     for (s = h->sessions; s != NULL; s = next) {
         next = s->next;
-        if (s->state != ST_LIVE || s->lingering)
+        if (s->state != ST_LIVE || s->lingering || s->xfer != NULL)
             continue;
         if (s->need_key && !f->key) {
             s->frames_dropped++;

@@ -956,6 +956,127 @@ static void clipboard_session(void)
     xvfb_stop(&x);
 }
 
+/* ---- file transfer: what a hostile viewer may send ---------------------- */
+
+static int send_file_action(struct viewer *v, Hbb__FileAction *fa)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+
+    m.union_case = HBB__MESSAGE__UNION_FILE_ACTION;
+    m.file_action = fa;
+    return v_send(v, &m);
+}
+
+/* The next FileResponse's error text ("" for another kind), or NULL. */
+static int expect_file_error(struct viewer *v, char *text, size_t cap)
+{
+    Hbb__Message *m = v_expect(v, HBB__MESSAGE__UNION_FILE_RESPONSE, T);
+    int r = -1;
+
+    text[0] = '\0';
+    if (m == NULL)
+        return -1;
+    if (m->file_response->union_case == HBB__FILE_RESPONSE__UNION_ERROR) {
+        snprintf(text, cap, "%s", m->file_response->error->error);
+        r = 0;
+    }
+    hbb__message__free_unpacked(m, NULL);
+    return r;
+}
+
+/*
+ * Logged in for a file transfer, a viewer asks the host to receive files
+ * named to climb out of the destination ("../x", "a/../../x", "/etc/x"):
+ * each request is refused with an error and nothing is written outside;
+ * a block for a file that was never announced is refused too.
+ */
+static void file_transfer_bad_names(void)
+{
+    struct viewer v;
+    Hbb__Message out = HBB__MESSAGE__INIT, *m;
+    Hbb__LoginRequest lr = HBB__LOGIN_REQUEST__INIT;
+    Hbb__FileTransfer ft = HBB__FILE_TRANSFER__INIT;
+    Hbb__FileAction fa = HBB__FILE_ACTION__INIT;
+    Hbb__FileTransferReceiveRequest rq =
+        HBB__FILE_TRANSFER_RECEIVE_REQUEST__INIT;
+    Hbb__FileEntry e = HBB__FILE_ENTRY__INIT, *ep[1] = { &e };
+    const char *bad[] = { "../escaped", "a/../../escaped", "/tmp/escaped-hd" };
+    char salt[64], chal[64], dest[300], text[512], outside[400];
+    uint8_t hash[32];
+
+    HT_CHECK(host_ok);
+    snprintf(dest, sizeof(dest), "%s/ft-dest", host.dir);
+    HT_CHECK(direct(&v, "127.0.0.1") == 0);
+    HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
+    m = v_expect(&v, HBB__MESSAGE__UNION_HASH, T);
+    HT_CHECK(m != NULL);
+    if (m == NULL)
+        goto out;
+    snprintf(salt, sizeof(salt), "%s", m->hash->salt);
+    snprintf(chal, sizeof(chal), "%s", m->hash->challenge);
+    hbb__message__free_unpacked(m, NULL);
+    hd_login_hash(PASSWORD, salt, chal, hash);
+    lr.username = "target";
+    lr.password.data = hash;
+    lr.password.len = 32;
+    lr.my_id = "123456789";
+    lr.my_name = "ft";
+    lr.union_case = HBB__LOGIN_REQUEST__UNION_FILE_TRANSFER;
+    lr.file_transfer = &ft;
+    ft.dir = dest;
+    out.union_case = HBB__MESSAGE__UNION_LOGIN_REQUEST;
+    out.login_request = &lr;
+    HT_EQ_INT(v_send(&v, &out), 0);
+    m = v_expect(&v, HBB__MESSAGE__UNION_LOGIN_RESPONSE, T);
+    HT_CHECK(m != NULL && m->login_response->union_case ==
+                              HBB__LOGIN_RESPONSE__UNION_PEER_INFO);
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    HT_CHECK(file_has(host.log, "file transfer session", T));
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        e.name = (char *)bad[i];
+        e.size = 4;
+        rq.id = (int)i + 1;
+        rq.path = dest;
+        rq.files = ep;
+        rq.n_files = 1;
+        fa.union_case = HBB__FILE_ACTION__UNION_RECEIVE;
+        fa.receive = &rq;
+        HT_EQ_INT(send_file_action(&v, &fa), 0);
+        HT_EQ_INT(expect_file_error(&v, text, sizeof(text)), 0);
+        printf("# receive \"%s\": %s\n", bad[i], text);
+        HT_CHECK(strstr(text, "refused file name") != NULL);
+    }
+    snprintf(outside, sizeof(outside), "%s/escaped", host.dir);
+    HT_CHECK(access(outside, F_OK) != 0);
+    HT_CHECK(access("/tmp/escaped-hd", F_OK) != 0);
+
+    /* a block nobody announced */
+    {
+        Hbb__Message bm = HBB__MESSAGE__INIT;
+        Hbb__FileResponse fr = HBB__FILE_RESPONSE__INIT;
+        Hbb__FileTransferBlock b = HBB__FILE_TRANSFER_BLOCK__INIT;
+
+        e.name = "fine.txt";
+        rq.id = 9;
+        HT_EQ_INT(send_file_action(&v, &fa), 0); /* accepted: no answer */
+        b.id = 9;
+        b.file_num = 0;
+        b.data.data = (uint8_t *)"data";
+        b.data.len = 4;
+        fr.union_case = HBB__FILE_RESPONSE__UNION_BLOCK;
+        fr.block = &b;
+        bm.union_case = HBB__MESSAGE__UNION_FILE_RESPONSE;
+        bm.file_response = &fr;
+        HT_EQ_INT(v_send(&v, &bm), 0);
+        HT_EQ_INT(expect_file_error(&v, text, sizeof(text)), 0);
+        HT_CHECK(strstr(text, "not open") != NULL);
+    }
+out:
+    v_cleanup(&v);
+}
+
 static void reregisters_after_server_restart(void)
 {
     HT_CHECK(host_ok);
@@ -986,6 +1107,7 @@ int main(void)
     HT_RUN(relay_session);
     HT_RUN(tcp_registration);
     HT_RUN(clipboard_session);
+    HT_RUN(file_transfer_bad_names);
     HT_RUN(reregisters_after_server_restart);
     if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         host_dump_log(&host);

@@ -1,0 +1,582 @@
+/*
+ * File transfer from the command line.  See xfer.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/xfer.h"
+#include "err.h"
+#include "files.h"
+#include "log.h"
+#include "net.h"
+
+#define JOB            1 /* our one transfer's id */
+#define PUMP_MS        2
+#define BLOCKS_PER_RUN 32
+#define MAX_BACKLOG    (2u * 1024 * 1024)
+#define PART_SUFFIX    ".homedesk-part"
+
+struct vxfer {
+    struct vxfer_opts o;
+    struct vxfer_io io;
+    uv_timer_t timer;
+    int pumping, ended;
+    char local[4096]; /* get: where the copy goes; put: what is copied */
+    char rname[4096]; /* put: basename of what is copied */
+    struct hd_file_list files;
+    /* get: the file being written */
+    long cur;
+    int fd;
+    char final[4200], part[4300];
+    uint64_t written, expect, mtime;
+    /* put: the file being sent */
+    size_t i;
+    int sending;
+    uint32_t blk;
+    size_t nfiles, skipped;
+    uint64_t bytes;
+    struct timespec t0;
+    uint8_t buf[HD_FILE_BLOCK];
+};
+
+static void send_action(struct vxfer *x, Hbb__FileAction *fa)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+
+    m.union_case = HBB__MESSAGE__UNION_FILE_ACTION;
+    m.file_action = fa;
+    x->io.send(x->io.ud, &m);
+}
+
+static void send_response(struct vxfer *x, Hbb__FileResponse *fr)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+
+    m.union_case = HBB__MESSAGE__UNION_FILE_RESPONSE;
+    m.file_response = fr;
+    x->io.send(x->io.ud, &m);
+}
+
+static void close_part(struct vxfer *x)
+{
+    if (x->cur >= 0) {
+        close(x->fd);
+        unlink(x->part);
+        x->cur = -1;
+        x->fd = -1;
+    }
+}
+
+static void end(struct vxfer *x, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void end(struct vxfer *x, int status, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+
+    if (x->ended)
+        return;
+    x->ended = 1;
+    close_part(x);
+    if (x->pumping) {
+        uv_timer_stop(&x->timer);
+        x->pumping = 0;
+    }
+    msg[0] = '\0';
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+    }
+    x->io.end(x->io.ud, status, status != 0 ? msg : NULL);
+}
+
+static void summary(struct vxfer *x)
+{
+    struct timespec t1;
+    double secs;
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    secs = (double)(t1.tv_sec - x->t0.tv_sec) +
+           (double)(t1.tv_nsec - x->t0.tv_nsec) / 1e9;
+    printf("xfer: files=%zu skipped=%zu bytes=%llu seconds=%.2f\n", x->nfiles,
+           x->skipped, (unsigned long long)x->bytes, secs);
+    fflush(stdout);
+}
+
+/* The last part of a path (trailing slashes ignored) into out. */
+static int base_name(const char *path, char *out, size_t cap)
+{
+    size_t n = strlen(path), s;
+
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    for (s = n; s > 0 && path[s - 1] != '/'; s--)
+        ;
+    if (n - s == 0 || n - s >= cap ||
+        (n - s == 2 && path[s] == '.' && path[s + 1] == '.') ||
+        (n - s == 1 && path[s] == '.'))
+        return -EINVAL;
+    memcpy(out, path + s, n - s);
+    out[n - s] = '\0';
+    return 0;
+}
+
+/* ---- ls ----------------------------------------------------------------- */
+
+static void on_listing(struct vxfer *x, const Hbb__FileDirectory *d)
+{
+    for (size_t i = 0; i < d->n_entries; i++) {
+        const Hbb__FileEntry *e = d->entries[i];
+        int dir = e->entry_type == HBB__FILE_TYPE__Dir ||
+                  e->entry_type == HBB__FILE_TYPE__DirLink ||
+                  e->entry_type == HBB__FILE_TYPE__DirDrive;
+
+        printf("%c %12llu %s%s\n", dir ? 'd' : 'f', (unsigned long long)e->size,
+               e->name ? e->name : "", dir ? "/" : "");
+    }
+    fflush(stdout);
+    end(x, 0, NULL);
+}
+
+/* ---- get ---------------------------------------------------------------- */
+
+/* The host's list of files to come. */
+static void on_file_list(struct vxfer *x, const Hbb__FileDirectory *d)
+{
+    Hbb__FileAction fa = HBB__FILE_ACTION__INIT;
+    Hbb__FileTransferSendRequest sr = HBB__FILE_TRANSFER_SEND_REQUEST__INIT;
+    char path[4200];
+
+    for (size_t i = 0; i < d->n_entries && i < HD_FILES_MAX; i++) {
+        const Hbb__FileEntry *e = d->entries[i];
+        struct hd_file *f;
+
+        if (e->name == NULL ||
+            hd_files_join(x->local, e->name, path, sizeof(path)) != 0) {
+            end(x, 1, "the host sent a file name that would leave %s: \"%s\"",
+                x->local, e->name ? e->name : "");
+            return;
+        }
+        if (x->files.n == x->files.cap) {
+            size_t cap = x->files.cap ? x->files.cap * 2 : 16;
+
+            if ((f = realloc(x->files.v, cap * sizeof(*f))) == NULL) {
+                end(x, 1, "out of memory");
+                return;
+            }
+            x->files.v = f;
+            x->files.cap = cap;
+        }
+        f = &x->files.v[x->files.n];
+        if ((f->name = strdup(e->name)) == NULL) {
+            end(x, 1, "out of memory");
+            return;
+        }
+        f->size = e->size;
+        f->mtime = e->modified_time;
+        x->files.n++;
+        x->files.total += e->size;
+    }
+    hd_info("xfer", "%zu file(s), %llu bytes to fetch into %s", x->files.n,
+            (unsigned long long)x->files.total, x->local);
+    sr.id = JOB;
+    sr.path = (char *)x->o.path;
+    fa.union_case = HBB__FILE_ACTION__UNION_SEND;
+    fa.send = &sr;
+    send_action(x, &fa);
+}
+
+/* The file being written is complete: its real name and time. */
+static int finish_file(struct vxfer *x)
+{
+    struct timeval tv[2] = { { 0, 0 }, { 0, 0 } };
+
+    if (x->cur < 0)
+        return 0;
+    if (close(x->fd) != 0 || x->written != x->expect) {
+        x->fd = -1;
+        unlink(x->part);
+        x->cur = -1;
+        end(x, 1, "%s: %llu of %llu bytes arrived", x->final,
+            (unsigned long long)x->written, (unsigned long long)x->expect);
+        return -1;
+    }
+    x->fd = -1;
+    x->cur = -1;
+    if (rename(x->part, x->final) != 0) {
+        end(x, 1, "%s: %s", x->final, strerror(errno));
+        return -1;
+    }
+    tv[0].tv_sec = tv[1].tv_sec = (time_t)x->mtime;
+    if (x->mtime > 0)
+        utimes(x->final, tv);
+    x->nfiles++;
+    return 0;
+}
+
+static void confirm(struct vxfer *x, int file_num, int skip)
+{
+    Hbb__FileAction fa = HBB__FILE_ACTION__INIT;
+    Hbb__FileTransferSendConfirmRequest c =
+        HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__INIT;
+
+    c.id = JOB;
+    c.file_num = file_num;
+    if (skip) {
+        c.union_case = HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_SKIP;
+        c.skip = 1;
+    } else {
+        c.union_case =
+            HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_OFFSET_BLK;
+    }
+    fa.union_case = HBB__FILE_ACTION__UNION_SEND_CONFIRM;
+    fa.send_confirm = &c;
+    send_action(x, &fa);
+}
+
+/* The host is about to send file d->file_num. */
+static void on_get_digest(struct vxfer *x, const Hbb__FileTransferDigest *d)
+{
+    struct stat st;
+    int k = d->file_num;
+    size_t len;
+
+    if (finish_file(x) != 0)
+        return;
+    if (k < 0 || (size_t)k >= x->files.n) {
+        end(x, 1, "the host announced file %d of %zu", k, x->files.n);
+        return;
+    }
+    hd_files_join(x->local, x->files.v[k].name, x->final, sizeof(x->final));
+    if (stat(x->final, &st) == 0 && S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size == d->file_size &&
+        (uint64_t)st.st_mtime == d->last_modified) {
+        x->skipped++;
+        confirm(x, k, 1);
+        return;
+    }
+    len = strlen(x->final);
+    memcpy(x->part, x->final, len);
+    memcpy(x->part + len, PART_SUFFIX, sizeof(PART_SUFFIX));
+    if (hd_files_mkparents(x->final) != 0 ||
+        (x->fd = open(x->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      0644)) < 0) {
+        end(x, 1, "%s: %s", x->final, strerror(errno));
+        return;
+    }
+    x->cur = k;
+    x->written = 0;
+    x->expect = d->file_size;
+    x->mtime = d->last_modified;
+    confirm(x, k, 0);
+}
+
+static void on_get_block(struct vxfer *x, const Hbb__FileTransferBlock *b)
+{
+    size_t n = 0;
+
+    if (x->cur < 0 || b->file_num != x->cur) {
+        end(x, 1, "the host sent a block of a file not announced");
+        return;
+    }
+    if (hd_file_block_unpack(b, x->buf, &n) != 0 ||
+        x->written + n > x->expect) {
+        end(x, 1, "the host sent a broken block of %s", x->final);
+        return;
+    }
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(x->fd, x->buf + off, n - off);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            end(x, 1, "%s: %s", x->final, strerror(errno));
+            return;
+        }
+        off += (size_t)w;
+    }
+    x->written += n;
+    x->bytes += n;
+}
+
+/* ---- put ---------------------------------------------------------------- */
+
+static void on_pump(uv_timer_t *t);
+
+/* Announce file x->i (digest), or say we are done. */
+static void put_next(struct vxfer *x)
+{
+    Hbb__FileResponse fr = HBB__FILE_RESPONSE__INIT;
+    Hbb__FileTransferDigest d = HBB__FILE_TRANSFER_DIGEST__INIT;
+    Hbb__FileTransferDone done = HBB__FILE_TRANSFER_DONE__INIT;
+
+    if (x->i >= x->files.n) {
+        done.id = JOB;
+        done.file_num = (int)x->files.n;
+        fr.union_case = HBB__FILE_RESPONSE__UNION_DONE;
+        fr.done = &done;
+        send_response(x, &fr); /* the host answers with done */
+        return;
+    }
+    d.id = JOB;
+    d.file_num = (int)x->i;
+    d.last_modified = x->files.v[x->i].mtime;
+    d.file_size = x->files.v[x->i].size;
+    d.is_upload = 1;
+    fr.union_case = HBB__FILE_RESPONSE__UNION_DIGEST;
+    fr.digest = &d;
+    send_response(x, &fr);
+}
+
+/* The host wants file c->file_num (or has it already). */
+static void on_put_confirm(struct vxfer *x,
+                           const Hbb__FileTransferSendConfirmRequest *c)
+{
+    char path[4200];
+
+    if (c->id != JOB || c->file_num != (int)x->i || x->sending)
+        return;
+    if (c->union_case == HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_SKIP &&
+        c->skip) {
+        x->skipped++;
+        x->i++;
+        put_next(x);
+        return;
+    }
+    hd_files_join(x->local, x->files.v[x->i].name, path, sizeof(path));
+    if ((x->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        end(x, 1, "%s: %s", path, strerror(errno));
+        return;
+    }
+    x->sending = 1;
+    x->blk = 0;
+    if (!x->pumping) {
+        uv_timer_start(&x->timer, on_pump, PUMP_MS, PUMP_MS);
+        x->pumping = 1;
+    }
+}
+
+static void on_pump(uv_timer_t *t)
+{
+    struct vxfer *x = t->data;
+
+    for (int b = 0; x->sending && b < BLOCKS_PER_RUN &&
+                    x->io.backlog(x->io.ud) < MAX_BACKLOG;
+         b++) {
+        Hbb__FileResponse fr = HBB__FILE_RESPONSE__INIT;
+        Hbb__FileTransferBlock blk;
+        uint8_t *zbuf;
+        ssize_t n = read(x->fd, x->buf, HD_FILE_BLOCK);
+
+        if (n < 0) {
+            end(x, 1, "reading: %s", strerror(errno));
+            return;
+        }
+        if (n == 0) {
+            close(x->fd);
+            x->fd = -1;
+            x->sending = 0;
+            x->nfiles++;
+            x->i++;
+            put_next(x);
+            break;
+        }
+        if (hd_file_block_pack(x->buf, (size_t)n, &blk, &zbuf) != 0) {
+            end(x, 1, "out of memory");
+            return;
+        }
+        blk.id = JOB;
+        blk.file_num = (int)x->i;
+        blk.blk_id = x->blk++;
+        fr.union_case = HBB__FILE_RESPONSE__UNION_BLOCK;
+        fr.block = &blk;
+        send_response(x, &fr);
+        free(zbuf);
+        x->bytes += (uint64_t)n;
+    }
+    if (!x->sending && x->pumping) {
+        uv_timer_stop(&x->timer);
+        x->pumping = 0;
+    }
+}
+
+/* ---- entry points ---------------------------------------------------------
+ */
+
+void vxfer_start(struct vxfer *x)
+{
+    Hbb__FileAction fa = HBB__FILE_ACTION__INIT;
+    Hbb__ReadDir rd = HBB__READ_DIR__INIT;
+    Hbb__ReadAllFiles af = HBB__READ_ALL_FILES__INIT;
+    Hbb__FileTransferReceiveRequest rq =
+        HBB__FILE_TRANSFER_RECEIVE_REQUEST__INIT;
+    Hbb__FileEntry *ev = NULL, **pv = NULL;
+    char name[1024], (*names)[1024 + 4200] = NULL;
+    int r;
+
+    clock_gettime(CLOCK_MONOTONIC, &x->t0);
+    switch (x->o.mode) {
+    case VXFER_LS:
+        rd.path = (char *)x->o.path;
+        fa.union_case = HBB__FILE_ACTION__UNION_READ_DIR;
+        fa.read_dir = &rd;
+        send_action(x, &fa);
+        return;
+    case VXFER_GET:
+        if (base_name(x->o.path, name, sizeof(name)) != 0 ||
+            hd_files_join(x->o.to, name, x->local, sizeof(x->local)) != 0) {
+            end(x, 1, "%s: not a file or directory name", x->o.path);
+            return;
+        }
+        af.id = JOB;
+        af.path = (char *)x->o.path;
+        fa.union_case = HBB__FILE_ACTION__UNION_ALL_FILES;
+        fa.all_files = &af;
+        send_action(x, &fa);
+        return;
+    case VXFER_PUT:
+        break;
+    }
+    snprintf(x->local, sizeof(x->local), "%s", x->o.path);
+    if (base_name(x->o.path, x->rname, sizeof(x->rname)) != 0) {
+        end(x, 1, "%s: not a file or directory name", x->o.path);
+        return;
+    }
+    if ((r = hd_files_scan(x->local, 0, &x->files)) != 0) {
+        end(x, 1, "%s: %s", x->local, hd_strerror(r));
+        return;
+    }
+    /* on the host: TO/basename/name (the name is "" for a single file) */
+    if (x->files.n > 0 &&
+        ((ev = calloc(x->files.n, sizeof(*ev))) == NULL ||
+         (pv = calloc(x->files.n, sizeof(*pv))) == NULL ||
+         (names = calloc(x->files.n, sizeof(*names))) == NULL)) {
+        end(x, 1, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < x->files.n; i++) {
+        hbb__file_entry__init(&ev[i]);
+        snprintf(names[i], sizeof(names[i]), "%s%s%s", x->rname,
+                 x->files.v[i].name[0] ? "/" : "", x->files.v[i].name);
+        ev[i].entry_type = HBB__FILE_TYPE__File;
+        ev[i].name = names[i];
+        ev[i].size = x->files.v[i].size;
+        ev[i].modified_time = x->files.v[i].mtime;
+        pv[i] = &ev[i];
+    }
+    rq.id = JOB;
+    rq.path = (char *)x->o.to;
+    rq.files = pv;
+    rq.n_files = x->files.n;
+    rq.total_size = x->files.total;
+    fa.union_case = HBB__FILE_ACTION__UNION_RECEIVE;
+    fa.receive = &rq;
+    send_action(x, &fa);
+    hd_info("xfer", "%zu file(s), %llu bytes to send to %s", x->files.n,
+            (unsigned long long)x->files.total, x->o.to);
+    x->i = 0;
+    put_next(x);
+out:
+    free(ev);
+    free(pv);
+    free(names);
+}
+
+void vxfer_on_response(struct vxfer *x, const Hbb__FileResponse *r)
+{
+    if (x->ended)
+        return;
+    switch (r->union_case) {
+    case HBB__FILE_RESPONSE__UNION_DIR:
+        if (x->o.mode == VXFER_LS)
+            on_listing(x, r->dir);
+        else if (x->o.mode == VXFER_GET && r->dir->id == JOB && x->files.n == 0)
+            on_file_list(x, r->dir);
+        break;
+    case HBB__FILE_RESPONSE__UNION_DIGEST:
+        if (x->o.mode == VXFER_GET && r->digest->id == JOB)
+            on_get_digest(x, r->digest);
+        break;
+    case HBB__FILE_RESPONSE__UNION_BLOCK:
+        if (x->o.mode == VXFER_GET && r->block->id == JOB)
+            on_get_block(x, r->block);
+        break;
+    case HBB__FILE_RESPONSE__UNION_DONE:
+        if (r->done->id != JOB || x->o.mode == VXFER_LS)
+            break;
+        if (x->o.mode == VXFER_GET && finish_file(x) != 0)
+            break;
+        summary(x);
+        end(x, 0, NULL);
+        break;
+    case HBB__FILE_RESPONSE__UNION_ERROR:
+        end(x, 1, "the host says: %s",
+            r->error->error ? r->error->error : "error");
+        break;
+    default:
+        break;
+    }
+}
+
+void vxfer_on_action(struct vxfer *x, const Hbb__FileAction *a)
+{
+    if (!x->ended && x->o.mode == VXFER_PUT &&
+        a->union_case == HBB__FILE_ACTION__UNION_SEND_CONFIRM)
+        on_put_confirm(x, a->send_confirm);
+}
+
+int vxfer_new(const struct vxfer_opts *o, const struct vxfer_io *io,
+              struct vxfer **out)
+{
+    struct vxfer *x = calloc(1, sizeof(*x));
+    int r;
+
+    *out = NULL;
+    if (x == NULL)
+        return -ENOMEM;
+    x->o = *o;
+    if (x->o.to == NULL)
+        x->o.to = ".";
+    x->io = *io;
+    x->cur = -1;
+    x->fd = -1;
+    if ((r = uv_timer_init(io->loop, &x->timer)) != 0) {
+        free(x);
+        return r;
+    }
+    x->timer.data = x;
+    *out = x;
+    return 0;
+}
+
+/* Freed once libuv is done with the timer: a caller up the stack (a send
+ * that failed and ended the session) may still look at x until then. */
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct vxfer *x = h->data;
+
+    hd_files_free(&x->files);
+    free(x);
+}
+
+void vxfer_free(struct vxfer *x)
+{
+    if (x == NULL)
+        return;
+    x->ended = 1;
+    x->sending = 0;
+    close_part(x);
+    if (x->fd >= 0)
+        close(x->fd);
+    x->fd = -1;
+    hd_net_close((uv_handle_t *)&x->timer, on_timer_closed);
+}

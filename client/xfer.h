@@ -1,0 +1,58 @@
+/*
+ * File transfer from the viewer's command line (no window): the session
+ * logs in as a file transfer (LoginRequest.file_transfer) and then
+ *   --ls PATH           lists a directory of the host
+ *   --get PATH --to DIR copies a file or a directory tree of the host into
+ *                       DIR (default .), as DIR/basename(PATH)
+ *   --put PATH --to DIR copies a local file or tree to the host's DIR, as
+ *                       DIR/basename(PATH)
+ * following the host's side of the flow (host/xfer.h).  A file already
+ * there with the same size and modification time is skipped; others are
+ * written to NAME.homedesk-part and renamed once complete.  Names the host
+ * sends go through hd_files_join.  The summary ends with a line
+ *   xfer: files=N skipped=S bytes=B seconds=T
+ * (on stdout; ls prints one line per entry instead).
+ *
+ * Session thread only (the session's libuv loop).
+ */
+#ifndef VIEW_XFER_H
+#define VIEW_XFER_H
+
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "message.pb-c.h"
+
+enum vxfer_mode { VXFER_LS = 1, VXFER_GET, VXFER_PUT };
+
+struct vxfer_opts {
+    enum vxfer_mode mode;
+    const char *path; /* on the host (ls, get) or here (put) */
+    const char *to;   /* here (get) or on the host (put) */
+};
+
+struct vxfer_io {
+    uv_loop_t *loop;
+    int (*send)(void *ud, const Hbb__Message *m);
+    size_t (*backlog)(void *ud);
+    /* the transfer is over: status 0, or 1 with a one-line message */
+    void (*end)(void *ud, int status, const char *msg);
+    void *ud;
+};
+
+struct vxfer;
+
+int vxfer_new(const struct vxfer_opts *o, const struct vxfer_io *io,
+              struct vxfer **out);
+
+/* Logged in: start. */
+void vxfer_start(struct vxfer *x);
+
+void vxfer_on_response(struct vxfer *x, const Hbb__FileResponse *r);
+void vxfer_on_action(struct vxfer *x, const Hbb__FileAction *a);
+
+/* Free (parts of unfinished downloads are removed).  Accepts NULL. */
+void vxfer_free(struct vxfer *x);
+
+#endif

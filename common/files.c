@@ -1,0 +1,294 @@
+/*
+ * File lists, safe names and blocks for file transfer.  See files.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "files.h"
+
+static int add(struct hd_file_list *l, const char *name, const struct stat *st)
+{
+    struct hd_file *f;
+
+    if (l->n == HD_FILES_MAX)
+        return -E2BIG;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+
+        if ((f = realloc(l->v, cap * sizeof(*f))) == NULL)
+            return -ENOMEM;
+        l->v = f;
+        l->cap = cap;
+    }
+    f = &l->v[l->n];
+    if ((f->name = strdup(name)) == NULL)
+        return -ENOMEM;
+    f->size = (uint64_t)st->st_size;
+    f->mtime = (uint64_t)st->st_mtime;
+    l->n++;
+    l->total += f->size;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Directory dir (its relative name rel) into l. */
+static int scan_dir(const char *dir, const char *rel, int hidden, int depth,
+                    struct hd_file_list *l)
+{
+    DIR *d;
+    struct dirent *e;
+    char **names = NULL, path[4096], sub[4096];
+    size_t n = 0, cap = 0, i;
+    int r = 0;
+
+    if (depth > HD_FILES_DEPTH)
+        return 0;
+    if ((d = opendir(dir)) == NULL)
+        return depth == 0 ? -errno : 0; /* below the top: skip it */
+    while ((e = readdir(d)) != NULL) {
+        char **nn;
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            (!hidden && e->d_name[0] == '.'))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            if ((nn = realloc(names, cap * sizeof(*names))) == NULL) {
+                r = -ENOMEM;
+                break;
+            }
+            names = nn;
+        }
+        if ((names[n] = strdup(e->d_name)) == NULL) {
+            r = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (r == 0)
+        qsort(names, n, sizeof(*names), by_name);
+    for (i = 0; i < n && r == 0; i++) {
+        struct stat st;
+
+        if (snprintf(path, sizeof(path), "%s/%s", dir, names[i]) >=
+                (int)sizeof(path) ||
+            snprintf(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "",
+                     names[i]) >= (int)sizeof(sub))
+            continue;
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            r = scan_dir(path, sub, hidden, depth + 1, l);
+        else if (S_ISREG(st.st_mode) ||
+                 (S_ISLNK(st.st_mode) && stat(path, &st) == 0 &&
+                  S_ISREG(st.st_mode)))
+            r = add(l, sub, &st);
+    }
+    for (i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return r;
+}
+
+int hd_files_scan(const char *path, int hidden, struct hd_file_list *out)
+{
+    struct stat st;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if (stat(path, &st) != 0)
+        return -errno;
+    if (S_ISREG(st.st_mode))
+        r = add(out, "", &st);
+    else if (S_ISDIR(st.st_mode))
+        r = scan_dir(path, "", hidden, 0, out);
+    else
+        r = -ENOENT;
+    if (r != 0)
+        hd_files_free(out);
+    return r;
+}
+
+void hd_files_free(struct hd_file_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].name);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+int hd_files_join(const char *base, const char *rel, char *out, size_t cap)
+{
+    const char *p = rel;
+    int n;
+
+    if (rel[0] == '/' || strchr(rel, '\\') != NULL)
+        return -EINVAL;
+    while (*p) { /* every component: not empty, not . or .. */
+        size_t len = strcspn(p, "/");
+
+        if (len == 0 || (len == 1 && p[0] == '.') ||
+            (len == 2 && p[0] == '.' && p[1] == '.'))
+            return -EINVAL;
+        p += len;
+        if (*p == '/')
+            p++;
+        if (*p == '\0' && p[-1] == '/')
+            return -EINVAL; /* a trailing slash */
+    }
+    n = rel[0] ? snprintf(out, cap, "%s/%s", base, rel)
+               : snprintf(out, cap, "%s", base);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int hd_files_mkparents(const char *path)
+{
+    char tmp[4096], *p;
+
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    for (p = tmp + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    return 0;
+}
+
+int hd_file_block_pack(const uint8_t *data, size_t n, Hbb__FileTransferBlock *b,
+                       uint8_t **buf)
+{
+    size_t cap, z;
+    uint8_t *out;
+
+    hbb__file_transfer_block__init(b);
+    *buf = NULL;
+    b->data.data = (uint8_t *)data;
+    b->data.len = n;
+    if (n < 256)
+        return 0;
+    cap = ZSTD_compressBound(n);
+    if ((out = malloc(cap)) == NULL)
+        return -ENOMEM;
+    z = ZSTD_compress(out, cap, data, n, 1);  /* fast: files can be large */
+    if (ZSTD_isError(z) || z >= n - n / 16) { /* not worth it */
+        free(out);
+        return 0;
+    }
+    b->compressed = 1;
+    b->data.data = out;
+    b->data.len = z;
+    *buf = out;
+    return 0;
+}
+
+int hd_file_block_unpack(const Hbb__FileTransferBlock *b, uint8_t *out,
+                         size_t *n)
+{
+    unsigned long long sz;
+    size_t got;
+
+    *n = 0;
+    if (!b->compressed) {
+        if (b->data.len > HD_FILE_BLOCK)
+            return -EMSGSIZE;
+        if (b->data.len > 0)
+            memcpy(out, b->data.data, b->data.len);
+        *n = b->data.len;
+        return 0;
+    }
+    sz = ZSTD_getFrameContentSize(b->data.data, b->data.len);
+    if (sz == ZSTD_CONTENTSIZE_ERROR)
+        return -EBADMSG;
+    if (sz != ZSTD_CONTENTSIZE_UNKNOWN && sz > HD_FILE_BLOCK)
+        return -EMSGSIZE;
+    got = ZSTD_decompress(out, HD_FILE_BLOCK, b->data.data, b->data.len);
+    if (ZSTD_isError(got))
+        return ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall ? -EMSGSIZE
+                                                                     : -EBADMSG;
+    *n = got;
+    return 0;
+}
+
+int hd_files_readdir(const char *path, int hidden, Hbb__FileDirectory *dir)
+{
+    DIR *d;
+    struct dirent *e;
+    Hbb__FileEntry **v = NULL, **nv;
+    size_t n = 0, cap = 0;
+    char p[4096];
+
+    hbb__file_directory__init(dir);
+    if ((d = opendir(path)) == NULL)
+        return -errno;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        Hbb__FileEntry *f;
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            (!hidden && e->d_name[0] == '.') || n >= HD_FILES_MAX)
+            continue;
+        if (snprintf(p, sizeof(p), "%s/%s", path, e->d_name) >=
+                (int)sizeof(p) ||
+            lstat(p, &st) != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            if ((nv = realloc(v, cap * sizeof(*v))) == NULL)
+                break;
+            v = nv;
+        }
+        if ((f = calloc(1, sizeof(*f))) == NULL)
+            break;
+        hbb__file_entry__init(f);
+        if ((f->name = strdup(e->d_name)) == NULL) {
+            free(f);
+            break;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            struct stat t;
+
+            f->entry_type = stat(p, &t) == 0 && S_ISDIR(t.st_mode)
+                                ? HBB__FILE_TYPE__DirLink
+                                : HBB__FILE_TYPE__FileLink;
+        } else {
+            f->entry_type = S_ISDIR(st.st_mode) ? HBB__FILE_TYPE__Dir
+                                                : HBB__FILE_TYPE__File;
+        }
+        f->is_hidden = e->d_name[0] == '.';
+        f->size = (uint64_t)st.st_size;
+        f->modified_time = (uint64_t)st.st_mtime;
+        v[n++] = f;
+    }
+    closedir(d);
+    dir->entries = v;
+    dir->n_entries = n;
+    dir->path = strdup(path);
+    return dir->path != NULL ? 0 : -ENOMEM;
+}
+
+void hd_files_readdir_free(Hbb__FileDirectory *dir)
+{
+    for (size_t i = 0; i < dir->n_entries; i++) {
+        free(dir->entries[i]->name);
+        free(dir->entries[i]);
+    }
+    free(dir->entries);
+    free(dir->path);
+    dir->entries = NULL;
+    dir->n_entries = 0;
+    dir->path = NULL;
+}

@@ -1,0 +1,83 @@
+/*
+ * File transfer helpers shared by host and viewer (PROTOCOL.md "Files"):
+ * the list of files under a path, safe joining of the relative names a
+ * peer sends, and the blocks files travel in (FileTransferBlock, zstd
+ * when that makes them smaller, as RustDesk does).
+ *
+ * Names from the network are never trusted: hd_files_join refuses an
+ * absolute name, an empty or "." or ".." component, a backslash and a NUL,
+ * so a peer cannot write or read outside the directory it was given.
+ * Blocks are bounded (HD_FILE_BLOCK bytes of data once unpacked).
+ *
+ * Any thread; the functions share no state.
+ */
+#ifndef HD_FILES_H
+#define HD_FILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "message.pb-c.h"
+
+/* Bytes of file data per block. */
+#define HD_FILE_BLOCK (128u * 1024)
+/* At most this many files in one transfer (a home directory by mistake). */
+#define HD_FILES_MAX 100000
+/* At most this deep below the path given. */
+#define HD_FILES_DEPTH 64
+
+struct hd_file {
+    char *name;     /* relative to the path scanned, '/' between parts;
+                     * "" when the path is itself a file */
+    uint64_t size;  /* bytes */
+    uint64_t mtime; /* seconds since the epoch */
+};
+
+struct hd_file_list {
+    struct hd_file *v;
+    size_t n, cap;
+    uint64_t total; /* bytes in all */
+};
+
+/*
+ * The regular files under path (recursively, in a stable order; symbolic
+ * links to directories are not followed), or path itself when it is a
+ * file.  Hidden names (leading '.') only with hidden.  Returns 0, -ENOENT,
+ * -EACCES (the errno of the path itself; unreadable entries below are
+ * skipped), -E2BIG past HD_FILES_MAX files, -ENOMEM.
+ */
+int hd_files_scan(const char *path, int hidden, struct hd_file_list *out);
+
+void hd_files_free(struct hd_file_list *l);
+
+/*
+ * base + "/" + rel into out (rel "" gives base).  Returns 0, -EINVAL for
+ * a rel that could leave base (see above), -ENAMETOOLONG.
+ */
+int hd_files_join(const char *base, const char *rel, char *out, size_t cap);
+
+/* Create the directories leading to path (not path itself).  0 or -errno. */
+int hd_files_mkparents(const char *path);
+
+/*
+ * Fill b (initialised here) with data[0..n) (n <= HD_FILE_BLOCK):
+ * compressed into *buf (malloc'd, free it after packing) when zstd makes it
+ * smaller, else pointing at data (*buf NULL).  0 or -ENOMEM.
+ */
+int hd_file_block_pack(const uint8_t *data, size_t n, Hbb__FileTransferBlock *b,
+                       uint8_t **buf);
+
+/*
+ * The data of b into out (HD_FILE_BLOCK bytes of room): *n bytes.  Returns
+ * 0, -EMSGSIZE past HD_FILE_BLOCK, -EBADMSG for a broken zstd frame.
+ */
+int hd_file_block_unpack(const Hbb__FileTransferBlock *b, uint8_t *out,
+                         size_t *n);
+
+/* The entries of one directory (not recursive; directories included). */
+int hd_files_readdir(const char *path, int hidden, Hbb__FileDirectory *dir);
+
+/* Free what hd_files_readdir filled in (not dir itself). */
+void hd_files_readdir_free(Hbb__FileDirectory *dir);
+
+#endif

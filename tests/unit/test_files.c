@@ -1,0 +1,181 @@
+/*
+ * Unit tests for common/files: the file list under a path (order, hidden
+ * names, symbolic links, a single file), names a peer may send and those
+ * that would leave the directory, parent directories, and transfer blocks
+ * (compressed when it pays, bounded when unpacked, broken ones refused).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "files.h"
+#include "tests/harness.h"
+
+static char tmp[256];
+
+static void put(const char *rel, const char *text)
+{
+    char p[512];
+    FILE *f;
+
+    snprintf(p, sizeof(p), "%s/%s", tmp, rel);
+    hd_files_mkparents(p);
+    f = fopen(p, "w");
+    HT_CHECK(f != NULL);
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_scan(void)
+{
+    struct hd_file_list l;
+    char p[512];
+
+    put("b.txt", "bb");
+    put("a/z.txt", "zzz");
+    put("a/.hidden", "h");
+    put("a/deep/x", "");
+    put(".dot/y", "y");
+    snprintf(p, sizeof(p), "%s/a/loop", tmp);
+    HT_EQ_INT(symlink(tmp, p), 0); /* a link back up: not followed */
+    HT_EQ_INT(hd_files_scan(tmp, 0, &l), 0);
+    HT_EQ_INT((int)l.n, 3);
+    if (l.n == 3) {
+        HT_EQ_STR(l.v[0].name, "a/deep/x");
+        HT_EQ_STR(l.v[1].name, "a/z.txt");
+        HT_EQ_STR(l.v[2].name, "b.txt");
+        HT_EQ_INT((int)l.v[1].size, 3);
+    }
+    HT_EQ_INT((int)l.total, 5);
+    hd_files_free(&l);
+    HT_EQ_INT(hd_files_scan(tmp, 1, &l), 0);
+    HT_EQ_INT((int)l.n, 5); /* .dot/y and a/.hidden too */
+    hd_files_free(&l);
+    /* a single file: one entry named "" */
+    snprintf(p, sizeof(p), "%s/b.txt", tmp);
+    HT_EQ_INT(hd_files_scan(p, 0, &l), 0);
+    HT_EQ_INT((int)l.n, 1);
+    if (l.n == 1)
+        HT_EQ_STR(l.v[0].name, "");
+    hd_files_free(&l);
+    snprintf(p, sizeof(p), "%s/none", tmp);
+    HT_EQ_INT(hd_files_scan(p, 0, &l), -ENOENT);
+}
+
+static void test_join(void)
+{
+    char out[64];
+
+    HT_EQ_INT(hd_files_join("/d", "a/b.txt", out, sizeof(out)), 0);
+    HT_EQ_STR(out, "/d/a/b.txt");
+    HT_EQ_INT(hd_files_join("/d", "", out, sizeof(out)), 0);
+    HT_EQ_STR(out, "/d");
+    HT_EQ_INT(hd_files_join("/d", "..a/b..", out, sizeof(out)), 0);
+    HT_EQ_INT(hd_files_join("/d", "with space.txt", out, sizeof(out)), 0);
+    /* every way out of /d is refused */
+    const char *bad[] = { "..",   "../x", "a/../../x", "a/..",
+                          "/etc", "a//b", "./a",       "a/.",
+                          "a/",   "a\\b", "..\\..\\x" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int r = hd_files_join("/d", bad[i], out, sizeof(out));
+
+        if (r != -EINVAL)
+            printf("# \"%s\" gave %d\n", bad[i], r);
+        HT_EQ_INT(r, -EINVAL);
+    }
+    HT_EQ_INT(hd_files_join("/d",
+                            "0123456789012345678901234567890123456789"
+                            "0123456789012345678901234567890123456789",
+                            out, sizeof(out)),
+              -ENAMETOOLONG);
+}
+
+static void test_blocks(void)
+{
+    static uint8_t data[HD_FILE_BLOCK], back[HD_FILE_BLOCK];
+    Hbb__FileTransferBlock b;
+    uint8_t *buf, junk[] = { 0x28, 0xb5, 0x2f, 0xfd, 9, 9, 9, 9 };
+    size_t n;
+    uint32_t x = 7;
+
+    /* text compresses */
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)("0123456789\n"[i % 11]);
+    HT_EQ_INT(hd_file_block_pack(data, sizeof(data), &b, &buf), 0);
+    HT_EQ_INT(b.compressed, 1);
+    HT_CHECK(b.data.len < sizeof(data) / 4);
+    HT_EQ_INT(hd_file_block_unpack(&b, back, &n), 0);
+    HT_EQ_INT((int)n, (int)sizeof(data));
+    HT_CHECK(memcmp(back, data, n) == 0);
+    free(buf);
+    /* random bytes go as they are */
+    for (size_t i = 0; i < sizeof(data); i++) {
+        x = x * 1103515245u + 12345u;
+        data[i] = (uint8_t)(x >> 16);
+    }
+    HT_EQ_INT(hd_file_block_pack(data, sizeof(data), &b, &buf), 0);
+    HT_EQ_INT(b.compressed, 0);
+    HT_CHECK(buf == NULL);
+    HT_EQ_INT(hd_file_block_unpack(&b, back, &n), 0);
+    HT_CHECK(n == sizeof(data) && memcmp(back, data, n) == 0);
+    /* too much data, plain or inflated */
+    {
+        static uint8_t big[HD_FILE_BLOCK + 1], zb[4096];
+        size_t z = ZSTD_compress(zb, sizeof(zb), big, sizeof(big), 1);
+
+        hbb__file_transfer_block__init(&b);
+        b.data.data = big;
+        b.data.len = sizeof(big);
+        HT_EQ_INT(hd_file_block_unpack(&b, back, &n), -EMSGSIZE);
+        HT_CHECK(!ZSTD_isError(z));
+        b.compressed = 1;
+        b.data.data = zb;
+        b.data.len = z;
+        HT_EQ_INT(hd_file_block_unpack(&b, back, &n), -EMSGSIZE);
+    }
+    b.data.data = junk;
+    b.data.len = sizeof(junk);
+    HT_EQ_INT(hd_file_block_unpack(&b, back, &n), -EBADMSG);
+}
+
+static void test_readdir(void)
+{
+    Hbb__FileDirectory d;
+    int dirs = 0, files = 0;
+
+    HT_EQ_INT(hd_files_readdir(tmp, 0, &d), 0);
+    for (size_t i = 0; i < d.n_entries; i++) {
+        dirs += d.entries[i]->entry_type == HBB__FILE_TYPE__Dir;
+        files += d.entries[i]->entry_type == HBB__FILE_TYPE__File;
+    }
+    HT_EQ_INT(dirs, 1);  /* a (not .dot) */
+    HT_EQ_INT(files, 1); /* b.txt */
+    hd_files_readdir_free(&d);
+    HT_EQ_INT(hd_files_readdir("/nonexistent-hd", 0, &d), -ENOENT);
+}
+
+int main(void)
+{
+    char cmd[300];
+    int r;
+
+    ht_init("files");
+    snprintf(tmp, sizeof(tmp), "/tmp/hd-files-XXXXXX");
+    if (mkdtemp(tmp) == NULL)
+        return 1;
+    HT_RUN(test_scan);
+    HT_RUN(test_join);
+    HT_RUN(test_blocks);
+    HT_RUN(test_readdir);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+    r = system(cmd);
+    (void)r;
+    return ht_finish();
+}
