@@ -132,8 +132,18 @@ static int base_name(const char *path, char *out, size_t cap)
 
 /* ---- ls ----------------------------------------------------------------- */
 
+static int by_entry_name(const void *a, const void *b)
+{
+    const Hbb__FileEntry *x = *(Hbb__FileEntry *const *)a,
+                         *y = *(Hbb__FileEntry *const *)b;
+
+    return strcmp(x->name ? x->name : "", y->name ? y->name : "");
+}
+
 static void on_listing(struct vxfer *x, const Hbb__FileDirectory *d)
 {
+    /* by name (the host lists in its directory's order) */
+    qsort(d->entries, d->n_entries, sizeof(d->entries[0]), by_entry_name);
     for (size_t i = 0; i < d->n_entries; i++) {
         const Hbb__FileEntry *e = d->entries[i];
         int dir = e->entry_type == HBB__FILE_TYPE__Dir ||
