@@ -22,7 +22,6 @@
 #define PUMP_MS        2
 #define BLOCKS_PER_RUN 32
 #define MAX_BACKLOG    (2u * 1024 * 1024)
-#define PART_SUFFIX    ".homedesk-part"
 
 struct vxfer {
     struct vxfer_opts o;
@@ -208,7 +207,7 @@ static void on_file_list(struct vxfer *x, const Hbb__FileDirectory *d)
 /* The file being written is complete: its real name and time. */
 static int finish_file(struct vxfer *x)
 {
-    struct timeval tv[2] = { { 0, 0 }, { 0, 0 } };
+    int r;
 
     if (x->cur < 0)
         return 0;
@@ -222,43 +221,27 @@ static int finish_file(struct vxfer *x)
     }
     x->fd = -1;
     x->cur = -1;
-    if (rename(x->part, x->final) != 0) {
-        end(x, 1, "%s: %s", x->final, strerror(errno));
+    if ((r = hd_files_commit(x->part, x->final, x->mtime)) != 0) {
+        end(x, 1, "%s: %s", x->final, hd_strerror(r));
         return -1;
     }
-    tv[0].tv_sec = tv[1].tv_sec = (time_t)x->mtime;
-    if (x->mtime > 0)
-        utimes(x->final, tv);
     x->nfiles++;
     return 0;
 }
 
 static void confirm(struct vxfer *x, int file_num, int skip)
 {
-    Hbb__FileAction fa = HBB__FILE_ACTION__INIT;
-    Hbb__FileTransferSendConfirmRequest c =
-        HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__INIT;
+    Hbb__FileAction fa;
+    Hbb__FileTransferSendConfirmRequest c;
 
-    c.id = JOB;
-    c.file_num = file_num;
-    if (skip) {
-        c.union_case = HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_SKIP;
-        c.skip = 1;
-    } else {
-        c.union_case =
-            HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_OFFSET_BLK;
-    }
-    fa.union_case = HBB__FILE_ACTION__UNION_SEND_CONFIRM;
-    fa.send_confirm = &c;
+    hd_files_confirm(&fa, &c, JOB, file_num, skip);
     send_action(x, &fa);
 }
 
 /* The host is about to send file d->file_num. */
 static void on_get_digest(struct vxfer *x, const Hbb__FileTransferDigest *d)
 {
-    struct stat st;
     int k = d->file_num;
-    size_t len;
 
     if (finish_file(x) != 0)
         return;
@@ -267,16 +250,12 @@ static void on_get_digest(struct vxfer *x, const Hbb__FileTransferDigest *d)
         return;
     }
     hd_files_join(x->local, x->files.v[k].name, x->final, sizeof(x->final));
-    if (stat(x->final, &st) == 0 && S_ISREG(st.st_mode) &&
-        (uint64_t)st.st_size == d->file_size &&
-        (uint64_t)st.st_mtime == d->last_modified) {
+    if (hd_files_same(x->final, d->file_size, d->last_modified)) {
         x->skipped++;
         confirm(x, k, 1);
         return;
     }
-    len = strlen(x->final);
-    memcpy(x->part, x->final, len);
-    memcpy(x->part + len, PART_SUFFIX, sizeof(PART_SUFFIX));
+    hd_files_part(x->final, x->part, sizeof(x->part));
     if (hd_files_mkparents(x->final) != 0 ||
         (x->fd = open(x->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                       0644)) < 0) {
@@ -293,6 +272,7 @@ static void on_get_digest(struct vxfer *x, const Hbb__FileTransferDigest *d)
 static void on_get_block(struct vxfer *x, const Hbb__FileTransferBlock *b)
 {
     size_t n = 0;
+    int r;
 
     if (x->cur < 0 || b->file_num != x->cur) {
         end(x, 1, "the host sent a block of a file not announced");
@@ -303,16 +283,9 @@ static void on_get_block(struct vxfer *x, const Hbb__FileTransferBlock *b)
         end(x, 1, "the host sent a broken block of %s", x->final);
         return;
     }
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(x->fd, x->buf + off, n - off);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            end(x, 1, "%s: %s", x->final, strerror(errno));
-            return;
-        }
-        off += (size_t)w;
+    if ((r = hd_files_write(x->fd, x->buf, n)) != 0) {
+        end(x, 1, "%s: %s", x->final, hd_strerror(r));
+        return;
     }
     x->written += n;
     x->bytes += n;
@@ -385,10 +358,10 @@ static void on_pump(uv_timer_t *t)
         Hbb__FileResponse fr = HBB__FILE_RESPONSE__INIT;
         Hbb__FileTransferBlock blk;
         uint8_t *zbuf;
-        ssize_t n = read(x->fd, x->buf, HD_FILE_BLOCK);
+        long n = hd_files_next_block(x->fd, x->buf, &blk, &zbuf);
 
         if (n < 0) {
-            end(x, 1, "reading: %s", strerror(errno));
+            end(x, 1, "reading: %s", hd_strerror((int)n));
             return;
         }
         if (n == 0) {
@@ -399,10 +372,6 @@ static void on_pump(uv_timer_t *t)
             x->i++;
             put_next(x);
             break;
-        }
-        if (hd_file_block_pack(x->buf, (size_t)n, &blk, &zbuf) != 0) {
-            end(x, 1, "out of memory");
-            return;
         }
         blk.id = JOB;
         blk.file_num = (int)x->i;

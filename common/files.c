@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -291,4 +293,80 @@ void hd_files_readdir_free(Hbb__FileDirectory *dir)
     dir->entries = NULL;
     dir->n_entries = 0;
     dir->path = NULL;
+}
+
+int hd_files_part(const char *final, char *part, size_t cap)
+{
+    int n = snprintf(part, cap, "%s" HD_FILES_PART, final);
+
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int hd_files_same(const char *path, uint64_t size, uint64_t mtime)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+           (uint64_t)st.st_size == size && (uint64_t)st.st_mtime == mtime;
+}
+
+int hd_files_commit(const char *part, const char *final, uint64_t mtime)
+{
+    struct timeval tv[2] = { { 0, 0 }, { 0, 0 } };
+
+    if (rename(part, final) != 0)
+        return -errno;
+    tv[0].tv_sec = tv[1].tv_sec = (time_t)mtime;
+    if (mtime > 0)
+        utimes(final, tv);
+    return 0;
+}
+
+int hd_files_write(int fd, const uint8_t *p, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(fd, p + off, n - off);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+long hd_files_next_block(int fd, uint8_t *buf, Hbb__FileTransferBlock *b,
+                         uint8_t **zbuf)
+{
+    ssize_t n;
+
+    *zbuf = NULL;
+    do
+        n = read(fd, buf, HD_FILE_BLOCK);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n < 0 ? -errno : 0;
+    if (hd_file_block_pack(buf, (size_t)n, b, zbuf) != 0)
+        return -ENOMEM;
+    return (long)n;
+}
+
+void hd_files_confirm(Hbb__FileAction *fa,
+                      Hbb__FileTransferSendConfirmRequest *c, int id,
+                      int file_num, int skip)
+{
+    hbb__file_action__init(fa);
+    hbb__file_transfer_send_confirm_request__init(c);
+    c->id = id;
+    c->file_num = file_num;
+    if (skip) {
+        c->union_case = HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_SKIP;
+        c->skip = 1;
+    } else {
+        c->union_case =
+            HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_OFFSET_BLK;
+    }
+    fa->union_case = HBB__FILE_ACTION__UNION_SEND_CONFIRM;
+    fa->send_confirm = c;
 }

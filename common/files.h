@@ -74,6 +74,37 @@ int hd_file_block_pack(const uint8_t *data, size_t n, Hbb__FileTransferBlock *b,
 int hd_file_block_unpack(const Hbb__FileTransferBlock *b, uint8_t *out,
                          size_t *n);
 
+/* A file is written to its name + this suffix until complete. */
+#define HD_FILES_PART ".homedesk-part"
+
+/* final + HD_FILES_PART into part.  0 or -ENAMETOOLONG. */
+int hd_files_part(const char *final, char *part, size_t cap);
+
+/* Is path a regular file of that size and modification time? */
+int hd_files_same(const char *path, uint64_t size, uint64_t mtime);
+
+/* The complete part file becomes final, with mtime (0: now).  0/-errno. */
+int hd_files_commit(const char *part, const char *final, uint64_t mtime);
+
+/* Write all n bytes.  0 or -errno. */
+int hd_files_write(int fd, const uint8_t *p, size_t n);
+
+/*
+ * Read the next block of fd into buf (HD_FILE_BLOCK bytes) and fill b
+ * like hd_file_block_pack (free *zbuf after packing).  Returns the bytes
+ * read (0 at the end of the file) or -errno.
+ */
+long hd_files_next_block(int fd, uint8_t *buf, Hbb__FileTransferBlock *b,
+                         uint8_t **zbuf);
+
+/*
+ * Fill fa and c (initialised here): the receiver's answer to a digest,
+ * skip file_num (it has it) or send it from the start.
+ */
+void hd_files_confirm(Hbb__FileAction *fa,
+                      Hbb__FileTransferSendConfirmRequest *c, int id,
+                      int file_num, int skip);
+
 /* The entries of one directory (not recursive; directories included). */
 int hd_files_readdir(const char *path, int hidden, Hbb__FileDirectory *dir);
 

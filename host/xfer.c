@@ -21,7 +21,6 @@
 
 #define PUMP_MS        2  /* downloads: a look at the backlog this often */
 #define BLOCKS_PER_RUN 32 /* at most this many blocks per look */
-#define PART_SUFFIX    ".homedesk-part"
 
 struct rjob { /* a download: we read and send */
     int used, id, fd, wait;
@@ -98,22 +97,10 @@ static void send_done(struct hxfer *x, int id, int file_num)
 static void send_confirm(struct hxfer *x, int id, int file_num, int skip)
 {
     Hbb__Message m = HBB__MESSAGE__INIT;
-    Hbb__FileAction fa = HBB__FILE_ACTION__INIT;
-    Hbb__FileTransferSendConfirmRequest c =
-        HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__INIT;
+    Hbb__FileAction fa;
+    Hbb__FileTransferSendConfirmRequest c;
 
-    c.id = id;
-    c.file_num = file_num;
-    if (skip) {
-        c.union_case = HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_SKIP;
-        c.skip = 1;
-    } else {
-        c.union_case =
-            HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_OFFSET_BLK;
-        c.offset_blk = 0;
-    }
-    fa.union_case = HBB__FILE_ACTION__UNION_SEND_CONFIRM;
-    fa.send_confirm = &c;
+    hd_files_confirm(&fa, &c, id, file_num, skip);
     m.union_case = HBB__MESSAGE__UNION_FILE_ACTION;
     m.file_action = &fa;
     x->io.send(x->io.ud, &m);
@@ -349,21 +336,17 @@ static void on_pump(uv_timer_t *t)
             Hbb__FileResponse fr = HBB__FILE_RESPONSE__INIT;
             Hbb__FileTransferBlock blk;
             uint8_t *zbuf;
-            ssize_t n = read(j->fd, x->buf, HD_FILE_BLOCK);
+            long n = hd_files_next_block(j->fd, x->buf, &blk, &zbuf);
 
             if (n < 0) {
-                send_error(x, j->id, (int)j->i, "reading: %s", strerror(errno));
+                send_error(x, j->id, (int)j->i, "reading: %s",
+                           hd_strerror((int)n));
                 rjob_end(j);
                 break;
             }
             if (n == 0) {
                 rjob_next(x, j);
                 continue;
-            }
-            if (hd_file_block_pack(x->buf, (size_t)n, &blk, &zbuf) != 0) {
-                send_error(x, j->id, (int)j->i, "out of memory");
-                rjob_end(j);
-                break;
             }
             blk.id = j->id;
             blk.file_num = (int)j->i;
@@ -395,17 +378,14 @@ static struct wjob *wjob_find(struct hxfer *x, int id)
 /* Close the file being written: complete -> its real name, else gone. */
 static int wjob_close(struct hxfer *x, struct wjob *j)
 {
-    struct timeval tv[2] = { { 0, 0 }, { 0, 0 } };
     int ok;
 
     if (j->cur < 0)
         return 0;
     ok = close(j->fd) == 0 && j->written == j->expect;
     j->fd = -1;
-    if (ok && rename(j->part, j->final) == 0) {
-        tv[0].tv_sec = tv[1].tv_sec = (time_t)j->files.v[j->cur].mtime;
-        if (tv[0].tv_sec > 0)
-            utimes(j->final, tv);
+    if (ok &&
+        hd_files_commit(j->part, j->final, j->files.v[j->cur].mtime) == 0) {
         j->done++;
         j->cur = -1;
         return 0;
@@ -493,7 +473,6 @@ nomem:
 static void on_digest(struct hxfer *x, const Hbb__FileTransferDigest *d)
 {
     struct wjob *j = wjob_find(x, d->id);
-    struct stat st;
     int fn = d->file_num;
 
     if (j == NULL || !d->is_upload)
@@ -505,17 +484,9 @@ static void on_digest(struct hxfer *x, const Hbb__FileTransferDigest *d)
         return;
     }
     hd_files_join(j->base, j->files.v[fn].name, j->final, sizeof(j->final));
-    {
-        size_t len = strlen(j->final); /* final < 4200 bytes, part 4300 */
-
-        memcpy(j->part, j->final, len);
-        memcpy(j->part + len, PART_SUFFIX, sizeof(PART_SUFFIX));
-    }
-    if (d->file_size != j->files.v[fn].size)
-        j->files.v[fn].size = d->file_size;
-    if (stat(j->final, &st) == 0 && S_ISREG(st.st_mode) &&
-        (uint64_t)st.st_size == d->file_size &&
-        (uint64_t)st.st_mtime == d->last_modified) {
+    hd_files_part(j->final, j->part, sizeof(j->part));
+    j->files.v[fn].mtime = d->last_modified;
+    if (hd_files_same(j->final, d->file_size, d->last_modified)) {
         send_confirm(x, j->id, fn, 1); /* the same file is here */
         j->done++;
         return;
@@ -553,18 +524,10 @@ static void on_block(struct hxfer *x, const Hbb__FileTransferBlock *b)
         wjob_end(x, j);
         return;
     }
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(j->fd, x->buf + off, n - off);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            send_error(x, j->id, b->file_num, "%s: %s", j->final,
-                       strerror(errno));
-            wjob_end(x, j);
-            return;
-        }
-        off += (size_t)w;
+    if ((r = hd_files_write(j->fd, x->buf, n)) != 0) {
+        send_error(x, j->id, b->file_num, "%s: %s", j->final, hd_strerror(r));
+        wjob_end(x, j);
+        return;
     }
     j->written += n;
     j->bytes += n;
