@@ -78,6 +78,13 @@ void vaudio_play(struct vaudio *a, const uint8_t *opus, size_t n)
         return;
     }
     queued = SDL_GetQueuedAudioSize(a->dev);
+    if (queued == 0 && a->playing) {
+        /* ran dry (the host sends nothing while its desktop is silent):
+         * build up AUDIO_START_MS again before playing, or the jitter of
+         * the first frames after a pause would make gaps */
+        SDL_PauseAudioDevice(a->dev, 1);
+        a->playing = 0;
+    }
     if (queued > AUDIO_MAX_MS * BYTES_MS) {
         /* behind: drop what waits rather than play it late */
         SDL_ClearQueuedAudio(a->dev);

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -362,19 +363,33 @@ static void on_end(int status, const char *msg, void *ud)
 
 /* ---- file transfer ----------------------------------------------------- */
 
-/* Wait for the transfer (the session prints its summary). */
-static int run_xfer(struct viewer *v, struct sess *s)
+/*
+ * Wait for the transfer (the session prints its summary).  SIGINT and
+ * SIGTERM are blocked in every thread (main blocked them before starting
+ * any) and taken here: the session then ends the transfer cleanly, so no
+ * part file is left behind.
+ */
+static int run_xfer(struct viewer *v, struct sess *s, const sigset_t *sigs)
 {
     struct headless *h = &v->hl;
-    int status;
+    struct timespec tick = { 0, 100 * 1000000L };
+    int status, ended = 0, stopped = 0;
 
+    while (!ended) {
+        pthread_mutex_lock(&h->mu);
+        ended = h->ended;
+        pthread_mutex_unlock(&h->mu);
+        if (!ended && sigtimedwait(sigs, NULL, &tick) > 0 && !stopped) {
+            fprintf(stderr, PROG ": interrupted\n");
+            sess_stop(s);
+            stopped = 1;
+        }
+    }
     pthread_mutex_lock(&h->mu);
-    while (!h->ended)
-        pthread_cond_wait(&h->cv, &h->mu);
-    status = h->status;
+    status = stopped ? 130 : h->status;
     pthread_mutex_unlock(&h->mu);
     sess_stop(s);
-    if (status != 0)
+    if (status != 0 && !stopped)
         fprintf(stderr, PROG ": %s\n", h->msg[0] ? h->msg : "failed");
     return status;
 }
@@ -477,6 +492,7 @@ int main(int argc, char **argv)
                            .on_audio = on_audio };
     struct win_opts wo = { 0 };
     struct vxfer_opts xo = { 0 };
+    sigset_t xsigs;
     struct sess *s = NULL;
     struct dec *d = NULL;
     char dir[4096], kh[4200], conf[4200], name[256], host[128];
@@ -591,6 +607,10 @@ int main(int argc, char **argv)
     if (xo.mode != 0) {
         sc.xfer = &xo;
         o->headless = 1; /* no window, no frames to wait for */
+        sigemptyset(&xsigs);
+        sigaddset(&xsigs, SIGINT);
+        sigaddset(&xsigs, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &xsigs, NULL); /* threads inherit it */
     }
     /* headless: no clipboard to share (and the host keeps its own) */
     sc.no_clipboard = o->no_clipboard || o->headless;
@@ -617,7 +637,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (sc.xfer != NULL) {
-        status = run_xfer(&v, s);
+        status = run_xfer(&v, s, &xsigs);
     } else if (o->headless) {
         status = run_headless(&v, s, d);
     } else {

@@ -40,6 +40,7 @@ struct vxfer {
     size_t i;
     int sending;
     uint32_t blk;
+    uint64_t left; /* of it, as announced */
     size_t nfiles, skipped;
     uint64_t bytes;
     struct timespec t0;
@@ -249,6 +250,16 @@ static void on_get_digest(struct vxfer *x, const Hbb__FileTransferDigest *d)
         end(x, 1, "the host announced file %d of %zu", k, x->files.n);
         return;
     }
+    /* the host scans again for the transfer: a tree that changed since
+     * the list would put one file's bytes under another's name */
+    if (d->file_size != x->files.v[k].size ||
+        d->last_modified != x->files.v[k].mtime) {
+        end(x, 1,
+            "files changed on the host while fetching them (file %d); "
+            "run again",
+            k);
+        return;
+    }
     hd_files_join(x->local, x->files.v[k].name, x->final, sizeof(x->final));
     if (hd_files_same(x->final, d->file_size, d->last_modified)) {
         x->skipped++;
@@ -256,10 +267,10 @@ static void on_get_digest(struct vxfer *x, const Hbb__FileTransferDigest *d)
         return;
     }
     hd_files_part(x->final, x->part, sizeof(x->part));
-    if (hd_files_mkparents(x->final) != 0 ||
-        (x->fd = open(x->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0644)) < 0) {
-        end(x, 1, "%s: %s", x->final, strerror(errno));
+    if ((x->fd = hd_files_create_part(x->local, x->files.v[k].name, x->part)) <
+        0) {
+        end(x, 1, "%s: %s", x->final, hd_strerror(x->fd));
+        x->fd = -1;
         return;
     }
     x->cur = k;
@@ -325,9 +336,11 @@ static void on_put_confirm(struct vxfer *x,
                            const Hbb__FileTransferSendConfirmRequest *c)
 {
     char path[4200];
+    uint64_t mtime;
 
-    if (c->id != JOB || c->file_num != (int)x->i || x->sending)
-        return;
+    if (c->id != JOB || x->i >= x->files.n || c->file_num != (int)x->i ||
+        x->sending)
+        return; /* not the file we announced (or none left) */
     if (c->union_case == HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_SKIP &&
         c->skip) {
         x->skipped++;
@@ -336,10 +349,14 @@ static void on_put_confirm(struct vxfer *x,
         return;
     }
     hd_files_join(x->local, x->files.v[x->i].name, path, sizeof(path));
-    if ((x->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        end(x, 1, "%s: %s", path, strerror(errno));
+    if ((x->fd = hd_files_open_send(path, &x->left, &mtime)) < 0) {
+        end(x, 1, "%s: %s", path, hd_strerror(x->fd));
+        x->fd = -1;
         return;
     }
+    /* as announced: a file that grew since is cut there, one that shrank
+     * arrives incomplete and the host says so */
+    x->left = x->files.v[x->i].size;
     x->sending = 1;
     x->blk = 0;
     if (!x->pumping) {
@@ -358,7 +375,7 @@ static void on_pump(uv_timer_t *t)
         Hbb__FileResponse fr = HBB__FILE_RESPONSE__INIT;
         Hbb__FileTransferBlock blk;
         uint8_t *zbuf;
-        long n = hd_files_next_block(x->fd, x->buf, &blk, &zbuf);
+        long n = hd_files_next_block(x->fd, &x->left, x->buf, &blk, &zbuf);
 
         if (n < 0) {
             end(x, 1, "reading: %s", hd_strerror((int)n));
@@ -399,7 +416,8 @@ void vxfer_start(struct vxfer *x)
     Hbb__FileTransferReceiveRequest rq =
         HBB__FILE_TRANSFER_RECEIVE_REQUEST__INIT;
     Hbb__FileEntry *ev = NULL, **pv = NULL;
-    char name[1024], (*names)[1024 + 4200] = NULL;
+    char name[1024];
+    size_t made = 0;
     int r;
 
     clock_gettime(CLOCK_MONOTONIC, &x->t0);
@@ -435,19 +453,22 @@ void vxfer_start(struct vxfer *x)
         return;
     }
     /* on the host: TO/basename/name (the name is "" for a single file) */
-    if (x->files.n > 0 &&
-        ((ev = calloc(x->files.n, sizeof(*ev))) == NULL ||
-         (pv = calloc(x->files.n, sizeof(*pv))) == NULL ||
-         (names = calloc(x->files.n, sizeof(*names))) == NULL)) {
+    if (x->files.n > 0 && ((ev = calloc(x->files.n, sizeof(*ev))) == NULL ||
+                           (pv = calloc(x->files.n, sizeof(*pv))) == NULL)) {
         end(x, 1, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < x->files.n; i++) {
+    for (size_t i = 0; i < x->files.n; i++, made++) {
+        const char *rel = x->files.v[i].name;
+        size_t len = strlen(x->rname) + 1 + strlen(rel) + 1;
+
         hbb__file_entry__init(&ev[i]);
-        snprintf(names[i], sizeof(names[i]), "%s%s%s", x->rname,
-                 x->files.v[i].name[0] ? "/" : "", x->files.v[i].name);
+        if ((ev[i].name = malloc(len)) == NULL) {
+            end(x, 1, "out of memory");
+            goto out;
+        }
+        snprintf(ev[i].name, len, "%s%s%s", x->rname, rel[0] ? "/" : "", rel);
         ev[i].entry_type = HBB__FILE_TYPE__File;
-        ev[i].name = names[i];
         ev[i].size = x->files.v[i].size;
         ev[i].modified_time = x->files.v[i].mtime;
         pv[i] = &ev[i];
@@ -465,9 +486,10 @@ void vxfer_start(struct vxfer *x)
     x->i = 0;
     put_next(x);
 out:
+    for (size_t i = 0; i < made; i++)
+        free(ev[i].name);
     free(ev);
     free(pv);
-    free(names);
 }
 
 void vxfer_on_response(struct vxfer *x, const Hbb__FileResponse *r)

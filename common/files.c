@@ -3,6 +3,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,52 @@ int hd_files_mkparents(const char *path)
     return 0;
 }
 
+int hd_files_create_part(const char *base, const char *rel, const char *part)
+{
+    char dir[4096];
+    struct stat st;
+    const char *p;
+    int fd, r;
+
+    /* the destination itself: the user's choice (links there are fine) */
+    if (snprintf(dir, sizeof(dir), "%s/", base) >= (int)sizeof(dir))
+        return -ENAMETOOLONG;
+    if ((r = hd_files_mkparents(rel[0] ? dir : part)) != 0)
+        return r;
+    /* below it, each directory on the way to rel: made, or a real one */
+    for (p = rel; (p = strchr(p, '/')) != NULL; p++) {
+        if (snprintf(dir, sizeof(dir), "%s/%.*s", base, (int)(p - rel), rel) >=
+            (int)sizeof(dir))
+            return -ENAMETOOLONG;
+        if (mkdir(dir, 0755) != 0) {
+            if (errno != EEXIST || lstat(dir, &st) != 0)
+                return -errno;
+            if (!S_ISDIR(st.st_mode))
+                return S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
+        }
+    }
+    fd =
+        open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    return fd >= 0 ? fd : -errno;
+}
+
+int hd_files_open_send(const char *path, uint64_t *size, uint64_t *mtime)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), e;
+
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        e = S_ISREG(st.st_mode) ? errno : EINVAL;
+        close(fd);
+        return -e;
+    }
+    *size = (uint64_t)st.st_size;
+    *mtime = (uint64_t)st.st_mtime;
+    return fd;
+}
+
 int hd_file_block_pack(const uint8_t *data, size_t n, Hbb__FileTransferBlock *b,
                        uint8_t **buf)
 {
@@ -250,15 +297,15 @@ int hd_files_readdir(const char *path, int hidden, Hbb__FileDirectory *dir)
         if (n == cap) {
             cap = cap ? cap * 2 : 32;
             if ((nv = realloc(v, cap * sizeof(*v))) == NULL)
-                break;
+                goto nomem;
             v = nv;
         }
         if ((f = calloc(1, sizeof(*f))) == NULL)
-            break;
+            goto nomem;
         hbb__file_entry__init(f);
         if ((f->name = strdup(e->d_name)) == NULL) {
             free(f);
-            break;
+            goto nomem;
         }
         if (S_ISLNK(st.st_mode)) {
             struct stat t;
@@ -278,8 +325,16 @@ int hd_files_readdir(const char *path, int hidden, Hbb__FileDirectory *dir)
     closedir(d);
     dir->entries = v;
     dir->n_entries = n;
-    dir->path = strdup(path);
-    return dir->path != NULL ? 0 : -ENOMEM;
+    if ((dir->path = strdup(path)) != NULL)
+        return 0;
+    hd_files_readdir_free(dir);
+    return -ENOMEM;
+nomem:
+    closedir(d);
+    dir->entries = v;
+    dir->n_entries = n;
+    hd_files_readdir_free(dir);
+    return -ENOMEM;
 }
 
 void hd_files_readdir_free(Hbb__FileDirectory *dir)
@@ -336,17 +391,21 @@ int hd_files_write(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-long hd_files_next_block(int fd, uint8_t *buf, Hbb__FileTransferBlock *b,
-                         uint8_t **zbuf)
+long hd_files_next_block(int fd, uint64_t *left, uint8_t *buf,
+                         Hbb__FileTransferBlock *b, uint8_t **zbuf)
 {
-    ssize_t n;
+    size_t want = *left < HD_FILE_BLOCK ? (size_t)*left : HD_FILE_BLOCK;
+    ssize_t n = 0;
 
     *zbuf = NULL;
+    if (want == 0)
+        return 0;
     do
-        n = read(fd, buf, HD_FILE_BLOCK);
+        n = read(fd, buf, want);
     while (n < 0 && errno == EINTR);
     if (n <= 0)
         return n < 0 ? -errno : 0;
+    *left -= (uint64_t)n;
     if (hd_file_block_pack(buf, (size_t)n, b, zbuf) != 0)
         return -ENOMEM;
     return (long)n;

@@ -60,6 +60,23 @@ int hd_files_join(const char *base, const char *rel, char *out, size_t cap);
 int hd_files_mkparents(const char *path);
 
 /*
+ * For a file a peer names (rel, already accepted by hd_files_join) under
+ * base: create the directories below base that lead to it, refusing to go
+ * through a symbolic link that is already there (-ELOOP: a link inside the
+ * destination would take the file elsewhere), then open final's part file
+ * for writing, not following a link either.  part: hd_files_part(final).
+ * Returns the descriptor or -errno.
+ */
+int hd_files_create_part(const char *base, const char *rel, const char *part);
+
+/*
+ * Open a file to send: a regular file only (not a FIFO or device that
+ * appeared since the scan, which would block), without blocking.
+ * *size and *mtime from fstat.  Returns the descriptor or -errno.
+ */
+int hd_files_open_send(const char *path, uint64_t *size, uint64_t *mtime);
+
+/*
  * Fill b (initialised here) with data[0..n) (n <= HD_FILE_BLOCK):
  * compressed into *buf (malloc'd, free it after packing) when zstd makes it
  * smaller, else pointing at data (*buf NULL).  0 or -ENOMEM.
@@ -90,12 +107,14 @@ int hd_files_commit(const char *part, const char *final, uint64_t mtime);
 int hd_files_write(int fd, const uint8_t *p, size_t n);
 
 /*
- * Read the next block of fd into buf (HD_FILE_BLOCK bytes) and fill b
- * like hd_file_block_pack (free *zbuf after packing).  Returns the bytes
- * read (0 at the end of the file) or -errno.
+ * Read the next block of fd, at most *left bytes (what was announced of
+ * the file: a file that grows while it is sent is cut there), into buf
+ * (HD_FILE_BLOCK bytes) and fill b like hd_file_block_pack (free *zbuf
+ * after packing).  Returns the bytes read, taken off *left (0 at the end
+ * of the file or of what was announced), or -errno.
  */
-long hd_files_next_block(int fd, uint8_t *buf, Hbb__FileTransferBlock *b,
-                         uint8_t **zbuf);
+long hd_files_next_block(int fd, uint64_t *left, uint8_t *buf,
+                         Hbb__FileTransferBlock *b, uint8_t **zbuf);
 
 /*
  * Fill fa and c (initialised here): the receiver's answer to a digest,

@@ -61,8 +61,9 @@ struct hclip {
     xcb_atom_t asking; /* target of our ConvertSelection under way */
     char *incr;        /* an INCR transfer under way (NULL: none) */
     size_t incr_n;
-    int incr_big;     /* it went past HD_CLIP_MAX: read, then dropped */
-    uint64_t incr_ms; /* when its last piece came */
+    int incr_big;         /* it went past HD_CLIP_MAX: read, then dropped */
+    xcb_atom_t incr_type; /* the type of its pieces (STRING: Latin-1) */
+    uint64_t incr_ms;     /* when its last piece came */
 };
 
 static uint64_t now_ms(void)
@@ -93,12 +94,78 @@ static void remember(struct hclip *c, const char *t, size_t n)
 
 /* ---- reading: another client owns the selection ------------------------ */
 
-/* Hand text read from X to the loop (thread). */
-static void deliver(struct hclip *c, const char *t, size_t n)
+/* Latin-1 (STRING) to UTF-8: a malloc'd, NUL-terminated copy. */
+static char *latin1_to_utf8(const char *t, size_t n, size_t *out_n)
+{
+    char *o = malloc(2 * n + 1), *q = o;
+
+    if (o == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)t[i];
+
+        if (ch < 0x80) {
+            *q++ = (char)ch;
+        } else {
+            *q++ = (char)(0xc0 | ch >> 6);
+            *q++ = (char)(0x80 | (ch & 0x3f));
+        }
+    }
+    *q = '\0';
+    *out_n = (size_t)(q - o);
+    return o;
+}
+
+/* UTF-8 to Latin-1 for a STRING request (what Latin-1 lacks becomes '?'). */
+static char *utf8_to_latin1(const char *t, size_t n, size_t *out_n)
+{
+    char *o = malloc(n + 1), *q = o;
+    size_t i = 0;
+
+    if (o == NULL)
+        return NULL;
+    while (i < n) {
+        unsigned char ch = (unsigned char)t[i];
+
+        if (ch < 0x80) {
+            *q++ = (char)ch;
+            i++;
+        } else if ((ch & 0xe0) == 0xc0 && i + 1 < n && ch <= 0xc3) {
+            *q++ = (char)((ch & 0x1f) << 6 | ((unsigned char)t[i + 1] & 0x3f));
+            i += 2;
+        } else { /* a character beyond Latin-1, or a stray byte */
+            *q++ = '?';
+            for (i++; i < n && ((unsigned char)t[i] & 0xc0) == 0x80; i++)
+                ;
+        }
+    }
+    *q = '\0';
+    *out_n = (size_t)(q - o);
+    return o;
+}
+
+static void deliver_utf8(struct hclip *c, const char *t, size_t n);
+
+/* Hand text read from X to the loop (thread); STRING is Latin-1. */
+static void deliver(struct hclip *c, const char *t, size_t n, xcb_atom_t type)
+{
+    char *u;
+    size_t un;
+
+    n = strnlen(t, n); /* C strings from here on */
+    if (type != XCB_ATOM_STRING) {
+        deliver_utf8(c, t, n);
+        return;
+    }
+    if ((u = latin1_to_utf8(t, n, &un)) != NULL)
+        deliver_utf8(c, u, un);
+    free(u);
+}
+
+static void deliver_utf8(struct hclip *c, const char *t, size_t n)
 {
     char *p;
 
-    n = strnlen(t, n); /* C strings from here on */
     if (n == 0 || same_as_last(c, t, n))
         return;
     remember(c, t, n);
@@ -182,7 +249,7 @@ static void on_selection_notify(struct hclip *c,
         hd_warn(MOD, "copied text of more than %u bytes not passed on",
                 HD_CLIP_MAX);
     } else if (r->format == 8 && (len = xcb_get_property_value_length(r)) > 0) {
-        deliver(c, xcb_get_property_value(r), (size_t)len);
+        deliver(c, xcb_get_property_value(r), (size_t)len, r->type);
     }
     free(r);
 }
@@ -200,13 +267,15 @@ static void on_property(struct hclip *c, const xcb_property_notify_event_t *e)
     if ((r = read_prop(c, &big)) == NULL)
         return;
     c->incr_ms = now_ms();
+    if (r->type != XCB_NONE)
+        c->incr_type = r->type;
     len = xcb_get_property_value_length(r);
     if (len <= 0 && !big) {
         if (c->incr_big)
             hd_warn(MOD, "copied text of more than %u bytes not passed on",
                     HD_CLIP_MAX);
         else if (c->incr_n > 0)
-            deliver(c, c->incr, c->incr_n);
+            deliver(c, c->incr, c->incr_n, c->incr_type);
         incr_end(c);
     } else if (big || c->incr_n + (size_t)len > HD_CLIP_MAX) {
         c->incr_big = 1; /* keep reading (the owner waits), drop at the end */
@@ -233,6 +302,24 @@ static void own(struct hclip *c, char *t, size_t n)
     xcb_set_selection_owner(c->c, c->win, c->a[A_CLIPBOARD], XCB_CURRENT_TIME);
     xcb_flush(c->c);
     hd_debug(MOD, "pasted from a viewer: %zu bytes", n);
+}
+
+/* Our text into the requestor's property: UTF-8, or Latin-1 for STRING. */
+static void serve_text(struct hclip *c, xcb_window_t w, xcb_atom_t prop,
+                       xcb_atom_t target)
+{
+    size_t ln;
+    char *l;
+
+    if (target != XCB_ATOM_STRING) {
+        xcb_change_property(c->c, XCB_PROP_MODE_REPLACE, w, prop, c->a[A_UTF8],
+                            8, (uint32_t)c->owned_n, c->owned);
+        return;
+    }
+    l = utf8_to_latin1(c->owned, c->owned_n, &ln);
+    xcb_change_property(c->c, XCB_PROP_MODE_REPLACE, w, prop, XCB_ATOM_STRING,
+                        8, l ? (uint32_t)ln : 0, l ? l : "");
+    free(l);
 }
 
 static void on_request(struct hclip *c, const xcb_selection_request_event_t *e)
@@ -263,11 +350,7 @@ static void on_request(struct hclip *c, const xcb_selection_request_event_t *e)
                         "request carries",
                         c->owned_n);
             } else {
-                xcb_change_property(
-                    c->c, XCB_PROP_MODE_REPLACE, e->requestor, prop,
-                    e->target == XCB_ATOM_STRING ? XCB_ATOM_STRING
-                                                 : c->a[A_UTF8],
-                    8, (uint32_t)c->owned_n, c->owned);
+                serve_text(c, e->requestor, prop, e->target);
                 n.property = prop;
             }
         }

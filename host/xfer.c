@@ -28,7 +28,7 @@ struct rjob { /* a download: we read and send */
     struct hd_file_list files;
     size_t i;
     uint32_t blk;
-    uint64_t bytes;
+    uint64_t bytes, left; /* left: of the file, as announced */
 };
 
 struct wjob { /* an upload: we receive and write */
@@ -51,13 +51,13 @@ struct hxfer {
 
 /* ---- replies ----------------------------------------------------------- */
 
-static void send_response(struct hxfer *x, Hbb__FileResponse *fr)
+static int send_response(struct hxfer *x, Hbb__FileResponse *fr)
 {
     Hbb__Message m = HBB__MESSAGE__INIT;
 
     m.union_case = HBB__MESSAGE__UNION_FILE_RESPONSE;
     m.file_response = fr;
-    x->io.send(x->io.ud, &m);
+    return x->io.send(x->io.ud, &m);
 }
 
 static void send_error(struct hxfer *x, int id, int file_num, const char *fmt,
@@ -139,7 +139,8 @@ static void on_read_dir(struct hxfer *x, const Hbb__ReadDir *rd)
     dir.id = rd->id;
     fr.union_case = HBB__FILE_RESPONSE__UNION_DIR;
     fr.dir = &dir;
-    send_response(x, &fr);
+    if (send_response(x, &fr) != 0) /* larger than a message may be */
+        send_error(x, rd->id, 0, "%s: the listing is too large", rd->path);
     hd_files_readdir_free(&dir);
 }
 
@@ -177,7 +178,8 @@ static void on_all_files(struct hxfer *x, const Hbb__ReadAllFiles *af)
     dir.n_entries = l.n;
     fr.union_case = HBB__FILE_RESPONSE__UNION_DIR;
     fr.dir = &dir;
-    send_response(x, &fr);
+    if (send_response(x, &fr) != 0)
+        send_error(x, af->id, 0, "%s: the list of files is too large", path);
 out:
     free(ev);
     free(pv);
@@ -212,20 +214,22 @@ static int rjob_open(struct hxfer *x, struct rjob *j)
     Hbb__FileTransferDigest d = HBB__FILE_TRANSFER_DIGEST__INIT;
     const struct hd_file *f = &j->files.v[j->i];
     char path[4200];
-    struct stat st;
+    uint64_t size = 0, mtime = 0;
 
     if (hd_files_join(j->base, f->name, path, sizeof(path)) != 0 ||
-        (j->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
-        fstat(j->fd, &st) != 0) {
-        send_error(x, j->id, (int)j->i, "%s: %s", path, strerror(errno));
+        (j->fd = hd_files_open_send(path, &size, &mtime)) < 0) {
+        send_error(x, j->id, (int)j->i, "%s: %s", path,
+                   hd_strerror(j->fd < 0 ? j->fd : -EINVAL));
+        j->fd = -1;
         return -1;
     }
     j->blk = 0;
     j->wait = 1;
+    j->left = size;
     d.id = j->id;
     d.file_num = (int)j->i;
-    d.last_modified = (uint64_t)st.st_mtime;
-    d.file_size = (uint64_t)st.st_size;
+    d.last_modified = mtime;
+    d.file_size = size;
     fr.union_case = HBB__FILE_RESPONSE__UNION_DIGEST;
     fr.digest = &d;
     send_response(x, &fr);
@@ -309,13 +313,14 @@ static void on_confirm(struct hxfer *x,
         c->offset_blk > 0) {
         off_t at = (off_t)c->offset_blk * HD_FILE_BLOCK;
 
-        if (lseek(j->fd, at, SEEK_SET) != at) {
+        if ((uint64_t)at > j->left || lseek(j->fd, at, SEEK_SET) != at) {
             send_error(x, j->id, (int)j->i, "cannot resume: %s",
                        strerror(errno));
             rjob_end(j);
             return;
         }
         j->blk = c->offset_blk;
+        j->left -= (uint64_t)at;
     }
     j->wait = 0;
     pump_start(x);
@@ -336,7 +341,7 @@ static void on_pump(uv_timer_t *t)
             Hbb__FileResponse fr = HBB__FILE_RESPONSE__INIT;
             Hbb__FileTransferBlock blk;
             uint8_t *zbuf;
-            long n = hd_files_next_block(j->fd, x->buf, &blk, &zbuf);
+            long n = hd_files_next_block(j->fd, &j->left, x->buf, &blk, &zbuf);
 
             if (n < 0) {
                 send_error(x, j->id, (int)j->i, "reading: %s",
@@ -491,10 +496,10 @@ static void on_digest(struct hxfer *x, const Hbb__FileTransferDigest *d)
         j->done++;
         return;
     }
-    if (hd_files_mkparents(j->final) != 0 ||
-        (j->fd = open(j->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0644)) < 0) {
-        send_error(x, j->id, fn, "%s: %s", j->final, strerror(errno));
+    if ((j->fd = hd_files_create_part(j->base, j->files.v[fn].name, j->part)) <
+        0) {
+        send_error(x, j->id, fn, "%s: %s", j->final, hd_strerror(j->fd));
+        j->fd = -1;
         wjob_end(x, j);
         return;
     }

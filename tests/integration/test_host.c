@@ -904,6 +904,35 @@ static void clipboard_session(void)
         hbb__message__free_unpacked(m, NULL);
     }
 
+    /* served as STRING it is Latin-1 (one byte for the e acute) */
+    hbb__clipboard__init(&cb);
+    cb.content.data = (uint8_t *)"caf\xc3\xa9";
+    cb.content.len = 5;
+    HT_EQ_INT(send_clip(&v, &cb), 0);
+    HT_CHECK(xclip_has(x.display, "caf\xc3\xa9", T));
+    snprintf(cmd, sizeof(cmd),
+             "DISPLAY=%s xclip -selection clipboard -o -t STRING | od -An -tx1",
+             x.display);
+    {
+        FILE *f = popen(cmd, "r");
+        char hex[64] = "";
+
+        if (f != NULL) {
+            if (fgets(hex, sizeof(hex), f) == NULL)
+                hex[0] = '\0';
+            pclose(f);
+        }
+        HT_CHECK(strstr(hex, "63 61 66 e9") != NULL);
+    }
+    snprintf(cmd, sizeof(cmd),
+             "printf int-clip-2 | DISPLAY=%s xclip -selection clipboard "
+             ">/dev/null 2>&1",
+             x.display);
+    HT_EQ_INT(system(cmd), 0);
+    m = v_expect(&v, HBB__MESSAGE__UNION_CLIPBOARD, T);
+    if (m != NULL)
+        hbb__message__free_unpacked(m, NULL);
+
     /* an image and an oversize text: ignored, the session goes on */
     cb.format = HBB__CLIPBOARD_FORMAT__ImagePng;
     HT_EQ_INT(send_clip(&v, &cb), 0);

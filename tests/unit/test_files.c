@@ -97,6 +97,44 @@ static void test_join(void)
               -ENAMETOOLONG);
 }
 
+/*
+ * Creating a file a peer names: directories are made below the
+ * destination, but a symbolic link already there is not followed (it
+ * could lead anywhere), nor is a link sitting where the part file goes.
+ */
+static void test_create_part(void)
+{
+    char base[300], out[400], part[420], link[400], target[300], p[500];
+    struct stat st;
+    int fd;
+
+    snprintf(base, sizeof(base), "%s/dest", tmp);
+    snprintf(target, sizeof(target), "%s/elsewhere", tmp);
+    HT_EQ_INT(mkdir(target, 0755), 0);
+    /* a fresh tree: made */
+    HT_EQ_INT(hd_files_join(base, "a/b/c.txt", out, sizeof(out)), 0);
+    hd_files_part(out, part, sizeof(part));
+    fd = hd_files_create_part(base, "a/b/c.txt", part);
+    HT_CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    HT_EQ_INT(stat(part, &st), 0);
+    /* a link inside the destination: refused, nothing lands elsewhere */
+    snprintf(link, sizeof(link), "%s/a/link", base);
+    HT_EQ_INT(symlink(target, link), 0);
+    hd_files_join(base, "a/link/evil.txt", out, sizeof(out));
+    hd_files_part(out, part, sizeof(part));
+    HT_EQ_INT(hd_files_create_part(base, "a/link/evil.txt", part), -ELOOP);
+    snprintf(p, sizeof(p), "%s/evil.txt" HD_FILES_PART, target);
+    HT_CHECK(access(p, F_OK) != 0);
+    /* a link where the part file goes: not followed */
+    snprintf(p, sizeof(p), "%s/x.txt" HD_FILES_PART, base);
+    snprintf(link, sizeof(link), "%s/victim", target);
+    HT_EQ_INT(symlink(link, p), 0);
+    HT_CHECK(hd_files_create_part(base, "x.txt", p) < 0);
+    HT_CHECK(access(link, F_OK) != 0);
+}
+
 static void test_blocks(void)
 {
     static uint8_t data[HD_FILE_BLOCK], back[HD_FILE_BLOCK];
@@ -172,8 +210,9 @@ int main(void)
         return 1;
     HT_RUN(test_scan);
     HT_RUN(test_join);
-    HT_RUN(test_blocks);
     HT_RUN(test_readdir);
+    HT_RUN(test_create_part);
+    HT_RUN(test_blocks);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
     r = system(cmd);
     (void)r;
