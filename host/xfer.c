@@ -22,8 +22,9 @@
 #define PUMP_MS        2  /* downloads: a look at the backlog this often */
 #define BLOCKS_PER_RUN 32 /* at most this many blocks per look */
 
-struct rjob { /* a download: we read and send */
-    int used, id, fd, wait;
+struct rjob {               /* a download: we read and send */
+    int used, id, fd, wait; /* wait: for a confirm, or for the scan */
+    unsigned scanning;      /* the scan it waits for (struct scan.seq), or 0 */
     char base[4096];
     struct hd_file_list files;
     size_t i;
@@ -44,6 +45,9 @@ struct hxfer {
     struct hxfer_io io;
     uv_timer_t timer;
     int pumping;
+    int scans;              /* directory scans on libuv's thread pool */
+    unsigned seq;           /* numbers them */
+    int dead, timer_closed; /* hxfer_free was called; x goes with both */
     struct rjob r[HXFER_JOBS];
     struct wjob w[HXFER_JOBS];
     uint8_t buf[HD_FILE_BLOCK];
@@ -123,67 +127,103 @@ static int expand(const char *in, char *out, size_t cap)
 
 /* ---- listings ---------------------------------------------------------- */
 
-static void on_read_dir(struct hxfer *x, const Hbb__ReadDir *rd)
-{
-    Hbb__FileResponse fr = HBB__FILE_RESPONSE__INIT;
-    Hbb__FileDirectory dir;
-    char path[4096];
-    int r;
+/*
+ * Directory scans run on libuv's thread pool, not the loop (100000 files
+ * take a while, and video and the other sessions must not wait).
+ */
+enum scan_kind { SCAN_LIST, SCAN_ALL, SCAN_SEND };
 
-    if ((r = expand(rd->path, path, sizeof(path))) != 0 ||
-        (r = hd_files_readdir(path, rd->include_hidden, &dir)) != 0) {
-        send_error(x, rd->id, 0, "%s: %s", rd->path ? rd->path : "",
-                   hd_strerror(r));
-        return;
-    }
-    dir.id = rd->id;
-    fr.union_case = HBB__FILE_RESPONSE__UNION_DIR;
-    fr.dir = &dir;
-    if (send_response(x, &fr) != 0) /* larger than a message may be */
-        send_error(x, rd->id, 0, "%s: the listing is too large", rd->path);
-    hd_files_readdir_free(&dir);
+struct scan {
+    uv_work_t w;
+    struct hxfer *x;
+    enum scan_kind kind;
+    int id, hidden, r;
+    unsigned seq;
+    char path[4096];
+    struct hd_file_list list; /* SCAN_ALL, SCAN_SEND */
+    Hbb__FileDirectory dir;   /* SCAN_LIST */
+};
+
+static void scan_work(uv_work_t *w)
+{
+    struct scan *sc = w->data;
+
+    if (sc->kind == SCAN_LIST)
+        sc->r = hd_files_readdir(sc->path, sc->hidden, &sc->dir);
+    else
+        sc->r = hd_files_scan(sc->path, sc->hidden, &sc->list);
 }
 
-static void on_all_files(struct hxfer *x, const Hbb__ReadAllFiles *af)
+static void scan_done(uv_work_t *w, int status);
+
+/* Returns the scan's number, or 0 when it could not start (replied). */
+static unsigned start_scan(struct hxfer *x, enum scan_kind kind, int id,
+                           const char *path, int hidden)
+{
+    struct scan *sc = calloc(1, sizeof(*sc));
+    int r = -ENOMEM;
+
+    if (sc != NULL && (r = expand(path, sc->path, sizeof(sc->path))) == 0) {
+        sc->w.data = sc;
+        sc->x = x;
+        sc->kind = kind;
+        sc->id = id;
+        sc->hidden = hidden;
+        sc->seq = ++x->seq ? x->seq : ++x->seq; /* never 0 */
+        r = uv_queue_work(x->io.loop, &sc->w, scan_work, scan_done);
+        if (r == 0) {
+            x->scans++;
+            return sc->seq;
+        }
+    }
+    free(sc);
+    send_error(x, id, 0, "%s: %s", path ? path : "", hd_strerror(r));
+    return 0;
+}
+
+static void reply_listing(struct hxfer *x, struct scan *sc)
+{
+    Hbb__FileResponse fr = HBB__FILE_RESPONSE__INIT;
+
+    sc->dir.id = sc->id;
+    fr.union_case = HBB__FILE_RESPONSE__UNION_DIR;
+    fr.dir = &sc->dir;
+    if (send_response(x, &fr) != 0) /* larger than a message may be */
+        send_error(x, sc->id, 0, "%s: the listing is too large", sc->path);
+}
+
+static void reply_all_files(struct hxfer *x, struct scan *sc)
 {
     Hbb__FileResponse fr = HBB__FILE_RESPONSE__INIT;
     Hbb__FileDirectory dir = HBB__FILE_DIRECTORY__INIT;
     Hbb__FileEntry *ev = NULL, **pv = NULL;
-    struct hd_file_list l;
-    char path[4096];
-    int r;
+    const struct hd_file_list *l = &sc->list;
 
-    if ((r = expand(af->path, path, sizeof(path))) != 0 ||
-        (r = hd_files_scan(path, af->include_hidden, &l)) != 0) {
-        send_error(x, af->id, 0, "%s: %s", af->path ? af->path : "",
-                   hd_strerror(r));
-        return;
-    }
-    if (l.n > 0 && ((ev = calloc(l.n, sizeof(*ev))) == NULL ||
-                    (pv = calloc(l.n, sizeof(*pv))) == NULL)) {
-        send_error(x, af->id, 0, "out of memory");
+    if (l->n > 0 && ((ev = calloc(l->n, sizeof(*ev))) == NULL ||
+                     (pv = calloc(l->n, sizeof(*pv))) == NULL)) {
+        send_error(x, sc->id, 0, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < l.n; i++) {
+    for (size_t i = 0; i < l->n; i++) {
         hbb__file_entry__init(&ev[i]);
         ev[i].entry_type = HBB__FILE_TYPE__File;
-        ev[i].name = l.v[i].name;
-        ev[i].size = l.v[i].size;
-        ev[i].modified_time = l.v[i].mtime;
+        ev[i].name = l->v[i].name;
+        ev[i].size = l->v[i].size;
+        ev[i].modified_time = l->v[i].mtime;
         pv[i] = &ev[i];
     }
-    dir.id = af->id;
-    dir.path = path;
+    dir.id = sc->id;
+    dir.path = sc->path;
     dir.entries = pv;
-    dir.n_entries = l.n;
+    dir.n_entries = l->n;
     fr.union_case = HBB__FILE_RESPONSE__UNION_DIR;
     fr.dir = &dir;
     if (send_response(x, &fr) != 0)
-        send_error(x, af->id, 0, "%s: the list of files is too large", path);
+        send_error(x, sc->id, 0, "%s: the list of files is too large",
+                   sc->path);
 out:
     free(ev);
     free(pv);
-    hd_files_free(&l);
 }
 
 /* ---- downloads --------------------------------------------------------- */
@@ -264,8 +304,6 @@ static struct rjob *rjob_find(struct hxfer *x, int id)
 static void on_send(struct hxfer *x, const Hbb__FileTransferSendRequest *s)
 {
     struct rjob *j = NULL;
-    char path[4096];
-    int r;
 
     for (int i = 0; i < HXFER_JOBS && j == NULL; i++)
         if (!x->r[i].used)
@@ -274,19 +312,35 @@ static void on_send(struct hxfer *x, const Hbb__FileTransferSendRequest *s)
         send_error(x, s->id, 0, "too many transfers at once");
         return;
     }
-    if ((r = expand(s->path, path, sizeof(path))) != 0 ||
-        (r = hd_files_scan(path, s->include_hidden, &j->files)) != 0) {
-        send_error(x, s->id, 0, "%s: %s", s->path ? s->path : "",
-                   hd_strerror(r));
-        return;
-    }
+    /* the job waits for its scan (see send_scanned) */
     j->used = 1;
     j->id = s->id;
     j->fd = -1;
-    snprintf(j->base, sizeof(j->base), "%s", path);
-    hd_info(MOD, "%s: sending %s (%zu file(s), %llu bytes)", x->io.peer, path,
-            j->files.n, (unsigned long long)j->files.total);
+    j->wait = 1;
     j->i = s->file_num > 0 ? (size_t)s->file_num : 0;
+    j->scanning = start_scan(x, SCAN_SEND, s->id, s->path, s->include_hidden);
+    if (j->scanning == 0)
+        rjob_end(j);
+}
+
+/* The files of a download are known: announce the first. */
+static void send_scanned(struct hxfer *x, struct scan *sc)
+{
+    struct rjob *j = rjob_find(x, sc->id);
+
+    if (j == NULL || j->scanning != sc->seq)
+        return; /* cancelled meanwhile (the id may be in use again) */
+    j->scanning = 0;
+    if (sc->r != 0) {
+        send_error(x, sc->id, 0, "%s: %s", sc->path, hd_strerror(sc->r));
+        rjob_end(j);
+        return;
+    }
+    j->files = sc->list;
+    memset(&sc->list, 0, sizeof(sc->list)); /* the job's now */
+    snprintf(j->base, sizeof(j->base), "%s", sc->path);
+    hd_info(MOD, "%s: sending %s (%zu file(s), %llu bytes)", x->io.peer,
+            j->base, j->files.n, (unsigned long long)j->files.total);
     if (j->i >= j->files.n) {
         j->i = j->files.n; /* nothing (left) to send */
         send_done(x, j->id, (int)j->files.n);
@@ -301,8 +355,8 @@ static void on_confirm(struct hxfer *x,
 {
     struct rjob *j = rjob_find(x, c->id);
 
-    if (j == NULL || !j->wait || c->file_num != (int)j->i)
-        return; /* late, or for an upload (ours come the other way) */
+    if (j == NULL || !j->wait || j->scanning || c->file_num != (int)j->i)
+        return; /* early, late, or for an upload (ours come the other way) */
     if (c->union_case == HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_SKIP &&
         c->skip) {
         rjob_next(x, j);
@@ -558,10 +612,12 @@ void hxfer_action(struct hxfer *x, const Hbb__FileAction *a)
 {
     switch (a->union_case) {
     case HBB__FILE_ACTION__UNION_READ_DIR:
-        on_read_dir(x, a->read_dir);
+        start_scan(x, SCAN_LIST, a->read_dir->id, a->read_dir->path,
+                   a->read_dir->include_hidden);
         break;
     case HBB__FILE_ACTION__UNION_ALL_FILES:
-        on_all_files(x, a->all_files);
+        start_scan(x, SCAN_ALL, a->all_files->id, a->all_files->path,
+                   a->all_files->include_hidden);
         break;
     case HBB__FILE_ACTION__UNION_SEND:
         on_send(x, a->send);
@@ -640,15 +696,46 @@ int hxfer_new(const struct hxfer_io *io, struct hxfer **out)
     return 0;
 }
 
+/* x goes once its timer is closed and no scan will come back to it. */
 static void on_timer_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct hxfer *x = h->data;
+
+    x->timer_closed = 1;
+    if (x->scans == 0)
+        free(x);
+}
+
+static void scan_done(uv_work_t *w, int status)
+{
+    struct scan *sc = w->data;
+    struct hxfer *x = sc->x;
+
+    x->scans--;
+    if (!x->dead && status == 0) {
+        if (sc->kind == SCAN_SEND) {
+            send_scanned(x, sc);
+        } else if (sc->r != 0) {
+            send_error(x, sc->id, 0, "%s: %s", sc->path, hd_strerror(sc->r));
+        } else if (sc->kind == SCAN_LIST) {
+            reply_listing(x, sc);
+        } else {
+            reply_all_files(x, sc);
+        }
+    }
+    if (sc->kind == SCAN_LIST && sc->r == 0)
+        hd_files_readdir_free(&sc->dir);
+    hd_files_free(&sc->list);
+    free(sc);
+    if (x->dead && x->timer_closed && x->scans == 0)
+        free(x);
 }
 
 void hxfer_free(struct hxfer *x)
 {
     if (x == NULL)
         return;
+    x->dead = 1;
     for (int i = 0; i < HXFER_JOBS; i++) {
         if (x->r[i].used)
             rjob_end(&x->r[i]);
