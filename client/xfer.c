@@ -423,6 +423,7 @@ void vxfer_start(struct vxfer *x)
     clock_gettime(CLOCK_MONOTONIC, &x->t0);
     switch (x->o.mode) {
     case VXFER_LS:
+        rd.id = JOB; /* not the host's first listing (id 0) */
         rd.path = (char *)x->o.path;
         fa.union_case = HBB__FILE_ACTION__UNION_READ_DIR;
         fa.read_dir = &rd;
@@ -498,7 +499,7 @@ void vxfer_on_response(struct vxfer *x, const Hbb__FileResponse *r)
         return;
     switch (r->union_case) {
     case HBB__FILE_RESPONSE__UNION_DIR:
-        if (x->o.mode == VXFER_LS)
+        if (x->o.mode == VXFER_LS && r->dir->id == JOB)
             on_listing(x, r->dir);
         else if (x->o.mode == VXFER_GET && r->dir->id == JOB && x->files.n == 0)
             on_file_list(x, r->dir);

@@ -332,7 +332,7 @@ static size_t xfer_backlog(void *ud)
 }
 
 /* A file transfer session: file actions only, no video, sound, input. */
-static void begin_file_transfer(struct session *s)
+static void begin_file_transfer(struct session *s, const Hbb__FileTransfer *ft)
 {
     struct hxfer_io io = { s->h->loop, xfer_send, xfer_backlog, s, s->peer };
 
@@ -343,6 +343,7 @@ static void begin_file_transfer(struct session *s)
         return;
     }
     hd_info(MOD, "%s: file transfer session", s->peer);
+    hxfer_hello(s->xfer, ft ? ft->dir : NULL, ft ? ft->show_hidden : 0);
     send_test_delay(s);
 }
 
@@ -393,7 +394,7 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
     s->state = ST_LIVE;
     hd_channel_set_max_msg(s->ch, SESSION_LIVE_MAX_MSG);
     if (lr->union_case == HBB__LOGIN_REQUEST__UNION_FILE_TRANSFER) {
-        begin_file_transfer(s);
+        begin_file_transfer(s, lr->file_transfer);
         return;
     }
     s->clipboard =

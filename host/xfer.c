@@ -608,6 +608,17 @@ static void on_upload_done(struct hxfer *x, const Hbb__FileTransferDone *d)
 
 /* ---- entry points ------------------------------------------------------ */
 
+void hxfer_hello(struct hxfer *x, const char *dir, int hidden)
+{
+    struct stat st;
+    char path[4096];
+
+    if (dir == NULL || dir[0] == '\0' || expand(dir, path, sizeof(path)) != 0 ||
+        stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        dir = "~";
+    start_scan(x, SCAN_LIST, 0, dir, hidden);
+}
+
 void hxfer_action(struct hxfer *x, const Hbb__FileAction *a)
 {
     switch (a->union_case) {

@@ -46,6 +46,13 @@ struct hxfer;
 
 int hxfer_new(const struct hxfer_io *io, struct hxfer **out);
 
+/*
+ * Just logged in: list dir (the LoginRequest's FileTransfer.dir; the home
+ * directory when it is empty or not a directory) with id 0, as RustDesk's
+ * host does for its file manager's first view.
+ */
+void hxfer_hello(struct hxfer *x, const char *dir, int hidden);
+
 void hxfer_action(struct hxfer *x, const Hbb__FileAction *a);
 
 void hxfer_response(struct hxfer *x, const Hbb__FileResponse *r);

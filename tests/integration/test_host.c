@@ -1062,6 +1062,14 @@ static void file_transfer_bad_names(void)
     if (m)
         hbb__message__free_unpacked(m, NULL);
     HT_CHECK(file_has(host.log, "file transfer session", T));
+    /* first, unasked, the listing of the directory asked at login (or of
+     * home: this one does not exist), id 0, as RustDesk's host sends it */
+    m = v_expect(&v, HBB__MESSAGE__UNION_FILE_RESPONSE, T);
+    HT_CHECK(m != NULL &&
+             m->file_response->union_case == HBB__FILE_RESPONSE__UNION_DIR &&
+             m->file_response->dir->id == 0);
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         e.name = (char *)bad[i];
