@@ -74,6 +74,18 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* A NUL-terminated copy of t[0..n), or NULL. */
+static char *dup_text(const char *t, size_t n)
+{
+    char *p = malloc(n + 1);
+
+    if (p != NULL) {
+        memcpy(p, t, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
 static int same_as_last(const struct hclip *c, const char *t, size_t n)
 {
     return c->last != NULL && c->last_n == n && memcmp(c->last, t, n) == 0;
@@ -81,12 +93,10 @@ static int same_as_last(const struct hclip *c, const char *t, size_t n)
 
 static void remember(struct hclip *c, const char *t, size_t n)
 {
-    char *p = malloc(n + 1);
+    char *p = dup_text(t, n);
 
     if (p == NULL)
         return;
-    memcpy(p, t, n);
-    p[n] = '\0';
     free(c->last);
     c->last = p;
     c->last_n = n;
@@ -169,10 +179,8 @@ static void deliver_utf8(struct hclip *c, const char *t, size_t n)
     if (n == 0 || same_as_last(c, t, n))
         return;
     remember(c, t, n);
-    if ((p = malloc(n + 1)) == NULL)
+    if ((p = dup_text(t, n)) == NULL)
         return;
-    memcpy(p, t, n);
-    p[n] = '\0';
     pthread_mutex_lock(&c->mu);
     free(c->out);
     c->out = p;
@@ -595,10 +603,8 @@ void clip_set(struct hclip *c, const char *text, size_t n)
 {
     char *p;
 
-    if (c == NULL || (p = malloc(n + 1)) == NULL)
+    if (c == NULL || (p = dup_text(text, n)) == NULL)
         return;
-    memcpy(p, text, n);
-    p[n] = '\0';
     pthread_mutex_lock(&c->mu);
     free(c->in);
     c->in = p;

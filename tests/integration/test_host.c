@@ -795,6 +795,43 @@ static void tcp_registration(void)
 /* ---- the clipboard --------------------------------------------------------
  */
 
+static int send_clip(struct viewer *v, const Hbb__Clipboard *cb);
+
+/* Plain text as the viewer's clipboard. */
+static int send_clip_text(struct viewer *v, const char *text)
+{
+    Hbb__Clipboard cb;
+
+    hbb__clipboard__init(&cb);
+    cb.content.data = (uint8_t *)text;
+    cb.content.len = strlen(text);
+    return send_clip(v, &cb);
+}
+
+/* Copy text on the display (xclip serves it) and expect it as the host's
+ * Clipboard message. */
+static void copy_reaches_viewer(struct viewer *v, const char *display,
+                                const char *text)
+{
+    char cmd[256], *got = NULL;
+    Hbb__Message *m;
+    size_t n = 0;
+
+    snprintf(cmd, sizeof(cmd),
+             "printf '%s' | DISPLAY=%s xclip -selection clipboard "
+             ">/dev/null 2>&1",
+             text, display);
+    HT_EQ_INT(system(cmd), 0);
+    m = v_expect(v, HBB__MESSAGE__UNION_CLIPBOARD, T);
+    HT_CHECK(m != NULL);
+    if (m != NULL) {
+        HT_EQ_INT(hd_clip_unpack(m->clipboard, &got, &n), 0);
+        HT_EQ_STR(got ? got : "", text);
+        free(got);
+        hbb__message__free_unpacked(m, NULL);
+    }
+}
+
 static int send_clip(struct viewer *v, const Hbb__Clipboard *cb)
 {
     Hbb__Message m = HBB__MESSAGE__INIT;
@@ -871,8 +908,7 @@ static void clipboard_session(void)
     uint8_t junk[] = { 0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff, 0xff, 1, 2 };
     const char *extra[] = { "--password", PASSWORD, "--display", x.display,
                             NULL };
-    char cmd[256], *text = NULL, *big;
-    size_t n = 0;
+    char cmd[256], *big;
 
     if (!xvfb_have("xclip") || xvfb_start(&x) != 0) {
         ht_skip("clipboard_session", "Xvfb or xclip missing");
@@ -882,33 +918,13 @@ static void clipboard_session(void)
     HT_CHECK(file_has(h2.log, "sharing the CLIPBOARD selection", T));
     HT_EQ_INT(login_to(&v, &h2), 0);
 
-    /* viewer -> display */
-    hbb__clipboard__init(&cb);
-    cb.content.data = (uint8_t *)"int-clip-1";
-    cb.content.len = 10;
-    HT_EQ_INT(send_clip(&v, &cb), 0);
+    /* viewer -> display, display -> viewer */
+    HT_EQ_INT(send_clip_text(&v, "int-clip-1"), 0);
     HT_CHECK(xclip_has(x.display, "int-clip-1", T));
-
-    /* display -> viewer */
-    snprintf(cmd, sizeof(cmd),
-             "printf int-clip-2 | DISPLAY=%s xclip -selection clipboard "
-             ">/dev/null 2>&1",
-             x.display);
-    HT_EQ_INT(system(cmd), 0);
-    m = v_expect(&v, HBB__MESSAGE__UNION_CLIPBOARD, T);
-    HT_CHECK(m != NULL);
-    if (m != NULL) {
-        HT_EQ_INT(hd_clip_unpack(m->clipboard, &text, &n), 0);
-        HT_EQ_STR(text ? text : "", "int-clip-2");
-        free(text);
-        hbb__message__free_unpacked(m, NULL);
-    }
+    copy_reaches_viewer(&v, x.display, "int-clip-2");
 
     /* served as STRING it is Latin-1 (one byte for the e acute) */
-    hbb__clipboard__init(&cb);
-    cb.content.data = (uint8_t *)"caf\xc3\xa9";
-    cb.content.len = 5;
-    HT_EQ_INT(send_clip(&v, &cb), 0);
+    HT_EQ_INT(send_clip_text(&v, "caf\xc3\xa9"), 0);
     HT_CHECK(xclip_has(x.display, "caf\xc3\xa9", T));
     snprintf(cmd, sizeof(cmd),
              "DISPLAY=%s xclip -selection clipboard -o -t STRING | od -An -tx1",
@@ -924,16 +940,12 @@ static void clipboard_session(void)
         }
         HT_CHECK(strstr(hex, "63 61 66 e9") != NULL);
     }
-    snprintf(cmd, sizeof(cmd),
-             "printf int-clip-2 | DISPLAY=%s xclip -selection clipboard "
-             ">/dev/null 2>&1",
-             x.display);
-    HT_EQ_INT(system(cmd), 0);
-    m = v_expect(&v, HBB__MESSAGE__UNION_CLIPBOARD, T);
-    if (m != NULL)
-        hbb__message__free_unpacked(m, NULL);
+    copy_reaches_viewer(&v, x.display, "int-clip-2");
 
     /* an image and an oversize text: ignored, the session goes on */
+    hbb__clipboard__init(&cb);
+    cb.content.data = (uint8_t *)"not a png";
+    cb.content.len = 9;
     cb.format = HBB__CLIPBOARD_FORMAT__ImagePng;
     HT_EQ_INT(send_clip(&v, &cb), 0);
     big = malloc(HD_CLIP_MAX + 1);
@@ -949,10 +961,7 @@ static void clipboard_session(void)
     HT_CHECK(file_has(h2.log, "above 4194304 bytes ignored", T));
     xclip_read(x.display, cmd, sizeof(cmd));
     HT_EQ_STR(cmd, "int-clip-2");
-    hbb__clipboard__init(&cb);
-    cb.content.data = (uint8_t *)"int-clip-3";
-    cb.content.len = 10;
-    HT_EQ_INT(send_clip(&v, &cb), 0);
+    HT_EQ_INT(send_clip_text(&v, "int-clip-3"), 0);
     HT_CHECK(xclip_has(x.display, "int-clip-3", T));
 
     /* a broken zstd frame: one line, the session ends */
