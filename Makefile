@@ -40,13 +40,15 @@ HD_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 # Goals that must not install packages or read pkg-config.
-NOCONF_GOALS := clean distclean deps format format-check help
+NOCONF_GOALS := clean distclean deps format format-check help server-arm64 \
+	test-arm64
 ifeq ($(filter-out $(NOCONF_GOALS),$(or $(MAKECMDGOALS),all)),)
 SKIP_CONFIG := 1
 endif
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test unit bench fuzz format format-check clean help demo
+.PHONY: all deps test unit bench fuzz format format-check clean help demo \
+	server-arm64 test-arm64
 .SUFFIXES:
 # Keep generated sources and objects that pattern chains would delete.
 .SECONDARY:
@@ -63,6 +65,18 @@ endif
 
 deps:
 	$(Q)tools/deps.sh test
+
+# homedesk-server for 64-bit ARM in build-arm64/ (tools/cross-arm64.sh):
+# the cross toolchain and arm64 libraries come from tools/deps.sh arm64;
+# test-arm64 runs the server's integration tests against it under qemu.
+server-arm64:
+	$(Q)tools/deps.sh arm64
+	$(Q)tools/cross-arm64.sh build
+
+test-arm64:
+	$(Q)tools/deps.sh test
+	$(Q)tools/deps.sh arm64
+	$(Q)tools/cross-arm64.sh test
 
 # Filled by the module.mk files.
 PROGRAMS :=
@@ -115,6 +129,8 @@ help:
 	@echo 'make demo       server, host on a private desktop, viewer by ID'
 	@echo 'make fuzz       build the libFuzzer targets and run each 60 s'
 	@echo 'make bench      run the benchmarks'
+	@echo 'make server-arm64  homedesk-server for 64-bit ARM (build-arm64/)'
+	@echo 'make test-arm64    its integration tests under qemu-user'
 	@echo 'make format     reformat;  make format-check  verify format'
 	@echo 'options: O=dir V=1 DEVELOPER=1 SANITIZE=address,undefined'
 

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Install the Debian packages homedesk needs to build and test.
 #
-# Usage: tools/deps.sh [build|test|bench]   (default: test)
-# Each set includes the previous one.  Only missing packages are installed;
+# Usage: tools/deps.sh [build|test|bench|arm64]   (default: test)
+# Each of build, test, bench includes the previous one; arm64 is the cross
+# toolchain, the server's arm64 libraries (Debian multiarch: the arm64
+# architecture is added first) and qemu-user, for make server-arm64.  Only missing packages are installed;
 # when every package is present this costs one dpkg-query call.  As root it
 # runs apt-get itself (update first, as a fresh machine has no lists); as
 # another user it prints the exact command and fails.
@@ -20,13 +22,18 @@ test_pkgs="xvfb xauth xdotool xclip x11-apps x11-utils xterm nftables iproute2
 miniupnpd-nftables
 iptables sqlite3 procps psmisc pulseaudio pulseaudio-utils"
 bench_pkgs="ffmpeg valgrind"
+arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user pkg-config
+protobuf-c-compiler libsodium-dev:arm64 libuv1-dev:arm64
+libprotobuf-c-dev:arm64 libsqlite3-dev:arm64 nettle-dev:arm64
+libwslay-dev:arm64"
 
 case "$set_name" in
 build) want="$build_pkgs" ;;
 test) want="$build_pkgs $test_pkgs" ;;
 bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
+arm64) want="$arm64_pkgs" ;;
 *)
-	echo "usage: $0 [build|test|bench]" >&2
+	echo "usage: $0 [build|test|bench|arm64]" >&2
 	exit 2
 	;;
 esac
@@ -46,6 +53,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+if [ "$set_name" = arm64 ] && ! dpkg --print-foreign-architectures |
+	grep -qx arm64; then
+	dpkg --add-architecture arm64
+fi
 apt-get update -qq >&2
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >&2
