@@ -4,7 +4,9 @@
 # Usage: tools/deps.sh [build|test|bench|arm64]   (default: test)
 # Each of build, test, bench includes the previous one; arm64 is the cross
 # toolchain, the server's arm64 libraries (Debian multiarch: the arm64
-# architecture is added first) and qemu-user, for make server-arm64.  Only missing packages are installed;
+# architecture is added first) and qemu-user, for make server-arm64.
+# libwslay-dev cannot be installed for two architectures at once: the
+# native one gives the headers, libwslay1:arm64 the library.  Only missing packages are installed;
 # when every package is present this costs one dpkg-query call.  As root it
 # runs apt-get itself (update first, as a fresh machine has no lists); as
 # another user it prints the exact command and fails.
@@ -25,7 +27,7 @@ bench_pkgs="ffmpeg valgrind"
 arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user pkg-config
 protobuf-c-compiler libsodium-dev:arm64 libuv1-dev:arm64
 libprotobuf-c-dev:arm64 libsqlite3-dev:arm64 nettle-dev:arm64
-libwslay-dev:arm64"
+libwslay1:arm64 libwslay-dev"
 
 case "$set_name" in
 build) want="$build_pkgs" ;;
@@ -38,10 +40,20 @@ arm64) want="$arm64_pkgs" ;;
 	;;
 esac
 
+# Installed for the right architecture: the native one (or "all") unless
+# the name says which (libsodium-dev:arm64); with the arm64 architecture
+# added, a plain name matches both.
+native=$(dpkg --print-architecture)
 missing=""
 for p in $want; do
-	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-	[ "$s" = installed ] || missing="$missing $p"
+	case $p in
+	*:*) arch=${p#*:} ;;
+	*) arch=$native ;;
+	esac
+	s=$(dpkg-query -W -f='${Architecture} ${db:Status-Status}\n' "$p" \
+		2>/dev/null || true)
+	printf '%s\n' "$s" | grep -Eq "^($arch|all) installed$" ||
+		missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
 
