@@ -9,13 +9,15 @@
 #include <zstd.h>
 
 #include "clip.h"
+#include "squeeze.h"
 
 /* RustDesk compresses at zstd's default level. */
 #define CLIP_LEVEL 3
 
 int hd_clip_pack(const char *text, size_t n, Hbb__Clipboard *cb, uint8_t **buf)
 {
-    size_t cap, z;
+    size_t z;
+    int r;
     uint8_t *out;
 
     hbb__clipboard__init(cb);
@@ -27,14 +29,8 @@ int hd_clip_pack(const char *text, size_t n, Hbb__Clipboard *cb, uint8_t **buf)
     cb->content.len = n;
     if (n < 64) /* a frame header and checksum would not pay */
         return 0;
-    cap = ZSTD_compressBound(n);
-    if ((out = malloc(cap)) == NULL)
-        return -ENOMEM;
-    z = ZSTD_compress(out, cap, text, n, CLIP_LEVEL);
-    if (ZSTD_isError(z) || z >= n) {
-        free(out);
-        return 0;
-    }
+    if ((r = hd_squeeze(text, n, CLIP_LEVEL, n, &out, &z)) <= 0)
+        return r;
     cb->compress = 1;
     cb->content.data = out;
     cb->content.len = z;

@@ -15,6 +15,7 @@
 #include <zstd_errors.h>
 
 #include "files.h"
+#include "squeeze.h"
 
 static int add(struct hd_file_list *l, const char *name, const struct stat *st)
 {
@@ -220,7 +221,8 @@ int hd_files_open_send(const char *path, uint64_t *size, uint64_t *mtime)
 int hd_file_block_pack(const uint8_t *data, size_t n, Hbb__FileTransferBlock *b,
                        uint8_t **buf)
 {
-    size_t cap, z;
+    size_t z;
+    int r;
     uint8_t *out;
 
     hbb__file_transfer_block__init(b);
@@ -229,14 +231,9 @@ int hd_file_block_pack(const uint8_t *data, size_t n, Hbb__FileTransferBlock *b,
     b->data.len = n;
     if (n < 256)
         return 0;
-    cap = ZSTD_compressBound(n);
-    if ((out = malloc(cap)) == NULL)
-        return -ENOMEM;
-    z = ZSTD_compress(out, cap, data, n, 1);  /* fast: files can be large */
-    if (ZSTD_isError(z) || z >= n - n / 16) { /* not worth it */
-        free(out);
-        return 0;
-    }
+    /* level 1: files can be large; under 1/16 saved is not worth it */
+    if ((r = hd_squeeze(data, n, 1, n - n / 16, &out, &z)) <= 0)
+        return r;
     b->compressed = 1;
     b->data.data = out;
     b->data.len = z;
