@@ -47,7 +47,7 @@ SKIP_CONFIG := 1
 endif
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test unit bench fuzz format format-check clean help demo \
+.PHONY: all deps test unit bench fuzz format format-check clean help demo deb \
 	server-arm64 test-arm64
 .SUFFIXES:
 # Keep generated sources and objects that pattern chains would delete.
@@ -65,6 +65,10 @@ endif
 
 deps:
 	$(Q)tools/deps.sh test
+
+# Debian packages of the three programs from $(O) into $(O)/deb.
+deb: all
+	$(Q)tools/mkdeb.sh $(O) $(O)/deb
 
 # homedesk-server for 64-bit ARM in build-arm64/ (tools/cross-arm64.sh):
 # the cross toolchain and arm64 libraries come from tools/deps.sh arm64;
@@ -129,6 +133,7 @@ help:
 	@echo 'make demo       server, host on a private desktop, viewer by ID'
 	@echo 'make fuzz       build the libFuzzer targets and run each 60 s'
 	@echo 'make bench      run the benchmarks'
+	@echo 'make deb       Debian packages of the three programs ($$(O)/deb)'
 	@echo 'make server-arm64  homedesk-server for 64-bit ARM (build-arm64/)'
 	@echo 'make test-arm64    its integration tests under qemu-user'
 	@echo 'make format     reformat;  make format-check  verify format'

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run homedesk's test programs and print one summary line.
 #
-# Usage: O=build tools/run-tests.sh [SUITE...]   suites: unit integration e2e nat
+# Usage: O=build tools/run-tests.sh [SUITE...]
+#        suites: unit integration e2e nat packaging
 # Every test program prints "ok - ..." / "not ok - ..." lines (see
 # tests/harness.h); this script runs them (HD_TEST_JOBS at a time, default
 # 2), prints their lines numbered in a stable order, counts a program that
@@ -11,7 +12,7 @@ set -u
 O=${O:-build}
 jobs=${HD_TEST_JOBS:-2}
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(unit integration e2e nat)
+[ ${#suites[@]} -eq 0 ] && suites=(unit integration e2e nat packaging)
 
 progs=()
 for s in "${suites[@]}"; do
@@ -21,7 +22,7 @@ for s in "${suites[@]}"; do
 			[ -x "$p" ] && [ "${p%.[od]}" = "$p" ] && progs+=("$p")
 		done
 		;;
-	e2e | nat)
+	e2e | nat | packaging)
 		for p in tests/$s/test_*.sh; do
 			[ -f "$p" ] && progs+=("$p")
 		done

@@ -1,0 +1,79 @@
+#!/bin/sh
+# Debian packages from a build tree: homedesk-server (with the systemd
+# unit, and hbbs/hbbr links in /usr/lib/homedesk so as not to clash with a
+# RustDesk server package), homedesk-host and homedesk-viewer.  Depends
+# lists the packages that hold the shared libraries each program links
+# (found with ldd and dpkg -S); programs are stripped.
+#
+# Usage: tools/mkdeb.sh [BUILD_DIR [OUT_DIR]]   (default build, BUILD_DIR/deb)
+set -eu
+O=${1:-build}
+out=${2:-$O/deb}
+version=$(sed -n 's/^VERSION := //p' Makefile)
+arch=$(dpkg --print-architecture)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The packages that hold the shared libraries the given programs link
+# directly (their NEEDED entries, where ldd finds them).
+depends() {
+	for b in "$@"; do
+		objdump -p "$b" | awk '$1 == "NEEDED" { print $2 }' |
+			while read -r so; do
+				ldd "$b" | awk -v so="$so" '$1 == so && $2 == "=>" { print $3 }'
+			done
+	done | sort -u | while read -r lib; do
+		real=$(readlink -f "$lib")
+		for p in "$lib" "$real" "/usr$lib" "/usr$real" "${lib#/usr}" \
+			"${real#/usr}"; do
+			pkg=$(dpkg -S "$p" 2>/dev/null | head -n1 | cut -d: -f1) || true
+			[ -n "$pkg" ] && break
+		done
+		[ -n "$pkg" ] && echo "$pkg"
+	done | sort -u | paste -sd, | sed 's/,/, /g'
+}
+
+# package NAME DESCRIPTION PROGRAM...
+package() {
+	name=$1 desc=$2
+	shift 2
+	root=$work/$name
+	mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/doc/$name"
+	for p in "$@"; do
+		objcopy --strip-unneeded "$O/$p" "$root/usr/bin/$p"
+	done
+	cp README.md "$root/usr/share/doc/$name/README.md"
+	{
+		echo "Package: $name"
+		echo "Version: $version"
+		echo "Architecture: $arch"
+		echo "Maintainer: homedesk developers <homedesk@localhost>"
+		echo "Section: net"
+		echo "Priority: optional"
+		echo "Depends: $(cd "$O" && depends "$@")"
+		echo "Description: $desc"
+		echo " homedesk: a self-hosted remote desktop (RustDesk compatible)."
+	} >"$root/DEBIAN/control"
+}
+
+mkdir -p "$out"
+package homedesk-server \
+	"rendezvous and relay server, a drop-in for RustDesk's hbbs/hbbr" \
+	homedesk-server
+mkdir -p "$work/homedesk-server/usr/lib/homedesk" \
+	"$work/homedesk-server/lib/systemd/system"
+ln -s ../../bin/homedesk-server "$work/homedesk-server/usr/lib/homedesk/hbbs"
+ln -s ../../bin/homedesk-server "$work/homedesk-server/usr/lib/homedesk/hbbr"
+cp packaging/systemd/homedesk-server.service \
+	"$work/homedesk-server/lib/systemd/system/"
+cp packaging/README.md \
+	"$work/homedesk-server/usr/share/doc/homedesk-server/packaging.md"
+package homedesk-host "the agent on the computer to be reached (X11)" \
+	homedesk-host
+package homedesk-viewer "the viewer: reach a homedesk or RustDesk host" \
+	homedesk-viewer
+for name in homedesk-server homedesk-host homedesk-viewer; do
+	dpkg-deb --root-owner-group --build "$work/$name" \
+		"$out/${name}_${version}_$arch.deb" >/dev/null
+	echo "$out/${name}_${version}_$arch.deb"
+done
