@@ -778,3 +778,26 @@ pid_t desk_pulse_start(const char *dir, char *server, size_t cap)
     desk_stop(pid, 1000);
     return -1;
 }
+
+/* ---- scratch directories --------------------------------------------------
+ */
+
+int desk_tmp_make(char *dir, size_t cap, const char *name)
+{
+    if (snprintf(dir, cap, "/tmp/hd-%s-XXXXXX", name) >= (int)cap)
+        return -1;
+    return mkdtemp(dir) != NULL ? 0 : -1;
+}
+
+void desk_tmp_done(const char *dir)
+{
+    char cmd[600];
+
+    if (getenv("HD_KEEP_TMP") != NULL) {
+        printf("# kept %s\n", dir);
+        return;
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
+}

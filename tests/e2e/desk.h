@@ -102,6 +102,13 @@ int desk_file_has(const char *path, const char *needle, int wait_ms);
 /* Read a whole (small) file into buf, NUL-terminated; bytes read or -1. */
 ssize_t desk_slurp(const char *path, char *buf, size_t cap);
 
+/* A fresh /tmp/hd-NAME-XXXXXX into dir (cap bytes).  0 or -1. */
+int desk_tmp_make(char *dir, size_t cap, const char *name);
+
+/* Remove dir and everything in it, unless HD_KEEP_TMP is set (then say
+ * where it is). */
+void desk_tmp_done(const char *dir);
+
 /* Print the last lines of a file as test diagnostics ("# " prefix). */
 void desk_dump(const char *title, const char *path);
 

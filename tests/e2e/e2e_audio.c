@@ -239,8 +239,7 @@ int main(void)
         ht_skip("all", "Xvfb, pulseaudio or pacat missing");
         return ht_finish();
     }
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/hd-e2e-audio-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
+    if (desk_tmp_make(tmpdir, sizeof(tmpdir), "e2e-audio") != 0)
         return 1;
     HT_RUN(set_up);
     if (up) {
@@ -260,14 +259,6 @@ int main(void)
     desk_screen_close(&A);
     desk_screen_close(&B);
     srv_cleanup(&srv);
-    if (getenv("HD_KEEP_TMP") != NULL) {
-        printf("# kept %s\n", tmpdir);
-    } else {
-        char cmd[300];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
-            printf("# could not remove %s\n", tmpdir);
-    }
+    desk_tmp_done(tmpdir);
     return ht_finish();
 }

@@ -235,8 +235,7 @@ int main(void)
         ht_skip("all", "Xvfb or xdotool missing");
         return ht_finish();
     }
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/hd-e2e-net-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
+    if (desk_tmp_make(tmpdir, sizeof(tmpdir), "e2e-net") != 0)
         return 1;
     HT_RUN(set_up);
     if (up) {
@@ -251,13 +250,6 @@ int main(void)
     desk_screen_close(&B);
     srv_cleanup(&srv);
     desk_proxy_free(proxy);
-    if (getenv("HD_KEEP_TMP") != NULL) {
-        printf("# kept %s\n", tmpdir);
-    } else {
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
-            printf("# could not remove %s\n", tmpdir);
-    }
+    desk_tmp_done(tmpdir);
     return ht_finish();
 }

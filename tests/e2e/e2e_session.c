@@ -487,8 +487,7 @@ int main(void)
         ht_skip("all", "Xvfb, xdotool or xterm missing");
         return ht_finish();
     }
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/hd-e2e-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
+    if (desk_tmp_make(tmpdir, sizeof(tmpdir), "e2e") != 0)
         return 1;
     shot_a = malloc(DESK_W * DESK_H * 3);
     shot_b = malloc(DESK_W * DESK_H * 3);
@@ -514,13 +513,6 @@ int main(void)
     teardown();
     free(shot_a);
     free(shot_b);
-    if (getenv("HD_KEEP_TMP") != NULL) {
-        printf("# kept %s\n", tmpdir);
-    } else {
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
-            printf("# could not remove %s\n", tmpdir);
-    }
+    desk_tmp_done(tmpdir);
     return ht_finish();
 }
