@@ -147,7 +147,7 @@ static int bench_idle_and_latency(int idle_s)
     snprintf(direct, sizeof(direct), "127.0.0.1:%u", pport);
     if (desk_viewer_start(&v, tmpdir, "idle", &srv, &B, PASSWORD, NULL,
                           extra) != 0 ||
-        !desk_file_has(v.err, "first frame shown", 10000)) {
+        !file_has(v.err, "first frame shown", 10000)) {
         desk_viewer_dump(&v);
         goto out;
     }

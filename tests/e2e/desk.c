@@ -254,19 +254,6 @@ ssize_t desk_slurp(const char *path, char *buf, size_t cap)
     return got;
 }
 
-int desk_file_has(const char *path, const char *needle, int wait_ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)wait_ms;
-    static char buf[1 << 20];
-
-    do {
-        if (desk_slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, needle))
-            return 1;
-        usleep(20000);
-    } while (now_ms() < deadline);
-    return 0;
-}
-
 void desk_dump(const char *title, const char *path)
 {
     char cmd[600];
@@ -313,17 +300,17 @@ int desk_host_start(struct desk_host *h, const char *dir, const struct srv *s,
         argv[n++] = extra[i];
     argv[n] = NULL;
     h->pid = desk_spawn(argv, NULL, h->out, h->log);
-    if (h->pid < 0 || !desk_file_has(h->out, "id: ", 10000) ||
+    if (h->pid < 0 || !file_has(h->out, "id: ", 10000) ||
         desk_slurp(h->out, buf, sizeof(buf)) <= 0 ||
         (p = strstr(buf, "id: ")) == NULL)
         return -1;
     snprintf(h->id, sizeof(h->id), "%.*s", (int)strspn(p + 4, "0123456789"),
              p + 4);
-    if (desk_file_has(h->out, "listening on port ", 5000) &&
+    if (file_has(h->out, "listening on port ", 5000) &&
         desk_slurp(h->out, buf, sizeof(buf)) > 0 &&
         (p = strstr(buf, "listening on port ")) != NULL)
         h->port = (uint16_t)atoi(p + strlen("listening on port "));
-    return desk_file_has(h->log, "registered ID", 10000) ? 0 : -1;
+    return file_has(h->log, "registered ID", 10000) ? 0 : -1;
 }
 
 void desk_host_stop(struct desk_host *h)
@@ -428,7 +415,7 @@ pid_t desk_card_start(struct desk_screen *a, struct desk_rect r,
     env[0] = disp;
     env[1] = NULL;
     pid = desk_spawn(argv, env, out, err);
-    if (pid > 0 && !desk_file_has(out, "ready", 5000)) {
+    if (pid > 0 && !file_has(out, "ready", 5000)) {
         desk_stop(pid, 1000);
         desk_dump("hd-testcard stderr", err);
         return -1;

@@ -96,9 +96,6 @@ pid_t desk_spawn(const char *const *argv, const char *const *env,
  * wait_exit (128 + signal when killed), or -1 for pid <= 0. */
 int desk_stop(pid_t pid, int ms);
 
-/* Does file path contain needle?  Waits up to wait_ms. */
-int desk_file_has(const char *path, const char *needle, int wait_ms);
-
 /* Read a whole (small) file into buf, NUL-terminated; bytes read or -1. */
 ssize_t desk_slurp(const char *path, char *buf, size_t cap);
 

@@ -153,7 +153,7 @@ static int start_viewer(struct desk_viewer *v, const char *name,
     setenv("SDL_DISKAUDIOFILE", file, 1);
     if (desk_viewer_start(v, tmpdir, name, &srv, &B, PASSWORD, host.id,
                           extra) != 0 ||
-        !desk_file_has(v->err, "first frame shown", 10000)) {
+        !file_has(v->err, "first frame shown", 10000)) {
         desk_viewer_dump(v);
         return -1;
     }
@@ -182,7 +182,7 @@ static void tone_is_heard(void)
     char file[400];
     struct heard h;
 
-    HT_CHECK(desk_file_has(host.log, "capturing", 5000));
+    HT_CHECK(file_has(host.log, "capturing", 5000));
     HT_EQ_INT(play_tone(), 0);
     usleep(700000); /* the last frames through the network and the device */
     snprintf(file, sizeof(file), "%s/viewer.raw", tmpdir);
@@ -202,7 +202,7 @@ static void silence_costs_nothing(void)
 
     usleep(1500000); /* silence, while the session goes on */
     desk_viewer_stop(&viewer);
-    HT_CHECK(desk_file_has(host.log, "audio frames sent", 5000));
+    HT_CHECK(file_has(host.log, "audio frames sent", 5000));
     sent = last_audio_sent();
     printf("# audio frames the host sent in the session: %ld (tone %d)\n", sent,
            TONE_MS / 10);
@@ -221,7 +221,7 @@ static void no_audio_viewer(void)
     HT_EQ_INT(start_viewer(&v, "quiet", extra), 0);
     HT_EQ_INT(play_tone(), 0);
     desk_viewer_stop(&v);
-    HT_CHECK(desk_file_has(host.log, "audio frames sent", 5000));
+    HT_CHECK(file_has(host.log, "audio frames sent", 5000));
     usleep(200000);
     desk_slurp(host.log, after, sizeof(after));
     HT_CHECK(strlen(after) > strlen(before));

@@ -149,9 +149,9 @@ static void relay_session(void)
 
     HT_CHECK(desk_viewer_start(&v, tmpdir, "relay", &srv, &B, PASSWORD, host.id,
                                relay) == 0);
-    HT_CHECK(desk_file_has(v.err, "first frame shown", 10000));
-    HT_CHECK(desk_file_has(v.err, "connected (relay)", 10));
-    HT_CHECK(desk_file_has(host.log, "path relay", 10));
+    HT_CHECK(file_has(v.err, "first frame shown", 10000));
+    HT_CHECK(file_has(v.err, "connected (relay)", 10));
+    HT_CHECK(file_has(host.log, "path relay", 10));
     HT_CHECK(type_through(marker));
     /* short: sent as it is (not compressed) inside the sealed stream */
     if (xvfb_have("xclip")) {
@@ -195,19 +195,18 @@ static void server_restart(void)
 
     HT_CHECK(desk_viewer_start(&v, tmpdir, "restart", &srv, &B, PASSWORD,
                                host.id, NULL) == 0);
-    HT_CHECK(desk_file_has(v.err, "first frame shown", 10000));
+    HT_CHECK(file_has(v.err, "first frame shown", 10000));
     HT_CHECK(type_through("before"));
 
     HT_CHECK(srv_stop(&srv) == 0);
-    HT_CHECK(
-        desk_file_has(host.log, "no answer from the rendezvous server", 10000));
+    HT_CHECK(file_has(host.log, "no answer from the rendezvous server", 10000));
     /* the established session does not need the server */
     HT_CHECK(type_through("down"));
     HT_CHECK(kill(v.pid, 0) == 0);
     HT_CHECK(kill(host.pid, 0) == 0);
 
     HT_CHECK(srv_start(&srv, srv.dir, NULL) == 0);
-    HT_CHECK(desk_file_has(host.log, "answers again", 10000));
+    HT_CHECK(file_has(host.log, "answers again", 10000));
     /* a new viewer reaches the host by ID */
     HT_CHECK(desk_viewer_start(&hv, tmpdir, "after", &srv, NULL, PASSWORD,
                                host.id, one) == 0);

@@ -122,7 +122,7 @@ static int setup(void)
     }
     if (desk_viewer_start(&viewer, tmpdir, "viewer", &srv, &B, PASSWORD,
                           host.id, NULL) != 0 ||
-        !desk_file_has(viewer.err, "first frame shown", 10000)) {
+        !file_has(viewer.err, "first frame shown", 10000)) {
         printf("# the viewer showed no frame\n");
         desk_viewer_dump(&viewer);
         desk_dump("host log", host.log);
@@ -278,7 +278,7 @@ static int card_got(const char *want, int ms)
 {
     char buf[8192];
 
-    if (desk_file_has(record, want, ms))
+    if (file_has(record, want, ms))
         return 1;
     desk_slurp(record, buf, sizeof(buf));
     printf("# card record lacks \"%s\"; it has:\n%s\n", want, buf);
@@ -468,8 +468,8 @@ static void wrong_password_refused(void)
     HT_CHECK(desk_viewer_start(&v, tmpdir, "wrongpw", &srv, NULL,
                                "not-" PASSWORD, host.id, NULL) == 0);
     HT_EQ_INT(desk_viewer_wait(&v, 15000), 1);
-    HT_CHECK(desk_file_has(v.err, "wrong password", 10));
-    HT_CHECK(desk_file_has(host.log, "login failed from 127.0.0.1", 3000));
+    HT_CHECK(file_has(v.err, "wrong password", 10));
+    HT_CHECK(file_has(host.log, "login failed from 127.0.0.1", 3000));
     /* the established session is unaffected */
     HT_CHECK(kill(viewer.pid, 0) == 0);
     if (ht_case_failures())

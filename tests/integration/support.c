@@ -660,3 +660,24 @@ int wait_port(uint16_t port, int ms)
     } while (now_ms() < deadline);
     return 0;
 }
+
+int file_has(const char *path, const char *needle, int wait_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)wait_ms;
+    static char buf[1 << 20];
+
+    do {
+        int fd = open(path, O_RDONLY);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+        if (fd >= 0)
+            close(fd);
+        if (n > 0) {
+            buf[n] = '\0';
+            if (strstr(buf, needle) != NULL)
+                return 1;
+        }
+        usleep(20000);
+    } while (now_ms() < deadline);
+    return 0;
+}

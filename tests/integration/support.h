@@ -91,6 +91,10 @@ uint16_t test_base_port(void);
 /* Monotonic milliseconds. */
 uint64_t now_ms(void);
 
+/* Does the file at path contain needle?  Looks again every 20 ms for up
+ * to wait_ms (the first megabyte of the file). */
+int file_has(const char *path, const char *needle, int wait_ms);
+
 #endif
 
 /*

@@ -52,27 +52,6 @@ struct hostp {
     uint8_t pk[32];
 };
 
-static int file_has(const char *path, const char *needle, int wait_ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)wait_ms;
-    static char buf[1 << 20];
-
-    do {
-        int fd = open(path, O_RDONLY);
-        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-        if (fd >= 0)
-            close(fd);
-        if (n > 0) {
-            buf[n] = '\0';
-            if (strstr(buf, needle) != NULL)
-                return 1;
-        }
-        usleep(20000);
-    } while (now_ms() < deadline);
-    return 0;
-}
-
 /* The text after the last occurrence of prefix in path, up to a newline. */
 static int file_value(const char *path, const char *prefix, char *out,
                       size_t cap)

@@ -34,25 +34,6 @@ struct hostp {
     char log[400], out[400];
 };
 
-static int file_has(const char *path, const char *needle, int ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)ms;
-    char buf[65536];
-
-    do {
-        FILE *f = fopen(path, "r");
-        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-        if (f)
-            fclose(f);
-        buf[n] = '\0';
-        if (strstr(buf, needle) != NULL)
-            return 1;
-        usleep(20000);
-    } while (now_ms() < deadline);
-    return 0;
-}
-
 static int host_start(struct hostp *h, const char *name, const char *extra)
 {
     char cmd[1600], buf[4096], *p;
