@@ -92,6 +92,7 @@ struct hd_venc {
     uint8_t *map;     /* active map handed to libvpx (16x16 blocks) */
     uint8_t *pending; /* blocks damaged in dropped frames */
     uint8_t *touched; /* blocks under this frame's damage (exact damage) */
+    long long *touched_above; /* [r]: touched blocks in rows 0..r-1 */
     struct strip strips[2];
     int refining; /* hd_venc_refine is on: no comparison */
     int pending_any;
@@ -420,7 +421,10 @@ int hd_venc_new(const struct hd_venc_config *cfg, struct hd_venc **out)
     map_n = (size_t)v->map_rows * v->map_cols;
     if ((v->map = malloc(map_n)) == NULL ||
         (v->pending = calloc(1, map_n)) == NULL ||
-        (v->touched = malloc(map_n)) == NULL || strips_alloc(v) != 0) {
+        (v->touched = malloc(map_n)) == NULL ||
+        (v->touched_above = calloc(v->map_rows + 1, sizeof(long long))) ==
+            NULL ||
+        strips_alloc(v) != 0) {
         r = -ENOMEM;
         goto out;
     }
@@ -498,6 +502,7 @@ void hd_venc_free(struct hd_venc *venc)
     free(venc->map);
     free(venc->pending);
     free(venc->touched);
+    free(venc->touched_above);
     for (int i = 0; i < 2; i++)
         free(venc->strips[i].y);
     free(venc);
@@ -728,11 +733,9 @@ static long long area_above(const struct hd_venc *v,
     if (mode == CONV_FULL)
         return (long long)v->cfg.width * y;
     if (mode == CONV_EXACT) {
-        size_t n = (size_t)((y + 15) / 16) * v->map_cols;
+        unsigned r = (unsigned)(y + 15) / 16;
 
-        for (i = 0; i < n && i < (size_t)v->map_rows * v->map_cols; i++)
-            a += v->touched[i];
-        return a * 256;
+        return v->touched_above[r < v->map_rows ? r : v->map_rows] * 256;
     }
     for (i = 0; i < in->n_rects; i++)
         if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1) && y > y0)
@@ -778,6 +781,20 @@ static void convert(struct hd_venc *v, const struct hd_venc_input *in,
     pthread_mutex_unlock(&v->mu);
 }
 
+/* touched_above from touched: one pass, for the thread split's search. */
+static void count_touched(struct hd_venc *v)
+{
+    const uint8_t *t = v->touched;
+    long long sum = 0;
+
+    v->touched_above[0] = 0;
+    for (unsigned r = 0; r < v->map_rows; r++) {
+        for (unsigned c = 0; c < v->map_cols; c++)
+            sum += *t++;
+        v->touched_above[r + 1] = sum;
+    }
+}
+
 /*
  * Bring the I420 picture up to date and build the active map.  Returns 1
  * when the map should be used, 0 when the whole frame is active.
@@ -799,6 +816,7 @@ static int prepare(struct hd_venc *v, const struct hd_venc_input *in)
                 if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
                     mark_blocks(v, v->touched, x0, y0, x1, y1);
         }
+        count_touched(v);
         convert(v, in, CONV_EXACT,
                 area_above(v, in, CONV_EXACT, v->cfg.height));
         return 1;
