@@ -49,12 +49,10 @@ struct audio {
     int warned;
 };
 
+/* Milliseconds on libuv's monotonic clock (any thread). */
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return uv_hrtime() / 1000000;
 }
 
 static void push(struct audio *a, const uint8_t *d, size_t n)

@@ -11,7 +11,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <xcb/xcb.h>
@@ -66,12 +65,10 @@ struct hclip {
     uint64_t incr_ms;     /* when its last piece came */
 };
 
+/* Milliseconds on libuv's monotonic clock (any thread). */
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return uv_hrtime() / 1000000;
 }
 
 /* A NUL-terminated copy of t[0..n), or NULL. */

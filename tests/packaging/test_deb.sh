@@ -48,7 +48,8 @@ check "packaged programs run (stripped)" sh -c "
 	'$tmp/x/usr/bin/homedesk-host' --version | grep -q 'homedesk-host $v' &&
 	'$tmp/x/usr/bin/homedesk-viewer' --version | grep -q 'homedesk-viewer $v' &&
 	'$tmp/x/usr/lib/homedesk/hbbs' --help | grep -q hbbs &&
-	! file '$tmp/x/usr/bin/homedesk-server' | grep -q 'with debug_info'"
+	! objdump -h '$tmp/x/usr/bin/homedesk-server' | grep -q debug_info &&
+	objdump -h '$O/homedesk-server' | grep -q debug_info"
 check "the packaged server passes the rendezvous tests" sh -c "
 	test -x '$O/tests/integration/test_rendezvous' &&
 	HD_BUILD_DIR='$tmp/x/usr/bin' '$O/tests/integration/test_rendezvous' \
