@@ -310,11 +310,35 @@ static void check_signed_pk(const ProtobufCBinaryData *pk, const struct host *h)
     }
 }
 
+/*
+ * The host's answer to a PunchHole: PunchHoleSent over a fresh TCP
+ * connection from 127.0.0.2, as RustDesk hosts send it.  Returns that
+ * connection (the caller closes it) or -1.
+ */
+static int host_punch_sent(const Hbb__PunchHole *ph, const char *host_id,
+                           const char *relay)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__PunchHoleSent sent = HBB__PUNCH_HOLE_SENT__INIT;
+    int fd = tcp_connect_from("127.0.0.2", "127.0.0.1", srv.port);
+
+    HT_CHECK(fd >= 0);
+    sent.socket_addr = ph->socket_addr;
+    sent.id = (char *)host_id;
+    if (relay != NULL)
+        sent.relay_server = (char *)relay;
+    sent.nat_type = HBB__NAT_TYPE__ASYMMETRIC;
+    sent.version = "1.4.0";
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT;
+    m.punch_hole_sent = &sent;
+    HT_CHECK(fd < 0 || send_msg(fd, &m) == 0);
+    return fd;
+}
+
 static void punch_hole_flow(void)
 {
     struct host h;
-    Hbb__RendezvousMessage *in, m = HBB__RENDEZVOUS_MESSAGE__INIT;
-    Hbb__PunchHoleSent sent = HBB__PUNCH_HOLE_SENT__INIT;
+    Hbb__RendezvousMessage *in;
     struct sockaddr_storage from, viewer, seen;
     int vfd, hfd = -1;
     uint16_t vport, hport = 0;
@@ -335,17 +359,8 @@ static void punch_hole_flow(void)
         HT_EQ_INT(hd_addr_port((struct sockaddr *)&viewer), vport);
         HT_EQ_INT(ph->nat_type, HBB__NAT_TYPE__ASYMMETRIC);
         /* it answers over a fresh TCP connection, as RustDesk hosts do */
-        hfd = tcp_connect_from("127.0.0.2", "127.0.0.1", srv.port);
-        HT_CHECK(hfd >= 0);
-        hport = sock_port(hfd);
-        sent.socket_addr = ph->socket_addr;
-        sent.id = h.id;
-        sent.relay_server = "relay.example:21117";
-        sent.nat_type = HBB__NAT_TYPE__ASYMMETRIC;
-        sent.version = "1.4.0";
-        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT;
-        m.punch_hole_sent = &sent;
-        HT_CHECK(send_msg(hfd, &m) == 0);
+        hfd = host_punch_sent(ph, h.id, "relay.example:21117");
+        hport = hfd >= 0 ? sock_port(hfd) : 0;
     }
     if (in)
         hbb__rendezvous_message__free_unpacked(in, NULL);
@@ -385,7 +400,6 @@ static void udp_punch_signalling(void)
     Hbb__RendezvousMessage *in, m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__TestNatRequest tn = HBB__TEST_NAT_REQUEST__INIT;
     Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
-    Hbb__PunchHoleSent sent = HBB__PUNCH_HOLE_SENT__INIT;
     struct sockaddr_storage from, seen;
     int vudp, vfd, hfd = -1;
 
@@ -425,15 +439,7 @@ static void udp_punch_signalling(void)
     HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
     if (in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE) {
         HT_EQ_INT(in->punch_hole->udp_port, sock_port(vudp));
-        hfd = tcp_connect_from("127.0.0.2", "127.0.0.1", srv.port);
-        HT_CHECK(hfd >= 0);
-        sent.socket_addr = in->punch_hole->socket_addr;
-        sent.id = h.id;
-        sent.nat_type = HBB__NAT_TYPE__ASYMMETRIC;
-        sent.version = "1.4.0";
-        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT;
-        m.punch_hole_sent = &sent;
-        HT_CHECK(send_msg(hfd, &m) == 0);
+        hfd = host_punch_sent(in->punch_hole, h.id, NULL);
     }
     if (in)
         hbb__rendezvous_message__free_unpacked(in, NULL);
