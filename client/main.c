@@ -115,9 +115,10 @@ static const struct hd_opt *make_opts(struct opts *o)
         { .names = "direct",
           .type = HD_OPT_STRING,
           .flags = HD_OPT_ARGV_ONLY,
-          .arg = "HOST:PORT",
-          .help = "connect to a host directly, without a server (its key "
-                  "is pinned in known_hosts on first use)",
+          .arg = "HOST[:PORT]",
+          .help = "connect to a host directly, without a server (port "
+                  "21120 by default; its key is pinned in known_hosts on "
+                  "first use)",
           .s = &o->direct },
         { .names = "password-file",
           .type = HD_OPT_STRING,
@@ -473,6 +474,59 @@ static int config_dir_default(char *buf, size_t cap)
     return snprintf(buf, cap, "%s/.config/homedesk", home) < (int)cap ? 0 : -1;
 }
 
+/* A window can be shown: an X or Wayland display is named, or SDL is told
+ * to use a driver of the caller's choice (tests: offscreen). */
+static bool have_display(void)
+{
+    static const char *const vars[] = { "DISPLAY", "WAYLAND_DISPLAY",
+                                        "SDL_VIDEODRIVER" };
+
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = getenv(vars[i]);
+
+        if (v != NULL && v[0] != '\0')
+            return true;
+    }
+    return false;
+}
+
+/* --out: made if missing (one level, as mkdir), and writable, before a
+ * session is started for nothing.  0 or a negative errno. */
+static int out_dir_ready(const char *path)
+{
+    struct stat st;
+
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    if (stat(path, &st) != 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if (access(path, W_OK | X_OK) != 0)
+        return -errno;
+    return 0;
+}
+
+/* --direct HOST (no port) means the host's default port, 21120; the
+ * result, "HOST:PORT" or "[V6]:PORT", is also the known_hosts name. */
+static int direct_default_port(const char *in, char *out, size_t cap)
+{
+    const char *colon = strchr(in, ':');
+    int n;
+
+    if (in[0] == '[')
+        n = strstr(in, "]:") != NULL
+                ? snprintf(out, cap, "%s", in)
+                : snprintf(out, cap, "%s:%u", in, RV_DIRECT_PORT);
+    else if (colon == NULL)
+        n = snprintf(out, cap, "%s:%u", in, RV_DIRECT_PORT);
+    else if (strchr(colon + 1, ':') != NULL) /* a bare IPv6 address */
+        n = snprintf(out, cap, "[%s]:%u", in, RV_DIRECT_PORT);
+    else
+        n = snprintf(out, cap, "%s", in);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
 static int usage_error(const char *msg)
 {
     fprintf(stderr, PROG ": %s (try --help)\n", msg);
@@ -495,7 +549,7 @@ int main(int argc, char **argv)
     sigset_t xsigs;
     struct sess *s = NULL;
     struct dec *d = NULL;
-    char dir[4096], kh[4200], conf[4200], name[256], host[128];
+    char dir[4096], kh[4200], conf[4200], name[256], host[128], direct[300];
     char *pw = NULL;
     const char *id = NULL;
     uint8_t keybuf[64];
@@ -511,8 +565,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (o->help) {
-        hd_config_print_help(opts, PROG,
-                             "[OPTIONS] ID   or   --direct HOST:PORT", stdout);
+        hd_config_print_help(
+            opts, PROG, "[OPTIONS] ID   or   --direct HOST[:PORT]", stdout);
         status = 0;
         goto out;
     }
@@ -540,7 +594,7 @@ int main(int argc, char **argv)
     if (cfg.nargs > 1 || (cfg.nargs == 1) == (o->direct != NULL)) {
         status = usage_error(cfg.nargs > 1 ? "one host ID at most"
                                            : "give a host ID or --direct "
-                                             "HOST:PORT");
+                                             "HOST[:PORT]");
         goto out;
     }
     if (cfg.nargs == 1)
@@ -566,6 +620,18 @@ int main(int argc, char **argv)
         status = usage_error("--headless needs --out DIR");
         goto out;
     }
+    if (o->headless && (r = out_dir_ready(o->out)) != 0) {
+        fprintf(stderr,
+                PROG ": --out %s: %s (give a directory you can "
+                     "write to)\n",
+                o->out, hd_strerror(r));
+        goto out;
+    }
+    if (o->direct != NULL &&
+        direct_default_port(o->direct, direct, sizeof(direct)) != 0) {
+        status = usage_error("--direct: address too long");
+        goto out;
+    }
     if (hd_crypto_init() != 0) {
         fprintf(stderr, PROG ": libsodium cannot start\n");
         goto out;
@@ -585,7 +651,7 @@ int main(int argc, char **argv)
     sc.server = o->server;
     sc.key_b64 = o->key;
     sc.id = id;
-    sc.direct = o->direct;
+    sc.direct = o->direct != NULL ? direct : NULL;
     sc.known_hosts = kh;
     sc.password = pw;
     sc.my_id = "";
@@ -616,8 +682,16 @@ int main(int argc, char **argv)
     sc.no_clipboard = o->no_clipboard || o->headless;
     v.hl.want = o->frames;
 
+    if (!o->headless && !have_display()) {
+        /* SDL would fall back to an off-screen driver and run a session
+         * nobody can see */
+        fprintf(stderr,
+                PROG ": no display: neither DISPLAY nor WAYLAND_DISPLAY is "
+                     "set (use --headless, or set DISPLAY)\n");
+        goto out;
+    }
     if (!o->headless) {
-        wo.title = id ? id : o->direct;
+        wo.title = id ? id : direct;
         wo.fullscreen = o->fullscreen;
         wo.overlay = !o->no_overlay;
         wo.clipboard = !o->no_clipboard;

@@ -1602,9 +1602,16 @@ int rv_connect_direct(const char *hostport, int cancel_fd,
 
     memset(out, 0, sizeof(*out));
     out->fd = -1;
-    if ((r = hd_addr_resolve(hostport, 0, &ss)) != 0 ||
-        hd_addr_port((struct sockaddr *)&ss) == 0) {
-        set_err(out, "--direct: '%s' is not HOST:PORT", hostport);
+    if ((r = hd_addr_resolve(hostport, RV_DIRECT_PORT, &ss)) != 0) {
+        if (r == -EINVAL)
+            set_err(out, "--direct: '%s' is not HOST[:PORT]", hostport);
+        else
+            set_err(out, "--direct: cannot resolve %s: %s", hostport,
+                    reason(r));
+        return r;
+    }
+    if (hd_addr_port((struct sockaddr *)&ss) == 0) {
+        set_err(out, "--direct: '%s': port 0", hostport);
         return -EINVAL;
     }
     if ((r = connect_timeout((struct sockaddr *)&ss, RV_CONNECT_MS,

@@ -87,9 +87,12 @@ struct rv_result {
  */
 int rv_connect_id(const struct rv_request *req, struct rv_result *out);
 
+#define RV_DIRECT_PORT 21120 /* the host's default --listen port */
+
 /*
- * Direct TCP connection to "HOST:PORT" (timeout 5 s), no server: the host
- * key is not known here (known_hosts decides).  Same contract.
+ * Direct TCP connection to "HOST[:PORT]" (port RV_DIRECT_PORT when none;
+ * timeout 5 s), no server: the host key is not known here (known_hosts
+ * decides).  Same contract.
  */
 int rv_connect_direct(const char *hostport, int cancel_fd,
                       struct rv_result *out);

@@ -230,8 +230,10 @@ static bool parse_double(const char *s, double *out)
 static void range_text(const struct hd_opt *o, char *buf, size_t cap)
 {
     buf[0] = '\0';
+    /* "-1-65535" reads as a typo: a negative bound gets words */
     if (o->min < o->max)
-        snprintf(buf, cap, "%lld-%lld", o->min, o->max);
+        snprintf(buf, cap, o->min < 0 ? "%lld to %lld" : "%lld-%lld", o->min,
+                 o->max);
 }
 
 static void choices_text(const struct hd_opt *o, const char *sep, char *buf,
@@ -653,7 +655,7 @@ void hd_config_print_help(const struct hd_opt *opts, const char *program,
             usage ? usage : "[OPTIONS]");
     for (const struct hd_opt *o = opts; o->names != NULL; o++) {
         char names[160], arg[160], text[1024], range[64];
-        const char *list = o->names, *item;
+        const char *list = o->names, *item, *q;
         size_t n, used = 0;
         int col;
 
@@ -691,9 +693,12 @@ void hd_config_print_help(const struct hd_opt *opts, const char *program,
             fprintf(f, "%*s", HELP_COL - col, "");
         }
         range_text(o, range, sizeof(range));
-        snprintf(text, sizeof(text), "%s%s%s%s%s%s%s", o->help ? o->help : "",
-                 range[0] ? " Range: " : "", range, range[0] ? "." : "",
-                 o->def ? " Default: " : "", o->def ? o->def : "",
+        /* a string default is quoted: "Default: .." said nothing */
+        q = o->type == HD_OPT_STRING ? "'" : "";
+        snprintf(text, sizeof(text), "%s%s%s%s%s%s%s%s%s",
+                 o->help ? o->help : "", range[0] ? " Range: " : "", range,
+                 range[0] ? "." : "", o->def ? " Default: " : "",
+                 o->def ? q : "", o->def ? o->def : "", o->def ? q : "",
                  o->def ? "." : "");
         wrap(f, text, HELP_COL, HELP_COL);
         if (o->env != NULL && o->env[0] != '\0') {

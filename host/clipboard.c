@@ -491,7 +491,9 @@ static int x_open(struct hclip *c, const char *display)
     c->c = xcb_connect(display, NULL);
     if (xcb_connection_has_error(c->c)) {
         hd_warn(MOD, "cannot open display %s: clipboard off",
-                display ? display : "$DISPLAY");
+                display             ? display
+                : getenv("DISPLAY") ? getenv("DISPLAY")
+                                    : "(DISPLAY unset)");
         return -ENOENT;
     }
     ext = xcb_get_extension_data(c->c, &xcb_xfixes_id);

@@ -67,13 +67,13 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .help = "the server's public key (base64)",
           .s = &o->key },
         { .names = "password",
-          .env = "HOMEDESK_PASSWORD",
+          .env = "HOMEDESK_HOST_PASSWORD",
           .type = HD_OPT_STRING,
           .arg = "PW",
           .help = "set the permanent password (stored salted and hashed)",
           .s = &o->password },
         { .names = "password-file",
-          .env = "HOMEDESK_PASSWORD_FILE",
+          .env = "HOMEDESK_HOST_PASSWORD_FILE",
           .type = HD_OPT_STRING,
           .arg = "FILE",
           .help = "set the permanent password from the first line of FILE",
@@ -181,10 +181,10 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .flags = HD_OPT_ARGV_ONLY,
           .help = "show this help",
           .b = &o->help },
-        { .names = "version",
+        { .names = "V,version",
           .type = HD_OPT_FLAG,
           .flags = HD_OPT_ARGV_ONLY,
-          .help = "show the version",
+          .help = "show the version and exit",
           .b = &o->version },
         /* for tests and tuning */
         { .names = "register-interval-ms",
@@ -440,6 +440,45 @@ static int setup_password(struct host *h, const struct host_opts *o)
     return 0;
 }
 
+/*
+ * The X display the x11 capture and the xtest input use: --display, else
+ * $DISPLAY (*disp NULL when neither backend needs one).  Without one, say
+ * so and what to do.  Also sets vo->capture.  0 or -EINVAL.
+ */
+static int pick_display(const struct host_opts *o, struct video_opts *vo,
+                        const char **disp)
+{
+    const char *env = getenv("DISPLAY");
+
+    memset(vo, 0, sizeof(*vo));
+    vo->capture = capture_names[o->capture];
+    *disp = o->display != NULL && o->display[0] ? o->display
+            : env != NULL && env[0]             ? env
+                                                : NULL;
+    if (*disp == NULL && (strcmp(vo->capture, "x11") == 0 ||
+                          strcmp(input_names[o->input], "xtest") == 0)) {
+        fprintf(stderr, PROG ": no X display: DISPLAY is not set (name the "
+                             "desktop to share with --display :0)\n");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* A backend on the X display did not open: name the display and what to
+ * try (its own log line said why). */
+static void display_failed(const char *what, const char *backend,
+                           const char *disp, int r)
+{
+    if (r == -ENODEV && disp != NULL)
+        fprintf(stderr,
+                PROG ": %s %s: cannot use X display %s (is an X server "
+                     "running there, and may this user open it? pick "
+                     "another with --display :N)\n",
+                what, backend, disp);
+    else
+        fprintf(stderr, PROG ": %s %s: %s\n", what, backend, hd_strerror(r));
+}
+
 static void usage_help(void)
 {
     struct main_state dummy;
@@ -463,6 +502,7 @@ int main(int argc, char **argv)
     int r, status = 1, loop_init = 0;
     struct video_opts vo;
     struct input_opts io;
+    const char *disp = NULL;
 
     signal(SIGPIPE, SIG_IGN);
     opts_table(o, &st.reg_tcp_choice, table);
@@ -497,6 +537,10 @@ int main(int argc, char **argv)
                 PROG ": --password and --password-file are exclusive\n");
         goto usage;
     }
+    if (o->password == NULL && o->password_file == NULL &&
+        getenv("HOMEDESK_PASSWORD") != NULL)
+        hd_info("host", "HOMEDESK_PASSWORD is the viewer's and is ignored "
+                        "here; the host reads HOMEDESK_HOST_PASSWORD");
     st.o.reg_tcp = st.reg_tcp_choice == 1 ? 1 : st.reg_tcp_choice == 2 ? -1 : 0;
     if (o->server != NULL && o->server[0] &&
         reg_split_host_port(o->server, 21116, host, sizeof(host), port) != 0) {
@@ -536,9 +580,18 @@ int main(int argc, char **argv)
         goto out;
     if (!o->no_otp && ident_new_otp(&h->ident) != 0)
         goto out;
-    if (h->ident.perm == NULL && h->ident.otp == NULL)
-        hd_warn("host", "no password set: nobody can log in (use "
-                        "--password-file, or drop --no-one-time-password)");
+    if (h->ident.perm == NULL && h->ident.otp == NULL) {
+        /* on stdout too: it is the answer to "why can't I log in?" */
+        printf("nobody can log in: no permanent password and no one-time "
+               "password (set one with --password-file, or drop "
+               "--no-one-time-password)\n");
+        fflush(stdout);
+        hd_warn("host", "no password set: nobody can log in");
+    }
+    if ((r = pick_display(o, &vo, &disp)) != 0) {
+        status = 2;
+        goto out;
+    }
 
     if ((r = uv_loop_init(&loop)) != 0)
         goto out;
@@ -555,23 +608,20 @@ int main(int argc, char **argv)
     }
     if (o->input != 2) {
         memset(&io, 0, sizeof(io));
-        io.display = o->display;
+        io.display = disp;
         if ((r = input_open(input_names[o->input], &io, &h->input)) != 0) {
-            fprintf(stderr, PROG ": input %s: %s\n", input_names[o->input],
-                    hd_strerror(r));
+            display_failed("input", input_names[o->input], disp, r);
             goto out;
         }
     }
-    memset(&vo, 0, sizeof(vo));
-    vo.capture = capture_names[o->capture];
-    vo.copts.display = o->display;
+    vo.copts.display = disp;
     vo.copts.width = o->fake_width;
     vo.copts.height = o->fake_height;
     vo.copts.fake_interval_ms = o->fake_interval_ms;
     vo.copts.fake_frames = o->fake_frames;
     vo.fps = o->fps;
     if ((r = video_start(&loop, &vo, on_video_frame, h, &h->video)) != 0) {
-        fprintf(stderr, PROG ": capture %s: %s\n", vo.capture, hd_strerror(r));
+        display_failed("capture", vo.capture, disp, r);
         goto out;
     }
     if (!video_has_encoder())
@@ -579,9 +629,9 @@ int main(int argc, char **argv)
     /* the clipboard of the shared X display: with the x11 capture, or
      * another capture and an explicit --display; without a display the
      * sessions go on without a clipboard */
-    if (!o->no_clipboard &&
+    if (!o->no_clipboard && disp != NULL &&
         (strcmp(vo.capture, "x11") == 0 || o->display != NULL))
-        clip_start(&loop, o->display, on_clip_text, h, &h->clip);
+        clip_start(&loop, disp, on_clip_text, h, &h->clip);
     if (!o->no_audio &&
         audio_start(&loop, o->audio_source, on_audio_frame, h, &h->audio) != 0)
         hd_warn("host", "no audio thread: sound off");

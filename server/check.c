@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "addr.h"
+#include "err.h"
 #include "frame.h"
 #include "rendezvous.pb-c.h"
 #include "server/check.h"
@@ -26,6 +27,7 @@
 struct probe {
     const char *what;
     int ok;
+    int err; /* the connect error (negative errno), 0 when it connected */
     char detail[200];
 };
 
@@ -69,6 +71,13 @@ static int tcp_to(const struct sockaddr_storage *base, uint16_t port,
         return -err;
     }
     return fd;
+}
+
+static void cannot_connect(struct probe *pr, int err)
+{
+    pr->err = err;
+    snprintf(pr->detail, sizeof(pr->detail), "cannot connect: %s",
+             err == -ETIMEDOUT ? "timed out" : strerror(-err));
 }
 
 static int send_all(int fd, const uint8_t *p, size_t n)
@@ -148,8 +157,7 @@ static void probe_nat(const struct sockaddr_storage *sa, uint16_t port,
     int fd = tcp_to(sa, port, timeout_ms);
 
     if (fd < 0) {
-        snprintf(pr->detail, sizeof(pr->detail), "cannot connect: %s",
-                 strerror(-fd));
+        cannot_connect(pr, fd);
         return;
     }
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST;
@@ -260,8 +268,7 @@ static void probe_relay(const struct sockaddr_storage *sa, uint16_t port,
     int a = tcp_to(sa, port, timeout_ms), b = -1;
 
     if (a < 0) {
-        snprintf(pr->detail, sizeof(pr->detail), "cannot connect: %s",
-                 strerror(-a));
+        cannot_connect(pr, a);
         return;
     }
     snprintf(uuid, sizeof(uuid), "homedesk-check-%08x%08x",
@@ -311,8 +318,7 @@ static void probe_ws(const struct sockaddr_storage *sa, uint16_t port,
     ssize_t n;
 
     if (fd < 0) {
-        snprintf(pr->detail, sizeof(pr->detail), "cannot connect: %s",
-                 strerror(-fd));
+        cannot_connect(pr, fd);
         return;
     }
     p.fd = fd;
@@ -329,47 +335,107 @@ static void probe_ws(const struct sockaddr_storage *sa, uint16_t port,
     close(fd);
 }
 
+/*
+ * Nothing answered on any TCP port: say that first, with what it usually
+ * means, rather than a router rule per port.  1 when it said so.
+ */
+static int nothing_answers(const struct check_opts *o, const char *addr,
+                           const struct probe *pr, int n)
+{
+    int refused = 0, timed_out = 0, tcp = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (i == 2) /* UDP: no connect to fail */
+            continue;
+        tcp++;
+        if (pr[i].err == -ECONNREFUSED)
+            refused++;
+        else if (pr[i].err == -ETIMEDOUT)
+            timed_out++;
+        else
+            return 0;
+    }
+    if (tcp == 0 || pr[2].ok)
+        return 0;
+    if (refused == tcp)
+        printf("nothing answers at %s (%s): every port refused the "
+               "connection.\n  Usually the server is not running there, or "
+               "the address is wrong, or the router has no forwarding for "
+               "these ports (or forwards them to a machine without the "
+               "server).\n",
+               o->host, addr);
+    else
+        printf("nothing answers at %s (%s): the connections %s.\n  Usually "
+               "the address is wrong, a firewall drops the packets, or the "
+               "router does not forward these ports (is the server running?)."
+               "\n",
+               o->host, addr,
+               timed_out == tcp ? "timed out" : "were refused or timed out");
+    return 1;
+}
+
 int check_run(const struct check_opts *o)
 {
     struct sockaddr_storage sa;
     struct probe pr[7];
     const char *proto[7] = { "TCP", "TCP", "UDP", "TCP", "TCP", "TCP" };
-    uint16_t ports[7];
+    char addr[HD_ADDR_STRLEN];
+    uint16_t ports[7], port, relay_port;
     int n = 0, failed = 0, t = o->timeout_ms > 0 ? o->timeout_ms : 3000;
     int r;
 
+    /* HOST may carry the port: name:P, 1.2.3.4:P, [v6]:P */
     if ((r = hd_addr_resolve(o->host, o->port, &sa)) != 0) {
-        printf("homedesk-server check: cannot resolve %s\n", o->host);
+        printf("homedesk-server check: cannot resolve %s: %s\n", o->host,
+               r == -EINVAL ? "not HOST, HOST:PORT or [IPv6]:PORT"
+                            : hd_strerror(r));
         return 2;
     }
+    port = hd_addr_port((struct sockaddr *)&sa);
+    if (port < 2 || port > 65533) {
+        printf("homedesk-server check: %s: the rendezvous port must be "
+               "2-65533 (its NAT test port is one below)\n",
+               o->host);
+        return 2;
+    }
+    relay_port = o->relay_port ? o->relay_port : (uint16_t)(port + 1);
+    hd_addr_format_ip((struct sockaddr *)&sa, addr, sizeof(addr));
     memset(pr, 0, sizeof(pr));
-    ports[n] = (uint16_t)(o->port - 1);
+    ports[n] = (uint16_t)(port - 1);
     pr[n].what = "NAT test";
     probe_nat(&sa, ports[n], t, &pr[n]);
     n++;
-    ports[n] = o->port;
+    ports[n] = port;
     pr[n].what = "rendezvous";
     probe_nat(&sa, ports[n], t, &pr[n]);
     n++;
-    ports[n] = o->port;
+    ports[n] = port;
     pr[n].what = "registration";
     probe_udp(&sa, ports[n], t, &pr[n]);
     n++;
-    ports[n] = o->relay_port;
+    ports[n] = relay_port;
     pr[n].what = "relay";
     probe_relay(&sa, ports[n], o->key, t, &pr[n]);
     n++;
     if (o->ws) {
-        ports[n] = (uint16_t)(o->port + 2);
+        ports[n] = (uint16_t)(port + 2);
         pr[n].what = "WebSocket";
         probe_ws(&sa, ports[n], t, &pr[n]);
         n++;
-        ports[n] = (uint16_t)(o->relay_port + 2);
+        ports[n] = (uint16_t)(relay_port + 2);
         pr[n].what = "WebSocket relay";
         probe_ws(&sa, ports[n], t, &pr[n]);
         n++;
     }
-    printf("homedesk-server check %s\n", o->host);
+    printf("homedesk-server check %s (%s): rendezvous port %u, relay port "
+           "%u\n",
+           o->host, addr, port, relay_port);
+    if (nothing_answers(o, addr, pr, n)) {
+        for (int i = 0; i < n; i++)
+            printf("  [FAIL] %s %-5u %-16s %s\n", proto[i], ports[i],
+                   pr[i].what, pr[i].detail);
+        return 1;
+    }
     for (int i = 0; i < n; i++) {
         int optional = i >= 4; /* WebSocket: web clients only */
 

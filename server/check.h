@@ -11,9 +11,11 @@
 #include <stdint.h>
 
 struct check_opts {
-    const char *host;    /* name or address of the server */
+    const char *host;    /* name or address of the server, with or without
+                          * a port: "name", "name:P", "1.2.3.4:P",
+                          * "[v6]:P" (P replaces port) */
     uint16_t port;       /* rendezvous port (21116); NAT test port-1 */
-    uint16_t relay_port; /* 21117 */
+    uint16_t relay_port; /* 0: the rendezvous port + 1 */
     int ws;              /* also check port+2 and relay_port+2 */
     const char *key;     /* the server's public key, or NULL: then the
                           * relay is recognised by its refusal of a wrong
@@ -22,8 +24,11 @@ struct check_opts {
 };
 
 /*
- * Run every probe, print the checklist to stdout.  Returns 0 when all
- * passed, 1 when one failed, 2 when host does not resolve.
+ * Run every probe, print what was checked (address and ports) and the
+ * checklist to stdout; when no TCP port answers at all (refused or timed
+ * out) that is said first, with its usual causes, instead of a router
+ * rule per port.  Returns 0 when all passed, 1 when one failed, 2 when
+ * host does not resolve or its port is unusable.
  */
 int check_run(const struct check_opts *o);
 

@@ -355,7 +355,8 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
         return r;
     if (o->help) {
         hd_config_print_help(
-            opts, prog, mode == MODE_HOMEDESK ? "[OPTIONS] [check HOST]" : NULL,
+            opts, prog,
+            mode == MODE_HOMEDESK ? "[OPTIONS] [check HOST[:PORT]]" : NULL,
             stdout);
         return 0;
     }
@@ -598,6 +599,22 @@ static int start_roles(struct server *s)
     return 0;
 }
 
+/* The option whose first long name is name was set by the user (command
+ * line, environment or config file). */
+static bool option_given(const struct hd_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nopts; i++) {
+        const char *n = cfg->opts[i].names, *c = strchr(n, ',');
+        size_t len = strlen(name);
+
+        if (c != NULL && c - n == 1) /* a short name first */
+            n = c + 1;
+        if (strncmp(n, name, len) == 0 && (n[len] == ',' || n[len] == '\0'))
+            return hd_config_source(cfg, i) != HD_CONFIG_DEFAULT;
+    }
+    return false;
+}
+
 static enum mode detect_mode(int *argc, char ***argv)
 {
     const char *base = strrchr((*argv)[0], '/');
@@ -653,14 +670,18 @@ int main(int argc, char **argv)
         struct check_opts co = { 0 };
 
         if (cfg.nargs != 2) {
-            fprintf(stderr, "usage: homedesk-server check HOST [--port N] "
+            fprintf(stderr, "usage: homedesk-server check HOST[:PORT] "
+                            "[--port N] "
                             "[--relay-port M] [--key KEY]\n");
             hd_config_cleanup(&cfg);
             return 2;
         }
         co.host = cfg.args[1];
         co.port = (uint16_t)s.o.port;
-        co.relay_port = (uint16_t)s.o.relay_port;
+        /* unless given, the relay port follows the rendezvous port, which
+         * HOST:PORT may set */
+        co.relay_port =
+            option_given(&cfg, "relay-port") ? (uint16_t)s.o.relay_port : 0;
         co.ws = !s.o.no_ws;
         /* a public key to test relaying with; "-" (the default) is none */
         co.key = s.o.key && strlen(s.o.key) == 44 ? s.o.key : NULL;

@@ -454,7 +454,9 @@ static int x11_open(struct capture *cap, const struct capture_opts *opts)
     x->c = xcb_connect(display, &screen);
     if (xcb_connection_has_error(x->c)) {
         hd_error(MOD, "cannot open X display %s",
-                 display ? display : "$DISPLAY");
+                 display             ? display
+                 : getenv("DISPLAY") ? getenv("DISPLAY")
+                                     : "(DISPLAY unset)");
         xcb_disconnect(x->c);
         x->c = NULL;
         return -ENODEV;

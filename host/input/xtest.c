@@ -338,7 +338,9 @@ static int xtest_open(struct input *in, const struct input_opts *opts)
     t->c = xcb_connect(display, &screen);
     if (xcb_connection_has_error(t->c)) {
         hd_error(MOD, "cannot open X display %s",
-                 display ? display : "$DISPLAY");
+                 display             ? display
+                 : getenv("DISPLAY") ? getenv("DISPLAY")
+                                     : "(DISPLAY unset)");
         xcb_disconnect(t->c);
         t->c = NULL;
         return -ENODEV;

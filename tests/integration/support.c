@@ -621,8 +621,12 @@ pid_t spawn_in(const char *cwd, const char *const *argv, const char *const *env,
         return pid;
     if (cwd != NULL && chdir(cwd) != 0)
         _exit(126);
-    for (int i = 0; env && env[i]; i++)
-        putenv((char *)env[i]);
+    for (int i = 0; env && env[i]; i++) {
+        if (strchr(env[i], '=') != NULL)
+            putenv((char *)env[i]);
+        else
+            unsetenv(env[i]);
+    }
     if (logpath != NULL) {
         int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) {

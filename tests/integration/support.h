@@ -113,8 +113,8 @@ int http_get(const char *ip, uint16_t port, const char *path, char *buf,
 
 /*
  * Start argv[0] (a path) in cwd with extra environment entries
- * ("NAME=value", NULL-terminated, may be NULL), stdout and stderr appended
- * to logpath.  Returns the pid or -1.
+ * ("NAME=value" sets, a bare "NAME" unsets; NULL-terminated, may be NULL),
+ * stdout and stderr appended to logpath.  Returns the pid or -1.
  */
 pid_t spawn_in(const char *cwd, const char *const *argv, const char *const *env,
                const char *logpath);

@@ -396,6 +396,97 @@ static void identity_persists(void)
     host_cleanup(&h);
 }
 
+/* Run the host with these arguments until it exits (or T ms); its status
+ * (-1: still running, then stopped), and its output in h.log. */
+static int host_run_once(struct hostp *h, const char *const *args,
+                         const char *const *env)
+{
+    char prog[300];
+    const char *argv[24];
+    int i = 0, st;
+    pid_t pid;
+
+    argv[i++] = prog_path("homedesk-host", prog, sizeof(prog));
+    argv[i++] = "--config-dir";
+    argv[i++] = h->cfg;
+    argv[i++] = "--listen=0";
+    for (int k = 0; args[k] != NULL && i < 23; k++)
+        argv[i++] = args[k];
+    argv[i] = NULL;
+    truncate(h->log, 0);
+    pid = spawn_in(NULL, argv, env, h->log);
+    for (uint64_t end = now_ms() + T; now_ms() < end;) {
+        if ((st = wait_exit(pid, 0)) >= 0)
+            return st;
+        if (file_has(h->log, "listening on port ", 0)) {
+            kill(pid, SIGTERM); /* it started: that is the answer */
+            wait_exit(pid, T);
+            return 0;
+        }
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+/* What a newcomer sees when the host cannot start or nobody could log in:
+ * the display tried and --display; the viewer's HOMEDESK_PASSWORD does not
+ * stop a host started with --password-file. */
+static void startup_messages(void)
+{
+    const char *nodisplay[] = { "DISPLAY", NULL };
+    const char *viewer_pw[] = { "HOMEDESK_PASSWORD=for-the-viewer", NULL };
+    char pwfile[320];
+    struct hostp h;
+    FILE *f;
+
+    HT_CHECK(host_start(&h, 1, NULL) == 0); /* makes the config dir */
+    host_stop(&h);
+
+    /* a display with no X server behind it is named */
+    HT_EQ_INT(host_run_once(&h,
+                            (const char *const[]){ "--display", ":4711",
+                                                   "--input", "fake", NULL },
+                            NULL),
+              1);
+    HT_CHECK(file_has(h.log, "cannot use X display :4711", 0));
+    HT_CHECK(file_has(h.log, "--display :N", 0));
+    HT_CHECK(!file_has(h.log, "$DISPLAY", 0));
+    if (ht_case_failures())
+        host_dump_log(&h);
+
+    /* no display at all: said before anything is opened */
+    HT_EQ_INT(host_run_once(&h, (const char *const[]){ NULL }, nodisplay), 2);
+    HT_CHECK(file_has(h.log, "no X display: DISPLAY is not set", 0));
+    HT_CHECK(file_has(h.log, "--display :0", 0));
+    HT_CHECK(!file_has(h.log, "no such device", 0));
+
+    /* HOMEDESK_PASSWORD (the viewer's) and --password-file together */
+    snprintf(pwfile, sizeof(pwfile), "%s/pw", h.dir);
+    if ((f = fopen(pwfile, "w")) != NULL) {
+        fputs("host-pw\n", f);
+        fclose(f);
+    }
+    HT_EQ_INT(host_run_once(
+                  &h,
+                  (const char *const[]){ "--capture", "fake", "--input", "fake",
+                                         "--password-file", pwfile, NULL },
+                  viewer_pw),
+              0);
+    HT_CHECK(!file_has(h.log, "exclusive", 0));
+
+    /* a host nobody can log in to says so (the config dir is fresh: no
+     * stored permanent password) */
+    host_cleanup(&h);
+    HT_CHECK(host_start(
+                 &h, 1,
+                 (const char *const[]){ "--no-one-time-password", NULL }) == 0);
+    HT_CHECK(file_has(h.log, "nobody can log in: ", 0));
+    if (ht_case_failures())
+        host_dump_log(&h);
+    host_cleanup(&h);
+}
+
 /* Is id online according to the server (OnlineRequest on port-1)? */
 static int server_says_online(const char *id)
 {
@@ -1119,6 +1210,7 @@ int main(void)
     hd_crypto_init();
     srv_ok = srv_start(&srv, NULL, NULL) == 0;
     HT_RUN(identity_persists);
+    HT_RUN(startup_messages);
     if (!srv_ok) {
         ht_skip("registered cases", "server did not start");
         return ht_finish();

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -540,6 +541,9 @@ static void slurp(const char *path, char *buf, size_t cap)
     buf[n] = '\0';
 }
 
+/* Set: the next viewer runs in a network namespace of its own (lo down). */
+static int spawn_netns;
+
 /* Spawn the viewer with args (NULL-terminated) and extra env. */
 static pid_t viewer_spawn(const char *const *args, const char *const *env,
                           const char *dir)
@@ -564,8 +568,17 @@ static pid_t viewer_spawn(const char *const *args, const char *const *env,
 
         dup2(o, 1);
         dup2(e, 2);
-        for (n = 0; env != NULL && env[n] != NULL; n++)
-            putenv((char *)env[n]);
+        if (spawn_netns && unshare(CLONE_NEWNET) != 0) {
+            fprintf(stderr, "no network namespace: %s\n", strerror(errno));
+            _exit(127);
+        }
+        /* "NAME=value" sets, a bare "NAME" unsets */
+        for (n = 0; env != NULL && env[n] != NULL; n++) {
+            if (strchr(env[n], '=') != NULL)
+                putenv((char *)env[n]);
+            else
+                unsetenv(env[n]);
+        }
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -635,7 +648,7 @@ static void mk_case_dir(const char *name, char *out, size_t cap)
 static void headless_by_id(void)
 {
     const char *env[] = { "HOMEDESK_PASSWORD=" PASSWORD, NULL };
-    char dir[300], srvarg[64], png[400];
+    char dir[300], srvarg[64], png[400], outdir[320];
     struct fhost h;
     struct run r;
     uint8_t *px = NULL;
@@ -643,12 +656,14 @@ static void headless_by_id(void)
     pid_t pid;
 
     mk_case_dir("lan", dir, sizeof(dir));
+    /* --out names a directory not made yet: the viewer makes it */
+    snprintf(outdir, sizeof(outdir), "%s/shots", dir);
     snprintf(srvarg, sizeof(srvarg), "127.0.0.1:%u", srv.port);
     HT_CHECK(fhost_start(&h, HOST_ID) == 0);
     HT_CHECK((udp = fhost_register(&h)) >= 0);
     const char *args[] = { "--server", srvarg,       "--key",        srv.pk_b64,
                            HOST_ID,    "--headless", "--frames",     "10",
-                           "--out",    dir,          "--config-dir", dir,
+                           "--out",    outdir,       "--config-dir", dir,
                            NULL };
     pid = viewer_spawn(args, env, dir);
     HT_EQ_INT(fhost_answer(&h, udp, h.port),
@@ -662,7 +677,7 @@ static void headless_by_id(void)
     HT_CHECK(strstr(r.out, " connect_ms=") != NULL);
     HT_EQ_INT(h.logins, 1);
     HT_EQ_STR(h.username, HOST_ID);
-    snprintf(png, sizeof(png), "%s/frame.png", dir);
+    snprintf(png, sizeof(png), "%s/frame.png", outdir);
     HT_CHECK(image_read_png(png, &px, &pw, &ph) == 0);
     HT_EQ_INT(pw, W);
     HT_EQ_INT(ph, H);
@@ -824,6 +839,77 @@ static void direct_tofu(void)
         show_run(&r);
 }
 
+/* A windowed viewer with no display (over ssh) says so at once and exits,
+ * instead of running a session nobody sees. */
+static void no_display(void)
+{
+    const char *env[] = { "HOMEDESK_PASSWORD=" PASSWORD, "DISPLAY",
+                          "WAYLAND_DISPLAY", "SDL_VIDEODRIVER", NULL };
+    char dir[300], addr[64];
+    struct fhost h;
+    struct run r;
+    uint64_t t0;
+
+    mk_case_dir("nodisplay", dir, sizeof(dir));
+    HT_CHECK(fhost_start(&h, "623456789") == 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", h.port);
+    const char *args[] = { "--direct", addr, "--config-dir", dir, NULL };
+    t0 = now_ms();
+    viewer_collect(viewer_spawn(args, env, dir), dir, 10000, &r);
+    fhost_stop(&h);
+    HT_EQ_INT(r.status, 1);
+    HT_CHECK(now_ms() - t0 < 10000);
+    HT_CHECK(strstr(r.err, "no display: ") != NULL);
+    HT_CHECK(strstr(r.err, "(use --headless, or set DISPLAY)") != NULL);
+    HT_EQ_INT(h.logins, 0); /* no session started */
+    if (ht_case_failures())
+        show_run(&r);
+}
+
+/* --out that cannot be a directory is refused before anything connects;
+ * --direct without a port means the host's default port, 21120. */
+static void out_and_direct_port(void)
+{
+    const char *env[] = { "HOMEDESK_PASSWORD=" PASSWORD, NULL };
+    char dir[300], addr[64], file[320];
+    struct fhost h;
+    struct run r;
+    FILE *f;
+
+    mk_case_dir("outdirect", dir, sizeof(dir));
+    snprintf(file, sizeof(file), "%s/a-file", dir);
+    if ((f = fopen(file, "w")) != NULL)
+        fclose(f);
+    HT_CHECK(fhost_start(&h, "723456789") == 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", h.port);
+    const char *args[] = { "--direct", addr, "--headless",   "--frames", "1",
+                           "--out",    file, "--config-dir", dir,        NULL };
+    viewer_collect(viewer_spawn(args, env, dir), dir, 10000, &r);
+    fhost_stop(&h);
+    HT_EQ_INT(r.status, 1);
+    HT_CHECK(strstr(r.err, file) != NULL);
+    HT_CHECK(strstr(r.err, "not a directory") != NULL);
+    HT_EQ_INT(h.logins, 0);
+    if (ht_case_failures())
+        show_run(&r);
+
+    /* in a network namespace of its own (nothing listens there), the
+     * viewer tries 127.0.0.1:21120 and says so */
+    spawn_netns = 1;
+    const char *args2[] = { "--direct", "127.0.0.1",    "--headless", "--out",
+                            dir,        "--config-dir", dir,          NULL };
+    viewer_collect(viewer_spawn(args2, env, dir), dir, 20000, &r);
+    spawn_netns = 0;
+    if (strstr(r.err, "no network namespace") != NULL) {
+        ht_skip("direct_default_port", "unshare(CLONE_NEWNET) not allowed");
+        return;
+    }
+    HT_EQ_INT(r.status, 1);
+    HT_CHECK(strstr(r.err, "127.0.0.1:21120") != NULL);
+    if (ht_case_failures())
+        show_run(&r);
+}
+
 /* The SDL window under Xvfb shows the pattern. */
 static void window_renders(void)
 {
@@ -895,6 +981,8 @@ int main(void)
     HT_RUN(server_unreachable);
     HT_RUN(direct_tofu);
     HT_RUN(window_renders);
+    HT_RUN(no_display);
+    HT_RUN(out_and_direct_port);
     if (ht_case_failures())
         srv_dump_log(&srv);
     srv_cleanup(&srv);

@@ -10,10 +10,10 @@
 
 static struct {
     bool help, always_relay;
-    int verbose, port, role, secret_level;
+    int verbose, port, role, secret_level, http_port;
     uint64_t limit;
     double threshold;
-    const char *key, *relay, *dir;
+    const char *key, *relay, *dir, *work;
 } v;
 
 static const char *const roles[] = { "all", "rendezvous", "relay", NULL };
@@ -85,6 +85,18 @@ static const struct hd_opt opts[] = {
       .help = "Where keys and the database live; a long sentence that has "
               "to be wrapped over more than one line of the help output.",
       .s = &v.dir },
+    { .names = "work-dir",
+      .type = HD_OPT_STRING,
+      .def = ".",
+      .help = "Where to work.",
+      .s = &v.work },
+    { .names = "http-port",
+      .type = HD_OPT_INT,
+      .def = "-1",
+      .min = -1,
+      .max = 65535,
+      .help = "Admin port.",
+      .i = &v.http_port },
     { .names = "M,rmem",
       .type = HD_OPT_INT,
       .flags = HD_OPT_HIDDEN,
@@ -557,6 +569,10 @@ static void help_text(void)
     HT_CHECK(strstr(text, "--role all|rendezvous|relay") != NULL);
     HT_CHECK(strstr(text, "Default: all") != NULL);
     HT_CHECK(strstr(text, "Default: 0.66") != NULL);
+    /* a string default is quoted ("Default: .." was a typo to the eye),
+     * a negative bound spelled out ("-1-65535" likewise) */
+    HT_CHECK(strstr(text, "Where to work. Default: '.'.") != NULL);
+    HT_CHECK(strstr(text, "Range: -1 to 65535.") != NULL);
     HT_CHECK(strstr(text, "Env: ALWAYS_USE_RELAY") != NULL);
     HT_CHECK(strstr(text, "  -v, --verbose ") != NULL);
     HT_CHECK(strstr(text, "rmem") == NULL); /* hidden */
