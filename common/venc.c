@@ -94,7 +94,8 @@ struct hd_venc {
     uint8_t *touched; /* blocks under this frame's damage (exact damage) */
     long long *touched_above; /* [r]: touched blocks in rows 0..r-1 */
     struct strip strips[2];
-    int refining; /* hd_venc_refine is on: no comparison */
+    int refining;     /* hd_venc_refine is on: no comparison */
+    int lossless_now; /* VP9E_SET_LOSSLESS in effect */
     int pending_any;
     int pending_full; /* a dropped frame had no damage list */
     int static_now;   /* VP8E_SET_STATIC_THRESHOLD in effect */
@@ -536,19 +537,31 @@ int hd_venc_set_rate(struct hd_venc *venc, int kbps, int fps)
     return 0;
 }
 
-int hd_venc_refine(struct hd_venc *venc, int on)
+int hd_venc_refine(struct hd_venc *venc, int level)
 {
     vpx_codec_enc_cfg_t vc = venc->vcfg;
-    unsigned max_q =
-        on ? (unsigned)HD_VENC_REFINE_MAX_Q : (unsigned)venc->cfg.max_q;
+    unsigned min_q = (unsigned)venc->cfg.min_q, max_q;
+    int lossless = level == HD_VENC_REFINE_LOSSLESS;
 
-    if (max_q < vc.rc_min_quantizer)
-        max_q = vc.rc_min_quantizer;
+    if (level < HD_VENC_REFINE_OFF || level > HD_VENC_REFINE_LOSSLESS)
+        return HD_ECONFIG;
+    max_q = level == HD_VENC_REFINE_SHARP ? (unsigned)HD_VENC_REFINE_MAX_Q
+                                          : (unsigned)venc->cfg.max_q;
+    if (max_q < min_q)
+        max_q = min_q;
     if (max_q > (unsigned)venc->cfg.max_q)
         max_q = (unsigned)venc->cfg.max_q;
-    venc->refining = on != 0;
-    if (vc.rc_max_quantizer == max_q)
+    if (lossless)
+        min_q = max_q = 0;
+    if (lossless != venc->lossless_now) {
+        if (vpx_codec_control(&venc->ctx, VP9E_SET_LOSSLESS, lossless) != 0)
+            return ctl_fail(venc, "lossless mode");
+        venc->lossless_now = lossless;
+    }
+    venc->refining = level != HD_VENC_REFINE_OFF;
+    if (vc.rc_max_quantizer == max_q && vc.rc_min_quantizer == min_q)
         return 0;
+    vc.rc_min_quantizer = min_q;
     vc.rc_max_quantizer = max_q;
     if (vpx_codec_enc_config_set(&venc->ctx, &vc) != VPX_CODEC_OK)
         return ctl_fail(venc, "the refinement quantizer");

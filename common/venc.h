@@ -148,13 +148,26 @@ void hd_venc_request_keyframe(struct hd_venc *venc);
 int hd_venc_set_rate(struct hd_venc *venc, int kbps, int fps);
 
 /*
- * Refinement of a still screen: with on, the quantizer is capped at
- * HD_VENC_REFINE_MAX_Q, so areas coded again while nothing changes come
- * out sharp (they are small: the bits are there); off restores the
- * configured range.  Returns 0 or HD_ECONFIG (libvpx refused).
+ * Refinement of a still screen, level:
+ *  HD_VENC_REFINE_OFF      the configured quantizer range;
+ *  HD_VENC_REFINE_SHARP    the quantizer capped at HD_VENC_REFINE_MAX_Q, so
+ *                          areas coded again while nothing changes come out
+ *                          sharp (they are small: the bits are there);
+ *  HD_VENC_REFINE_LOSSLESS quantizer 0 (VP9's lossless mode): the blocks
+ *                          coded decode to exactly the encoder's I420
+ *                          picture (text pixel-exact where the chroma is
+ *                          flat).  Bounded by the areas the caller names.
+ * Areas coded while refining skip the exact-damage comparison (they are
+ * unchanged on purpose).  Returns 0, or HD_ECONFIG for another level or
+ * when libvpx refused (the old level stays).
  */
 #define HD_VENC_REFINE_MAX_Q 16
-int hd_venc_refine(struct hd_venc *venc, int on);
+enum {
+    HD_VENC_REFINE_OFF = 0,
+    HD_VENC_REFINE_SHARP = 1,
+    HD_VENC_REFINE_LOSSLESS = 2
+};
+int hd_venc_refine(struct hd_venc *venc, int level);
 
 /* The configuration in effect (after hd_venc_set_rate). */
 const struct hd_venc_config *hd_venc_get_config(const struct hd_venc *venc);

@@ -20,12 +20,25 @@
 #define MOD "video"
 
 /*
- * After the screen stops changing, the last changed areas are coded again
- * this many times (at the frame rate): the first pass of new text is
- * coarse at a screen-sharing bitrate, and with no further damage nothing
- * would ever sharpen it.  Bounded, so a static screen still goes quiet.
+ * Pacing: a token bucket of frames.  A change after a quiet moment is
+ * encoded as soon as its damage arrives (no waiting for a frame slot);
+ * only sustained change is paced, at fps frames per second once
+ * VIDEO_BURST frames have gone out at once.  The bucket is checked before
+ * the grab, so a paced frame carries the newest pixels.
  */
-#define VIDEO_REFINE_FRAMES 6
+#define VIDEO_BURST 3
+
+/*
+ * Refinement: every area coded since the screen was last still (and the
+ * whole screen after a key frame: a viewer joining a still desktop) is
+ * coded again once nothing has changed for VIDEO_REFINE_DELAY_MS, in
+ * VP9's lossless mode, so still text ends pixel-exact where its first,
+ * fast pass was coarse.  At most VIDEO_REFINE_PARTS-th of the screen per
+ * frame (a large area takes a few frames, one burst per frame stays
+ * bounded); any change preempts it.  A still screen then goes quiet.
+ */
+#define VIDEO_REFINE_DELAY_MS 100
+#define VIDEO_REFINE_PARTS    4
 
 struct video {
     uv_async_t async;
@@ -53,7 +66,11 @@ struct video {
     struct hd_venc_rect rects[CAPTURE_MAX_RECTS];
     /* areas changed since the screen was last still, to refine */
     struct capture_rect refine[CAPTURE_MAX_RECTS];
-    int n_refine, refine_left;
+    int n_refine;
+    struct capture_rect refine_now[CAPTURE_MAX_RECTS];
+    uint64_t changed_us; /* when the screen last changed (or a key frame) */
+    double tokens;       /* frames that may go out at once (pacing) */
+    uint64_t tokens_us;  /* when tokens was last refilled */
 };
 
 /* Default bitrate for a screen: about 1 kbit/s per 1000 pixels (2073 at
@@ -163,11 +180,77 @@ static void push(struct video *v, struct video_frame *f)
     uv_async_send(&v->async);
 }
 
-static void sleep_ms(int ms)
+static void sleep_us(uint64_t us)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = { (time_t)(us / 1000000),
+                           (long)(us % 1000000) * 1000L };
 
     nanosleep(&ts, NULL);
+}
+
+static void sleep_ms(int ms)
+{
+    sleep_us((uint64_t)ms * 1000);
+}
+
+/* Refill the bucket; when no frame may go out yet, sleep until one may. */
+static void pace(struct video *v, int fps)
+{
+    uint64_t now = capture_now_us();
+
+    v->tokens += (double)(now - v->tokens_us) * fps / 1e6;
+    if (v->tokens > VIDEO_BURST)
+        v->tokens = VIDEO_BURST;
+    v->tokens_us = now;
+    if (v->tokens < 1) {
+        sleep_us((uint64_t)((1 - v->tokens) * 1e6 / fps) + 1);
+        v->tokens = 1;
+        v->tokens_us = capture_now_us();
+    }
+}
+
+/* Remember an area coded since the screen was last still. */
+static void refine_add(struct video *v, struct capture_rect r)
+{
+    capture_rects_add(v->refine, &v->n_refine, v->last.width, v->last.height,
+                      r);
+}
+
+/*
+ * Move up to a VIDEO_REFINE_PARTS-th of the screen's pixels from the
+ * areas to refine into v->refine_now (whole rectangles, the last one cut
+ * by rows); returns how many rectangles.
+ */
+static int refine_take(struct video *v)
+{
+    long budget = (long)v->last.width * v->last.height / VIDEO_REFINE_PARTS + 1;
+    int n = 0, i = 0;
+
+    while (i < v->n_refine && budget > 0) {
+        struct capture_rect *r = &v->refine[i];
+        long px = (long)r->w * r->h;
+
+        if (px <= budget) {
+            v->refine_now[n++] = *r;
+            budget -= px;
+            i++;
+            continue;
+        }
+        /* a band of whole rows (even, as the conversion aligns) */
+        int rows = (int)(budget / (r->w > 0 ? r->w : 1)) & ~1;
+
+        if (rows < 2)
+            rows = 2;
+        v->refine_now[n] = *r;
+        v->refine_now[n++].h = rows;
+        r->y += rows;
+        r->h -= rows;
+        break;
+    }
+    memmove(&v->refine[0], &v->refine[i],
+            sizeof(v->refine[0]) * (size_t)(v->n_refine - i));
+    v->n_refine -= i;
+    return n;
 }
 
 static void *run(void *arg)
@@ -175,8 +258,8 @@ static void *run(void *arg)
     struct video *v = arg;
     struct capture_frame f;
     struct video_frame out;
-    int r, fps, key, active, stop;
-    uint64_t start;
+    int r, fps, key, stop, timeout, refining;
+    uint64_t now, due;
 
     r = capture_open(v->o.capture, &v->o.copts, &v->cap);
     if (r == 0 && (r = capture_grab(v->cap, &f, 2000)) == 1) {
@@ -197,26 +280,33 @@ static void *run(void *arg)
     if (r != 0)
         return NULL;
     v->t0_us = capture_now_us();
+    v->tokens = VIDEO_BURST;
+    v->tokens_us = v->t0_us;
     for (;;) {
         pthread_mutex_lock(&v->lock);
         while (!v->active && !v->stop)
             pthread_cond_wait(&v->cond, &v->lock);
         stop = v->stop;
         fps = v->fps;
-        active = v->active;
         pthread_mutex_unlock(&v->lock);
         if (stop)
             break;
-        (void)active;
-        start = capture_now_us();
-        /* sleeps until damage: a static screen costs nothing (but for a
-         * few refinement frames); pacing is the sleep after each frame */
-        r = capture_grab(v->cap, &f, v->refine_left > 0 ? 1000 / fps : 1000);
+        pace(v, fps);
+        /* sleeps until damage: a static screen costs nothing (but for
+         * the refinement of what changed last) */
+        timeout = 1000;
+        if (v->n_refine > 0) {
+            now = capture_now_us();
+            due = v->changed_us + VIDEO_REFINE_DELAY_MS * 1000;
+            timeout = now >= due ? 0 : (int)((due - now + 999) / 1000);
+        }
+        r = capture_grab(v->cap, &f, timeout);
         if (r < 0) {
             hd_error(MOD, "capture failed: %s", hd_strerror(r));
             sleep_ms(1000);
             continue;
         }
+        now = capture_now_us();
         if (r == 1) {
             v->last = f;
             atomic_store(&v->width, f.width);
@@ -225,27 +315,32 @@ static void *run(void *arg)
                 atomic_store(&v->want_key, 1);
         }
         key = atomic_exchange(&v->want_key, 0);
-        if ((r == 0 && !key && v->refine_left == 0) || !video_has_encoder())
+        refining = r == 0 && !key && v->n_refine > 0 &&
+                   now >= v->changed_us + VIDEO_REFINE_DELAY_MS * 1000;
+        if ((r == 0 && !key && !refining) || !video_has_encoder())
             continue;
-        if (r == 1) {
-            /* remember what changed, to sharpen it once things are still */
-            for (int i = 0; i < f.n_rects; i++)
-                capture_rects_add(v->refine, &v->n_refine, f.width, f.height,
-                                  f.rects[i]);
-            v->refine_left = VIDEO_REFINE_FRAMES;
-        } else if (key) { /* a key frame of the unchanged screen */
+        if (key) {
+            /* the whole screen (a viewer joining a still desktop gets
+             * it sharp too, not only what changes later) */
             f = v->last;
             f.n_rects = 0;
-        } else { /* still: code the recently changed areas once more */
+            v->n_refine = 0;
+            refine_add(v, (struct capture_rect){ 0, 0, f.width, f.height });
+            v->changed_us = now;
+        } else if (r == 1) {
+            /* remember what changed, to sharpen it once things are still */
+            for (int i = 0; i < f.n_rects; i++)
+                refine_add(v, f.rects[i]);
+            v->changed_us = now;
+        } else { /* still: code a part of the changed areas losslessly */
             f = v->last;
-            f.rects = v->refine;
-            f.n_rects = v->n_refine;
-            if (--v->refine_left == 0)
-                v->n_refine = 0;
+            f.n_rects = refine_take(v);
+            f.rects = v->refine_now;
         }
-        /* finer quantizer while refining, the normal range otherwise */
         if (v->enc != NULL)
-            hd_venc_refine(v->enc, r == 0 && !key);
+            hd_venc_refine(v->enc, refining ? HD_VENC_REFINE_LOSSLESS
+                                            : HD_VENC_REFINE_OFF);
+        v->tokens -= 1;
         r = encode(v, &f, key, &out);
         if (r < 0) {
             if (key)
@@ -256,12 +351,6 @@ static void *run(void *arg)
         }
         if (r == 1)
             push(v, &out);
-        /* pace: at most fps frames per second */
-        {
-            uint64_t spent = (capture_now_us() - start) / 1000;
-            if (spent < (uint64_t)(1000 / fps))
-                sleep_ms((int)(1000 / fps - spent));
-        }
     }
     return NULL;
 }

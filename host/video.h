@@ -1,9 +1,11 @@
 /*
  * The capture+encode thread (DESIGN.md section 3) and its hand-off to the
  * loop thread.  The thread owns the struct capture and the encoder: it
- * sleeps while no viewer is logged in (video_set_active), otherwise grabs
- * with a timeout that paces the frame rate, encodes what changed (a key
- * frame when asked), and puts the encoded frame in a bounded queue
+ * sleeps while no viewer is logged in (video_set_active), otherwise waits
+ * for damage and encodes what changed at once (a key frame when asked;
+ * only sustained change is paced to the frame rate; once the screen is
+ * still, what changed is coded again losslessly), and puts the encoded
+ * frame in a bounded queue
  * (VIDEO_QUEUE frames; when full, the oldest is dropped and a key frame
  * is forced so the stream stays decodable: newest wins), then wakes the
  * loop with uv_async_send.  The loop calls on_frame for each queued frame,

@@ -364,6 +364,25 @@ int desk_viewer_start(struct desk_viewer *v, const char *dir, const char *name,
     return v->pid > 0 ? 0 : -1;
 }
 
+int desk_share(struct desk_host *h, struct desk_viewer *v, const char *dir,
+               const struct srv *s, struct desk_screen *a,
+               struct desk_screen *b, const char *pw)
+{
+    if (desk_host_start(h, dir, s, a, pw, NULL) != 0) {
+        printf("# homedesk-host did not start\n");
+        desk_dump("host log", h->log);
+        return -1;
+    }
+    if (desk_viewer_start(v, dir, "viewer", s, b, pw, h->id, NULL) != 0 ||
+        !file_has(v->err, "first frame shown", 10000)) {
+        printf("# the viewer showed no frame\n");
+        desk_viewer_dump(v);
+        desk_dump("host log", h->log);
+        return -1;
+    }
+    return 0;
+}
+
 int desk_viewer_wait(struct desk_viewer *v, int ms)
 {
     if (v->status == -1 && v->pid > 0 &&

@@ -160,6 +160,16 @@ int desk_viewer_stop(struct desk_viewer *v);
 void desk_viewer_dump(const struct desk_viewer *v);
 
 /*
+ * A session on show: homedesk-host sharing screen a (desk_host_start,
+ * no extra arguments), and a viewer called "viewer" connected by ID in
+ * its window on screen b, waited for until it shows its first frame.
+ * Returns 0, or -1 after printing which part failed and its logs.
+ */
+int desk_share(struct desk_host *h, struct desk_viewer *v, const char *dir,
+               const struct srv *s, struct desk_screen *a,
+               struct desk_screen *b, const char *pw);
+
+/*
  * Start hd-testcard on screen a at geometry r, recording into record,
  * with the root painted root_rgb (0xRRGGBB).  Waits until it is painted.
  * Returns the pid or -1.

@@ -115,20 +115,7 @@ static int setup(void)
     }
     printf("# xterm at %d,%d %dx%d\n", g.x, g.y, g.w, g.h);
     usleep(300000); /* the shell's prompt */
-    if (desk_host_start(&host, tmpdir, &srv, &A, PASSWORD, NULL) != 0) {
-        printf("# homedesk-host did not start\n");
-        desk_dump("host log", host.log);
-        return -1;
-    }
-    if (desk_viewer_start(&viewer, tmpdir, "viewer", &srv, &B, PASSWORD,
-                          host.id, NULL) != 0 ||
-        !file_has(viewer.err, "first frame shown", 10000)) {
-        printf("# the viewer showed no frame\n");
-        desk_viewer_dump(&viewer);
-        desk_dump("host log", host.log);
-        return -1;
-    }
-    return 0;
+    return desk_share(&host, &viewer, tmpdir, &srv, &A, &B, PASSWORD);
 }
 
 static void teardown(void)
