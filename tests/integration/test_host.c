@@ -129,7 +129,10 @@ static int host_start(struct hostp *h, int fresh, const char *const *extra)
     argv[argc] = NULL;
     if ((h->pid = spawn_in(NULL, argv, NULL, h->log)) < 0)
         return -1;
-    if (!file_has(h->log, "listening on port ", T) ||
+    /* stdout's lines ("id: ", "... for direct connections") come in one
+     * flush after the log line that also says "listening on port": wait
+     * for the last of them, not the log line, or "id: " may not be there */
+    if (!file_has(h->log, " for direct connections", T) ||
         file_value(h->log, "id: ", h->id, sizeof(h->id)) != 0 ||
         file_value(h->log, "listening on port ", port, sizeof(port)) != 0) {
         host_dump_log(h);
