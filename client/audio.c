@@ -20,7 +20,7 @@ struct vaudio {
     SDL_AudioDeviceID dev;
     OpusDecoder *dec;
     int playing;
-    uint64_t played, bad, cut;
+    uint64_t played, bad, cut, cut_ms;
 };
 
 int vaudio_open(struct vaudio **out)
@@ -89,6 +89,7 @@ void vaudio_play(struct vaudio *a, const uint8_t *opus, size_t n)
         /* behind: drop what waits rather than play it late */
         SDL_ClearQueuedAudio(a->dev);
         a->cut++;
+        a->cut_ms += queued / BYTES_MS;
         queued = 0;
     }
     if (SDL_QueueAudio(a->dev, pcm,
@@ -117,9 +118,9 @@ void vaudio_close(struct vaudio *a)
     if (a->played > 0 || a->bad > 0)
         hd_info(MOD,
                 "%llu sound frames played, %llu did not decode, queue "
-                "cut %llu times",
+                "cut %llu times (%llu ms dropped)",
                 (unsigned long long)a->played, (unsigned long long)a->bad,
-                (unsigned long long)a->cut);
+                (unsigned long long)a->cut, (unsigned long long)a->cut_ms);
     free(a);
     SDL_QuitSubSystem(SDL_INIT_AUDIO);
 }

@@ -37,6 +37,22 @@ static struct desk_host host;
 static struct desk_viewer viewer;
 static pid_t pulse_pid = -1;
 static int up;
+static int tone_heard_ms = -1;
+
+/* The milliseconds of sound the viewer dropped because they came late
+ * (its queue cut past AUDIO_MAX_MS: latency over completeness), from the
+ * summary it logs when it stops; -1 if it said nothing. */
+static long viewer_dropped_ms(const struct desk_viewer *v)
+{
+    char buf[65536], *p;
+
+    desk_slurp(v->err, buf, sizeof(buf));
+    if ((p = strstr(buf, " ms dropped)")) == NULL)
+        return -1;
+    while (p > buf && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    return atol(p);
+}
 
 /* A stereo S16 tone, TONE_MS long, as raw samples in a file. */
 static int write_tone(const char *path)
@@ -55,12 +71,15 @@ static int write_tone(const char *path)
     return fclose(f) == 0 ? 0 : -1;
 }
 
+/* The whole tone goes to the sound server at once (a latency longer than
+ * the tone): pacat starved of CPU on a busy machine must not put gaps into
+ * the desktop's own sound, which is what the host is meant to carry. */
 static int play_tone(void)
 {
     return desk_sh(NULL,
                    "PULSE_SERVER='%s' pacat --raw --format=s16le --rate=%d "
-                   "--channels=2 --latency-msec=20 '%s'",
-                   pulse, RATE, tone);
+                   "--channels=2 --latency-msec=%d '%s'",
+                   pulse, RATE, TONE_MS + 500, tone);
 }
 
 /* Power of frequency hz in n mono samples (Goertzel). */
@@ -78,50 +97,67 @@ static double goertzel(const double *x, int n, double hz)
 
 struct heard {
     int loud_ms;     /* 10 ms blocks above a tenth of the tone's level */
-    double ratio_db; /* 1 kHz over the strongest other probe, loudest block */
+    double ratio_db; /* 1 kHz over the strongest other probe: the median of
+                      * the loud blocks (one block at a splice, where the
+                      * viewer cut its queue, has a broad spectrum) */
     double rms;      /* of the loudest 10 ms */
 };
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* 1 kHz over the strongest of the other probes in one block, in dB. */
+static double block_ratio_db(const double *x, int n)
+{
+    const double other[] = { 500, 1500, 3000 };
+    double p = goertzel(x, n, TONE_HZ), q = 1e-9;
+
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        double o = goertzel(x, n, other[i]);
+
+        q = o > q ? o : q;
+    }
+    return 10 * log10(p / q);
+}
 
 /* What the viewer played (its disk driver's file). */
 static int listen_file(const char *path, struct heard *h)
 {
+    enum { BLOCK = RATE / 100, MAX_LOUD = 1000 };
     FILE *f = fopen(path, "rb");
     int16_t lr[2];
-    double block[RATE / 100], best = 0, best_block[RATE / 100];
-    const double other[] = { 500, 1500, 3000 };
-    int k = 0;
+    double block[BLOCK], ratios[MAX_LOUD];
+    int k = 0, n_loud = 0;
 
     memset(h, 0, sizeof(*h));
     if (f == NULL)
         return -1;
     while (fread(lr, sizeof(lr), 1, f) == 1) {
         block[k++] = (lr[0] + lr[1]) / 2.0;
-        if (k == RATE / 100) {
+        if (k == BLOCK) {
             double e = 0;
 
             for (int i = 0; i < k; i++)
                 e += block[i] * block[i];
             e = sqrt(e / k);
-            if (e > TONE_AMP / 1.414 / 10)
+            if (e > TONE_AMP / 1.414 / 10) {
                 h->loud_ms += 10;
-            if (e > best) {
-                best = e;
-                memcpy(best_block, block, sizeof(block));
+                if (n_loud < MAX_LOUD)
+                    ratios[n_loud++] = block_ratio_db(block, BLOCK);
             }
+            if (e > h->rms)
+                h->rms = e;
             k = 0;
         }
     }
     fclose(f);
-    h->rms = best;
-    if (best > 0) {
-        double p = goertzel(best_block, RATE / 100, TONE_HZ), q = 1e-9;
-
-        for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
-            double o = goertzel(best_block, RATE / 100, other[i]);
-
-            q = o > q ? o : q;
-        }
-        h->ratio_db = 10 * log10(p / q);
+    if (n_loud > 0) {
+        qsort(ratios, (size_t)n_loud, sizeof(ratios[0]), cmp_double);
+        h->ratio_db = ratios[n_loud / 2];
     }
     return 0;
 }
@@ -188,9 +224,12 @@ static void tone_is_heard(void)
     snprintf(file, sizeof(file), "%s/viewer.raw", tmpdir);
     HT_EQ_INT(listen_file(file, &h), 0);
     printf("# viewer played %d ms of the %d ms tone; loudest 10 ms: RMS %.0f "
-           "(tone %.0f), 1 kHz %.1f dB above the other probes\n",
+           "(tone %.0f), 1 kHz %.1f dB above the other probes (median)\n",
            h.loud_ms, TONE_MS, h.rms, TONE_AMP / 1.414, h.ratio_db);
-    HT_CHECK(h.loud_ms >= TONE_MS * 8 / 10 && h.loud_ms <= TONE_MS * 12 / 10);
+    /* no more than was played; "about all of it" once the viewer has
+     * said what it dropped on purpose (silence_costs_nothing) */
+    tone_heard_ms = h.loud_ms;
+    HT_CHECK(h.loud_ms <= TONE_MS * 12 / 10);
     HT_CHECK(h.rms > TONE_AMP / 1.414 / 2);
     HT_CHECK(h.ratio_db >= 30);
 }
@@ -200,8 +239,17 @@ static void silence_costs_nothing(void)
 {
     long sent;
 
+    long dropped;
+
     usleep(1500000); /* silence, while the session goes on */
     desk_viewer_stop(&viewer);
+    /* The tone was heard whole, but for what the viewer dropped on
+     * purpose when a busy machine let its queue grow past AUDIO_MAX_MS. */
+    dropped = viewer_dropped_ms(&viewer);
+    printf("# the viewer dropped %ld ms of late sound; heard %d ms\n", dropped,
+           tone_heard_ms);
+    HT_CHECK(dropped >= 0 && tone_heard_ms >= 0);
+    HT_CHECK(tone_heard_ms + dropped >= TONE_MS * 8 / 10);
     HT_CHECK(file_has(host.log, "audio frames sent", 5000));
     sent = last_audio_sent();
     printf("# audio frames the host sent in the session: %ld (tone %d)\n", sent,
