@@ -137,6 +137,10 @@ $(O)/tests/bench/%: $(O)/tests/bench/%.o $(ITEST_SUPPORT_OBJS) $(LIBMEDIA) \
 # bench_session drives two Xvfb displays with the e2e support code.
 $(O)/tests/bench/bench_session: $(E2E_LIB_OBJS)
 $(O)/tests/bench/bench_session: PKG_LIBS_SERVER += $(E2E_LIBS)
+# bench_peers too, and polls the viewer's display through MIT-SHM.
+$(O)/tests/bench/bench_peers: $(E2E_LIB_OBJS)
+$(O)/tests/bench/bench_peers: PKG_LIBS_SERVER += $(E2E_LIBS) \
+	$(filter -lxcb-shm,$(PKG_LIBS_HOST))
 
 bench: all $(BENCH_BINS)
 	$(Q)tools/deps.sh bench

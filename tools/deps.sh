@@ -23,7 +23,7 @@ libminiupnpc-dev libnatpmp-dev libpng-dev libpulse-dev"
 test_pkgs="xvfb xauth xdotool xclip x11-apps x11-utils xterm nftables iproute2
 miniupnpd-nftables
 iptables sqlite3 procps psmisc pulseaudio pulseaudio-utils"
-bench_pkgs="ffmpeg valgrind"
+bench_pkgs="ffmpeg valgrind tigervnc-scraping-server tigervnc-viewer"
 arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user pkg-config
 protobuf-c-compiler libsodium-dev:arm64 libuv1-dev:arm64
 libprotobuf-c-dev:arm64 libsqlite3-dev:arm64 nettle-dev:arm64

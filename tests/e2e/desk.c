@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -453,9 +454,26 @@ struct proxy_stream {
     size_t len, cap;
 };
 
+/* Bytes read from one side, on their way to the other (shaped links). */
+struct proxy_chunk {
+    struct proxy_chunk *next;
+    uint64_t due_us; /* when the last byte arrives at the far end */
+    size_t len, off;
+    uint8_t data[];
+};
+
 struct proxy_conn {
     int fd[2];                  /* [0] the client, [1] upstream; -1 closed */
     struct proxy_stream rec[2]; /* rec[i]: bytes read from fd[i] */
+    /* shaped: chunks read from fd[i], in order, and what the link holds */
+    struct proxy_chunk *head[2], *tail[2];
+    size_t queued[2];
+    uint64_t link_free_us[2], last_due_us[2];
+};
+
+/* The emulated link (desk_proxy_shape); delay 0 and kbps 0: none. */
+struct proxy_shape {
+    int delay_ms, kbps, loss_permille;
 };
 
 struct desk_proxy {
@@ -466,7 +484,124 @@ struct desk_proxy {
     struct proxy_conn conns[PROXY_MAX_CONNS];
     size_t n_conns;
     uint64_t bytes, bytes_from[2];
+    struct proxy_shape shape; /* set before the first connection */
+    uint32_t rng;
 };
+
+static void conn_close(struct proxy_conn *c);
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int shaped(const struct desk_proxy *p)
+{
+    return p->shape.delay_ms > 0 || p->shape.kbps > 0;
+}
+
+/* Most bytes queued on a shaped link per direction before the proxy stops
+ * reading (so the sender's TCP feels the bottleneck): two round trips at
+ * the link rate, at least 64 KiB. */
+static size_t shape_queue_max(const struct desk_proxy *p)
+{
+    size_t n =
+        (size_t)p->shape.kbps * 1000 / 8 * 4 * (size_t)p->shape.delay_ms / 1000;
+
+    return n > 65536 ? n : 65536;
+}
+
+/*
+ * Queue n bytes read from fd[from] on the emulated link: each 1448-byte
+ * segment leaves when the link is free (kbps), arrives delay_ms later;
+ * a lost one (loss_permille) arrives one round trip later (a fast
+ * retransmit), and, TCP being in order, so does everything behind it.
+ */
+static void shape_queue(struct desk_proxy *p, struct proxy_conn *c, int from,
+                        const uint8_t *b, size_t n)
+{
+    struct proxy_chunk *k = malloc(sizeof(*k) + n);
+    uint64_t now = mono_us(), t = c->link_free_us[from], due = 0;
+
+    if (k == NULL) {
+        conn_close(c);
+        return;
+    }
+    if (t < now)
+        t = now;
+    for (size_t off = 0; off < n; off += 1448) {
+        size_t seg = n - off < 1448 ? n - off : 1448;
+        uint64_t d;
+
+        if (p->shape.kbps > 0)
+            t += (uint64_t)seg * 8 * 1000 / (uint64_t)p->shape.kbps;
+        d = t + (uint64_t)p->shape.delay_ms * 1000;
+        p->rng = p->rng * 1103515245u + 12345u;
+        if ((int)((p->rng >> 8) % 1000) < p->shape.loss_permille)
+            d += (uint64_t)p->shape.delay_ms * 2000;
+        if (d > due)
+            due = d;
+    }
+    c->link_free_us[from] = t;
+    if (due < c->last_due_us[from])
+        due = c->last_due_us[from];
+    c->last_due_us[from] = due;
+    k->next = NULL;
+    k->due_us = due;
+    k->len = n;
+    k->off = 0;
+    memcpy(k->data, b, n);
+    if (c->tail[from] != NULL)
+        c->tail[from]->next = k;
+    else
+        c->head[from] = k;
+    c->tail[from] = k;
+    c->queued[from] += n;
+}
+
+/* Deliver what is due; returns the microseconds until the next chunk is
+ * (or -1: nothing queued). */
+static int64_t shape_deliver(struct proxy_conn *c)
+{
+    uint64_t now = mono_us();
+    int64_t next = -1;
+
+    for (int d = 0; d < 2; d++) {
+        struct proxy_chunk *k;
+
+        while ((k = c->head[d]) != NULL && c->fd[!d] >= 0) {
+            if (k->due_us > now) {
+                int64_t w = (int64_t)(k->due_us - now);
+                if (next < 0 || w < next)
+                    next = w;
+                break;
+            }
+            if (send_all(c->fd[!d], k->data, k->len) != 0) {
+                conn_close(c);
+                break;
+            }
+            c->queued[d] -= k->len;
+            c->head[d] = k->next;
+            if (c->head[d] == NULL)
+                c->tail[d] = NULL;
+            free(k);
+        }
+    }
+    return next;
+}
+
+static void shape_free(struct proxy_conn *c)
+{
+    for (int d = 0; d < 2; d++)
+        while (c->head[d] != NULL) {
+            struct proxy_chunk *k = c->head[d];
+            c->head[d] = k->next;
+            free(k);
+        }
+}
 
 static void keep(struct proxy_stream *s, const uint8_t *b, size_t n)
 {
@@ -517,13 +652,20 @@ static void proxy_accept(struct desk_proxy *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Move what fd[from] has to fd[!from], keeping a copy. */
+/* Move what fd[from] has to fd[!from] (through the emulated link when
+ * shaped), keeping a copy. */
 static void proxy_pump(struct desk_proxy *p, struct proxy_conn *c, int from)
 {
     uint8_t buf[65536];
-    ssize_t n = read(c->fd[from], buf, sizeof(buf));
+    ssize_t n = read(c->fd[from], buf, shaped(p) ? 8192 : sizeof(buf));
 
-    if (n <= 0 || send_all(c->fd[!from], buf, (size_t)n) != 0) {
+    if (n <= 0) {
+        conn_close(c);
+        return;
+    }
+    if (shaped(p))
+        shape_queue(p, c, from, buf, (size_t)n);
+    else if (send_all(c->fd[!from], buf, (size_t)n) != 0) {
         conn_close(c);
         return;
     }
@@ -542,19 +684,30 @@ static void *proxy_main(void *arg)
 
     for (;;) {
         size_t n = 0, conns;
+        int64_t wait_us = -1;
 
         pf[n++] = (struct pollfd){ p->wake[0], POLLIN, 0 };
         pf[n++] = (struct pollfd){ p->lis, POLLIN, 0 };
         pthread_mutex_lock(&p->mu);
         conns = p->n_conns;
         pthread_mutex_unlock(&p->mu);
-        for (size_t i = 0; i < conns; i++)
+        for (size_t i = 0; i < conns; i++) {
+            struct proxy_conn *c = &p->conns[i];
+
+            if (shaped(p)) {
+                int64_t w = shape_deliver(c);
+                if (w >= 0 && (wait_us < 0 || w < wait_us))
+                    wait_us = w;
+            }
             for (int d = 0; d < 2; d++)
-                if (p->conns[i].fd[d] >= 0) {
+                if (c->fd[d] >= 0 &&
+                    (!shaped(p) || c->queued[d] < shape_queue_max(p))) {
                     who[n] = (int)i * 2 + d;
-                    pf[n++] = (struct pollfd){ p->conns[i].fd[d], POLLIN, 0 };
+                    pf[n++] = (struct pollfd){ c->fd[d], POLLIN, 0 };
                 }
-        if (poll(pf, n, -1) < 0 && errno != EINTR)
+        }
+        if (poll(pf, n, wait_us < 0 ? -1 : (int)((wait_us + 999) / 1000)) < 0 &&
+            errno != EINTR)
             break;
         if (pf[0].revents)
             break;
@@ -601,6 +754,15 @@ int desk_proxy_start(struct desk_proxy **out, uint16_t *port)
     }
     *out = p;
     return 0;
+}
+
+void desk_proxy_shape(struct desk_proxy *p, int delay_ms, int kbps,
+                      int loss_permille)
+{
+    pthread_mutex_lock(&p->mu);
+    p->shape = (struct proxy_shape){ delay_ms, kbps, loss_permille };
+    p->rng = 0x2545f491u;
+    pthread_mutex_unlock(&p->mu);
 }
 
 void desk_proxy_upstream(struct desk_proxy *p, uint16_t upstream)
@@ -669,6 +831,7 @@ void desk_proxy_free(struct desk_proxy *p)
     pthread_join(p->thread, NULL);
     for (size_t i = 0; i < p->n_conns; i++) {
         conn_close(&p->conns[i]);
+        shape_free(&p->conns[i]);
         free(p->conns[i].rec[0].data);
         free(p->conns[i].rec[1].data);
     }

@@ -219,6 +219,18 @@ int desk_proxy_start(struct desk_proxy **out, uint16_t *port);
 void desk_proxy_upstream(struct desk_proxy *p, uint16_t upstream);
 
 /*
+ * Make the proxy a WAN link (before the first connection; this kernel has
+ * no netem): each direction delays every byte by delay_ms (one way), lets
+ * at most kbps kbit/s through (0: no limit) with a queue of two round
+ * trips (reading stops when it is full, so the sender's TCP slows down),
+ * and loses loss_permille of the 1448-byte segments, modelled as TCP
+ * sees it: the segment, and in-order everything behind it, arrives one
+ * round trip late (a fast retransmit).  Counters count bytes as read.
+ */
+void desk_proxy_shape(struct desk_proxy *p, int delay_ms, int kbps,
+                      int loss_permille);
+
+/*
  * Statistics of what went through so far: connections, bytes (all, or
  * only those from the clients: from_upstream 0, or from upstream: 1),
  * and how
