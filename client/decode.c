@@ -35,6 +35,7 @@ struct dec {
     void *ud;
     struct hd_vdec *vdec;
     struct dec_stats st;
+    struct pic *last; /* decode thread: the picture handed over last */
 };
 
 static uint64_t now_us(void)
@@ -89,8 +90,8 @@ static void decode_one(struct dec *d, struct dec_item *it)
         pthread_mutex_unlock(&d->mu);
         return;
     }
-    if (img.width > 0)
-        p = copy_picture(&img);
+    if (img.width > 0 && (p = copy_picture(&img)) != NULL)
+        pic_diff(&d->last, p); /* what the window must redraw */
     dt = now_us() - t0;
     pthread_mutex_lock(&d->mu);
     if (p != NULL) {
@@ -229,6 +230,7 @@ void dec_free(struct dec *d)
     pthread_join(d->thread, NULL);
     drop_queue(d);
     hd_vdec_free(d->vdec);
+    pic_free(d->last);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     free(d);

@@ -38,6 +38,91 @@ struct pic *pic_new(int w, int h)
     return p;
 }
 
+/* The first and last byte where two rows differ; 0 when equal. */
+static int row_diff(const uint8_t *a, const uint8_t *b, int n, int *x0, int *x1)
+{
+    int l = 0, r = n - 1;
+
+    if (memcmp(a, b, (size_t)n) == 0)
+        return 0;
+    while (l < r && a[l] == b[l])
+        l++;
+    while (r > l && a[r] == b[r])
+        r--;
+    *x0 = l;
+    *x1 = r;
+    return 1;
+}
+
+int pic_diff(struct pic **lastp, struct pic *p)
+{
+    struct pic *last = *lastp;
+    int minx = p->w, maxx = -1, miny = p->h, maxy = -1;
+
+    p->dirty = (struct pic_rect){ 0, 0, p->w, p->h };
+    if (last == NULL || last->w != p->w || last->h != p->h) {
+        pic_free(last);
+        *lastp = last = pic_new(p->w, p->h);
+        if (last == NULL)
+            return -ENOMEM;
+        for (int pl = 0; pl < 3; pl++)
+            memcpy(last->plane[pl], p->plane[pl],
+                   (size_t)p->stride[pl] *
+                       (pl ? (size_t)(p->h + 1) / 2 : (size_t)p->h));
+        return 0;
+    }
+    for (int pl = 0; pl < 3; pl++) {
+        int sh = pl ? 1 : 0, w = pl ? (p->w + 1) / 2 : p->w;
+        int h = pl ? (p->h + 1) / 2 : p->h;
+
+        for (int y = 0; y < h; y++) {
+            uint8_t *a = last->plane[pl] + (size_t)y * last->stride[pl];
+            const uint8_t *b = p->plane[pl] + (size_t)y * p->stride[pl];
+            int x0, x1;
+
+            if (!row_diff(a, b, w, &x0, &x1))
+                continue;
+            memcpy(a + x0, b + x0, (size_t)(x1 - x0 + 1));
+            if (x0 << sh < minx)
+                minx = x0 << sh;
+            if (((x1 + 1) << sh) - 1 > maxx)
+                maxx = ((x1 + 1) << sh) - 1;
+            if (y << sh < miny)
+                miny = y << sh;
+            if (((y + 1) << sh) - 1 > maxy)
+                maxy = ((y + 1) << sh) - 1;
+        }
+    }
+    if (maxx < 0) {
+        p->dirty = (struct pic_rect){ 0, 0, 0, 0 };
+        return 0;
+    }
+    minx &= ~1;
+    miny &= ~1;
+    maxx = (maxx | 1) < p->w ? maxx | 1 : p->w - 1;
+    maxy = (maxy | 1) < p->h ? maxy | 1 : p->h - 1;
+    p->dirty =
+        (struct pic_rect){ minx, miny, maxx - minx + 1, maxy - miny + 1 };
+    return 0;
+}
+
+void pic_rect_union(struct pic_rect *a, const struct pic_rect *b)
+{
+    int x0, y0, x1, y1;
+
+    if (b->w <= 0 || b->h <= 0)
+        return;
+    if (a->w <= 0 || a->h <= 0) {
+        *a = *b;
+        return;
+    }
+    x0 = a->x < b->x ? a->x : b->x;
+    y0 = a->y < b->y ? a->y : b->y;
+    x1 = a->x + a->w > b->x + b->w ? a->x + a->w : b->x + b->w;
+    y1 = a->y + a->h > b->y + b->h ? a->y + a->h : b->y + b->h;
+    *a = (struct pic_rect){ x0, y0, x1 - x0, y1 - y0 };
+}
+
 void pic_free(struct pic *p)
 {
     free(p);

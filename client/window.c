@@ -26,6 +26,8 @@ struct win {
     SDL_Renderer *ren;
     SDL_Texture *tex;
     int tex_w, tex_h;
+    int partial; /* the renderer draws into the window's surface (software):
+                  * a picture may be presented by its changed area only */
     SDL_TimerID tick;
 
     pthread_mutex_t mu; /* guards the hand-over below */
@@ -104,7 +106,10 @@ void win_post_picture(struct win *w, struct pic *p)
     int post;
 
     pthread_mutex_lock(&w->mu);
-    pic_free(w->pending); /* not shown yet: newest wins */
+    if (w->pending != NULL) { /* not shown yet: newest wins, and what */
+        pic_rect_union(&p->dirty, &w->pending->dirty); /* either changed */
+        pic_free(w->pending);
+    }
     w->pending = p;
     post = !w->pic_posted;
     w->pic_posted = 1;
@@ -307,6 +312,59 @@ static void render(struct win *w)
     SDL_RenderPresent(w->ren);
 }
 
+/* Upload r (NULL: all) of p into the texture. */
+static void update_texture(struct win *w, const struct pic *p,
+                           const struct pic_rect *r)
+{
+    SDL_Rect sr;
+
+    if (r == NULL) {
+        SDL_UpdateYUVTexture(w->tex, NULL, p->plane[0], p->stride[0],
+                             p->plane[1], p->stride[1], p->plane[2],
+                             p->stride[2]);
+        return;
+    }
+    sr = (SDL_Rect){ r->x, r->y, r->w, r->h };
+    SDL_UpdateYUVTexture(
+        w->tex, &sr, p->plane[0] + (size_t)r->y * p->stride[0] + r->x,
+        p->stride[0],
+        p->plane[1] + (size_t)(r->y / 2) * p->stride[1] + r->x / 2,
+        p->stride[1],
+        p->plane[2] + (size_t)(r->y / 2) * p->stride[2] + r->x / 2,
+        p->stride[2]);
+}
+
+/*
+ * Present only what changed: with a software renderer (it draws into the
+ * window's surface), the picture 1:1 and nothing drawn over it, the
+ * changed area is converted, copied and pushed to the screen alone (an
+ * X11 XShmPutImage of that area: typing costs the viewer ~nothing, where
+ * a whole-window present costs milliseconds of CPU per frame).  Nothing
+ * changed: nothing to do.  Takes p and returns 0 when done; -1 when a
+ * whole render is needed (p untouched).
+ */
+static int present_part(struct win *w, struct pic *p)
+{
+    const struct pic_rect *r = &p->dirty;
+    SDL_Rect src, dst;
+
+    if (r->w <= 0 || r->h <= 0) {
+        pic_free(p);
+        return 0;
+    }
+    if (!w->partial || w->overlay || w->dst.w != w->tex_w ||
+        w->dst.h != w->tex_h || (r->w == p->w && r->h == p->h))
+        return -1;
+    update_texture(w, p, r);
+    src = (SDL_Rect){ r->x, r->y, r->w, r->h };
+    dst = (SDL_Rect){ w->dst.x + r->x, w->dst.y + r->y, r->w, r->h };
+    pic_free(p);
+    SDL_RenderCopy(w->ren, w->tex, &src, &dst);
+    SDL_RenderFlush(w->ren);
+    SDL_UpdateWindowSurfaceRects(w->win, &dst, 1);
+    return 0;
+}
+
 static void show_picture(struct win *w)
 {
     struct pic *p;
@@ -333,13 +391,38 @@ static void show_picture(struct win *w)
         w->tex_w = p->w;
         w->tex_h = p->h;
         layout(w);
+        p->dirty = (struct pic_rect){ 0, 0, p->w, p->h };
     }
-    SDL_UpdateYUVTexture(w->tex, NULL, p->plane[0], p->stride[0], p->plane[1],
-                         p->stride[1], p->plane[2], p->stride[2]);
-    pic_free(p);
+    if (present_part(w, p) != 0) {
+        update_texture(w, p, &p->dirty);
+        pic_free(p);
+        render(w);
+    }
     if (w->shown++ == 0)
         hd_info("window", "first frame shown");
-    render(w);
+}
+
+/*
+ * Is the renderer OpenGL executed on the CPU (Mesa's llvmpipe, softpipe,
+ * swrast)?  Its context is current right after SDL_CreateRenderer.  An
+ * explicit SDL_RENDER_DRIVER choice is left alone.
+ */
+static int gl_on_cpu(SDL_Renderer *ren)
+{
+    const unsigned char *(*get_string)(unsigned);
+    SDL_RendererInfo ri;
+    const char *s;
+
+    if (SDL_GetHint(SDL_HINT_RENDER_DRIVER) != NULL ||
+        SDL_GetRendererInfo(ren, &ri) != 0 || strncmp(ri.name, "opengl", 6))
+        return 0;
+    get_string = (const unsigned char *(*)(unsigned))SDL_GL_GetProcAddress(
+        "glGetString");
+    if (get_string == NULL ||
+        (s = (const char *)get_string(0x1F01 /* GL_RENDERER */)) == NULL)
+        return 0;
+    return strstr(s, "llvmpipe") != NULL || strstr(s, "softpipe") != NULL ||
+           strstr(s, "Software Rasterizer") != NULL || strstr(s, "swrast");
 }
 
 static int open_window(struct win *w)
@@ -370,11 +453,27 @@ static int open_window(struct win *w)
     }
     w->fullscreen = w->o.fullscreen;
     w->ren = SDL_CreateRenderer(w->win, -1, SDL_RENDERER_PRESENTVSYNC);
+    if (w->ren != NULL && gl_on_cpu(w->ren)) {
+        /* GL drawn by the CPU (llvmpipe: no GPU, Xvfb): every present
+         * converts and pushes the whole window; our own software path
+         * straight to the X server pushes only what changed */
+        SDL_DestroyRenderer(w->ren);
+        SDL_SetHint(SDL_HINT_FRAMEBUFFER_ACCELERATION, "0");
+        w->ren = NULL;
+    }
     if (w->ren == NULL)
         w->ren = SDL_CreateRenderer(w->win, -1, SDL_RENDERER_SOFTWARE);
     if (w->ren == NULL) {
         hd_error("window", "cannot create a renderer: %s", SDL_GetError());
         return -1;
+    }
+    {
+        SDL_RendererInfo ri;
+
+        w->partial = SDL_GetRendererInfo(w->ren, &ri) == 0 &&
+                     (ri.flags & SDL_RENDERER_SOFTWARE) != 0;
+        hd_info("window", "renderer: %s%s", ri.name,
+                w->partial ? " (presents changed areas only)" : "");
     }
     layout(w);
     update_stats(w);
