@@ -10,14 +10,17 @@
 #include <SDL.h>
 
 #include "client/font.h"
+#include "client/wayland.h"
 #include "clip.h"
 #include "client/window.h"
 #include "log.h"
 
-enum { EV_READY = 0, EV_PICTURE, EV_END, EV_TICK, EV_CLIP, EV_COUNT };
+enum { EV_READY = 0, EV_PICTURE, EV_END, EV_TICK, EV_CLIP, EV_SCALE, EV_COUNT };
 
-#define OVERLAY_SCALE 2
+#define OVERLAY_SCALE 2 /* font pixels per screen pixel at scale 1 */
 #define TICK_MS       1000
+#define SEAT_WAIT_MS  5000 /* for a Wayland compositor to offer a seat */
+#define MAX_HELD_MODS 4    /* Ctrl/Alt presses held back (see hold_mod) */
 
 struct win {
     struct win_opts o;
@@ -41,7 +44,10 @@ struct win {
 
     int disp_w, disp_h; /* the host's display */
     int one_to_one, fullscreen, grab, overlay;
-    SDL_Rect dst; /* where the picture is, in renderer pixels */
+    SDL_Rect dst;     /* where the picture is, in renderer pixels */
+    int hidpi;        /* renderer pixels per window unit (the output scale) */
+    struct pic *last; /* the picture on show, to upload into a new window */
+    struct wlv *wl;   /* our own Wayland connection (SDL on Wayland) */
     struct sess *s;
     struct dec *d;
     /* overlay figures, refreshed every TICK_MS */
@@ -52,6 +58,14 @@ struct win {
     /* the clipboard text last taken from or given to the host (main
      * thread): not sent back */
     char *clip_last;
+    /* keyboard (main thread): Ctrl/Alt presses not yet sent (they may be
+     * the start of one of our hotkeys), whether a key was typed while they
+     * were held, keys whose release is not sent (hotkey modifiers, keys
+     * typed as text) */
+    SDL_Scancode held_mods[MAX_HELD_MODS];
+    Hbb__ControlKey held_cks[MAX_HELD_MODS];
+    int n_held_mods, held_used;
+    Uint8 drop_up[SDL_NUM_SCANCODES];
 };
 
 static void push(struct win *w, int type, int code)
@@ -65,29 +79,102 @@ static void push(struct win *w, int type, int code)
         hd_warn("window", "cannot post an event: %s", SDL_GetError());
 }
 
+/*
+ * Which SDL video driver: Wayland first when the session has a Wayland
+ * compositor (SDL's own order prefers X11, which a sway session also has
+ * through XWayland), X11 otherwise; SDL_VIDEODRIVER, when set, decides.
+ * On Wayland the compositor must offer a seat before SDL starts there (SDL
+ * 2.26 crashes without one): wait for it, else use X11 when there is a
+ * DISPLAY.  Keeps the connection in w->wl.  Returns 0 or -ENODEV.
+ */
+static int pick_driver(struct win *w)
+{
+    const char *env = getenv("SDL_VIDEODRIVER"), *x = getenv("DISPLAY");
+    int r, chosen = env != NULL && env[0] != '\0';
+
+    if (chosen && strstr(env, "wayland") == NULL)
+        return 0;
+    if ((r = wlv_open(&w->wl)) != 0) {
+        if (r != -ENOENT)
+            hd_warn("window",
+                    "no Wayland compositor answers on "
+                    "WAYLAND_DISPLAY=%s: trying X11",
+                    getenv("WAYLAND_DISPLAY"));
+        return 0;
+    }
+    if ((r = wlv_wait_seat(w->wl, 0)) == 0) {
+        hd_info("window",
+                "the Wayland compositor on %s offers no seat yet: waiting "
+                "up to %d s for one",
+                wlv_name(w->wl), SEAT_WAIT_MS / 1000);
+        r = wlv_wait_seat(w->wl, SEAT_WAIT_MS);
+    }
+    if (r > 0) {
+        /* (override: SDL lets an empty SDL_VIDEODRIVER beat the hint) */
+        if (!chosen)
+            SDL_SetHintWithPriority(SDL_HINT_VIDEODRIVER, "wayland,x11",
+                                    SDL_HINT_OVERRIDE);
+        return 0;
+    }
+    if (!chosen && x != NULL && x[0] != '\0') {
+        hd_warn("window",
+                "the Wayland compositor on %s offers no seat (no keyboard "
+                "or mouse): opening the window on X11 display %s instead",
+                wlv_name(w->wl), x);
+        SDL_SetHintWithPriority(SDL_HINT_VIDEODRIVER, "x11", SDL_HINT_OVERRIDE);
+        wlv_free(w->wl);
+        w->wl = NULL;
+        return 0;
+    }
+    hd_error("window",
+             "the Wayland compositor on %s offers no seat (no keyboard or "
+             "mouse), and SDL cannot open a window there without one: run "
+             "the viewer in a session with a seat, or with --headless",
+             wlv_name(w->wl));
+    return -ENODEV;
+}
+
+static void on_scale(void *ud);
+
 int win_new(const struct win_opts *o, struct win **out)
 {
     struct win *w;
+    const char *drv;
 
     *out = NULL;
-    if (SDL_Init(SDL_INIT_VIDEO | SDL_INIT_TIMER) != 0) {
-        hd_error("window", "SDL: %s", SDL_GetError());
+    if ((w = calloc(1, sizeof(*w))) == NULL)
+        return -1;
+    if (pick_driver(w) != 0) {
+        wlv_free(w->wl);
+        free(w);
         return -1;
     }
-    if ((w = calloc(1, sizeof(*w))) == NULL) {
-        SDL_Quit();
+    if (SDL_Init(SDL_INIT_VIDEO | SDL_INIT_TIMER) != 0) {
+        hd_error("window", "SDL: %s", SDL_GetError());
+        wlv_free(w->wl);
+        free(w);
         return -1;
+    }
+    drv = SDL_GetCurrentVideoDriver();
+    hd_info("window", "video: %s", drv ? drv : "?");
+    if (drv == NULL || strcmp(drv, "wayland") != 0) {
+        wlv_free(w->wl);
+        w->wl = NULL;
     }
     w->o = *o;
     w->overlay = o->overlay;
+    w->hidpi = 1;
     w->ev_base = SDL_RegisterEvents(EV_COUNT);
     if (w->ev_base == (Uint32)-1) {
         hd_error("window", "SDL: no user events left");
+        wlv_free(w->wl);
         free(w);
         SDL_Quit();
         return -1;
     }
     pthread_mutex_init(&w->mu, NULL);
+    if (w->wl != NULL && wlv_watch(w->wl, on_scale, w) != 0)
+        hd_warn("window", "output scale changes will not be followed");
     *out = w;
     return 0;
 }
@@ -219,14 +306,24 @@ static Uint32 on_tick(Uint32 interval, void *ud)
     return interval;
 }
 
+/* The Wayland watch thread: an output's scale changed. */
+static void on_scale(void *ud)
+{
+    push(ud, EV_SCALE, 0);
+}
+
 /* ---- drawing ------------------------------------------------------------ */
 
 static void layout(struct win *w)
 {
-    int ow, oh;
+    int ow, oh, ww, wh;
     double sx, sy, s;
 
+    if (w->ren == NULL)
+        return;
     SDL_GetRendererOutputSize(w->ren, &ow, &oh);
+    SDL_GetWindowSize(w->win, &ww, &wh);
+    w->hidpi = ww > 0 && ow > ww ? (ow + ww / 2) / ww : 1;
     if (w->tex_w == 0 || ow <= 0 || oh <= 0) {
         w->dst = (SDL_Rect){ 0, 0, ow, oh };
         return;
@@ -252,18 +349,16 @@ static void draw_text(struct win *w, int x, int y, const char *t)
 {
     SDL_Rect px[FONT_W * FONT_H];
     uint8_t rows[FONT_H];
-    int n, r, c;
+    int n, r, c, k = OVERLAY_SCALE * w->hidpi;
 
-    for (; *t; t++, x += (FONT_W + 1) * OVERLAY_SCALE) {
+    for (; *t; t++, x += (FONT_W + 1) * k) {
         if (!font_glyph(*t, rows))
             continue;
         n = 0;
         for (r = 0; r < FONT_H; r++)
             for (c = 0; c < FONT_W; c++)
                 if (rows[r] & (0x10 >> c))
-                    px[n++] = (SDL_Rect){ x + c * OVERLAY_SCALE,
-                                          y + r * OVERLAY_SCALE, OVERLAY_SCALE,
-                                          OVERLAY_SCALE };
+                    px[n++] = (SDL_Rect){ x + c * k, y + r * k, k, k };
         SDL_RenderFillRects(w->ren, px, n);
     }
 }
@@ -293,21 +388,22 @@ static void update_stats(struct win *w)
 static void render(struct win *w)
 {
     SDL_Rect bg;
+    int k = OVERLAY_SCALE * w->hidpi, m = 4 * w->hidpi;
 
+    if (w->ren == NULL)
+        return;
     SDL_SetRenderDrawColor(w->ren, 0, 0, 0, 255);
     SDL_RenderClear(w->ren);
     if (w->tex != NULL)
         SDL_RenderCopy(w->ren, w->tex, NULL, &w->dst);
     if (w->overlay && w->line[0]) {
-        bg =
-            (SDL_Rect){ 4, 4,
-                        (int)strlen(w->line) * (FONT_W + 1) * OVERLAY_SCALE + 8,
-                        FONT_H * OVERLAY_SCALE + 8 };
+        bg = (SDL_Rect){ m, m, (int)strlen(w->line) * (FONT_W + 1) * k + 2 * m,
+                         FONT_H * k + 2 * m };
         SDL_SetRenderDrawBlendMode(w->ren, SDL_BLENDMODE_BLEND);
         SDL_SetRenderDrawColor(w->ren, 0, 0, 0, 160);
         SDL_RenderFillRect(w->ren, &bg);
         SDL_SetRenderDrawColor(w->ren, 255, 255, 0, 255);
-        draw_text(w, 8, 8, w->line);
+        draw_text(w, 2 * m, 2 * m, w->line);
     }
     SDL_RenderPresent(w->ren);
 }
@@ -340,28 +436,46 @@ static void update_texture(struct win *w, const struct pic *p,
  * changed area is converted, copied and pushed to the screen alone (an
  * X11 XShmPutImage of that area: typing costs the viewer ~nothing, where
  * a whole-window present costs milliseconds of CPU per frame).  Nothing
- * changed: nothing to do.  Takes p and returns 0 when done; -1 when a
- * whole render is needed (p untouched).
+ * changed: nothing to do.  Returns 0 when done, -1 when a whole render is
+ * needed.
  */
-static int present_part(struct win *w, struct pic *p)
+static int present_part(struct win *w, const struct pic *p)
 {
     const struct pic_rect *r = &p->dirty;
     SDL_Rect src, dst;
 
-    if (r->w <= 0 || r->h <= 0) {
-        pic_free(p);
+    if (r->w <= 0 || r->h <= 0)
         return 0;
-    }
     if (!w->partial || w->overlay || w->dst.w != w->tex_w ||
         w->dst.h != w->tex_h || (r->w == p->w && r->h == p->h))
         return -1;
     update_texture(w, p, r);
     src = (SDL_Rect){ r->x, r->y, r->w, r->h };
     dst = (SDL_Rect){ w->dst.x + r->x, w->dst.y + r->y, r->w, r->h };
-    pic_free(p);
     SDL_RenderCopy(w->ren, w->tex, &src, &dst);
     SDL_RenderFlush(w->ren);
     SDL_UpdateWindowSurfaceRects(w->win, &dst, 1);
+    return 0;
+}
+
+/* The texture for p's size (made anew, and then all of p is dirty).  0 or
+ * -1. */
+static int ensure_texture(struct win *w, struct pic *p)
+{
+    if (w->tex == NULL || w->tex_w != p->w || w->tex_h != p->h) {
+        if (w->tex != NULL)
+            SDL_DestroyTexture(w->tex);
+        w->tex = SDL_CreateTexture(w->ren, SDL_PIXELFORMAT_IYUV,
+                                   SDL_TEXTUREACCESS_STREAMING, p->w, p->h);
+        if (w->tex == NULL) {
+            hd_error("window", "texture %dx%d: %s", p->w, p->h, SDL_GetError());
+            return -1;
+        }
+        w->tex_w = p->w;
+        w->tex_h = p->h;
+        layout(w);
+        p->dirty = (struct pic_rect){ 0, 0, p->w, p->h };
+    }
     return 0;
 }
 
@@ -374,30 +488,16 @@ static void show_picture(struct win *w)
     w->pending = NULL;
     w->pic_posted = 0;
     pthread_mutex_unlock(&w->mu);
-    if (p == NULL || w->ren == NULL) {
+    if (p == NULL || w->ren == NULL || ensure_texture(w, p) != 0) {
         pic_free(p);
         return;
     }
-    if (w->tex == NULL || w->tex_w != p->w || w->tex_h != p->h) {
-        if (w->tex != NULL)
-            SDL_DestroyTexture(w->tex);
-        w->tex = SDL_CreateTexture(w->ren, SDL_PIXELFORMAT_IYUV,
-                                   SDL_TEXTUREACCESS_STREAMING, p->w, p->h);
-        if (w->tex == NULL) {
-            hd_error("window", "texture %dx%d: %s", p->w, p->h, SDL_GetError());
-            pic_free(p);
-            return;
-        }
-        w->tex_w = p->w;
-        w->tex_h = p->h;
-        layout(w);
-        p->dirty = (struct pic_rect){ 0, 0, p->w, p->h };
-    }
     if (present_part(w, p) != 0) {
         update_texture(w, p, &p->dirty);
-        pic_free(p);
         render(w);
     }
+    pic_free(w->last); /* kept for a window made anew (scale change) */
+    w->last = p;
     if (w->shown++ == 0)
         hd_info("window", "first frame shown");
 }
@@ -425,33 +525,20 @@ static int gl_on_cpu(SDL_Renderer *ren)
            strstr(s, "Software Rasterizer") != NULL || strstr(s, "swrast");
 }
 
-static int open_window(struct win *w)
+/* The SDL window ww x wh (window units) and its renderer.  0 or -1. */
+static int make_window(struct win *w, int ww, int wh)
 {
-    SDL_Rect usable;
-    int ww, wh;
     char title[256];
 
-    pthread_mutex_lock(&w->mu);
-    ww = w->disp_w;
-    wh = w->disp_h;
-    pthread_mutex_unlock(&w->mu);
-    if (SDL_GetDisplayUsableBounds(0, &usable) == 0) {
-        /* a display larger than ours starts scaled down to fit */
-        while (ww > usable.w || wh > usable.h) {
-            ww = ww * 3 / 4;
-            wh = wh * 3 / 4;
-        }
-    }
     snprintf(title, sizeof(title), "homedesk: %s", w->o.title);
     w->win = SDL_CreateWindow(
         title, SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, ww, wh,
         SDL_WINDOW_RESIZABLE | SDL_WINDOW_ALLOW_HIGHDPI |
-            (w->o.fullscreen ? SDL_WINDOW_FULLSCREEN_DESKTOP : 0));
+            (w->fullscreen ? SDL_WINDOW_FULLSCREEN_DESKTOP : 0));
     if (w->win == NULL) {
         hd_error("window", "cannot create the window: %s", SDL_GetError());
         return -1;
     }
-    w->fullscreen = w->o.fullscreen;
     w->ren = SDL_CreateRenderer(w->win, -1, SDL_RENDERER_PRESENTVSYNC);
     if (w->ren != NULL && gl_on_cpu(w->ren)) {
         /* GL drawn by the CPU (llvmpipe: no GPU, Xvfb): every present
@@ -465,6 +552,8 @@ static int open_window(struct win *w)
         w->ren = SDL_CreateRenderer(w->win, -1, SDL_RENDERER_SOFTWARE);
     if (w->ren == NULL) {
         hd_error("window", "cannot create a renderer: %s", SDL_GetError());
+        SDL_DestroyWindow(w->win);
+        w->win = NULL;
         return -1;
     }
     {
@@ -475,11 +564,73 @@ static int open_window(struct win *w)
         hd_info("window", "renderer: %s%s", ri.name,
                 w->partial ? " (presents changed areas only)" : "");
     }
+    if (w->grab)
+        SDL_SetWindowKeyboardGrab(w->win, SDL_TRUE);
     layout(w);
+    return 0;
+}
+
+static int open_window(struct win *w)
+{
+    SDL_Rect usable;
+    int ww, wh;
+
+    pthread_mutex_lock(&w->mu);
+    ww = w->disp_w;
+    wh = w->disp_h;
+    pthread_mutex_unlock(&w->mu);
+    if (SDL_GetDisplayUsableBounds(0, &usable) == 0) {
+        /* a display larger than ours starts scaled down to fit */
+        while (ww > usable.w || wh > usable.h) {
+            ww = ww * 3 / 4;
+            wh = wh * 3 / 4;
+        }
+    }
+    w->fullscreen = w->o.fullscreen;
+    if (make_window(w, ww, wh) != 0)
+        return -1;
     update_stats(w);
     w->tick = SDL_AddTimer(TICK_MS, on_tick, w);
     render(w);
     return 0;
+}
+
+/*
+ * The output scale changed (Wayland).  SDL 2.26 keeps a window's buffer
+ * scale until its surface enters another output, so the picture would be
+ * drawn at the old scale and stretched by the compositor: make the window
+ * anew (its surface enters the output at the new scale) and show the last
+ * picture in it.  A fullscreen window is rescaled by SDL itself.
+ */
+static void rescale(struct win *w)
+{
+    int ww, wh, want = wlv_scale(w->wl);
+
+    if (w->win == NULL)
+        return;
+    layout(w);
+    if (want == w->hidpi || w->fullscreen) {
+        render(w);
+        return;
+    }
+    hd_info("window", "output scale %d (window at %d): making the window anew",
+            want, w->hidpi);
+    SDL_GetWindowSize(w->win, &ww, &wh);
+    if (w->tex != NULL)
+        SDL_DestroyTexture(w->tex);
+    w->tex = NULL;
+    w->tex_w = w->tex_h = 0;
+    SDL_DestroyRenderer(w->ren);
+    w->ren = NULL;
+    SDL_DestroyWindow(w->win);
+    w->win = NULL;
+    if (make_window(w, ww, wh) != 0) {
+        win_post_end(w, 1, "cannot make the window anew at the new scale");
+        return;
+    }
+    if (w->last != NULL && ensure_texture(w, w->last) == 0)
+        update_texture(w, w->last, NULL);
+    render(w);
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -620,34 +771,165 @@ static const struct {
     { SDLK_VOLUMEDOWN, HBB__CONTROL_KEY__VolumeDown },
 };
 
-static void send_key(struct win *w, const SDL_KeyboardEvent *k)
+/* The ControlKey of an SDL key, or 0. */
+static Hbb__ControlKey control_key(SDL_Keycode sym)
+{
+    for (size_t i = 0; i < sizeof(keymap) / sizeof(keymap[0]); i++)
+        if (keymap[i].sdl == sym)
+            return keymap[i].ck;
+    return 0;
+}
+
+static int printable(SDL_Keycode sym)
+{
+    return sym > 0 && sym < 0x110000 && !(sym & SDLK_SCANCODE_MASK);
+}
+
+/* One KeyEvent: a control key (ck != 0) or a character; down 1/0, or
+ * press (down and up) when down is -1, a typed character: it says what
+ * the keyboard's state made, so no modifiers go with it. */
+static void send_key_event(struct win *w, Hbb__ControlKey ck, uint32_t chr,
+                           int down)
 {
     Hbb__Message m = HBB__MESSAGE__INIT;
     Hbb__KeyEvent ke = HBB__KEY_EVENT__INIT;
     Hbb__ControlKey mods[4];
-    size_t i;
 
-    for (i = 0; i < sizeof(keymap) / sizeof(keymap[0]); i++)
-        if (keymap[i].sdl == k->keysym.sym)
-            break;
-    if (i < sizeof(keymap) / sizeof(keymap[0])) {
+    if (ck != 0) {
         ke.union_case = HBB__KEY_EVENT__UNION_CONTROL_KEY;
-        ke.control_key = keymap[i].ck;
-    } else if (k->keysym.sym > 0 && k->keysym.sym < 0x110000 &&
-               !(k->keysym.sym & SDLK_SCANCODE_MASK)) {
-        /* a printable key: its unshifted character, modifiers beside */
-        ke.union_case = HBB__KEY_EVENT__UNION_CHR;
-        ke.chr = (uint32_t)k->keysym.sym;
+        ke.control_key = ck;
     } else {
-        return;
+        ke.union_case = HBB__KEY_EVENT__UNION_CHR;
+        ke.chr = chr;
     }
-    ke.down = k->type == SDL_KEYDOWN;
+    ke.down = down == 1;
+    ke.press = down == -1;
     ke.mode = HBB__KEYBOARD_MODE__Legacy;
-    ke.n_modifiers = modifiers(mods);
+    ke.n_modifiers = down == -1 ? 0 : modifiers(mods);
     ke.modifiers = mods;
     m.union_case = HBB__MESSAGE__UNION_KEY_EVENT;
     m.key_event = &ke;
     sess_send(w->s, &m);
+}
+
+/* The Ctrl/Alt presses held back: send them now, in order. */
+static void flush_mods(struct win *w)
+{
+    for (int i = 0; i < w->n_held_mods; i++)
+        send_key_event(w, w->held_cks[i], 0, 1);
+    w->n_held_mods = 0;
+}
+
+/*
+ * A key just sent as a key (Space, a keypad digit, Alt+x): SDL posts the
+ * text it types right behind it; that text is not sent again.
+ */
+static void drop_its_text(void)
+{
+    SDL_Event ev;
+
+    SDL_PumpEvents();
+    if (SDL_PeepEvents(&ev, 1, SDL_PEEKEVENT, SDL_FIRSTEVENT, SDL_LASTEVENT) ==
+            1 &&
+        ev.type == SDL_TEXTINPUT)
+        SDL_PeepEvents(&ev, 1, SDL_GETEVENT, SDL_TEXTINPUT, SDL_TEXTINPUT);
+}
+
+/* A key that is none of our hotkeys. */
+static void send_key(struct win *w, const SDL_KeyboardEvent *k)
+{
+    SDL_Scancode sc = k->keysym.scancode;
+    Hbb__ControlKey ck = control_key(k->keysym.sym);
+    int down = k->type == SDL_KEYDOWN, i;
+
+    if (sc < 0 || sc >= SDL_NUM_SCANCODES)
+        return;
+    if (down)
+        w->drop_up[sc] = 0;
+    else if (w->drop_up[sc]) {
+        w->drop_up[sc] = 0;
+        return;
+    }
+    if (ck == HBB__CONTROL_KEY__Control || ck == HBB__CONTROL_KEY__RControl ||
+        ck == HBB__CONTROL_KEY__Alt || ck == HBB__CONTROL_KEY__RAlt) {
+        for (i = 0; i < w->n_held_mods && w->held_mods[i] != sc; i++)
+            ;
+        if (down && (i < w->n_held_mods || k->repeat))
+            return;
+        if (down && w->n_held_mods < MAX_HELD_MODS) {
+            /* maybe the start of a hotkey: sent with the next key */
+            if (w->n_held_mods == 0)
+                w->held_used = 0;
+            w->held_mods[w->n_held_mods] = sc;
+            w->held_cks[w->n_held_mods++] = ck;
+            return;
+        }
+        if (!down && i < w->n_held_mods) {
+            if (w->held_used) {
+                /* only text was typed meanwhile (AltGr): never sent */
+                w->held_mods[i] = w->held_mods[--w->n_held_mods];
+                w->held_cks[i] = w->held_cks[w->n_held_mods];
+                return;
+            }
+            flush_mods(w); /* pressed and released alone */
+        }
+        send_key_event(w, ck, 0, down);
+        return;
+    }
+    if (ck == 0 && printable(k->keysym.sym) &&
+        !(k->keysym.mod & (KMOD_CTRL | KMOD_LALT | KMOD_GUI))) {
+        /*
+         * A character key: what it types comes as SDL_TEXTINPUT, computed
+         * from the keyboard's real state (Shift, AltGr, Caps Lock, dead
+         * keys, a virtual keyboard's own keymap), and is sent from there;
+         * the key itself is not, nor its release.
+         */
+        if (down) {
+            w->drop_up[sc] = 1;
+            w->held_used = 1;
+        }
+        return;
+    }
+    if (down)
+        flush_mods(w);
+    if (ck != 0)
+        send_key_event(w, ck, 0, down);
+    else if (printable(k->keysym.sym)) /* a shortcut: Ctrl+C */
+        send_key_event(w, 0, (uint32_t)k->keysym.sym, down);
+    if (down)
+        drop_its_text();
+}
+
+/*
+ * Text typed by character keys (or a key SDL has no scancode for, as a
+ * virtual keyboard's "A"): each character pressed on the host.
+ */
+static void send_text(struct win *w, const char *t)
+{
+    const unsigned char *p = (const unsigned char *)t;
+    uint32_t cp;
+    int n;
+
+    while (*p) {
+        if (*p < 0x80)
+            cp = *p, n = 1;
+        else if ((*p & 0xe0) == 0xc0)
+            cp = *p & 0x1f, n = 2;
+        else if ((*p & 0xf0) == 0xe0)
+            cp = *p & 0x0f, n = 3;
+        else if ((*p & 0xf8) == 0xf0)
+            cp = *p & 0x07, n = 4;
+        else
+            return;
+        for (int i = 1; i < n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        p += n;
+        if (cp >= 0x20 && cp != 0x7f)
+            send_key_event(w, 0, cp, -1);
+    }
 }
 
 static void toggle_fullscreen(struct win *w)
@@ -681,6 +963,11 @@ static int hotkey(struct win *w, const SDL_KeyboardEvent *k, int *quit)
     }
     if (k->type != SDL_KEYDOWN || k->repeat)
         return 1;
+    /* the hotkey's own Ctrl and Alt were held back: never sent */
+    for (int i = 0; i < w->n_held_mods; i++)
+        w->drop_up[w->held_mods[i]] = 1;
+    w->n_held_mods = 0;
+    w->drop_up[k->keysym.scancode] = 1;
     switch (k->keysym.sym) {
     case SDLK_f:
         toggle_fullscreen(w);
@@ -717,18 +1004,23 @@ static void on_input(struct win *w, const SDL_Event *ev, int *quit)
         break;
     case SDL_MOUSEBUTTONDOWN:
     case SDL_MOUSEBUTTONUP:
+        flush_mods(w); /* Ctrl+click */
         b = sdl_button(ev->button.button);
         if (b != 0 && map_xy(w, ev->button.x, ev->button.y, &x, &y) == 0)
             send_mouse(w, b << 3 | (ev->type == SDL_MOUSEBUTTONDOWN ? 1 : 2), x,
                        y);
         break;
     case SDL_MOUSEWHEEL:
+        flush_mods(w);
         send_mouse(w, 3, ev->wheel.x, ev->wheel.y);
         break;
     case SDL_KEYDOWN:
     case SDL_KEYUP:
         if (!hotkey(w, &ev->key, quit))
             send_key(w, &ev->key);
+        break;
+    case SDL_TEXTINPUT:
+        send_text(w, ev->text.text);
         break;
     default:
         break;
@@ -760,6 +1052,8 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
             clip_to_host(w);
         } else if (ev.type == w->ev_base + EV_PICTURE) {
             show_picture(w);
+        } else if (ev.type == w->ev_base + EV_SCALE) {
+            rescale(w);
         } else if (ev.type == w->ev_base + EV_TICK) {
             update_stats(w);
             if (w->overlay)
@@ -795,6 +1089,8 @@ void win_free(struct win *w)
     if (w->win != NULL)
         SDL_DestroyWindow(w->win);
     pic_free(w->pending);
+    pic_free(w->last);
+    wlv_free(w->wl);
     free(w->clip_in);
     free(w->clip_last);
     pthread_mutex_destroy(&w->mu);

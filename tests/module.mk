@@ -68,7 +68,7 @@ $(O)/tests/integration/test_viewer: $(IMAGE_OBJ)
 # tests/e2e/NAME.c -> $(O)/tests/e2e/NAME, each linked with desk.c (two
 # Xvfb displays, the real programs, a recording proxy), the image helpers
 # and the integration support code; XCB and libpng.
-E2E_LIB_SRCS := tests/e2e/desk.c
+E2E_LIB_SRCS := tests/e2e/desk.c tests/e2e/sway.c
 E2E_SRCS := $(filter-out $(E2E_LIB_SRCS),$(wildcard tests/e2e/*.c))
 E2E_LIB_OBJS := $(E2E_LIB_SRCS:%.c=$(O)/%.o) $(IMAGE_OBJ)
 E2E_BINS := $(patsubst tests/e2e/%.c,$(O)/tests/e2e/%,$(E2E_SRCS))
@@ -81,6 +81,16 @@ $(O)/tests/e2e/%: $(O)/tests/e2e/%.o $(E2E_LIB_OBJS) $(ITEST_SUPPORT_OBJS) \
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(E2E_LIBS) \
 		$(PKG_LIBS_SERVER) $(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
+
+# The Wayland test programs (tests/e2e/hd-wl*.c) also use wayland-client,
+# xkbcommon and the protocol code wayland-scanner made (proto/module.mk).
+WL_TEST_BINS := $(patsubst tests/e2e/%.c,$(O)/tests/e2e/%,\
+	$(wildcard tests/e2e/hd-wl*.c))
+$(WL_TEST_BINS:%=%.o): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST) \
+	$(PKG_CFLAGS_WL) -I$(O)/proto/wl
+$(WL_TEST_BINS:%=%.o): | $(WL_PROTO_HDRS)
+$(WL_TEST_BINS): $(WL_PROTO_OBJS)
+$(WL_TEST_BINS): E2E_LIBS += $(PKG_LIBS_WL)
 
 TEST_BINS += $(UNIT_BINS) $(ITEST_BINS) $(E2E_BINS)
 

@@ -34,7 +34,8 @@ programs() {
 	pc HOST vpx opus xcb xcb-shm xcb-damage xcb-xfixes xcb-xtest \
 		xcb-randr libzstd miniupnpc libpulse-simple
 	echo 'PKG_LIBS_HOST += -lyuv -lnatpmp'
-	pc VIEWER vpx sdl2 libzstd libpng opus
+	pc VIEWER vpx sdl2 libzstd libpng opus wayland-client
+	pc WL wayland-client xkbcommon
 }
 
 tmp=$out.tmp

@@ -175,22 +175,31 @@ int desk_find_window(struct desk_screen *s, const char *prefix,
     return found;
 }
 
-int desk_sh(struct desk_screen *s, const char *fmt, ...)
+int desk_vsh(const char *env, const char *fmt, va_list ap)
 {
     char cmd[2048];
     int n, st;
-    va_list ap;
 
-    n = snprintf(cmd, sizeof(cmd), "DISPLAY=%s ",
-                 s ? s->x.display : "$DISPLAY");
-    va_start(ap, fmt);
+    n = snprintf(cmd, sizeof(cmd), "%s ", env);
     vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
-    va_end(ap);
     fflush(stdout);
     st = system(cmd);
     if (st == -1 || !WIFEXITED(st))
         return -1;
     return WEXITSTATUS(st);
+}
+
+int desk_sh(struct desk_screen *s, const char *fmt, ...)
+{
+    char env[64];
+    va_list ap;
+    int r;
+
+    snprintf(env, sizeof(env), "DISPLAY=%s", s ? s->x.display : "$DISPLAY");
+    va_start(ap, fmt);
+    r = desk_vsh(env, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 /* ---- processes -------------------------------------------------------------
@@ -325,8 +334,22 @@ int desk_viewer_start(struct desk_viewer *v, const char *dir, const char *name,
                       const struct srv *s, struct desk_screen *b,
                       const char *pw, const char *id, const char *const *extra)
 {
-    char prog[512], server[64], cfg[330], envpw[200], envdisp[64];
-    const char *argv[40], *env[4];
+    char envdisp[64];
+    const char *wenv[] = { envdisp, "SDL_VIDEODRIVER=x11", NULL };
+
+    if (b != NULL)
+        snprintf(envdisp, sizeof(envdisp), "DISPLAY=%s", b->x.display);
+    return desk_viewer_start_env(v, dir, name, s, b != NULL ? wenv : NULL, pw,
+                                 id, extra);
+}
+
+int desk_viewer_start_env(struct desk_viewer *v, const char *dir,
+                          const char *name, const struct srv *s,
+                          const char *const *wenv, const char *pw,
+                          const char *id, const char *const *extra)
+{
+    char prog[512], server[64], cfg[330], envpw[200];
+    const char *argv[40], *env[12];
     int n = 0, e = 0;
 
     memset(v, 0, sizeof(*v));
@@ -345,10 +368,9 @@ int desk_viewer_start(struct desk_viewer *v, const char *dir, const char *name,
     argv[n++] = s->pk_b64;
     argv[n++] = "--config-dir";
     argv[n++] = cfg;
-    if (b != NULL) {
-        snprintf(envdisp, sizeof(envdisp), "DISPLAY=%s", b->x.display);
-        env[e++] = envdisp;
-        env[e++] = "SDL_VIDEODRIVER=x11";
+    if (wenv != NULL) {
+        for (int i = 0; wenv[i] != NULL && e < 11; i++)
+            env[e++] = wenv[i];
         argv[n++] = "--no-overlay";
     } else {
         argv[n++] = "--headless";
@@ -441,6 +463,47 @@ pid_t desk_card_start(struct desk_screen *a, struct desk_rect r,
         return -1;
     }
     return pid;
+}
+
+void desk_card_keys(const char *record, char *out, size_t cap)
+{
+    char buf[16384], *p = buf;
+    size_t n = 0;
+    unsigned sym;
+
+    desk_slurp(record, buf, sizeof(buf));
+    while ((p = strstr(p, "key keysym=")) != NULL) {
+        if (sscanf(p, "key keysym=0x%x", &sym) == 1 && sym >= 0x20 &&
+            sym < 0x7f && n + 1 < cap)
+            out[n++] = (char)sym;
+        p++;
+    }
+    out[n] = '\0';
+}
+
+int desk_card_new_click(const char *record, size_t n, int *x, int *y)
+{
+    char buf[16384];
+
+    for (int i = 0; i < 150; i++) {
+        if (desk_slurp(record, buf, sizeof(buf)) > (ssize_t)n &&
+            strstr(buf + n, "button 1 ") != NULL)
+            return desk_card_last_click(record, x, y);
+        usleep(20000);
+    }
+    printf("# no click reached the card\n");
+    return -1;
+}
+
+int desk_card_last_click(const char *record, int *x, int *y)
+{
+    char buf[16384], *p, *last = NULL;
+
+    desk_slurp(record, buf, sizeof(buf));
+    for (p = buf; (p = strstr(p, "button 1 ")) != NULL; p++)
+        last = p;
+    return last != NULL && sscanf(last, "button 1 x=%d y=%d", x, y) == 2 ? 0
+                                                                         : -1;
 }
 
 /* ---- the recording proxy ----------------------------------------------------

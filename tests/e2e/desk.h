@@ -14,6 +14,7 @@
 #ifndef HD_TESTS_E2E_DESK_H
 #define HD_TESTS_E2E_DESK_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -83,6 +84,10 @@ int desk_find_window(struct desk_screen *s, const char *prefix,
 int desk_sh(struct desk_screen *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The same with env ("NAME=value ...", put before the command). */
+int desk_vsh(const char *env, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 /*
  * Start argv[0] (a path, or a name looked up on $PATH) with extra
  * environment entries (NULL-terminated, may be NULL), stdout to out and
@@ -150,6 +155,16 @@ int desk_viewer_start(struct desk_viewer *v, const char *dir, const char *name,
                       const struct srv *s, struct desk_screen *b,
                       const char *pw, const char *id, const char *const *extra);
 
+/*
+ * The same with a window whose environment is wenv (NULL-terminated
+ * "NAME=value" entries: which display, which SDL driver), or --headless
+ * when wenv is NULL.
+ */
+int desk_viewer_start_env(struct desk_viewer *v, const char *dir,
+                          const char *name, const struct srv *s,
+                          const char *const *wenv, const char *pw,
+                          const char *id, const char *const *extra);
+
 /* Wait up to ms for the viewer to exit; its status, or -1. */
 int desk_viewer_wait(struct desk_viewer *v, int ms);
 
@@ -176,6 +191,18 @@ int desk_share(struct desk_host *h, struct desk_viewer *v, const char *dir,
  */
 pid_t desk_card_start(struct desk_screen *a, struct desk_rect r,
                       const char *record, uint32_t root_rgb, const char *dir);
+
+/*
+ * From a test card's record: the keys it got (printable keysyms, in
+ * order) as a string into out (cap bytes), and the window coordinates of
+ * its last button 1 press (0, or -1 when there is none).
+ */
+void desk_card_keys(const char *record, char *out, size_t cap);
+int desk_card_last_click(const char *record, int *x, int *y);
+
+/* Wait (up to 3 s) for a button 1 press recorded after the first n bytes
+ * of the record: 0 with its coordinates, or -1 (and says so). */
+int desk_card_new_click(const char *record, size_t n, int *x, int *y);
 
 /* ---- a sound server ------------------------------------------------------ */
 

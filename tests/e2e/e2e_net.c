@@ -77,23 +77,6 @@ static void set_up(void)
     HT_CHECK(up);
 }
 
-/* Keys the card recorded (printable keysyms), as a string. */
-static void card_keys(char *out, size_t cap)
-{
-    char buf[16384], *p = buf;
-    size_t n = 0;
-    unsigned sym;
-
-    desk_slurp(record, buf, sizeof(buf));
-    while ((p = strstr(p, "key keysym=")) != NULL) {
-        if (sscanf(p, "key keysym=0x%x", &sym) == 1 && sym >= 0x20 &&
-            sym < 0x7f && n + 1 < cap)
-            out[n++] = (char)sym;
-        p++;
-    }
-    out[n] = '\0';
-}
-
 /*
  * Through the viewer window on B: click the card, type text, and wait
  * until the card has recorded it and its echo of it on A shows on B
@@ -109,7 +92,7 @@ static int type_through(const char *text)
     int ok = 0, got_keys = 0;
     double psnr = 0;
 
-    card_keys(want, sizeof(want));
+    desk_card_keys(record, want, sizeof(want));
     snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s", text);
     if (a0 == NULL || a == NULL || b == NULL || desk_grab(&A, echo_at, a0) != 0)
         goto out;
@@ -118,7 +101,7 @@ static int type_through(const char *text)
         desk_sh(&B, "xdotool type --delay 20 '%s'", text) != 0)
         goto out;
     while (!ok && now_ms() < deadline) {
-        card_keys(keys, sizeof(keys));
+        desk_card_keys(record, keys, sizeof(keys));
         got_keys = strcmp(keys, want) == 0;
         if (got_keys && desk_grab(&A, echo_at, a) == 0 &&
             desk_grab(&B, echo_at, b) == 0)

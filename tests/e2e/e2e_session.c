@@ -272,53 +272,16 @@ static int card_got(const char *want, int ms)
     return 0;
 }
 
-/* The button line of the card's last click: its window coordinates. */
-static int card_last_click(int *x, int *y)
-{
-    char buf[8192], *p, *last = NULL;
-
-    desk_slurp(record, buf, sizeof(buf));
-    for (p = buf; (p = strstr(p, "button 1 ")) != NULL; p++)
-        last = p;
-    return last != NULL && sscanf(last, "button 1 x=%d y=%d", x, y) == 2 ? 0
-                                                                         : -1;
-}
-
-/* Key presses of printable keysyms in the record, as a string. */
-static void card_keys(char *out, size_t cap)
-{
-    char buf[8192], *p = buf;
-    size_t n = 0;
-    unsigned sym;
-
-    desk_slurp(record, buf, sizeof(buf));
-    while ((p = strstr(p, "key keysym=")) != NULL) {
-        if (sscanf(p, "key keysym=0x%x", &sym) == 1 && sym >= 0x20 &&
-            sym < 0x7f && n + 1 < cap)
-            out[n++] = (char)sym;
-        p++;
-    }
-    out[n] = '\0';
-}
-
 /* Click on the card through the viewer at B (bx, by); wait for the card
  * to record it.  Returns 0 with the card's coordinates, or -1. */
 static int click_through(int bx, int by, int *cx, int *cy)
 {
-    char before[8192], after[8192];
+    char before[16384];
 
     desk_slurp(record, before, sizeof(before));
     if (desk_sh(&B, "xdotool mousemove %d %d click 1", bx, by) != 0)
         return -1;
-    for (int i = 0; i < 100; i++) {
-        desk_slurp(record, after, sizeof(after));
-        if (strlen(after) > strlen(before) &&
-            strstr(after + strlen(before), "button 1 ") != NULL)
-            return card_last_click(cx, cy);
-        usleep(20000);
-    }
-    printf("# no click reached the card\n");
-    return -1;
+    return desk_card_new_click(record, strlen(before), cx, cy);
 }
 
 /* A click and typing on the viewer window on B reach the card on A. */
@@ -336,7 +299,7 @@ static void input_from_b_reaches_a(void)
     HT_EQ_INT(desk_sh(&B, "xdotool type --delay 30 'hd42e2e'"), 0);
     HT_CHECK(card_got("keysym=0x65", 3000)); /* 'e' */
     usleep(300000);
-    card_keys(keys, sizeof(keys));
+    desk_card_keys(record, keys, sizeof(keys));
     printf("# keys the card got: \"%s\"\n", keys);
     HT_EQ_STR(keys, "hd42e2e");
 }
