@@ -25,14 +25,9 @@ libminiupnpc-dev libnatpmp-dev libpng-dev libpulse-dev libwayland-dev
 libxkbcommon-dev wayland-protocols librust-wayland-protocols-dev"
 test_pkgs="xvfb xauth xdotool xclip x11-apps x11-utils xterm nftables iproute2
 miniupnpd-nftables
-<<<<<<< HEAD
-iptables sqlite3 procps psmisc pulseaudio pulseaudio-utils"
-bench_pkgs="ffmpeg valgrind tigervnc-scraping-server tigervnc-viewer"
-=======
 iptables sqlite3 procps psmisc pulseaudio pulseaudio-utils sway grim wtype
 wl-clipboard"
-bench_pkgs="ffmpeg valgrind"
->>>>>>> 52f0fa9 (viewer on Wayland: Wayland first when the session has a compositor (SDL_VIDEODRIVER, even empty, no longer hides the hint), waits for a seat (SDL 2.26 crashes without one) or falls back to X11; characters sent as the text SDL computes (upper case from virtual keymaps arrives upper case); the hotkeys' Ctrl/Alt never reach the host; overlay at the output scale and live scale changes followed; tests/e2e/test_wayland_viewer.sh on a private headless sway (hd-wlinput: virtual keyboard and pointer))
+bench_pkgs="ffmpeg valgrind tigervnc-scraping-server tigervnc-viewer"
 arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user pkg-config
 protobuf-c-compiler libsodium-dev:arm64 libuv1-dev:arm64
 libprotobuf-c-dev:arm64 libsqlite3-dev:arm64 nettle-dev:arm64
