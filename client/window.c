@@ -525,6 +525,13 @@ static int gl_on_cpu(SDL_Renderer *ren)
            strstr(s, "Software Rasterizer") != NULL || strstr(s, "swrast");
 }
 
+static int on_x11(void)
+{
+    const char *d = SDL_GetCurrentVideoDriver();
+
+    return d != NULL && strcmp(d, "x11") == 0;
+}
+
 /* The SDL window ww x wh (window units) and its renderer.  0 or -1. */
 static int make_window(struct win *w, int ww, int wh)
 {
@@ -540,10 +547,12 @@ static int make_window(struct win *w, int ww, int wh)
         return -1;
     }
     w->ren = SDL_CreateRenderer(w->win, -1, SDL_RENDERER_PRESENTVSYNC);
-    if (w->ren != NULL && gl_on_cpu(w->ren)) {
+    if (w->ren != NULL && on_x11() && gl_on_cpu(w->ren)) {
         /* GL drawn by the CPU (llvmpipe: no GPU, Xvfb): every present
          * converts and pushes the whole window; our own software path
-         * straight to the X server pushes only what changed */
+         * straight to the X server pushes only what changed (X11 only:
+         * SDL has no window surface of its own on Wayland, and drawing
+         * there at the output scale needs the GL renderer) */
         SDL_DestroyRenderer(w->ren);
         SDL_SetHint(SDL_HINT_FRAMEBUFFER_ACCELERATION, "0");
         w->ren = NULL;
