@@ -450,10 +450,10 @@ static int run_headless(struct viewer *v, struct sess *s, struct dec *d)
     fps = secs > 0 ? (frames - 1) / secs : 0;
     kbps = secs > 0 ? (double)st.video_bytes * 8.0 / 1000.0 / secs : 0;
     printf("stats: frames=%d fps=%.1f kbps=%.0f rtt_ms=%u decode_ms=%.2f "
-           "path=%s connect_ms=%.0f\n",
+           "path=%s connect_ms=%.0f enc=%s\n",
            frames, fps, kbps, st.rtt_ms, ds.decode_ms,
            rv_path_name((enum rv_path)(st.path < 0 ? 0 : st.path)),
-           st.connect_ms);
+           st.connect_ms, st.legacy ? "legacy" : "split");
     fflush(stdout);
     return 0;
 }

@@ -268,18 +268,20 @@ static void rvc_close(struct rvc *c)
 
 /*
  * The server's KeyExchange offer: keys[0] = crypto_sign(its box key) by the
- * server key.  Answer KeyExchange{our box key, sealed secretbox key} in
- * the clear; from then on frames are sealed.
+ * server key, and from homedesk-server hd_kx, its signed offer of split
+ * keys.  Answer KeyExchange{our box key, sealed secretbox key} in the
+ * clear (split when offered); from then on frames are sealed.
  */
 static int complete_key_exchange(struct rvc *c, const Hbb__KeyExchange *kx,
                                  const uint8_t server_pk[HD_SIGN_PK_BYTES])
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__KeyExchange ans = HBB__KEY_EXCHANGE__INIT;
-    uint8_t box_pk[64], my_pk[HD_BOX_PK_BYTES], sealed[HD_SEALED_KEY_BYTES];
+    uint8_t box_pk[64], my_pk[HD_BOX_PK_BYTES], sealed[HD_SEALED_KEY2_BYTES];
     unsigned long long len;
     ProtobufCBinaryData keys[2];
-    int r;
+    size_t sealed_len;
+    int r, split;
 
     if (kx->n_keys != 1 || kx->keys[0].len > sizeof(box_pk) + 64 ||
         kx->keys[0].len < crypto_sign_BYTES)
@@ -289,12 +291,19 @@ static int complete_key_exchange(struct rvc *c, const Hbb__KeyExchange *kx,
         return HD_EAUTH;
     if (len != HD_BOX_PK_BYTES)
         return HD_EPROTO;
-    if ((r = hd_secure_client_start(box_pk, my_pk, sealed, &c->sec)) != 0)
+    split =
+        hd_kx_offer_verify(server_pk, box_pk, kx->hd_kx.data, kx->hd_kx.len);
+    if ((r = hd_secure_client_start(box_pk, split, my_pk, sealed, &sealed_len,
+                                    &c->sec)) != 0)
         return r;
+    if (!split)
+        hd_info("rv",
+                "legacy encryption with the rendezvous server (one key both "
+                "ways: it does not offer per-direction keys)");
     keys[0].data = my_pk;
     keys[0].len = sizeof(my_pk);
     keys[1].data = sealed;
-    keys[1].len = sizeof(sealed);
+    keys[1].len = sealed_len;
     ans.n_keys = 2;
     ans.keys = keys;
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE;

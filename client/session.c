@@ -197,7 +197,19 @@ static void on_signed_id(struct sess *s, const Hbb__SignedId *sid)
         failf(s, "handshake with the host failed: %s", hd_strerror(r));
         return;
     }
-    hd_debug("session", "channel sealed");
+    if (hd_channel_is_legacy(s->ch)) {
+        /* a RustDesk host: it speaks nothing else */
+        hd_warn("session",
+                "legacy encryption with host %s: it is a RustDesk app, one "
+                "key both ways (whoever relays the session can XOR the "
+                "directions)",
+                s->host_id);
+        pthread_mutex_lock(&s->mu);
+        s->st.legacy = 1;
+        pthread_mutex_unlock(&s->mu);
+    } else {
+        hd_debug("session", "channel sealed (per-direction keys)");
+    }
     s->state = ST_HASH;
 }
 

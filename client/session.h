@@ -53,6 +53,7 @@ struct sess_stats {
     int path;                           /* enum rv_path, -1 before */
     double connect_ms;                  /* start to logged in, or 0 */
     int width, height;                  /* the host's display */
+    int legacy; /* 1: RustDesk's legacy encryption (a RustDesk host) */
 };
 
 struct sess_cb {

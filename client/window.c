@@ -380,9 +380,10 @@ static void update_stats(struct win *w)
     w->shown_then = w->shown;
     w->bytes_then = st.video_bytes;
     snprintf(w->line, sizeof(w->line),
-             "fps %.0f  kbps %.0f  rtt %u ms  dec %.1f ms  %s", w->fps, w->kbps,
-             st.rtt_ms, ds.decode_ms,
-             st.path < 0 ? "-" : rv_path_name((enum rv_path)st.path));
+             "fps %.0f  kbps %.0f  rtt %u ms  dec %.1f ms  %s%s", w->fps,
+             w->kbps, st.rtt_ms, ds.decode_ms,
+             st.path < 0 ? "-" : rv_path_name((enum rv_path)st.path),
+             st.legacy ? "  legacy encryption" : "");
 }
 
 static void render(struct win *w)

@@ -462,6 +462,16 @@ int hd_channel_is_secure(const struct hd_channel *ch)
     return ch->secure;
 }
 
+int hd_channel_is_legacy(const struct hd_channel *ch)
+{
+    return ch->secure && ch->sec.legacy;
+}
+
+const uint8_t *hd_channel_binding(const struct hd_channel *ch)
+{
+    return ch->secure ? hd_secure_binding(&ch->sec) : NULL;
+}
+
 int hd_channel_peer(const struct hd_channel *ch, struct sockaddr_storage *ss)
 {
     if (ch->rudp != NULL) {
@@ -485,8 +495,8 @@ int hd_channel_host_hello(struct hd_channel *ch, const struct hd_sign_key *key,
     if ((r = hd_box_key_generate(&ch->box)) != 0)
         return r;
     ch->box_set = 1;
-    if ((r = hd_idpk_sign(key, id, ch->box.pk, HD_BOX_PK_BYTES, &signed_idpk,
-                          &len)) != 0)
+    if ((r = hd_idpk_sign_kx(key, id, ch->box.pk, HD_BOX_PK_BYTES, HD_KX_SPLIT,
+                             &signed_idpk, &len)) != 0)
         return r;
     sid.id.data = signed_idpk;
     sid.id.len = len;
@@ -524,10 +534,10 @@ int hd_channel_viewer_accept(struct hd_channel *ch, const Hbb__SignedId *sid,
 {
     Hbb__Message m = HBB__MESSAGE__INIT;
     Hbb__PublicKey pk = HBB__PUBLIC_KEY__INIT;
-    uint8_t box_pk[64], my_pk[HD_BOX_PK_BYTES], sealed[HD_SEALED_KEY_BYTES];
+    uint8_t box_pk[64], my_pk[HD_BOX_PK_BYTES], sealed[HD_SEALED_KEY2_BYTES];
     char id[128];
-    size_t box_len;
-    int r;
+    size_t box_len, sealed_len;
+    int r, split;
 
     if (ch->secure)
         return HD_EPROTO;
@@ -539,12 +549,15 @@ int hd_channel_viewer_accept(struct hd_channel *ch, const Hbb__SignedId *sid,
         return HD_EAUTH;
     if (box_len != HD_BOX_PK_BYTES)
         return HD_EPROTO;
-    if ((r = hd_secure_client_start(box_pk, my_pk, sealed, &ch->sec)) != 0)
+    /* the host's offer of split keys is inside what it signed */
+    split = (hd_idpk_kx(sid->id.data, sid->id.len) & HD_KX_SPLIT) != 0;
+    if ((r = hd_secure_client_start(box_pk, split, my_pk, sealed, &sealed_len,
+                                    &ch->sec)) != 0)
         return r;
     pk.asymmetric_value.data = my_pk;
     pk.asymmetric_value.len = sizeof(my_pk);
     pk.symmetric_value.data = sealed;
-    pk.symmetric_value.len = sizeof(sealed);
+    pk.symmetric_value.len = sealed_len;
     m.union_case = HBB__MESSAGE__UNION_PUBLIC_KEY;
     m.public_key = &pk;
     if ((r = hd_channel_send(ch, &m)) != 0)

@@ -150,6 +150,16 @@ size_t hd_channel_backlog(const struct hd_channel *ch);
 /* 1 once frames are sealed. */
 int hd_channel_is_secure(const struct hd_channel *ch);
 
+/*
+ * 1 once sealed in RustDesk's legacy mode (one key both ways: the peer
+ * is a RustDesk app); 0 for per-direction keys or before the handshake.
+ */
+int hd_channel_is_legacy(const struct hd_channel *ch);
+
+/* The session's binding key (crypto.h hd_secure_binding), NULL when
+ * legacy or not sealed. */
+const uint8_t *hd_channel_binding(const struct hd_channel *ch);
+
 /* The peer's address (normalised), for logs; 0 or a negative error. */
 int hd_channel_peer(const struct hd_channel *ch, struct sockaddr_storage *ss);
 
@@ -157,8 +167,10 @@ int hd_channel_peer(const struct hd_channel *ch, struct sockaddr_storage *ss);
 void hd_channel_close(struct hd_channel *ch);
 
 /*
- * Host side: send SignedId{id = sign(IdPk{id, ephemeral box key}),
- * sign_pk = key->pk}.
+ * Host side: send SignedId{id = sign(IdPk{id, ephemeral box key,
+ * hd_kx = HD_KX_SPLIT}), sign_pk = key->pk}.  The viewer's PublicKey then
+ * picks the mode: split keys from a homedesk viewer, legacy from a
+ * RustDesk app.
  *
  * sign_pk is a homedesk extension (SignedId field 101, bytes, the host's
  * 32-byte Ed25519 public key; RustDesk apps ignore the unknown field).  A
@@ -180,7 +192,9 @@ int hd_channel_host_accept(struct hd_channel *ch, const Hbb__PublicKey *pk);
 
 /*
  * Viewer side: verify the host's SignedId with host_pk, check it names
- * expected_id, answer with PublicKey and switch to sealed frames.
+ * expected_id, answer with PublicKey and switch to sealed frames: split
+ * keys when the signed IdPk offers them (a homedesk host), legacy
+ * otherwise (a RustDesk host; hd_channel_is_legacy says so).
  * Returns 0, HD_EAUTH (bad signature or another ID: a possible
  * man-in-the-middle), HD_EPROTO.
  */

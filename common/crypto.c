@@ -409,6 +409,13 @@ int hd_idpk_sign(const struct hd_sign_key *key, const char *id,
                  const uint8_t *pk, size_t pk_len, uint8_t **out,
                  size_t *out_len)
 {
+    return hd_idpk_sign_kx(key, id, pk, pk_len, 0, out, out_len);
+}
+
+int hd_idpk_sign_kx(const struct hd_sign_key *key, const char *id,
+                    const uint8_t *pk, size_t pk_len, uint32_t kx,
+                    uint8_t **out, size_t *out_len)
+{
     Hbb__IdPk m = HBB__ID_PK__INIT;
     uint8_t *buf;
     size_t plen;
@@ -421,6 +428,7 @@ int hd_idpk_sign(const struct hd_sign_key *key, const char *id,
     m.id = (char *)id;
     m.pk.data = (uint8_t *)pk;
     m.pk.len = pk_len;
+    m.hd_kx = kx;
     plen = hbb__id_pk__get_packed_size(&m);
     if (plen > HD_IDPK_SIGNED_MAX - HD_SIGNATURE_BYTES)
         return -EINVAL;
@@ -476,6 +484,55 @@ out:
     return r;
 }
 
+uint32_t hd_idpk_kx(const uint8_t *signed_msg, size_t n)
+{
+    Hbb__IdPk *m;
+    uint32_t kx;
+
+    if (n < HD_SIGNATURE_BYTES || n > HD_IDPK_SIGNED_MAX)
+        return 0;
+    m = hbb__id_pk__unpack(NULL, n - HD_SIGNATURE_BYTES,
+                           signed_msg + HD_SIGNATURE_BYTES);
+    if (m == NULL)
+        return 0;
+    kx = m->hd_kx;
+    hbb__id_pk__free_unpacked(m, NULL);
+    return kx;
+}
+
+/* What the server's split-key offer signs: label || box_pk. */
+#define KX_OFFER_LABEL "homedesk-kx2"
+
+static void
+kx_offer_msg(const uint8_t box_pk[HD_BOX_PK_BYTES],
+             uint8_t msg[sizeof(KX_OFFER_LABEL) - 1 + HD_BOX_PK_BYTES])
+{
+    memcpy(msg, KX_OFFER_LABEL, sizeof(KX_OFFER_LABEL) - 1);
+    memcpy(msg + sizeof(KX_OFFER_LABEL) - 1, box_pk, HD_BOX_PK_BYTES);
+}
+
+void hd_kx_offer_sign(const struct hd_sign_key *key,
+                      const uint8_t box_pk[HD_BOX_PK_BYTES],
+                      uint8_t sig[HD_SIGNATURE_BYTES])
+{
+    uint8_t msg[sizeof(KX_OFFER_LABEL) - 1 + HD_BOX_PK_BYTES];
+
+    kx_offer_msg(box_pk, msg);
+    crypto_sign_detached(sig, NULL, msg, sizeof(msg), key->sk);
+}
+
+int hd_kx_offer_verify(const uint8_t server_pk[HD_SIGN_PK_BYTES],
+                       const uint8_t box_pk[HD_BOX_PK_BYTES],
+                       const uint8_t *sig, size_t n)
+{
+    uint8_t msg[sizeof(KX_OFFER_LABEL) - 1 + HD_BOX_PK_BYTES];
+
+    if (n != HD_SIGNATURE_BYTES)
+        return 0;
+    kx_offer_msg(box_pk, msg);
+    return crypto_sign_verify_detached(sig, msg, sizeof(msg), server_pk) == 0;
+}
+
 /* ---- Session channel ----------------------------------------------------- */
 
 int hd_box_key_generate(struct hd_box_key *k)
@@ -502,8 +559,52 @@ static int secure_alloc(struct hd_secure *s)
     memset(s, 0, sizeof(*s));
     if (hd_crypto_init() != 0)
         return -EIO;
-    s->key = sodium_malloc(HD_SECURE_KEY_BYTES);
-    return s->key ? 0 : -ENOMEM;
+    if ((s->key = sodium_malloc(HD_SECURE_STATE_BYTES)) == NULL)
+        return -ENOMEM;
+    sodium_memzero(s->key, HD_SECURE_STATE_BYTES);
+    return 0;
+}
+
+/* Legacy: the sealed key is s->key[0..32); use it both ways. */
+static void secure_legacy(struct hd_secure *s)
+{
+    memcpy(s->key + HD_SECURE_KEY_BYTES, s->key, HD_SECURE_KEY_BYTES);
+    s->legacy = 1;
+}
+
+/*
+ * Split: s->key[0..32) holds the sealed master key; replace it with the
+ * per-direction keys (see hd_secure_client_start).  host: which end we are.
+ */
+#define KX_KDF_CONTEXT "hdsess02"
+enum { KX_SUB_H2V = 1, KX_SUB_V2H = 2, KX_SUB_BIND = 3 };
+
+static void secure_split(struct hd_secure *s, int host,
+                         const uint8_t host_box_pk[HD_BOX_PK_BYTES],
+                         const uint8_t viewer_box_pk[HD_BOX_PK_BYTES])
+{
+    crypto_generichash_state st;
+    uint8_t master[crypto_kdf_KEYBYTES];
+    uint8_t *send = s->key, *recv = s->key + HD_SECURE_KEY_BYTES,
+            *bind = s->key + 2 * HD_SECURE_KEY_BYTES;
+
+    crypto_generichash_init(&st, s->key, HD_SECURE_KEY_BYTES, sizeof(master));
+    crypto_generichash_update(&st, (const uint8_t *)KX_OFFER_LABEL,
+                              sizeof(KX_OFFER_LABEL) - 1);
+    crypto_generichash_update(&st, host_box_pk, HD_BOX_PK_BYTES);
+    crypto_generichash_update(&st, viewer_box_pk, HD_BOX_PK_BYTES);
+    crypto_generichash_final(&st, master, sizeof(master));
+    crypto_kdf_derive_from_key(send, HD_SECURE_KEY_BYTES,
+                               host ? KX_SUB_H2V : KX_SUB_V2H, KX_KDF_CONTEXT,
+                               master);
+    crypto_kdf_derive_from_key(recv, HD_SECURE_KEY_BYTES,
+                               host ? KX_SUB_V2H : KX_SUB_H2V, KX_KDF_CONTEXT,
+                               master);
+    crypto_kdf_derive_from_key(bind, HD_SECURE_KEY_BYTES, KX_SUB_BIND,
+                               KX_KDF_CONTEXT, master);
+    sodium_memzero(master, sizeof(master));
+    sodium_memzero(&st, sizeof(st));
+    s->legacy = 0;
 }
 
 int hd_secure_init(struct hd_secure *s, const uint8_t key[HD_SECURE_KEY_BYTES])
@@ -513,49 +614,67 @@ int hd_secure_init(struct hd_secure *s, const uint8_t key[HD_SECURE_KEY_BYTES])
     if ((r = secure_alloc(s)) != 0)
         return r;
     memcpy(s->key, key, HD_SECURE_KEY_BYTES);
+    secure_legacy(s);
     return 0;
+}
+
+const uint8_t *hd_secure_binding(const struct hd_secure *s)
+{
+    return s->key != NULL && !s->legacy ? s->key + 2 * HD_SECURE_KEY_BYTES
+                                        : NULL;
 }
 
 void hd_secure_cleanup(struct hd_secure *s)
 {
     if (s == NULL)
         return;
-    sodium_free(s->key);
+    sodium_free(s->key); /* wipes; accepts NULL */
     memset(s, 0, sizeof(*s));
 }
 
 int hd_secure_client_start(const uint8_t host_box_pk[HD_BOX_PK_BYTES],
-                           uint8_t my_box_pk[HD_BOX_PK_BYTES],
-                           uint8_t sealed[HD_SEALED_KEY_BYTES],
-                           struct hd_secure *out)
+                           int split, uint8_t my_box_pk[HD_BOX_PK_BYTES],
+                           uint8_t sealed[HD_SEALED_KEY2_BYTES],
+                           size_t *sealed_len, struct hd_secure *out)
 {
     static const uint8_t zero_nonce[crypto_box_NONCEBYTES];
-    uint8_t *my_sk = NULL;
+    uint8_t *my_sk = NULL, *plain = NULL;
+    size_t n = split ? HD_SECURE_KEY_BYTES + 1 : HD_SECURE_KEY_BYTES;
     int r;
 
     memset(my_box_pk, 0, HD_BOX_PK_BYTES);
-    memset(sealed, 0, HD_SEALED_KEY_BYTES);
+    memset(sealed, 0, HD_SEALED_KEY2_BYTES);
+    *sealed_len = 0;
     if ((r = secure_alloc(out)) != 0)
         goto out;
-    if ((my_sk = sodium_malloc(crypto_box_SECRETKEYBYTES)) == NULL) {
+    if ((my_sk = sodium_malloc(crypto_box_SECRETKEYBYTES)) == NULL ||
+        (plain = sodium_malloc(HD_SECURE_KEY_BYTES + 1)) == NULL) {
         r = -ENOMEM;
         goto out;
     }
     crypto_box_keypair(my_box_pk, my_sk);
     crypto_secretbox_keygen(out->key);
+    memcpy(plain, out->key, HD_SECURE_KEY_BYTES);
+    plain[HD_SECURE_KEY_BYTES] = HD_KX_SPLIT;
     /* Fails when the shared point is zero, i.e. a low-order peer key. */
-    if (crypto_box_easy(sealed, out->key, HD_SECURE_KEY_BYTES, zero_nonce,
-                        host_box_pk, my_sk) != 0) {
+    if (crypto_box_easy(sealed, plain, n, zero_nonce, host_box_pk, my_sk) !=
+        0) {
         r = HD_EPROTO;
         goto out;
     }
+    *sealed_len = n + crypto_box_MACBYTES;
+    if (split)
+        secure_split(out, 0, host_box_pk, my_box_pk);
+    else
+        secure_legacy(out);
     r = 0;
 out:
     sodium_free(my_sk);
+    sodium_free(plain);
     if (r != 0) {
         hd_secure_cleanup(out);
         memset(my_box_pk, 0, HD_BOX_PK_BYTES);
-        memset(sealed, 0, HD_SEALED_KEY_BYTES);
+        memset(sealed, 0, HD_SEALED_KEY2_BYTES);
     }
     return r;
 }
@@ -566,20 +685,36 @@ int hd_secure_host_accept(const struct hd_box_key *mine,
                           struct hd_secure *out)
 {
     static const uint8_t zero_nonce[crypto_box_NONCEBYTES];
+    uint8_t *plain = NULL;
     int r;
 
     memset(out, 0, sizeof(*out));
-    if (their_pk_len != HD_BOX_PK_BYTES || sealed_len != HD_SEALED_KEY_BYTES)
+    if (their_pk_len != HD_BOX_PK_BYTES || (sealed_len != HD_SEALED_KEY_BYTES &&
+                                            sealed_len != HD_SEALED_KEY2_BYTES))
         return HD_EPROTO;
     if ((r = secure_alloc(out)) != 0)
         goto out;
-    if (crypto_box_open_easy(out->key, sealed, sealed_len, zero_nonce, their_pk,
+    if ((plain = sodium_malloc(HD_SECURE_KEY_BYTES + 1)) == NULL) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (crypto_box_open_easy(plain, sealed, sealed_len, zero_nonce, their_pk,
                              mine->sk) != 0) {
         r = HD_ECRYPTO;
         goto out;
     }
+    memcpy(out->key, plain, HD_SECURE_KEY_BYTES);
+    if (sealed_len == HD_SEALED_KEY_BYTES) {
+        secure_legacy(out);
+    } else if (plain[HD_SECURE_KEY_BYTES] == HD_KX_SPLIT) {
+        secure_split(out, 1, mine->pk, their_pk);
+    } else {
+        r = HD_EPROTO;
+        goto out;
+    }
     r = 0;
 out:
+    sodium_free(plain);
     if (r != 0)
         hd_secure_cleanup(out);
     return r;
@@ -615,7 +750,8 @@ int hd_secure_open(struct hd_secure *s, const uint8_t *c, size_t n,
     if (n < HD_SECURE_OVERHEAD || s->recv_seq == UINT64_MAX)
         return HD_ECRYPTO;
     make_nonce(nonce, s->recv_seq + 1);
-    if (crypto_secretbox_open_easy(out, c, n, nonce, s->key) != 0)
+    if (crypto_secretbox_open_easy(out, c, n, nonce,
+                                   s->key + HD_SECURE_KEY_BYTES) != 0)
         return HD_ECRYPTO;
     s->recv_seq++;
     return 0;

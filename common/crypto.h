@@ -13,6 +13,7 @@
  *   nonce), then each frame is crypto_secretbox_easy under a 24-byte nonce
  *   that is all zero but for a little-endian u64 counter in its first 8
  *   bytes; each direction counts separately, pre-incremented (first nonce 1).
+ *   The same construction secures the rendezvous server's KeyExchange.
  *
  * Invariants: secret keys only ever live in sodium_malloc'd memory and are
  * wiped when freed (x_cleanup); nothing here logs a key.  Objects are
@@ -23,10 +24,19 @@
  * except that hd_secure_seal and hd_secure_open may run concurrently on the
  * same hd_secure (they touch separate counters).
  *
- * Known weakness inherited from the wire protocol: both directions use the
- * same secretbox key and both counters start at 1, so the first frame each
- * way is sealed under the same (key, nonce) pair.  We must do the same to
- * interoperate; do not reuse this construction for anything new.
+ * Key modes.  RustDesk's channel ("legacy") uses the one sealed key in
+ * both directions, and both counters start at 1: frame k host->viewer and
+ * frame k viewer->host share key and nonce, for EVERY k, so anyone who
+ * sees both directions (a relay, an on-path proxy) XORs them into the XOR
+ * of the two plaintexts, and can reflect one side's frames back to it as
+ * the other's.  We speak it only with RustDesk apps, which know nothing
+ * else.  Between homedesk peers the mode is split (HD_KX_SPLIT): the
+ * sealed key is a master from which each direction gets its own key
+ * (and the login proof a binding key), derived with the two ephemeral
+ * public keys (hd_secure_client_start).  The offer of the split mode
+ * travels inside what the host (or the server) signs and the answer
+ * inside what the viewer seals, so a man in the middle can neither strip
+ * nor forge it: at worst the handshake fails.
  */
 #ifndef HD_CRYPTO_H
 #define HD_CRYPTO_H
@@ -39,9 +49,13 @@
 #define HD_SIGNATURE_BYTES  64
 #define HD_BOX_PK_BYTES     32
 #define HD_SECURE_KEY_BYTES 32
-#define HD_SEALED_KEY_BYTES 48 /* 32-byte key + 16-byte MAC */
-#define HD_SECURE_OVERHEAD  16 /* secretbox MAC added to every frame */
-#define HD_SHA256_BYTES     32
+#define HD_SEALED_KEY_BYTES 48 /* 32-byte key + 16-byte MAC (legacy) */
+/* split mode: 32-byte key + 1 mode byte (HD_KX_SPLIT) + 16-byte MAC */
+#define HD_SEALED_KEY2_BYTES 49
+/* Key mode bit: per-direction keys (IdPk.hd_kx, the sealed mode byte). */
+#define HD_KX_SPLIT        1u
+#define HD_SECURE_OVERHEAD 16 /* secretbox MAC added to every frame */
+#define HD_SHA256_BYTES    32
 
 /* A signed IdPk from a peer is refused above this size (HD_ETOOBIG). */
 #define HD_IDPK_SIGNED_MAX 1024
@@ -131,6 +145,35 @@ int hd_idpk_sign(const struct hd_sign_key *key, const char *id,
                  size_t *out_len);
 
 /*
+ * hd_idpk_sign with IdPk.hd_kx = kx (the key modes a host offers in its
+ * SignedId; 0 gives exactly hd_idpk_sign's output).
+ */
+int hd_idpk_sign_kx(const struct hd_sign_key *key, const char *id,
+                    const uint8_t *pk, size_t pk_len, uint32_t kx,
+                    uint8_t **out, size_t *out_len);
+
+/*
+ * IdPk.hd_kx of a signed IdPk that hd_idpk_verify accepted (call it only
+ * then: this one does not check the signature).  0 when absent or
+ * unparsable.
+ */
+uint32_t hd_idpk_kx(const uint8_t *signed_msg, size_t n);
+
+/*
+ * The rendezvous server's offer of split keys in its KeyExchange
+ * (KeyExchange.hd_kx): a detached Ed25519 signature by the server key over
+ * "homedesk-kx2" || box_pk, the ephemeral key the same offer signs in
+ * keys[0].  hd_kx_offer_sign writes sig; hd_kx_offer_verify returns 1 when
+ * sig[0..n) is such a signature by server_pk, else 0.
+ */
+void hd_kx_offer_sign(const struct hd_sign_key *key,
+                      const uint8_t box_pk[HD_BOX_PK_BYTES],
+                      uint8_t sig[HD_SIGNATURE_BYTES]);
+int hd_kx_offer_verify(const uint8_t server_pk[HD_SIGN_PK_BYTES],
+                       const uint8_t box_pk[HD_BOX_PK_BYTES],
+                       const uint8_t *sig, size_t n);
+
+/*
  * Verify signed_msg[0..n) with signer_pk and unpack the IdPk inside: the
  * NUL-terminated id into id_out (id_cap bytes), the key into pk_out (pk_cap
  * bytes, length *pk_len).  Outputs are cleared on entry.  The caller checks
@@ -162,43 +205,58 @@ int hd_box_key_generate(struct hd_box_key *k);
 void hd_box_key_cleanup(struct hd_box_key *k);
 
 /*
- * The state of one encrypted session: the shared secretbox key (32 bytes,
- * sodium_malloc'd) and the last counter used in each direction.
+ * The state of one encrypted session, in one sodium_malloc'd block `key`:
+ * the sending key (bytes 0-31), the receiving key (32-63) and the binding
+ * key (64-95, hd_secure_binding); and the last counter used in each
+ * direction.  legacy: 1 when both keys are the one sealed key (RustDesk's
+ * channel; no binding key), 0 for split keys.
  */
+#define HD_SECURE_STATE_BYTES (3 * HD_SECURE_KEY_BYTES)
 struct hd_secure {
     uint8_t *key;
     uint64_t send_seq;
     uint64_t recv_seq;
+    int legacy;
 };
 
 /*
- * Start a channel from a known key (tests, fuzzers, resumed state): copies
- * key into a new sodium_malloc'd buffer, counters 0.  Returns 0 or -ENOMEM.
+ * Start a legacy channel from a known key (tests, fuzzers, resumed
+ * state): key both ways, counters 0.  Returns 0 or -ENOMEM.
  */
 int hd_secure_init(struct hd_secure *s, const uint8_t key[HD_SECURE_KEY_BYTES]);
 
 /*
- * Viewer side of the handshake, after verifying the host's SignedId:
- * makes an ephemeral box key pair and a random secretbox key, seals the
- * key to host_box_pk (crypto_box_easy, all-zero nonce), and returns what
- * goes into PublicKey: my_box_pk (asymmetric_value) and sealed
- * (symmetric_value).  The ephemeral secret is wiped before returning.
- * Returns 0; HD_EPROTO when host_box_pk is a degenerate (low-order) key;
- * -ENOMEM.  On error *out is left empty.
+ * Viewer side of the handshake, after verifying the host's SignedId (or
+ * the server's KeyExchange offer): makes an ephemeral box key pair and a
+ * random secretbox key, seals it to host_box_pk (crypto_box_easy, all-zero
+ * nonce) and returns what goes into PublicKey: my_box_pk
+ * (asymmetric_value) and sealed[0..*sealed_len) (symmetric_value).
+ * split 0: legacy, 48 bytes sealed, the key both ways.  split 1 (only
+ * when the other side offered HD_KX_SPLIT in what it signed): the key and
+ * the mode byte HD_KX_SPLIT are sealed (49 bytes), and the key is a
+ * master: master = BLAKE2b-256(key; "homedesk-kx2" || host_box_pk ||
+ * my_box_pk), then crypto_kdf subkeys of context "hdsess02": 1 =
+ * host->viewer, 2 = viewer->host, 3 = binding.  The ephemeral secret is
+ * wiped before returning.  Returns 0; HD_EPROTO when host_box_pk is a
+ * degenerate (low-order) key; -ENOMEM.  On error *out is left empty.
  */
 int hd_secure_client_start(const uint8_t host_box_pk[HD_BOX_PK_BYTES],
-                           uint8_t my_box_pk[HD_BOX_PK_BYTES],
-                           uint8_t sealed[HD_SEALED_KEY_BYTES],
-                           struct hd_secure *out);
+                           int split, uint8_t my_box_pk[HD_BOX_PK_BYTES],
+                           uint8_t sealed[HD_SEALED_KEY2_BYTES],
+                           size_t *sealed_len, struct hd_secure *out);
 
 /*
  * Host side: open the viewer's PublicKey with our ephemeral key.  their_pk
  * and sealed are the asymmetric_value and symmetric_value fields as
- * received.  Both empty means the viewer wants no encryption; that is the
- * caller's decision (homedesk refuses by default) and returns HD_EPROTO
- * here like any other wrong length.  Does not log.  Returns 0; HD_EPROTO
- * (wrong lengths); HD_ECRYPTO (the box does not open: wrong key or
- * tampered); -ENOMEM.  On error *out is left empty.
+ * received.  48 sealed bytes: legacy (a RustDesk app; out->legacy = 1);
+ * 49 with the mode byte HD_KX_SPLIT: split keys, derived as in
+ * hd_secure_client_start with the roles swapped.  The caller must have
+ * offered the split mode for a 49-byte answer to make sense (homedesk
+ * always does).  Both empty means the viewer wants no encryption; that is
+ * the caller's decision (homedesk refuses by default) and returns
+ * HD_EPROTO here like any other wrong length.  Does not log.  Returns 0;
+ * HD_EPROTO (wrong lengths, unknown mode); HD_ECRYPTO (the box does not
+ * open: wrong key or tampered); -ENOMEM.  On error *out is left empty.
  */
 int hd_secure_host_accept(const struct hd_box_key *mine,
                           const uint8_t *their_pk, size_t their_pk_len,
@@ -209,9 +267,15 @@ int hd_secure_host_accept(const struct hd_box_key *mine,
 void hd_secure_cleanup(struct hd_secure *s);
 
 /*
+ * The binding key of a split channel (32 bytes, secret, known only to
+ * the two ends of this one session), or NULL for a legacy one.
+ */
+const uint8_t *hd_secure_binding(const struct hd_secure *s);
+
+/*
  * Seal one outgoing frame payload: out (n + HD_SECURE_OVERHEAD bytes)
- * receives crypto_secretbox_easy(msg, nonce(++send_seq), key).  out may be
- * msg itself (in place).  Every payload is sealed, even an empty one.
+ * receives crypto_secretbox_easy(msg, nonce(++send_seq), sending key).  out may
+ * be msg itself (in place).  Every payload is sealed, even an empty one.
  * Returns 0, or -EOVERFLOW if the 2^64 - 1 counter is exhausted.
  */
 int hd_secure_seal(struct hd_secure *s, const uint8_t *msg, size_t n,

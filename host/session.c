@@ -278,6 +278,11 @@ static void on_public_key(struct session *s, const Hbb__Message *m)
             session_close(s, "key exchange failed");
             return;
         }
+        if (hd_channel_is_legacy(s->ch))
+            hd_info(MOD,
+                    "legacy encryption with %s: a RustDesk app (one key "
+                    "both ways)",
+                    s->peer);
         send_hash(s);
         return;
     }

@@ -737,13 +737,17 @@ static void on_register_pk(struct rdv *r, struct rdv_conn *c,
 
 /* ---- secure channel (KeyExchange) ------------------------------------- */
 
-/* Offer the channel: KeyExchange{keys = [sign(our box pk)]}. */
+/*
+ * Offer the channel: KeyExchange{keys = [sign(our box pk)], hd_kx = the
+ * signed offer of split keys (RustDesk clients ignore it and answer in
+ * the legacy mode)}.
+ */
 static int conn_offer_key_exchange(struct rdv_conn *c)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__KeyExchange kx = HBB__KEY_EXCHANGE__INIT;
     ProtobufCBinaryData key;
-    uint8_t signed_pk[crypto_sign_BYTES + 32];
+    uint8_t signed_pk[crypto_sign_BYTES + 32], offer[HD_SIGNATURE_BYTES];
     unsigned long long slen;
     int rc;
 
@@ -751,10 +755,13 @@ static int conn_offer_key_exchange(struct rdv_conn *c)
         return rc;
     c->kx_pending = 1;
     crypto_sign(signed_pk, &slen, c->kx.pk, 32, c->rdv->cfg->key->sk);
+    hd_kx_offer_sign(c->rdv->cfg->key, c->kx.pk, offer);
     key.data = signed_pk;
     key.len = (size_t)slen;
     kx.n_keys = 1;
     kx.keys = &key;
+    kx.hd_kx.data = offer;
+    kx.hd_kx.len = sizeof(offer);
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE;
     m.key_exchange = &kx;
     conn_send(c, &m);
@@ -775,7 +782,9 @@ static int on_key_exchange(struct rdv_conn *c, const Hbb__KeyExchange *kx)
         return rc;
     c->secured = 1;
     c->rdv->stats.secure_channels++;
-    hd_debug("rdv", "secure channel with %s", c->name);
+    hd_debug("rdv", "secure channel with %s (%s)", c->name,
+             c->sec.legacy ? "legacy encryption: a RustDesk app"
+                           : "per-direction keys");
     return 0;
 }
 

@@ -885,6 +885,22 @@ size_t desk_proxy_count(struct desk_proxy *p, const void *needle, size_t n)
     return hits;
 }
 
+size_t desk_proxy_xor_leaks(struct desk_proxy *p, size_t i, size_t *pairs)
+{
+    size_t leaks = 0;
+
+    *pairs = 0;
+    pthread_mutex_lock(&p->mu);
+    if (i < p->n_conns) {
+        const struct proxy_stream *a = &p->conns[i].rec[0],
+                                  *b = &p->conns[i].rec[1];
+
+        leaks = xor_leaks(a->data, a->len, 2, b->data, b->len, 1, pairs);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return leaks;
+}
+
 void desk_proxy_free(struct desk_proxy *p)
 {
     if (p == NULL)

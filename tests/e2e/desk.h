@@ -269,6 +269,14 @@ uint64_t desk_proxy_bytes(struct desk_proxy *p);
 uint64_t desk_proxy_bytes_from(struct desk_proxy *p, int from_upstream);
 size_t desk_proxy_count(struct desk_proxy *p, const void *needle, size_t n);
 
+/*
+ * Connection i (0-based, in accept order) as a relay session: xor_leaks
+ * (support.h) of its two directions, each starting after its plain frames
+ * (RequestRelay and SignedId or PublicKey from the client, the other's
+ * SignedId or PublicKey from upstream).  *pairs gets the frame pairs.
+ */
+size_t desk_proxy_xor_leaks(struct desk_proxy *p, size_t i, size_t *pairs);
+
 /* Stop the thread, close everything, free; accepts NULL. */
 void desk_proxy_free(struct desk_proxy *p);
 

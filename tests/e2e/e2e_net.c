@@ -8,7 +8,8 @@
  *  - a session forced through the relay (--relay) works both ways, and
  *    the bytes the relay carried contain neither a marker typed on screen,
  *    nor one copied to the clipboard, nor the password (a headless
- *    --relay run reports path=relay);
+ *    --relay run reports path=relay), and XORing its two directions
+ *    frame by frame shows no plaintext structure (per-direction keys);
  *  - the server goes away and comes back: an established session keeps
  *    running meanwhile, the host registers again, a new viewer reaches it
  *    by ID afterwards.
@@ -129,6 +130,7 @@ static void relay_session(void)
     const char *marker = "zq7mk4rx9", *clip_marker = "hd-clip-kq3vz8w";
     struct desk_viewer v, hv;
     char out[4096];
+    size_t all_pairs = 0, all_leaks = 0;
 
     HT_CHECK(desk_viewer_start(&v, tmpdir, "relay", &srv, &B, PASSWORD, host.id,
                                relay) == 0);
@@ -161,6 +163,25 @@ static void relay_session(void)
     HT_EQ_INT(desk_proxy_count(proxy, marker, strlen(marker)), 0);
     HT_EQ_INT(desk_proxy_count(proxy, clip_marker, strlen(clip_marker)), 0);
     HT_EQ_INT(desk_proxy_count(proxy, PASSWORD, strlen(PASSWORD)), 0);
+    /* between our programs the keys differ per direction: XORing the two
+     * directions of each relayed connection shows no plaintext structure
+     * (legacy keys would show it in every pair: test_host relay_session) */
+    for (size_t i = 0; i < desk_proxy_connections(proxy); i++) {
+        size_t pairs = 0, leaks = desk_proxy_xor_leaks(proxy, i, &pairs);
+
+        printf("# relay connection %zu: %zu of %zu frame pairs show "
+               "plaintext structure through XOR\n",
+               i, leaks, pairs);
+        /* chance alone: 1 in 8 per pair; legacy: every pair */
+        HT_CHECK(pairs < 5 || leaks < pairs);
+        all_pairs += pairs;
+        all_leaks += leaks;
+    }
+    HT_CHECK(all_pairs >= 16);
+    HT_CHECK(all_leaks * 3 < all_pairs);
+    HT_CHECK(strstr(out, " enc=split") != NULL);
+    HT_CHECK(!file_has(host.log, "legacy encryption", 10));
+    HT_CHECK(!file_has(hv.err, "legacy encryption", 10)); /* server too */
     if (ht_case_failures()) {
         desk_viewer_dump(&v);
         desk_viewer_dump(&hv);

@@ -4,7 +4,10 @@
  * - hd_idpk_verify on the raw input (a forged SignedId), and on the input
  *   signed with a fixed key, so that the IdPk parser behind a valid
  *   signature sees arbitrary bytes too;
- * - hd_secure_host_accept with the input split into PublicKey's two fields;
+ * - hd_idpk_kx (the host's key-mode offer) and hd_kx_offer_verify (the
+ *   server's) on the input;
+ * - hd_secure_host_accept with the input split into PublicKey's two fields
+ *   (legacy and split-key answers);
  * - hd_secure_open on the input as a frame.
  */
 #include <stdint.h>
@@ -45,6 +48,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        pk, sizeof(pk), &pk_len);
         free(sm);
     }
+
+    hd_idpk_kx(data, size);
+    if (size >= HD_BOX_PK_BYTES)
+        hd_kx_offer_verify(sign.pk, data, data + HD_BOX_PK_BYTES,
+                           size - HD_BOX_PK_BYTES);
 
     split = size > 0 ? data[0] % (size + 1) : 0;
     if (hd_secure_host_accept(&box, data, split, data + split, size - split,

@@ -685,3 +685,46 @@ int file_has(const char *path, const char *needle, int wait_ms)
     } while (now_ms() < deadline);
     return 0;
 }
+
+/* The next frame of buf[0..n) from *off whose payload is sealed (more
+ * than 1 byte), after skipping *skip frames; NULL at the end. */
+static const uint8_t *next_sealed(const uint8_t *buf, size_t n, size_t *off,
+                                  size_t *skip, size_t *len)
+{
+    size_t hl, pl;
+
+    while (*off < n &&
+           hd_frame_parse_header(buf + *off, n - *off, &hl, &pl) == 1 &&
+           pl <= n - *off - hl) {
+        const uint8_t *p = buf + *off + hl;
+
+        *off += hl + pl;
+        if (*skip > 0) {
+            (*skip)--;
+            continue;
+        }
+        if (pl > 1) {
+            *len = pl;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+size_t xor_leaks(const uint8_t *a, size_t na, size_t skip_a, const uint8_t *b,
+                 size_t nb, size_t skip_b, size_t *pairs)
+{
+    size_t oa = 0, ob = 0, la = 0, lb = 0, leaks = 0;
+    const uint8_t *fa, *fb;
+
+    *pairs = 0;
+    while ((fa = next_sealed(a, na, &oa, &skip_a, &la)) != NULL &&
+           (fb = next_sealed(b, nb, &ob, &skip_b, &lb)) != NULL) {
+        if (la <= 16 || lb <= 16)
+            continue;
+        (*pairs)++;
+        if (((fa[16] ^ fb[16]) & 7) == 0)
+            leaks++;
+    }
+    return leaks;
+}

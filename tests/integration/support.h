@@ -91,6 +91,22 @@ uint16_t test_base_port(void);
 /* Monotonic milliseconds. */
 uint64_t now_ms(void);
 
+/*
+ * The two directions of one recorded session stream as a keyless relay
+ * sees them: a = the bytes one side sent, b = the bytes the other sent.
+ * The first skip_a / skip_b frames of each are skipped (plain ones:
+ * RequestRelay, SignedId, PublicKey); then the k-th sealed frame (payload
+ * of more than 1 byte) of a is paired with the k-th of b, the two frames
+ * RustDesk's legacy channel seals under one (key, nonce).  For each pair
+ * the first bytes after the 16-byte MACs are XORed: under a shared key
+ * stream that is the XOR of the two Messages' first bytes, both protobuf
+ * tags of wire type 2, so its low 3 bits are 0.  *pairs gets the number
+ * of pairs; returns how many pairs showed that plaintext structure: all of
+ * them in legacy mode, about one in eight with per-direction keys.
+ */
+size_t xor_leaks(const uint8_t *a, size_t na, size_t skip_a, const uint8_t *b,
+                 size_t nb, size_t skip_b, size_t *pairs);
+
 /* Does the file at path contain needle?  Looks again every 20 ms for up
  * to wait_ms (the first megabyte of the file). */
 int file_has(const char *path, const char *needle, int wait_ms);

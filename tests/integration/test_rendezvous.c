@@ -575,20 +575,25 @@ static void relay_request_routing(void)
     host_down(&h);
 }
 
-/* The secure TCP channel current RustDesk clients expect. */
-static void key_exchange_channel(void)
+/*
+ * The secure TCP channel: split 0 as current RustDesk clients use it (they
+ * ignore the hd_kx offer and seal a 48-byte key used both ways), split 1
+ * as homedesk's viewer and host do (the offer verifies with the server
+ * key; 49 bytes sealed; per-direction keys).
+ */
+static void key_exchange_run(int split)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
     Hbb__KeyExchange kx = HBB__KEY_EXCHANGE__INIT;
     Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
     ProtobufCBinaryData keys[2];
-    uint8_t box_pk[32], my_pk[32], sealed[48], buf[4096], plain[4096];
-    uint8_t frame[4096];
+    uint8_t box_pk[32], my_pk[32], sealed[HD_SEALED_KEY2_BYTES], buf[4096];
+    uint8_t frame[4096], plain[4096];
     unsigned long long mlen;
     struct hd_secure sec;
     int fd = tcp_connect("127.0.0.1", srv.port);
     ssize_t n;
-    size_t len, hdr;
+    size_t len, hdr, sealed_len = 0;
 
     memset(&sec, 0, sizeof(sec));
     HT_CHECK(fd >= 0);
@@ -607,12 +612,23 @@ static void key_exchange_channel(void)
                                in->key_exchange->keys[0].len, srv.pk),
               0);
     HT_EQ_INT(mlen, 32);
+    /* the split-key offer is signed by the server key, for this box key */
+    HT_CHECK(hd_kx_offer_verify(srv.pk, box_pk, in->key_exchange->hd_kx.data,
+                                in->key_exchange->hd_kx.len));
+    box_pk[0] ^= 1;
+    HT_CHECK(!hd_kx_offer_verify(srv.pk, box_pk, in->key_exchange->hd_kx.data,
+                                 in->key_exchange->hd_kx.len));
+    box_pk[0] ^= 1;
     hbb__rendezvous_message__free_unpacked(in, NULL);
-    HT_EQ_INT(hd_secure_client_start(box_pk, my_pk, sealed, &sec), 0);
+    HT_EQ_INT(
+        hd_secure_client_start(box_pk, split, my_pk, sealed, &sealed_len, &sec),
+        0);
+    HT_EQ_INT(sealed_len, split ? 49 : 48);
+    HT_EQ_INT(sec.legacy, !split);
     keys[0].data = my_pk;
     keys[0].len = 32;
     keys[1].data = sealed;
-    keys[1].len = 48;
+    keys[1].len = sealed_len;
     kx.n_keys = 2;
     kx.keys = keys;
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE;
@@ -642,6 +658,16 @@ static void key_exchange_channel(void)
     }
     hd_secure_cleanup(&sec);
     close(fd);
+}
+
+static void key_exchange_channel(void)
+{
+    key_exchange_run(0);
+}
+
+static void key_exchange_split_keys(void)
+{
+    key_exchange_run(1);
 }
 
 /*
@@ -1088,6 +1114,7 @@ int main(void)
     HT_RUN(same_lan_flow);
     HT_RUN(relay_request_routing);
     HT_RUN(key_exchange_channel);
+    HT_RUN(key_exchange_split_keys);
     HT_RUN(tcp_registration);
     HT_RUN(udp_preferred_over_tcp_link);
     HT_RUN(bad_input_closes_only_that_peer);

@@ -422,13 +422,15 @@ static void secure_handshake(void)
 {
     struct hd_box_key host = { { 0 }, NULL }, wrong = { { 0 }, NULL };
     struct hd_secure c = { 0 }, h = { 0 };
-    uint8_t my_pk[32], sealed[48], key[32];
+    uint8_t my_pk[32], sealed[HD_SEALED_KEY2_BYTES], key[32];
     static const uint8_t zero_nonce[24];
     uint8_t zero_pk[32] = { 0 };
+    size_t slen;
 
     HT_EQ_INT(hd_box_key_generate(&host), 0);
     HT_EQ_INT(hd_box_key_generate(&wrong), 0);
-    HT_EQ_INT(hd_secure_client_start(host.pk, my_pk, sealed, &c), 0);
+    HT_EQ_INT(hd_secure_client_start(host.pk, 0, my_pk, sealed, &slen, &c), 0);
+    HT_EQ_INT(slen, 48);
     HT_CHECK(c.key != NULL);
     if (c.key == NULL)
         goto out;
@@ -465,7 +467,8 @@ static void secure_handshake(void)
 
     /* a low-order host key gives no shared secret */
     hd_secure_cleanup(&c);
-    HT_EQ_INT(hd_secure_client_start(zero_pk, my_pk, sealed, &c), HD_EPROTO);
+    HT_EQ_INT(hd_secure_client_start(zero_pk, 0, my_pk, sealed, &slen, &c),
+              HD_EPROTO);
     HT_CHECK(c.key == NULL);
 out:
     hd_secure_cleanup(&c);
@@ -484,11 +487,12 @@ static void secure_frames(void)
 {
     struct hd_box_key host = { { 0 }, NULL };
     struct hd_secure c = { 0 }, h = { 0 };
-    uint8_t my_pk[32], sealed[48];
+    uint8_t my_pk[32], sealed[HD_SEALED_KEY2_BYTES];
     uint8_t f1[32], f2[32], f3[32], f4[32], f5[32], buf[32];
+    size_t slen;
 
     HT_EQ_INT(hd_box_key_generate(&host), 0);
-    HT_EQ_INT(hd_secure_client_start(host.pk, my_pk, sealed, &c), 0);
+    HT_EQ_INT(hd_secure_client_start(host.pk, 0, my_pk, sealed, &slen, &c), 0);
     HT_EQ_INT(hd_secure_host_accept(&host, my_pk, 32, sealed, 48, &h), 0);
     if (c.key == NULL || h.key == NULL)
         goto out;
@@ -548,6 +552,115 @@ out:
     hd_secure_cleanup(&c);
     hd_secure_cleanup(&h);
     hd_box_key_cleanup(&host);
+}
+
+/*
+ * Split keys (homedesk peers): the 49-byte answer carries the mode inside
+ * the box; each direction has its own key, so frame k each way no longer
+ * shares (key, nonce): the XOR of the two ciphertexts is not the XOR of
+ * the plaintexts, as it is in legacy mode.
+ */
+static void secure_split_keys(void)
+{
+    struct hd_box_key host = { { 0 }, NULL };
+    struct hd_secure c = { 0 }, h = { 0 }, lc = { 0 }, lh = { 0 };
+    uint8_t my_pk[32], sealed[HD_SEALED_KEY2_BYTES], key[33];
+    uint8_t a[16 + 8], b[16 + 8], buf[8];
+    static const uint8_t zero_nonce[24];
+    const char *pa = "keys:abc", *pb = "hunter2!";
+    size_t slen, i, same = 0;
+
+    HT_EQ_INT(hd_box_key_generate(&host), 0);
+    HT_EQ_INT(hd_secure_client_start(host.pk, 1, my_pk, sealed, &slen, &c), 0);
+    HT_EQ_INT(slen, 49);
+    HT_EQ_INT(c.legacy, 0);
+    /* inside the box: the master key, then the mode byte */
+    HT_EQ_INT(
+        crypto_box_open_easy(key, sealed, slen, zero_nonce, my_pk, host.sk), 0);
+    HT_EQ_INT(key[32], HD_KX_SPLIT);
+    HT_EQ_INT(hd_secure_host_accept(&host, my_pk, 32, sealed, slen, &h), 0);
+    if (c.key == NULL || h.key == NULL)
+        goto out;
+    HT_EQ_INT(h.legacy, 0);
+    /* my sending key is the other's receiving key, and they differ */
+    HT_EQ_MEM(c.key, h.key + 32, 32);
+    HT_EQ_MEM(h.key, c.key + 32, 32);
+    HT_CHECK(memcmp(c.key, c.key + 32, 32) != 0);
+    HT_CHECK(memcmp(c.key, key, 32) != 0); /* derived, not the master */
+    HT_CHECK(hd_secure_binding(&c) != NULL && hd_secure_binding(&h) != NULL);
+    if (hd_secure_binding(&c) && hd_secure_binding(&h))
+        HT_EQ_MEM(hd_secure_binding(&c), hd_secure_binding(&h), 32);
+
+    /* frame 1 each way: both open, and the XOR reveals nothing */
+    HT_EQ_INT(hd_secure_seal(&c, (const uint8_t *)pa, 8, a), 0);
+    HT_EQ_INT(hd_secure_seal(&h, (const uint8_t *)pb, 8, b), 0);
+    HT_EQ_INT(hd_secure_open(&h, a, sizeof(a), buf), 0);
+    HT_EQ_MEM(buf, pa, 8);
+    HT_EQ_INT(hd_secure_open(&c, b, sizeof(b), buf), 0);
+    HT_EQ_MEM(buf, pb, 8);
+    for (i = 0; i < 8; i++)
+        same += (uint8_t)(a[16 + i] ^ b[16 + i]) == (uint8_t)(pa[i] ^ pb[i]);
+    HT_CHECK(same < 8);
+    /* a frame reflected back to its sender does not open */
+    HT_EQ_INT(hd_secure_open(&c, a, sizeof(a), buf), HD_ECRYPTO);
+
+    /* control: legacy, the XOR of frame 1 each way is the plaintexts' XOR */
+    HT_EQ_INT(hd_secure_client_start(host.pk, 0, my_pk, sealed, &slen, &lc), 0);
+    HT_EQ_INT(hd_secure_host_accept(&host, my_pk, 32, sealed, slen, &lh), 0);
+    HT_EQ_INT(lh.legacy, 1);
+    HT_CHECK(hd_secure_binding(&lh) == NULL);
+    HT_EQ_INT(hd_secure_seal(&lc, (const uint8_t *)pa, 8, a), 0);
+    HT_EQ_INT(hd_secure_seal(&lh, (const uint8_t *)pb, 8, b), 0);
+    for (i = 0, same = 0; i < 8; i++)
+        same += (uint8_t)(a[16 + i] ^ b[16 + i]) == (uint8_t)(pa[i] ^ pb[i]);
+    HT_EQ_INT(same, 8);
+
+    /* an unknown mode byte is refused */
+    hd_secure_cleanup(&h);
+    key[32] = 7;
+    HT_EQ_INT(crypto_box_easy(sealed, key, 33, zero_nonce, host.pk, host.sk),
+              0); /* sealed by "us" to ourselves: only the mode matters */
+    HT_EQ_INT(hd_secure_host_accept(&host, host.pk, 32, sealed, 49, &h),
+              HD_EPROTO);
+    HT_CHECK(h.key == NULL);
+out:
+    hd_secure_cleanup(&c);
+    hd_secure_cleanup(&h);
+    hd_secure_cleanup(&lc);
+    hd_secure_cleanup(&lh);
+    hd_box_key_cleanup(&host);
+}
+
+/* The host's signed offer (IdPk.hd_kx) and the server's (KeyExchange). */
+static void kx_offers(void)
+{
+    struct hd_sign_key k = { { 0 }, NULL }, other = { { 0 }, NULL };
+    uint8_t pk[32] = { 9 }, got[64], sig[64], *sm = NULL;
+    char id[32];
+    size_t n = 0, len = 0;
+
+    HT_EQ_INT(hd_sign_key_generate(&k), 0);
+    HT_EQ_INT(hd_sign_key_generate(&other), 0);
+    HT_EQ_INT(hd_idpk_sign_kx(&k, "123456789", pk, 32, HD_KX_SPLIT, &sm, &n),
+              0);
+    HT_EQ_INT(
+        hd_idpk_verify(sm, n, k.pk, id, sizeof(id), got, sizeof(got), &len), 0);
+    HT_EQ_INT(hd_idpk_kx(sm, n), HD_KX_SPLIT);
+    free(sm);
+    HT_EQ_INT(hd_idpk_sign(&k, "123456789", pk, 32, &sm, &n), 0);
+    HT_EQ_INT(hd_idpk_kx(sm, n), 0);
+    free(sm);
+    HT_EQ_INT(hd_idpk_kx((const uint8_t *)"short", 5), 0);
+
+    hd_kx_offer_sign(&k, pk, sig);
+    HT_EQ_INT(hd_kx_offer_verify(k.pk, pk, sig, 64), 1);
+    HT_EQ_INT(hd_kx_offer_verify(other.pk, pk, sig, 64), 0);
+    HT_EQ_INT(hd_kx_offer_verify(k.pk, pk, sig, 63), 0);
+    HT_EQ_INT(hd_kx_offer_verify(k.pk, pk, NULL, 0), 0);
+    pk[1] ^= 1;
+    HT_EQ_INT(hd_kx_offer_verify(k.pk, pk, sig, 64), 0);
+    hd_sign_key_cleanup(&k);
+    hd_sign_key_cleanup(&other);
 }
 
 static void nonce_layout(void)
@@ -617,6 +730,8 @@ int main(void)
     HT_RUN(key_files_errors);
     HT_RUN(secure_handshake);
     HT_RUN(secure_frames);
+    HT_RUN(secure_split_keys);
+    HT_RUN(kx_offers);
     HT_RUN(nonce_layout);
     rmdir(tmpdir);
     return ht_finish();
