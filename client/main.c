@@ -45,7 +45,7 @@ struct opts {
     const char *out, *log_level;
     int frames, verbose, timeout_s;
     bool fullscreen, headless, relay, help, version, no_overlay, no_udp, no_tcp;
-    bool no_clipboard, no_audio;
+    bool no_clipboard, no_audio, allow_plain_server;
     const char *ls, *get, *put, *to;
 };
 
@@ -112,6 +112,12 @@ static const struct hd_opt *make_opts(struct opts *o)
           .arg = "PUBKEY",
           .help = "the server's public key (base64, as in id_ed25519.pub)",
           .s = &o->key },
+        { .names = "allow-plain-server",
+          .env = "HOMEDESK_ALLOW_PLAIN_SERVER",
+          .type = HD_OPT_FLAG,
+          .help = "with --key, still talk to a server that offers no "
+                  "secure channel (old hbbs); host keys stay verified",
+          .b = &o->allow_plain_server },
         { .names = "direct",
           .type = HD_OPT_STRING,
           .flags = HD_OPT_ARGV_ONLY,
@@ -657,6 +663,7 @@ int main(int argc, char **argv)
     sc.my_id = "";
     sc.my_name = name;
     sc.force_relay = o->relay;
+    sc.allow_plain_server = o->allow_plain_server;
     sc.no_udp = o->no_udp;
     sc.no_tcp = o->no_tcp;
     if ((o->ls != NULL) + (o->get != NULL) + (o->put != NULL) > 1) {

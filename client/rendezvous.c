@@ -356,10 +356,30 @@ static int open_server(const struct rv_request *req, const uint8_t *server_pk,
     c->fd = fd;
     if (server_pk == NULL)
         return 0; /* no key: nothing to verify an offer with; skip it */
-    /* The server offers its KeyExchange at once, if it has one. */
-    r = wait_fd(c->fd, POLLIN, req->cancel_fd, RV_KEY_EXCHANGE_MS);
-    if (r == 0)
-        return 0; /* a server without the secure channel (reference hbbs) */
+    /*
+     * The server offers its KeyExchange at once, if it has one.  With a
+     * key it must (as RustDesk's clients require it): a man in the middle
+     * who drops the offer would otherwise get a plain connection.  Only
+     * --allow-plain-server (old hbbs without it) accepts none.
+     */
+    r = wait_fd(c->fd, POLLIN, req->cancel_fd,
+                req->allow_plain_server ? RV_KEY_EXCHANGE_MS : RV_CONNECT_MS);
+    if (r == 0 && req->allow_plain_server) {
+        hd_warn("rv",
+                "server %s offers no secure channel: continuing in plain "
+                "text (--allow-plain-server)",
+                req->server);
+        return 0;
+    }
+    if (r == 0) {
+        set_err(out,
+                "server %s offered no secure channel (KeyExchange) within "
+                "%d s although --key is set: someone may be stripping it; "
+                "for an old hbbs without it, add --allow-plain-server",
+                req->server, RV_CONNECT_MS / 1000);
+        r = HD_EAUTH;
+        goto fail;
+    }
     if (r < 0 || (r = rvc_recv(c, RV_CONNECT_MS, &m)) != 0) {
         set_err(out, "server %s: %s", req->server, reason(r));
         goto fail;

@@ -59,6 +59,9 @@ struct rv_request {
     int force_relay;     /* skip the direct attempt (tests, --relay) */
     int no_udp;          /* skip UDP punching (--no-udp) */
     int no_tcp;          /* skip the direct TCP paths (--no-tcp) */
+    /* with key_b64: accept a server that offers no KeyExchange (old
+     * hbbs; --allow-plain-server); otherwise its absence is an error */
+    int allow_plain_server;
 };
 
 struct hd_rudp;

@@ -77,8 +77,16 @@ static void close_noop(uv_handle_t *h)
 /* The session is over: tell the owner once, then let the loop wind down. */
 static void finish(struct sess *s, int status, const char *msg)
 {
+    char clean[400];
+
     if (s->ended)
         return;
+    if (msg != NULL) {
+        /* it may quote the host or the server: no terminal escapes */
+        snprintf(clean, sizeof(clean), "%s", msg);
+        hd_log_printable(clean, strlen(clean));
+        msg = clean;
+    }
     s->ended = 1;
     s->state = ST_DONE;
     pthread_mutex_lock(&s->mu);
@@ -568,6 +576,7 @@ static void *sess_main(void *arg)
         req.version = HD_VERSION;
         req.cancel_fd = s->cancel[0];
         req.force_relay = s->cfg.force_relay;
+        req.allow_plain_server = s->cfg.allow_plain_server;
         req.no_udp = s->cfg.no_udp;
         req.no_tcp = s->cfg.no_tcp;
         r = rv_connect_id(&req, &res);

@@ -39,10 +39,11 @@ struct sess_config {
     const char *known_hosts; /* file for --direct pins */
     const char *password;    /* the caller keeps it valid until sess_free */
     const char *my_id, *my_name;
-    int force_relay;    /* ID mode: skip the direct attempt */
-    int no_udp, no_tcp; /* ID mode: skip UDP / the direct TCP paths */
-    int no_clipboard;   /* ask the host not to share its clipboard */
-    int no_audio;       /* ask the host not to send its sound */
+    int force_relay;        /* ID mode: skip the direct attempt */
+    int allow_plain_server; /* ID mode: server without KeyExchange is ok */
+    int no_udp, no_tcp;     /* ID mode: skip UDP / the direct TCP paths */
+    int no_clipboard;       /* ask the host not to share its clipboard */
+    int no_audio;           /* ask the host not to send its sound */
     /* a file transfer session instead of the desktop (xfer.h), or NULL */
     const struct vxfer_opts *xfer;
 };

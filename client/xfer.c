@@ -150,6 +150,9 @@ static void on_listing(struct vxfer *x, const Hbb__FileDirectory *d)
                   e->entry_type == HBB__FILE_TYPE__DirLink ||
                   e->entry_type == HBB__FILE_TYPE__DirDrive;
 
+        /* the host's names, printed raw, could drive the terminal */
+        if (e->name != NULL)
+            hd_log_printable(e->name, strlen(e->name));
         printf("%c %12llu %s%s\n", dir ? 'd' : 'f', (unsigned long long)e->size,
                e->name ? e->name : "", dir ? "/" : "");
     }

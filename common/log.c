@@ -3,6 +3,7 @@
  * STYLE.md allows); it is read with relaxed atomics so any thread may log.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,61 @@ int hd_log_configure(const char *level_name, int verbose)
     return 0;
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    size_t len, i;
+    uint32_t c;
+
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        c = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        c = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        c = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    /* overlong forms, surrogates, beyond U+10FFFF */
+    if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
+        (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+        return 0;
+    *cp = c;
+    return len;
+}
+
+void hd_log_printable(char *s, size_t n)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t i = 0, len;
+    uint32_t cp = 0;
+
+    while (i < n) {
+        len = utf8_len(p + i, n - i, &cp);
+        if (len == 0) {
+            p[i++] = '?';
+            continue;
+        }
+        if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
+            memset(p + i, '?', len);
+        i += len;
+    }
+}
+
 void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)
 {
     char line[1024];
@@ -103,11 +159,7 @@ void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)
     n += (size_t)r;
     if (n > sizeof(line) - 2)
         n = sizeof(line) - 2; /* truncated: keep room for '\n' */
-    for (size_t i = start; i < n; i++) {
-        unsigned char c = (unsigned char)line[i];
-        if (c < 0x20 || c == 0x7f)
-            line[i] = '?';
-    }
+    hd_log_printable(line + start, n - start);
     line[n++] = '\n';
     if (write(STDERR_FILENO, line, n) < 0) {
         /* nowhere left to report it */

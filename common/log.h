@@ -4,11 +4,14 @@
  * Under journald (JOURNAL_STREAM set) the timestamp is left out and the
  * line starts with a "<N>" syslog priority that journald understands.
  * Control characters in the formatted text (which may come from peers) are
- * replaced by '?', so a peer cannot forge log lines.  Never log a key, a
+ * replaced by '?' (hd_log_printable), so a peer can neither forge log
+ * lines nor send escape sequences to the terminal.  Never log a key, a
  * password or a token.  Thread-safe: each line is written with one write().
  */
 #ifndef HD_LOG_H
 #define HD_LOG_H
+
+#include <stddef.h>
 
 enum hd_log_level {
     HD_LOG_ERROR = 0,
@@ -38,6 +41,17 @@ int hd_log_configure(const char *level_name, int verbose);
 
 /* True when a message at this level would be printed. */
 int hd_log_enabled(enum hd_log_level level);
+
+/*
+ * Make s[0..n) safe to print on a terminal, in place: every C0 control
+ * (tab and newline included), DEL, C1 control (U+0080-U+009F, i.e. the
+ * UTF-8 pairs C2 80 .. C2 9F) and every byte that is not part of valid
+ * UTF-8 (a raw 0x9B is CSI on an 8-bit terminal) becomes '?'.  The
+ * length never changes; valid printable UTF-8 is kept.  For any text a
+ * peer sent (names, reasons, message boxes) before it reaches stdout or
+ * stderr outside hd_log, which applies it itself.
+ */
+void hd_log_printable(char *s, size_t n);
 
 /* Print one line (no trailing newline needed in fmt). */
 void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)

@@ -795,6 +795,47 @@ static void server_unreachable(void)
                "server unreachable");
 }
 
+/*
+ * A man in the middle strips the server's KeyExchange (here: a server
+ * that never offers one).  With --key the viewer refuses to go on in
+ * plain text and says why; --allow-plain-server (old hbbs) goes on.
+ */
+static void stripped_key_exchange(void)
+{
+    const char *env[] = { "HOMEDESK_PASSWORD=x", NULL };
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sa);
+    char dir[300], srvarg[64], errp[400];
+    const char *args[] = { "--server",     srvarg,       "--key", srv.pk_b64,
+                           HOST_ID,        "--headless", "--out", dir,
+                           "--config-dir", dir,          NULL,    NULL };
+    int lis = socket(AF_INET, SOCK_STREAM, 0);
+    struct run r;
+    pid_t pid;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    HT_CHECK(lis >= 0 && bind(lis, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+             listen(lis, 8) == 0 &&
+             getsockname(lis, (struct sockaddr *)&sa, &len) == 0);
+    snprintf(srvarg, sizeof(srvarg), "127.0.0.1:%u", ntohs(sa.sin_port));
+    mk_case_dir("stripped", dir, sizeof(dir));
+    viewer_collect(viewer_spawn(args, env, dir), dir, 20000, &r);
+    HT_EQ_INT(r.status, 1);
+    HT_CHECK(strstr(r.err, "offered no secure channel") != NULL);
+    HT_CHECK(strstr(r.err, "--allow-plain-server") != NULL);
+    if (ht_case_failures())
+        show_run(&r);
+
+    /* the escape hatch: goes on (and then waits for an answer) */
+    args[10] = "--allow-plain-server";
+    pid = viewer_spawn(args, env, dir);
+    snprintf(errp, sizeof(errp), "%s/stderr", dir);
+    HT_CHECK(file_has(errp, "continuing in plain text", 10000));
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    close(lis);
+}
+
 static void direct_tofu(void)
 {
     const char *env[] = { "HOMEDESK_PASSWORD=" PASSWORD, NULL };
@@ -979,6 +1020,7 @@ int main(void)
     HT_RUN(unknown_id);
     HT_RUN(wrong_key);
     HT_RUN(server_unreachable);
+    HT_RUN(stripped_key_exchange);
     HT_RUN(direct_tofu);
     HT_RUN(window_renders);
     HT_RUN(no_display);

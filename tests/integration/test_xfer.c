@@ -170,11 +170,20 @@ static void round_trip(void)
     HT_EQ_INT((int)mtime_of(b), 1000000000);
     HT_CHECK(file_has(host.log, "received 5 file(s) (5675186 bytes)", T));
 
-    /* a listing */
+    /* a listing; a name with terminal escapes (ESC, CSI as C1) is
+     * printed defused */
+    snprintf(a, sizeof(a),
+             "%s/remote/src/evil\x1b]0;owned\a\xc2\x9b"
+             "2J.txt",
+             tmp);
+    HT_EQ_INT(close(open(a, O_WRONLY | O_CREAT, 0644)), 0);
     snprintf(args, sizeof(args), "--ls '%s/remote/src'", tmp);
     HT_EQ_INT(viewer(&host, args, out, sizeof(out)), 0);
     HT_CHECK(strstr(out, " rand.bin\n") != NULL);
     HT_CHECK(strstr(out, "d ") != NULL && strstr(out, " sub/\n") != NULL);
+    HT_CHECK(strstr(out, " evil?]0;owned???2J.txt\n") != NULL);
+    HT_CHECK(strchr(out, '\x1b') == NULL && strstr(out, "\xc2\x9b") == NULL);
+    unlink(a);
 
     /* down again, into "back" */
     snprintf(args, sizeof(args), "--get '%s/remote/src' --to '%s/back'", tmp,

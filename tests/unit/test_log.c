@@ -58,6 +58,33 @@ static void one_line_per_event(void)
     HT_CHECK(strstr(buf, "hidden") == NULL);
 }
 
+/* What reaches a terminal: no C0, DEL, C1 or invalid UTF-8; text kept. */
+static void printable(void)
+{
+    char s[64], line[512];
+
+    snprintf(s, sizeof(s), "a\x1b[2Jb\tc\x7f");
+    hd_log_printable(s, strlen(s));
+    HT_EQ_STR(s, "a?[2Jb?c?");
+    /* C1 CSI as UTF-8 (C2 9B) and as a raw byte; é and € stay */
+    snprintf(s, sizeof(s),
+             "x\xc2\x9b"
+             "31my\x9bz \xc3\xa9\xe2\x82\xac");
+    hd_log_printable(s, strlen(s));
+    HT_EQ_STR(s, "x??31my?z \xc3\xa9\xe2\x82\xac");
+    /* truncated, overlong and surrogate sequences */
+    snprintf(s, sizeof(s), "\xe2\x82|\xc0\xafq\xed\xa0\x80");
+    hd_log_printable(s, strlen(s));
+    HT_EQ_STR(s, "??|??q???");
+    /* the log applies it too */
+    unsetenv("JOURNAL_STREAM");
+    hd_log_set_level(HD_LOG_INFO);
+    HT_CHECK(capture(line, sizeof(line),
+                     "\xc2\x9b"
+                     "2J") > 0);
+    HT_CHECK(strstr(line, "\xc2\x9b") == NULL && strstr(line, "??2J") != NULL);
+}
+
 static void journald_prefix(void)
 {
     char buf[2048];
@@ -115,6 +142,7 @@ int main(void)
     ht_init("log");
     HT_RUN(parse_levels);
     HT_RUN(one_line_per_event);
+    HT_RUN(printable);
     HT_RUN(journald_prefix);
     HT_RUN(long_line_truncated);
     HT_RUN(configure_level_and_verbose);
