@@ -27,7 +27,22 @@
  * not our own version (HD_VERSION, which the logs show). */
 #define HOST_WIRE_VERSION   "1.4.0"
 #define HOST_DEFAULT_LISTEN 21120
-#define HOST_MAX_SESSIONS   8
+/*
+ * Sessions: HOST_MAX_SESSIONS logged-in ones; apart from them at most
+ * HOST_MAX_PRELOGIN that have not logged in yet (each gets
+ * SESSION_LOGIN_MS to send its LoginRequest), at most
+ * HOST_PRELOGIN_PER_IP of those from one address and HOST_PRELOGIN_RELAY
+ * through the relay (relayed sessions all come from the relay's address),
+ * and at most HOST_RELAY_PER_MIN relay connects a minute (each anonymous
+ * RequestRelay makes the host connect out).  Idle connections or relay
+ * requests then no longer keep a direct viewer out; a flood of relay
+ * requests can still delay relayed logins (the server must limit those).
+ */
+#define HOST_MAX_SESSIONS    8
+#define HOST_MAX_PRELOGIN    16
+#define HOST_PRELOGIN_PER_IP 3
+#define HOST_PRELOGIN_RELAY  8
+#define HOST_RELAY_PER_MIN   30
 
 struct host_opts {
     const char *server, *key, *password, *password_file;
@@ -68,6 +83,8 @@ struct host {
     struct reg *reg;
     struct session *sessions; /* list, see session.c */
     int n_sessions;
+    uint64_t relay_window_ms; /* start of the current relay-connect minute */
+    int relay_connects;       /* relay sessions started in it */
     uv_tcp_t listener;
     uint16_t listen_port; /* 0 when not listening */
     /* the rendezvous server as configured (host name or address) */

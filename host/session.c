@@ -29,10 +29,12 @@
 
 #define MOD "session"
 
-#define SESSION_TICK_MS   1000
-#define SESSION_LOGIN_MS  60000 /* from connect to a good login */
-#define SESSION_LINGER_MS 300   /* flush a last error before closing */
-#define SESSION_MAX_MSG   (1u << 20)
+#define SESSION_TICK_MS  1000
+#define SESSION_LOGIN_MS 10000 /* from connect to the first LoginRequest */
+/* after "Empty Password" a person types the password */
+#define SESSION_PASSWORD_MS 60000
+#define SESSION_LINGER_MS   300 /* flush a last error before closing */
+#define SESSION_MAX_MSG     (1u << 20)
 /* once logged in: room for a whole clipboard (HD_CLIP_MAX, even if zstd
  * could not shrink it) in one message */
 #define SESSION_LIVE_MAX_MSG  (HD_CLIP_MAX + 64u * 1024)
@@ -57,6 +59,7 @@ struct session {
     uint32_t last_delay;
     uint64_t frames_sent, frames_dropped, bytes_sent;
     int need_key, unencrypted, linked, input_errors, lingering;
+    int asked; /* a LoginRequest came (wrong or empty): the longer deadline */
     int clipboard;      /* the viewer shares its clipboard (not disabled) */
     int audio;          /* the viewer wants the desktop's sound */
     struct hxfer *xfer; /* a file transfer session (no video), or NULL */
@@ -79,6 +82,22 @@ static const char *path_name(enum session_path p)
 static uint64_t now_ms(struct session *s)
 {
     return uv_now(s->h->loop);
+}
+
+/*
+ * Sessions logged in (live 1) or not yet (live 0), other than self;
+ * with ip, only those from ip; with relay, only relayed ones.
+ */
+static int count_sessions(struct host *h, int live, const char *ip, int relay,
+                          const struct session *self)
+{
+    int n = 0;
+
+    for (struct session *o = h->sessions; o; o = o->next)
+        n += o != self && (o->state == ST_LIVE) == live &&
+             (ip == NULL || strcmp(o->ip, ip) == 0) &&
+             (!relay || o->path == SESSION_RELAY);
+    return n;
 }
 
 static void on_timer_closed(uv_handle_t *t)
@@ -256,8 +275,12 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     if (s->state != ST_LIVE) {
-        if (now - s->started_ms > SESSION_LOGIN_MS)
+        if (now - s->started_ms >
+            (uint64_t)(s->asked ? SESSION_PASSWORD_MS : SESSION_LOGIN_MS)) {
+            hd_info(MOD, "%s: no login within %d s: closed", s->peer,
+                    (s->asked ? SESSION_PASSWORD_MS : SESSION_LOGIN_MS) / 1000);
             session_close(s, "no login in time");
+        }
         return;
     }
     /* one TestDelay outstanding at a time; re-send a lost one after 5 s */
@@ -361,6 +384,7 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
 
     snprintf(s->viewer, sizeof(s->viewer), "%s",
              lr->my_id && lr->my_id[0] ? lr->my_id : "?");
+    s->asked = 1;
     if (lr->union_case != HBB__LOGIN_REQUEST__UNION__NOT_SET &&
         (lr->union_case != HBB__LOGIN_REQUEST__UNION_FILE_TRANSFER ||
          h->o->no_file_transfer)) {
@@ -371,6 +395,18 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
                 s->peer);
         send_login_error(s, "Not supported by this host");
         close_soon(s, "session type not supported");
+        return;
+    }
+    if (lr->password.len == 0) {
+        /*
+         * RustDesk's client asks first without a password when it has
+         * none saved.  Not a failed login: answer as RustDesk's hosts do
+         * ("Empty Password": the client asks its user) and wait for the
+         * real one on this connection.  Nothing is checked or counted.
+         */
+        hd_info(MOD, "%s (viewer %s) asked without a password: waiting for it",
+                s->peer, s->viewer);
+        send_login_error(s, "Empty Password");
         return;
     }
     if ((wait = throttle_wait(&h->throttle, (struct sockaddr *)&s->peer_ss,
@@ -392,6 +428,13 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
         return;
     }
     throttle_ok(&h->throttle, (struct sockaddr *)&s->peer_ss, now);
+    if (count_sessions(h, 1, NULL, 0, s) >= HOST_MAX_SESSIONS) {
+        hd_warn(MOD, "login from %s refused: %d sessions already", s->peer,
+                HOST_MAX_SESSIONS);
+        send_login_error(s, "Too many sessions on this host, try later");
+        close_soon(s, "too many sessions");
+        return;
+    }
     hd_info(MOD, "login ok from %s (viewer %s, %s password, path %s%s)",
             s->peer, s->viewer, which == 1 ? "permanent" : "one-time",
             path_name(s->path), s->unencrypted ? ", UNENCRYPTED" : "");
@@ -585,12 +628,23 @@ static void on_close(struct hd_channel *ch, int reason, void *ud)
 int session_new(struct host *h, enum session_path path, struct session **out)
 {
     static const struct hd_channel_cb cb = { on_message, on_close };
+    uint64_t now = uv_now(h->loop);
     struct session *s;
     int r;
 
     *out = NULL;
-    if (h->n_sessions >= HOST_MAX_SESSIONS)
+    if (count_sessions(h, 0, NULL, 0, NULL) >= HOST_MAX_PRELOGIN)
         return -EBUSY;
+    if (path == SESSION_RELAY) {
+        if (now - h->relay_window_ms >= 60000) {
+            h->relay_window_ms = now;
+            h->relay_connects = 0;
+        }
+        if (h->relay_connects >= HOST_RELAY_PER_MIN ||
+            count_sessions(h, 0, NULL, 1, NULL) >= HOST_PRELOGIN_RELAY)
+            return -EBUSY;
+        h->relay_connects++;
+    }
     if ((s = calloc(1, sizeof(*s))) == NULL)
         return -ENOMEM;
     if ((r = hd_channel_new(h->loop, SESSION_MAX_MSG, &cb, s, &s->ch)) != 0) {
@@ -649,6 +703,15 @@ static int begin(struct session *s, const uint8_t *leftover, size_t n)
     if (s->path == SESSION_DIRECT && is_lan((struct sockaddr *)&s->peer_ss))
         s->path = SESSION_LAN;
     hd_info(MOD, "connection from %s (%s)", s->peer, path_name(s->path));
+    if (s->path != SESSION_RELAY &&
+        count_sessions(s->h, 0, s->ip, 0, s) >= HOST_PRELOGIN_PER_IP) {
+        hd_warn(MOD,
+                "refused %s: already %d connections from %s that have not "
+                "logged in",
+                s->peer, HOST_PRELOGIN_PER_IP, s->ip);
+        session_close(s, "too many unauthenticated connections");
+        return -EBUSY;
+    }
     if ((r = hd_channel_host_hello(s->ch, &s->h->ident.key, s->h->ident.id)) !=
             0 ||
         (r = hd_channel_start(s->ch, leftover, n)) != 0) {

@@ -8,10 +8,12 @@
  *   then video frames out, input in, TestDelay both ways.
  * Failed logins log "login failed from IP" (a fixed, fail2ban-friendly
  * format) and count in the per-IP throttle; a throttled address gets an
- * error without its password being checked.  30 s (--idle) with nothing
- * from the viewer ends the session, as does a protocol error.  One log
- * line per event: connect (from where, which path), login ok/failed, end
- * (with the reason).  Never a secret.
+ * error without its password being checked.  An empty password (RustDesk's
+ * client sends one first when it has none saved) is not a failure: it is
+ * answered "Empty Password" and the session waits for the real one.  30 s
+ * (--idle) with nothing from the viewer ends the session, as does a protocol
+ * error.  One log line per event: connect (from where, which path), login
+ * ok/failed, end (with the reason).  Never a secret.
  *
  * Lifecycle: session_new creates the session and its channel; the caller
  * connects or accepts into session_tcp(), then session_begin.  The

@@ -293,7 +293,9 @@ out:
 
 /*
  * Hash -> LoginRequest -> LoginResponse.  Returns the response (caller
- * frees) or NULL.  hash_seen: whether to wait for Hash first.
+ * frees) or NULL.  hash_seen: whether to wait for Hash first.  pw NULL
+ * sends an empty password (what RustDesk's client sends first when it
+ * has none saved).
  */
 static Hbb__Message *v_login(struct viewer *v, const char *pw, int wait_hash,
                              char *salt, char *challenge)
@@ -309,10 +311,10 @@ static Hbb__Message *v_login(struct viewer *v, const char *pw, int wait_hash,
         snprintf(challenge, 64, "%s", m->hash->challenge);
         hbb__message__free_unpacked(m, NULL);
     }
-    hd_login_hash(pw, salt, challenge, hash);
+    hd_login_hash(pw ? pw : "", salt, challenge, hash);
     lr.username = "target";
     lr.password.data = hash;
-    lr.password.len = 32;
+    lr.password.len = pw ? 32 : 0;
     lr.my_id = "123456789";
     lr.my_name = MARKER;
     lr.version = "1.4.0";
@@ -589,21 +591,123 @@ static void wrong_password(void)
     v_cleanup(&v);
 }
 
+/*
+ * RustDesk's client logs in with an empty password as soon as Hash
+ * arrives when it has none saved, then asks its user.  That is not a
+ * failed login: "Empty Password" (the client then shows "Password
+ * Required"), no fail2ban line, no lockout however often; the real
+ * password then works on the same connection.
+ */
+/*
+ * Connect from `from`, hand-shake, and log in n times with pw (NULL:
+ * empty), each answered with the error want.  salt and ch get the Hash.
+ */
+static void login_tries(struct viewer *v, const char *from, const char *pw,
+                        int n, const char *want, char *salt, char *ch)
+{
+    Hbb__Message *m;
+
+    HT_CHECK(host_ok);
+    HT_CHECK(direct(v, from) == 0);
+    HT_CHECK(v_handshake(v, host.pk, host.id) == 0);
+    for (int i = 0; i < n; i++) {
+        m = v_login(v, pw, i == 0, salt, ch);
+        HT_EQ_STR(login_error(m), want);
+        if (m)
+            hbb__message__free_unpacked(m, NULL);
+    }
+}
+
+/* Connect from `from`, hand-shake and log in with the right password. */
+static void login_ok(const char *from)
+{
+    struct viewer v;
+    Hbb__Message *m;
+    char salt[64], ch[64];
+
+    HT_CHECK(direct(&v, from) == 0);
+    HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
+    m = v_login(&v, PASSWORD, 1, salt, ch);
+    HT_CHECK(m != NULL && m->login_response->union_case ==
+                              HBB__LOGIN_RESPONSE__UNION_PEER_INFO);
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    v_cleanup(&v);
+}
+
+static void empty_first_login(void)
+{
+    struct viewer v;
+    Hbb__Message *m;
+    char salt[64], ch[64];
+
+    login_tries(&v, "127.0.0.11", NULL, 4, "Empty Password", salt, ch);
+    HT_CHECK(file_has(host.log, "127.0.0.11", T));
+    m = v_login(&v, PASSWORD, 0, salt, ch);
+    HT_CHECK(m != NULL && m->login_response->union_case ==
+                              HBB__LOGIN_RESPONSE__UNION_PEER_INFO);
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    HT_CHECK(!file_has(host.log, "login failed from 127.0.0.11", 10));
+    HT_CHECK(!file_has(host.log, "login throttled from 127.0.0.11", 10));
+    v_cleanup(&v);
+}
+
+/*
+ * Connections that never log in: 8 idle ones from one address and 3 more
+ * from each of four others once filled every session slot, and a real
+ * viewer was refused.  Now an address keeps at most 3 unauthenticated
+ * connections, they have their own budget beside the logged-in sessions,
+ * and each is closed 10 s after it connected without a LoginRequest.
+ */
+static void idle_connections_kept_apart(void)
+{
+    int idle[20], n = 0, closed = 0;
+    char from[32], line[96];
+    uint64_t t0 = now_ms();
+
+    HT_CHECK(host_ok);
+    for (int i = 0; i < 8; i++)
+        idle[n++] = tcp_connect_from("127.0.0.20", "127.0.0.1", host.port);
+    for (int a = 21; a <= 24; a++)
+        for (int i = 0; i < 3; i++) {
+            snprintf(from, sizeof(from), "127.0.0.%d", a);
+            idle[n++] = tcp_connect_from(from, "127.0.0.1", host.port);
+        }
+    snprintf(line, sizeof(line),
+             "already %d connections from 127.0.0.20 that have not logged in",
+             3);
+    HT_CHECK(file_has(host.log, line, T));
+    /* the five beyond the first three from .20 are dropped at once */
+    for (int i = 3; i < 8; i++)
+        closed += idle[i] >= 0 && wait_closed(idle[i], T);
+    HT_EQ_INT(closed, 5);
+
+    /* a real viewer still logs in */
+    login_ok("127.0.0.1");
+
+    /* the others are closed by the login deadline (10 s) */
+    closed = 0;
+    for (int i = 0; i < n; i++)
+        if (i < 3 || i >= 8)
+            closed += idle[i] >= 0 && wait_closed(idle[i], 20000);
+    HT_EQ_INT(closed, 15);
+    printf("# idle connections closed after %.1f s\n",
+           (double)(now_ms() - t0) / 1000.0);
+    HT_CHECK(now_ms() - t0 >= 9000);
+    HT_CHECK(file_has(host.log, "no login within 10 s", T));
+    for (int i = 0; i < n; i++)
+        if (idle[i] >= 0)
+            close(idle[i]);
+}
+
 static void failures_throttled(void)
 {
     struct viewer v;
     Hbb__Message *m;
     char salt[64], ch[64];
 
-    HT_CHECK(host_ok);
-    HT_CHECK(direct(&v, "127.0.0.9") == 0);
-    HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
-    for (int i = 0; i < 3; i++) {
-        m = v_login(&v, "guess", i == 0, salt, ch);
-        HT_EQ_STR(login_error(m), "Wrong Password");
-        if (m)
-            hbb__message__free_unpacked(m, NULL);
-    }
+    login_tries(&v, "127.0.0.9", "guess", 3, "Wrong Password", salt, ch);
     /* locked now: even the right password is refused unchecked */
     m = v_login(&v, PASSWORD, 0, salt, ch);
     HT_EQ_STR(login_error(m), "Please try 1 minute later");
@@ -612,14 +716,7 @@ static void failures_throttled(void)
     HT_CHECK(file_has(host.log, "login throttled from 127.0.0.9", T));
     v_cleanup(&v);
     /* another address is not affected */
-    HT_CHECK(direct(&v, "127.0.0.10") == 0);
-    HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
-    m = v_login(&v, PASSWORD, 1, salt, ch);
-    HT_CHECK(m != NULL && m->login_response->union_case ==
-                              HBB__LOGIN_RESPONSE__UNION_PEER_INFO);
-    if (m)
-        hbb__message__free_unpacked(m, NULL);
-    v_cleanup(&v);
+    login_ok("127.0.0.10");
 }
 
 static void unencrypted_refused(void)
@@ -1250,6 +1347,8 @@ int main(void)
     HT_RUN(registers_and_online);
     HT_RUN(wrong_password);
     HT_RUN(failures_throttled);
+    HT_RUN(empty_first_login);
+    HT_RUN(idle_connections_kept_apart);
     HT_RUN(unencrypted_refused);
     HT_RUN(login_and_video);
     HT_RUN(relay_session);
