@@ -456,10 +456,11 @@ static int run_headless(struct viewer *v, struct sess *s, struct dec *d)
     fps = secs > 0 ? (frames - 1) / secs : 0;
     kbps = secs > 0 ? (double)st.video_bytes * 8.0 / 1000.0 / secs : 0;
     printf("stats: frames=%d fps=%.1f kbps=%.0f rtt_ms=%u decode_ms=%.2f "
-           "path=%s connect_ms=%.0f enc=%s\n",
+           "path=%s connect_ms=%.0f enc=%s host_key=%s\n",
            frames, fps, kbps, st.rtt_ms, ds.decode_ms,
            rv_path_name((enum rv_path)(st.path < 0 ? 0 : st.path)),
-           st.connect_ms, st.legacy ? "legacy" : "split");
+           st.connect_ms, st.legacy ? "legacy" : "split",
+           st.host_fp[0] ? st.host_fp : "-");
     fflush(stdout);
     return 0;
 }
@@ -648,6 +649,8 @@ int main(int argc, char **argv)
     }
     if (read_password(o, pw) != 0)
         goto out;
+    /* copied: out of /proc/PID/environ now */
+    hd_config_scrub_secret(0, NULL, "", 0, "HOMEDESK_PASSWORD");
 
     if (gethostname(host, sizeof(host)) != 0)
         strcpy(host, "?");

@@ -140,6 +140,41 @@ static void send_refresh(struct sess *s)
 /* ---- handshake and login ------------------------------------------------ */
 
 /*
+ * Pin s->host_pk under name in known_hosts, as ssh does: by address for
+ * --direct, "id:ID@SERVER" by ID (the key the server vouched for: the
+ * server, or whoever holds its key, could otherwise swap the host).  A
+ * changed key is refused.  Records the key's fingerprint for the stats.
+ * Returns 0, or -1 after failf.
+ */
+static int pin_host_key(struct sess *s, const char *name)
+{
+    char fp[HD_FINGERPRINT_LEN];
+    int r;
+
+    hd_key_fingerprint(s->host_pk, fp);
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->st.host_fp, sizeof(s->st.host_fp), "%s", fp);
+    pthread_mutex_unlock(&s->mu);
+    r = kh_check(s->cfg.known_hosts, name, s->host_id, s->host_pk);
+    if (r == KH_CHANGED) {
+        failf(s,
+              "host key changed for %s (now %s): refusing to connect "
+              "(possible man-in-the-middle); if the host was reinstalled, "
+              "remove the line for %s from %s",
+              name, fp, name, s->cfg.known_hosts);
+        return -1;
+    }
+    if (r < 0) {
+        failf(s, "%s: %s", s->cfg.known_hosts, hd_strerror(r));
+        return -1;
+    }
+    hd_info("session", "host %s key %s (%s %s)", s->host_id, fp,
+            r == KH_NEW ? "first seen: pinned in" : "as pinned in",
+            s->cfg.known_hosts);
+    return 0;
+}
+
+/*
  * --direct: take the host key from the sign_pk extension, pin or check it
  * (known_hosts), and find the host's ID inside the signed IdPk.
  */
@@ -147,7 +182,6 @@ static int direct_host_key(struct sess *s, const Hbb__SignedId *sid)
 {
     uint8_t box[64];
     size_t len;
-    int r;
 
     if (sid->sign_pk.len != HD_SIGN_PK_BYTES) {
         failf(s,
@@ -163,23 +197,7 @@ static int direct_host_key(struct sess *s, const Hbb__SignedId *sid)
               s->cfg.direct);
         return -1;
     }
-    r = kh_check(s->cfg.known_hosts, s->cfg.direct, s->host_id, s->host_pk);
-    if (r == KH_CHANGED) {
-        failf(s,
-              "host key changed for %s: refusing to connect (possible "
-              "man-in-the-middle); if the host was reinstalled, remove its "
-              "line from %s",
-              s->cfg.direct, s->cfg.known_hosts);
-        return -1;
-    }
-    if (r < 0) {
-        failf(s, "%s: %s", s->cfg.known_hosts, hd_strerror(r));
-        return -1;
-    }
-    if (r == KH_NEW)
-        hd_info("session", "pinned the key of host %s (%s) in %s", s->host_id,
-                s->cfg.direct, s->cfg.known_hosts);
-    return 0;
+    return pin_host_key(s, s->cfg.direct);
 }
 
 static void on_signed_id(struct sess *s, const Hbb__SignedId *sid)
@@ -564,6 +582,7 @@ static void *sess_main(void *arg)
     struct sess *s = arg;
     struct rv_request req = { 0 };
     struct rv_result res;
+    char pin[320];
     int r;
 
     s->t0_ms = mono_ms();
@@ -585,6 +604,13 @@ static void *sess_main(void *arg)
     }
     if (r != 0) {
         finish(s, r == -ECANCELED ? 0 : 1, r == -ECANCELED ? NULL : res.err);
+        goto run;
+    }
+    snprintf(pin, sizeof(pin), "id:%s@%s", s->cfg.id ? s->cfg.id : "",
+             s->cfg.server ? s->cfg.server : "");
+    if (s->cfg.direct == NULL && pin_host_key(s, pin) != 0) {
+        hd_rudp_free(res.rudp);
+        close(res.fd);
         goto run;
     }
     pthread_mutex_lock(&s->mu);

@@ -36,7 +36,7 @@ struct sess_config {
     const char *key_b64;     /* ID mode: the server's public key */
     const char *id;          /* ID mode: the host's ID */
     const char *direct;      /* or "HOST:PORT": no server */
-    const char *known_hosts; /* file for --direct pins */
+    const char *known_hosts; /* pinned host keys (--direct and by ID) */
     const char *password;    /* the caller keeps it valid until sess_free */
     const char *my_id, *my_name;
     int force_relay;        /* ID mode: skip the direct attempt */
@@ -54,7 +54,8 @@ struct sess_stats {
     int path;                           /* enum rv_path, -1 before */
     double connect_ms;                  /* start to logged in, or 0 */
     int width, height;                  /* the host's display */
-    int legacy; /* 1: RustDesk's legacy encryption (a RustDesk host) */
+    int legacy;       /* 1: RustDesk's legacy encryption (a RustDesk host) */
+    char host_fp[24]; /* the host key's fingerprint (hd_key_fingerprint) */
 };
 
 struct sess_cb {

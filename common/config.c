@@ -448,6 +448,39 @@ static bool takes_value(const struct hd_opt *o)
     return o->type != HD_OPT_FLAG && o->type != HD_OPT_COUNT;
 }
 
+static void scrub(char *s)
+{
+    memset(s, '*', strlen(s));
+}
+
+void hd_config_scrub_secret(int argc, char **argv, const char *name,
+                            char short_name, const char *env)
+{
+    size_t n = strlen(name);
+    char *v;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (short_name != 0 && argv[i][0] == '-' && argv[i][1] == short_name) {
+            if (argv[i][2] != '\0')
+                scrub(argv[i] + 2);
+            else if (i + 1 < argc)
+                scrub(argv[++i]);
+            continue;
+        }
+        if (strncmp(argv[i], "--", 2) != 0 ||
+            strncmp(argv[i] + 2, name, n) != 0)
+            continue;
+        if (argv[i][2 + n] == '=')
+            scrub(argv[i] + 3 + n);
+        else if (argv[i][2 + n] == '\0' && i + 1 < argc)
+            scrub(argv[++i]);
+    }
+    if (env != NULL && (v = getenv(env)) != NULL)
+        scrub(v);
+}
+
 int hd_config_parse_args(struct hd_config *cfg, int argc, char **argv)
 {
     bool only_args = false;

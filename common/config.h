@@ -121,6 +121,19 @@ void hd_config_cleanup(struct hd_config *cfg);
  */
 int hd_config_parse_args(struct hd_config *cfg, int argc, char **argv);
 
+/*
+ * Overwrite, in this process's own memory, the value given to the secret
+ * option --name in argv ("--name VALUE" or "--name=VALUE", and "-S VALUE"
+ * or "-SVALUE" when short is not 0) and the value
+ * of the environment variable env (NULL: none) with '*', so that ps and
+ * /proc/PID/cmdline and /proc/PID/environ (which Linux reads from that
+ * memory) no longer show it.  Call once the values were copied (after
+ * hd_config_parse_args / _env, which copy).  Other users could read them
+ * until then: files (--password-file) are the safe way.
+ */
+void hd_config_scrub_secret(int argc, char **argv, const char *name,
+                            char short_name, const char *env);
+
 /* Read each option's environment variables (empty counts as unset).
  * Returns 0 or HD_ECONFIG for a bad value. */
 int hd_config_parse_env(struct hd_config *cfg);

@@ -403,6 +403,17 @@ out:
     return r;
 }
 
+void hd_key_fingerprint(const uint8_t pk[HD_SIGN_PK_BYTES],
+                        char out[HD_FINGERPRINT_LEN])
+{
+    uint8_t h[HD_SHA256_BYTES];
+    char b64[HD_BASE64_ENCODED_LEN(HD_SHA256_BYTES)];
+
+    hd_sha256(pk, HD_SIGN_PK_BYTES, h);
+    hd_base64_encode(h, sizeof(h), b64, sizeof(b64));
+    snprintf(out, HD_FINGERPRINT_LEN, "SHA256:%.16s", b64);
+}
+
 /* ---- Signed IdPk --------------------------------------------------------- */
 
 int hd_idpk_sign(const struct hd_sign_key *key, const char *id,

@@ -133,6 +133,15 @@ int hd_sign_key_from_base64_sk(const char *b64, struct hd_sign_key *k);
  */
 int hd_sign_key_load_or_create(const char *dir, struct hd_sign_key *k);
 
+/*
+ * A short fingerprint of a public key for people to compare (host start
+ * output, viewer log and stats): "SHA256:" and the first 16 characters of
+ * the base64 of its SHA-256, NUL-terminated in out.
+ */
+#define HD_FINGERPRINT_LEN 24
+void hd_key_fingerprint(const uint8_t pk[HD_SIGN_PK_BYTES],
+                        char out[HD_FINGERPRINT_LEN]);
+
 /* ---- Signed IdPk --------------------------------------------------------- */
 
 /*

@@ -43,6 +43,9 @@
 #define HOST_PRELOGIN_PER_IP 3
 #define HOST_PRELOGIN_RELAY  8
 #define HOST_RELAY_PER_MIN   30
+/* the one-time password is replaced after it logged someone in, and
+ * after this many failed logins (of any source) while it was valid */
+#define HOST_OTP_MAX_FAILS 5
 
 struct host_opts {
     const char *server, *key, *password, *password_file;
@@ -85,6 +88,7 @@ struct host {
     int n_sessions;
     uint64_t relay_window_ms; /* start of the current relay-connect minute */
     int relay_connects;       /* relay sessions started in it */
+    int otp_fails; /* failed logins since the one-time password was made */
     uv_tcp_t listener;
     uint16_t listen_port; /* 0 when not listening */
     /* the rendezvous server as configured (host name or address) */

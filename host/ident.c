@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -192,6 +193,30 @@ int ident_set_password(struct ident *id, const char *pw)
         return -ENOMEM;
     hd_login_salted(pw, id->salt, id->perm);
     return save(id);
+}
+
+const char *ident_password_weak(const char *pw)
+{
+    static const char *const common[] = {
+        "password", "passw0rd", "12345678",  "123456789", "1234567890",
+        "qwertyui", "qwertzui", "azertyui",  "iloveyou",  "sunshine",
+        "princess", "football", "baseball",  "welcome1",  "abcdefgh",
+        "homedesk", "rustdesk", "password1", "admin123",  "letmein1"
+    };
+    size_t n = strlen(pw), distinct = 0;
+    int seen[256] = { 0 };
+
+    if (n < IDENT_PW_MIN)
+        return "shorter than 8 characters";
+    for (size_t i = 0; i < n; i++)
+        if (!seen[(unsigned char)pw[i]]++)
+            distinct++;
+    if (distinct < 5)
+        return "fewer than 5 different characters";
+    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+        if (strcasecmp(pw, common[i]) == 0)
+            return "one of the most common passwords";
+    return NULL;
 }
 
 int ident_new_otp(struct ident *id)

@@ -6,6 +6,9 @@
  * - host.conf (0600): "id" (9 digits, first non-zero), "uuid" (random,
  *   stable: the server ties the ID to it), "salt" (sent in Hash) and
  *   "password" (hex of SHA256(password || salt), never the password).
+ *   That hash is itself enough to log in (RustDesk's login proof is
+ *   computed from it, not from the password), so host.conf is as secret
+ *   as the password: 0600, never logged, never copied anywhere.
  * All of it is kept across restarts; a missing item is created.
  *
  * The one-time password lives only in memory (sodium_malloc'd) for the
@@ -55,6 +58,14 @@ void ident_cleanup(struct ident *id);
  * pw removes it.  Returns 0 or a negative error after one log line.
  */
 int ident_set_password(struct ident *id, const char *pw);
+
+/*
+ * NULL when pw is acceptable as a permanent password, else why not (a
+ * static string): shorter than IDENT_PW_MIN characters, fewer than 5
+ * different characters, or one of the most common passwords.
+ */
+#define IDENT_PW_MIN 8
+const char *ident_password_weak(const char *pw);
 
 /* Make a fresh one-time password (id->otp).  Returns 0 or -ENOMEM. */
 int ident_new_otp(struct ident *id);

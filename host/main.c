@@ -430,7 +430,21 @@ static int setup_password(struct host *h, const struct host_opts *o)
         }
     }
     if (pw != NULL || o->password != NULL) {
-        r = ident_set_password(&h->ident, pw ? pw : o->password);
+        const char *p = pw ? pw : o->password, *why;
+
+        if (p[0] != '\0' && (why = ident_password_weak(p)) != NULL) {
+            fprintf(stderr,
+                    PROG
+                    ": the permanent password is too weak (%s): choose "
+                    "at least %d characters that are not a common password, "
+                    "or leave it out and use the one-time password printed "
+                    "at start\n",
+                    why, IDENT_PW_MIN);
+            if (pw)
+                sodium_free(pw);
+            return -EINVAL;
+        }
+        r = ident_set_password(&h->ident, p);
         if (pw)
             sodium_free(pw);
         if (r != 0)
@@ -512,6 +526,8 @@ int main(int argc, char **argv)
         hd_config_cleanup(&cfg);
         return 2;
     }
+    /* copied: out of ps and /proc/PID/{cmdline,environ} now */
+    hd_config_scrub_secret(argc, argv, "password", 0, "HOMEDESK_HOST_PASSWORD");
     if (o->help) {
         usage_help();
         hd_config_cleanup(&cfg);
@@ -656,6 +672,13 @@ int main(int argc, char **argv)
     hd_info("host", "homedesk-host %s: ID %s, config %s, listening on port %u",
             HD_VERSION, h->ident.id, dir, (unsigned)h->listen_port);
     printf("id: %s\n", h->ident.id);
+    {
+        char fp[HD_FINGERPRINT_LEN];
+
+        /* what a viewer logs and shows (host_key=) on first contact */
+        hd_key_fingerprint(h->ident.key.pk, fp);
+        printf("key fingerprint: %s\n", fp);
+    }
     if (h->ident.otp)
         printf("one-time password: %s\n", h->ident.otp);
     printf("listening on port %u for direct connections\n",

@@ -610,6 +610,7 @@ static void relay_resolved(uv_getaddrinfo_t *req, int status,
                            struct addrinfo *ai)
 {
     struct relay_req *q = req->data;
+    struct sockaddr_storage viewer;
     int r;
 
     if (status != 0 || ai == NULL) {
@@ -623,6 +624,8 @@ static void relay_resolved(uv_getaddrinfo_t *req, int status,
         hd_warn(MOD, "relay request refused: %s", hd_strerror(r));
         goto fail;
     }
+    if (hd_addr_unmangle(q->socket_addr, q->socket_addr_len, &viewer) == 0)
+        session_origin(q->s, (struct sockaddr *)&viewer);
     q->conn.data = q;
     if ((r = uv_tcp_connect(&q->conn, session_tcp(q->s), ai->ai_addr,
                             relay_connected)) != 0) {

@@ -20,6 +20,7 @@
 #include "clip.h"
 #include "host/audio.h"
 #include "host/clipboard.h"
+#include "host/ident.h"
 #include "host/session.h"
 #include "host/xfer.h"
 #include "host/video.h"
@@ -53,6 +54,11 @@ struct session {
     enum state state;
     struct sockaddr_storage peer_ss;
     char peer[HD_ADDR_STRLEN], ip[HD_ADDR_STRLEN];
+    /* relayed: the viewer's address the server reported (session_origin),
+     * for throttling and the failed-login line; src_ip: that or ip */
+    struct sockaddr_storage origin;
+    int has_origin;
+    char src_ip[HD_ADDR_STRLEN];
     char challenge[8];
     char viewer[64];
     uint64_t started_ms, last_rx_ms, delay_sent_ms;
@@ -375,10 +381,25 @@ static void begin_file_transfer(struct session *s, const Hbb__FileTransfer *ft)
     send_test_delay(s);
 }
 
+/*
+ * A new one-time password (the old one was used, or guessed at too
+ * often), on stdout where the first one was shown; never in the log.
+ */
+static void otp_rotate(struct host *h, const char *why)
+{
+    h->otp_fails = 0;
+    if (h->ident.otp == NULL || ident_new_otp(&h->ident) != 0)
+        return;
+    printf("one-time password: %s\n", h->ident.otp);
+    fflush(stdout);
+    hd_info(MOD, "new one-time password (%s), shown on the host's output", why);
+}
+
 static void on_login(struct session *s, const Hbb__LoginRequest *lr)
 {
     struct host *h = s->h;
     uint64_t now = now_ms(s), wait;
+    struct sockaddr *src;
     unsigned fails;
     int which;
 
@@ -409,25 +430,35 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
         send_login_error(s, "Empty Password");
         return;
     }
-    if ((wait = throttle_wait(&h->throttle, (struct sockaddr *)&s->peer_ss,
-                              now)) > 0) {
-        hd_warn(MOD, "login throttled from %s (retry in %llu s)", s->ip,
-                (unsigned long long)((wait + 999) / 1000));
+    /* relayed: the viewer's own address as the server saw it, not the
+     * relay's, which every relayed viewer shares */
+    src = (struct sockaddr *)(s->has_origin ? &s->origin : &s->peer_ss);
+    if ((wait = throttle_wait(&h->throttle, src, now)) > 0 ||
+        (wait = throttle_global_wait(&h->throttle, now)) > 0) {
+        hd_warn(MOD, "login throttled from %s%s%s (retry in %llu s%s)",
+                s->src_ip, s->has_origin ? " via relay " : "",
+                s->has_origin ? s->ip : "",
+                (unsigned long long)((wait + 999) / 1000),
+                throttle_wait(&h->throttle, src, now) > 0
+                    ? ""
+                    : "; too many failures from everywhere");
         send_login_error(s, "Please try 1 minute later");
         return;
     }
     which = ident_check(&h->ident, s->challenge, lr->password.data,
                         lr->password.len);
     if (which == 0) {
-        fails =
-            throttle_fail(&h->throttle, (struct sockaddr *)&s->peer_ss, now);
+        fails = throttle_fail(&h->throttle, src, now);
         /* fixed format for fail2ban: "login failed from <ip>" */
-        hd_warn(MOD, "login failed from %s (viewer %s, %u failures)", s->ip,
-                s->viewer, fails);
+        hd_warn(MOD, "login failed from %s (%sviewer %s, %u failures)",
+                s->src_ip, s->has_origin ? "via relay, " : "", s->viewer,
+                fails);
         send_login_error(s, "Wrong Password");
+        if (h->ident.otp != NULL && ++h->otp_fails >= HOST_OTP_MAX_FAILS)
+            otp_rotate(h, "after repeated failed logins");
         return;
     }
-    throttle_ok(&h->throttle, (struct sockaddr *)&s->peer_ss, now);
+    throttle_ok(&h->throttle, src, now);
     if (count_sessions(h, 1, NULL, 0, s) >= HOST_MAX_SESSIONS) {
         hd_warn(MOD, "login from %s refused: %d sessions already", s->peer,
                 HOST_MAX_SESSIONS);
@@ -438,6 +469,8 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
     hd_info(MOD, "login ok from %s (viewer %s, %s password, path %s%s)",
             s->peer, s->viewer, which == 1 ? "permanent" : "one-time",
             path_name(s->path), s->unencrypted ? ", UNENCRYPTED" : "");
+    if (which == 2)
+        otp_rotate(h, "the previous one was used");
     send_peer_info(s);
     s->state = ST_LIVE;
     hd_channel_set_max_msg(s->ch, SESSION_LIVE_MAX_MSG);
@@ -668,6 +701,15 @@ int session_new(struct host *h, enum session_path path, struct session **out)
     return 0;
 }
 
+void session_origin(struct session *s, const struct sockaddr *viewer)
+{
+    if (s->path != SESSION_RELAY || viewer == NULL ||
+        (viewer->sa_family != AF_INET && viewer->sa_family != AF_INET6))
+        return;
+    memcpy(&s->origin, viewer, hd_addr_len(viewer));
+    s->has_origin = 1;
+}
+
 uv_tcp_t *session_tcp(struct session *s)
 {
     return hd_channel_tcp(s->ch);
@@ -700,6 +742,11 @@ static int begin(struct session *s, const uint8_t *leftover, size_t n)
 
     hd_addr_format((struct sockaddr *)&s->peer_ss, s->peer, sizeof(s->peer));
     hd_addr_format_ip((struct sockaddr *)&s->peer_ss, s->ip, sizeof(s->ip));
+    if (s->has_origin)
+        hd_addr_format_ip((struct sockaddr *)&s->origin, s->src_ip,
+                          sizeof(s->src_ip));
+    else
+        snprintf(s->src_ip, sizeof(s->src_ip), "%s", s->ip);
     if (s->path == SESSION_DIRECT && is_lan((struct sockaddr *)&s->peer_ss))
         s->path = SESSION_LAN;
     hd_info(MOD, "connection from %s (%s)", s->peer, path_name(s->path));

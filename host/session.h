@@ -41,6 +41,15 @@ enum session_path {
  * (too many sessions). */
 int session_new(struct host *h, enum session_path path, struct session **out);
 
+/*
+ * A relayed session: viewer is the viewer's address the server reported
+ * in RequestRelay.  Logins are then throttled and failed ones logged by
+ * it ("login failed from VIEWER (via relay, ...)"), not by the relay's
+ * address that every relayed viewer shares.  Before session_begin;
+ * ignored on other paths.
+ */
+void session_origin(struct session *s, const struct sockaddr *viewer);
+
 /* The stream to connect or accept into. */
 uv_tcp_t *session_tcp(struct session *s);
 

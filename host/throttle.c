@@ -20,6 +20,10 @@ static void ip_key(const struct sockaddr *sa, uint8_t key[16])
         memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
     } else if (sa->sa_family == AF_INET6) {
         memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        /* a mapped IPv4 address stays whole; real IPv6 counts by /64 */
+        if (!IN6_IS_ADDR_V4MAPPED(
+                &((const struct sockaddr_in6 *)sa)->sin6_addr))
+            memset(key + 8, 0, 8);
     }
 }
 
@@ -37,11 +41,13 @@ static struct throttle_slot *find(struct throttle *t, const struct sockaddr *sa,
             s->used = 0;
         if (s->used && memcmp(s->ip, key, 16) == 0)
             return s;
+        if (s->used && s->until_ms > now)
+            continue; /* a live lockout is never given up */
         if (stalest == NULL || !s->used ||
             (stalest->used && s->last_ms < stalest->last_ms))
             stalest = s;
     }
-    if (!create)
+    if (!create || stalest == NULL)
         return NULL;
     memset(stalest, 0, sizeof(*stalest));
     memcpy(stalest->ip, key, 16);
@@ -57,11 +63,23 @@ uint64_t throttle_wait(struct throttle *t, const struct sockaddr *sa,
     return s != NULL && s->until_ms > now_ms ? s->until_ms - now_ms : 0;
 }
 
+uint64_t throttle_global_wait(const struct throttle *t, uint64_t now_ms)
+{
+    uint64_t allowed =
+        now_ms + (uint64_t)(THROTTLE_GLOBAL_BURST - 1) * THROTTLE_GLOBAL_MS;
+
+    return t->global_tat > allowed ? t->global_tat - allowed : 0;
+}
+
 unsigned throttle_fail(struct throttle *t, const struct sockaddr *sa,
                        uint64_t now_ms)
 {
     struct throttle_slot *s = find(t, sa, now_ms, 1);
 
+    t->global_tat =
+        (t->global_tat > now_ms ? t->global_tat : now_ms) + THROTTLE_GLOBAL_MS;
+    if (s == NULL)
+        return 1;
     s->fails++;
     s->last_ms = now_ms;
     if (s->fails >= THROTTLE_FREE) {

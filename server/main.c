@@ -353,6 +353,8 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
         (r = hd_config_parse_args(cfg, argc, argv)) != 0 ||
         (r = hd_config_parse_env(cfg)) != 0)
         return r;
+    /* a secret key given with -k: out of ps and /proc/PID/cmdline now */
+    hd_config_scrub_secret(argc, argv, "key", 'k', "KEY");
     if (o->help) {
         hd_config_print_help(
             opts, prog,

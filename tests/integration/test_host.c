@@ -470,7 +470,7 @@ static void startup_messages(void)
     /* HOMEDESK_PASSWORD (the viewer's) and --password-file together */
     snprintf(pwfile, sizeof(pwfile), "%s/pw", h.dir);
     if ((f = fopen(pwfile, "w")) != NULL) {
-        fputs("host-pw\n", f);
+        fputs("host-pw-4711\n", f);
         fclose(f);
     }
     HT_EQ_INT(host_run_once(
@@ -574,21 +574,29 @@ static int direct(struct viewer *v, const char *from_ip)
     return v_init(v, fd);
 }
 
-static void wrong_password(void)
+/* On a connected v: hand-shake, one wrong password (answered "Wrong
+ * Password", logged as logged), and hang up. */
+static void wrong_once(struct viewer *v, const char *logged)
 {
-    struct viewer v;
-    Hbb__Message *m;
     char salt[64], ch[64];
+    Hbb__Message *m;
 
-    HT_CHECK(host_ok);
-    HT_CHECK(direct(&v, "127.0.0.1") == 0);
-    HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
-    m = v_login(&v, "not the password", 1, salt, ch);
+    HT_CHECK(v_handshake(v, host.pk, host.id) == 0);
+    m = v_login(v, "not the password", 1, salt, ch);
     HT_EQ_STR(login_error(m), "Wrong Password");
     if (m)
         hbb__message__free_unpacked(m, NULL);
-    HT_CHECK(file_has(host.log, "login failed from 127.0.0.1", T));
-    v_cleanup(&v);
+    HT_CHECK(file_has(host.log, logged, T));
+    v_cleanup(v);
+}
+
+static void wrong_password(void)
+{
+    struct viewer v;
+
+    HT_CHECK(host_ok);
+    HT_CHECK(direct(&v, "127.0.0.1") == 0);
+    wrong_once(&v, "login failed from 127.0.0.1");
 }
 
 /*
@@ -616,6 +624,147 @@ static void login_tries(struct viewer *v, const char *from, const char *pw,
         if (m)
             hbb__message__free_unpacked(m, NULL);
     }
+}
+
+/*
+ * Connect to host h from address `from`, hand-shake and log in with pw: 0
+ * logged in, 1 "Wrong Password", -1 anything else.  v stays connected.
+ */
+static int login_to(struct viewer *v, const struct hostp *h, const char *from,
+                    const char *pw)
+{
+    Hbb__Message *m;
+    char salt[64], ch[64];
+    int r;
+
+    if (v_init(v, tcp_connect_from(from, "127.0.0.1", h->port)) != 0 ||
+        v_handshake(v, h->pk, h->id) != 0)
+        return -1;
+    m = v_login(v, pw, 1, salt, ch);
+    r = m != NULL && m->login_response->union_case ==
+                         HBB__LOGIN_RESPONSE__UNION_PEER_INFO
+            ? 0
+        : strcmp(login_error(m), "Wrong Password") == 0 ? 1
+                                                        : -1;
+    if (m)
+        hbb__message__free_unpacked(m, NULL);
+    return r;
+}
+
+/*
+ * Passwords: a weak permanent one is refused at start with the reason;
+ * the one-time password works once, then a new one is printed (and the
+ * used one fails); five failed logins replace it too.
+ */
+static void passwords(void)
+{
+    char otp[32], otp2[32], otp3[32], fp[HD_FINGERPRINT_LEN], got[64];
+    struct hostp h;
+    struct viewer v;
+
+    HT_CHECK(host_start(&h, 1, NULL) == 0);
+    /* the key's fingerprint is shown for people to compare */
+    hd_key_fingerprint(h.pk, fp);
+    HT_CHECK(file_value(h.log, "key fingerprint: ", got, sizeof(got)) == 0);
+    HT_EQ_STR(got, fp);
+    HT_CHECK(file_value(h.log, "one-time password: ", otp, sizeof(otp)) == 0);
+    HT_EQ_INT(login_to(&v, &h, "127.0.5.1", otp), 0);
+    v_cleanup(&v);
+    HT_CHECK(file_has(h.log,
+                      "new one-time password (the previous one was used)", T));
+    HT_CHECK(file_value(h.log, "one-time password: ", otp2, sizeof(otp2)) == 0);
+    HT_CHECK(strcmp(otp, otp2) != 0);
+    HT_EQ_INT(login_to(&v, &h, "127.0.5.2", otp), 1);
+    v_cleanup(&v);
+    /* the log never shows it */
+    HT_CHECK(!file_has(h.log, "INFO  session: new one-time password: ", 10));
+    for (int i = 0; i < 4; i++) {
+        char from[32];
+
+        snprintf(from, sizeof(from), "127.0.5.%d", 10 + i);
+        HT_EQ_INT(login_to(&v, &h, from, "wrong guess"), 1);
+        v_cleanup(&v);
+    }
+    HT_CHECK(file_has(h.log, "after repeated failed logins", T));
+    HT_CHECK(file_value(h.log, "one-time password: ", otp3, sizeof(otp3)) == 0);
+    HT_CHECK(strcmp(otp3, otp2) != 0);
+    HT_EQ_INT(login_to(&v, &h, "127.0.5.3", otp3), 0);
+    v_cleanup(&v);
+    host_stop(&h);
+
+    /* a weak permanent password */
+    HT_EQ_INT(host_run_once(
+                  &h,
+                  (const char *const[]){ "--capture", "fake", "--input", "fake",
+                                         "--password", "1234567", NULL },
+                  NULL),
+              1);
+    HT_CHECK(file_has(h.log,
+                      "the permanent password is too weak (shorter "
+                      "than 8 characters)",
+                      0));
+    HT_EQ_INT(host_run_once(
+                  &h,
+                  (const char *const[]){ "--capture", "fake", "--input", "fake",
+                                         "--password", "aaaabbbb", NULL },
+                  NULL),
+              1);
+    HT_CHECK(file_has(h.log, "fewer than 5 different characters", 0));
+    if (ht_case_failures())
+        host_dump_log(&h);
+    host_cleanup(&h);
+}
+
+/* Does /proc/PID/what contain needle (NUL-separated strings)? */
+static int proc_has(pid_t pid, const char *what, const char *needle)
+{
+    char path[64], buf[65536];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+    if ((fd = open(path, O_RDONLY)) < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf));
+    close(fd);
+    return n > 0 && memmem(buf, (size_t)n, needle, strlen(needle)) != NULL;
+}
+
+/*
+ * A password given on the command line or in the environment was readable
+ * by every local user in /proc for the life of the host.  It is now
+ * overwritten as soon as it was read (and still works).
+ */
+static void secrets_out_of_proc(void)
+{
+    const char *env[] = { "HOMEDESK_HOST_PASSWORD=env-secret-4711", NULL };
+    char prog[300], cfg[320], log[320];
+    const char *argv[] = { prog,        "--config-dir", cfg,
+                           "--capture", "fake",         "--input",
+                           "fake",      "--listen=0",   NULL };
+    struct hostp h;
+    struct viewer v;
+    pid_t pid;
+
+    HT_CHECK(host_start(&h, 1,
+                        (const char *const[]){ "--password", "argv-secret-4711",
+                                               NULL }) == 0);
+    HT_EQ_INT(proc_has(h.pid, "cmdline", "argv-secret-4711"), 0);
+    HT_EQ_INT(proc_has(h.pid, "cmdline", "****************"), 1);
+    HT_EQ_INT(login_to(&v, &h, "127.0.0.1", "argv-secret-4711"), 0);
+    v_cleanup(&v);
+    host_stop(&h);
+
+    prog_path("homedesk-host", prog, sizeof(prog));
+    snprintf(cfg, sizeof(cfg), "%s", h.cfg);
+    snprintf(log, sizeof(log), "%s/env.log", h.dir);
+    pid = spawn_in(NULL, argv, env, log);
+    HT_CHECK(pid > 0 && file_has(log, " for direct connections", T));
+    HT_EQ_INT(proc_has(pid, "environ", "env-secret-4711"), 0);
+    HT_EQ_INT(proc_has(pid, "environ", "HOMEDESK_HOST_PASSWORD=****"), 1);
+    kill(pid, SIGTERM);
+    wait_exit(pid, T);
+    host_cleanup(&h);
 }
 
 /* Connect from `from`, hand-shake and log in with the right password. */
@@ -868,24 +1017,27 @@ static int recorded(const struct proxy *p, const char *needle)
            memmem(p->rec[1], p->n[1], needle, strlen(needle)) != NULL;
 }
 
-static void relay_session(void)
+/*
+ * Ask the server, from address `from`, for a relay to the shared host,
+ * check its answer (the uuid, the host key it signed), and join the relay
+ * at relay_port (the real one, or a proxy in front of it) as the viewer:
+ * v connected and the relay's RequestRelay sent.  Returns 0 or -1.
+ */
+static int relay_join(struct viewer *v, const char *from, uint16_t relay_port,
+                      char uuid[40])
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in = NULL;
     Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
-    char uuid[40], relay[64], id[64], salt[64] = "", ch[64];
+    char relay[64], id[64];
     uint8_t host_pk[64];
     size_t pklen = 0;
-    struct proxy px;
-    struct viewer v;
-    Hbb__Message *lm;
-    int fd, w = 0, h = 0, key = 0;
-    size_t pairs, leaks;
+    int fd;
 
     HT_CHECK(host_ok);
     HT_CHECK(wait_online(host.id, T));
-    snprintf(uuid, sizeof(uuid), "relay-test-%08x", randombytes_random());
+    snprintf(uuid, 40, "relay-test-%08x", randombytes_random());
     snprintf(relay, sizeof(relay), "127.0.0.1:%u", srv.relay_port);
-    fd = tcp_connect("127.0.0.1", srv.port);
+    fd = tcp_connect_from(from, "127.0.0.1", srv.port);
     HT_CHECK(fd >= 0);
     rr.id = host.id;
     rr.uuid = uuid;
@@ -896,13 +1048,15 @@ static void relay_session(void)
     m.request_relay = &rr;
     HT_CHECK(send_msg(fd, &m) == 0);
     in = recv_msg(fd, T, 1);
+    close(fd);
     HT_CHECK(in != NULL &&
              in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE);
     if (in == NULL ||
         in->union_case != HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE) {
-        close(fd);
         host_dump_log(&host);
-        return;
+        if (in)
+            hbb__rendezvous_message__free_unpacked(in, NULL);
+        return -1;
     }
     HT_EQ_STR(in->relay_response->uuid, uuid);
     HT_EQ_INT(in->relay_response->union_case, HBB__RELAY_RESPONSE__UNION_PK);
@@ -914,16 +1068,29 @@ static void relay_session(void)
     HT_EQ_STR(id, host.id);
     HT_CHECK(pklen == 32 && memcmp(host_pk, host.pk, 32) == 0);
     hbb__rendezvous_message__free_unpacked(in, NULL);
-    close(fd);
 
-    /* the viewer's half of the relay, through the recording proxy */
-    HT_CHECK(proxy_start(&px, srv.relay_port) == 0);
-    HT_CHECK(v_init(&v, tcp_connect("127.0.0.1", px.port)) == 0);
+    /* the viewer's half of the relay */
+    if (v_init(v, tcp_connect("127.0.0.1", relay_port)) != 0)
+        return -1;
     hbb__request_relay__init(&rr);
     rr.uuid = uuid;
     rr.licence_key = srv.pk_b64;
-    HT_CHECK(send_msg(v.fd, &m) == 0);
-    HT_CHECK(v_handshake(&v, host_pk, host.id) == 0);
+    return send_msg(v->fd, &m) == 0 ? 0 : -1;
+}
+
+static void relay_session(void)
+{
+    char uuid[40], salt[64] = "", ch[64];
+    struct proxy px;
+    struct viewer v;
+    Hbb__Message *lm;
+    int w = 0, h = 0, key = 0;
+    size_t pairs, leaks;
+
+    /* through the recording proxy */
+    HT_CHECK(proxy_start(&px, srv.relay_port) == 0);
+    HT_CHECK(relay_join(&v, "127.0.0.1", px.port, uuid) == 0);
+    HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
     lm = v_login(&v, PASSWORD, 1, salt, ch);
     check_peer_info(lm);
     if (lm)
@@ -966,6 +1133,58 @@ static void relay_session(void)
     HT_CHECK(file_has(host.log, "legacy encryption with", T));
     free(px.rec[0]);
     free(px.rec[1]);
+}
+
+/*
+ * Relayed logins come from the relay's address, which every relayed
+ * viewer shares: a failure is counted and logged by the viewer's own
+ * address as the server reported it, not by the relay's (a fail2ban rule
+ * would otherwise ban the relay, and one attacker lock out every relayed
+ * user).
+ */
+static void relayed_failures_by_viewer(void)
+{
+    char uuid[40];
+    struct viewer v;
+
+    HT_CHECK(relay_join(&v, "127.0.0.31", srv.relay_port, uuid) == 0);
+    wrong_once(&v, "login failed from 127.0.0.31 (via relay");
+}
+
+/*
+ * Many addresses, one guess each: the per-address throttle never kicks
+ * in, so 300 addresses once made 600 guesses in 1.3 s.  The global budget
+ * (30 failures, then one per 2 s) stops them, whatever the address; then
+ * even a right password waits.  Last: it leaves the host locked a while.
+ */
+static void many_addresses_global_budget(void)
+{
+    char from[32], salt[64], ch[64];
+    int wrong = 0, throttled = 0;
+    struct viewer v;
+    Hbb__Message *m;
+
+    HT_CHECK(host_ok);
+    for (int i = 0; i < 40 && throttled == 0; i++) {
+        snprintf(from, sizeof(from), "127.0.3.%d", i + 1);
+        HT_CHECK(direct(&v, from) == 0);
+        HT_CHECK(v_handshake(&v, host.pk, host.id) == 0);
+        m = v_login(&v, "guess", 1, salt, ch);
+        wrong += strcmp(login_error(m), "Wrong Password") == 0;
+        throttled += strcmp(login_error(m), "Please try 1 minute later") == 0;
+        if (m)
+            hbb__message__free_unpacked(m, NULL);
+        v_cleanup(&v);
+    }
+    printf("# %d wrong guesses from as many addresses before the global "
+           "budget stopped them\n",
+           wrong);
+    HT_EQ_INT(throttled, 1);
+    HT_CHECK(wrong <= 30 && wrong >= 20);
+    HT_CHECK(file_has(host.log, "too many failures from everywhere", T));
+    login_tries(&v, "127.0.4.1", PASSWORD, 1, "Please try 1 minute later", salt,
+                ch);
+    v_cleanup(&v);
 }
 
 /* A host whose UDP is never used registers over TCP, and the server
@@ -1072,23 +1291,6 @@ static int xclip_has(const char *display, const char *want, int ms)
 }
 
 /* Log in to host h directly; 0 when live. */
-static int login_to(struct viewer *v, const struct hostp *h)
-{
-    Hbb__Message *m;
-    char salt[64], ch[64];
-    int ok;
-
-    if (v_init(v, tcp_connect("127.0.0.1", h->port)) != 0 ||
-        v_handshake(v, h->pk, h->id) != 0)
-        return -1;
-    m = v_login(v, PASSWORD, 1, salt, ch);
-    ok = m != NULL &&
-         m->login_response->union_case == HBB__LOGIN_RESPONSE__UNION_PEER_INFO;
-    if (m)
-        hbb__message__free_unpacked(m, NULL);
-    return ok ? 0 : -1;
-}
-
 /*
  * A host sharing an Xvfb display's clipboard (fake capture, --display):
  * text from the viewer becomes the display's clipboard, text copied there
@@ -1114,7 +1316,7 @@ static void clipboard_session(void)
     }
     HT_CHECK(host_start(&h2, 1, extra) == 0);
     HT_CHECK(file_has(h2.log, "sharing the CLIPBOARD selection", T));
-    HT_EQ_INT(login_to(&v, &h2), 0);
+    HT_EQ_INT(login_to(&v, &h2, "127.0.0.1", PASSWORD), 0);
 
     /* viewer -> display, display -> viewer */
     HT_EQ_INT(send_clip_text(&v, "int-clip-1"), 0);
@@ -1184,7 +1386,7 @@ static void clipboard_session(void)
     HT_EQ_STR(cmd, "int-clip-3");
 
     /* the host serves the next viewer */
-    HT_EQ_INT(login_to(&v, &h2), 0);
+    HT_EQ_INT(login_to(&v, &h2, "127.0.0.1", PASSWORD), 0);
     v_cleanup(&v);
     if (ht_case_failures())
         host_dump_log(&h2);
@@ -1339,6 +1541,8 @@ int main(void)
     srv_ok = srv_start(&srv, NULL, NULL) == 0;
     HT_RUN(identity_persists);
     HT_RUN(startup_messages);
+    HT_RUN(passwords);
+    HT_RUN(secrets_out_of_proc);
     if (!srv_ok) {
         ht_skip("registered cases", "server did not start");
         return ht_finish();
@@ -1352,10 +1556,12 @@ int main(void)
     HT_RUN(unencrypted_refused);
     HT_RUN(login_and_video);
     HT_RUN(relay_session);
+    HT_RUN(relayed_failures_by_viewer);
     HT_RUN(tcp_registration);
     HT_RUN(clipboard_session);
     HT_RUN(file_transfer_bad_names);
     HT_RUN(reregisters_after_server_restart);
+    HT_RUN(many_addresses_global_budget);
     if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         host_dump_log(&host);
         srv_dump_log(&srv);

@@ -688,6 +688,64 @@ static void headless_by_id(void)
         show_run(&r);
 }
 
+/* One headless run by ID against a fresh fake host in dir; its key's
+ * fingerprint into fp. */
+static void run_by_id(const char *dir, char fp[HD_FINGERPRINT_LEN],
+                      struct run *r)
+{
+    const char *env[] = { "HOMEDESK_PASSWORD=" PASSWORD, NULL };
+    char srvarg[64];
+    struct fhost h;
+    int udp;
+    pid_t pid;
+    const char *args[] = { "--server", srvarg,       "--key",        srv.pk_b64,
+                           HOST_ID,    "--headless", "--frames",     "1",
+                           "--out",    dir,          "--config-dir", dir,
+                           NULL };
+
+    snprintf(srvarg, sizeof(srvarg), "127.0.0.1:%u", srv.port);
+    HT_CHECK(fhost_start(&h, HOST_ID) == 0);
+    hd_key_fingerprint(h.key.pk, fp);
+    HT_CHECK((udp = fhost_register(&h)) >= 0);
+    pid = viewer_spawn(args, env, dir);
+    fhost_answer(&h, udp, h.port);
+    viewer_collect(pid, dir, 20000, r);
+    fhost_stop(&h);
+    close(udp);
+}
+
+/*
+ * By ID the viewer took whatever host key the server signed this time.
+ * Now it pins it per ID and server (known_hosts, as --direct does), says
+ * its fingerprint, and refuses another one for the same ID.
+ */
+static void id_key_pinned(void)
+{
+    char dir[300], fp[HD_FINGERPRINT_LEN], fp2[HD_FINGERPRINT_LEN];
+    char want[128], kh[400];
+    struct run r;
+
+    mk_case_dir("idpin", dir, sizeof(dir));
+    run_by_id(dir, fp, &r);
+    HT_EQ_INT(r.status, 0);
+    snprintf(want, sizeof(want), " host_key=%s", fp);
+    HT_CHECK(strstr(r.out, want) != NULL);
+    HT_CHECK(strstr(r.err, "first seen: pinned") != NULL);
+    snprintf(kh, sizeof(kh), "%s/known_hosts", dir);
+    snprintf(want, sizeof(want), "id:%s@127.0.0.1:%u ", HOST_ID, srv.port);
+    HT_CHECK(file_has(kh, want, 0));
+    if (ht_case_failures())
+        show_run(&r);
+
+    /* the same ID with another key (the server signs what it was told) */
+    run_by_id(dir, fp2, &r);
+    HT_EQ_INT(r.status, 1);
+    HT_CHECK(strstr(r.err, "host key changed for id:" HOST_ID) != NULL);
+    HT_CHECK(strstr(r.err, fp2) != NULL);
+    if (ht_case_failures())
+        show_run(&r);
+}
+
 static void relay_by_id(void)
 {
     const char *env[] = { "HOMEDESK_PASSWORD=" PASSWORD, NULL };
@@ -802,7 +860,7 @@ static void server_unreachable(void)
  */
 static void stripped_key_exchange(void)
 {
-    const char *env[] = { "HOMEDESK_PASSWORD=x", NULL };
+    const char *env[] = { "HOMEDESK_PASSWORD=viewer-secret-4711", NULL };
     struct sockaddr_in sa = { .sin_family = AF_INET };
     socklen_t len = sizeof(sa);
     char dir[300], srvarg[64], errp[400];
@@ -831,6 +889,20 @@ static void stripped_key_exchange(void)
     pid = viewer_spawn(args, env, dir);
     snprintf(errp, sizeof(errp), "%s/stderr", dir);
     HT_CHECK(file_has(errp, "continuing in plain text", 10000));
+    /* and the password it read from the environment is out of /proc */
+    {
+        char path[64], buf[65536];
+        int fd;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+        fd = open(path, O_RDONLY);
+        n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+        if (fd >= 0)
+            close(fd);
+        HT_CHECK(n > 0 && memmem(buf, (size_t)n, "viewer-secret", 13) == NULL &&
+                 memmem(buf, (size_t)n, "HOMEDESK_PASSWORD=****", 22) != NULL);
+    }
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     close(lis);
@@ -1022,6 +1094,7 @@ int main(void)
     HT_RUN(server_unreachable);
     HT_RUN(stripped_key_exchange);
     HT_RUN(direct_tofu);
+    HT_RUN(id_key_pinned);
     HT_RUN(window_renders);
     HT_RUN(no_display);
     HT_RUN(out_and_direct_port);
