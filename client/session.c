@@ -255,6 +255,8 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
     }
     hd_login_hash(s->cfg.password, h->salt ? h->salt : "",
                   h->challenge ? h->challenge : "", proof);
+    if (hd_channel_binding(s->ch) != NULL) /* our host: bound to the session */
+        hd_login_bind(hd_channel_binding(s->ch), proof);
     sd.ability_vp9 = 1;
     sd.prefer = HBB__SUPPORTED_DECODING__PREFER_CODEC__VP9;
     opt.supported_decoding = &sd;

@@ -805,13 +805,30 @@ void hd_login_hash(const char *password, const char *salt,
     sodium_memzero(salted, sizeof(salted));
 }
 
+void hd_login_bind(const uint8_t bind[HD_SECURE_KEY_BYTES],
+                   uint8_t proof[HD_SHA256_BYTES])
+{
+    static const char label[] = "homedesk-login";
+    crypto_auth_hmacsha256_state st;
+
+    crypto_auth_hmacsha256_init(&st, bind, HD_SECURE_KEY_BYTES);
+    crypto_auth_hmacsha256_update(&st, (const uint8_t *)label,
+                                  sizeof(label) - 1);
+    crypto_auth_hmacsha256_update(&st, proof, HD_SHA256_BYTES);
+    crypto_auth_hmacsha256_final(&st, proof);
+    sodium_memzero(&st, sizeof(st));
+}
+
 int hd_login_verify(const uint8_t salted[HD_SHA256_BYTES],
-                    const char *challenge, const uint8_t *got, size_t got_len)
+                    const char *challenge, const uint8_t *bind,
+                    const uint8_t *got, size_t got_len)
 {
     uint8_t want[HD_SHA256_BYTES];
     int r;
 
     login_outer(salted, challenge, want);
+    if (bind != NULL)
+        hd_login_bind(bind, want);
     r = got_len == sizeof(want) && sodium_memcmp(want, got, sizeof(want)) == 0
             ? 0
             : HD_EAUTH;

@@ -328,12 +328,25 @@ void hd_login_salted(const char *password, const char *salt,
                      uint8_t out[HD_SHA256_BYTES]);
 
 /*
+ * Between homedesk peers (a split channel), the proof is bound to the
+ * session: proof = HMAC-SHA256(key = the channel's binding key
+ * (hd_secure_binding), "homedesk-login" || RustDesk's proof), in place.
+ * A proof a man in the middle relays from another session (where the
+ * viewer really talks to him) is then useless on his own session with the
+ * host, and a recorded one is useless on any later session.
+ */
+void hd_login_bind(const uint8_t bind[HD_SECURE_KEY_BYTES],
+                   uint8_t proof[HD_SHA256_BYTES]);
+
+/*
  * Host check of a LoginRequest.password against a stored salted hash:
- * compares SHA256(salted || challenge) with got[0..got_len) in constant
+ * compares SHA256(salted || challenge), bound with hd_login_bind when
+ * bind is not NULL (a split channel), with got[0..got_len) in constant
  * time.  Returns 0 on a match, HD_EAUTH otherwise (including a wrong
  * length).  Throttling failures is the caller's job.
  */
 int hd_login_verify(const uint8_t salted[HD_SHA256_BYTES],
-                    const char *challenge, const uint8_t *got, size_t got_len);
+                    const char *challenge, const uint8_t *bind,
+                    const uint8_t *got, size_t got_len);
 
 #endif

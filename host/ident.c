@@ -241,13 +241,13 @@ int ident_new_id(struct ident *id, char *old)
 }
 
 int ident_check(const struct ident *id, const char *challenge,
-                const uint8_t *got, size_t n)
+                const uint8_t *bind, const uint8_t *got, size_t n)
 {
     /* check both, always, so timing does not tell which one exists */
-    int perm =
-        id->perm != NULL && hd_login_verify(id->perm, challenge, got, n) == 0;
+    int perm = id->perm != NULL &&
+               hd_login_verify(id->perm, challenge, bind, got, n) == 0;
     int otp = id->otp_salted != NULL &&
-              hd_login_verify(id->otp_salted, challenge, got, n) == 0;
+              hd_login_verify(id->otp_salted, challenge, bind, got, n) == 0;
 
     return perm ? 1 : otp ? 2 : 0;
 }

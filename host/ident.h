@@ -79,11 +79,13 @@ int ident_new_id(struct ident *id, char *old);
 
 /*
  * Check LoginRequest.password (got[0..n)) for challenge against the
- * permanent and the one-time password.  Returns 1 (permanent), 2
- * (one-time) or 0 (wrong, or no password set).
+ * permanent and the one-time password; bind: the session's binding key
+ * (a homedesk viewer's proof is bound to it, hd_login_bind), NULL for a
+ * RustDesk app's.  Returns 1 (permanent), 2 (one-time) or 0 (wrong, or
+ * no password set).
  */
 int ident_check(const struct ident *id, const char *challenge,
-                const uint8_t *got, size_t n);
+                const uint8_t *bind, const uint8_t *got, size_t n);
 
 /* n random characters from an unambiguous alphabet into out (n + 1). */
 void ident_random_text(char *out, size_t n);

@@ -445,8 +445,8 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
         send_login_error(s, "Please try 1 minute later");
         return;
     }
-    which = ident_check(&h->ident, s->challenge, lr->password.data,
-                        lr->password.len);
+    which = ident_check(&h->ident, s->challenge, hd_channel_binding(s->ch),
+                        lr->password.data, lr->password.len);
     if (which == 0) {
         fails = throttle_fail(&h->throttle, src, now);
         /* fixed format for fail2ban: "login failed from <ip>" */

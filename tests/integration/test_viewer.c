@@ -235,7 +235,7 @@ static void fsess_message(struct hd_channel *ch, const Hbb__Message *in,
         pthread_mutex_unlock(&h->mu);
         m.union_case = HBB__MESSAGE__UNION_LOGIN_RESPONSE;
         m.login_response = &lr;
-        if (hd_login_verify(h->salted, s->challenge,
+        if (hd_login_verify(h->salted, s->challenge, hd_channel_binding(ch),
                             in->login_request->password.data,
                             in->login_request->password.len) != 0 ||
             in->login_request->option == NULL ||

@@ -108,11 +108,12 @@ static void login_hash_vector(void)
           want, sizeof(want));
     HT_EQ_MEM(salted, want, sizeof(salted));
 
-    HT_EQ_INT(hd_login_verify(salted, "AbC123", h, sizeof(h)), 0);
-    HT_EQ_INT(hd_login_verify(salted, "AbC124", h, sizeof(h)), HD_EAUTH);
-    HT_EQ_INT(hd_login_verify(salted, "AbC123", h, sizeof(h) - 1), HD_EAUTH);
+    HT_EQ_INT(hd_login_verify(salted, "AbC123", NULL, h, sizeof(h)), 0);
+    HT_EQ_INT(hd_login_verify(salted, "AbC124", NULL, h, sizeof(h)), HD_EAUTH);
+    HT_EQ_INT(hd_login_verify(salted, "AbC123", NULL, h, sizeof(h) - 1),
+              HD_EAUTH);
     h[31] ^= 1;
-    HT_EQ_INT(hd_login_verify(salted, "AbC123", h, sizeof(h)), HD_EAUTH);
+    HT_EQ_INT(hd_login_verify(salted, "AbC123", NULL, h, sizeof(h)), HD_EAUTH);
 }
 
 static void known_key_rfc8032(void)
@@ -663,6 +664,26 @@ static void kx_offers(void)
     hd_sign_key_cleanup(&other);
 }
 
+/* The login proof bound to a session (split channels). */
+static void login_bound(void)
+{
+    uint8_t salted[32], p[32], legacy[32], b1[32], b2[32];
+
+    memset(b1, 1, sizeof(b1));
+    memset(b2, 2, sizeof(b2));
+    hd_login_salted("hunter2", "saltySALT", salted);
+    hd_login_hash("hunter2", "saltySALT", "AbC123", legacy);
+    memcpy(p, legacy, 32);
+    hd_login_bind(b1, p);
+    HT_CHECK(memcmp(p, legacy, 32) != 0);
+    HT_EQ_INT(hd_login_verify(salted, "AbC123", b1, p, 32), 0);
+    /* another session's binding, or none, or the unbound proof: refused */
+    HT_EQ_INT(hd_login_verify(salted, "AbC123", b2, p, 32), HD_EAUTH);
+    HT_EQ_INT(hd_login_verify(salted, "AbC123", NULL, p, 32), HD_EAUTH);
+    HT_EQ_INT(hd_login_verify(salted, "AbC123", b1, legacy, 32), HD_EAUTH);
+    HT_EQ_INT(hd_login_verify(salted, "AbC123", NULL, legacy, 32), 0);
+}
+
 static void nonce_layout(void)
 {
     struct hd_secure s = { 0 };
@@ -732,6 +753,7 @@ int main(void)
     HT_RUN(secure_frames);
     HT_RUN(secure_split_keys);
     HT_RUN(kx_offers);
+    HT_RUN(login_bound);
     HT_RUN(nonce_layout);
     rmdir(tmpdir);
     return ht_finish();
