@@ -10,6 +10,8 @@
 #ifndef HD_LOG_H
 #define HD_LOG_H
 
+#include <stddef.h>
+
 enum hd_log_level {
     HD_LOG_ERROR = 0,
     HD_LOG_WARN,
@@ -42,6 +44,16 @@ int hd_log_enabled(enum hd_log_level level);
 /* Print one line (no trailing newline needed in fmt). */
 void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * A string from a peer (an ID, a name) as it may appear in a log line that
+ * tools parse (fail2ban): in double quotes, every byte outside
+ * [A-Za-z0-9._:@-] written as \xNN, cut at HD_LOG_QUOTE_MAX - 1 bytes of
+ * output (ending in "..." then).  So a peer cannot end the quote or
+ * imitate " from 1.2.3.4".  Returns out; NULL s gives "".
+ */
+#define HD_LOG_QUOTE_MAX 128
+const char *hd_log_quote(const char *s, char *out, size_t cap);
 
 #define HD_LOG_AT(lvl, mod, ...)           \
     do {                                   \

@@ -1106,12 +1106,28 @@ static void splice_poll_cb(uv_poll_t *h, int status, int events)
     pair_maybe_finish(p);
 }
 
+/*
+ * A relay uuid is a bearer secret (whoever presents it is paired): logs
+ * name it by a short hash instead, BLAKE2b-64 in hex (what
+ * `printf %s UUID | b2sum -l 64` prints), enough to match the two sides.
+ */
+static const char *uuid_tag(const char *uuid, char out[17])
+{
+    uint8_t h[8];
+
+    crypto_generichash(h, sizeof(h), (const uint8_t *)uuid, strlen(uuid), NULL,
+                       0);
+    sodium_bin2hex(out, 17, h, sizeof(h));
+    return out;
+}
+
 static void pair_start(struct relay_conn *first, struct relay_conn *second)
 {
     struct relay *r = second->relay;
     struct relay_pair *p;
     uint64_t now = uv_now(r->loop);
     struct relay_conn *sides[2] = { first, second };
+    char tag[17];
     int i;
 
     if (!(p = calloc(1, sizeof(*p)))) {
@@ -1149,10 +1165,11 @@ static void pair_start(struct relay_conn *first, struct relay_conn *second)
             }
         }
     }
-    hd_info(MOD, "paired %s%s <-> %s%s (uuid %s)%s%s",
+    hd_info(MOD, "paired %s%s <-> %s%s (uuid hash %s)%s%s",
             first->tp->message_based ? "ws " : "", first->name,
-            second->tp->message_based ? "ws " : "", second->name, first->uuid,
-            p->limited ? ", limited speed" : "", p->splice ? "" : ", copying");
+            second->tp->message_based ? "ws " : "", second->name,
+            uuid_tag(first->uuid, tag), p->limited ? ", limited speed" : "",
+            p->splice ? "" : ", copying");
     for (i = 0; i < 2 && !p->closing; i++) {
         if (sides[i]->end > sides[i]->start) {
             account(sides[i], sides[i]->end - sides[i]->start);
@@ -1169,14 +1186,15 @@ static void deadline_cb(uv_timer_t *t)
 {
     struct relay_conn *c = t->data;
     struct relay *r = c->relay;
+    char tag[17];
 
     if (c->state == CONN_HELLO) {
         hd_info(MOD, "no request from %s within %u ms", c->name,
                 r->cfg.first_frame_ms);
         conn_reject(c, RELAY_REJECT_TIMEOUT);
     } else if (c->state == CONN_WAITING) {
-        hd_info(MOD, "no partner for %s (uuid %s) within %u ms", c->name,
-                c->uuid, r->cfg.pair_wait_ms);
+        hd_info(MOD, "no partner for %s (uuid hash %s) within %u ms", c->name,
+                uuid_tag(c->uuid, tag), r->cfg.pair_wait_ms);
         conn_reject(c, RELAY_REJECT_UNPAIRED);
     }
 }
@@ -1282,6 +1300,7 @@ static void hello_done(struct relay_conn *c)
 {
     struct relay *r = c->relay;
     struct relay_conn *other;
+    char tag[17];
 
     c->uuid_hash = uuid_hash(r, c->uuid);
     other = map_take(r, c->uuid, c->uuid_hash);
@@ -1294,7 +1313,7 @@ static void hello_done(struct relay_conn *c)
         return;
     }
     c->state = CONN_WAITING;
-    hd_debug(MOD, "%s waits for uuid %s", c->name, c->uuid);
+    hd_debug(MOD, "%s waits for uuid hash %s", c->name, uuid_tag(c->uuid, tag));
     uv_timer_start(&c->timer, deadline_cb, r->cfg.pair_wait_ms, 0);
     conn_update_reading(c);
 }
