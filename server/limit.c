@@ -110,3 +110,67 @@ size_t limit_sweep(struct limit *l, uint64_t now)
     }
     return n;
 }
+
+struct counted {
+    unsigned n;
+    uint8_t len;
+    uint8_t key[17];
+};
+
+static const void *counted_key(const void *item, size_t *len)
+{
+    const struct counted *c = item;
+
+    *len = c->len;
+    return c->key;
+}
+
+void limit_count_init(struct limit_count *lc, unsigned max)
+{
+    memset(lc, 0, sizeof(*lc));
+    hmap_init(&lc->map, counted_key);
+    lc->max = max;
+}
+
+void limit_count_cleanup(struct limit_count *lc)
+{
+    size_t i = 0;
+    void *it;
+
+    while ((it = hmap_next(&lc->map, &i)) != NULL)
+        free(it);
+    hmap_cleanup(&lc->map);
+}
+
+int limit_count_add(struct limit_count *lc, const void *key, size_t len)
+{
+    struct counted *c;
+
+    if (len > sizeof(c->key))
+        return 0;
+    if ((c = hmap_get(&lc->map, key, len)) == NULL) {
+        if ((c = calloc(1, sizeof(*c))) == NULL)
+            return 0;
+        c->len = (uint8_t)len;
+        memcpy(c->key, key, len);
+        if (hmap_put(&lc->map, c) != 0) {
+            free(c);
+            return 0;
+        }
+    }
+    if (c->n >= lc->max) {
+        if (c->n == 0)
+            free(hmap_del(&lc->map, key, len));
+        return 0;
+    }
+    c->n++;
+    return 1;
+}
+
+void limit_count_del(struct limit_count *lc, const void *key, size_t len)
+{
+    struct counted *c = hmap_get(&lc->map, key, len);
+
+    if (c != NULL && c->n > 0 && --c->n == 0)
+        free(hmap_del(&lc->map, key, len));
+}

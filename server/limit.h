@@ -51,4 +51,24 @@ size_t limit_addr_key(const struct sockaddr *sa, uint8_t key[17]);
 /* Drop buckets that have refilled completely.  Returns how many. */
 size_t limit_sweep(struct limit *l, uint64_t now);
 
+/*
+ * Counts by key (open connections per source address): an entry lives
+ * while its count is above zero.  One allocation of about 30 bytes per
+ * key counted.
+ */
+struct limit_count {
+    struct hmap map;
+    unsigned max; /* most per key */
+};
+
+void limit_count_init(struct limit_count *lc, unsigned max);
+void limit_count_cleanup(struct limit_count *lc);
+
+/* Count one more for key (len <= 17 bytes).  Returns 1, or 0 (nothing
+ * counted) when the key is at max already or out of memory. */
+int limit_count_add(struct limit_count *lc, const void *key, size_t len);
+
+/* Count one less (after a successful limit_count_add). */
+void limit_count_del(struct limit_count *lc, const void *key, size_t len);
+
 #endif

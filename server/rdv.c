@@ -45,7 +45,7 @@
 #define RDV_ONLINE_PER_S    128.0
 #define RDV_ONLINE_REQ_COST 4
 #define RDV_LIMIT_KEYS      65536
-#define RDV_REFUSED_LOG_MS  1000
+#define RDV_CONNS_PER_IP    256 /* open connections per source address */
 
 enum conn_kind { CONN_MAIN, CONN_NAT, CONN_WS };
 
@@ -61,6 +61,8 @@ struct rdv_conn {
     struct rdv *rdv;
     enum conn_kind kind;
     unsigned closing : 1, secured : 1, got_frame : 1, in_punch : 1;
+    unsigned counted : 1; /* in rdv->per_ip under ipkey */
+    uint8_t ipkey[17], ipkey_len;
     union peer_addr addr; /* the peer as seen (or as a trusted proxy says) */
     uint8_t key[18];      /* punch-map key: ip16 + port */
     /* while in the punch map: the ID it asked about; only that ID's
@@ -82,6 +84,7 @@ struct rdv {
     struct peer_table peers;
     struct hmap punch; /* struct rdv_conn by key, waiting for an answer */
     struct limit punch_src, punch_id, online_src; /* budgets, see above */
+    struct limit_count per_ip; /* open connections per source address */
     /* rate limits of the "refused" log lines, one per kind */
     struct logcap log_udp_punch, log_punch_budget, log_online_budget;
     struct logcap log_not_owner;
@@ -201,6 +204,9 @@ static void conn_close(struct rdv_conn *c, const char *why)
     if (c->peer != NULL && c->peer->conn == c)
         c->peer->conn = NULL;
     c->peer = NULL;
+    if (c->counted)
+        limit_count_del(&r->per_ip, c->ipkey, c->ipkey_len);
+    c->counted = 0;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1182,6 +1188,17 @@ static void on_accept(uv_stream_t *lis, int status, enum conn_kind kind)
         conn_close(c, "too many connections");
         return;
     }
+    /* per source address (but for a trusted reverse proxy: its WebSocket
+     * clients all come from its address) */
+    if (!(kind == CONN_WS && r->cfg->trusted_proxy != NULL)) {
+        c->ipkey_len = (uint8_t)limit_addr_key(&c->addr.sa, c->ipkey);
+        if (!limit_count_add(&r->per_ip, c->ipkey, c->ipkey_len)) {
+            r->stats.rej_too_many_conns++;
+            conn_close(c, "too many connections from this address");
+            return;
+        }
+        c->counted = 1;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_start(&c->timer, conn_timeout, r->cfg->first_frame_ms, 0);
     if (kind == CONN_WS) {
@@ -1359,6 +1376,7 @@ int rdv_new(uv_loop_t *loop, const struct rdv_config *cfg, struct db *db,
     limit_init(&r->punch_id, RDV_PUNCH_BURST, RDV_PUNCH_PER_S, RDV_LIMIT_KEYS);
     limit_init(&r->online_src, RDV_ONLINE_BURST, RDV_ONLINE_PER_S,
                RDV_LIMIT_KEYS);
+    limit_count_init(&r->per_ip, RDV_CONNS_PER_IP);
     *out = r;
     return 0;
 }
@@ -1440,6 +1458,7 @@ void rdv_free(struct rdv *r)
     limit_cleanup(&r->punch_src);
     limit_cleanup(&r->punch_id);
     limit_cleanup(&r->online_src);
+    limit_count_cleanup(&r->per_ip);
     free(r);
 }
 

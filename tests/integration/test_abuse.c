@@ -10,7 +10,10 @@
  * - a punch flood on the host: 1,500 PunchHoles, as if from its server
  *   (the test plays the server the host registers with), then a direct
  *   viewer must still get the host's first message at once, and the host
- *   must hold few descriptors.
+ *   must hold few descriptors;
+ * - the admin HTTP port: 127.0.0.1 only unless --http-bind widens it, a
+ *   DNS-rebinding Host header refused, an optional bearer token;
+ * - the peer store (every peer's uuid) readable by the server's user only.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -353,6 +357,287 @@ static void punch_flood_host_serves(void)
     host_stop(&h, ht_case_failures() > 0);
 }
 
+/* ---- the admin HTTP port ------------------------------------------------- */
+
+/* GET path on 127.0.0.1:port with a Host header and optional token. */
+static int get_with(uint16_t port, const char *path, const char *host,
+                    const char *token)
+{
+    static char buf[1 << 16];
+    char req[512], auth[128] = "";
+
+    if (token != NULL)
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", path,
+             host, auth);
+    return http_request("127.0.0.1", port, req, buf, sizeof(buf));
+}
+
+/*
+ * Finding 7: with the other ports on every address (--bind ::), the
+ * admin port listens on 127.0.0.1 only; a page whose DNS name was
+ * rebound to 127.0.0.1 (Host: evil.example) is refused; --http-allow-host
+ * admits a name; --http-token-file makes /metrics want the token.
+ */
+static void http_admin_private(void)
+{
+    struct srv s;
+    char tokfile[300], ok_host[64];
+    const char *tok = "0123456789abcdef0123";
+    FILE *f;
+    int fd;
+
+    snprintf(tokfile, sizeof(tokfile), "%s/http-token", srv.dir);
+    f = fopen(tokfile, "w");
+    HT_CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    fprintf(f, "%s\n", tok);
+    fclose(f);
+    HT_CHECK(srv_start(&s, NULL,
+                       (const char *const[]){
+                           "--bind", "::", "--http-allow-host", "nas.home.arpa",
+                           "--http-token-file", tokfile, NULL }) == 0);
+    /* loopback's other addresses reach the other ports, not this one */
+    fd = tcp_connect("127.0.0.2", s.port);
+    HT_CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    fd = tcp_connect("127.0.0.2", s.http_port);
+    HT_CHECK(fd < 0);
+    if (fd >= 0)
+        close(fd);
+    snprintf(ok_host, sizeof(ok_host), "127.0.0.1:%u", s.http_port);
+    HT_EQ_INT(get_with(s.http_port, "/health", ok_host, NULL), 200);
+    HT_EQ_INT(get_with(s.http_port, "/health", "evil.example", NULL), 403);
+    HT_EQ_INT(get_with(s.http_port, "/metrics", "evil.example:80", tok), 403);
+    HT_EQ_INT(get_with(s.http_port, "/metrics", ok_host, NULL), 401);
+    HT_EQ_INT(get_with(s.http_port, "/metrics", ok_host, "wrong-token-000000"),
+              401);
+    HT_EQ_INT(get_with(s.http_port, "/metrics", ok_host, tok), 200);
+    HT_EQ_INT(get_with(s.http_port, "/metrics", "NAS.home.arpa:21114", tok),
+              200);
+    HT_EQ_INT(get_with(s.http_port, "/metrics", "[::1]", tok), 200);
+    HT_CHECK(srv_log_has(&s, "Host header not allowed", 500));
+    HT_CHECK(srv_log_has(&s, "this machine only", 500));
+    srv_cleanup(&s);
+}
+
+/* ---- the peer store -------------------------------------------------------
+ */
+
+/*
+ * Finding 9: db_v2.sqlite3 and its -wal/-shm hold every peer's uuid: 0600,
+ * and an existing store that others could read (an hbbs data directory)
+ * is narrowed at start.
+ */
+static void database_files_private(void)
+{
+    static const char *const names[] = { "db_v2.sqlite3", "db_v2.sqlite3-wal",
+                                         "db_v2.sqlite3-shm" };
+    struct srv s;
+    char path[400];
+    struct stat st;
+
+    HT_CHECK(srv_start(&s, NULL, NULL) == 0);
+    /* a registration writes to the store */
+    {
+        int u = udp_open("127.0.0.1");
+        Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+        Hbb__RegisterPk rk = HBB__REGISTER_PK__INIT;
+        uint8_t pk[32] = { 1 };
+
+        rk.id = "100000777";
+        rk.uuid.data = (uint8_t *)"uuid-secret";
+        rk.uuid.len = 11;
+        rk.pk.data = pk;
+        rk.pk.len = 32;
+        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PK;
+        m.register_pk = &rk;
+        HT_CHECK(udp_send_msg(u, "127.0.0.1", s.port, &m) == 0);
+        HT_CHECK(srv_log_has(&s, "registered new id 100000777", T));
+        close(u);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", s.dir, names[i]);
+        HT_CHECK(stat(path, &st) == 0);
+        if ((st.st_mode & 077) != 0)
+            printf("# %s has mode %03o\n", names[i], st.st_mode & 0777);
+        HT_CHECK((st.st_mode & 077) == 0);
+    }
+    /* an old store readable by all is narrowed on the next start */
+    HT_EQ_INT(srv_stop(&s), 0);
+    snprintf(path, sizeof(path), "%s/db_v2.sqlite3", s.dir);
+    HT_CHECK(chmod(path, 0644) == 0);
+    HT_CHECK(srv_start(&s, s.dir, NULL) == 0);
+    HT_CHECK(stat(path, &st) == 0 && (st.st_mode & 077) == 0);
+    HT_CHECK(srv_log_has(&s, "was readable by others: now 0600", 500));
+    srv_cleanup(&s);
+}
+
+/* ---- unpaired relay connections ------------------------------------------ */
+
+/* A WebSocket relay peer that sent its RequestRelay (uuid), or -1. */
+static int ws_relay_hello(uint16_t port, const char *uuid)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
+    uint8_t buf[512];
+    int fd = ws_client_connect("127.0.0.1", port);
+    size_t n;
+
+    rr.uuid = (char *)uuid;
+    rr.licence_key = srv.pk_b64;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
+    m.request_relay = &rr;
+    n = hbb__rendezvous_message__pack(&m, buf);
+    if (fd >= 0 && ws_client_send(fd, buf, n) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/*
+ * Finding 4: 8 WebSocket relay connections that sent their request, then
+ * 4 MiB each before any partner came: before, the server buffered up to
+ * 16 MiB each (RSS 5.7 -> 128.6 MB); now a message over 64 KiB before
+ * pairing closes the connection and RSS stays put.  And one address gets
+ * at most 64 unpaired connections.
+ */
+static void relay_unpaired_memory_bounded(void)
+{
+    enum { N = 8, BIG = 4 << 20, MANY = 70 };
+    uint8_t *big = calloc(1, BIG);
+    int fds[MANY], closed = 0, refused = 0;
+    long before = proc_rss_kib(srv.pid), after;
+    char uuid[32];
+
+    HT_CHECK(big != NULL && before > 0);
+    if (big == NULL)
+        return;
+    for (int i = 0; i < N; i++) {
+        snprintf(uuid, sizeof(uuid), "unpaired-%d", i);
+        fds[i] = ws_relay_hello((uint16_t)(srv.relay_port + 2), uuid);
+        HT_CHECK(fds[i] >= 0);
+    }
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            (void)ws_client_send(fds[i], big, BIG); /* may fail: closed */
+    usleep(300000);
+    after = proc_rss_kib(srv.pid);
+    for (int i = 0; i < N; i++) {
+        if (fds[i] >= 0 && wait_closed(fds[i], 2000))
+            closed++;
+        if (fds[i] >= 0)
+            close(fds[i]);
+    }
+    printf("# server RSS %ld KiB before, %ld KiB after 8 x 4 MiB unpaired; "
+           "%d of %d closed\n",
+           before, after, closed, N);
+    HT_CHECK(after > 0 && after - before < 16 * 1024);
+    HT_EQ_INT(closed, N);
+    /* per address: 70 unpaired TCP connections from 127.0.0.12 */
+    for (int i = 0; i < MANY; i++)
+        fds[i] = tcp_connect_from("127.0.0.12", "127.0.0.1", srv.relay_port);
+    for (int i = 0; i < MANY; i++) {
+        if (fds[i] >= 0 && wait_closed(fds[i], i < 60 ? 50 : 2000))
+            refused++;
+        if (fds[i] >= 0)
+            close(fds[i]);
+    }
+    printf("# %d of %d unpaired connections from one address refused\n",
+           refused, MANY);
+    HT_EQ_INT(refused, MANY - 64);
+    HT_CHECK(srv_log_has(&srv, "64 unpaired connections from 127.0.0.12", 500));
+    free(big);
+}
+
+/* ---- fail2ban ------------------------------------------------------------ */
+
+/* A PunchHoleRequest with a wrong key, over TCP from ip (1) or over UDP. */
+static void wrong_key_punch(const char *ip, int tcp, const char *id)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
+    Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
+    int fd;
+
+    ph.id = (char *)id;
+    ph.licence_key = "not-the-key";
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
+    m.punch_hole_request = &ph;
+    if (!tcp) {
+        fd = udp_open(ip);
+        HT_CHECK(fd >= 0 && udp_send_msg(fd, "127.0.0.1", srv.port, &m) == 0);
+    } else {
+        fd = tcp_connect_from(ip, "127.0.0.1", srv.port);
+        HT_CHECK(fd >= 0 && send_msg(fd, &m) == 0);
+        in = fd >= 0 ? recv_msg(fd, T, 1) : NULL;
+        HT_CHECK(in != NULL);
+        if (in)
+            hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+/*
+ * Finding 6: the shipped filter (packaging/fail2ban/filter.d/homedesk.conf)
+ * run by fail2ban-regex over this server's real log: it finds the sources
+ * of wrong keys over TCP (rendezvous and relay), never a UDP source (which
+ * anyone can forge: before, "key mismatch from" was logged for it), and an
+ * ID written to look like a second match does not add its address.
+ */
+static void fail2ban_filter_real_lines(void)
+{
+    char cmd[1024], line[256], seen[1024] = "";
+    int relay_fd, n = 0;
+    FILE *p;
+
+    if (system("command -v fail2ban-regex >/dev/null 2>&1") != 0) {
+        printf("# fail2ban-regex not installed (tools/deps.sh installs it)\n");
+        HT_CHECK(0);
+        return;
+    }
+    wrong_key_punch("127.0.0.13", 1, "123456789");
+    wrong_key_punch("127.0.0.14", 0, "123456789");
+    wrong_key_punch("127.0.0.15", 1, "1\") from 6.6.6.6:1 (punch to id \"2");
+    relay_fd = tcp_connect_from("127.0.0.16", "127.0.0.1", srv.relay_port);
+    {
+        Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+        Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
+
+        rr.uuid = "f2b-uuid";
+        rr.licence_key = "not-the-key";
+        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
+        m.request_relay = &rr;
+        HT_CHECK(relay_fd >= 0 && send_msg(relay_fd, &m) == 0);
+        HT_CHECK(relay_fd >= 0 && wait_closed(relay_fd, T));
+    }
+    if (relay_fd >= 0)
+        close(relay_fd);
+    HT_CHECK(srv_log_has(&srv, "relay: key mismatch from 127.0.0.16", T));
+    snprintf(cmd, sizeof(cmd),
+             "fail2ban-regex -o ip '%s' '%s/packaging/fail2ban/filter.d/"
+             "homedesk.conf' 2>&1",
+             srv.logpath, getenv("HD_SRC_DIR") ? getenv("HD_SRC_DIR") : ".");
+    HT_CHECK((p = popen(cmd, "r")) != NULL);
+    while (p != NULL && fgets(line, sizeof(line), p) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strlen(seen) + strlen(line) + 2 < sizeof(seen)) {
+            strcat(seen, line);
+            strcat(seen, " ");
+        }
+        n++;
+    }
+    if (p != NULL)
+        pclose(p);
+    printf("# fail2ban-regex found: %s\n", seen);
+    HT_EQ_STR(seen, "127.0.0.13 127.0.0.15 127.0.0.16 ");
+    HT_EQ_INT(n, 3);
+    HT_CHECK(srv_log_has(&srv, "\\x22\\x29\\x20from\\x206.6.6.6:1", 100));
+}
+
 int main(void)
 {
     ht_init("abuse");
@@ -368,6 +653,10 @@ int main(void)
     else
         ht_skip("forged_punch_no_amplification", "needs root (raw sockets)");
     HT_RUN(punch_flood_host_serves);
+    HT_RUN(relay_unpaired_memory_bounded);
+    HT_RUN(http_admin_private);
+    HT_RUN(database_files_private);
+    HT_RUN(fail2ban_filter_real_lines);
     if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE"))
         srv_dump_log(&srv);
     srv_cleanup(&srv);
