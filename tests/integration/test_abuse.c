@@ -97,7 +97,9 @@ static int host_start(struct hostp *h, const char *server, const char *key)
     prog_path("homedesk-host", prog, sizeof(prog));
     if ((h->pid = spawn_in(NULL, argv, NULL, h->log)) < 0)
         return -1;
-    if (!file_has(h->log, "listening on port ", T) ||
+    /* stdout's block ("id: ", "... for direct connections") comes in one
+     * write, after the log lines */
+    if (!file_has(h->log, " for direct connections", T) ||
         log_value(h, "id: ", h->id, sizeof(h->id)) != 0 ||
         log_value(h, "listening on port ", port, sizeof(port)) != 0)
         return -1;
