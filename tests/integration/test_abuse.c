@@ -34,13 +34,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "addr.h"
 #include "crypto.h"
 #include "tests/harness.h"
 #include "tests/integration/support.h"
 
-#define T      5000
-#define VICTIM "127.0.0.9"
+#define T 5000
+
+/* The forged victim: an address of 127/8 no other test uses (every test
+ * on the machine shares lo), picked at random per run. */
+static char victim[32];
 
 static struct srv srv;
 static int srv_ok;
@@ -167,14 +172,14 @@ static int victim_counter_open(void)
     return fd;
 }
 
-/* Count bytes (IP length) and packets to VICTIM for ms milliseconds. */
+/* Count bytes (IP length) and packets to the victim for ms milliseconds. */
 static void victim_count(int fd, int ms, size_t *bytes, size_t *packets)
 {
     uint8_t buf[65536];
     uint64_t end = now_ms() + (uint64_t)ms;
-    struct in_addr victim;
+    struct in_addr vaddr;
 
-    inet_pton(AF_INET, VICTIM, &victim);
+    inet_pton(AF_INET, victim, &vaddr);
     while (now_ms() < end) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         struct sockaddr_ll from;
@@ -189,7 +194,7 @@ static void victim_count(int fd, int ms, size_t *bytes, size_t *packets)
 
             flen = sizeof(from);
             if (from.sll_pkttype == PACKET_OUTGOING ||
-                (size_t)n < sizeof(*ip) || ip->daddr != victim.s_addr)
+                (size_t)n < sizeof(*ip) || ip->daddr != vaddr.s_addr)
                 continue;
             *bytes += ntohs(ip->tot_len);
             (*packets)++;
@@ -259,7 +264,11 @@ static void forged_punch_no_amplification(void)
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
     m.punch_hole_request = &ph;
     n = hbb__rendezvous_message__pack(&m, payload);
-    sent = send_forged(VICTIM, 40000, "127.0.0.1", srv.port, payload, n);
+    snprintf(victim, sizeof(victim), "127.%u.%u.%u",
+             100 + randombytes_uniform(150), 1 + randombytes_uniform(250),
+             1 + randombytes_uniform(250));
+    printf("# victim %s\n", victim);
+    sent = send_forged(victim, 40000, "127.0.0.1", srv.port, payload, n);
     HT_CHECK(sent > 0);
     if (cfd >= 0)
         victim_count(cfd, 4000, &bytes, &packets);
