@@ -165,3 +165,39 @@ void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)
         /* nowhere left to report it */
     }
 }
+
+const char *hd_log_quote(const char *s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    if (cap < 8) {
+        if (cap > 0)
+            out[0] = '\0';
+        return out;
+    }
+    out[o++] = '"';
+    for (; s != NULL && *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        int plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || strchr("._:@-", ch) != NULL;
+        size_t need = plain ? 1 : 4;
+
+        if (o + need + 2 > cap - 4) { /* room for ..." and the NUL */
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (plain) {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}

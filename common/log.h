@@ -57,6 +57,16 @@ void hd_log_printable(char *s, size_t n);
 void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * A string from a peer (an ID, a name) as it may appear in a log line that
+ * tools parse (fail2ban): in double quotes, every byte outside
+ * [A-Za-z0-9._:@-] written as \xNN, cut at HD_LOG_QUOTE_MAX - 1 bytes of
+ * output (ending in "..." then).  So a peer cannot end the quote or
+ * imitate " from 1.2.3.4".  Returns out; NULL s gives "".
+ */
+#define HD_LOG_QUOTE_MAX 128
+const char *hd_log_quote(const char *s, char *out, size_t cap);
+
 #define HD_LOG_AT(lvl, mod, ...)           \
     do {                                   \
         if (hd_log_enabled(lvl))           \

@@ -101,6 +101,8 @@ struct host {
     struct upnp *upnp;       /* port mapping (upnp.h), or NULL */
     uint16_t upnp_port;      /* the router's public port for us, or 0 */
     int stopping;
+    /* start of the last UDP port spray (upunch.h budget), or 0 */
+    uint64_t upunch_spray_ms;
 };
 
 #endif

@@ -27,6 +27,7 @@
 #include "host/clipboard.h"
 #include "host/host.h"
 #include "host/input/input.h"
+#include "host/punch.h"
 #include "host/reg.h"
 #include "host/session.h"
 #include "host/upnp.h"
@@ -609,6 +610,8 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (punch_raise_fd_limit() < 0)
+        hd_debug("host", "cannot raise the open-file limit");
     if ((r = uv_loop_init(&loop)) != 0)
         goto out;
     loop_init = 1;

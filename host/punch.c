@@ -6,9 +6,11 @@
  * likewise.  Both are linked from struct host until they end.
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -275,7 +277,8 @@ static void on_punch_timer(uv_timer_t *t)
         attempt_drop(p); /* the listener stays for late connects */
         return;
     }
-    if (p->att == NULL && now >= p->retry_at)
+    if (p->att == NULL && now >= p->retry_at &&
+        p->attempts < PUNCH_MAX_ATTEMPTS)
         attempt_start(p);
 }
 
@@ -304,14 +307,23 @@ static int listen_on(struct punch *p)
 int punch_start(struct host *h, const struct sockaddr *viewer, int viewer_nat,
                 uint16_t port)
 {
-    struct punch *p;
-    int r;
+    struct punch *p, *last;
+    int r, n;
 
     if (viewer_nat == HBB__NAT_TYPE__SYMMETRIC &&
         h->nat_type == HBB__NAT_TYPE__SYMMETRIC)
         return 1;
     if ((p = calloc(1, sizeof(*p))) == NULL)
         return -ENOMEM;
+    /* at most PUNCH_MAX_ACTIVE: the oldest (the list's tail) gives way */
+    for (n = 0, last = h->punches; last != NULL && last->next != NULL;
+         last = last->next)
+        n++;
+    if (last != NULL && n + 1 >= PUNCH_MAX_ACTIVE) {
+        hd_info(MOD, "punch to %s: ended for a newer one (%d at a time)",
+                last->peer_s, PUNCH_MAX_ACTIVE);
+        punch_end(last);
+    }
     p->h = h;
     memcpy(&p->peer, viewer, hd_addr_len(viewer));
     hd_addr_format(viewer, p->peer_s, sizeof(p->peer_s));
@@ -559,6 +571,20 @@ int punch_nat_test(struct host *h, const struct sockaddr *server)
     if (r != 0)
         natt_end(t, hd_strerror(r));
     return 0;
+}
+
+long punch_raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -errno;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return -errno;
+    }
+    return rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
 }
 
 void punch_stop_all(struct host *h)

@@ -43,6 +43,16 @@
 #define PUNCH_NATT_MS    5000
 
 /*
+ * Budgets (a flood of PunchHoles, or one forged address, must cost little
+ * and reach no one): at most PUNCH_MAX_ACTIVE punches at a time, the
+ * oldest ended for a new one (each holds two descriptors); at most
+ * PUNCH_MAX_ATTEMPTS connect()s per punch (SYNs towards an address only
+ * the server vouches for).
+ */
+#define PUNCH_MAX_ACTIVE   16
+#define PUNCH_MAX_ATTEMPTS 8
+
+/*
  * A TCP socket of family with SO_REUSEADDR, SO_REUSEPORT and TCP_NODELAY,
  * bound to port (0: any; *bound, when not NULL, gets the port).  Returns
  * the descriptor (the caller owns it) or a negative errno.
@@ -75,6 +85,13 @@ int punch_start_v6(struct host *h, const struct sockaddr *viewer,
  * returns 0 (started or already running) or a negative errno.
  */
 int punch_nat_test(struct host *h, const struct sockaddr *server);
+
+/*
+ * Raise the soft limit of open descriptors to the hard one (at start), so
+ * bursts of punches and sessions do not run the host out of them.
+ * Returns the soft limit now in force, or a negative errno.
+ */
+long punch_raise_fd_limit(void);
 
 /* End every punch and NAT test in progress (handles close on the loop). */
 void punch_stop_all(struct host *h);

@@ -323,12 +323,35 @@ int upunch_start(struct host *h, uv_udp_t *reg_sock,
 {
     int me_sym = h->nat_type == HBB__NAT_TYPE__SYMMETRIC;
     int v_sym = viewer_nat == HBB__NAT_TYPE__SYMMETRIC;
-    struct upunch *u;
+    uint64_t now = uv_now(h->loop);
+    struct upunch *u, *last;
+    int n;
 
     if (me_sym && v_sym)
         return 1;
     if ((u = calloc(1, sizeof(*u))) == NULL)
         return -ENOMEM;
+    /* at most UPUNCH_MAX_ACTIVE: the oldest (the list's tail) gives way */
+    for (n = 0, last = h->upunches; last != NULL && last->next != NULL;
+         last = last->next)
+        n++;
+    if (last != NULL && n + 1 >= UPUNCH_MAX_ACTIVE) {
+        hd_info(MOD, "udp punch to %s: ended for a newer one (%d at a time)",
+                last->viewer_s, UPUNCH_MAX_ACTIVE);
+        upunch_end(last);
+    }
+    /* one spray per UPUNCH_SPRAY_GAP_MS for the whole host */
+    if (v_sym && h->upunch_spray_ms != 0 &&
+        now - h->upunch_spray_ms < UPUNCH_SPRAY_GAP_MS) {
+        hd_info(MOD,
+                "udp punch to %s: no guessed ports (another spray %llu ms "
+                "ago)",
+                hd_addr_format(viewer, u->viewer_s, sizeof(u->viewer_s)),
+                (unsigned long long)(now - h->upunch_spray_ms));
+        v_sym = 0;
+    } else if (v_sym) {
+        h->upunch_spray_ms = now ? now : 1;
+    }
     if ((u->probe_len = pack(h, HD_UPROBE_PROBE, 0, u->probe)) == 0) {
         free(u);
         return -EINVAL; /* an ID longer than a probe holds */
@@ -337,7 +360,7 @@ int upunch_start(struct host *h, uv_udp_t *reg_sock,
     u->reg_sock = reg_sock;
     memcpy(&u->viewer, viewer, hd_addr_len(viewer));
     hd_addr_format(viewer, u->viewer_s, sizeof(u->viewer_s));
-    u->start_ms = uv_now(h->loop);
+    u->start_ms = now;
     u->spray = v_sym;
     uv_timer_init(h->loop, &u->timer);
     u->timer.data = u;

@@ -54,6 +54,15 @@
 #define UPUNCH_SPRAY_TICK_MS  5
 
 /*
+ * Budgets: at most UPUNCH_MAX_ACTIVE punches at a time (the oldest ends
+ * for a new one), and one spray of guessed ports per UPUNCH_SPRAY_GAP_MS
+ * for the whole host (a later punch meanwhile probes the reported port
+ * only): a flood of PunchHoles cannot multiply the guesses.
+ */
+#define UPUNCH_MAX_ACTIVE   8
+#define UPUNCH_SPRAY_GAP_MS 30000
+
+/*
  * Punch towards viewer (its public IP and the UDP port it reported) from
  * reg_sock (our registration socket) and, when we are behind a
  * symmetric NAT, from a fan of new sockets.  viewer_nat is

@@ -30,6 +30,7 @@ struct admin_conn {
 
 struct admin {
     uv_loop_t *loop;
+    const struct admin_config *cfg;
     uv_tcp_t lis;
     struct rdv *rdv;
     struct relay *relay;
@@ -235,7 +236,8 @@ static void on_conn(uv_stream_t *lis, int status)
 {
     struct admin *a = lis->data;
     struct admin_conn *c;
-    struct http_config hc = { fill_metrics, a, NULL };
+    struct http_config hc = { fill_metrics, a, NULL, a->cfg->allowed_hosts,
+                              a->cfg->token };
     struct http_callbacks cb = { on_write, on_done };
     struct sockaddr_storage ss;
     unsigned slot;
@@ -268,19 +270,20 @@ static void on_conn(uv_stream_t *lis, int status)
     uv_timer_start(&c->timer, on_timeout, ADMIN_REQUEST_MS, 0);
 }
 
-int admin_new(uv_loop_t *loop, const char *bind_ip, uint16_t port,
-              struct rdv *rdv, struct relay *relay, struct admin **out)
+int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct rdv *rdv,
+              struct relay *relay, struct admin **out)
 {
     struct sockaddr_storage ss;
     struct admin *a;
     int r;
 
     *out = NULL;
-    if ((r = hd_addr_parse(bind_ip, port, &ss)) != 0)
+    if ((r = hd_addr_parse(cfg->bind_ip, cfg->port, &ss)) != 0)
         return r;
     if ((a = calloc(1, sizeof(*a))) == NULL)
         return -ENOMEM;
     a->loop = loop;
+    a->cfg = cfg;
     a->rdv = rdv;
     a->relay = relay;
     a->lis.data = a;

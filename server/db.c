@@ -5,9 +5,12 @@
  * every use, so a failed call leaves no statement holding a lock.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <sqlite3.h>
@@ -339,6 +342,38 @@ static void info_parse(const char *json, char *ip, size_t cap)
 
 /* ---- open / close ----------------------------------------------------- */
 
+/*
+ * The store holds every peer's uuid (what proves an ID is yours): only
+ * the server's user may read it.  The file is created 0600 before SQLite
+ * opens it (SQLite gives its -wal and -shm files the mode of the
+ * database), and an existing store (an hbbs data directory, typically
+ * 0644) and its -wal/-shm are narrowed to 0600.  Returns 0 or -errno.
+ */
+static int db_make_private(const char *path)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm" };
+    char p[4096];
+    struct stat st;
+    int fd;
+
+    if (path[0] == '\0' || strcmp(path, ":memory:") == 0)
+        return 0;
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return -errno;
+    close(fd);
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        if ((size_t)snprintf(p, sizeof(p), "%s%s", path, suffix[i]) >=
+            sizeof(p))
+            return -ENAMETOOLONG;
+        if (stat(p, &st) != 0 || (st.st_mode & 077) == 0)
+            continue;
+        if (chmod(p, st.st_mode & 0700) != 0)
+            return -errno;
+        hd_info(MOD, "%s was readable by others: now 0600", p);
+    }
+    return 0;
+}
+
 int db_open(const char *path, struct db **out)
 {
     struct db *db = NULL;
@@ -349,6 +384,10 @@ int db_open(const char *path, struct db **out)
     *out = NULL;
     if ((db = calloc(1, sizeof(*db))) == NULL)
         return -ENOMEM;
+    if ((r = db_make_private(path)) != 0) {
+        hd_error(MOD, "cannot create %s: %s", path, hd_strerror(r));
+        goto out;
+    }
     rc = sqlite3_open_v2(path, &db->h,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {

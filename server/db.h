@@ -68,10 +68,12 @@ int db_path_from_env(const char *data_dir, char *out, size_t cap);
 /*
  * Open (creating if needed) the database at path, switch it to WAL mode,
  * create the hbbs table and indexes when missing, prepare the statements
- * kept for the life of the db.  ":memory:" opens a private in-memory db
- * (tests).  Returns 0 and *out, or a negative code after one log line:
- * -EIO when SQLite fails (unreadable file, not a database, a `peer` table
- * without the hbbs columns), -ENOMEM.  *out is NULL on failure.
+ * kept for the life of the db.  The file and its -wal/-shm are the
+ * server user's only (0600; an existing store readable by others is
+ * narrowed, with a log line): they hold every peer's uuid.  ":memory:"
+ * opens a private in-memory db (tests).  Returns 0 and *out, or a negative code
+ * after one log line: -EIO when SQLite fails (unreadable file, not a database,
+ * a `peer` table without the hbbs columns), -ENOMEM.  *out is NULL on failure.
  */
 int db_open(const char *path, struct db **out);
 

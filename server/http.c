@@ -4,12 +4,16 @@
  * line of exactly three parts, no folded headers) and ignores every header
  * it does not need, which is all of them.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
 
 #include "err.h"
 #include "log.h"
@@ -289,11 +293,56 @@ static int http_metrics(struct http *h, int head)
     return r;
 }
 
+/* Is the Host header value (port included) one we answer to? */
+static int host_allowed(const struct http *h, const char *v, size_t n)
+{
+    char name[256];
+    struct in6_addr a6;
+    struct in_addr a4;
+    const char *colon;
+
+    if (n >= sizeof(name))
+        return 0;
+    memcpy(name, v, n);
+    name[n] = '\0';
+    if (name[0] == '[') { /* [v6]:port */
+        char *end = strchr(name, ']');
+
+        if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+            return 0;
+        *end = '\0';
+        return inet_pton(AF_INET6, name + 1, &a6) == 1;
+    }
+    if ((colon = strchr(name, ':')) != NULL)
+        name[colon - name] = '\0';
+    if (inet_pton(AF_INET, name, &a4) == 1 ||
+        strcasecmp(name, "localhost") == 0)
+        return 1;
+    for (size_t i = 0; h->cfg.allowed_hosts && h->cfg.allowed_hosts[i]; i++)
+        if (strcasecmp(name, h->cfg.allowed_hosts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Does the header value carry "Bearer <our token>"? */
+static int token_ok(const struct http *h, const char *v, size_t n)
+{
+    size_t tlen = strlen(h->cfg.token);
+
+    if (n < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+        return 0;
+    v += 7;
+    n -= 7;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n == tlen && sodium_memcmp(v, h->cfg.token, tlen) == 0;
+}
+
 /* The request in h->req (len bytes through the blank line) is complete. */
 static int http_process(struct http *h, size_t len)
 {
     char *line = h->req, *eol, *sp1, *sp2, *path, *q;
-    int head;
+    int head, bad_host = 0, authorized = 0;
 
     if (strlen(h->req) != len)
         goto bad;
@@ -306,12 +355,24 @@ static int http_process(struct http *h, size_t len)
         (strcmp(sp2 + 1, "HTTP/1.1") != 0 && strcmp(sp2 + 1, "HTTP/1.0") != 0))
         goto bad;
     for (char *p = eol + 2; *p != '\0'; p = eol + 2) {
-        char *colon;
+        char *colon, *v;
+        size_t vn;
 
         eol = strstr(p, "\r\n");
         colon = memchr(p, ':', (size_t)(eol - p));
         if (colon == NULL || colon == p || *p == ' ' || *p == '\t')
             goto bad;
+        for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+            ;
+        vn = (size_t)(eol - v);
+        if (colon - p == 4 && strncasecmp(p, "Host", 4) == 0) {
+            if (!host_allowed(h, v, vn))
+                bad_host = 1;
+        } else if (colon - p == 13 &&
+                   strncasecmp(p, "Authorization", 13) == 0 &&
+                   h->cfg.token != NULL) {
+            authorized = token_ok(h, v, vn);
+        }
     }
     *sp1 = '\0';
     *sp2 = '\0';
@@ -320,6 +381,24 @@ static int http_process(struct http *h, size_t len)
         *q = '\0';
     head = strcmp(line, "HEAD") == 0;
     hd_debug(MOD, "%s: %s %s", h->desc, line, path);
+    if (bad_host) {
+        hd_info(MOD,
+                "%s: Host header not allowed (a DNS rebinding page?): "
+                "refused",
+                h->desc);
+        return http_text(h, "403 Forbidden", "",
+                         "host name not allowed: use the server's IP address, "
+                         "or add the name with --http-allow-host\n",
+                         head, 0);
+    }
+    if (h->cfg.token != NULL && !authorized && strcmp(path, "/health") != 0) {
+        hd_info(MOD, "%s: %s without the bearer token: refused", h->desc,
+                path[0] == '/' && strlen(path) < 64 ? path : "request");
+        return http_text(h, "401 Unauthorized", "WWW-Authenticate: Bearer\r\n",
+                         "this server wants Authorization: Bearer <token> "
+                         "(--http-token-file)\n",
+                         head, 0);
+    }
     if (strcmp(path, "/health") == 0 || strcmp(path, "/metrics") == 0) {
         if (!head && strcmp(line, "GET") != 0)
             return http_text(h, "405 Method Not Allowed",

@@ -1,7 +1,8 @@
 /*
  * A tiny HTTP/1.1 responder for the admin port (21114): GET /health and
  * GET /metrics (Prometheus text exposition format 0.0.4), 404 for any
- * other path.  Like ws.h it knows no sockets: the caller feeds what it
+ * other path; a Host allow-list and an optional bearer token (see
+ * struct http_config).  Like ws.h it knows no sockets: the caller feeds what it
  * read with http_feed() and writes out what on_write hands it.  One
  * request per connection: the response says "Connection: close", and
  * on_done tells the caller to close once the bytes are written.
@@ -85,6 +86,17 @@ struct http_config {
     void *metrics_ud;
     /* Names the peer in log lines; may be NULL.  Copied. */
     const char *peer_desc;
+    /*
+     * DNS rebinding: a request whose Host header names something other
+     * than an IP literal, "localhost" or one of allowed_hosts (a
+     * NULL-terminated list, may be NULL; compared without case) is
+     * refused with 403.  A request without Host (HTTP/1.0) is served.
+     * Borrowed: must outlive the struct http.
+     */
+    const char *const *allowed_hosts;
+    /* When not NULL: every path but /health needs "Authorization: Bearer
+     * <token>" (else 401).  Borrowed. */
+    const char *token;
 };
 
 struct http_callbacks {

@@ -39,7 +39,7 @@ enum mode { MODE_HOMEDESK, MODE_HBBS, MODE_HBBR };
 struct opts {
     const char *data_dir, *key, *relay, *rendezvous_servers, *mask;
     const char *local_ip, *bind, *trusted_proxy, *software_url, *log_level;
-    const char *config_file;
+    const char *config_file, *http_bind, *http_allow_host, *http_token_file;
     int port, relay_port, http_port, role, serial, verbose;
     int first_frame_ms, idle_ms, max_conns;
     uint64_t rmem;
@@ -60,12 +60,39 @@ struct server {
     struct relay_config lcfg;
     struct relay *relay;
     struct admin *admin;
+    struct admin_config acfg;
+    char http_token[256];
+    char *http_hosts[MAX_SERVERS + 1], http_hosts_buf[1024];
     char *relay_list[MAX_SERVERS], *rdv_list[MAX_SERVERS];
     char relay_buf[1024], rdv_buf[1024];
     int stopping;
 };
 
 static const char *const role_names[] = { "all", "rendezvous", "relay", NULL };
+
+/* The admin HTTP endpoint's exposure (after each --http-port). */
+#define HTTP_OPTS(o)                                                        \
+    { .names = "http-bind",                                                 \
+      .env = "HOMEDESK_HTTP_BIND",                                          \
+      .type = HD_OPT_STRING,                                                \
+      .arg = "IP",                                                          \
+      .def = "127.0.0.1",                                                   \
+      .help = "address of the admin HTTP port (:: or 0.0.0.0 for every "    \
+              "machine that can reach it)",                                 \
+      .s = &(o)->http_bind },                                               \
+        { .names = "http-allow-host",                                       \
+          .env = "HOMEDESK_HTTP_ALLOW_HOST",                                \
+          .type = HD_OPT_STRING,                                            \
+          .arg = "NAME[,NAME]",                                             \
+          .help = "host names the admin port answers to (IP addresses and " \
+                  "localhost always)",                                      \
+          .s = &(o)->http_allow_host },                                     \
+    {                                                                       \
+        .names = "http-token-file", .env = "HOMEDESK_HTTP_TOKEN_FILE",      \
+        .type = HD_OPT_STRING, .arg = "FILE",                               \
+        .help = "bearer token (first line of FILE) required for /metrics",  \
+        .s = &(o)->http_token_file                                          \
+    }
 
 /* Options shared by every mode; `o` is filled in place. */
 #define COMMON_OPTS(o)                                                        \
@@ -301,6 +328,7 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
           .max = 65535,
           .help = "admin HTTP port: /health, /metrics (default N-2; 0 = off)",
           .i = &o->http_port },
+        HTTP_OPTS(o),
         RDV_OPTS(o),
         RELAY_OPTS(o),
         { 0 }
@@ -325,6 +353,7 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
           .max = 65535,
           .help = "admin HTTP port (default N-2; 0 = off)",
           .i = &o->http_port },
+        HTTP_OPTS(o),
         RDV_OPTS(o),
         { 0 }
     };
@@ -505,10 +534,52 @@ static void banner(struct server *s)
         hd_info("server", "forward to this machine: TCP %d%s", o->relay_port,
                 o->no_ws ? "" : " (+2 for WebSocket)");
     if (o->http_port > 0)
-        hd_info("server",
-                "admin HTTP on port %d (/health, /metrics): keep it on "
-                "your LAN",
-                o->http_port);
+        hd_info("server", "admin HTTP on %s port %d (/health, /metrics%s)%s",
+                o->http_bind, o->http_port,
+                o->http_token_file ? ", with a bearer token" : "",
+                strcmp(o->http_bind, "127.0.0.1") == 0
+                    ? ": this machine only (--http-bind to widen)"
+                    : ": keep it on your LAN");
+}
+
+/* The admin endpoint's settings: host names and the token file. */
+static int setup_http(struct server *s)
+{
+    const struct opts *o = &s->o;
+    FILE *f;
+    size_t n;
+
+    s->acfg.bind_ip = o->http_bind;
+    s->acfg.port = (uint16_t)o->http_port;
+    s->http_hosts[split_list(o->http_allow_host, s->http_hosts_buf,
+                             sizeof(s->http_hosts_buf), s->http_hosts,
+                             MAX_SERVERS)] = NULL;
+    s->acfg.allowed_hosts = (const char *const *)s->http_hosts;
+    if (o->http_token_file == NULL || o->http_token_file[0] == '\0')
+        return 0;
+    if ((f = fopen(o->http_token_file, "r")) == NULL ||
+        fgets(s->http_token, sizeof(s->http_token), f) == NULL) {
+        fprintf(stderr,
+                "homedesk-server: --http-token-file %s: cannot read a "
+                "token from it (%s)\n",
+                o->http_token_file, f ? "empty" : strerror(errno));
+        if (f)
+            fclose(f);
+        return HD_ECONFIG;
+    }
+    fclose(f);
+    n = strcspn(s->http_token, "\r\n");
+    s->http_token[n] = '\0';
+    if (n < 16) {
+        fprintf(stderr,
+                "homedesk-server: --http-token-file %s: the token is %zu "
+                "characters; use at least 16 (e.g. from `openssl rand -hex "
+                "16`)\n",
+                o->http_token_file, n);
+        return HD_ECONFIG;
+    }
+    s->acfg.token = s->http_token;
+    return 0;
 }
 
 static int start_roles(struct server *s)
@@ -592,8 +663,10 @@ static int start_roles(struct server *s)
         }
     }
     if (o->http_port > 0) {
-        if ((r = admin_new(&s->loop, o->bind, (uint16_t)o->http_port, s->rdv,
-                           s->relay, &s->admin)) != 0) {
+        if ((r = setup_http(s)) != 0)
+            return r;
+        if ((r = admin_new(&s->loop, &s->acfg, s->rdv, s->relay, &s->admin)) !=
+            0) {
             port_error(o->http_port, "TCP", r);
             return r;
         }

@@ -100,17 +100,6 @@ static void ip16_format(const uint8_t ip[16], char *buf, size_t cap)
         inet_ntop(AF_INET6, ip, buf, (socklen_t)cap);
 }
 
-static int is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >>
-                24) == 127;
-    if (sa->sa_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(
-            &((const struct sockaddr_in6 *)sa)->sin6_addr);
-    return 0;
-}
-
 static void set_addr(struct peer *p, const struct sockaddr *sa)
 {
     memset(&p->addr, 0, sizeof(p->addr));
@@ -219,7 +208,7 @@ struct peer *peer_heartbeat(struct peer_table *t, const char *id,
 {
     struct peer *p = peer_find(t, id);
     uint8_t ip[16], known[16];
-    int ip_change;
+    int ip_change, port_change;
 
     *request_pk = 1;
     if (p == NULL)
@@ -231,8 +220,12 @@ struct peer *peer_heartbeat(struct peer_table *t, const char *id,
     else
         memcpy(known, p->ip, 16);
     ip_change = memcmp(ip, known, 16) != 0;
-    ip_change = ip_change && !is_loopback(from);
-    *request_pk = p->pk_len == 0 || ip_change;
+    /* Another port on the same IP (a device behind the same NAT, a CGNAT
+     * neighbour) must prove itself too: only the IP is compared for a
+     * keepalive that does not move the address. */
+    port_change = !keep_addr && p->addr.sa.sa_family != 0 &&
+                  hd_addr_port(&p->addr.sa) != hd_addr_port(from);
+    *request_pk = p->pk_len == 0 || ip_change || port_change;
     if (!*request_pk) {
         if (!keep_addr)
             set_addr(p, from);

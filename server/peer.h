@@ -95,10 +95,13 @@ int peer_is_online(const struct peer *p, uint64_t now);
 
 /*
  * A RegisterPeer heartbeat from `from`.  Sets *request_pk as the
- * reference does: true when the server holds no key for the ID (not in
- * memory) or the peer's IP changed; otherwise refreshes its time (it is
- * online) and, unless keep_addr, its address.  Returns the peer, or NULL
- * if unknown.
+ * reference does when the server holds no key for the ID (not in memory)
+ * or the peer's IP changed, and also when its port changed (unless
+ * keep_addr): a heartbeat proves nothing, so an address change waits for
+ * a RegisterPk with the right uuid (RustDesk hosts send one when asked,
+ * as hbbs expects).  Otherwise refreshes its time (it is online).  No
+ * address is exempt (loopback neither).  Returns the peer, or NULL if
+ * unknown.
  */
 struct peer *peer_heartbeat(struct peer_table *t, const char *id,
                             const struct sockaddr *from, uint64_t now,

@@ -20,16 +20,39 @@
 #include "log.h"
 #include "net.h"
 #include "rendezvous.pb-c.h"
+#include "server/limit.h"
 #include "server/peer.h"
 #include "server/rdv.h"
 #include "server/ws.h"
 
 #define RDV_MAX_FRAME        (64 * 1024)
 #define RDV_MAX_WRITE_QUEUE  (256 * 1024)
-#define RDV_MAX_ONLINE_QUERY 4096 /* peers in one OnlineRequest */
+#define RDV_MAX_ONLINE_QUERY 512 /* peers in one OnlineRequest */
 #define RDV_SWEEP_MS         (60 * 1000)
 
+/*
+ * Budgets (DESIGN.md section 8).  Punch requests: per source (IPv4
+ * address or IPv6 /64) and per target ID, each a burst of
+ * RDV_PUNCH_BURST then RDV_PUNCH_PER_S a second; a viewer makes one per
+ * connection attempt.  OnlineRequest: RDV_ONLINE_BURST IDs then
+ * RDV_ONLINE_PER_S IDs a second per source, each request costing
+ * RDV_ONLINE_REQ_COST more (4 million IDs took 10.6 s before; now about
+ * 9 hours).  At most RDV_LIMIT_KEYS sources or IDs are tracked per budget.
+ */
+#define RDV_PUNCH_BURST     30
+#define RDV_PUNCH_PER_S     1.0
+#define RDV_ONLINE_BURST    2048
+#define RDV_ONLINE_PER_S    128.0
+#define RDV_ONLINE_REQ_COST 4
+#define RDV_LIMIT_KEYS      65536
+#define RDV_CONNS_PER_IP    256 /* open connections per source address */
+
 enum conn_kind { CONN_MAIN, CONN_NAT, CONN_WS };
+
+/* One log line per second at most for one kind of refusal. */
+struct logcap {
+    uint64_t logged_ms, since;
+};
 
 struct rdv_conn {
     uv_tcp_t tcp;
@@ -38,8 +61,13 @@ struct rdv_conn {
     struct rdv *rdv;
     enum conn_kind kind;
     unsigned closing : 1, secured : 1, got_frame : 1, in_punch : 1;
+    unsigned counted : 1; /* in rdv->per_ip under ipkey */
+    uint8_t ipkey[17], ipkey_len;
     union peer_addr addr; /* the peer as seen (or as a trusted proxy says) */
     uint8_t key[18];      /* punch-map key: ip16 + port */
+    /* while in the punch map: the ID it asked about; only that ID's
+     * registered host may answer, and the signed IdPk names it */
+    char want_id[PEER_ID_MAX + 1];
     char name[HD_ADDR_STRLEN];
     struct hd_frame_decoder dec;
     struct ws *ws;
@@ -55,6 +83,11 @@ struct rdv {
     const struct rdv_config *cfg;
     struct peer_table peers;
     struct hmap punch; /* struct rdv_conn by key, waiting for an answer */
+    struct limit punch_src, punch_id, online_src; /* budgets, see above */
+    struct limit_count per_ip; /* open connections per source address */
+    /* rate limits of the "refused" log lines, one per kind */
+    struct logcap log_udp_punch, log_punch_budget, log_online_budget;
+    struct logcap log_not_owner;
     uv_udp_t udp;
     uv_tcp_t lis_main, lis_nat, lis_ws;
     uv_timer_t sweep;
@@ -171,6 +204,9 @@ static void conn_close(struct rdv_conn *c, const char *why)
     if (c->peer != NULL && c->peer->conn == c)
         c->peer->conn = NULL;
     c->peer = NULL;
+    if (c->counted)
+        limit_count_del(&r->per_ip, c->ipkey, c->ipkey_len);
+    c->counted = 0;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -295,11 +331,12 @@ static void send_to_peer(struct rdv *r, struct peer *p,
         udp_send(r, &p->addr.sa, m);
 }
 
-static void wait_for_answer(struct rdv_conn *c)
+static void wait_for_answer(struct rdv_conn *c, const char *id)
 {
     struct rdv *r = c->rdv;
     struct rdv_conn *old;
 
+    snprintf(c->want_id, sizeof(c->want_id), "%s", id != NULL ? id : "");
     if (c->in_punch)
         return;
     /* A newer attempt from the same address replaces the older one. */
@@ -328,6 +365,25 @@ static void signed_pk(struct rdv *r, const char *version, const char *id,
         out->data = *to_free;
 }
 
+/*
+ * One info line per second at most for each kind of refused request (a
+ * flood must not flood the log): what was refused, from where, the quoted
+ * ID, and how many of that kind since the last line.
+ */
+static void log_refused(struct rdv *r, struct logcap *cap, const char *what,
+                        const char *from_s, const char *id_q)
+{
+    uint64_t now = uv_now(r->loop);
+
+    cap->since++;
+    if (cap->logged_ms != 0 && now - cap->logged_ms < 1000)
+        return;
+    hd_info("rdv", "%s %s (id %s; %llu refused like this since the last line)",
+            what, from_s, id_q, (unsigned long long)cap->since);
+    cap->logged_ms = now;
+    cap->since = 0;
+}
+
 /* ---- message handlers ------------------------------------------------- */
 
 static void punch_failure(struct rdv *r, struct rdv_conn *c,
@@ -346,6 +402,20 @@ static void punch_failure(struct rdv *r, struct rdv_conn *c,
         udp_reply(r, udp_from, &m);
 }
 
+/* Over budget: the viewer is told to come back later (clients show
+ * other_failure as the reason). */
+static void punch_busy(struct rdv_conn *c)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__PunchHoleResponse ph = HBB__PUNCH_HOLE_RESPONSE__INIT;
+
+    ph.failure = HBB__PUNCH_HOLE_RESPONSE__FAILURE__OFFLINE;
+    ph.other_failure = "Too many connection attempts; try again in a minute";
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE;
+    m.punch_hole_response = &ph;
+    conn_send(c, &m);
+}
+
 /*
  * PunchHoleRequest from viewer A (connection c, or UDP from `from`):
  * check the key and the host, then ask the host to punch or to tell its
@@ -361,7 +431,8 @@ static void on_punch_request(struct rdv *r, struct rdv_conn *c,
     uint8_t mangled[HD_ADDR_MANGLED_MAX];
     uint64_t now = uv_now(r->loop);
     const char *key = r->cfg->licence_key;
-    char from_s[HD_ADDR_STRLEN];
+    char from_s[HD_ADDR_STRLEN], id_q[HD_LOG_QUOTE_MAX];
+    uint8_t src_key[17];
     struct peer *p;
     int peer_lan, me_lan, same_intranet, ws = c && c->kind == CONN_WS;
     Hbb__NatType nat = ph->nat_type;
@@ -369,15 +440,41 @@ static void on_punch_request(struct rdv *r, struct rdv_conn *c,
     int ex, forced_relay;
 
     hd_addr_format(from, from_s, sizeof(from_s));
+    hd_log_quote(ph->id, id_q, sizeof(id_q));
     if (c != NULL)
-        wait_for_answer(c);
+        wait_for_answer(c, ph->id);
     if (key != NULL && key[0] != '\0' &&
         (ph->licence_key == NULL || strcmp(ph->licence_key, key) != 0)) {
-        /* fixed format for fail2ban: "key mismatch from <ip>" */
-        hd_warn("rdv", "key mismatch from %s (punch to id %s)", from_s, ph->id);
         r->stats.punch_key_mismatch++;
+        if (c != NULL) /* fixed format for fail2ban (packaging/fail2ban/):
+                        * only for a source TCP has verified */
+            hd_warn("rdv", "key mismatch from %s (punch to id %s)", from_s,
+                    id_q);
+        else
+            hd_debug("rdv", "key mismatch in a UDP punch request (to id %s)",
+                     id_q);
         punch_failure(r, c, from,
                       HBB__PUNCH_HOLE_RESPONSE__FAILURE__LICENSE_MISMATCH);
+        return;
+    }
+    if (c == NULL) {
+        /* Over UDP the source address is unproven (spoofable): a host told
+         * to punch towards it would flood whoever owns it.  Clients ask
+         * over TCP (RustDesk apps always do), where the server sees the
+         * real address. */
+        r->stats.rej_udp_punch++;
+        log_refused(r, &r->log_udp_punch,
+                    "punch request over UDP (unverified source) from", from_s,
+                    id_q);
+        return;
+    }
+    if (!limit_take(&r->punch_src, src_key, limit_addr_key(from, src_key), 1,
+                    now) ||
+        !limit_take(&r->punch_id, ph->id, strlen(ph->id), 1, now)) {
+        r->stats.rej_punch_budget++;
+        log_refused(r, &r->log_punch_budget, "punch request over budget from",
+                    from_s, id_q);
+        punch_busy(c);
         return;
     }
     p = peer_find(&r->peers, ph->id);
@@ -385,12 +482,12 @@ static void on_punch_request(struct rdv *r, struct rdv_conn *c,
         ex = p != NULL ? 1 : peer_exists(&r->peers, ph->id);
         if (ex > 0) {
             r->stats.punch_offline++;
-            hd_info("rdv", "punch %s -> %s: host offline", from_s, ph->id);
+            hd_info("rdv", "punch %s -> %s: host offline", from_s, id_q);
             punch_failure(r, c, from,
                           HBB__PUNCH_HOLE_RESPONSE__FAILURE__OFFLINE);
         } else {
             r->stats.punch_id_not_exist++;
-            hd_info("rdv", "punch %s -> %s: no such id", from_s, ph->id);
+            hd_info("rdv", "punch %s -> %s: no such id", from_s, id_q);
             punch_failure(r, c, from,
                           HBB__PUNCH_HOLE_RESPONSE__FAILURE__ID_NOT_EXIST);
         }
@@ -439,14 +536,66 @@ static void on_punch_request(struct rdv *r, struct rdv_conn *c,
         m.punch_hole = &hole;
     }
     r->stats.punch_ok++;
-    hd_info("rdv", "punch %s -> %s (%s)%s", from_s, ph->id,
+    hd_info("rdv", "punch %s -> %s (%s)%s", from_s, id_q,
             same_intranet ? "same LAN: fetch local address" : "punch hole",
             nat == HBB__NAT_TYPE__SYMMETRIC ? ", relay" : "");
     send_to_peer(r, p, &m);
 }
 
+/*
+ * The viewer waiting at `viewer` for an answer, when the answer comes from
+ * the registered host of the ID that viewer asked for: over the host's TCP
+ * registration (from_c), from its registered IP over TCP (RustDesk hosts
+ * answer over a fresh connection from their public address), or over UDP
+ * from its exact registered address; and when the answer names an ID
+ * (named_id non-empty), it is that one.  Else NULL, with one log line (the
+ * answer is dropped; the viewer keeps waiting for the real host).
+ */
+static struct rdv_conn *answer_target(struct rdv *r, struct rdv_conn *from_c,
+                                      const struct sockaddr *from,
+                                      const struct sockaddr *viewer,
+                                      const char *named_id, const char *what)
+{
+    uint8_t key[18];
+    struct rdv_conn *w;
+    struct peer *p;
+    char from_s[HD_ADDR_STRLEN], id_q[HD_LOG_QUOTE_MAX];
+    int owner;
+
+    addr_key(viewer, key);
+    if ((w = hmap_get(&r->punch, key, sizeof(key))) == NULL) {
+        hd_debug("rdv", "%s from %s: no viewer waits there", what,
+                 hd_addr_format(from, from_s, sizeof(from_s)));
+        return NULL;
+    }
+    p = peer_find(&r->peers, w->want_id);
+    if (p == NULL || (named_id != NULL && named_id[0] != '\0' &&
+                      strcmp(named_id, w->want_id) != 0))
+        owner = 0;
+    else if (from_c != NULL)
+        owner = p->conn == from_c || same_ip(&p->addr.sa, from);
+    else
+        owner = same_ip(&p->addr.sa, from) &&
+                hd_addr_port(&p->addr.sa) == hd_addr_port(from);
+    if (!owner) {
+        char what_s[80];
+
+        r->stats.rej_not_owner++;
+        snprintf(what_s, sizeof(what_s),
+                 "%s refused (not the registered "
+                 "host of the id) from",
+                 what);
+        log_refused(r, &r->log_not_owner, what_s,
+                    hd_addr_format(from, from_s, sizeof(from_s)),
+                    hd_log_quote(w->want_id, id_q, sizeof(id_q)));
+        return NULL;
+    }
+    return w;
+}
+
 /* The host's PunchHoleSent or LocalAddr: answer the waiting viewer. */
-static void on_host_ready(struct rdv *r, const struct sockaddr *host_addr,
+static void on_host_ready(struct rdv *r, struct rdv_conn *from_c,
+                          const struct sockaddr *host_addr,
                           const ProtobufCBinaryData *viewer_mangled,
                           const ProtobufCBinaryData *local_addr, const char *id,
                           const char *relay_server, const char *version,
@@ -458,6 +607,7 @@ static void on_host_ready(struct rdv *r, const struct sockaddr *host_addr,
     struct sockaddr_storage viewer;
     uint8_t mangled[HD_ADDR_MANGLED_MAX], umangled[HD_ADDR_MANGLED_MAX];
     uint8_t *sig = NULL;
+    struct rdv_conn *w;
     struct peer *p;
     char vs[HD_ADDR_STRLEN];
 
@@ -466,6 +616,11 @@ static void on_host_ready(struct rdv *r, const struct sockaddr *host_addr,
         r->stats.rej_bad_proto++;
         return;
     }
+    w = answer_target(r, from_c, host_addr, (struct sockaddr *)&viewer, id,
+                      local_addr != NULL ? "LocalAddr" : "PunchHoleSent");
+    if (w == NULL)
+        return;
+    id = w->want_id; /* what the viewer asked for, and what we sign */
     if (local_addr != NULL) {
         ph.socket_addr = *local_addr;
         ph.union_case = HBB__PUNCH_HOLE_RESPONSE__UNION_IS_LOCAL;
@@ -478,7 +633,7 @@ static void on_host_ready(struct rdv *r, const struct sockaddr *host_addr,
         ph.nat_type = nat_type;
         /* where the host's UDP heartbeats come from: its UDP punch socket
          * (homedesk extension, see rendezvous.proto) */
-        p = id != NULL ? peer_find(&r->peers, id) : NULL;
+        p = peer_find(&r->peers, id);
         if (p != NULL && !peer_prefers_tcp(p, uv_now(r->loop))) {
             ph.udp_socket_addr.data = umangled;
             ph.udp_socket_addr.len =
@@ -518,7 +673,7 @@ static void on_request_relay(struct rdv *r, struct rdv_conn *c,
     fwd.controlled_context = NULL;
 
     r->stats.relay_requests++;
-    wait_for_answer(c);
+    wait_for_answer(c, req->id);
     if (p == NULL || !peer_is_online(p, uv_now(r->loop))) {
         Hbb__RelayResponse resp = HBB__RELAY_RESPONSE__INIT;
 
@@ -548,6 +703,7 @@ static void on_relay_response(struct rdv *r, struct rdv_conn *c,
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     struct sockaddr_storage viewer;
+    struct rdv_conn *w;
     uint8_t *sig = NULL;
     ProtobufCBinaryData pk;
     /* a shallow copy to edit: the unpacked message keeps its pointers */
@@ -563,10 +719,17 @@ static void on_relay_response(struct rdv *r, struct rdv_conn *c,
         hd_info("rdv", "relay response from %s with a bad address", c->name);
         return;
     }
+    w = answer_target(r, c, &c->addr.sa, (struct sockaddr *)&viewer,
+                      rr->union_case == HBB__RELAY_RESPONSE__UNION_ID ? rr->id
+                                                                      : NULL,
+                      "RelayResponse");
+    if (w == NULL)
+        return;
     rr->socket_addr.data = NULL;
     rr->socket_addr.len = 0;
     if (rr->union_case == HBB__RELAY_RESPONSE__UNION_ID && rr->id[0]) {
-        signed_pk(r, rr->version, resp->id, &pk, &sig);
+        /* the ID the viewer asked for (answer_target checked they agree) */
+        signed_pk(r, rr->version, w->want_id, &pk, &sig);
         rr->union_case = HBB__RELAY_RESPONSE__UNION_PK;
         rr->pk = pk;
     }
@@ -626,13 +789,23 @@ static void on_online_request(struct rdv *r, struct rdv_conn *c,
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__OnlineResponse resp = HBB__ONLINE_RESPONSE__INIT;
-    uint8_t states[RDV_MAX_ONLINE_QUERY / 8];
+    uint8_t states[RDV_MAX_ONLINE_QUERY / 8], src_key[17];
     size_t n = req->n_peers;
     uint64_t now = uv_now(r->loop);
+    char id_q[HD_LOG_QUOTE_MAX];
 
     r->stats.online_requests++;
     if (n > RDV_MAX_ONLINE_QUERY)
         n = RDV_MAX_ONLINE_QUERY;
+    if (!limit_take(&r->online_src, src_key,
+                    limit_addr_key(&c->addr.sa, src_key),
+                    (double)(n + RDV_ONLINE_REQ_COST), now)) {
+        r->stats.rej_online_budget++;
+        log_refused(r, &r->log_online_budget, "online query over budget from",
+                    c->name, hd_log_quote(req->id, id_q, sizeof(id_q)));
+        conn_close(c, NULL);
+        return;
+    }
     memset(states, 0, sizeof(states));
     for (size_t i = 0; i < n; i++) {
         struct peer *p = peer_find(&r->peers, req->peers[i]);
@@ -687,19 +860,18 @@ static void on_register_peer(struct rdv *r, struct rdv_conn *c,
         return;
     r->stats.heartbeats++;
     now = uv_now(r->loop);
-    /* over TCP while UDP works: a keepalive only, the UDP address stays */
+    /* over TCP while UDP works: a keepalive only, the UDP address stays;
+     * over the connection that registered the key: proven already */
     known = c != NULL ? peer_find(&r->peers, rp->id) : NULL;
     tcp_extra = known != NULL && known->last_udp_ms != 0 &&
                 now - known->last_udp_ms < PEER_REG_TIMEOUT_MS;
+    if (known != NULL && known->conn == c)
+        from = &known->addr.sa;
     p = peer_heartbeat(&r->peers, rp->id, from, now, tcp_extra, &request_pk);
     if (p != NULL && c == NULL && !request_pk)
         p->last_udp_ms = now;
-    if (p != NULL && c != NULL && !request_pk) {
-        if (p->conn != NULL && p->conn != c)
-            p->conn->peer = NULL;
-        p->conn = c;
-        c->peer = p;
-    }
+    /* A heartbeat never takes over the TCP link of an ID: only a
+     * RegisterPk (with the uuid) does, in on_register_pk. */
     reply_register_peer(r, c, from, request_pk, rp->serial);
 }
 
@@ -840,15 +1012,15 @@ static int conn_handle_msg(struct rdv_conn *c, const uint8_t *data, size_t n)
         break;
     case HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT: {
         Hbb__PunchHoleSent *s = m->punch_hole_sent;
-        on_host_ready(r, &c->addr.sa, &s->socket_addr, NULL, s->id,
+        on_host_ready(r, c, &c->addr.sa, &s->socket_addr, NULL, s->id,
                       s->relay_server, s->version, s->nat_type, s->upnp_port,
                       &s->socket_addr_v6);
         break;
     }
     case HBB__RENDEZVOUS_MESSAGE__UNION_LOCAL_ADDR: {
         Hbb__LocalAddr *la = m->local_addr;
-        on_host_ready(r, &c->addr.sa, &la->socket_addr, &la->local_addr, la->id,
-                      la->relay_server, la->version, 0, 0, NULL);
+        on_host_ready(r, c, &c->addr.sa, &la->socket_addr, &la->local_addr,
+                      la->id, la->relay_server, la->version, 0, 0, NULL);
         break;
     }
     case HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST:
@@ -1025,6 +1197,17 @@ static void on_accept(uv_stream_t *lis, int status, enum conn_kind kind)
         conn_close(c, "too many connections");
         return;
     }
+    /* per source address (but for a trusted reverse proxy: its WebSocket
+     * clients all come from its address) */
+    if (!(kind == CONN_WS && r->cfg->trusted_proxy != NULL)) {
+        c->ipkey_len = (uint8_t)limit_addr_key(&c->addr.sa, c->ipkey);
+        if (!limit_count_add(&r->per_ip, c->ipkey, c->ipkey_len)) {
+            r->stats.rej_too_many_conns++;
+            conn_close(c, "too many connections from this address");
+            return;
+        }
+        c->counted = 1;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_start(&c->timer, conn_timeout, r->cfg->first_frame_ms, 0);
     if (kind == CONN_WS) {
@@ -1134,9 +1317,9 @@ static void udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
         break;
     case HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_SENT: {
         Hbb__PunchHoleSent *s = m->punch_hole_sent;
-        on_host_ready(r, (struct sockaddr *)&from, &s->socket_addr, NULL, s->id,
-                      s->relay_server, s->version, s->nat_type, s->upnp_port,
-                      &s->socket_addr_v6);
+        on_host_ready(r, NULL, (struct sockaddr *)&from, &s->socket_addr, NULL,
+                      s->id, s->relay_server, s->version, s->nat_type,
+                      s->upnp_port, &s->socket_addr_v6);
         break;
     }
     case HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST:
@@ -1144,7 +1327,7 @@ static void udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
         break;
     case HBB__RENDEZVOUS_MESSAGE__UNION_LOCAL_ADDR: {
         Hbb__LocalAddr *la = m->local_addr;
-        on_host_ready(r, (struct sockaddr *)&from, &la->socket_addr,
+        on_host_ready(r, NULL, (struct sockaddr *)&from, &la->socket_addr,
                       &la->local_addr, la->id, la->relay_server, la->version, 0,
                       0, NULL);
         break;
@@ -1161,7 +1344,12 @@ static void udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 static void on_sweep(uv_timer_t *t)
 {
     struct rdv *r = t->data;
-    size_t n = peer_table_sweep(&r->peers, uv_now(r->loop), r->cfg->evict_ms);
+    uint64_t now = uv_now(r->loop);
+    size_t n = peer_table_sweep(&r->peers, now, r->cfg->evict_ms);
+
+    limit_sweep(&r->punch_src, now);
+    limit_sweep(&r->punch_id, now);
+    limit_sweep(&r->online_src, now);
 
     if (n > 0)
         hd_info("rdv", "dropped %zu silent peer(s) from memory", n);
@@ -1193,6 +1381,11 @@ int rdv_new(uv_loop_t *loop, const struct rdv_config *cfg, struct db *db,
     r->cfg = cfg;
     peer_table_init(&r->peers, db);
     hmap_init(&r->punch, conn_key);
+    limit_init(&r->punch_src, RDV_PUNCH_BURST, RDV_PUNCH_PER_S, RDV_LIMIT_KEYS);
+    limit_init(&r->punch_id, RDV_PUNCH_BURST, RDV_PUNCH_PER_S, RDV_LIMIT_KEYS);
+    limit_init(&r->online_src, RDV_ONLINE_BURST, RDV_ONLINE_PER_S,
+               RDV_LIMIT_KEYS);
+    limit_count_init(&r->per_ip, RDV_CONNS_PER_IP);
     *out = r;
     return 0;
 }
@@ -1271,6 +1464,10 @@ void rdv_free(struct rdv *r)
         return;
     peer_table_cleanup(&r->peers);
     hmap_cleanup(&r->punch);
+    limit_cleanup(&r->punch_src);
+    limit_cleanup(&r->punch_id);
+    limit_cleanup(&r->online_src);
+    limit_count_cleanup(&r->per_ip);
     free(r);
 }
 

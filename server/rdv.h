@@ -66,6 +66,10 @@ struct rdv_stats {
     uint64_t rej_bad_frame, rej_too_big, rej_bad_proto, rej_unexpected;
     uint64_t rej_timeout, rej_key_exchange, rej_too_many_conns, rej_slow;
     uint64_t rej_udp_garbage;
+    uint64_t rej_udp_punch;    /* punch requests over UDP (not forwarded) */
+    uint64_t rej_punch_budget; /* over the per-source or per-ID budget */
+    uint64_t rej_online_budget;
+    uint64_t rej_not_owner; /* answers for an ID from another address */
     uint64_t udp_replies_suppressed; /* would have been larger than asked */
 };
 

@@ -40,11 +40,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
 #include "net.h"
 #include "rendezvous.pb-c.h"
+#include "server/limit.h"
 #include "server/relay.h"
 #include "server/ws.h"
 
@@ -61,6 +63,18 @@
 #define WS_BUF_MAX (HD_RELAY_WS_MAX_MESSAGE + 4 + 3 * WS_READ_CHUNK)
 /* A decoder that held a frame above this is freed once empty. */
 #define DEC_KEEP_MAX (1024 * 1024)
+
+/*
+ * Unpaired connections (waiting for their request or their partner) are
+ * what anyone can open: at most RELAY_UNPAIRED_PER_IP per source address
+ * (IPv4, IPv6 /64), and their buffers together at most
+ * RELAY_UNPAIRED_BUDGET bytes (when over, the newest unpaired connections
+ * are closed first).  Each holds at most about 64 KiB of request, 64 KiB
+ * of WebSocket read buffer, one 64 KiB WebSocket message in assembly and
+ * buf_size + 64 KiB of early data: under 300 KiB (see relay.h).
+ */
+#define RELAY_UNPAIRED_PER_IP 64
+#define RELAY_UNPAIRED_BUDGET (64u * 1024 * 1024)
 
 enum conn_state { CONN_HELLO, CONN_WAITING, CONN_PAIRED };
 
@@ -130,6 +144,9 @@ struct relay_conn {
     int open; /* handles not yet closed */
     unsigned reading : 1, wpending : 1, throttled : 1, eof : 1, closing : 1,
         poll_init : 1, hello_ok : 1, ws_ended : 1, dec_init : 1;
+    unsigned counted : 1; /* unpaired, in relay->unpaired_ip */
+    size_t held;          /* unpaired: bytes counted in unpaired_bytes */
+    uint8_t ipkey[17], ipkey_len;
 };
 
 struct relay_pair {
@@ -171,6 +188,8 @@ struct relay {
     struct relay_iplist black, block;
     struct relay_stats st;
     unsigned tick_ms;
+    struct limit_count unpaired_ip; /* unpaired connections per address */
+    size_t unpaired_bytes;          /* buffers of unpaired connections */
 };
 
 static const struct relay_transport tcp_transport;
@@ -593,11 +612,24 @@ static void poll_closed(uv_handle_t *h)
     conn_handle_closed(h);
 }
 
+/* c is paired or gone: it no longer counts against the unpaired caps. */
+static void unpaired_release(struct relay_conn *c)
+{
+    struct relay *r = c->relay;
+
+    if (c->counted)
+        limit_count_del(&r->unpaired_ip, c->ipkey, c->ipkey_len);
+    c->counted = 0;
+    r->unpaired_bytes -= c->held;
+    c->held = 0;
+}
+
 static void conn_close(struct relay_conn *c)
 {
     if (c->closing)
         return;
     c->closing = 1;
+    unpaired_release(c);
     if (c->state == CONN_WAITING)
         map_unlink(c->relay, c);
     c->reading = 0;
@@ -611,6 +643,35 @@ static void conn_reject(struct relay_conn *c, enum relay_reject why)
 {
     c->relay->st.rejected[why]++;
     conn_close(c);
+}
+
+/*
+ * After a read of unpaired c: count its buffers, and while the unpaired
+ * connections hold more than RELAY_UNPAIRED_BUDGET, close the newest
+ * (r->conns starts with the newest).  c may be among them: the caller
+ * checks c->closing.
+ */
+static void unpaired_update(struct relay_conn *c)
+{
+    struct relay *r = c->relay;
+    struct relay_conn *o;
+    size_t held;
+
+    if (c->closing || c->state == CONN_PAIRED)
+        return;
+    held = (c->buf ? c->cap : 0) + (c->rbuf ? WS_READ_CHUNK : 0);
+    r->unpaired_bytes += held - c->held;
+    c->held = held;
+    for (o = r->conns; o != NULL && r->unpaired_bytes > RELAY_UNPAIRED_BUDGET;
+         o = o->next) {
+        if (o->closing || o->state == CONN_PAIRED || o->held == 0)
+            continue;
+        hd_warn(MOD,
+                "unpaired connections hold over %u MiB: closing the newest, "
+                "%s",
+                RELAY_UNPAIRED_BUDGET >> 20, o->name);
+        conn_reject(o, RELAY_REJECT_OVERLOAD);
+    }
 }
 
 /* ---- TCP transport ---- */
@@ -1106,12 +1167,28 @@ static void splice_poll_cb(uv_poll_t *h, int status, int events)
     pair_maybe_finish(p);
 }
 
+/*
+ * A relay uuid is a bearer secret (whoever presents it is paired): logs
+ * name it by a short hash instead, BLAKE2b-64 in hex (what
+ * `printf %s UUID | b2sum -l 64` prints), enough to match the two sides.
+ */
+static const char *uuid_tag(const char *uuid, char out[17])
+{
+    uint8_t h[8];
+
+    crypto_generichash(h, sizeof(h), (const uint8_t *)uuid, strlen(uuid), NULL,
+                       0);
+    sodium_bin2hex(out, 17, h, sizeof(h));
+    return out;
+}
+
 static void pair_start(struct relay_conn *first, struct relay_conn *second)
 {
     struct relay *r = second->relay;
     struct relay_pair *p;
     uint64_t now = uv_now(r->loop);
     struct relay_conn *sides[2] = { first, second };
+    char tag[17];
     int i;
 
     if (!(p = calloc(1, sizeof(*p)))) {
@@ -1135,6 +1212,10 @@ static void pair_start(struct relay_conn *first, struct relay_conn *second)
         sides[i]->peer = sides[1 - i];
         sides[i]->state = CONN_PAIRED;
         uv_timer_stop(&sides[i]->timer);
+        unpaired_release(sides[i]);
+        /* paired: a WebSocket side may now send messages of any size */
+        if (sides[i]->ws != NULL)
+            ws_set_max_message(sides[i]->ws, HD_RELAY_WS_MAX_MESSAGE);
     }
     r->st.pairs_active++;
     r->st.pairs_total++;
@@ -1149,10 +1230,11 @@ static void pair_start(struct relay_conn *first, struct relay_conn *second)
             }
         }
     }
-    hd_info(MOD, "paired %s%s <-> %s%s (uuid %s)%s%s",
+    hd_info(MOD, "paired %s%s <-> %s%s (uuid hash %s)%s%s",
             first->tp->message_based ? "ws " : "", first->name,
-            second->tp->message_based ? "ws " : "", second->name, first->uuid,
-            p->limited ? ", limited speed" : "", p->splice ? "" : ", copying");
+            second->tp->message_based ? "ws " : "", second->name,
+            uuid_tag(first->uuid, tag), p->limited ? ", limited speed" : "",
+            p->splice ? "" : ", copying");
     for (i = 0; i < 2 && !p->closing; i++) {
         if (sides[i]->end > sides[i]->start) {
             account(sides[i], sides[i]->end - sides[i]->start);
@@ -1169,14 +1251,15 @@ static void deadline_cb(uv_timer_t *t)
 {
     struct relay_conn *c = t->data;
     struct relay *r = c->relay;
+    char tag[17];
 
     if (c->state == CONN_HELLO) {
         hd_info(MOD, "no request from %s within %u ms", c->name,
                 r->cfg.first_frame_ms);
         conn_reject(c, RELAY_REJECT_TIMEOUT);
     } else if (c->state == CONN_WAITING) {
-        hd_info(MOD, "no partner for %s (uuid %s) within %u ms", c->name,
-                c->uuid, r->cfg.pair_wait_ms);
+        hd_info(MOD, "no partner for %s (uuid hash %s) within %u ms", c->name,
+                uuid_tag(c->uuid, tag), r->cfg.pair_wait_ms);
         conn_reject(c, RELAY_REJECT_UNPAIRED);
     }
 }
@@ -1282,6 +1365,7 @@ static void hello_done(struct relay_conn *c)
 {
     struct relay *r = c->relay;
     struct relay_conn *other;
+    char tag[17];
 
     c->uuid_hash = uuid_hash(r, c->uuid);
     other = map_take(r, c->uuid, c->uuid_hash);
@@ -1294,7 +1378,7 @@ static void hello_done(struct relay_conn *c)
         return;
     }
     c->state = CONN_WAITING;
-    hd_debug(MOD, "%s waits for uuid %s", c->name, c->uuid);
+    hd_debug(MOD, "%s waits for uuid hash %s", c->name, uuid_tag(c->uuid, tag));
     uv_timer_start(&c->timer, deadline_cb, r->cfg.pair_wait_ms, 0);
     conn_update_reading(c);
 }
@@ -1305,8 +1389,10 @@ static void conn_on_read(struct relay_conn *c, size_t n)
     switch (c->state) {
     case CONN_HELLO:
         hello_step(c);
+        unpaired_update(c);
         break;
     case CONN_WAITING:
+        unpaired_update(c);
         conn_update_reading(c);
         break;
     case CONN_PAIRED:
@@ -1414,7 +1500,7 @@ static void ws_hello(struct relay_conn *c, const uint8_t *data, size_t n)
         return;
     }
     c->hello_ok = 1;
-    ws_set_max_message(c->ws, HD_RELAY_WS_MAX_MESSAGE);
+    /* the message limit stays HD_RELAY_MAX_FIRST_FRAME until paired */
 }
 
 /* Keep one relayed message, framed, at the end of c's buffer. */
@@ -1511,7 +1597,11 @@ static void ws_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         account(c, c->end - before);
         forward(c);
     } else if (c->state == CONN_WAITING) {
-        conn_update_reading(c);
+        unpaired_update(c);
+        if (!c->closing)
+            conn_update_reading(c);
+    } else if (c->state == CONN_HELLO) {
+        unpaired_update(c);
     }
     if (c->closing || !c->ws_ended)
         return;
@@ -1611,6 +1701,23 @@ static void on_connection_common(uv_stream_t *srv, int status, int is_ws)
                 r->cfg.max_conns);
         conn_reject(c, RELAY_REJECT_OVERLOAD);
         return;
+    }
+    /* unpaired ones per source (behind a trusted proxy, WebSocket clients
+     * share its address: not counted) */
+    if (!(is_ws && r->trusted_proxy)) {
+        struct sockaddr_storage key_ss;
+
+        memcpy(&key_ss, &ss, sizeof(ss));
+        hd_addr_normalize(&key_ss);
+        c->ipkey_len =
+            (uint8_t)limit_addr_key((struct sockaddr *)&key_ss, c->ipkey);
+        if (!limit_count_add(&r->unpaired_ip, c->ipkey, c->ipkey_len)) {
+            hd_info(MOD, "refused %s: %d unpaired connections from %s", c->name,
+                    RELAY_UNPAIRED_PER_IP, c->ipstr);
+            conn_reject(c, RELAY_REJECT_OVERLOAD);
+            return;
+        }
+        c->counted = 1;
     }
     if (is_ws) {
         struct ws_config wc = { .max_message = HD_RELAY_MAX_FIRST_FRAME,
@@ -1737,6 +1844,7 @@ int relay_new(uv_loop_t *loop, const struct relay_config *cfg,
         return -ENOMEM;
     r->loop = loop;
     r->cfg = *cfg;
+    limit_count_init(&r->unpaired_ip, RELAY_UNPAIRED_PER_IP);
     r->key = dup_or_null(cfg->key ? cfg->key : "");
     r->data_dir = dup_or_null(cfg->data_dir);
     r->bind_addr = dup_or_null(cfg->bind_addr);
@@ -1850,6 +1958,7 @@ static void relay_maybe_free(struct relay *r)
     free(r->data_dir);
     free(r->bind_addr);
     free(r->trusted_proxy);
+    limit_count_cleanup(&r->unpaired_ip);
     free(r);
 }
 

@@ -25,14 +25,23 @@
  * The WebSocket flavour (ws_port, 21119 by default) follows the same rules
  * (key, pairing, timeouts, limits, lists): the upgrade request and one
  * binary message holding the bare RequestRelay (at most 64 KiB) must arrive
- * within first_frame_ms; after it every binary message is one relayed
- * message of at most HD_RELAY_WS_MAX_MESSAGE bytes.  WebSocket <-> TCP
+ * within first_frame_ms; until paired, messages stay within 64 KiB too; once
+ * paired every binary message is one relayed message of at most
+ * HD_RELAY_WS_MAX_MESSAGE bytes.  WebSocket <-> TCP
  * pairs convert message by message: the TCP side gets each message behind
  * a frame header (PROTOCOL.md section 1) and each of its frames goes out as
  * one message (a frame above HD_RELAY_WS_MAX_MESSAGE closes the pair);
  * WebSocket <-> WebSocket pairs pass messages through.  Memory of a
- * WebSocket side is bounded by about twice HD_RELAY_WS_MAX_MESSAGE (the
- * message being received, and one complete message queued).
+ * paired WebSocket side is bounded by about twice HD_RELAY_WS_MAX_MESSAGE
+ * (the message being received, and one complete message queued).
+ *
+ * Memory before pairing (what anyone may open): an unpaired connection,
+ * TCP or WebSocket, holds under 300 KiB (request, read buffer, one 64 KiB
+ * message, early data); at most 64 unpaired connections per source address
+ * (IPv4, IPv6 /64); all unpaired connections together at most 64 MiB of
+ * buffers, the newest closed first beyond that.  So a flood from one
+ * address costs at most ~19 MiB, and from anywhere 64 MiB plus ~1 KiB of
+ * state per connection (max_conns bounds those).
  */
 #ifndef HD_SERVER_RELAY_H
 #define HD_SERVER_RELAY_H

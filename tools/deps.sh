@@ -26,7 +26,7 @@ libxkbcommon-dev wayland-protocols librust-wayland-protocols-dev"
 test_pkgs="xvfb xauth xdotool xclip x11-apps x11-utils xterm nftables iproute2
 miniupnpd-nftables
 iptables sqlite3 procps psmisc pulseaudio pulseaudio-utils sway grim wtype
-wl-clipboard"
+wl-clipboard fail2ban"
 bench_pkgs="ffmpeg valgrind tigervnc-scraping-server tigervnc-viewer"
 arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user pkg-config
 protobuf-c-compiler libsodium-dev:arm64 libuv1-dev:arm64

@@ -116,22 +116,6 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
-static long rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    long kib = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
-
 static void group_ip(int g, char *buf, size_t cap)
 {
     snprintf(buf, cap, "127.1.%d.%d", g / 256, g % 256);
@@ -280,7 +264,7 @@ static int bench_rendezvous(int peers, int rounds)
     }
     fds = calloc((size_t)groups, sizeof(*fds));
     usleep(200000);
-    rss0 = rss_kib(s.pid);
+    rss0 = proc_rss_kib(s.pid);
     for (int g = 0; g < groups; g++) {
         char ip[32];
         uint8_t buf[128];
@@ -308,7 +292,7 @@ static int bench_rendezvous(int peers, int rounds)
         }
     }
     usleep(300000);
-    rss1 = rss_kib(s.pid);
+    rss1 = proc_rss_kib(s.pid);
     printf("rendezvous: %d peers registered from %d addresses; resident "
            "memory %+ld KiB = %.0f bytes per peer (target <= 256)\n",
            registered, groups, rss1 - rss0,
@@ -727,7 +711,7 @@ static int bench_relay(uint64_t bytes, int idle_pairs)
 
     /* memory per idle relayed pair */
     fds = calloc((size_t)idle_pairs * 2, sizeof(*fds));
-    rss0 = rss_kib(s.pid);
+    rss0 = proc_rss_kib(s.pid);
     for (int i = 0; i < idle_pairs; i++) {
         char uuid[32];
         snprintf(uuid, sizeof(uuid), "idle-%d", i);
@@ -740,7 +724,7 @@ static int bench_relay(uint64_t bytes, int idle_pairs)
         send_all(fds[2 * i + 1], "y", 1);
     }
     usleep(500000);
-    rss1 = rss_kib(s.pid);
+    rss1 = proc_rss_kib(s.pid);
     printf("relay: %d idle pairs: resident memory %+ld KiB = %.1f KiB per "
            "pair (target <= 64)\n",
            idle_pairs, rss1 - rss0, (double)(rss1 - rss0) / (double)idle_pairs);

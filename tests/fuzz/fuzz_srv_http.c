@@ -51,7 +51,14 @@ static void metrics(struct http_metrics_writer *w, void *ud)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct http_callbacks cbs = { on_write, on_done };
-    struct http_config cfg = { metrics, NULL, "fuzz" };
+    static const char *const hosts[] = { "nas.home.arpa", NULL };
+    struct http_config cfg = { .metrics = metrics,
+                               .peer_desc = "fuzz",
+                               .allowed_hosts = hosts,
+                               /* the token check runs on half the inputs */
+                               .token = size > 1 && (data[0] & 1)
+                                            ? "0123456789abcdef"
+                                            : NULL };
     struct http *h;
     struct st s = { 0, 0 };
     uint32_t rnd;

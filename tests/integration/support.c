@@ -581,18 +581,14 @@ ssize_t ws_client_recv(int fd, uint8_t *buf, size_t cap, int timeout_ms)
     }
 }
 
-int http_get(const char *ip, uint16_t port, const char *path, char *buf,
-             size_t cap)
+int http_request(const char *ip, uint16_t port, const char *req, char *buf,
+                 size_t cap)
 {
-    char req[512];
     size_t n = 0;
     int fd = tcp_connect(ip, port), status = -1;
 
     if (fd < 0)
         return -1;
-    snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
-             path);
     if (send_all(fd, req, strlen(req)) == 0) {
         for (;;) {
             struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -610,6 +606,17 @@ int http_get(const char *ip, uint16_t port, const char *path, char *buf,
     if (n > 12 && strncmp(buf, "HTTP/1.1 ", 9) == 0)
         status = atoi(buf + 9);
     return status;
+}
+
+int http_get(const char *ip, uint16_t port, const char *path, char *buf,
+             size_t cap)
+{
+    char req[512];
+
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n\r\n",
+             path, ip, port);
+    return http_request(ip, port, req, buf, cap);
 }
 
 pid_t spawn_in(const char *cwd, const char *const *argv, const char *const *env,
@@ -727,4 +734,20 @@ size_t xor_leaks(const uint8_t *a, size_t na, size_t skip_a, const uint8_t *b,
             leaks++;
     }
     return leaks;
+}
+
+long proc_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
 }

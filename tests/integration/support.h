@@ -122,10 +122,14 @@ int ws_client_connect(const char *ip, uint16_t port);
 int ws_client_send(int fd, const void *data, size_t n);
 ssize_t ws_client_recv(int fd, uint8_t *buf, size_t cap, int timeout_ms);
 
-/* HTTP GET on ip:port; the whole response into buf (NUL-terminated).
- * Returns the status code or -1. */
+/* HTTP GET on ip:port (Host: ip:port); the whole response into buf
+ * (NUL-terminated).  Returns the status code or -1. */
 int http_get(const char *ip, uint16_t port, const char *path, char *buf,
              size_t cap);
+
+/* The same with a request of the caller's (every byte, CRLFs included). */
+int http_request(const char *ip, uint16_t port, const char *req, char *buf,
+                 size_t cap);
 
 /*
  * Start argv[0] (a path) in cwd with extra environment entries
@@ -137,6 +141,9 @@ pid_t spawn_in(const char *cwd, const char *const *argv, const char *const *env,
 
 /* Wait up to ms for pid to exit; its exit status, or -1 if still running. */
 int wait_exit(pid_t pid, int ms);
+
+/* Resident memory of a process (VmRSS) in KiB, or -1. */
+long proc_rss_kib(pid_t pid);
 
 /* Wait up to ms until a TCP port on 127.0.0.1 accepts; 1 or 0. */
 int wait_port(uint16_t port, int ms);

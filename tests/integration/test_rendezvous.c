@@ -311,16 +311,16 @@ static void check_signed_pk(const ProtobufCBinaryData *pk, const struct host *h)
 }
 
 /*
- * The host's answer to a PunchHole: PunchHoleSent over a fresh TCP
- * connection from 127.0.0.2, as RustDesk hosts send it.  Returns that
- * connection (the caller closes it) or -1.
+ * An answer to a PunchHole: PunchHoleSent naming host_id over a fresh TCP
+ * connection from ip, as RustDesk hosts send it.  Returns that connection
+ * (the caller closes it) or -1.
  */
-static int host_punch_sent(const Hbb__PunchHole *ph, const char *host_id,
-                           const char *relay)
+static int punch_sent_from(const char *ip, const Hbb__PunchHole *ph,
+                           const char *host_id, const char *relay)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__PunchHoleSent sent = HBB__PUNCH_HOLE_SENT__INIT;
-    int fd = tcp_connect_from("127.0.0.2", "127.0.0.1", srv.port);
+    int fd = tcp_connect_from(ip, "127.0.0.1", srv.port);
 
     HT_CHECK(fd >= 0);
     sent.socket_addr = ph->socket_addr;
@@ -333,6 +333,13 @@ static int host_punch_sent(const Hbb__PunchHole *ph, const char *host_id,
     m.punch_hole_sent = &sent;
     HT_CHECK(fd < 0 || send_msg(fd, &m) == 0);
     return fd;
+}
+
+/* The host's own answer (it runs on 127.0.0.2). */
+static int host_punch_sent(const Hbb__PunchHole *ph, const char *host_id,
+                           const char *relay)
+{
+    return punch_sent_from("127.0.0.2", ph, host_id, relay);
 }
 
 static void punch_hole_flow(void)
@@ -1090,6 +1097,257 @@ static void restart_keeps_peers(void)
     host_down(&h);
 }
 
+/* ---- abuse (issue 11) ---------------------------------------------------- */
+
+/* Wait for a PunchHole on a host's UDP socket; 1 if one came. */
+static int got_punch_hole(int udp, int timeout_ms, Hbb__RendezvousMessage **out)
+{
+    struct sockaddr_storage from;
+    Hbb__RendezvousMessage *in = udp_recv_msg(udp, timeout_ms, &from);
+    int ok = in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE;
+
+    if (out != NULL && ok)
+        *out = in;
+    else if (in)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    return ok;
+}
+
+/*
+ * Finding 2: answers for an ID come only from its registered host, and the
+ * signed IdPk names the ID the viewer asked for.  A third party (its own
+ * ID registered from 127.0.0.6) answers a waiting viewer with its relay,
+ * by PunchHoleSent and by RelayResponse, naming its ID or the host's; the
+ * host itself answers naming another ID registered from its IP: all are
+ * dropped, the viewer keeps waiting, and the real answer reaches it.
+ */
+static void answers_only_from_owner(void)
+{
+    struct host h, thief, twin;
+    Hbb__RendezvousMessage *ph = NULL, *in, m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__RelayResponse rr = HBB__RELAY_RESPONSE__INIT;
+    int vfd, fds[4] = { -1, -1, -1, -1 };
+
+    HT_CHECK(host_up(&h, "127.0.0.2", "100000031") == 0);
+    HT_CHECK(host_up(&thief, "127.0.0.6", "100000032") == 0);
+    HT_CHECK(host_up(&twin, "127.0.0.2", "100000033") == 0);
+    vfd = viewer_punch("127.0.0.1", h.id, srv.pk_b64);
+    HT_CHECK(vfd >= 0);
+    HT_CHECK(got_punch_hole(h.udp, T, &ph));
+    if (ph == NULL)
+        goto out;
+    fds[0] = punch_sent_from("127.0.0.6", ph->punch_hole, thief.id,
+                             "evil.example:21117");
+    fds[1] = punch_sent_from("127.0.0.6", ph->punch_hole, h.id,
+                             "evil.example:21117");
+    fds[2] = punch_sent_from("127.0.0.2", ph->punch_hole, twin.id,
+                             "evil.example:21117");
+    rr.socket_addr = ph->punch_hole->socket_addr;
+    rr.uuid = "5b3b3c56-0000-4000-8000-0000000000ee";
+    rr.relay_server = "evil.example:21117";
+    rr.union_case = HBB__RELAY_RESPONSE__UNION_ID;
+    rr.id = thief.id;
+    rr.version = "1.4.0";
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE;
+    m.relay_response = &rr;
+    fds[3] = tcp_connect_from("127.0.0.6", "127.0.0.1", srv.port);
+    HT_CHECK(fds[3] >= 0 && send_msg(fds[3], &m) == 0);
+    in = recv_msg(vfd, 700, 1);
+    HT_CHECK(in == NULL);
+    if (in != NULL) {
+        printf("# the viewer got message %d from a third party\n",
+               (int)in->union_case);
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    HT_CHECK(srv_log_has(&srv,
+                         "PunchHoleSent refused (not the registered host of "
+                         "the id) from 127.0.0.6:",
+                         500));
+    HT_CHECK(srv_log_has(&srv, "(id \"100000031\"; ", 500));
+    /* the real host's answer still gets through, signed for its ID */
+    close(host_punch_sent(ph->punch_hole, h.id, "relay.example:21117"));
+    in = expect_punch_response(vfd);
+    HT_CHECK(in != NULL);
+    if (in != NULL) {
+        HT_EQ_STR(in->punch_hole_response->relay_server, "relay.example:21117");
+        check_signed_pk(&in->punch_hole_response->pk, &h);
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+out:
+    if (ph != NULL)
+        hbb__rendezvous_message__free_unpacked(ph, NULL);
+    for (int i = 0; i < 4; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    if (vfd >= 0)
+        close(vfd);
+    host_down(&h);
+    host_down(&thief);
+    host_down(&twin);
+}
+
+/*
+ * Finding 3: a bare heartbeat from another port of the host's IP (a
+ * device behind the same NAT) or from another loopback address does not
+ * re-point the ID: the server asks it for its key, and punch requests
+ * keep going to the real host.  The real host moving to a new port proves
+ * itself with RegisterPk and its uuid, as RustDesk hosts do when asked.
+ */
+static void heartbeat_hijack_refused(void)
+{
+    struct host h;
+    int same_ip = udp_open("127.0.0.2"), lo = udp_open("127.0.0.1"), moved;
+    int vfd;
+
+    HT_CHECK(host_up(&h, "127.0.0.2", "100000034") == 0);
+    HT_EQ_INT(heartbeat_udp(same_ip, h.id), 1);
+    HT_EQ_INT(heartbeat_udp(lo, h.id), 1);
+    HT_EQ_INT(heartbeat_udp(h.udp, h.id), 0);
+    HT_EQ_INT(register_pk_udp(same_ip, h.id, "guessed", h.key.pk),
+              HBB__REGISTER_PK_RESPONSE__RESULT__UUID_MISMATCH);
+    vfd = viewer_punch("127.0.0.1", h.id, srv.pk_b64);
+    HT_CHECK(got_punch_hole(h.udp, T, NULL));
+    HT_CHECK(!got_punch_hole(same_ip, 300, NULL));
+    HT_CHECK(!got_punch_hole(lo, 100, NULL));
+    close(vfd);
+    /* the host itself, from a new port: proves itself with its uuid */
+    moved = udp_open("127.0.0.2");
+    HT_EQ_INT(heartbeat_udp(moved, h.id), 1);
+    HT_EQ_INT(register_pk_udp(moved, h.id, "uuid-of-host", h.key.pk),
+              HBB__REGISTER_PK_RESPONSE__RESULT__OK);
+    HT_EQ_INT(heartbeat_udp(moved, h.id), 0);
+    vfd = viewer_punch("127.0.0.1", h.id, srv.pk_b64);
+    HT_CHECK(got_punch_hole(moved, T, NULL));
+    close(vfd);
+    close(moved);
+    close(same_ip);
+    close(lo);
+    host_down(&h);
+}
+
+/*
+ * Finding 1 (server side): a punch request over UDP (whose source anyone
+ * can forge) never reaches the host, and TCP punch requests are limited
+ * per source and per target ID (a burst of 30, then 1 a second); the
+ * refused viewer is told why.
+ */
+static void punch_budgets(void)
+{
+    enum { N = 45 };
+    struct host h, h2;
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
+    Hbb__PunchHoleRequest req = HBB__PUNCH_HOLE_REQUEST__INIT;
+    int fds[N], udp, n = 0, busy = 0, fd;
+
+    HT_CHECK(host_up(&h, "127.0.0.2", "100000035") == 0);
+    HT_CHECK(host_up(&h2, "127.0.0.2", "100000036") == 0);
+    /* over UDP, with a valid key and an online host: not forwarded */
+    udp = udp_open("127.0.0.8");
+    req.id = h.id;
+    req.licence_key = srv.pk_b64;
+    req.nat_type = HBB__NAT_TYPE__ASYMMETRIC;
+    req.udp_port = 40000;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
+    m.punch_hole_request = &req;
+    HT_CHECK(udp_send_msg(udp, "127.0.0.1", srv.port, &m) == 0);
+    HT_CHECK(!got_punch_hole(h.udp, 500, NULL));
+    HT_CHECK(
+        srv_log_has(&srv, "punch request over UDP (unverified source)", 500));
+    close(udp);
+
+    for (int i = 0; i < N; i++)
+        fds[i] = viewer_punch("127.0.0.7", h.id, srv.pk_b64);
+    while (got_punch_hole(h.udp, 500, NULL))
+        n++;
+    printf("# %d of %d punch requests from one source reached the host\n", n,
+           N);
+    HT_CHECK(n >= 25 && n <= 35);
+    for (int i = 0; i < N; i++) {
+        if (fds[i] < 0)
+            continue;
+        in = recv_msg(fds[i], 50, 1);
+        if (in &&
+            in->union_case ==
+                HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE &&
+            strstr(in->punch_hole_response->other_failure, "Too many"))
+            busy++;
+        if (in)
+            hbb__rendezvous_message__free_unpacked(in, NULL);
+        close(fds[i]);
+    }
+    HT_CHECK(busy >= N - 35);
+    /* the ID's budget is spent for everyone (a few seconds refilled a
+     * few tokens); another ID is served */
+    for (int i = 0; i < 10; i++)
+        fds[i] = viewer_punch("127.0.0.9", h.id, srv.pk_b64);
+    n = 0;
+    while (got_punch_hole(h.udp, 300, NULL))
+        n++;
+    printf("# %d of 10 from another source reached the host\n", n);
+    HT_CHECK(n < 8);
+    for (int i = 0; i < 10; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    fd = viewer_punch("127.0.0.9", h2.id, srv.pk_b64);
+    HT_CHECK(got_punch_hole(h2.udp, T, NULL));
+    close(fd);
+    HT_CHECK(srv_log_has(&srv, "punch request over budget from 127.0.0.", 500));
+    host_down(&h);
+    host_down(&h2);
+}
+
+/* OnlineRequest for n made-up IDs from ip: the answer's state bytes, or
+ * -1 when the server closed without one. */
+static int online_query(const char *ip, size_t n)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
+    Hbb__OnlineRequest oq = HBB__ONLINE_REQUEST__INIT;
+    static char ids[4096][12];
+    static char *peers[4096];
+    int fd = tcp_connect_from(ip, "127.0.0.1", (uint16_t)(srv.port - 1));
+    int len = -1;
+
+    if (fd < 0)
+        return -1;
+    for (size_t i = 0; i < n && i < 4096; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%zu", 200000000 + i);
+        peers[i] = ids[i];
+    }
+    oq.id = "scanner";
+    oq.n_peers = n;
+    oq.peers = peers;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_ONLINE_REQUEST;
+    m.online_request = &oq;
+    if (send_msg(fd, &m) == 0 && (in = recv_msg(fd, T, 1)) != NULL) {
+        if (in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_ONLINE_RESPONSE)
+            len = (int)in->online_response->states.len;
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+    close(fd);
+    return len;
+}
+
+/*
+ * Finding 5: OnlineRequest as an ID scanner.  One request answers for 512
+ * IDs at most, and one source gets about 2048 IDs, then 128 a second:
+ * 4 million IDs take hours, not 10 s.
+ */
+static void online_scan_limited(void)
+{
+    int answered = 0;
+
+    HT_EQ_INT(online_query("127.0.0.10", 4096), 512 / 8);
+    for (int i = 0; i < 8; i++)
+        if (online_query("127.0.0.10", 512) > 0)
+            answered++;
+    printf("# %d of 8 more 512-ID queries answered\n", answered);
+    HT_CHECK(answered >= 1 && answered <= 3);
+    HT_CHECK(
+        srv_log_has(&srv, "online query over budget from 127.0.0.10", 500));
+    /* another source is served */
+    HT_EQ_INT(online_query("127.0.0.11", 8), 1);
+}
+
 int main(void)
 {
     ht_init("rendezvous");
@@ -1122,6 +1380,10 @@ int main(void)
     HT_RUN(admin_http);
     HT_RUN(check_command);
     HT_RUN(relay_rules);
+    HT_RUN(answers_only_from_owner);
+    HT_RUN(heartbeat_hijack_refused);
+    HT_RUN(punch_budgets);
+    HT_RUN(online_scan_limited);
     HT_RUN(restart_keeps_peers);
     if (srv_ok)
         HT_EQ_INT(srv_stop(&srv), 0);

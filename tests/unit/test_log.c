@@ -137,6 +137,24 @@ static void strerror_codes(void)
     HT_EQ_STR(hd_strerror(-999999), "unknown error");
 }
 
+/* Peer strings for parsed lines: quoted, escaped, cut. */
+static void quote_peer_strings(void)
+{
+    char out[HD_LOG_QUOTE_MAX], small[12], longid[300];
+
+    HT_EQ_STR(hd_log_quote("123456789", out, sizeof(out)), "\"123456789\"");
+    HT_EQ_STR(hd_log_quote(NULL, out, sizeof(out)), "\"\"");
+    HT_EQ_STR(hd_log_quote("a\") from 6.6.6.6:1", out, sizeof(out)),
+              "\"a\\x22\\x29\\x20from\\x206.6.6.6:1\"");
+    HT_EQ_STR(hd_log_quote("\xff\n", out, sizeof(out)), "\"\\xff\\x0a\"");
+    HT_EQ_STR(hd_log_quote("abcdefghij", small, sizeof(small)), "\"abcde...\"");
+    memset(longid, '7', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    hd_log_quote(longid, out, sizeof(out));
+    HT_CHECK(strlen(out) < sizeof(out));
+    HT_CHECK(strcmp(out + strlen(out) - 4, "...\"") == 0);
+}
+
 int main(void)
 {
     ht_init("log");
@@ -147,5 +165,6 @@ int main(void)
     HT_RUN(long_line_truncated);
     HT_RUN(configure_level_and_verbose);
     HT_RUN(strerror_codes);
+    HT_RUN(quote_peer_strings);
     return ht_finish();
 }

@@ -62,8 +62,9 @@ static void bad_metrics(struct http_metrics_writer *w, void *ud)
 static int serve(struct conn *c, const char *req, size_t len, size_t step,
                  const struct http_config *cfg_in)
 {
-    struct http_config cfg = { fill_metrics, "Packets \\ received.\nAll.",
-                               "test" };
+    struct http_config cfg = { .metrics = fill_metrics,
+                               .metrics_ud = "Packets \\ received.\nAll.",
+                               .peer_desc = "test" };
     struct http *h = NULL;
     int r = 0;
 
@@ -110,7 +111,7 @@ static const char *body_of(struct conn *c, const char *status)
 static void health(void)
 {
     struct conn c;
-    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n"
+    static const char req[] = "GET /health HTTP/1.1\r\nHost: localhost\r\n"
                               "User-Agent: t\r\n\r\n";
 
     HT_EQ_INT(serve(&c, req, sizeof(req) - 1, 1, NULL), 0);
@@ -139,8 +140,8 @@ static void metrics(void)
 {
     struct conn c;
     static const char req[] = "GET /metrics HTTP/1.1\r\n\r\n";
-    struct http_config none = { NULL, NULL, NULL };
-    struct http_config bad = { bad_metrics, NULL, NULL };
+    struct http_config none = { .metrics = NULL };
+    struct http_config bad = { .metrics = bad_metrics };
 
     HT_EQ_INT(serve(&c, req, sizeof(req) - 1, 7, NULL), 0);
     HT_EQ_STR(body_of(&c, "HTTP/1.1 200 OK\r\n"),
