@@ -48,7 +48,7 @@ endif
 
 .DEFAULT_GOAL := all
 .PHONY: all deps test unit bench fuzz format format-check clean help demo deb \
-	server-arm64 test-arm64
+	server-arm64 test-arm64 test-docker
 .SUFFIXES:
 # Keep generated sources and objects that pattern chains would delete.
 .SECONDARY:
@@ -106,6 +106,14 @@ $(O)/%.o: %.c | $(O)/config.mk $(PROTO_HDRS)
 test: all
 	$(Q)O=$(O) tools/run-tests.sh
 
+# Our image in the usual hbbs + hbbr docker-compose, for real (root; it
+# starts and stops a dockerd of its own, tests/docker/test_compose.sh).  The
+# base image and docker's data stay in $(O)/docker as the cache.
+test-docker: all
+	$(Q)tools/deps.sh docker
+	$(Q)O=$(O) HD_TEST_TIMEOUT=$${HD_TEST_TIMEOUT:-3000} \
+		tools/run-tests.sh docker
+
 demo: all
 	$(Q)O=$(O) tools/demo.sh
 
@@ -136,7 +144,10 @@ help:
 	@echo 'make deb       Debian packages of the three programs ($$(O)/deb)'
 	@echo 'make server-arm64  homedesk-server for 64-bit ARM (build-arm64/)'
 	@echo 'make test-arm64    its integration tests under qemu-user'
+	@echo 'make test-docker   our image in the usual hbbs+hbbr compose (root)'
 	@echo 'make format     reformat;  make format-check  verify format'
 	@echo 'options: O=dir V=1 DEVELOPER=1 SANITIZE=address,undefined'
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+# ($(O)/docker is make test-docker's cache: docker's own files, not ours)
+-include $(shell find $(O) -path $(O)/docker -prune -o -name '*.d' -print \
+	2>/dev/null)

@@ -567,7 +567,8 @@ int hd_config_parse_env(struct hd_config *cfg)
             memcpy(name, item, n);
             name[n] = '\0';
             value = getenv(name);
-            if (value == NULL || value[0] == '\0')
+            if (value == NULL ||
+                (value[0] == '\0' && !(cfg->opts[i].flags & HD_OPT_ENV_EMPTY)))
                 continue;
             if ((r = set_value(cfg, i, HD_CONFIG_ENV, name, value)) != 0)
                 return r;

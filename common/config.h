@@ -53,6 +53,9 @@ enum hd_opt_type {
 /* struct hd_opt.flags */
 #define HD_OPT_HIDDEN    1u /* left out of --help (compatibility spellings) */
 #define HD_OPT_ARGV_ONLY 2u /* not accepted from a config file (--help) */
+#define HD_OPT_ENV_EMPTY                           \
+    4u /* an empty environment variable is a value \
+        * (KEY= turns hbbs's key check off) */
 
 struct hd_opt {
     /* Comma-separated spellings without dashes: one character is a short
@@ -61,10 +64,11 @@ struct hd_opt {
      * every long name is also a config file key.  NULL ends the table. */
     const char *names;
     /* Comma-separated environment variables, e.g. "HOMEDESK_PORT,PORT";
-     * the first one that is set and not empty is used.  May be NULL. */
+     * the first one that is set and not empty is used (with
+     * HD_OPT_ENV_EMPTY: the first one that is set).  May be NULL. */
     const char *env;
     enum hd_opt_type type;
-    unsigned flags;     /* HD_OPT_HIDDEN | HD_OPT_ARGV_ONLY */
+    unsigned flags;     /* HD_OPT_HIDDEN | HD_OPT_ARGV_ONLY | ... */
     const char *def;    /* default, written as a user would, or NULL (zero,
                          * false, or a NULL string) */
     const char *arg;    /* value name in --help ("N", "DIR"), or NULL */
@@ -134,8 +138,9 @@ int hd_config_parse_args(struct hd_config *cfg, int argc, char **argv);
 void hd_config_scrub_secret(int argc, char **argv, const char *name,
                             char short_name, const char *env);
 
-/* Read each option's environment variables (empty counts as unset).
- * Returns 0 or HD_ECONFIG for a bad value. */
+/* Read each option's environment variables (empty counts as unset unless
+ * the option has HD_OPT_ENV_EMPTY).  Returns 0 or HD_ECONFIG for a bad
+ * value. */
 int hd_config_parse_env(struct hd_config *cfg);
 
 /*

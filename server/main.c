@@ -8,6 +8,7 @@
  * Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 on a runtime error
  * (a port in use, an unreadable key), 2 on a usage error.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -65,6 +66,7 @@ struct server {
     char *http_hosts[MAX_SERVERS + 1], http_hosts_buf[1024];
     char *relay_list[MAX_SERVERS], *rdv_list[MAX_SERVERS];
     char relay_buf[1024], rdv_buf[1024];
+    char local_ip[64]; /* LOCAL_IP's default with --mask */
     int stopping;
 };
 
@@ -94,123 +96,137 @@ static const char *const role_names[] = { "all", "rendezvous", "relay", NULL };
         .s = &(o)->http_token_file                                          \
     }
 
-/* Options shared by every mode; `o` is filled in place. */
-#define COMMON_OPTS(o)                                                        \
-    { .names = "h,help",                                                      \
-      .type = HD_OPT_FLAG,                                                    \
-      .flags = HD_OPT_ARGV_ONLY,                                              \
-      .help = "show this help and exit",                                      \
-      .b = &(o)->help },                                                      \
-        { .names = "V,version",                                               \
-          .type = HD_OPT_FLAG,                                                \
-          .flags = HD_OPT_ARGV_ONLY,                                          \
-          .help = "show the version and exit",                                \
-          .b = &(o)->version },                                               \
-        { .names = "v,verbose",                                               \
-          .type = HD_OPT_COUNT,                                               \
-          .help = "more log detail (-vv for trace)",                          \
-          .i = &(o)->verbose },                                               \
-        { .names = "log-level",                                               \
-          .env = "HOMEDESK_LOG_LEVEL,RUST_LOG",                               \
-          .type = HD_OPT_STRING,                                              \
-          .arg = "LEVEL",                                                     \
-          .help = "error, warn, info, debug or trace",                        \
-          .def = "info",                                                      \
-          .s = &(o)->log_level },                                             \
-        { .names = "data-dir",                                                \
-          .env = "HOMEDESK_DATA_DIR",                                         \
-          .type = HD_OPT_STRING,                                              \
-          .arg = "DIR",                                                       \
-          .def = ".",                                                         \
-          .help = "keys, db_v2.sqlite3, blacklist.txt and blocklist.txt",     \
-          .s = &(o)->data_dir },                                              \
-        { .names = "c,config",                                                \
-          .env = "HOMEDESK_CONFIG",                                           \
-          .type = HD_OPT_STRING,                                              \
-          .flags = HD_OPT_ARGV_ONLY,                                          \
-          .arg = "FILE",                                                      \
-          .help = "read options from FILE (key = value lines)",               \
-          .s = &(o)->config_file },                                           \
-        { .names = "b,bind",                                                  \
-          .env = "HOMEDESK_BIND",                                             \
-          .type = HD_OPT_STRING,                                              \
-          .arg = "IP",                                                        \
-          .def = "::",                                                        \
-          .help = "address to listen on (:: = every IPv4 and IPv6 address)",  \
-          .s = &(o)->bind },                                                  \
-        { .names = "k,key",                                                   \
-          .env = "KEY",                                                       \
-          .type = HD_OPT_STRING,                                              \
-          .arg = "KEY",                                                       \
-          .def = "-",                                                         \
-          .help = "'-' or '_': key files in the data dir, clients must "      \
-                  "present their public key; a base64 secret key; '' for no " \
-                  "key check",                                                \
-          .s = &(o)->key },                                                   \
-        { .names = "first-frame-timeout",                                     \
-          .type = HD_OPT_INT,                                                 \
-          .flags = HD_OPT_HIDDEN,                                             \
-          .def = "30000",                                                     \
-          .min = 10,                                                          \
-          .max = 600000,                                                      \
-          .i = &(o)->first_frame_ms },                                        \
-        { .names = "idle-timeout",                                            \
-          .type = HD_OPT_INT,                                                 \
-          .flags = HD_OPT_HIDDEN,                                             \
-          .def = "30000",                                                     \
-          .min = 10,                                                          \
-          .max = 3600000,                                                     \
-          .i = &(o)->idle_ms },                                               \
-    {                                                                         \
-        .names = "max-connections", .env = "HOMEDESK_MAX_CONNECTIONS",        \
-        .type = HD_OPT_INT, .def = "10000", .min = 1, .max = 1000000,         \
-        .arg = "N", .help = "open connections per role at most",              \
-        .i = &(o)->max_conns                                                  \
+/* Options shared by every mode; `o` is filled in place.  key_def: hbbs
+ * and homedesk-server check a key by default ("-"), hbbr does not (""), as
+ * RustDesk's hbbr. */
+#define COMMON_OPTS(o, key_def)                                              \
+    { .names = "h,help",                                                     \
+      .type = HD_OPT_FLAG,                                                   \
+      .flags = HD_OPT_ARGV_ONLY,                                             \
+      .help = "show this help and exit",                                     \
+      .b = &(o)->help },                                                     \
+        { .names = "V,version",                                              \
+          .type = HD_OPT_FLAG,                                               \
+          .flags = HD_OPT_ARGV_ONLY,                                         \
+          .help = "show the version and exit",                               \
+          .b = &(o)->version },                                              \
+        { .names = "v,verbose",                                              \
+          .type = HD_OPT_COUNT,                                              \
+          .help = "more log detail (-vv for trace)",                         \
+          .i = &(o)->verbose },                                              \
+        { .names = "log-level",                                              \
+          .env = "HOMEDESK_LOG_LEVEL,RUST_LOG",                              \
+          .type = HD_OPT_STRING,                                             \
+          .arg = "LEVEL",                                                    \
+          .help = "error, warn, info, debug or trace",                       \
+          .def = "info",                                                     \
+          .s = &(o)->log_level },                                            \
+        { .names = "data-dir",                                               \
+          .env = "HOMEDESK_DATA_DIR",                                        \
+          .type = HD_OPT_STRING,                                             \
+          .arg = "DIR",                                                      \
+          .def = ".",                                                        \
+          .help = "keys, db_v2.sqlite3, blacklist.txt and blocklist.txt",    \
+          .s = &(o)->data_dir },                                             \
+        { .names = "c,config",                                               \
+          .env = "HOMEDESK_CONFIG",                                          \
+          .type = HD_OPT_STRING,                                             \
+          .flags = HD_OPT_ARGV_ONLY,                                         \
+          .arg = "FILE",                                                     \
+          .help = "read options from FILE (key = value lines)",              \
+          .s = &(o)->config_file },                                          \
+        { .names = "b,bind",                                                 \
+          .env = "HOMEDESK_BIND,BIND",                                       \
+          .type = HD_OPT_STRING,                                             \
+          .arg = "IP",                                                       \
+          .def = "::",                                                       \
+          .help = "address to listen on (:: = every IPv4 and IPv6 address)", \
+          .s = &(o)->bind },                                                 \
+        { .names = "k,key",                                                  \
+          .env = "KEY",                                                      \
+          .type = HD_OPT_STRING,                                             \
+          .flags = HD_OPT_ENV_EMPTY,                                         \
+          .arg = "KEY",                                                      \
+          .def = (key_def),                                                  \
+          .help = "'-' or '_': key files in the data dir, clients must "     \
+                  "present their public key; a base64 secret key; '' (also " \
+                  "KEY= set but empty) for no key check",                    \
+          .s = &(o)->key },                                                  \
+        { .names = "first-frame-timeout",                                    \
+          .type = HD_OPT_INT,                                                \
+          .flags = HD_OPT_HIDDEN,                                            \
+          .def = "30000",                                                    \
+          .min = 10,                                                         \
+          .max = 600000,                                                     \
+          .i = &(o)->first_frame_ms },                                       \
+        { .names = "idle-timeout",                                           \
+          .type = HD_OPT_INT,                                                \
+          .flags = HD_OPT_HIDDEN,                                            \
+          .def = "30000",                                                    \
+          .min = 10,                                                         \
+          .max = 3600000,                                                    \
+          .i = &(o)->idle_ms },                                              \
+    {                                                                        \
+        .names = "max-connections", .env = "HOMEDESK_MAX_CONNECTIONS",       \
+        .type = HD_OPT_INT, .def = "10000", .min = 1, .max = 1000000,        \
+        .arg = "N", .help = "open connections per role at most",             \
+        .i = &(o)->max_conns                                                 \
     }
 
-#define RELAY_OPTS(o)                                                       \
-    { .names = "limit-speed",                                               \
-      .env = "LIMIT_SPEED",                                                 \
-      .type = HD_OPT_DOUBLE,                                                \
-      .arg = "MBPS",                                                        \
-      .def = "32",                                                          \
-      .min = 0,                                                             \
-      .max = 100000,                                                        \
-      .help = "Mb/s of a blacklisted or downgraded connection",             \
-      .d = &(o)->limit_speed },                                             \
-        { .names = "total-bandwidth",                                       \
-          .env = "TOTAL_BANDWIDTH",                                         \
-          .type = HD_OPT_DOUBLE,                                            \
-          .arg = "MBPS",                                                    \
-          .def = "1024",                                                    \
-          .min = 0,                                                         \
-          .max = 1000000,                                                   \
-          .help = "Mb/s of the whole relay (0 = unlimited)",                \
-          .d = &(o)->total_bw },                                            \
-        { .names = "single-bandwidth",                                      \
-          .env = "SINGLE_BANDWIDTH",                                        \
-          .type = HD_OPT_DOUBLE,                                            \
-          .arg = "MBPS",                                                    \
-          .def = "128",                                                     \
-          .min = 0,                                                         \
-          .max = 100000,                                                    \
-          .help = "Mb/s of one relayed connection",                         \
-          .d = &(o)->single_bw },                                           \
-        { .names = "downgrade-threshold",                                   \
-          .env = "DOWNGRADE_THRESHOLD",                                     \
-          .type = HD_OPT_DOUBLE,                                            \
-          .arg = "RATIO",                                                   \
-          .def = "0.66",                                                    \
-          .min = 0,                                                         \
-          .max = 1,                                                         \
-          .help = "a connection averaging above this share of the single "  \
-                  "bandwidth is downgraded to the limit speed",             \
-          .d = &(o)->downgrade_threshold },                                 \
-    {                                                                       \
-        .names = "downgrade-start-check", .env = "DOWNGRADE_START_CHECK",   \
-        .type = HD_OPT_INT, .arg = "SECONDS", .def = "1800", .min = 0,      \
-        .max = 86400 * 365, .help = "age of a connection before downgrade", \
-        .i = &(o)->downgrade_start                                          \
+/* hbbr's relay defaults; as hbbr, a value of 0 in hbbs/hbbr mode means
+ * the default (homedesk-server: 0 = unlimited where the help says so) */
+#define DEF_LIMIT_SPEED         32
+#define DEF_TOTAL_BW            1024
+#define DEF_SINGLE_BW           128
+#define DEF_DOWNGRADE_THRESHOLD 0.66
+#define DEF_DOWNGRADE_START     1800
+#define HD_STR_(x)              #x
+#define HD_STR(x)               HD_STR_(x)
+
+#define RELAY_OPTS(o)                                                      \
+    { .names = "limit-speed",                                              \
+      .env = "LIMIT_SPEED",                                                \
+      .type = HD_OPT_DOUBLE,                                               \
+      .arg = "MBPS",                                                       \
+      .def = HD_STR(DEF_LIMIT_SPEED),                                      \
+      .min = 0,                                                            \
+      .max = 100000,                                                       \
+      .help = "Mb/s of a blacklisted or downgraded connection",            \
+      .d = &(o)->limit_speed },                                            \
+        { .names = "total-bandwidth",                                      \
+          .env = "TOTAL_BANDWIDTH",                                        \
+          .type = HD_OPT_DOUBLE,                                           \
+          .arg = "MBPS",                                                   \
+          .def = HD_STR(DEF_TOTAL_BW),                                     \
+          .min = 0,                                                        \
+          .max = 1000000,                                                  \
+          .help = "Mb/s of the whole relay (0 = unlimited)",               \
+          .d = &(o)->total_bw },                                           \
+        { .names = "single-bandwidth",                                     \
+          .env = "SINGLE_BANDWIDTH",                                       \
+          .type = HD_OPT_DOUBLE,                                           \
+          .arg = "MBPS",                                                   \
+          .def = HD_STR(DEF_SINGLE_BW),                                    \
+          .min = 0,                                                        \
+          .max = 100000,                                                   \
+          .help = "Mb/s of one relayed connection",                        \
+          .d = &(o)->single_bw },                                          \
+        { .names = "downgrade-threshold",                                  \
+          .env = "DOWNGRADE_THRESHOLD",                                    \
+          .type = HD_OPT_DOUBLE,                                           \
+          .arg = "RATIO",                                                  \
+          .def = HD_STR(DEF_DOWNGRADE_THRESHOLD),                          \
+          .min = 0,                                                        \
+          .max = 1,                                                        \
+          .help = "a connection averaging above this share of the single " \
+                  "bandwidth is downgraded to the limit speed",            \
+          .d = &(o)->downgrade_threshold },                                \
+    {                                                                      \
+        .names = "downgrade-start-check", .env = "DOWNGRADE_START_CHECK",  \
+        .type = HD_OPT_INT, .arg = "SECONDS",                              \
+        .def = HD_STR(DEF_DOWNGRADE_START), .min = 0, .max = 86400 * 365,  \
+        .help = "age of a connection before downgrade",                    \
+        .i = &(o)->downgrade_start                                         \
     }
 
 #define RDV_OPTS(o)                                                           \
@@ -285,6 +301,93 @@ static const char *const role_names[] = { "all", "rendezvous", "relay", NULL };
         .flags = HD_OPT_HIDDEN, .b = &(o)->no_key_exchange                    \
     }
 
+/*
+ * hbbs and hbbr read every setting through the environment, in any
+ * spelling (RELAY-SERVERS, relay_servers: RustDesk's get_arg), and load
+ * `.env` in the working directory and hbbs's -c file into it, each
+ * overriding the one before: flag > -c file > .env > environment.
+ */
+
+/* The canonical spelling of an environment name: upper case, '_'. */
+static void hbb_env_name(const char *name, size_t n, char *out, size_t cap)
+{
+    size_t i;
+
+    for (i = 0; i < n && i + 1 < cap; i++)
+        out[i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
+    out[i] = '\0';
+}
+
+/* Give each variable spelled otherwise its canonical name too, unless
+ * that one is set (it is the stronger spelling). */
+static void hbb_env_canonical(void)
+{
+    extern char **environ;
+    char *copies[64], name[128];
+    size_t n = 0;
+
+    for (char **e = environ; *e != NULL && n < 64; e++) {
+        const char *eq = strchr(*e, '=');
+
+        if (eq == NULL || (size_t)(eq - *e) >= sizeof(name))
+            continue;
+        hbb_env_name(*e, (size_t)(eq - *e), name, sizeof(name));
+        if (strncmp(name, *e, (size_t)(eq - *e)) != 0 && getenv(name) == NULL &&
+            (copies[n] = strdup(*e)) != NULL)
+            n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *eq = strchr(copies[i], '=');
+
+        hbb_env_name(copies[i], (size_t)(eq - copies[i]), name, sizeof(name));
+        if (getenv(name) == NULL)
+            setenv(name, eq + 1, 1);
+        free(copies[i]);
+    }
+}
+
+/* Load "NAME=value" lines of an INI file (its first section only) into
+ * the environment, replacing what is there.  A missing file is fine for
+ * .env; for -c it is said in one line (hbbs goes on without it too). */
+static void hbb_env_file(const char *path, bool named)
+{
+    char line[4096], name[128];
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        if (named || errno != ENOENT)
+            fprintf(stderr, "%s: cannot read %s: %s (going on without it)\n",
+                    "homedesk-server", path, strerror(errno));
+        return;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *k = line, *eq, *v, *end;
+
+        while (isspace((unsigned char)*k))
+            k++;
+        if (*k == '[')
+            break; /* a section: hbbs reads only the first one */
+        if (*k == '#' || *k == ';' || (eq = strchr(k, '=')) == NULL)
+            continue;
+        for (end = eq; end > k && isspace((unsigned char)end[-1]); end--)
+            ;
+        for (v = eq + 1; isspace((unsigned char)*v); v++)
+            ;
+        eq = v + strlen(v);
+        while (eq > v && isspace((unsigned char)eq[-1]))
+            *--eq = '\0';
+        if (eq - v >= 2 && (*v == '"' || *v == '\'') && eq[-1] == *v) {
+            eq[-1] = '\0';
+            v++;
+        }
+        if (end == k)
+            continue;
+        hbb_env_name(k, (size_t)(end - k), name, sizeof(name));
+        setenv(name, v, 1);
+    }
+    fclose(f);
+}
+
 static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
                          struct hd_config *cfg)
 {
@@ -292,7 +395,7 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
                        : mode == MODE_HBBR ? "hbbr"
                                            : "homedesk-server";
     const struct hd_opt all_opts[] = {
-        COMMON_OPTS(o),
+        COMMON_OPTS(o, "-"),
         { .names = "role",
           .env = "HOMEDESK_ROLE",
           .type = HD_OPT_CHOICE,
@@ -334,7 +437,7 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
         { 0 }
     };
     const struct hd_opt hbbs_opts[] = {
-        COMMON_OPTS(o),
+        COMMON_OPTS(o, "-"),
         { .names = "p,port",
           .env = "PORT",
           .type = HD_OPT_INT,
@@ -358,7 +461,7 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
         { 0 }
     };
     const struct hd_opt hbbr_opts[] = {
-        COMMON_OPTS(o),
+        COMMON_OPTS(o, ""),
         { .names = "p,port",
           .type = HD_OPT_INT,
           .arg = "N",
@@ -379,8 +482,15 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
     memset(o, 0, sizeof(*o));
     o->http_port = -1;
     if ((r = hd_config_init(cfg, prog, opts)) != 0 ||
-        (r = hd_config_parse_args(cfg, argc, argv)) != 0 ||
-        (r = hd_config_parse_env(cfg)) != 0)
+        (r = hd_config_parse_args(cfg, argc, argv)) != 0)
+        return r;
+    if (mode != MODE_HOMEDESK && !o->help) {
+        hbb_env_canonical();
+        hbb_env_file(".env", false);
+        if (o->config_file != NULL)
+            hbb_env_file(o->config_file, true);
+    }
+    if ((r = hd_config_parse_env(cfg)) != 0)
         return r;
     /* a secret key given with -k: out of ps and /proc/PID/cmdline now */
     hd_config_scrub_secret(argc, argv, "key", 'k', "KEY");
@@ -389,9 +499,16 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
             opts, prog,
             mode == MODE_HOMEDESK ? "[OPTIONS] [check HOST[:PORT]]" : NULL,
             stdout);
+        if (mode == MODE_HOMEDESK)
+            printf("\nInvoked as hbbs or hbbr (a symlink of that name, or "
+                   "`homedesk-server hbbs ...`,\n`homedesk-server hbbr ...`) "
+                   "it is RustDesk's rendezvous or relay server:\ntheir "
+                   "flags, environment, .env file and defaults (hbbr checks "
+                   "no key\nunless given -k or KEY); `homedesk-server hbbs "
+                   "--help` lists them.\n");
         return 0;
     }
-    if (o->config_file != NULL &&
+    if (mode == MODE_HOMEDESK && o->config_file != NULL &&
         (r = hd_config_parse_file(cfg, o->config_file, true)) != 0)
         return r;
     if (mode == MODE_HBBS)
@@ -403,6 +520,17 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
             o->relay_port = p && atoi(p) > 0 ? atoi(p) + 1 : 21117;
         }
         o->http_port = 0;
+        /* hbbr keeps its default for a value that is not above 0 */
+        if (o->limit_speed <= 0)
+            o->limit_speed = DEF_LIMIT_SPEED;
+        if (o->total_bw <= 0)
+            o->total_bw = DEF_TOTAL_BW;
+        if (o->single_bw <= 0)
+            o->single_bw = DEF_SINGLE_BW;
+        if (o->downgrade_threshold <= 0)
+            o->downgrade_threshold = DEF_DOWNGRADE_THRESHOLD;
+        if (o->downgrade_start <= 0)
+            o->downgrade_start = DEF_DOWNGRADE_START;
     }
     if (o->port == 0)
         o->port = 21116;
@@ -433,13 +561,17 @@ static size_t split_list(const char *s, char *buf, size_t cap, char **out,
 /*
  * The key rules of hbbs: '-' or '_' (and '' for signing only) load or
  * create the key files; a base64 secret key is used as is; any other
- * string is a shared secret clients must present, with no signing.
+ * string is a shared secret clients must present, with no signing.  The
+ * relay alone (hbbr) signs nothing: with '' it neither reads nor creates
+ * key files, as hbbr.
  */
 static int setup_key(struct server *s)
 {
     const char *k = s->o.key ? s->o.key : "";
     int r;
 
+    if (k[0] == '\0' && s->o.role == ROLE_RELAY)
+        return 0;
     if (strcmp(k, "-") == 0 || strcmp(k, "_") == 0 || k[0] == '\0') {
         if ((r = hd_sign_key_load_or_create(s->o.data_dir, &s->key)) != 0) {
             fprintf(stderr,
@@ -503,10 +635,14 @@ static void port_error(int port, const char *proto, int r)
 static void banner(struct server *s)
 {
     const struct opts *o = &s->o;
-    char pk[64] = "";
+    char pk[64] = "", ws[16] = "off", wsr[16] = "off";
 
     if (s->key.sk != NULL)
         hd_base64_encode(s->key.pk, sizeof(s->key.pk), pk, sizeof(pk));
+    if (!o->no_ws) {
+        snprintf(ws, sizeof(ws), "%d", o->port + 2);
+        snprintf(wsr, sizeof(wsr), "%d", o->relay_port + 2);
+    }
     hd_info("server", "homedesk-server %s (%s)", HD_VERSION,
             role_names[o->role]);
     if (pk[0])
@@ -523,16 +659,44 @@ static void banner(struct server *s)
                 "forward to this machine: TCP %d-%d and %d-%d, UDP %d",
                 o->port - 1, o->port + (o->no_ws ? 0 : 2), o->relay_port,
                 o->relay_port + (o->no_ws ? 0 : 2), o->port);
-    if (o->role == ROLE_RENDEZVOUS)
-        hd_info("server", "forward to this machine: TCP %d-%d%s, UDP %d",
-                o->port - 1, o->port,
-                o->no_ws ? ""
-                         : " and the WebSocket "
-                           "port",
-                o->port);
-    if (o->role == ROLE_RELAY)
-        hd_info("server", "forward to this machine: TCP %d%s", o->relay_port,
-                o->no_ws ? "" : " (+2 for WebSocket)");
+    if (o->role == ROLE_RENDEZVOUS && o->no_ws)
+        hd_info("server", "forward to this machine: TCP %d-%d, UDP %d",
+                o->port - 1, o->port, o->port);
+    else if (o->role == ROLE_RENDEZVOUS)
+        hd_info("server",
+                "forward to this machine: TCP %d-%d and %d (WebSocket), "
+                "UDP %d",
+                o->port - 1, o->port, o->port + 2, o->port);
+    if (o->role == ROLE_RELAY && o->no_ws)
+        hd_info("server", "forward to this machine: TCP %d", o->relay_port);
+    else if (o->role == ROLE_RELAY)
+        hd_info("server", "forward to this machine: TCP %d and %d (WebSocket)",
+                o->relay_port, o->relay_port + 2);
+    if (o->role != ROLE_RELAY) {
+        char db[DB_PATH_MAX] = "?";
+
+        if (db_path_from_env(o->data_dir, db, sizeof(db)) != 0)
+            snprintf(db, sizeof(db), "?");
+        hd_info("server",
+                "rendezvous: port %d (TCP+UDP), NAT test %d, WebSocket %s; "
+                "bind %s; relay for clients %s; always use relay %s; mask "
+                "%s; local ip %s; serial %d; rmem %llu; database %s",
+                o->port, o->port - 1, ws, o->bind,
+                o->relay && o->relay[0] ? o->relay
+                                        : "(the address clients reach it by)",
+                o->always_relay ? "Y" : "N",
+                o->mask && o->mask[0] ? o->mask : "(none)",
+                s->rcfg.local_ip && s->rcfg.local_ip[0] ? s->rcfg.local_ip
+                                                        : "(none)",
+                o->serial, (unsigned long long)o->rmem, db);
+    }
+    if (o->role != ROLE_RENDEZVOUS)
+        hd_info("server",
+                "relay: port %d, WebSocket %s; bind %s; bandwidth total %g "
+                "Mb/s, single %g Mb/s, limit %g Mb/s, downgrade above %g "
+                "after %d s",
+                o->relay_port, wsr, o->bind, o->total_bw, o->single_bw,
+                o->limit_speed, o->downgrade_threshold, o->downgrade_start);
     if (o->http_port > 0)
         hd_info("server", "admin HTTP on %s port %d (/health, /metrics%s)%s",
                 o->http_bind, o->http_port,
@@ -582,6 +746,23 @@ static int setup_http(struct server *s)
     return 0;
 }
 
+/* This machine's first IPv4 address that is not loopback (hbbs's default
+ * LOCAL_IP when MASK is set).  0, or -ENOENT when there is none. */
+static int first_lan_ipv4(char *out, size_t cap)
+{
+    uv_interface_address_t *ifs;
+    int n, r = -ENOENT;
+
+    if (uv_interface_addresses(&ifs, &n) != 0)
+        return r;
+    for (int i = 0; i < n && r != 0; i++)
+        if (!ifs[i].is_internal &&
+            ifs[i].address.address4.sin_family == AF_INET)
+            r = uv_ip4_name(&ifs[i].address.address4, out, cap);
+    uv_free_interface_addresses(ifs, n);
+    return r;
+}
+
 static int start_roles(struct server *s)
 {
     const struct opts *o = &s->o;
@@ -623,6 +804,9 @@ static int start_roles(struct server *s)
             s->rcfg.has_mask = 1;
         }
         s->rcfg.local_ip = o->local_ip;
+        if (s->rcfg.has_mask && (o->local_ip == NULL || !o->local_ip[0]) &&
+            first_lan_ipv4(s->local_ip, sizeof(s->local_ip)) == 0)
+            s->rcfg.local_ip = s->local_ip; /* as hbbs: this machine's */
         s->rcfg.trusted_proxy = o->trusted_proxy;
         s->rcfg.key_exchange = !o->no_key_exchange;
         s->rcfg.first_frame_ms = (uint32_t)o->first_frame_ms;

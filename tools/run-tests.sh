@@ -2,14 +2,38 @@
 # Run homedesk's test programs and print one summary line.
 #
 # Usage: O=build tools/run-tests.sh [SUITE...]
-#        suites: unit integration e2e nat packaging
+#        suites: unit integration e2e nat packaging (the default), docker
+#        (make test-docker: tests/docker, root and a dockerd of its own)
+#        tools/run-tests.sh --total FILE: the summary of the runs that
+#        appended their counts to FILE (HD_TEST_TALLY, see below)
 # Every test program prints "ok - ..." / "not ok - ..." lines (see
 # tests/harness.h); this script runs them (HD_TEST_JOBS at a time, default
 # 2), prints their lines numbered in a stable order, counts a program that
 # crashed or printed nothing as a failure, and ends with
 # "N passed, N failed[, N skipped]".  Exit status 1 on any failure.
+# With HD_TEST_TALLY=FILE it also appends "PASSED FAILED SKIPPED" to FILE,
+# so that .ci/run can close make test and make test-docker with one line.
 set -u
 O=${O:-build}
+
+# summary PASSED FAILED SKIPPED: the closing line
+summary() {
+	if [ "$3" -gt 0 ]; then
+		echo "$1 passed, $2 failed, $3 skipped"
+	else
+		echo "$1 passed, $2 failed"
+	fi
+}
+
+if [ "${1:-}" = --total ]; then
+	p=0 f=0 s=0
+	while read -r a b c; do
+		p=$((p + a)) f=$((f + b)) s=$((s + c))
+	done <"$2"
+	summary $p $f $s
+	[ $f -eq 0 ]
+	exit
+fi
 jobs=${HD_TEST_JOBS:-2}
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(unit integration e2e nat packaging)
@@ -22,7 +46,7 @@ for s in "${suites[@]}"; do
 			[ -x "$p" ] && [ "${p%.[od]}" = "$p" ] && progs+=("$p")
 		done
 		;;
-	e2e | nat | packaging)
+	e2e | nat | packaging | docker)
 		for p in tests/$s/test_*.sh; do
 			[ -f "$p" ] && progs+=("$p")
 		done
@@ -90,9 +114,6 @@ for i in "${!progs[@]}"; do
 	fi
 done
 
-if [ $skip -gt 0 ]; then
-	echo "$pass passed, $fail failed, $skip skipped"
-else
-	echo "$pass passed, $fail failed"
-fi
+[ -n "${HD_TEST_TALLY:-}" ] && echo "$pass $fail $skip" >>"$HD_TEST_TALLY"
+summary $pass $fail $skip
 [ $fail -eq 0 ]

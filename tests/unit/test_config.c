@@ -40,6 +40,7 @@ static const struct hd_opt opts[] = {
     { .names = "k,key",
       .env = "KEY",
       .type = HD_OPT_STRING,
+      .flags = HD_OPT_ENV_EMPTY,
       .arg = "KEY",
       .help = "Server key.",
       .s = &v.key },
@@ -222,6 +223,30 @@ static void precedence(void)
     HT_EQ_INT(hd_config_parse_file(&cfg, path, true), 0);
     HT_EQ_INT(hd_config_parse_env(&cfg), 0);
     HT_EQ_INT(v.port, 2500);
+    hd_config_cleanup(&cfg);
+    clear_env();
+    unlink(path);
+}
+
+/* HD_OPT_ENV_EMPTY: KEY= set but empty is a value (hbbs: no key check),
+ * unset keeps the default; a file's value is still weaker. */
+static void empty_env_value(void)
+{
+    struct hd_config cfg;
+    char path[64];
+
+    write_file(path, sizeof(path), "key = filekey\n");
+    HT_EQ_INT(init(&cfg), 0);
+    HT_EQ_INT(hd_config_parse_env(&cfg), 0);
+    HT_CHECK(v.key == NULL);
+    hd_config_cleanup(&cfg);
+
+    HT_EQ_INT(init(&cfg), 0);
+    setenv("KEY", "", 1);
+    HT_EQ_INT(hd_config_parse_file(&cfg, path, true), 0);
+    HT_EQ_INT(hd_config_parse_env(&cfg), 0);
+    HT_EQ_STR(v.key, "");
+    HT_EQ_INT(hd_config_source(&cfg, 3), HD_CONFIG_ENV);
     hd_config_cleanup(&cfg);
     clear_env();
     unlink(path);
@@ -592,6 +617,7 @@ int main(void)
     ht_init("config");
     HT_RUN(defaults);
     HT_RUN(precedence);
+    HT_RUN(empty_env_value);
     HT_RUN(values_and_errors);
     HT_RUN(flags_and_counts);
     HT_RUN(syntax_and_positional);
