@@ -87,11 +87,12 @@ static int log_value(const struct hostp *h, const char *prefix, char *out,
 static int host_start(struct hostp *h, const char *server, const char *key)
 {
     char prog[300], port[16];
-    const char *argv[] = {
-        prog,   "--config-dir", h->cfg,    "--capture", "fake", "--input",
-        "fake", "--listen",     "0",       "--server",  server, "--key",
-        key,    "--password",   "pw-9f3k", "--no-upnp", "-v",   NULL
-    };
+    const char *argv[] = { prog,        "--config-dir", h->cfg,
+                           "--capture", "fake",         "--input",
+                           "fake",      "--listen",     "0",
+                           "--server",  server,         "--key",
+                           key,         "--password",   "pw-9f3k-Qz7m",
+                           "--no-upnp", "-v",           NULL };
 
     memset(h, 0, sizeof(*h));
     snprintf(h->dir, sizeof(h->dir), "/tmp/hd-abuse-XXXXXX");
