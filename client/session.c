@@ -556,6 +556,7 @@ static void *sess_main(void *arg)
         req.version = HD_VERSION;
         req.cancel_fd = s->cancel[0];
         req.force_relay = s->cfg.force_relay;
+        req.relay = s->cfg.relay;
         req.no_udp = s->cfg.no_udp;
         req.no_tcp = s->cfg.no_tcp;
         r = rv_connect_id(&req, &res);

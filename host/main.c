@@ -34,7 +34,8 @@
 #include "log.h"
 #include "net.h"
 
-#define PROG "homedesk-host"
+#define PROG        "homedesk-host"
+#define CONFIG_FILE "host-settings.conf"
 
 static const char *const capture_names[] = { "x11", "fake", NULL };
 static const char *const input_names[] = { "xtest", "fake", "none", NULL };
@@ -113,6 +114,13 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .help = "TCP port for direct (LAN/IP) connections; if the default "
                   "is busy a free port is used; 0 = any free port",
           .i = &o->listen_port },
+        { .names = "relay",
+          .env = "HOMEDESK_RELAY",
+          .type = HD_OPT_STRING,
+          .arg = "HOST[:PORT]",
+          .help = "relay server to use (port 21117 by default) instead of "
+                  "the one the server hands out",
+          .s = &o->relay },
         { .names = "no-upnp",
           .env = "HOMEDESK_NO_UPNP",
           .type = HD_OPT_FLAG,
@@ -497,7 +505,7 @@ int main(int argc, char **argv)
     struct host *h = &st.h;
     struct hd_config cfg = { 0 };
     struct hd_opt table[OPTS_MAX];
-    char dir[512], host[256], port[8];
+    char dir[512], conf[600], host[256], port[8];
     uv_loop_t loop;
     int r, status = 1, loop_init = 0;
     struct video_opts vo;
@@ -527,6 +535,23 @@ int main(int argc, char **argv)
                 cfg.args[0]);
         goto usage;
     }
+    if (o->config_dir == NULL) {
+        if ((r = default_config_dir(dir, sizeof(dir))) != 0) {
+            fprintf(stderr,
+                    PROG ": no config directory (set --config-dir or "
+                         "HOME): %s\n",
+                    hd_strerror(r));
+            goto out;
+        }
+    } else {
+        snprintf(dir, sizeof(dir), "%s", o->config_dir);
+    }
+    snprintf(conf, sizeof(conf), "%s/" CONFIG_FILE, dir);
+    /* the settings file (every long option name is a key) */
+    if (hd_config_parse_file(&cfg, conf, false) != 0)
+        goto usage;
+    if (o->relay != NULL && o->relay[0] == '\0')
+        o->relay = NULL;
     if (hd_log_configure(o->log_level, o->verbose) != 0) {
         fprintf(stderr, PROG ": --log-level: unknown level '%s'\n",
                 o->log_level);
@@ -555,17 +580,6 @@ int main(int argc, char **argv)
     if (hd_crypto_init() != 0) {
         fprintf(stderr, PROG ": libsodium cannot initialise\n");
         goto out;
-    }
-    if (o->config_dir == NULL) {
-        if ((r = default_config_dir(dir, sizeof(dir))) != 0) {
-            fprintf(stderr,
-                    PROG ": no config directory (set --config-dir or "
-                         "HOME): %s\n",
-                    hd_strerror(r));
-            goto out;
-        }
-    } else {
-        snprintf(dir, sizeof(dir), "%s", o->config_dir);
     }
     if (ident_load(&h->ident, dir) != 0) {
         fprintf(stderr, PROG ": cannot load the identity in %s\n", dir);

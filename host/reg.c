@@ -520,7 +520,11 @@ struct relay_req {
     char host[RELAY_MAX], port[8], relay_server[RELAY_MAX], uuid[RELAY_MAX];
     uint8_t socket_addr[HD_ADDR_MANGLED_MAX];
     size_t socket_addr_len;
+    int named; /* the relay was named by the viewer or the server (not by
+                * our --relay): it may fall back to the server's address */
 };
+
+static int relay_resolve(struct relay_req *q);
 
 int reg_split_host_port(const char *s, unsigned def_port, char *host,
                         size_t cap, char *port)
@@ -612,6 +616,29 @@ static void relay_resolved(uv_getaddrinfo_t *req, int status,
     struct relay_req *q = req->data;
     int r;
 
+    if ((status != 0 || ai == NULL) && q->named && !q->h->stopping &&
+        q->h->server_host[0]) {
+        char alt[RELAY_MAX + 16];
+
+        /* e.g. "rustdesk-hbbr:21117", known only inside a compose
+         * network: the server's own address with the relay's port */
+        q->named = 0;
+        if (hd_relay_fallback(q->relay_server[0] ? q->relay_server : q->host,
+                              q->h->server_host, alt, sizeof(alt)) == 0 &&
+            reg_split_host_port(alt, HD_RELAY_PORT, q->host, sizeof(q->host),
+                                q->port) == 0) {
+            hd_info(MOD,
+                    "relay %s does not resolve here (%s): using the "
+                    "server's address, %s",
+                    q->relay_server[0] ? q->relay_server : q->host,
+                    uv_strerror(status ? status : UV_EAI_NONAME), alt);
+            uv_freeaddrinfo(ai);
+            if (relay_resolve(q) == 0)
+                return;
+            free(q);
+            return;
+        }
+    }
     if (status != 0 || ai == NULL) {
         hd_warn(MOD, "cannot resolve relay %s: %s", q->host,
                 uv_strerror(status ? status : UV_EAI_NONAME));
@@ -637,17 +664,41 @@ fail:
     free(q);
 }
 
-static void on_request_relay(struct reg *g, const Hbb__RequestRelay *rr)
+/* Resolve q->host (then connect, then a session).  0, or an error with
+ * a log line (the caller frees q). */
+static int relay_resolve(struct relay_req *q)
 {
-    struct relay_req *q;
-    const char *relay = rr->relay_server;
     struct addrinfo hints;
     int r;
 
-    if (rr->uuid == NULL || rr->uuid[0] == '\0' ||
-        strlen(rr->uuid) >= RELAY_MAX || rr->socket_addr.len == 0 ||
-        rr->socket_addr.len > HD_ADDR_MANGLED_MAX ||
-        (relay && strlen(relay) >= RELAY_MAX)) {
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    q->gai.data = q;
+    if ((r = uv_getaddrinfo(q->h->loop, &q->gai, relay_resolved, q->host,
+                            q->port, &hints)) != 0)
+        hd_warn(MOD, "cannot resolve relay %s: %s", q->host, uv_strerror(r));
+    return r;
+}
+
+/*
+ * Go to a relay for the viewer at socket_addr (mangled) with uuid.  relay
+ * is the one the viewer asked for (RequestRelay) or the server handed out
+ * (PunchHole); mine is ours (--relay): RustDesk's host answers a
+ * RequestRelay at the relay it names, and picks its own "Relay server"
+ * first when it starts the relay itself.  Neither: the server's host,
+ * port + 1.
+ */
+static void relay_begin(struct reg *g, const ProtobufCBinaryData *socket_addr,
+                        const char *relay, const char *mine, const char *uuid)
+{
+    struct relay_req *q;
+    const char *use = mine != NULL ? mine : relay;
+    int r;
+
+    if (uuid == NULL || uuid[0] == '\0' || strlen(uuid) >= RELAY_MAX ||
+        socket_addr->len == 0 || socket_addr->len > HD_ADDR_MANGLED_MAX ||
+        (use && strlen(use) >= RELAY_MAX)) {
         hd_info(MOD, "malformed relay request ignored");
         return;
     }
@@ -655,12 +706,13 @@ static void on_request_relay(struct reg *g, const Hbb__RequestRelay *rr)
         return;
     q->g = g;
     q->h = g->h;
-    snprintf(q->uuid, sizeof(q->uuid), "%s", rr->uuid);
-    memcpy(q->socket_addr, rr->socket_addr.data, rr->socket_addr.len);
-    q->socket_addr_len = rr->socket_addr.len;
-    if (relay != NULL && relay[0]) {
-        snprintf(q->relay_server, sizeof(q->relay_server), "%s", relay);
-        r = reg_split_host_port(relay, 21117, q->host, sizeof(q->host),
+    snprintf(q->uuid, sizeof(q->uuid), "%s", uuid);
+    memcpy(q->socket_addr, socket_addr->data, socket_addr->len);
+    q->socket_addr_len = socket_addr->len;
+    if (use != NULL && use[0]) {
+        snprintf(q->relay_server, sizeof(q->relay_server), "%s", use);
+        q->named = mine == NULL;
+        r = reg_split_host_port(use, HD_RELAY_PORT, q->host, sizeof(q->host),
                                 q->port);
     } else {
         r = 0;
@@ -674,15 +726,17 @@ static void on_request_relay(struct reg *g, const Hbb__RequestRelay *rr)
         return;
     }
     hd_info(MOD, "relay request: connecting to %s:%s", q->host, q->port);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    q->gai.data = q;
-    if ((r = uv_getaddrinfo(g->loop, &q->gai, relay_resolved, q->host, q->port,
-                            &hints)) != 0) {
-        hd_warn(MOD, "cannot resolve relay %s: %s", q->host, uv_strerror(r));
+    if (relay_resolve(q) != 0)
         free(q);
-    }
+}
+
+static void on_request_relay(struct reg *g, const Hbb__RequestRelay *rr)
+{
+    const char *relay = rr->relay_server;
+
+    /* the relay the viewer named; ours only when it named none */
+    relay_begin(g, &rr->socket_addr, relay && relay[0] ? relay : NULL,
+                relay && relay[0] ? NULL : g->h->o->relay, rr->uuid);
 }
 
 /* ---- dispatch ------------------------------------------------------------ */
