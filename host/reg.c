@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "crypto.h"
 #include "err.h"
 #include "frame.h"
 #include "host/punch.h"
@@ -431,10 +432,39 @@ static void on_fetch_local_addr(struct reg *g, const Hbb__FetchLocalAddr *f)
     send_oneshot(g, &m, "LocalAddr");
 }
 
+static void relay_begin(struct reg *g, const ProtobufCBinaryData *socket_addr,
+                        const char *relay, const char *mine, const char *uuid);
+
+/*
+ * RustDesk's host decision (rendezvous_mediator.rs, handle_punch_hole):
+ * straight to the relay, without punching, when the viewer asks for it
+ * (force_relay), or reports a symmetric NAT (RustDesk's web client always
+ * does: it can only use a relay, and takes nothing but a RelayResponse),
+ * or we are behind one.  A viewer that gave its public UDP port (udp_port:
+ * a homedesk viewer, or a RustDesk one that punches UDP) keeps our
+ * punching in those NAT cases: UDP, birthday search included, gets
+ * through where RustDesk's host gives up (a RustDesk viewer that cannot
+ * use it asks for the relay itself).  Returns the reason, or NULL.
+ */
+static const char *relay_at_once(const struct reg *g, const Hbb__PunchHole *ph)
+{
+    if (ph->force_relay)
+        return "the viewer asks for the relay";
+    if (ph->udp_port > 0)
+        return NULL;
+    if (ph->nat_type == HBB__NAT_TYPE__SYMMETRIC)
+        return "the viewer is behind a symmetric NAT or is a web client";
+    if (g->h->nat_type == HBB__NAT_TYPE__SYMMETRIC)
+        return "we are behind a symmetric NAT";
+    return NULL;
+}
+
 /*
  * PunchHole (step 3): from a new local port P, fire connect() towards the
  * viewer and listen (punch.h), and send PunchHoleSent from P too, so the
- * server hands the viewer the public address of P.
+ * server hands the viewer the public address of P.  Or, as RustDesk's
+ * host (relay_at_once), the relay at once: RelayResponse with a uuid of
+ * ours.
  */
 static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
 {
@@ -445,7 +475,19 @@ static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
     char vs[HD_ADDR_STRLEN] = "?", ms[HD_ADDR_STRLEN];
     uint16_t port = 0;
     int fd = -1, r = -EAFNOSUPPORT;
+    const char *why = relay_at_once(g, ph);
 
+    if (why != NULL) {
+        char uuid[HD_UUID_LEN];
+
+        hd_uuid_random(uuid);
+        hd_info(MOD, "punch hole request: %s: going to the relay", why);
+        relay_begin(g, &ph->socket_addr,
+                    ph->relay_server && ph->relay_server[0] ? ph->relay_server
+                                                            : NULL,
+                    g->h->o->relay, uuid);
+        return;
+    }
     if (hd_addr_unmangle(ph->socket_addr.data, ph->socket_addr.len, &viewer) ==
         0) {
         hd_addr_normalize(&viewer);

@@ -37,6 +37,19 @@
  * could not shrink it) in one message */
 #define SESSION_LIVE_MAX_MSG  (HD_CLIP_MAX + 64u * 1024)
 #define SESSION_VIDEO_BACKLOG (512u * 1024)
+/*
+ * Flow control by acknowledgement (issue 12): a viewer that asks for it
+ * (LoginRequest.video_ack_required: RustDesk's web client, our viewer)
+ * sends Misc.video_received for each frame it got.  At most
+ * SESSION_IN_FLIGHT frames go unacknowledged; while every live viewer is
+ * at that limit the capture thread is held (video_set_active 0), so a
+ * slow link skips frames at the source (the screen's damage accumulates
+ * and the next frame carries it) instead of queueing seconds of video.
+ * No ack for SESSION_ACK_TIMEOUT_MS (RustDesk's host waits as long)
+ * counts the frames as lost.
+ */
+#define SESSION_IN_FLIGHT      2
+#define SESSION_ACK_TIMEOUT_MS 3000
 /* audio waits behind at most this much: past it, frames are dropped */
 #define SESSION_AUDIO_BACKLOG (1024u * 1024)
 
@@ -56,6 +69,9 @@ struct session {
     uint64_t started_ms, last_rx_ms, delay_sent_ms;
     uint32_t last_delay;
     uint64_t frames_sent, frames_dropped, bytes_sent;
+    int acks;           /* the viewer acknowledges frames (video_received) */
+    unsigned in_flight; /* frames sent and not acknowledged */
+    uint64_t last_ack_ms, acks_timed_out;
     int need_key, unencrypted, linked, input_errors, lingering;
     int clipboard;      /* the viewer shares its clipboard (not disabled) */
     int audio;          /* the viewer wants the desktop's sound */
@@ -96,6 +112,24 @@ static void audio_recount(struct host *h)
     audio_set_active(h->audio, n > 0);
 }
 
+/* May this session be sent a frame now (see SESSION_IN_FLIGHT)? */
+static int video_room(const struct session *s)
+{
+    return !s->acks || s->in_flight < SESSION_IN_FLIGHT;
+}
+
+/* The capture thread runs while some live viewer can take a frame. */
+static void video_recount(struct host *h)
+{
+    int room = 0;
+
+    for (struct session *o = h->sessions; o; o = o->next)
+        room += o->state == ST_LIVE && o->xfer == NULL && !o->lingering &&
+                video_room(o);
+    if (h->video)
+        video_set_active(h->video, room > 0);
+}
+
 void session_close(struct session *s, const char *reason)
 {
     struct host *h = s->h;
@@ -113,12 +147,7 @@ void session_close(struct session *s, const char *reason)
         h->n_sessions--;
     }
     if (s->state == ST_LIVE) {
-        int live = 0;
-
-        for (struct session *o = h->sessions; o; o = o->next)
-            live += o->state == ST_LIVE && o->xfer == NULL;
-        if (live == 0 && h->video)
-            video_set_active(h->video, 0);
+        video_recount(h);
         audio_recount(h);
         if (h->input)
             input_release_all(h->input);
@@ -259,6 +288,19 @@ static void on_tick(uv_timer_t *t)
         if (now - s->started_ms > SESSION_LOGIN_MS)
             session_close(s, "no login in time");
         return;
+    }
+    if (s->acks && s->in_flight > 0 &&
+        now - s->last_ack_ms > SESSION_ACK_TIMEOUT_MS) {
+        /* acknowledgements lost (or a viewer that asked and never
+         * sends them): go on, as RustDesk's host does after its wait */
+        if (s->acks_timed_out++ < 3)
+            hd_debug(MOD,
+                     "%s: no frame acknowledged for %u ms: %u frames "
+                     "taken as lost",
+                     s->peer, SESSION_ACK_TIMEOUT_MS, s->in_flight);
+        s->in_flight = 0;
+        s->last_ack_ms = now;
+        video_recount(s->h);
     }
     /* one TestDelay outstanding at a time; re-send a lost one after 5 s */
     if (s->delay_sent_ms == 0 || now - s->delay_sent_ms > 5000)
@@ -408,10 +450,14 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
         send_audio_format(s);
     audio_recount(h);
     s->need_key = 1;
-    if (h->video) {
-        video_set_active(h->video, 1);
+    s->acks = lr->video_ack_required;
+    s->last_ack_ms = now_ms(s);
+    if (s->acks)
+        hd_debug(MOD, "%s acknowledges frames: at most %u in flight", s->peer,
+                 SESSION_IN_FLIGHT);
+    video_recount(h);
+    if (h->video)
         video_request_key(h->video);
-    }
     send_test_delay(s);
 }
 
@@ -495,6 +541,18 @@ static void on_clipboard(struct session *s, const Hbb__Clipboard *cb)
     free(text);
 }
 
+/* Misc.video_received: one frame less in flight. */
+static void on_video_ack(struct session *s)
+{
+    if (!s->acks || s->in_flight == 0)
+        return; /* unasked, or more acks than frames: nothing to free */
+    s->in_flight--;
+    s->last_ack_ms = now_ms(s);
+    if (s->need_key && s->h->video)
+        video_request_key(s->h->video);
+    video_recount(s->h);
+}
+
 static void on_live(struct session *s, const Hbb__Message *m)
 {
     struct host *h = s->h;
@@ -518,6 +576,8 @@ static void on_live(struct session *s, const Hbb__Message *m)
             s->need_key = 1;
             if (h->video)
                 video_request_key(h->video);
+        } else if (m->misc->union_case == HBB__MISC__UNION_VIDEO_RECEIVED) {
+            on_video_ack(s);
         } else if (m->misc->union_case == HBB__MISC__UNION_CLOSE_REASON) {
             hd_info(MOD, "%s closes: %s", s->peer, m->misc->close_reason);
         } else if (m->misc->union_case == HBB__MISC__UNION_OPTION) {
@@ -765,6 +825,13 @@ void session_broadcast_video(struct host *h, const struct video_frame *f)
             want_key = 1;
             continue;
         }
+        if (!video_room(s)) {
+            /* another viewer took it; this one restarts from a key frame
+             * once it has acknowledged what it has */
+            s->frames_dropped++;
+            s->need_key = 1;
+            continue;
+        }
         if (hd_channel_backlog(s->ch) > SESSION_VIDEO_BACKLOG) {
             /* the network is behind: drop, and restart from a key frame
              * once it has caught up */
@@ -778,10 +845,13 @@ void session_broadcast_video(struct host *h, const struct video_frame *f)
             s->bytes_sent += f->len;
             if (f->key)
                 s->need_key = 0;
+            if (s->acks && s->in_flight++ == 0)
+                s->last_ack_ms = now_ms(s);
         }
     }
     if (want_key && h->video)
         video_request_key(h->video);
+    video_recount(h);
 }
 
 void session_broadcast_audio(struct host *h, const uint8_t *opus, size_t n)

@@ -122,5 +122,8 @@ pid_t spawn_in(const char *cwd, const char *const *argv, const char *const *env,
 /* Wait up to ms for pid to exit; its exit status, or -1 if still running. */
 int wait_exit(pid_t pid, int ms);
 
+/* SIGTERM *pid (when > 0), SIGKILL after 5 s, reap it; *pid = 0. */
+void stop_pid(pid_t *pid);
+
 /* Wait up to ms until a TCP port on 127.0.0.1 accepts; 1 or 0. */
 int wait_port(uint16_t port, int ms);
