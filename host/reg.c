@@ -801,8 +801,12 @@ static void handle(struct reg *g, const uint8_t *data, size_t n, int via_tcp)
     }
     switch (m->union_case) {
     case HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PEER_RESPONSE:
-        if (!via_tcp && g->tcp != NULL && g->h->o->reg_tcp == 0)
+        if (!via_tcp && g->tcp != NULL && g->h->o->reg_tcp == 0) {
             tcp_drop(g, "UDP works again");
+            /* a RegisterPeer the link carried may have given the server
+             * the link's address for us: the UDP one again, at once */
+            register_peer(g);
+        }
         if (m->register_peer_response->request_pk) {
             if (g->registered)
                 hd_info(MOD, "server asks for our key again: registering");
