@@ -367,6 +367,11 @@ static void on_video_frame(void *ud, const struct video_frame *f)
     session_broadcast_video(ud, f);
 }
 
+static void on_cursor(void *ud, const struct video_cursor *c, int shape)
+{
+    session_broadcast_cursor(ud, c, shape);
+}
+
 static void on_clip_text(void *ud, const char *text, size_t n)
 {
     session_broadcast_clipboard(ud, text, n);
@@ -634,6 +639,7 @@ int main(int argc, char **argv)
     vo.copts.fake_interval_ms = o->fake_interval_ms;
     vo.copts.fake_frames = o->fake_frames;
     vo.fps = o->fps;
+    vo.on_cursor = on_cursor;
     if ((r = video_start(&loop, &vo, on_video_frame, h, &h->video)) != 0) {
         display_failed("capture", vo.capture, disp, r);
         goto out;
@@ -694,6 +700,7 @@ out:
             hd_debug("host", "loop closed with handles left");
     }
     ident_cleanup(&h->ident);
+    free(h->cursor_colors);
     hd_config_cleanup(&cfg);
     return status;
 usage:

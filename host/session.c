@@ -26,6 +26,7 @@
 #include "log.h"
 #include "net.h"
 #include "rudp.h"
+#include "squeeze.h"
 
 #define MOD "session"
 
@@ -48,6 +49,7 @@
  * No ack for SESSION_ACK_TIMEOUT_MS (RustDesk's host waits as long)
  * counts the frames as lost.
  */
+#define SESSION_CURSOR_IDS     16 /* pointer shapes a viewer is known to have */
 #define SESSION_IN_FLIGHT      2
 #define SESSION_ACK_TIMEOUT_MS 3000
 /* audio waits behind at most this much: past it, frames are dropped */
@@ -72,6 +74,8 @@ struct session {
     int acks;           /* the viewer acknowledges frames (video_received) */
     unsigned in_flight; /* frames sent and not acknowledged */
     uint64_t last_ack_ms, acks_timed_out;
+    uint64_t cursor_ids[SESSION_CURSOR_IDS]; /* shapes sent (a ring) */
+    unsigned n_cursor_ids;
     int need_key, unencrypted, linked, input_errors, lingering;
     int clipboard;      /* the viewer shares its clipboard (not disabled) */
     int audio;          /* the viewer wants the desktop's sound */
@@ -275,6 +279,9 @@ static void send_test_delay(struct session *s)
         s->delay_sent_ms = now_ms(s);
 }
 
+static void send_cursor_shape(struct session *s);
+static void send_cursor_position(struct session *s);
+
 static void on_tick(uv_timer_t *t)
 {
     struct session *s = t->data;
@@ -458,6 +465,9 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
     video_recount(h);
     if (h->video)
         video_request_key(h->video);
+    send_cursor_shape(s);
+    if (h->cursor_colors != NULL)
+        send_cursor_position(s);
     send_test_delay(s);
 }
 
@@ -539,6 +549,101 @@ static void on_clipboard(struct session *s, const Hbb__Clipboard *cb)
         return; /* also a format other than text: nothing to paste here */
     clip_set(s->h->clip, text, n);
     free(text);
+}
+
+/* The pointer's shape: CursorId when this viewer has it, else CursorData. */
+static void send_cursor_shape(struct session *s)
+{
+    struct host *h = s->h;
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__CursorData cd = HBB__CURSOR_DATA__INIT;
+    unsigned i, n = s->n_cursor_ids < SESSION_CURSOR_IDS ? s->n_cursor_ids
+                                                         : SESSION_CURSOR_IDS;
+
+    if (h->cursor_colors == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        if (s->cursor_ids[i] == h->cursor_id) {
+            m.union_case = HBB__MESSAGE__UNION_CURSOR_ID;
+            m.cursor_id = h->cursor_id;
+            send_msg(s, &m);
+            return;
+        }
+    cd.id = h->cursor_id;
+    cd.hotx = h->cursor_hot_x;
+    cd.hoty = h->cursor_hot_y;
+    cd.width = h->cursor_w;
+    cd.height = h->cursor_h;
+    cd.colors.data = h->cursor_colors;
+    cd.colors.len = h->cursor_colors_len;
+    m.union_case = HBB__MESSAGE__UNION_CURSOR_DATA;
+    m.cursor_data = &cd;
+    if (send_msg(s, &m) == 0)
+        s->cursor_ids[s->n_cursor_ids++ % SESSION_CURSOR_IDS] = h->cursor_id;
+}
+
+static void send_cursor_position(struct session *s)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__CursorPosition cp = HBB__CURSOR_POSITION__INIT;
+
+    cp.x = s->h->cursor_x;
+    cp.y = s->h->cursor_y;
+    m.union_case = HBB__MESSAGE__UNION_CURSOR_POSITION;
+    m.cursor_position = &cp;
+    send_msg(s, &m);
+}
+
+/* Keep a new pointer shape in h, as RustDesk sends it: premultiplied ARGB
+ * turned into R, G, B, A bytes (fully transparent pixels all zero), zstd.
+ * 0 or -ENOMEM. */
+static int cursor_keep_shape(struct host *h, const struct video_cursor *c)
+{
+    size_t n = (size_t)c->width * (size_t)c->height, len;
+    uint8_t *rgba = malloc(n * 4 + 1), *z = NULL;
+    int r;
+
+    if (rgba == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t p = c->argb[i], a = p >> 24;
+
+        rgba[4 * i] = a ? (uint8_t)(p >> 16) : 0;
+        rgba[4 * i + 1] = a ? (uint8_t)(p >> 8) : 0;
+        rgba[4 * i + 2] = a ? (uint8_t)p : 0;
+        rgba[4 * i + 3] = (uint8_t)a;
+    }
+    r = hd_squeeze(rgba, n * 4, 3, SIZE_MAX, &z, &len);
+    free(rgba);
+    if (r != 1)
+        return r < 0 ? r : -ENOMEM;
+    free(h->cursor_colors);
+    h->cursor_colors = z;
+    h->cursor_colors_len = len;
+    h->cursor_id = c->serial;
+    h->cursor_hot_x = c->hot_x;
+    h->cursor_hot_y = c->hot_y;
+    h->cursor_w = c->width;
+    h->cursor_h = c->height;
+    return 0;
+}
+
+void session_broadcast_cursor(struct host *h, const struct video_cursor *c,
+                              int shape)
+{
+    struct session *s;
+
+    if (shape && c->width > 0 && cursor_keep_shape(h, c) != 0)
+        shape = 0;
+    h->cursor_x = c->x;
+    h->cursor_y = c->y;
+    for (s = h->sessions; s != NULL; s = s->next) {
+        if (s->state != ST_LIVE || s->lingering || s->xfer != NULL)
+            continue;
+        if (shape)
+            send_cursor_shape(s);
+        send_cursor_position(s);
+    }
 }
 
 /* Misc.video_received: one frame less in flight. */

@@ -15,7 +15,10 @@
  *    the WebSocket relay port with the uuid, checks the host's key signed
  *    by the server, and logs in (video_ack_required);
  *  - frame acknowledgements (Misc.video_received) as flow control: without
- *    acks no more than a couple of frames arrive, with them video flows.
+ *    acks no more than a couple of frames arrive, with them video flows;
+ *  - the pointer: CursorData (zstd RGBA) and CursorPosition at login;
+ *  - typing: KeyEvent.seq and the legacy chr path reach an X display
+ *    through XTest, characters off the keymap included.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -25,15 +28,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "crypto.h"
 #include "tests/harness.h"
 #include "tests/integration/rdpeer.h"
 #include "tests/integration/support.h"
+#include "tests/unit/xvfb.h"
 
 #define PASSWORD "rd-behaviour-Pa55"
 #define T        10000
+/* the fake capture's pointer (host/capture/capture.h) */
+#define CURSOR_FAKE 8
 
 static char tmp[256];
+/* the X display the next host_start shares (x11 capture, XTest), or NULL
+ * for the fake capture and input */
+static const char *host_display;
 static struct srv srv;
 static int srv_ok;
 
@@ -104,9 +115,13 @@ static int host_start(struct hostp *h, const char *name, const char *conf,
                          "host-settings.conf", conf)) < 0)
         return -1;
     argv[n++] = "--capture";
-    argv[n++] = "fake";
+    argv[n++] = host_display ? "x11" : "fake";
     argv[n++] = "--input";
-    argv[n++] = "fake";
+    argv[n++] = host_display ? "xtest" : "fake";
+    if (host_display != NULL) {
+        argv[n++] = "--display";
+        argv[n++] = host_display;
+    }
     argv[n++] = "--listen";
     argv[n++] = "0";
     argv[n++] = "--password";
@@ -319,11 +334,11 @@ static Hbb__RendezvousMessage *ws_expect_rdv(int fd, int kind, int ms)
  * rendezvous port; a RelayResponse must answer (a PunchHoleResponse
  * without failure reads as "ID does not exist" there); its signed IdPk
  * gives the host's key; then the WebSocket relay with the uuid, the
- * handshake and the login.
+ * handshake and the login (video_ack_required = ack).  Checks as it goes
+ * (HT_*); returns 0 with p logged in, or -1.
  */
-static void web_client_symmetric(void)
+static int web_connect(struct rdp *p, const struct hostp *h, int ack)
 {
-    const char *extra[] = { "--fake-interval-ms", "20", NULL };
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *ans = NULL;
     Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
     Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
@@ -333,13 +348,13 @@ static void web_client_symmetric(void)
     char got_id[32];
     size_t pklen = 0;
     uint64_t t0;
-    int fd = -1, rfd = -1;
+    int fd, rfd = -1, r = -1;
 
-    HT_CHECK(srv_restart_with_relay(NULL) == 0);
-    HT_CHECK(host_start(&web_host, "web-host", NULL, extra) == 0);
-    HT_CHECK((fd = ws_client_connect("127.0.0.1", (uint16_t)(srv.port + 2))) >=
-             0);
-    ph.id = web_host.id;
+    memset(p, 0, sizeof(*p));
+    p->fd = -1;
+    fd = ws_client_connect("127.0.0.1", (uint16_t)(srv.port + 2));
+    HT_CHECK(fd >= 0);
+    ph.id = (char *)h->id;
     ph.nat_type = HBB__NAT_TYPE__SYMMETRIC;
     ph.licence_key = srv.pk_b64;
     ph.conn_type = HBB__CONN_TYPE__DEFAULT_CONN;
@@ -365,22 +380,22 @@ static void web_client_symmetric(void)
              hd_idpk_verify(resp->pk.data, resp->pk.len, srv.pk, got_id,
                             sizeof(got_id), host_pk, sizeof(host_pk),
                             &pklen) == 0 &&
-             strcmp(got_id, web_host.id) == 0 && pklen == 32);
-    HT_CHECK(file_has(web_host.log, "going to the relay", 10));
+             strcmp(got_id, h->id) == 0 && pklen == 32);
+    HT_CHECK(file_has(h->log, "going to the relay", 10));
     /* the web client's relay: the WebSocket port beside the relay's */
-    HT_CHECK((rfd = ws_client_connect("127.0.0.1",
-                                      (uint16_t)(srv.relay_port + 2))) >= 0);
+    rfd = ws_client_connect("127.0.0.1", (uint16_t)(srv.relay_port + 2));
+    HT_CHECK(rfd >= 0);
     rr.uuid = resp->uuid;
     rr.licence_key = srv.pk_b64;
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
     m.request_relay = &rr;
     HT_EQ_INT(ws_send_rdv(rfd, &m), 0);
-    HT_EQ_INT(rdp_init(&web, rfd, 1), 0);
+    HT_EQ_INT(rdp_init(p, rfd, 1), 0);
     rfd = -1;
-    HT_EQ_INT(rdp_handshake(&web, host_pk, web_host.id, T), 0);
-    lr = rdp_login(&web, web_host.id, PASSWORD, 1, T);
+    HT_EQ_INT(rdp_handshake(p, host_pk, h->id, T), 0);
+    lr = rdp_login(p, h->id, PASSWORD, ack, T);
     HT_CHECK(rdp_logged_in(lr));
-    web_live = rdp_logged_in(lr);
+    r = rdp_logged_in(lr) ? 0 : -1;
 out:
     if (lr != NULL)
         hbb__message__free_unpacked(lr, NULL);
@@ -390,6 +405,16 @@ out:
         close(fd);
     if (rfd >= 0)
         close(rfd);
+    return r;
+}
+
+static void web_client_symmetric(void)
+{
+    const char *extra[] = { "--fake-interval-ms", "20", NULL };
+
+    HT_CHECK(srv_restart_with_relay(NULL) == 0);
+    HT_CHECK(host_start(&web_host, "web-host", NULL, extra) == 0);
+    web_live = web_connect(&web, &web_host, 1) == 0;
     if (ht_case_failures()) {
         dump("host", web_host.log);
         srv_dump_log(&srv);
@@ -458,6 +483,216 @@ static void acks_pace_video(void)
         dump("host", web_host.log);
 }
 
+/*
+ * The pointer, as RustDesk's host sends it: at login the shape
+ * (CursorData: the shape's id, hotspot, size, colors = zstd of RGBA) and
+ * the position (CursorPosition).  The fake screen's pointer: an 8x8
+ * white diagonal at the screen's centre.
+ */
+static void cursor_messages(void)
+{
+    Hbb__Message *m = NULL;
+    uint8_t rgba[CURSOR_FAKE * CURSOR_FAKE * 4];
+    struct rdp p;
+    size_t n;
+    int bad = 0;
+
+    if (web_connect(&p, &web_host, 0) != 0)
+        goto out;
+    m = rdp_expect(&p, HBB__MESSAGE__UNION_CURSOR_DATA, T);
+    HT_CHECK(m != NULL);
+    if (m == NULL)
+        goto out;
+    HT_EQ_INT(m->cursor_data->width, CURSOR_FAKE);
+    HT_EQ_INT(m->cursor_data->height, CURSOR_FAKE);
+    HT_EQ_INT(m->cursor_data->hotx, 0);
+    HT_EQ_INT(m->cursor_data->hoty, 0);
+    n = ZSTD_decompress(rgba, sizeof(rgba), m->cursor_data->colors.data,
+                        m->cursor_data->colors.len);
+    HT_EQ_INT(n, sizeof(rgba));
+    for (size_t i = 0; n == sizeof(rgba) && i < sizeof(rgba); i++)
+        bad += rgba[i] != ((i / 4) % (CURSOR_FAKE + 1) == 0 ? 0xff : 0);
+    HT_EQ_INT(bad, 0);
+    hbb__message__free_unpacked(m, NULL);
+    m = rdp_expect(&p, HBB__MESSAGE__UNION_CURSOR_POSITION, T);
+    HT_CHECK(m != NULL);
+    if (m != NULL) {
+        HT_EQ_INT(m->cursor_position->x, 640 / 2); /* fake screen 640x360 */
+        HT_EQ_INT(m->cursor_position->y, 360 / 2);
+    }
+out:
+    if (m != NULL)
+        hbb__message__free_unpacked(m, NULL);
+    rdp_cleanup(&p);
+    if (ht_case_failures())
+        dump("host", web_host.log);
+}
+
+/* ---- typing (item 3) ------------------------------------------------------
+ */
+
+/* The value after the last "prefix" in path, as a number; -1 if none. */
+static long log_number(const char *path, const char *prefix)
+{
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    char *p, *last = NULL;
+
+    buf[f ? fread(buf, 1, sizeof(buf) - 1, f) : 0] = '\0';
+    if (f)
+        fclose(f);
+    for (p = buf; (p = strstr(p, prefix)) != NULL; p++)
+        last = p;
+    return last ? strtol(last + strlen(prefix), NULL, 0) : -1;
+}
+
+/* The keysyms the test card recorded, as text ("0x48 0x69 ..."), but
+ * modifiers. */
+static void card_keysyms(const char *record, char *out, size_t cap)
+{
+    static char buf[1 << 16];
+    FILE *f = fopen(record, "r");
+    char *p = buf;
+    size_t n = 0;
+    unsigned sym;
+
+    buf[f ? fread(buf, 1, sizeof(buf) - 1, f) : 0] = '\0';
+    if (f)
+        fclose(f);
+    out[0] = '\0';
+    while ((p = strstr(p, "key keysym=")) != NULL) {
+        /* (Shift pressed around 'H' is the host's doing: left out) */
+        if (sscanf(p, "key keysym=0x%x", &sym) == 1 && n + 12 < cap &&
+            !(sym >= 0xffe1 && sym <= 0xffee))
+            n +=
+                (size_t)snprintf(out + n, cap - n, "%s0x%x", n ? " " : "", sym);
+        p++;
+    }
+}
+
+/* A key event as RustDesk's client sends it. */
+static int send_key(struct rdp *p, const Hbb__KeyEvent *ke)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+
+    m.union_case = HBB__MESSAGE__UNION_KEY_EVENT;
+    m.key_event = (Hbb__KeyEvent *)ke;
+    return rdp_send(p, &m);
+}
+
+static int send_mouse(struct rdp *p, int mask, int x, int y)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__MouseEvent me = HBB__MOUSE_EVENT__INIT;
+
+    me.mask = mask;
+    me.x = x;
+    me.y = y;
+    m.union_case = HBB__MESSAGE__UNION_MOUSE_EVENT;
+    m.mouse_event = &me;
+    return rdp_send(p, &m);
+}
+
+/*
+ * A host sharing an Xvfb display with the test card, reached directly
+ * (as RustDesk's client on the LAN): KeyEvent.seq ("Hi é€", translate
+ * mode) and the legacy chr path ('z' down, up) reach the card through
+ * XTest; é and € are not on the keymap (a spare keycode is bound to them
+ * for the while, as xdotool type does).
+ */
+static void seq_typing(void)
+{
+    const char *want = "0x48 0x69 0x20 0xe9 0x10020ac 0x7a";
+    char prog[300], rec[300], out[300], pkfile[400], b64[64], keys[512];
+    char disp[64];
+    const char *argv[8], *env[2];
+    Hbb__KeyEvent ke = HBB__KEY_EVENT__INIT;
+    struct xvfb x = { 0 };
+    struct hostp h = { 0 };
+    struct rdp p = { .fd = -1 };
+    Hbb__Message *lr = NULL;
+    uint8_t pk[64];
+    size_t pklen = 0;
+    pid_t card = -1;
+    uint64_t deadline;
+    long port;
+    FILE *f;
+
+    if (!xvfb_have("Xvfb")) {
+        printf("# no Xvfb: not run\n");
+        return;
+    }
+    HT_EQ_INT(xvfb_start(&x), 0);
+    snprintf(rec, sizeof(rec), "%s/card.rec", tmp);
+    snprintf(out, sizeof(out), "%s/card.out", tmp);
+    snprintf(disp, sizeof(disp), "DISPLAY=%s", x.display);
+    argv[0] = prog_path("tests/e2e/hd-testcard", prog, sizeof(prog));
+    argv[1] = "0";
+    argv[2] = "0";
+    argv[3] = "400";
+    argv[4] = "300";
+    argv[5] = rec;
+    argv[6] = NULL;
+    env[0] = disp;
+    env[1] = NULL;
+    HT_CHECK((card = spawn_in(NULL, argv, env, out)) > 0);
+    HT_CHECK(file_has(out, "ready", T));
+    host_display = x.display;
+    HT_CHECK(host_start(&h, "x11-host", NULL, NULL) == 0);
+    host_display = NULL;
+    port = log_number(h.log, "listening on port ");
+    snprintf(pkfile, sizeof(pkfile), "%s/id_ed25519.pub", h.cfg);
+    f = fopen(pkfile, "r");
+    b64[f && fgets(b64, sizeof(b64), f) ? strcspn(b64, "\r\n") : 0] = '\0';
+    if (f)
+        fclose(f);
+    HT_CHECK(hd_base64_decode(b64, strlen(b64), pk, sizeof(pk), &pklen) == 0 &&
+             pklen == 32);
+    HT_CHECK(port > 0);
+    if (port <= 0 || pklen != 32)
+        goto out;
+    HT_EQ_INT(rdp_init(&p, tcp_connect("127.0.0.1", (uint16_t)port), 0), 0);
+    HT_EQ_INT(rdp_handshake(&p, pk, h.id, T), 0);
+    lr = rdp_login(&p, h.id, PASSWORD, 0, T);
+    HT_CHECK(rdp_logged_in(lr));
+    if (!rdp_logged_in(lr))
+        goto out;
+    /* the pointer over the card, a click: the keyboard goes there */
+    HT_EQ_INT(send_mouse(&p, 0, 200, 150), 0);
+    HT_EQ_INT(send_mouse(&p, 1 << 3 | 1, 200, 150), 0);
+    HT_EQ_INT(send_mouse(&p, 1 << 3 | 2, 200, 150), 0);
+    ke.mode = HBB__KEYBOARD_MODE__Translate;
+    ke.union_case = HBB__KEY_EVENT__UNION_SEQ;
+    ke.seq = "Hi \xc3\xa9\xe2\x82\xac"; /* "Hi é€" */
+    ke.press = 1;
+    HT_EQ_INT(send_key(&p, &ke), 0);
+    ke = (Hbb__KeyEvent)HBB__KEY_EVENT__INIT;
+    ke.mode = HBB__KEYBOARD_MODE__Legacy;
+    ke.union_case = HBB__KEY_EVENT__UNION_CHR;
+    ke.chr = 'z';
+    ke.down = 1;
+    HT_EQ_INT(send_key(&p, &ke), 0);
+    ke.down = 0;
+    HT_EQ_INT(send_key(&p, &ke), 0);
+    deadline = now_ms() + T;
+    do {
+        card_keysyms(rec, keys, sizeof(keys));
+        if (strcmp(keys, want) == 0)
+            break;
+        usleep(20000);
+    } while (now_ms() < deadline);
+    HT_EQ_STR(keys, want);
+out:
+    if (lr != NULL)
+        hbb__message__free_unpacked(lr, NULL);
+    rdp_cleanup(&p);
+    if (ht_case_failures())
+        dump("host", h.log);
+    host_stop(&h);
+    stop_pid(&card);
+    xvfb_stop(&x);
+}
+
 int main(void)
 {
     ht_init("rustdesk");
@@ -472,6 +707,8 @@ int main(void)
         HT_RUN(relay_setting_first);
         HT_RUN(web_client_symmetric);
         HT_RUN(acks_pace_video);
+        HT_RUN(cursor_messages);
+        HT_RUN(seq_typing);
         rdp_cleanup(&web);
         host_stop(&web_host);
     }
