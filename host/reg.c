@@ -440,9 +440,10 @@ static void relay_begin(struct reg *g, const ProtobufCBinaryData *socket_addr,
  * straight to the relay, without punching, when the viewer asks for it
  * (force_relay), or reports a symmetric NAT (RustDesk's web client always
  * does: it can only use a relay, and takes nothing but a RelayResponse),
- * or we are behind one.  A viewer that gave its public UDP port (udp_port:
- * a homedesk viewer, or a RustDesk one that punches UDP) keeps our
- * punching in those NAT cases: UDP, birthday search included, gets
+ * or we are behind one (unless our router forwards a port to us: the
+ * viewer can connect to it).  A viewer that gave its public UDP port
+ * (udp_port: a homedesk viewer, or a RustDesk one that punches UDP) keeps
+ * our punching in those NAT cases: UDP, birthday search included, gets
  * through where RustDesk's host gives up (a RustDesk viewer that cannot
  * use it asks for the relay itself).  Returns the reason, or NULL.
  */
@@ -454,7 +455,7 @@ static const char *relay_at_once(const struct reg *g, const Hbb__PunchHole *ph)
         return NULL;
     if (ph->nat_type == HBB__NAT_TYPE__SYMMETRIC)
         return "the viewer is behind a symmetric NAT or is a web client";
-    if (g->h->nat_type == HBB__NAT_TYPE__SYMMETRIC)
+    if (g->h->nat_type == HBB__NAT_TYPE__SYMMETRIC && g->h->upnp_port == 0)
         return "we are behind a symmetric NAT";
     return NULL;
 }
