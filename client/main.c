@@ -44,7 +44,9 @@ struct opts {
     const char *server, *key, *direct, *password_file, *config_dir;
     const char *out, *log_level;
     int frames, verbose, timeout_s;
-    bool fullscreen, headless, relay, help, version, no_overlay, no_udp, no_tcp;
+    const char *relay;
+    bool fullscreen, headless, force_relay, help, version, no_overlay, no_udp,
+        no_tcp;
     bool no_clipboard, no_audio, allow_plain_server;
     const char *ls, *get, *put, *to;
 };
@@ -149,9 +151,16 @@ static const struct hd_opt *make_opts(struct opts *o)
           .help = "hide the stats overlay at start",
           .b = &o->no_overlay },
         { .names = "relay",
+          .env = "HOMEDESK_RELAY",
+          .type = HD_OPT_STRING,
+          .arg = "HOST[:PORT]",
+          .help = "relay server to use (port 21117 by default) instead of "
+                  "the one the server hands out",
+          .s = &o->relay },
+        { .names = "force-relay",
           .type = HD_OPT_FLAG,
           .help = "always go through the relay (no direct attempt)",
-          .b = &o->relay },
+          .b = &o->force_relay },
         { .names = "no-udp",
           .type = HD_OPT_FLAG,
           .help = "no UDP hole punching (TCP paths and the relay only)",
@@ -665,7 +674,8 @@ int main(int argc, char **argv)
     sc.password = pw;
     sc.my_id = "";
     sc.my_name = name;
-    sc.force_relay = o->relay;
+    sc.force_relay = o->force_relay;
+    sc.relay = o->relay != NULL && o->relay[0] ? o->relay : NULL;
     sc.allow_plain_server = o->allow_plain_server;
     sc.no_udp = o->no_udp;
     sc.no_tcp = o->no_tcp;

@@ -459,30 +459,31 @@ static int check_signed_pk(const ProtobufCBinaryData *pk, const char *id,
     return 0;
 }
 
-static void random_uuid(char out[37])
-{
-    uint8_t b[16];
-
-    randombytes_buf(b, sizeof(b));
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-             "%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-             b[11], b[12], b[13], b[14], b[15]);
-}
-
-/* The relay address: given by the host/server, else server host:port+1. */
+/*
+ * The relay address: relay (the user's, or the one the host or server
+ * named), else the server's host with its port + 1.  A named relay that
+ * does not resolve here (a name only the server's compose network knows)
+ * gives way to the server's address with the relay's port, said in one
+ * log line.
+ */
 static int relay_addr(const struct rv_request *req, const char *relay,
                       struct sockaddr_storage *ss)
 {
     struct sockaddr_storage srv;
+    char alt[300];
     int r;
 
-    if (relay != NULL && relay[0] != '\0')
-        return hd_addr_resolve(relay, RV_DEFAULT_PORT + RV_RELAY_PORT_DELTA,
-                               ss);
+    if (relay != NULL && relay[0] != '\0') {
+        r = hd_addr_resolve(relay, HD_RELAY_PORT, ss);
+        if (r == -EINVAL || r == 0 ||
+            hd_relay_fallback(relay, req->server, alt, sizeof(alt)) != 0)
+            return r;
+        hd_info("rv",
+                "relay %s does not resolve here (%s): using the "
+                "server's address, %s",
+                relay, hd_strerror(r), alt);
+        return hd_addr_resolve(alt, HD_RELAY_PORT, ss);
+    }
     if ((r = hd_addr_resolve(req->server, RV_DEFAULT_PORT, &srv)) != 0)
         return r;
     *ss = srv;
@@ -521,7 +522,10 @@ static int via_relay(const struct rv_request *req, const uint8_t *server_pk,
     }
     if ((r = open_server(req, server_pk, &c, out, NULL, NULL)) != 0)
         return r;
-    random_uuid(uuid);
+    hd_uuid_random(uuid);
+    /* the user's relay first, as RustDesk's apps; the host meets us there */
+    if (req->relay != NULL)
+        relay_hint = req->relay;
     rr.id = (char *)req->id;
     rr.uuid = uuid;
     rr.relay_server = (char *)(relay_hint ? relay_hint : "");
@@ -551,9 +555,10 @@ static int via_relay(const struct rv_request *req, const uint8_t *server_pk,
             goto out;
         }
     }
-    relay_name = resp->relay_server && resp->relay_server[0]
-                     ? resp->relay_server
-                     : relay_hint;
+    relay_name =
+        req->relay == NULL && resp->relay_server && resp->relay_server[0]
+            ? resp->relay_server
+            : relay_hint;
 join:
     if ((r = relay_addr(req, relay_name, &ss)) != 0) {
         set_err(out, "bad relay address '%s'", relay_name ? relay_name : "");
@@ -1457,6 +1462,10 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
         rc.nat_port[0] > 0 && rc.nat_port[1] > 0
             ? (rc.me_sym ? HBB__NAT_TYPE__SYMMETRIC : HBB__NAT_TYPE__ASYMMETRIC)
             : HBB__NAT_TYPE__UNKNOWN_NAT;
+    if (req->force_relay) { /* as RustDesk: the host goes to the relay */
+        ph.nat_type = HBB__NAT_TYPE__SYMMETRIC;
+        ph.force_relay = 1;
+    }
     ph.udp_port = rc.up.pub_port;
     ph.licence_key = (char *)(req->key_b64 ? req->key_b64 : "");
     ph.conn_type = HBB__CONN_TYPE__DEFAULT_CONN;

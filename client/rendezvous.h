@@ -56,9 +56,12 @@ struct rv_request {
     const char *id;      /* the host's ID */
     const char *version; /* ours, sent in PunchHoleRequest */
     int cancel_fd;       /* readable when the user gives up; -1 for none */
-    int force_relay;     /* skip the direct attempt (tests, --relay) */
-    int no_udp;          /* skip UDP punching (--no-udp) */
-    int no_tcp;          /* skip the direct TCP paths (--no-tcp) */
+    int force_relay;     /* skip the direct attempt (--force-relay) */
+    /* the user's relay "HOST[:PORT]" (--relay), used before the one the
+     * server hands out, as RustDesk's "Relay server" setting; or NULL */
+    const char *relay;
+    int no_udp; /* skip UDP punching (--no-udp) */
+    int no_tcp; /* skip the direct TCP paths (--no-tcp) */
     /* with key_b64: accept a server that offers no KeyExchange (old
      * hbbs; --allow-plain-server); otherwise its absence is an error */
     int allow_plain_server;

@@ -124,17 +124,26 @@ static void send_or_fail(struct sess *s, const Hbb__Message *m)
         failf(s, "connection lost: %s", hd_strerror(r));
 }
 
-static void send_refresh(struct sess *s)
+/* A Misc message with one bool set: refresh_video, video_received. */
+static void send_misc_flag(struct sess *s, Hbb__Misc__UnionCase which)
 {
     Hbb__Message m = HBB__MESSAGE__INIT;
     Hbb__Misc misc = HBB__MISC__INIT;
 
-    misc.union_case = HBB__MISC__UNION_REFRESH_VIDEO;
-    misc.refresh_video = 1;
+    misc.union_case = which;
+    if (which == HBB__MISC__UNION_REFRESH_VIDEO)
+        misc.refresh_video = 1;
+    else
+        misc.video_received = 1;
     m.union_case = HBB__MESSAGE__UNION_MISC;
     m.misc = &misc;
-    hd_debug("session", "asking for a key frame");
     send_or_fail(s, &m);
+}
+
+static void send_refresh(struct sess *s)
+{
+    hd_debug("session", "asking for a key frame");
+    send_misc_flag(s, HBB__MISC__UNION_REFRESH_VIDEO);
 }
 
 /* ---- handshake and login ------------------------------------------------ */
@@ -276,7 +285,9 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
     lr.my_id = (char *)s->cfg.my_id;
     lr.my_name = (char *)s->cfg.my_name;
     lr.option = &opt;
-    lr.video_ack_required = 0;
+    /* an ack per frame (Misc.video_received): the host keeps only a few
+     * frames in flight, so a slow link skips frames at their source */
+    lr.video_ack_required = 1;
     lr.version = HD_VERSION;
     lr.my_platform = "Linux";
     m.union_case = HBB__MESSAGE__UNION_LOGIN_REQUEST;
@@ -419,6 +430,7 @@ static void on_video(struct sess *s, const Hbb__VideoFrame *vf)
     s->st.video_bytes += bytes;
     s->st.video_frames += ef->n_frames;
     pthread_mutex_unlock(&s->mu);
+    send_misc_flag(s, HBB__MISC__UNION_VIDEO_RECEIVED);
     if (want_key)
         send_refresh(s);
 }
@@ -598,6 +610,7 @@ static void *sess_main(void *arg)
         req.cancel_fd = s->cancel[0];
         req.force_relay = s->cfg.force_relay;
         req.allow_plain_server = s->cfg.allow_plain_server;
+        req.relay = s->cfg.relay;
         req.no_udp = s->cfg.no_udp;
         req.no_tcp = s->cfg.no_tcp;
         r = rv_connect_id(&req, &res);

@@ -40,6 +40,7 @@ struct sess_config {
     const char *password;    /* the caller keeps it valid until sess_free */
     const char *my_id, *my_name;
     int force_relay;        /* ID mode: skip the direct attempt */
+    const char *relay;      /* ID mode: the user's relay (--relay), or NULL */
     int allow_plain_server; /* ID mode: server without KeyExchange is ok */
     int no_udp, no_tcp;     /* ID mode: skip UDP / the direct TCP paths */
     int no_clipboard;       /* ask the host not to share its clipboard */

@@ -350,6 +350,22 @@ static int split_host_port(const char *s, char host[ADDR_HOST_MAX],
     return 0;
 }
 
+int hd_relay_fallback(const char *relay, const char *server, char *out,
+                      size_t cap)
+{
+    char host[ADDR_HOST_MAX], rhost[ADDR_HOST_MAX];
+    uint16_t port = HD_RELAY_PORT, sport = 0;
+    int bracketed, n;
+
+    if (relay == NULL || split_host_port(relay, rhost, &port, &bracketed) != 0)
+        port = HD_RELAY_PORT;
+    if (split_host_port(server, host, &sport, &bracketed) != 0)
+        return -EINVAL;
+    n = snprintf(out, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+                 (unsigned)port);
+    return n > 0 && (size_t)n < cap ? 0 : -EINVAL;
+}
+
 int hd_addr_parse(const char *s, uint16_t default_port,
                   struct sockaddr_storage *out)
 {

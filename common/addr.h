@@ -88,6 +88,21 @@ int hd_addr_parse(const char *s, uint16_t default_port,
 int hd_addr_resolve(const char *s, uint16_t default_port,
                     struct sockaddr_storage *out);
 
+/* The relay port when a relay address names none (RustDesk's hbbr). */
+#define HD_RELAY_PORT 21117
+
+/*
+ * The relay to use where the rendezvous server handed out one that does
+ * not resolve here (e.g. "rustdesk-hbbr:21117", a name only a compose
+ * network knows): the rendezvous server's host with the relay's port.
+ * relay is "HOST[:PORT]" (its port, else HD_RELAY_PORT), server is
+ * "HOST[:PORT]" or a bare host (IPv6 with or without brackets).  Writes
+ * "HOST:PORT" ("[v6]:PORT") into out.  Returns 0, or -EINVAL when server
+ * does not parse or out is too small.  Does not block.
+ */
+int hd_relay_fallback(const char *relay, const char *server, char *out,
+                      size_t cap);
+
 /* The port of sa in host order (0 for an unsupported family). */
 uint16_t hd_addr_port(const struct sockaddr *sa);
 

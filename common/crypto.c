@@ -30,6 +30,20 @@ int hd_crypto_init(void)
     return sodium_init() < 0 ? -EIO : 0;
 }
 
+void hd_uuid_random(char out[HD_UUID_LEN])
+{
+    uint8_t b[16];
+
+    randombytes_buf(b, sizeof(b));
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, HD_UUID_LEN,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+             "%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+             b[11], b[12], b[13], b[14], b[15]);
+}
+
 int hd_base64_encode(const uint8_t *bin, size_t n, char *out, size_t cap)
 {
     if (cap < HD_BASE64_ENCODED_LEN(n))

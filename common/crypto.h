@@ -74,6 +74,11 @@
  */
 int hd_crypto_init(void);
 
+/* A random (version 4) UUID as text, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"
+ * with a NUL: the relay pairing token RustDesk's apps use. */
+#define HD_UUID_LEN 37
+void hd_uuid_random(char out[HD_UUID_LEN]);
+
 /*
  * Standard base64 with padding (sodium VARIANT_ORIGINAL), as hbbs and the
  * RustDesk clients write keys.

@@ -49,6 +49,7 @@
 
 struct host_opts {
     const char *server, *key, *password, *password_file;
+    const char *relay; /* the user's relay "HOST[:PORT]" (--relay), or NULL */
     const char *display, *config_dir, *log_level;
     int capture, input; /* index into host_capture_names / input names */
     int listen_port;
@@ -100,6 +101,12 @@ struct host {
     struct natt *natt;       /* the NAT test in progress, or NULL */
     struct upnp *upnp;       /* port mapping (upnp.h), or NULL */
     uint16_t upnp_port;      /* the router's public port for us, or 0 */
+    /* the pointer as viewers are told it (session.c): its shape as
+     * CursorData's zstd-compressed RGBA (NULL while unknown), position */
+    uint8_t *cursor_colors;
+    size_t cursor_colors_len;
+    uint64_t cursor_id;
+    int cursor_x, cursor_y, cursor_hot_x, cursor_hot_y, cursor_w, cursor_h;
     int stopping;
     /* start of the last UDP port spray (upunch.h budget), or 0 */
     uint64_t upunch_spray_ms;

@@ -165,6 +165,58 @@ int inject_mouse(struct input *in, const Hbb__MouseEvent *ev)
     }
 }
 
+/* Next code point of UTF-8 text at *p (advanced), or -1 when malformed
+ * (overlong, surrogate, beyond U+10FFFF, truncated). */
+static long utf8_next(const unsigned char **p)
+{
+    const unsigned char *s = *p;
+    long cp;
+    int n, i;
+
+    if (s[0] < 0x80) {
+        *p = s + 1;
+        return s[0];
+    }
+    n = s[0] >= 0xf0 ? 3 : s[0] >= 0xe0 ? 2 : s[0] >= 0xc2 ? 1 : 0;
+    if (n == 0 || s[0] > 0xf4)
+        return -1;
+    cp = s[0] & (0x3f >> n);
+    for (i = 1; i <= n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return -1;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return -1;
+    *p = s + n + 1;
+    return cp;
+}
+
+/* KeyEvent.seq: check all of it first (nothing half typed), then type
+ * each character (press, release). */
+static int inject_seq(struct input *in, const char *seq)
+{
+    const unsigned char *p = (const unsigned char *)seq;
+    int n = 0, r;
+    long cp;
+
+    while (*p) {
+        if ((cp = utf8_next(&p)) < 0 || inject_char_keysym((uint32_t)cp) == 0)
+            return -EINVAL;
+        if (++n > INJECT_SEQ_MAX)
+            return -EMSGSIZE;
+    }
+    for (p = (const unsigned char *)seq; *p;) {
+        uint32_t sym = inject_char_keysym((uint32_t)utf8_next(&p));
+
+        if ((r = input_key(in, sym, 1)) != 0 ||
+            (r = input_key(in, sym, 0)) != 0)
+            return r;
+    }
+    return 0;
+}
+
 int inject_key(struct input *in, const Hbb__KeyEvent *ev)
 {
     uint32_t sym = 0, added[8];
@@ -183,6 +235,8 @@ int inject_key(struct input *in, const Hbb__KeyEvent *ev)
     case HBB__KEY_EVENT__UNION_UNICODE:
         sym = inject_char_keysym(ev->unicode);
         break;
+    case HBB__KEY_EVENT__UNION_SEQ:
+        return inject_seq(in, ev->seq != NULL ? ev->seq : "");
     default:
         return -ENOTSUP;
     }

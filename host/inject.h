@@ -6,8 +6,12 @@
  * keys by X keysym: RustDesk's ControlKey through a table, chr/unicode as
  * Latin-1 keysyms or 0x01000000 | code point.  Modifiers listed in an
  * event that are not held are pressed around a character key and
- * released after it (legacy/translate keyboard mode).  Map mode (chr =
- * the viewer's scancode) is not supported: such events are ignored.
+ * released after it (legacy/translate keyboard mode).  seq (a typed
+ * string: RustDesk's translate mode and input methods) is typed character
+ * by character, each pressed and released by keysym (a character the
+ * keymap lacks through a spare keycode, as xdotool type does).  Map mode
+ * (chr = the viewer's scancode) is not supported: such events are
+ * ignored.
  *
  * Every value comes from the network: out-of-range input is refused with
  * -EINVAL (logged at debug by the caller), never asserted.  Loop thread.
@@ -29,8 +33,12 @@ uint32_t inject_char_keysym(uint32_t cp);
 /* Replay one mouse event.  Returns 0, -EINVAL or the input's error. */
 int inject_mouse(struct input *in, const Hbb__MouseEvent *ev);
 
-/* Replay one key event.  Returns 0, -EINVAL, -ENOTSUP (map mode, seq)
- * or the input's error. */
+/* At most this many characters in one KeyEvent.seq (more: -EMSGSIZE). */
+#define INJECT_SEQ_MAX 1024
+
+/* Replay one key event.  Returns 0, -EINVAL (also: seq not UTF-8, or a
+ * control character in it), -EMSGSIZE, -ENOTSUP (map mode) or the input's
+ * error. */
 int inject_key(struct input *in, const Hbb__KeyEvent *ev);
 
 #endif

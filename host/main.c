@@ -35,7 +35,8 @@
 #include "log.h"
 #include "net.h"
 
-#define PROG "homedesk-host"
+#define PROG        "homedesk-host"
+#define CONFIG_FILE "host-settings.conf"
 
 static const char *const capture_names[] = { "auto", "x11", "wlr", "fake",
                                              NULL };
@@ -118,6 +119,13 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .help = "TCP port for direct (LAN/IP) connections; if the default "
                   "is busy a free port is used; 0 = any free port",
           .i = &o->listen_port },
+        { .names = "relay",
+          .env = "HOMEDESK_RELAY",
+          .type = HD_OPT_STRING,
+          .arg = "HOST[:PORT]",
+          .help = "relay server to use (port 21117 by default) instead of "
+                  "the one the server hands out",
+          .s = &o->relay },
         { .names = "no-upnp",
           .env = "HOMEDESK_NO_UPNP",
           .type = HD_OPT_FLAG,
@@ -364,6 +372,11 @@ static void on_video_frame(void *ud, const struct video_frame *f)
     session_broadcast_video(ud, f);
 }
 
+static void on_cursor(void *ud, const struct video_cursor *c, int shape)
+{
+    session_broadcast_cursor(ud, c, shape);
+}
+
 static void on_clip_text(void *ud, const char *text, size_t n)
 {
     session_broadcast_clipboard(ud, text, n);
@@ -537,7 +550,7 @@ int main(int argc, char **argv)
     struct host *h = &st.h;
     struct hd_config cfg = { 0 };
     struct hd_opt table[OPTS_MAX];
-    char dir[512], host[256], port[8];
+    char dir[512], conf[600], host[256], port[8];
     uv_loop_t loop;
     int r, status = 1, loop_init = 0;
     struct video_opts vo;
@@ -569,6 +582,23 @@ int main(int argc, char **argv)
                 cfg.args[0]);
         goto usage;
     }
+    if (o->config_dir == NULL) {
+        if ((r = default_config_dir(dir, sizeof(dir))) != 0) {
+            fprintf(stderr,
+                    PROG ": no config directory (set --config-dir or "
+                         "HOME): %s\n",
+                    hd_strerror(r));
+            goto out;
+        }
+    } else {
+        snprintf(dir, sizeof(dir), "%s", o->config_dir);
+    }
+    snprintf(conf, sizeof(conf), "%s/" CONFIG_FILE, dir);
+    /* the settings file (every long option name is a key) */
+    if (hd_config_parse_file(&cfg, conf, false) != 0)
+        goto usage;
+    if (o->relay != NULL && o->relay[0] == '\0')
+        o->relay = NULL;
     if (hd_log_configure(o->log_level, o->verbose) != 0) {
         fprintf(stderr, PROG ": --log-level: unknown level '%s'\n",
                 o->log_level);
@@ -597,17 +627,6 @@ int main(int argc, char **argv)
     if (hd_crypto_init() != 0) {
         fprintf(stderr, PROG ": libsodium cannot initialise\n");
         goto out;
-    }
-    if (o->config_dir == NULL) {
-        if ((r = default_config_dir(dir, sizeof(dir))) != 0) {
-            fprintf(stderr,
-                    PROG ": no config directory (set --config-dir or "
-                         "HOME): %s\n",
-                    hd_strerror(r));
-            goto out;
-        }
-    } else {
-        snprintf(dir, sizeof(dir), "%s", o->config_dir);
     }
     if (ident_load(&h->ident, dir) != 0) {
         fprintf(stderr, PROG ": cannot load the identity in %s\n", dir);
@@ -664,6 +683,7 @@ int main(int argc, char **argv)
     vo.copts.fake_interval_ms = o->fake_interval_ms;
     vo.copts.fake_frames = o->fake_frames;
     vo.fps = o->fps;
+    vo.on_cursor = on_cursor;
     if ((r = video_start(&loop, &vo, on_video_frame, h, &h->video)) != 0) {
         display_failed("capture", vo.capture, disp, r);
         goto out;
@@ -731,6 +751,7 @@ out:
             hd_debug("host", "loop closed with handles left");
     }
     ident_cleanup(&h->ident);
+    free(h->cursor_colors);
     hd_config_cleanup(&cfg);
     return status;
 usage:

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "crypto.h"
 #include "err.h"
 #include "frame.h"
 #include "host/punch.h"
@@ -431,10 +432,40 @@ static void on_fetch_local_addr(struct reg *g, const Hbb__FetchLocalAddr *f)
     send_oneshot(g, &m, "LocalAddr");
 }
 
+static void relay_begin(struct reg *g, const ProtobufCBinaryData *socket_addr,
+                        const char *relay, const char *mine, const char *uuid);
+
+/*
+ * RustDesk's host decision (rendezvous_mediator.rs, handle_punch_hole):
+ * straight to the relay, without punching, when the viewer asks for it
+ * (force_relay), or reports a symmetric NAT (RustDesk's web client always
+ * does: it can only use a relay, and takes nothing but a RelayResponse),
+ * or we are behind one (unless our router forwards a port to us: the
+ * viewer can connect to it).  A viewer that gave its public UDP port
+ * (udp_port: a homedesk viewer, or a RustDesk one that punches UDP) keeps
+ * our punching in those NAT cases: UDP, birthday search included, gets
+ * through where RustDesk's host gives up (a RustDesk viewer that cannot
+ * use it asks for the relay itself).  Returns the reason, or NULL.
+ */
+static const char *relay_at_once(const struct reg *g, const Hbb__PunchHole *ph)
+{
+    if (ph->force_relay)
+        return "the viewer asks for the relay";
+    if (ph->udp_port > 0)
+        return NULL;
+    if (ph->nat_type == HBB__NAT_TYPE__SYMMETRIC)
+        return "the viewer is behind a symmetric NAT or is a web client";
+    if (g->h->nat_type == HBB__NAT_TYPE__SYMMETRIC && g->h->upnp_port == 0)
+        return "we are behind a symmetric NAT";
+    return NULL;
+}
+
 /*
  * PunchHole (step 3): from a new local port P, fire connect() towards the
  * viewer and listen (punch.h), and send PunchHoleSent from P too, so the
- * server hands the viewer the public address of P.
+ * server hands the viewer the public address of P.  Or, as RustDesk's
+ * host (relay_at_once), the relay at once: RelayResponse with a uuid of
+ * ours.
  */
 static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
 {
@@ -445,7 +476,19 @@ static void on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
     char vs[HD_ADDR_STRLEN] = "?", ms[HD_ADDR_STRLEN];
     uint16_t port = 0;
     int fd = -1, r = -EAFNOSUPPORT;
+    const char *why = relay_at_once(g, ph);
 
+    if (why != NULL) {
+        char uuid[HD_UUID_LEN];
+
+        hd_uuid_random(uuid);
+        hd_info(MOD, "punch hole request: %s: going to the relay", why);
+        relay_begin(g, &ph->socket_addr,
+                    ph->relay_server && ph->relay_server[0] ? ph->relay_server
+                                                            : NULL,
+                    g->h->o->relay, uuid);
+        return;
+    }
     if (hd_addr_unmangle(ph->socket_addr.data, ph->socket_addr.len, &viewer) ==
         0) {
         hd_addr_normalize(&viewer);
@@ -520,7 +563,11 @@ struct relay_req {
     char host[RELAY_MAX], port[8], relay_server[RELAY_MAX], uuid[RELAY_MAX];
     uint8_t socket_addr[HD_ADDR_MANGLED_MAX];
     size_t socket_addr_len;
+    int named; /* the relay was named by the viewer or the server (not by
+                * our --relay): it may fall back to the server's address */
 };
+
+static int relay_resolve(struct relay_req *q);
 
 int reg_split_host_port(const char *s, unsigned def_port, char *host,
                         size_t cap, char *port)
@@ -613,6 +660,29 @@ static void relay_resolved(uv_getaddrinfo_t *req, int status,
     struct sockaddr_storage viewer;
     int r;
 
+    if ((status != 0 || ai == NULL) && q->named && !q->h->stopping &&
+        q->h->server_host[0]) {
+        char alt[RELAY_MAX + 16];
+
+        /* e.g. "rustdesk-hbbr:21117", known only inside a compose
+         * network: the server's own address with the relay's port */
+        q->named = 0;
+        if (hd_relay_fallback(q->relay_server[0] ? q->relay_server : q->host,
+                              q->h->server_host, alt, sizeof(alt)) == 0 &&
+            reg_split_host_port(alt, HD_RELAY_PORT, q->host, sizeof(q->host),
+                                q->port) == 0) {
+            hd_info(MOD,
+                    "relay %s does not resolve here (%s): using the "
+                    "server's address, %s",
+                    q->relay_server[0] ? q->relay_server : q->host,
+                    uv_strerror(status ? status : UV_EAI_NONAME), alt);
+            uv_freeaddrinfo(ai);
+            if (relay_resolve(q) == 0)
+                return;
+            free(q);
+            return;
+        }
+    }
     if (status != 0 || ai == NULL) {
         hd_warn(MOD, "cannot resolve relay %s: %s", q->host,
                 uv_strerror(status ? status : UV_EAI_NONAME));
@@ -640,17 +710,41 @@ fail:
     free(q);
 }
 
-static void on_request_relay(struct reg *g, const Hbb__RequestRelay *rr)
+/* Resolve q->host (then connect, then a session).  0, or an error with
+ * a log line (the caller frees q). */
+static int relay_resolve(struct relay_req *q)
 {
-    struct relay_req *q;
-    const char *relay = rr->relay_server;
     struct addrinfo hints;
     int r;
 
-    if (rr->uuid == NULL || rr->uuid[0] == '\0' ||
-        strlen(rr->uuid) >= RELAY_MAX || rr->socket_addr.len == 0 ||
-        rr->socket_addr.len > HD_ADDR_MANGLED_MAX ||
-        (relay && strlen(relay) >= RELAY_MAX)) {
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    q->gai.data = q;
+    if ((r = uv_getaddrinfo(q->h->loop, &q->gai, relay_resolved, q->host,
+                            q->port, &hints)) != 0)
+        hd_warn(MOD, "cannot resolve relay %s: %s", q->host, uv_strerror(r));
+    return r;
+}
+
+/*
+ * Go to a relay for the viewer at socket_addr (mangled) with uuid.  relay
+ * is the one the viewer asked for (RequestRelay) or the server handed out
+ * (PunchHole); mine is ours (--relay): RustDesk's host answers a
+ * RequestRelay at the relay it names, and picks its own "Relay server"
+ * first when it starts the relay itself.  Neither: the server's host,
+ * port + 1.
+ */
+static void relay_begin(struct reg *g, const ProtobufCBinaryData *socket_addr,
+                        const char *relay, const char *mine, const char *uuid)
+{
+    struct relay_req *q;
+    const char *use = mine != NULL ? mine : relay;
+    int r;
+
+    if (uuid == NULL || uuid[0] == '\0' || strlen(uuid) >= RELAY_MAX ||
+        socket_addr->len == 0 || socket_addr->len > HD_ADDR_MANGLED_MAX ||
+        (use && strlen(use) >= RELAY_MAX)) {
         hd_info(MOD, "malformed relay request ignored");
         return;
     }
@@ -658,12 +752,13 @@ static void on_request_relay(struct reg *g, const Hbb__RequestRelay *rr)
         return;
     q->g = g;
     q->h = g->h;
-    snprintf(q->uuid, sizeof(q->uuid), "%s", rr->uuid);
-    memcpy(q->socket_addr, rr->socket_addr.data, rr->socket_addr.len);
-    q->socket_addr_len = rr->socket_addr.len;
-    if (relay != NULL && relay[0]) {
-        snprintf(q->relay_server, sizeof(q->relay_server), "%s", relay);
-        r = reg_split_host_port(relay, 21117, q->host, sizeof(q->host),
+    snprintf(q->uuid, sizeof(q->uuid), "%s", uuid);
+    memcpy(q->socket_addr, socket_addr->data, socket_addr->len);
+    q->socket_addr_len = socket_addr->len;
+    if (use != NULL && use[0]) {
+        snprintf(q->relay_server, sizeof(q->relay_server), "%s", use);
+        q->named = mine == NULL;
+        r = reg_split_host_port(use, HD_RELAY_PORT, q->host, sizeof(q->host),
                                 q->port);
     } else {
         r = 0;
@@ -677,15 +772,17 @@ static void on_request_relay(struct reg *g, const Hbb__RequestRelay *rr)
         return;
     }
     hd_info(MOD, "relay request: connecting to %s:%s", q->host, q->port);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    q->gai.data = q;
-    if ((r = uv_getaddrinfo(g->loop, &q->gai, relay_resolved, q->host, q->port,
-                            &hints)) != 0) {
-        hd_warn(MOD, "cannot resolve relay %s: %s", q->host, uv_strerror(r));
+    if (relay_resolve(q) != 0)
         free(q);
-    }
+}
+
+static void on_request_relay(struct reg *g, const Hbb__RequestRelay *rr)
+{
+    const char *relay = rr->relay_server;
+
+    /* the relay the viewer named; ours only when it named none */
+    relay_begin(g, &rr->socket_addr, relay && relay[0] ? relay : NULL,
+                relay && relay[0] ? NULL : g->h->o->relay, rr->uuid);
 }
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -708,8 +805,12 @@ static void handle(struct reg *g, const uint8_t *data, size_t n, int via_tcp)
     }
     switch (m->union_case) {
     case HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PEER_RESPONSE:
-        if (!via_tcp && g->tcp != NULL && g->h->o->reg_tcp == 0)
+        if (!via_tcp && g->tcp != NULL && g->h->o->reg_tcp == 0) {
             tcp_drop(g, "UDP works again");
+            /* a RegisterPeer the link carried may have given the server
+             * the link's address for us: the UDP one again, at once */
+            register_peer(g);
+        }
         if (m->register_peer_response->request_pk) {
             if (g->registered)
                 hd_info(MOD, "server asks for our key again: registering");

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "net.h"
 #include "rudp.h"
+#include "squeeze.h"
 
 #define MOD "session"
 
@@ -40,6 +41,20 @@
  * could not shrink it) in one message */
 #define SESSION_LIVE_MAX_MSG  (HD_CLIP_MAX + 64u * 1024)
 #define SESSION_VIDEO_BACKLOG (512u * 1024)
+/*
+ * Flow control by acknowledgement (issue 12): a viewer that asks for it
+ * (LoginRequest.video_ack_required: RustDesk's web client, our viewer)
+ * sends Misc.video_received for each frame it got.  At most
+ * SESSION_IN_FLIGHT frames go unacknowledged; while every live viewer is
+ * at that limit the capture thread is held (video_set_active 0), so a
+ * slow link skips frames at the source (the screen's damage accumulates
+ * and the next frame carries it) instead of queueing seconds of video.
+ * No ack for SESSION_ACK_TIMEOUT_MS (RustDesk's host waits as long)
+ * counts the frames as lost.
+ */
+#define SESSION_CURSOR_IDS     16 /* pointer shapes a viewer is known to have */
+#define SESSION_IN_FLIGHT      2
+#define SESSION_ACK_TIMEOUT_MS 3000
 /* audio waits behind at most this much: past it, frames are dropped */
 #define SESSION_AUDIO_BACKLOG (1024u * 1024)
 
@@ -64,6 +79,11 @@ struct session {
     uint64_t started_ms, last_rx_ms, delay_sent_ms;
     uint32_t last_delay;
     uint64_t frames_sent, frames_dropped, bytes_sent;
+    int acks;           /* the viewer acknowledges frames (video_received) */
+    unsigned in_flight; /* frames sent and not acknowledged */
+    uint64_t last_ack_ms, acks_timed_out;
+    uint64_t cursor_ids[SESSION_CURSOR_IDS]; /* shapes sent (a ring) */
+    unsigned n_cursor_ids;
     int need_key, unencrypted, linked, input_errors, lingering;
     int asked; /* a LoginRequest came (wrong or empty): the longer deadline */
     int clipboard;      /* the viewer shares its clipboard (not disabled) */
@@ -121,6 +141,24 @@ static void audio_recount(struct host *h)
     audio_set_active(h->audio, n > 0);
 }
 
+/* May this session be sent a frame now (see SESSION_IN_FLIGHT)? */
+static int video_room(const struct session *s)
+{
+    return !s->acks || s->in_flight < SESSION_IN_FLIGHT;
+}
+
+/* The capture thread runs while some live viewer can take a frame. */
+static void video_recount(struct host *h)
+{
+    int room = 0;
+
+    for (struct session *o = h->sessions; o; o = o->next)
+        room += o->state == ST_LIVE && o->xfer == NULL && !o->lingering &&
+                video_room(o);
+    if (h->video)
+        video_set_active(h->video, room > 0);
+}
+
 void session_close(struct session *s, const char *reason)
 {
     struct host *h = s->h;
@@ -138,12 +176,7 @@ void session_close(struct session *s, const char *reason)
         h->n_sessions--;
     }
     if (s->state == ST_LIVE) {
-        int live = 0;
-
-        for (struct session *o = h->sessions; o; o = o->next)
-            live += o->state == ST_LIVE && o->xfer == NULL;
-        if (live == 0 && h->video)
-            video_set_active(h->video, 0);
+        video_recount(h);
         audio_recount(h);
         if (h->input)
             input_release_all(h->input);
@@ -271,6 +304,9 @@ static void send_test_delay(struct session *s)
         s->delay_sent_ms = now_ms(s);
 }
 
+static void send_cursor_shape(struct session *s);
+static void send_cursor_position(struct session *s);
+
 static void on_tick(uv_timer_t *t)
 {
     struct session *s = t->data;
@@ -288,6 +324,19 @@ static void on_tick(uv_timer_t *t)
             session_close(s, "no login in time");
         }
         return;
+    }
+    if (s->acks && s->in_flight > 0 &&
+        now - s->last_ack_ms > SESSION_ACK_TIMEOUT_MS) {
+        /* acknowledgements lost (or a viewer that asked and never
+         * sends them): go on, as RustDesk's host does after its wait */
+        if (s->acks_timed_out++ < 3)
+            hd_debug(MOD,
+                     "%s: no frame acknowledged for %u ms: %u frames "
+                     "taken as lost",
+                     s->peer, SESSION_ACK_TIMEOUT_MS, s->in_flight);
+        s->in_flight = 0;
+        s->last_ack_ms = now;
+        video_recount(s->h);
     }
     /* one TestDelay outstanding at a time; re-send a lost one after 5 s */
     if (s->delay_sent_ms == 0 || now - s->delay_sent_ms > 5000)
@@ -489,10 +538,17 @@ static void on_login(struct session *s, const Hbb__LoginRequest *lr)
         send_audio_format(s);
     audio_recount(h);
     s->need_key = 1;
-    if (h->video) {
-        video_set_active(h->video, 1);
+    s->acks = lr->video_ack_required;
+    s->last_ack_ms = now_ms(s);
+    if (s->acks)
+        hd_debug(MOD, "%s acknowledges frames: at most %u in flight", s->peer,
+                 SESSION_IN_FLIGHT);
+    video_recount(h);
+    if (h->video)
         video_request_key(h->video);
-    }
+    send_cursor_shape(s);
+    if (h->cursor_colors != NULL)
+        send_cursor_position(s);
     send_test_delay(s);
 }
 
@@ -576,6 +632,113 @@ static void on_clipboard(struct session *s, const Hbb__Clipboard *cb)
     free(text);
 }
 
+/* The pointer's shape: CursorId when this viewer has it, else CursorData. */
+static void send_cursor_shape(struct session *s)
+{
+    struct host *h = s->h;
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__CursorData cd = HBB__CURSOR_DATA__INIT;
+    unsigned i, n = s->n_cursor_ids < SESSION_CURSOR_IDS ? s->n_cursor_ids
+                                                         : SESSION_CURSOR_IDS;
+
+    if (h->cursor_colors == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        if (s->cursor_ids[i] == h->cursor_id) {
+            m.union_case = HBB__MESSAGE__UNION_CURSOR_ID;
+            m.cursor_id = h->cursor_id;
+            send_msg(s, &m);
+            return;
+        }
+    cd.id = h->cursor_id;
+    cd.hotx = h->cursor_hot_x;
+    cd.hoty = h->cursor_hot_y;
+    cd.width = h->cursor_w;
+    cd.height = h->cursor_h;
+    cd.colors.data = h->cursor_colors;
+    cd.colors.len = h->cursor_colors_len;
+    m.union_case = HBB__MESSAGE__UNION_CURSOR_DATA;
+    m.cursor_data = &cd;
+    if (send_msg(s, &m) == 0)
+        s->cursor_ids[s->n_cursor_ids++ % SESSION_CURSOR_IDS] = h->cursor_id;
+}
+
+static void send_cursor_position(struct session *s)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__CursorPosition cp = HBB__CURSOR_POSITION__INIT;
+
+    cp.x = s->h->cursor_x;
+    cp.y = s->h->cursor_y;
+    m.union_case = HBB__MESSAGE__UNION_CURSOR_POSITION;
+    m.cursor_position = &cp;
+    send_msg(s, &m);
+}
+
+/* Keep a new pointer shape in h, as RustDesk sends it: premultiplied ARGB
+ * turned into R, G, B, A bytes (fully transparent pixels all zero), zstd.
+ * 0 or -ENOMEM. */
+static int cursor_keep_shape(struct host *h, const struct video_cursor *c)
+{
+    size_t n = (size_t)c->width * (size_t)c->height, len;
+    uint8_t *rgba = malloc(n * 4 + 1), *z = NULL;
+    int r;
+
+    if (rgba == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t p = c->argb[i], a = p >> 24;
+
+        rgba[4 * i] = a ? (uint8_t)(p >> 16) : 0;
+        rgba[4 * i + 1] = a ? (uint8_t)(p >> 8) : 0;
+        rgba[4 * i + 2] = a ? (uint8_t)p : 0;
+        rgba[4 * i + 3] = (uint8_t)a;
+    }
+    r = hd_squeeze(rgba, n * 4, 3, SIZE_MAX, &z, &len);
+    free(rgba);
+    if (r != 1)
+        return r < 0 ? r : -ENOMEM;
+    free(h->cursor_colors);
+    h->cursor_colors = z;
+    h->cursor_colors_len = len;
+    h->cursor_id = c->serial;
+    h->cursor_hot_x = c->hot_x;
+    h->cursor_hot_y = c->hot_y;
+    h->cursor_w = c->width;
+    h->cursor_h = c->height;
+    return 0;
+}
+
+void session_broadcast_cursor(struct host *h, const struct video_cursor *c,
+                              int shape)
+{
+    struct session *s;
+
+    if (shape && c->width > 0 && cursor_keep_shape(h, c) != 0)
+        shape = 0;
+    h->cursor_x = c->x;
+    h->cursor_y = c->y;
+    for (s = h->sessions; s != NULL; s = s->next) {
+        if (s->state != ST_LIVE || s->lingering || s->xfer != NULL)
+            continue;
+        if (shape)
+            send_cursor_shape(s);
+        send_cursor_position(s);
+    }
+}
+
+/* Misc.video_received: one frame less in flight. */
+static void on_video_ack(struct session *s)
+{
+    if (!s->acks || s->in_flight == 0)
+        return; /* unasked, or more acks than frames: nothing to free */
+    s->in_flight--;
+    s->last_ack_ms = now_ms(s);
+    if (s->need_key && s->h->video)
+        video_request_key(s->h->video);
+    video_recount(s->h);
+}
+
 static void on_live(struct session *s, const Hbb__Message *m)
 {
     struct host *h = s->h;
@@ -599,6 +762,8 @@ static void on_live(struct session *s, const Hbb__Message *m)
             s->need_key = 1;
             if (h->video)
                 video_request_key(h->video);
+        } else if (m->misc->union_case == HBB__MISC__UNION_VIDEO_RECEIVED) {
+            on_video_ack(s);
         } else if (m->misc->union_case == HBB__MISC__UNION_CLOSE_REASON) {
             hd_info(MOD, "%s closes: %s", s->peer, m->misc->close_reason);
         } else if (m->misc->union_case == HBB__MISC__UNION_OPTION) {
@@ -880,6 +1045,13 @@ void session_broadcast_video(struct host *h, const struct video_frame *f)
             want_key = 1;
             continue;
         }
+        if (!video_room(s)) {
+            /* another viewer took it; this one restarts from a key frame
+             * once it has acknowledged what it has */
+            s->frames_dropped++;
+            s->need_key = 1;
+            continue;
+        }
         if (hd_channel_backlog(s->ch) > SESSION_VIDEO_BACKLOG) {
             /* the network is behind: drop, and restart from a key frame
              * once it has caught up */
@@ -893,10 +1065,13 @@ void session_broadcast_video(struct host *h, const struct video_frame *f)
             s->bytes_sent += f->len;
             if (f->key)
                 s->need_key = 0;
+            if (s->acks && s->in_flight++ == 0)
+                s->last_ack_ms = now_ms(s);
         }
     }
     if (want_key && h->video)
         video_request_key(h->video);
+    video_recount(h);
 }
 
 void session_broadcast_audio(struct host *h, const uint8_t *opus, size_t n)

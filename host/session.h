@@ -100,6 +100,17 @@ void session_broadcast_video(struct host *h, const struct video_frame *f);
 /* An Opus frame of the desktop's sound, for every viewer that wants it. */
 void session_broadcast_audio(struct host *h, const uint8_t *opus, size_t n);
 
+/*
+ * The pointer moved, or (shape) changed its shape: keep it in h and tell
+ * every viewer as RustDesk's host does: CursorData{id = the shape's
+ * serial, hotspot, size, colors = zstd(RGBA)} the first time a viewer
+ * sees a shape, CursorId when it has seen it, and CursorPosition.  A
+ * viewer that logs in later is told the current shape and position.
+ */
+struct video_cursor;
+void session_broadcast_cursor(struct host *h, const struct video_cursor *c,
+                              int shape);
+
 /* Text copied on the desktop, for every logged-in viewer sharing theirs. */
 void session_broadcast_clipboard(struct host *h, const char *text, size_t n);
 

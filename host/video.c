@@ -71,7 +71,43 @@ struct video {
     uint64_t changed_us; /* when the screen last changed (or a key frame) */
     double tokens;       /* frames that may go out at once (pacing) */
     uint64_t tokens_us;  /* when tokens was last refilled */
+    /* the pointer: cur (its pixels in cur_argb) under lock, cur_pending
+     * the CAPTURE_F_CURSOR_* flags not yet handed over; loop_argb is the
+     * loop thread's copy */
+    struct video_cursor cur;
+    unsigned cur_pending;
+    uint32_t cur_argb[CAPTURE_CURSOR_MAX * CAPTURE_CURSOR_MAX];
+    uint32_t loop_argb[CAPTURE_CURSOR_MAX * CAPTURE_CURSOR_MAX];
 };
+
+/* Capture thread: keep the frame's pointer for the loop (on_async). */
+static void cursor_take(struct video *v, const struct capture_frame *f)
+{
+    unsigned fl = f->flags & (CAPTURE_F_CURSOR_MOVED | CAPTURE_F_CURSOR_SHAPE);
+    const struct capture_cursor *c = &f->cursor;
+
+    if (fl == 0 || v->o.on_cursor == NULL)
+        return;
+    pthread_mutex_lock(&v->lock);
+    v->cur.x = c->x;
+    v->cur.y = c->y;
+    if ((fl & CAPTURE_F_CURSOR_SHAPE) && c->argb != NULL && c->width > 0 &&
+        c->height > 0 && c->width <= CAPTURE_CURSOR_MAX &&
+        c->height <= CAPTURE_CURSOR_MAX) {
+        v->cur.hot_x = c->hot_x;
+        v->cur.hot_y = c->hot_y;
+        v->cur.width = c->width;
+        v->cur.height = c->height;
+        v->cur.serial = c->serial;
+        memcpy(v->cur_argb, c->argb,
+               (size_t)c->width * (size_t)c->height * sizeof(uint32_t));
+    } else {
+        fl &= ~(unsigned)CAPTURE_F_CURSOR_SHAPE;
+    }
+    v->cur_pending |= fl;
+    pthread_mutex_unlock(&v->lock);
+    uv_async_send(&v->async);
+}
 
 /* Default bitrate for a screen: about 1 kbit/s per 1000 pixels (2073 at
  * 1080p, RustDesk's baseline before its quality factor). */
@@ -267,6 +303,7 @@ static void *run(void *arg)
         atomic_store(&v->height, f.height);
         v->last = f;
         v->have_last = 1;
+        cursor_take(v, &f);
         r = 0;
     } else if (r == 0) {
         r = -EIO;
@@ -313,6 +350,10 @@ static void *run(void *arg)
             atomic_store(&v->height, f.height);
             if (f.flags & CAPTURE_F_RESIZED)
                 atomic_store(&v->want_key, 1);
+            cursor_take(v, &f);
+            /* only the pointer moved: nothing to encode */
+            if (!(f.flags & (CAPTURE_F_PIXELS | CAPTURE_F_RESIZED)))
+                r = 0;
         }
         key = atomic_exchange(&v->want_key, 0);
         refining = r == 0 && !key && v->n_refine > 0 &&
@@ -359,13 +400,24 @@ static void on_async(uv_async_t *a)
 {
     struct video *v = a->data;
     struct video_frame batch[VIDEO_QUEUE];
+    struct video_cursor cur;
+    unsigned cur_flags;
     int n;
 
     pthread_mutex_lock(&v->lock);
     n = v->n_queued;
     memcpy(batch, v->queue, sizeof(batch[0]) * (size_t)n);
     v->n_queued = 0;
+    cur = v->cur;
+    cur_flags = v->cur_pending;
+    v->cur_pending = 0;
+    if (cur_flags & CAPTURE_F_CURSOR_SHAPE)
+        memcpy(v->loop_argb, v->cur_argb,
+               (size_t)cur.width * (size_t)cur.height * sizeof(uint32_t));
     pthread_mutex_unlock(&v->lock);
+    cur.argb = v->loop_argb;
+    if (cur_flags != 0)
+        v->o.on_cursor(v->ud, &cur, (cur_flags & CAPTURE_F_CURSOR_SHAPE) != 0);
     for (int i = 0; i < n; i++) {
         v->cb(v->ud, &batch[i]);
         free(batch[i].data);

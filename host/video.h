@@ -9,8 +9,11 @@
  * (VIDEO_QUEUE frames; when full, the oldest is dropped and a key frame
  * is forced so the stream stays decodable: newest wins), then wakes the
  * loop with uv_async_send.  The loop calls on_frame for each queued frame,
- * in order.  A static screen costs nothing: grab sleeps until damage, no
- * frame is encoded or sent.
+ * in order.  The pointer (position, and its shape when that changed) is
+ * handed over the same way to on_cursor, newest only; a frame that moved
+ * only the pointer is not encoded (viewers draw the pointer themselves).  A
+ * static screen costs nothing: grab sleeps until damage, no frame is encoded or
+ * sent.
  *
  * Without an encoder built in (video_has_encoder() == 0) the thread still
  * captures (so PeerInfo knows the screen) but produces no frames.
@@ -41,13 +44,26 @@ struct video_frame {
     int width, height;
 };
 
+/* The pointer as captured: position on the screen, and its shape. */
+struct video_cursor {
+    int x, y;
+    int hot_x, hot_y, width, height; /* width 0: no shape known */
+    uint32_t serial;                 /* changes with the shape */
+    const uint32_t *argb;            /* width * height premultiplied ARGB */
+};
+
+typedef void (*video_frame_cb)(void *ud, const struct video_frame *f);
+/* shape: 1 when the shape changed since the last call (else only the
+ * position).  c and its pixels are valid during the call only. */
+typedef void (*video_cursor_cb)(void *ud, const struct video_cursor *c,
+                                int shape);
+
 struct video_opts {
     const char *capture; /* backend name */
     struct capture_opts copts;
     int fps;
+    video_cursor_cb on_cursor; /* or NULL; called with the frame's ud */
 };
-
-typedef void (*video_frame_cb)(void *ud, const struct video_frame *f);
 
 struct video;
 

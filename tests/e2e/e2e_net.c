@@ -5,10 +5,10 @@
  * window on display B, and the real homedesk-server hands out a relay
  * address that is a recording TCP proxy (desk.h) in front of its relay
  * port.  Cases:
- *  - a session forced through the relay (--relay) works both ways, and
+ *  - a session forced through the relay (--force-relay) works both ways, and
  *    the bytes the relay carried contain neither a marker typed on screen,
  *    nor one copied to the clipboard, nor the password (a headless
- *    --relay run reports path=relay), and XORing its two directions
+ *    --force-relay run reports path=relay), and XORing its two directions
  *    frame by frame shows no plaintext structure (per-direction keys);
  *  - the server goes away and comes back: an established session keeps
  *    running meanwhile, the host registers again, a new viewer reaches it
@@ -125,8 +125,8 @@ out:
  * the typed marker or the password. */
 static void relay_session(void)
 {
-    const char *relay[] = { "--relay", NULL };
-    const char *frames[] = { "--relay", "--frames", "1", NULL };
+    const char *relay[] = { "--force-relay", NULL };
+    const char *frames[] = { "--force-relay", "--frames", "1", NULL };
     const char *marker = "zq7mk4rx9", *clip_marker = "hd-clip-kq3vz8w";
     struct desk_viewer v, hv;
     char out[4096];

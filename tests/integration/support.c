@@ -646,6 +646,18 @@ pid_t spawn_in(const char *cwd, const char *const *argv, const char *const *env,
     _exit(127);
 }
 
+void stop_pid(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGTERM);
+        if (wait_exit(*pid, 5000) < 0) {
+            kill(*pid, SIGKILL);
+            waitpid(*pid, NULL, 0);
+        }
+    }
+    *pid = 0;
+}
+
 int wait_exit(pid_t pid, int ms)
 {
     uint64_t deadline = now_ms() + (uint64_t)ms;

@@ -145,5 +145,8 @@ int wait_exit(pid_t pid, int ms);
 /* Resident memory of a process (VmRSS) in KiB, or -1. */
 long proc_rss_kib(pid_t pid);
 
+/* SIGTERM *pid (when > 0), SIGKILL after 5 s, reap it; *pid = 0. */
+void stop_pid(pid_t *pid);
+
 /* Wait up to ms until a TCP port on 127.0.0.1 accepts; 1 or 0. */
 int wait_port(uint16_t port, int ms);

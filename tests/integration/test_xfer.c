@@ -66,14 +66,7 @@ static int host_start(struct hostp *h, const char *name, const char *extra)
 
 static void host_stop(struct hostp *h)
 {
-    if (h->pid > 0) {
-        kill(h->pid, SIGTERM);
-        if (wait_exit(h->pid, 5000) < 0) {
-            kill(h->pid, SIGKILL);
-            waitpid(h->pid, NULL, 0);
-        }
-    }
-    h->pid = 0;
+    stop_pid(&h->pid);
 }
 
 /* Run the viewer against h with args; its stdout in out (NUL-ended). */

@@ -402,6 +402,29 @@ static void ports_and_same_ip(void)
     }
 }
 
+/* A handed-out relay that does not resolve: the server's host, the
+ * relay's port (hbbs -r rustdesk-hbbr:21117 seen from outside). */
+static void relay_fallback(void)
+{
+    char out[64];
+
+    HT_EQ_INT(hd_relay_fallback("rustdesk-hbbr:21117", "nas.example.org", out,
+                                sizeof(out)),
+              0);
+    HT_EQ_STR(out, "nas.example.org:21117");
+    HT_EQ_INT(
+        hd_relay_fallback("hbbr.lan:4000", "192.0.2.7:21116", out, sizeof(out)),
+        0);
+    HT_EQ_STR(out, "192.0.2.7:4000");
+    HT_EQ_INT(
+        hd_relay_fallback("hbbr", "[2001:db8::1]:21116", out, sizeof(out)), 0);
+    HT_EQ_STR(out, "[2001:db8::1]:21117");
+    HT_EQ_INT(hd_relay_fallback("hbbr", "2001:db8::1", out, sizeof(out)), 0);
+    HT_EQ_STR(out, "[2001:db8::1]:21117");
+    HT_EQ_INT(hd_relay_fallback("hbbr:21117", "", out, sizeof(out)), -EINVAL);
+    HT_EQ_INT(hd_relay_fallback("hbbr", "nas.example.org", out, 8), -EINVAL);
+}
+
 static void cidr_masks(void)
 {
     struct hd_cidr c;
@@ -470,5 +493,6 @@ int main(void)
     HT_RUN(resolve_names);
     HT_RUN(ports_and_same_ip);
     HT_RUN(cidr_masks);
+    HT_RUN(relay_fallback);
     return ht_finish();
 }

@@ -101,6 +101,49 @@ static void key_events(void)
     input_release_all(in);
 }
 
+/* KeyEvent.seq: a typed string, character by character (press, release);
+ * bad UTF-8 or a control character types nothing. */
+static void key_seq(void)
+{
+    static const uint32_t want[] = {
+        'H', 'i', ' ', 0xe9, 0x010020ac, 0x0101f600
+    };
+    Hbb__KeyEvent ev = HBB__KEY_EVENT__INIT;
+    const struct input_event *e;
+    char big[INJECT_SEQ_MAX + 2];
+    size_t n;
+
+    input_fake_clear(in);
+    ev.union_case = HBB__KEY_EVENT__UNION_SEQ;
+    ev.seq = "Hi \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* é € U+1F600 */
+    HT_EQ_INT(inject_key(in, &ev), 0);
+    e = input_fake_events(in, &n);
+    HT_EQ_INT(n, 2 * (sizeof(want) / sizeof(want[0])));
+    for (size_t i = 0; i < n && i / 2 < sizeof(want) / sizeof(want[0]); i++) {
+        HT_EQ_INT(e[i].type, INPUT_EV_KEY);
+        HT_EQ_INT(e[i].keysym, want[i / 2]);
+        HT_EQ_INT(e[i].down, i % 2 == 0);
+    }
+    input_fake_clear(in);
+    ev.seq = "ok\xc3"; /* truncated */
+    HT_EQ_INT(inject_key(in, &ev), -EINVAL);
+    ev.seq = "\xed\xa0\x80"; /* a surrogate */
+    HT_EQ_INT(inject_key(in, &ev), -EINVAL);
+    ev.seq = "\xc0\xaf"; /* overlong */
+    HT_EQ_INT(inject_key(in, &ev), -EINVAL);
+    ev.seq = "a\x01"; /* control character */
+    HT_EQ_INT(inject_key(in, &ev), -EINVAL);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ev.seq = big;
+    HT_EQ_INT(inject_key(in, &ev), -EMSGSIZE);
+    ev.seq = "";
+    HT_EQ_INT(inject_key(in, &ev), 0);
+    input_fake_events(in, &n);
+    HT_EQ_INT(n, 0); /* nothing half typed */
+    input_release_all(in);
+}
+
 static void throttle_lockout(void)
 {
     static struct throttle t;
@@ -141,6 +184,7 @@ int main(void)
     }
     HT_RUN(mouse_events);
     HT_RUN(key_events);
+    HT_RUN(key_seq);
     HT_RUN(throttle_lockout);
     input_close(in);
     return ht_finish();
