@@ -97,9 +97,9 @@ int rdp_handshake(struct rdp *p, const uint8_t host_pk[32], const char *id,
     Hbb__Message *m = rdp_expect(p, HBB__MESSAGE__UNION_SIGNED_ID, timeout_ms);
     Hbb__Message out = HBB__MESSAGE__INIT;
     Hbb__PublicKey pk = HBB__PUBLIC_KEY__INIT;
-    uint8_t box[64], mine[32], sealed[48];
+    uint8_t box[64], mine[32], sealed[HD_SEALED_KEY2_BYTES];
     char got[64];
-    size_t blen;
+    size_t blen, slen;
     int r = -1;
 
     if (m == NULL)
@@ -107,12 +107,13 @@ int rdp_handshake(struct rdp *p, const uint8_t host_pk[32], const char *id,
     if (hd_idpk_verify(m->signed_id->id.data, m->signed_id->id.len, host_pk,
                        got, sizeof(got), box, sizeof(box), &blen) != 0 ||
         strcmp(got, id) != 0 || blen != 32 ||
-        hd_secure_client_start(box, mine, sealed, &p->sec) != 0)
+        /* a RustDesk app knows only the legacy mode (split 0) */
+        hd_secure_client_start(box, 0, mine, sealed, &slen, &p->sec) != 0)
         goto out;
     pk.asymmetric_value.data = mine;
     pk.asymmetric_value.len = sizeof(mine);
     pk.symmetric_value.data = sealed;
-    pk.symmetric_value.len = sizeof(sealed);
+    pk.symmetric_value.len = slen;
     out.union_case = HBB__MESSAGE__UNION_PUBLIC_KEY;
     out.public_key = &pk;
     if (rdp_send(p, &out) != 0) {
