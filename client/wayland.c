@@ -102,11 +102,9 @@ static void out_text(void *data, struct wl_output *o, const char *s)
 {
 }
 
+/* name and description (version 4) are never sent: bound at version 2 */
 static const struct wl_output_listener out_listener = {
-    out_geometry, out_mode, out_done,
-    out_scale,    out_text, /* name, description: bound at version 2, never sent
-                             */
-    out_text,
+    out_geometry, out_mode, out_done, out_scale, out_text, out_text,
 };
 
 static void reg_global(void *data, struct wl_registry *reg, uint32_t name,

@@ -37,8 +37,10 @@
 #define PROG        "homedesk-host"
 #define CONFIG_FILE "host-settings.conf"
 
-static const char *const capture_names[] = { "x11", "fake", NULL };
-static const char *const input_names[] = { "xtest", "fake", "none", NULL };
+static const char *const capture_names[] = { "auto", "x11", "wlr", "fake",
+                                             NULL };
+static const char *const input_names[] = { "auto", "xtest", "wlr",
+                                           "fake", "none",  NULL };
 static const char *const reg_tcp_names[] = { "auto", "always", "never", NULL };
 
 struct main_state {
@@ -93,16 +95,18 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
         { .names = "capture",
           .env = "HOMEDESK_CAPTURE",
           .type = HD_OPT_CHOICE,
-          .def = "x11",
+          .def = "auto",
           .choices = capture_names,
-          .help = "screen capture backend",
+          .help = "screen capture backend (auto: wlr in a Wayland session "
+                  "unless --display is given, else x11)",
           .i = &o->capture },
         { .names = "input",
           .env = "HOMEDESK_INPUT",
           .type = HD_OPT_CHOICE,
-          .def = "xtest",
+          .def = "auto",
           .choices = input_names,
-          .help = "input injection backend (none: view only)",
+          .help = "input injection backend (auto: wlr with the wlr "
+                  "capture, else xtest; none: view only)",
           .i = &o->input },
         { .names = "listen",
           .env = "HOMEDESK_LISTEN",
@@ -459,17 +463,28 @@ static int setup_password(struct host *h, const struct host_opts *o)
  * so and what to do.  Also sets vo->capture.  0 or -EINVAL.
  */
 static int pick_display(const struct host_opts *o, struct video_opts *vo,
-                        const char **disp)
+                        const char **disp, const char **input)
 {
-    const char *env = getenv("DISPLAY");
+    const char *env = getenv("DISPLAY"), *wl = getenv("WAYLAND_DISPLAY");
+    int wayland = wl != NULL && wl[0] && (o->display == NULL || !o->display[0]);
 
     memset(vo, 0, sizeof(*vo));
+    /* auto: a Wayland session is shared through the wlr backends (its
+     * DISPLAY, if any, is XWayland's, which shows only X clients) */
     vo->capture = capture_names[o->capture];
+    if (strcmp(vo->capture, "auto") == 0)
+        vo->capture = wayland ? "wlr" : "x11";
+    *input = input_names[o->input];
+    if (strcmp(*input, "auto") == 0)
+        *input = strcmp(vo->capture, "wlr") == 0 ? "wlr" : "xtest";
+    if (strcmp(vo->capture, "wlr") == 0 || strcmp(*input, "wlr") == 0)
+        hd_info("host", "sharing the Wayland display %s (wlr backends)",
+                wl != NULL ? wl : "(WAYLAND_DISPLAY unset)");
     *disp = o->display != NULL && o->display[0] ? o->display
             : env != NULL && env[0]             ? env
                                                 : NULL;
-    if (*disp == NULL && (strcmp(vo->capture, "x11") == 0 ||
-                          strcmp(input_names[o->input], "xtest") == 0)) {
+    if (*disp == NULL &&
+        (strcmp(vo->capture, "x11") == 0 || strcmp(*input, "xtest") == 0)) {
         fprintf(stderr, PROG ": no X display: DISPLAY is not set (name the "
                              "desktop to share with --display :0)\n");
         return -EINVAL;
@@ -482,7 +497,17 @@ static int pick_display(const struct host_opts *o, struct video_opts *vo,
 static void display_failed(const char *what, const char *backend,
                            const char *disp, int r)
 {
-    if (r == -ENODEV && disp != NULL)
+    const char *wl = getenv("WAYLAND_DISPLAY");
+
+    if (r == -ENODEV && strcmp(backend, "wlr") == 0)
+        fprintf(stderr,
+                PROG ": %s %s: cannot use the Wayland display %s (the wlr "
+                     "backends need a wlroots compositor such as sway; on "
+                     "GNOME or KDE share XWayland with --display :N, or an "
+                     "X session)\n",
+                what, backend,
+                wl != NULL && wl[0] ? wl : "(WAYLAND_DISPLAY unset)");
+    else if (r == -ENODEV && disp != NULL)
         fprintf(stderr,
                 PROG ": %s %s: cannot use X display %s (is an X server "
                      "running there, and may this user open it? pick "
@@ -515,7 +540,7 @@ int main(int argc, char **argv)
     int r, status = 1, loop_init = 0;
     struct video_opts vo;
     struct input_opts io;
-    const char *disp = NULL;
+    const char *disp = NULL, *input = NULL;
 
     signal(SIGPIPE, SIG_IGN);
     opts_table(o, &st.reg_tcp_choice, table);
@@ -607,7 +632,7 @@ int main(int argc, char **argv)
         fflush(stdout);
         hd_warn("host", "no password set: nobody can log in");
     }
-    if ((r = pick_display(o, &vo, &disp)) != 0) {
+    if ((r = pick_display(o, &vo, &disp, &input)) != 0) {
         status = 2;
         goto out;
     }
@@ -625,11 +650,11 @@ int main(int argc, char **argv)
             hd_warn("host", "no --key: relayed sessions will be refused by "
                             "a relay that checks the key");
     }
-    if (o->input != 2) {
+    if (strcmp(input, "none") != 0) {
         memset(&io, 0, sizeof(io));
         io.display = disp;
-        if ((r = input_open(input_names[o->input], &io, &h->input)) != 0) {
-            display_failed("input", input_names[o->input], disp, r);
+        if ((r = input_open(input, &io, &h->input)) != 0) {
+            display_failed("input", input, disp, r);
             goto out;
         }
     }

@@ -5,8 +5,13 @@ HOST_OBJS := $(HOST_SRCS:%.c=$(O)/%.o)
 HOST_BIN := $(O)/homedesk-host
 
 ifneq ($(HOST_SRCS),)
-$(HOST_OBJS): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST)
+$(HOST_OBJS): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST) \
+	-I$(O)/proto/wl
+# the wlr backends include the protocol headers wayland-scanner makes
+$(HOST_OBJS): | $(WL_PROTO_HDRS)
 endif
+# ... and link their interfaces
+HOST_OBJS += $(WL_PROTO_OBJS)
 
 # The program is linked only once main.c exists; until then the backends
 # are built and exercised by the test_host_* unit tests (tests/module.mk).

@@ -32,7 +32,8 @@ programs() {
 	pc MEDIA vpx libzstd
 	echo 'PKG_LIBS_MEDIA += -lyuv'
 	pc HOST vpx opus xcb xcb-shm xcb-damage xcb-xfixes xcb-xtest \
-		xcb-randr libzstd miniupnpc libpulse-simple
+		xcb-randr libzstd miniupnpc libpulse-simple wayland-client \
+		xkbcommon
 	echo 'PKG_LIBS_HOST += -lyuv -lnatpmp'
 	pc VIEWER vpx sdl2 libzstd libpng opus wayland-client
 	pc WL wayland-client xkbcommon

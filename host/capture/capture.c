@@ -16,11 +16,12 @@
 
 static const struct capture_driver *const drivers[] = {
     &capture_driver_x11,
+    &capture_driver_wlr,
     &capture_driver_fake,
 };
 #define N_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
 
-static const char *const names[N_DRIVERS + 1] = { "x11", "fake", NULL };
+static const char *const names[N_DRIVERS + 1] = { "x11", "wlr", "fake", NULL };
 
 const char *const *capture_list(void)
 {
@@ -87,7 +88,7 @@ int capture_open(const char *name, const struct capture_opts *opts,
     }
     if (r == -ENOENT && name != NULL && name[0] != '\0' &&
         strcmp(name, "auto") != 0)
-        hd_error("capture", "unknown capture backend '%s' (try x11, fake)",
+        hd_error("capture", "unknown capture backend '%s' (try x11, wlr, fake)",
                  name);
     return r;
 }

@@ -201,6 +201,7 @@ void capture_fake_box(uint64_t n, int width, int height,
 uint32_t capture_fake_background(int x, int y);
 
 extern const struct capture_driver capture_driver_x11;
+extern const struct capture_driver capture_driver_wlr;
 extern const struct capture_driver capture_driver_fake;
 
 #endif

@@ -12,6 +12,7 @@
 
 static const struct input_driver *const drivers[] = {
     &input_driver_xtest,
+    &input_driver_wlr,
     &input_driver_fake,
 };
 #define N_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
@@ -61,7 +62,8 @@ int input_open(const char *name, const struct input_opts *opts,
         }
     }
     if (!autopick)
-        hd_error("input", "unknown input backend '%s' (try xtest, fake)", name);
+        hd_error("input", "unknown input backend '%s' (try xtest, wlr, fake)",
+                 name);
     return r;
 }
 

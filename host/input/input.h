@@ -156,6 +156,7 @@ const struct input_event *input_fake_events(struct input *in, size_t *n);
 void input_fake_clear(struct input *in);
 
 extern const struct input_driver input_driver_xtest;
+extern const struct input_driver input_driver_wlr;
 extern const struct input_driver input_driver_fake;
 
 #endif

@@ -299,8 +299,10 @@ int desk_host_start(struct desk_host *h, const char *dir, const struct srv *s,
     argv[n++] = "--password";
     argv[n++] = pw;
     argv[n++] = "--no-one-time-password";
-    argv[n++] = "--display";
-    argv[n++] = a->x.display;
+    if (a != NULL) {
+        argv[n++] = "--display";
+        argv[n++] = a->x.display;
+    }
     argv[n++] = "--listen";
     argv[n++] = "0";
     argv[n++] = "--config-dir";

@@ -127,7 +127,8 @@ struct desk_host {
 /*
  * Start homedesk-host sharing screen a, registered with server s
  * (password pw, --listen 0, registration every 500 ms), config in
- * dir/host.  Waits for its "id:" line (and the listening port) and the
+ * dir/host (a NULL: no --display, the host picks its display itself).
+ * Waits for its "id:" line (and the listening port) and the
  * registration.  extra:
  * more arguments (NULL-terminated, may be NULL).  Returns 0 or -1.
  */

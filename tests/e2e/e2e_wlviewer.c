@@ -122,7 +122,8 @@ static int setup(void)
         desk_dump("host log", host.log);
         return -1;
     }
-    if (desk_sway_start(&sway, tmpdir) != 0 || input_start() != 0)
+    if (desk_sway_start(&sway, tmpdir, SWAY_W, SWAY_H) != 0 ||
+        input_start() != 0)
         return -1;
     /* the session's environment: Wayland, and an X display as well */
     snprintf(disp, sizeof(disp), "DISPLAY=%s", A.x.display);

@@ -4,8 +4,8 @@
  *
  *   hd-testcard X Y W H RECORD [--root RRGGBB]
  *
- * The card (a pure function of W and H): colour bars in the top third,
- * grey/red/green/blue ramps below them, then fine detail: a band of
+ * The card (tests/e2e/card.h, a pure function of W and H): colour bars in the
+ * top third, grey/red/green/blue ramps below them, then fine detail: a band of
  * text-like glyphs (random 5x7 bitmaps, black on white, as a page of
  * small print), one-pixel line pairs and a 2x2 checkerboard; keys typed
  * at the card are echoed in a strip at its bottom in the core "fixed"
@@ -28,6 +28,8 @@
 
 #include <xcb/xcb.h>
 
+#include "tests/e2e/card.h"
+
 #define ECHO_H   20
 #define ECHO_MAX 120
 
@@ -45,75 +47,6 @@ struct card {
     char echo[ECHO_MAX + 1];
     size_t n_echo;
 };
-
-static uint32_t rgb(int r, int g, int b)
-{
-    return (uint32_t)r << 16 | (uint32_t)g << 8 | (uint32_t)b;
-}
-
-/* A deterministic stream of bits for the glyphs. */
-static uint32_t lcg(uint32_t *s)
-{
-    *s = *s * 1103515245u + 12345u;
-    return *s >> 16;
-}
-
-/* Paint the card into px (w * h words, 0x00RRGGBB). */
-static void paint(uint32_t *px, int w, int h)
-{
-    static const int bars[8][3] = { { 191, 191, 191 }, { 191, 191, 0 },
-                                    { 0, 191, 191 },   { 0, 191, 0 },
-                                    { 191, 0, 191 },   { 191, 0, 0 },
-                                    { 0, 0, 191 },     { 16, 16, 16 } };
-    int y1 = h / 3, y2 = h / 2, y3 = h - ECHO_H, x, y, i;
-    uint32_t seed = 12345;
-
-    for (y = 0; y < h; y++) {
-        for (x = 0; x < w; x++) {
-            uint32_t *p = &px[(size_t)y * w + x];
-            int v = x * 255 / (w > 1 ? w - 1 : 1);
-
-            if (y < y1) {
-                const int *b = bars[x * 8 / w];
-                *p = rgb(b[0], b[1], b[2]);
-            } else if (y < y2) {
-                switch ((y - y1) * 4 / (y2 - y1)) {
-                case 0:
-                    *p = rgb(v, v, v);
-                    break;
-                case 1:
-                    *p = rgb(v, 0, 0);
-                    break;
-                case 2:
-                    *p = rgb(0, v, 0);
-                    break;
-                default:
-                    *p = rgb(0, 0, v);
-                    break;
-                }
-            } else if (y >= y3) {
-                *p = rgb(240, 240, 240); /* the echo strip */
-            } else if (x < w * 2 / 3) {
-                *p = rgb(255, 255, 255); /* paper for the glyphs */
-            } else if (y < (y2 + y3) / 2) {
-                *p = (x & 2) ? rgb(0, 0, 0) : rgb(255, 255, 255);
-            } else {
-                *p = ((x >> 1) + (y >> 1)) & 1 ? rgb(40, 40, 40)
-                                               : rgb(220, 220, 220);
-            }
-        }
-    }
-    /* small print: 5x7 glyphs on a 7x10 grid, with word gaps */
-    for (y = y2 + 4; y + 10 <= y3; y += 10) {
-        for (x = 4; x + 7 <= w * 2 / 3; x += 7) {
-            if (lcg(&seed) % 6 == 0)
-                continue;
-            for (i = 0; i < 35; i++)
-                if (lcg(&seed) & 1)
-                    px[(size_t)(y + i / 5) * w + x + i % 5] = rgb(0, 0, 0);
-        }
-    }
-}
 
 static int load_map(struct card *k)
 {
@@ -161,11 +94,11 @@ static void show_echo(struct card *k)
 {
     xcb_rectangle_t strip = { 0, (int16_t)(k->h - ECHO_H), (uint16_t)k->w,
                               ECHO_H };
-    uint32_t fg = rgb(240, 240, 240);
+    uint32_t fg = card_rgb(240, 240, 240);
 
     xcb_change_gc(k->c, k->gc, XCB_GC_FOREGROUND, &fg);
     xcb_poly_fill_rectangle(k->c, k->pix, k->gc, 1, &strip);
-    fg = rgb(0, 0, 0);
+    fg = card_rgb(0, 0, 0);
     xcb_change_gc(k->c, k->gc, XCB_GC_FOREGROUND, &fg);
     if (k->n_echo > 0)
         xcb_image_text_8(k->c, (uint8_t)k->n_echo, k->pix, k->gc, 4,
@@ -211,7 +144,7 @@ static int upload(struct card *k)
         free(px);
         return -1;
     }
-    paint(px, k->w, k->h);
+    card_paint(px, k->w, k->h, ECHO_H);
     for (y = 0; y < k->h; y += n) {
         n = k->h - y < rows ? k->h - y : rows;
         xcb_put_image(k->c, XCB_IMAGE_FORMAT_Z_PIXMAP, k->pix, k->gc,
@@ -276,7 +209,7 @@ int main(int argc, char **argv)
     xcb_open_font(k.c, font, 5, "fixed");
     k.gc = xcb_generate_id(k.c);
     vals[0] = 0;
-    vals[1] = rgb(240, 240, 240);
+    vals[1] = card_rgb(240, 240, 240);
     vals[2] = font;
     xcb_create_gc(k.c, k.gc, k.pix,
                   XCB_GC_FOREGROUND | XCB_GC_BACKGROUND | XCB_GC_FONT, vals);

@@ -18,12 +18,6 @@
 
 #define SWAY_USER "hd-sway"
 
-static const char config[] =
-    "xwayland disable\n"
-    "output HEADLESS-1 mode 1280x800 position 0 0 bg #3a6ea5 solid_color\n"
-    "default_border none\n"
-    "focus_follows_mouse no\n";
-
 /* The throw-away user (made when missing); 0 with its ids, or -1. */
 static int sway_user(uid_t *uid, gid_t *gid)
 {
@@ -69,7 +63,7 @@ static int sockets(struct desk_sway *s, char *wl, size_t wcap, char *ipc,
     return wl[0] != '\0' && ipc[0] != '\0';
 }
 
-int desk_sway_start(struct desk_sway *s, const char *dir)
+int desk_sway_start(struct desk_sway *s, const char *dir, int w, int h)
 {
     char conf[128], envrt[100], ids[2][32], wl[64], ipc[300];
     const char *argv[20];
@@ -91,7 +85,13 @@ int desk_sway_start(struct desk_sway *s, const char *dir)
     snprintf(conf, sizeof(conf), "%s/sway.conf", s->rt);
     if ((f = fopen(conf, "w")) == NULL)
         return -1;
-    fputs(config, f);
+    fprintf(f,
+            "xwayland disable\n"
+            "output HEADLESS-1 mode %dx%d position 0 0 bg #3a6ea5 "
+            "solid_color\n"
+            "default_border none\n"
+            "focus_follows_mouse no\n",
+            w, h);
     fclose(f);
     if (chown(s->rt, uid, gid) != 0 || chown(conf, uid, gid) != 0 ||
         chmod(s->rt, 0700) != 0)

@@ -2,7 +2,7 @@
  * Support for the Wayland end-to-end tests: a private headless sway (1.7:
  * the headless wlroots backend, the pixman renderer, no XWayland, one
  * output HEADLESS-1 of SWAY_W x SWAY_H), its screen read with grim, its
- * windows listed with swaymsg.
+ * windows listed with swaymsg.  (SWAY_W x SWAY_H is the usual output.)
  *
  * sway refuses to run as root: as root it runs as the throw-away system
  * user "hd-sway" (made with useradd when missing) through setpriv, with
@@ -28,11 +28,11 @@ struct desk_sway {
 };
 
 /*
- * Start sway (its log in dir/sway.log) and wait (up to 10 s) until it
- * answers on its IPC socket.  Returns 0, -ENOENT when sway, grim or
- * swaymsg is missing, or -1 (its log says why).
+ * Start sway with its output w x h (its log in dir/sway.log) and wait (up
+ * to 10 s) until it answers on its IPC socket.  Returns 0, -ENOENT when
+ * sway, grim or swaymsg is missing, or -1 (its log says why).
  */
-int desk_sway_start(struct desk_sway *s, const char *dir);
+int desk_sway_start(struct desk_sway *s, const char *dir, int w, int h);
 
 /* Stop it and remove its runtime directory; accepts one never started. */
 void desk_sway_stop(struct desk_sway *s);

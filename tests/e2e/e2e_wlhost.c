@@ -1,0 +1,244 @@
+/*
+ * The host on Wayland (run by tests/e2e/test_wayland_host.sh): a private
+ * headless sway (output 1280x720) shows hd-wlcard, our Wayland test
+ * client (the test card; it records keys and clicks); homedesk-host runs
+ * in that session with no --display, so it picks the wlr backends itself
+ * (wlr-screencopy, virtual keyboard and pointer); homedesk-viewer shows it
+ * in a window on an X display B (Xvfb, 1280x720: 1:1 at the origin).
+ * Cases:
+ *  - the host chose the wlr backends;
+ *  - B's screen matches the output (grim): PSNR >= 35 dB;
+ *  - a click on B lands on the card where aimed, text typed on B (upper
+ *    case included) arrives as typed, and the card's echo of it shows on
+ *    B (the time from typing to B's pixels is printed: key to screen);
+ *  - an idle host (still screen, session open) uses < 1 % of a CPU.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "tests/e2e/desk.h"
+#include "tests/e2e/sway.h"
+#include "tests/harness.h"
+#include "tests/image.h"
+
+#define PASSWORD "wlh-Pa55word"
+#define MIN_PSNR 35.0
+#define MAX_CPU  1.0 /* percent of one CPU, idle */
+#define ECHO_H   20  /* hd-wlcard's strip */
+
+static char tmpdir[256], record[300];
+static struct srv srv;
+static struct desk_screen B;
+static struct desk_sway sway;
+static struct desk_host host;
+static struct desk_viewer viewer;
+static pid_t card_pid = -1;
+static int up;
+
+static int setup(void)
+{
+    char prog[512], out[330], err[330];
+    const char *argv[] = { prog, record, NULL };
+    const char *extra[] = { "--no-audio", NULL };
+
+    if (srv_start(&srv, NULL, NULL) != 0) {
+        printf("# homedesk-server did not start\n");
+        return -1;
+    }
+    if (desk_screen_open(&B) != 0) {
+        printf("# Xvfb did not start\n");
+        return -1;
+    }
+    if (desk_sway_start(&sway, tmpdir, DESK_W, DESK_H) != 0)
+        return -1;
+    snprintf(record, sizeof(record), "%s/card.rec", tmpdir);
+    snprintf(out, sizeof(out), "%s/card.out", tmpdir);
+    snprintf(err, sizeof(err), "%s/card.err", tmpdir);
+    prog_path("tests/e2e/hd-wlcard", prog, sizeof(prog));
+    card_pid = desk_spawn(argv, sway.envp, out, err);
+    if (card_pid < 0 || !file_has(out, "ready", 5000)) {
+        desk_dump("hd-wlcard", err);
+        return -1;
+    }
+    /* the host runs inside the Wayland session (and has no --display) */
+    for (int i = 0; sway.envp[i] != NULL; i++)
+        putenv((char *)sway.envp[i]);
+    if (desk_host_start(&host, tmpdir, &srv, NULL, PASSWORD, extra) != 0) {
+        printf("# homedesk-host did not start\n");
+        desk_dump("host log", host.log);
+        return -1;
+    }
+    if (desk_viewer_start(&viewer, tmpdir, "viewer", &srv, &B, PASSWORD,
+                          host.id, NULL) != 0 ||
+        !file_has(viewer.err, "first frame shown", 15000)) {
+        printf("# the viewer showed no frame\n");
+        desk_viewer_dump(&viewer);
+        desk_dump("host log", host.log);
+        return -1;
+    }
+    return 0;
+}
+
+static void teardown(void)
+{
+    if (viewer.pid > 0)
+        desk_viewer_stop(&viewer);
+    desk_host_stop(&host);
+    desk_stop(card_pid, 2000);
+    desk_sway_stop(&sway);
+    desk_screen_close(&B);
+    srv_cleanup(&srv);
+}
+
+static void set_up(void)
+{
+    up = setup() == 0;
+    HT_CHECK(up);
+}
+
+static void wlr_backends_chosen(void)
+{
+    HT_CHECK(file_has(host.log, "capture-wlr: Wayland display", 10));
+    HT_CHECK(file_has(host.log, "input-wlr: Wayland display", 10));
+}
+
+static void picture_matches(void)
+{
+    struct desk_rect all = { 0, 0, DESK_W, DESK_H };
+    uint8_t *b = malloc(DESK_W * DESK_H * 3), *o = NULL;
+    double psnr = 0, p;
+    int w = 0, h = 0;
+    char name[400];
+
+    for (int i = 0; b != NULL && i < 20 && psnr < MIN_PSNR; i++) {
+        free(o);
+        snprintf(name, sizeof(name), "output-%d", i);
+        if (desk_sway_grab(&sway, tmpdir, name, &o, &w, &h) != 0 ||
+            w != DESK_W || h != DESK_H || desk_grab(&B, all, b) != 0)
+            break;
+        p = image_psnr(o, w, 0, 0, b, DESK_W, 0, 0, DESK_W, DESK_H);
+        if (p > psnr)
+            psnr = p;
+        usleep(100000);
+    }
+    printf("# B against the output (grim, %dx%d): %.2f dB\n", w, h, psnr);
+    HT_CHECK(psnr >= MIN_PSNR);
+    if (ht_case_failures() && b != NULL) {
+        snprintf(name, sizeof(name), "%s/b.png", tmpdir);
+        image_write_png(name, b, DESK_W, DESK_H);
+    }
+    free(b);
+    free(o);
+}
+
+static void click_arrives(void)
+{
+    char before[16384];
+    int cx = -1, cy = -1;
+
+    desk_slurp(record, before, sizeof(before));
+    HT_EQ_INT(desk_sh(&B, "xdotool mousemove 300 200 click 1"), 0);
+    HT_CHECK(desk_card_new_click(record, strlen(before), &cx, &cy) == 0);
+    printf("# clicked B at 300,200: the card saw %d,%d\n", cx, cy);
+    HT_CHECK(abs(cx - 300) <= 1);
+    HT_CHECK(abs(cy - 200) <= 1);
+}
+
+/* Type on B; the card records the keys, and its echo shows on B. */
+static void typed_text_arrives(void)
+{
+    struct desk_rect strip = { 0, DESK_H - ECHO_H, DESK_W, ECHO_H };
+    uint8_t s0[DESK_W * ECHO_H * 3], s1[DESK_W * ECHO_H * 3];
+    char keys[256];
+    uint64_t t0;
+    int ms = -1;
+
+    HT_CHECK(desk_grab(&B, strip, s0) == 0);
+    t0 = now_ms();
+    HT_EQ_INT(desk_sh(&B, "xdotool type --delay 20 'Hello World 42'"), 0);
+    while (now_ms() < t0 + 3000) {
+        if (desk_grab(&B, strip, s1) == 0 && memcmp(s0, s1, sizeof(s0)) != 0) {
+            ms = (int)(now_ms() - t0);
+            break;
+        }
+        usleep(2000);
+    }
+    printf("# typing on B: the card's echo showed on B after %d ms\n", ms);
+    HT_CHECK(ms >= 0);
+    HT_CHECK(file_has(record, "keysym=0x32", 3000)); /* '2' */
+    usleep(200000);
+    desk_card_keys(record, keys, sizeof(keys));
+    printf("# keys the card got: \"%s\"\n", keys);
+    HT_EQ_STR(keys, "Hello World 42");
+}
+
+/* CPU ticks (user + system) of a process, or -1. */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut, st;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (desk_slurp(path, buf, sizeof(buf)) <= 0 ||
+        (p = strrchr(buf, ')')) == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st) != 2)
+        return -1;
+    return (long)(ut + st);
+}
+
+static void idle_host_cpu(void)
+{
+    long t0, t1, hz = sysconf(_SC_CLK_TCK);
+    uint64_t m0, m1;
+    double pct;
+
+    usleep(1000000); /* the last refinement frames of the typing */
+    t0 = cpu_ticks(host.pid);
+    m0 = now_ms();
+    usleep(3000000);
+    t1 = cpu_ticks(host.pid);
+    m1 = now_ms();
+    HT_CHECK(t0 >= 0 && t1 >= 0);
+    pct = (double)(t1 - t0) * 100.0 / (double)hz / ((double)(m1 - m0) / 1000);
+    printf("# idle host: %.2f %% of a CPU over %.1f s\n", pct,
+           (double)(m1 - m0) / 1000);
+    HT_CHECK(pct < MAX_CPU);
+}
+
+int main(void)
+{
+    ht_init("e2e-wayland-host");
+    signal(SIGPIPE, SIG_IGN);
+    hd_crypto_init();
+    if (!xvfb_have("Xvfb") || !xvfb_have("sway") || !xvfb_have("grim") ||
+        !xvfb_have("xdotool")) {
+        ht_skip("all", "Xvfb, sway, grim or xdotool missing");
+        return ht_finish();
+    }
+    if (desk_tmp_make(tmpdir, sizeof(tmpdir), "wlhost") != 0)
+        return 1;
+    HT_RUN(set_up);
+    if (up) {
+        HT_RUN(wlr_backends_chosen);
+        HT_RUN(picture_matches);
+        HT_RUN(click_arrives); /* the pointer on B's viewer: B's keys */
+        HT_RUN(typed_text_arrives);
+        HT_RUN(idle_host_cpu);
+    }
+    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
+        desk_dump("host log", host.log);
+        desk_viewer_dump(&viewer);
+        desk_dump("sway log", sway.log);
+    }
+    teardown();
+    desk_tmp_done(tmpdir);
+    return ht_finish();
+}
