@@ -42,6 +42,13 @@ $(HOST_UNIT_BINS): $(O)/tests/unit/%: $(O)/tests/unit/%.o $(HOST_LIB_OBJS) \
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_HOST) \
 		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
 
+# Unit tests of the viewer's picture helpers (test_view_picture.c) link
+# client/picture.o and libpng.
+$(O)/tests/unit/test_view_picture.o: \
+	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_VIEWER)
+$(O)/tests/unit/test_view_picture: $(O)/client/picture.o
+$(O)/tests/unit/test_view_picture: PKG_LIBS_MEDIA += $(PKG_LIBS_VIEWER)
+
 # Integration tests: tests/integration/test_X.c -> one binary each, linked
 # with the support code beside them (every other .c in that folder).
 ITEST_SRCS := $(wildcard tests/integration/test_*.c)

@@ -74,7 +74,6 @@ struct result {
 static char tmpdir[256];
 static struct srv srv;
 static struct desk_screen A, B;
-static long clk_tck;
 static pid_t xterm_pid = -1, drag_pid = -1;
 static xcb_window_t probe_win;
 static int probe_white;
@@ -82,21 +81,6 @@ static int probe_white;
 static xcb_shm_seg_t shm_seg;
 static int shm_id = -1;
 static uint8_t *shm_mem;
-
-static double cpu_seconds(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long ut = 0, st = 0;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (desk_slurp(path, buf, sizeof(buf)) <= 0 ||
-        (p = strrchr(buf, ')')) == NULL)
-        return -1;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-               &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)clk_tck;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -354,13 +338,13 @@ static int run(enum sys sys, int wan, struct result *res)
     }
     sleep(2); /* past the first picture */
     glass_to_glass(res);
-    h0 = cpu_seconds(server);
-    v0 = cpu_seconds(viewer);
+    h0 = desk_cpu_seconds(server);
+    v0 = desk_cpu_seconds(viewer);
     b0 = desk_proxy_bytes(proxy);
     workload();
     usleep(STILL_MS * 1000);
-    res->host_cpu = cpu_seconds(server) - h0;
-    res->viewer_cpu = cpu_seconds(viewer) - v0;
+    res->host_cpu = desk_cpu_seconds(server) - h0;
+    res->viewer_cpu = desk_cpu_seconds(viewer) - v0;
     res->bytes = (double)(desk_proxy_bytes(proxy) - b0);
     picture(res);
     if (getenv("HD_KEEP_TMP") != NULL) {
@@ -515,7 +499,6 @@ int main(int argc, char **argv)
     int links[2] = { strcmp(which, "wan") != 0, strcmp(which, "lan") != 0 };
 
     signal(SIGPIPE, SIG_IGN);
-    clk_tck = sysconf(_SC_CLK_TCK);
     if (rounds < 1 || rounds > MAX_RUNS)
         rounds = 2;
     if (sodium_init() < 0)

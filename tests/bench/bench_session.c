@@ -41,23 +41,6 @@ static char tmpdir[256];
 static struct srv srv;
 static struct desk_screen A, B;
 static struct desk_host host;
-static long clk_tck;
-
-static double cpu_seconds(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long ut = 0, st = 0;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (desk_slurp(path, buf, sizeof(buf)) <= 0 ||
-        (p = strrchr(buf, ')')) == NULL)
-        return -1;
-    /* after ") ": state(3) ... utime(14) stime(15) */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-               &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)clk_tck;
-}
 
 static int cmp_int(const void *a, const void *b)
 {
@@ -138,9 +121,9 @@ static int bench_idle_and_latency(int idle_s)
 
     memset(&v, 0, sizeof(v));
     /* baseline: the host with no session */
-    base0 = cpu_seconds(host.pid);
+    base0 = desk_cpu_seconds(host.pid);
     sleep(5);
-    base1 = cpu_seconds(host.pid);
+    base1 = desk_cpu_seconds(host.pid);
     if (desk_proxy_start(&proxy, &pport) != 0)
         goto out;
     desk_proxy_upstream(proxy, host.port);
@@ -152,15 +135,15 @@ static int bench_idle_and_latency(int idle_s)
         goto out;
     }
     sleep(2); /* past the first frames */
-    h0 = cpu_seconds(host.pid);
-    v0 = cpu_seconds(v.pid);
-    x0 = cpu_seconds(A.x.pid);
+    h0 = desk_cpu_seconds(host.pid);
+    v0 = desk_cpu_seconds(v.pid);
+    x0 = desk_cpu_seconds(A.x.pid);
     b0 = desk_proxy_bytes(proxy);
     t0 = now_ms();
     sleep((unsigned)idle_s);
-    h1 = cpu_seconds(host.pid);
-    v1 = cpu_seconds(v.pid);
-    x1 = cpu_seconds(A.x.pid);
+    h1 = desk_cpu_seconds(host.pid);
+    v1 = desk_cpu_seconds(v.pid);
+    x1 = desk_cpu_seconds(A.x.pid);
     b1 = desk_proxy_bytes(proxy);
     {
         double secs = (double)(now_ms() - t0) / 1000.0;
@@ -237,7 +220,6 @@ int main(int argc, char **argv)
     pid_t card = -1;
 
     signal(SIGPIPE, SIG_IGN);
-    clk_tck = sysconf(_SC_CLK_TCK);
     if (sodium_init() < 0)
         return 1;
     if (!xvfb_have("Xvfb") || !xvfb_have("xdotool")) {

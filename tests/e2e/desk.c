@@ -248,6 +248,22 @@ int desk_stop(pid_t pid, int ms)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+double desk_cpu_seconds(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut = 0, st = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (desk_slurp(path, buf, sizeof(buf)) <= 0 ||
+        (p = strrchr(buf, ')')) == NULL)
+        return -1;
+    /* after ") ": state(3) ... utime(14) stime(15) */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 ssize_t desk_slurp(const char *path, char *buf, size_t cap)
 {
     int fd = open(path, O_RDONLY);

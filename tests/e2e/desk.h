@@ -101,6 +101,10 @@ pid_t desk_spawn(const char *const *argv, const char *const *env,
  * wait_exit (128 + signal when killed), or -1 for pid <= 0. */
 int desk_stop(pid_t pid, int ms);
 
+/* CPU seconds (user + system) process pid has used so far, from
+ * /proc/PID/stat; -1 when it cannot be read. */
+double desk_cpu_seconds(pid_t pid);
+
 /* Read a whole (small) file into buf, NUL-terminated; bytes read or -1. */
 ssize_t desk_slurp(const char *path, char *buf, size_t cap);
 
