@@ -326,6 +326,7 @@ static int run(enum sys sys, int wan, struct result *res)
                               extra) != 0 ||
             !file_has(v.err, "first frame shown", 15000)) {
             desk_viewer_dump(&v);
+            desk_dump("host log", host.log);
             goto out;
         }
         viewer = v.pid;
@@ -526,7 +527,9 @@ int main(int argc, char **argv)
                 /* alternate which system goes first */
                 enum sys sy = (enum sys)((s + i) % SYS_N);
 
-                if (run(sy, wan, &rs[wan][sy][i]) != 0) {
+                /* one retry: a run can fail to start on a loaded machine */
+                if (run(sy, wan, &rs[wan][sy][i]) != 0 &&
+                    run(sy, wan, &rs[wan][sy][i]) != 0) {
                     fprintf(stderr, "bench_peers: %s run failed\n",
                             sys_name[sy]);
                     goto out;
