@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <SDL.h>
 
@@ -547,7 +548,13 @@ static int make_window(struct win *w, int ww, int wh)
         hd_error("window", "cannot create the window: %s", SDL_GetError());
         return -1;
     }
-    w->ren = SDL_CreateRenderer(w->win, -1, SDL_RENDERER_PRESENTVSYNC);
+    /* no GPU device at all: GL could only run on the CPU; skip its
+     * start-up (seconds of llvmpipe set-up on a loaded machine) */
+    if (on_x11() && SDL_GetHint(SDL_HINT_RENDER_DRIVER) == NULL &&
+        access("/dev/dri", F_OK) != 0)
+        SDL_SetHint(SDL_HINT_FRAMEBUFFER_ACCELERATION, "0");
+    else
+        w->ren = SDL_CreateRenderer(w->win, -1, SDL_RENDERER_PRESENTVSYNC);
     if (w->ren != NULL && on_x11() && gl_on_cpu(w->ren)) {
         /* GL drawn by the CPU (llvmpipe: no GPU, Xvfb): every present
          * converts and pushes the whole window; our own software path
