@@ -84,6 +84,17 @@ struct hd_opt {
     };
 };
 
+/* The user's relay server (RustDesk's "Relay server" setting), the same
+ * option for host and viewer; s: where the value goes (const char **). */
+#define HD_OPT_RELAY(s_ptr)                                               \
+    {                                                                     \
+        .names = "relay", .env = "HOMEDESK_RELAY", .type = HD_OPT_STRING, \
+        .arg = "HOST[:PORT]",                                             \
+        .help = "relay server to use (port 21117 by default) instead "    \
+                "of the one the server hands out",                        \
+        .s = (s_ptr)                                                      \
+    }
+
 enum hd_config_source {
     HD_CONFIG_DEFAULT = 0,
     HD_CONFIG_FILE,

@@ -119,13 +119,7 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .help = "TCP port for direct (LAN/IP) connections; if the default "
                   "is busy a free port is used; 0 = any free port",
           .i = &o->listen_port },
-        { .names = "relay",
-          .env = "HOMEDESK_RELAY",
-          .type = HD_OPT_STRING,
-          .arg = "HOST[:PORT]",
-          .help = "relay server to use (port 21117 by default) instead of "
-                  "the one the server hands out",
-          .s = &o->relay },
+        HD_OPT_RELAY(&o->relay),
         { .names = "no-upnp",
           .env = "HOMEDESK_NO_UPNP",
           .type = HD_OPT_FLAG,
