@@ -819,8 +819,13 @@ static void on_close(struct hd_channel *ch, int reason, void *ud)
 {
     struct session *s = ud;
 
+    /* a peer that closes with our frames still unread in its socket sends
+     * a reset, not a FIN: that is the viewer closing too */
     session_close(s, reason == UV_EOF ? "viewer closed the connection"
-                                      : hd_strerror(reason));
+                     : reason == UV_ECONNRESET
+                         ? "viewer closed the connection (reset: it left "
+                           "frames unread)"
+                         : hd_strerror(reason));
 }
 
 int session_new(struct host *h, enum session_path path, struct session **out)
