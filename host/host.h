@@ -62,6 +62,7 @@ struct host_opts {
     bool no_otp, allow_unencrypted, show_id, help, version, no_upnp;
     bool no_clipboard, no_audio, no_file_transfer;
     const char *audio_source;
+    int clipboard, audio; /* backend: index in main.c's name tables */
 };
 
 struct reg;

@@ -23,8 +23,8 @@
 #include "config.h"
 #include "crypto.h"
 #include "err.h"
-#include "host/audio.h"
-#include "host/clipboard.h"
+#include "host/audio/audio.h"
+#include "host/clipboard/clipboard.h"
 #include "host/host.h"
 #include "host/input/input.h"
 #include "host/punch.h"
@@ -42,6 +42,8 @@ static const char *const capture_names[] = { "auto", "x11", "wlr", "fake",
                                              NULL };
 static const char *const input_names[] = { "auto", "xtest", "wlr",
                                            "fake", "none",  NULL };
+static const char *const clip_names[] = { "auto", "x11", "fake", NULL };
+static const char *const audio_names[] = { "auto", "pulse", "fake", NULL };
 static const char *const reg_tcp_names[] = { "auto", "always", "never", NULL };
 
 struct main_state {
@@ -143,6 +145,21 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .help = "sound server source to send (default: the monitor of "
                   "the default output)",
           .s = &o->audio_source },
+        { .names = "clipboard",
+          .env = "HOMEDESK_CLIPBOARD",
+          .type = HD_OPT_CHOICE,
+          .def = "auto",
+          .choices = clip_names,
+          .help = "clipboard backend (auto: x11 with the x11 capture or "
+                  "an explicit --display)",
+          .i = &o->clipboard },
+        { .names = "audio",
+          .env = "HOMEDESK_AUDIO",
+          .type = HD_OPT_CHOICE,
+          .def = "auto",
+          .choices = audio_names,
+          .help = "desktop audio backend (auto: pulse)",
+          .i = &o->audio },
         { .names = "no-file-transfer",
           .env = "HOMEDESK_NO_FILE_TRANSFER",
           .type = HD_OPT_FLAG,
@@ -549,6 +566,7 @@ int main(int argc, char **argv)
     int r, status = 1, loop_init = 0;
     struct video_opts vo;
     struct input_opts io;
+    struct clip_opts co;
     const char *disp = NULL, *input = NULL;
 
     signal(SIGPIPE, SIG_IGN);
@@ -687,11 +705,14 @@ int main(int argc, char **argv)
     /* the clipboard of the shared X display: with the x11 capture, or
      * another capture and an explicit --display; without a display the
      * sessions go on without a clipboard */
-    if (!o->no_clipboard && disp != NULL &&
-        (strcmp(vo.capture, "x11") == 0 || o->display != NULL))
-        clip_start(&loop, disp, on_clip_text, h, &h->clip);
+    co.display =
+        strcmp(vo.capture, "x11") == 0 || o->display != NULL ? disp : NULL;
+    if (!o->no_clipboard)
+        clip_start(&loop, clip_names[o->clipboard], &co, on_clip_text, h,
+                   &h->clip);
     if (!o->no_audio &&
-        audio_start(&loop, o->audio_source, on_audio_frame, h, &h->audio) != 0)
+        audio_start(&loop, audio_names[o->audio], o->audio_source,
+                    on_audio_frame, h, &h->audio) != 0)
         hd_warn("host", "no audio thread: sound off");
     if (listen_on(h, o->listen_port,
                   hd_config_source(&cfg, OPT_LISTEN) != HD_CONFIG_DEFAULT) !=

@@ -1,5 +1,5 @@
 # host/: homedesk-host, the agent on the machine being reached.  Backends
-# live in a folder per interface (capture/, input/).
+# live in a folder per interface (capture/, input/, clipboard/, audio/).
 HOST_SRCS := $(wildcard host/*.c host/*/*.c)
 HOST_OBJS := $(HOST_SRCS:%.c=$(O)/%.o)
 HOST_BIN := $(O)/homedesk-host

@@ -1,9 +1,17 @@
 /*
- * X11 CLIPBOARD <-> viewers, on a thread with its own XCB connection.
- * See clipboard.h.  ICCCM section 2 is the protocol: ConvertSelection and
- * SelectionNotify to read, SelectionRequest answered with ChangeProperty
- * and a SelectionNotify event to serve, INCR for large transfers (read
- * only: what we serve fits one request, BIG-REQUESTS allows megabytes).
+ * The x11 clipboard backend: the X11 CLIPBOARD selection, on a thread with
+ * its own XCB connection to the shared display.  See clipboard.h.
+ *
+ * When an X client takes the CLIPBOARD selection (XFixes tells us), the
+ * thread asks the owner for UTF8_STRING (STRING as a fallback), reads it
+ * (also in INCR pieces, as toolkits send large selections) and reports it
+ * (clip_report).  Text from a viewer (set) makes the thread the
+ * selection's owner; it then answers paste requests (TARGETS,
+ * UTF8_STRING, STRING, TEXT) until another client takes the selection.  ICCCM
+ * section 2 is the protocol: ConvertSelection and SelectionNotify to read,
+ * SelectionRequest answered with ChangeProperty and a SelectionNotify event to
+ * serve, INCR for large transfers (read only: what we serve fits one request,
+ * BIG-REQUESTS allows megabytes).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +25,7 @@
 #include <xcb/xfixes.h>
 
 #include "clip.h"
-#include "host/clipboard.h"
+#include "host/clipboard/clipboard.h"
 #include "log.h"
 
 #define MOD "clipboard"
@@ -30,24 +38,17 @@ static const char *const atom_names[A_N] = { "CLIPBOARD", "UTF8_STRING",
                                              "TARGETS",   "TEXT",
                                              "INCR",      "HOMEDESK_CLIP" };
 
-struct hclip {
-    uv_loop_t *loop;
-    uv_async_t async;
-    hclip_text_cb cb;
-    void *ud;
+struct xclip {
+    struct hclip *hc; /* the framework's */
     pthread_t thread;
-    int thread_ok;
     int wake[2]; /* pipe: the loop wakes the thread */
 
     pthread_mutex_t mu; /* guards what follows */
     char *in;           /* from a viewer, for the thread to own */
     size_t in_n;
     int in_set, quit;
-    char *out; /* read from X, for the loop */
-    size_t out_n;
-    int out_set;
 
-    /* the thread's (and clip_start's before it runs) */
+    /* the thread's (and open's before it runs) */
     xcb_connection_t *c;
     xcb_window_t win;
     xcb_atom_t a[A_N];
@@ -55,8 +56,6 @@ struct hclip {
     size_t max_req; /* bytes one request may carry */
     char *owned;    /* what we serve while we own the selection */
     size_t owned_n;
-    char *last; /* the text last passed either way (no echo) */
-    size_t last_n;
     xcb_atom_t asking; /* target of our ConvertSelection under way */
     char *incr;        /* an INCR transfer under way (NULL: none) */
     size_t incr_n;
@@ -69,34 +68,6 @@ struct hclip {
 static uint64_t now_ms(void)
 {
     return uv_hrtime() / 1000000;
-}
-
-/* A NUL-terminated copy of t[0..n), or NULL. */
-static char *dup_text(const char *t, size_t n)
-{
-    char *p = malloc(n + 1);
-
-    if (p != NULL) {
-        memcpy(p, t, n);
-        p[n] = '\0';
-    }
-    return p;
-}
-
-static int same_as_last(const struct hclip *c, const char *t, size_t n)
-{
-    return c->last != NULL && c->last_n == n && memcmp(c->last, t, n) == 0;
-}
-
-static void remember(struct hclip *c, const char *t, size_t n)
-{
-    char *p = dup_text(t, n);
-
-    if (p == NULL)
-        return;
-    free(c->last);
-    c->last = p;
-    c->last_n = n;
 }
 
 /* ---- reading: another client owns the selection ------------------------ */
@@ -151,10 +122,10 @@ static char *utf8_to_latin1(const char *t, size_t n, size_t *out_n)
     return o;
 }
 
-static void deliver_utf8(struct hclip *c, const char *t, size_t n);
+static void deliver_utf8(struct xclip *c, const char *t, size_t n);
 
 /* Hand text read from X to the loop (thread); STRING is Latin-1. */
-static void deliver(struct hclip *c, const char *t, size_t n, xcb_atom_t type)
+static void deliver(struct xclip *c, const char *t, size_t n, xcb_atom_t type)
 {
     char *u;
     size_t un;
@@ -169,26 +140,12 @@ static void deliver(struct hclip *c, const char *t, size_t n, xcb_atom_t type)
     free(u);
 }
 
-static void deliver_utf8(struct hclip *c, const char *t, size_t n)
+static void deliver_utf8(struct xclip *c, const char *t, size_t n)
 {
-    char *p;
-
-    if (n == 0 || same_as_last(c, t, n))
-        return;
-    remember(c, t, n);
-    if ((p = dup_text(t, n)) == NULL)
-        return;
-    pthread_mutex_lock(&c->mu);
-    free(c->out);
-    c->out = p;
-    c->out_n = n;
-    c->out_set = 1;
-    pthread_mutex_unlock(&c->mu);
-    uv_async_send(&c->async);
-    hd_debug(MOD, "copied on the desktop: %zu bytes", n);
+    clip_report(c->hc, t, n);
 }
 
-static void incr_end(struct hclip *c)
+static void incr_end(struct xclip *c)
 {
     free(c->incr);
     c->incr = NULL;
@@ -196,7 +153,7 @@ static void incr_end(struct hclip *c)
     c->incr_big = 0;
 }
 
-static void ask(struct hclip *c, xcb_atom_t target)
+static void ask(struct xclip *c, xcb_atom_t target)
 {
     c->asking = target;
     xcb_convert_selection(c->c, c->win, c->a[A_CLIPBOARD], target, c->a[A_PROP],
@@ -208,7 +165,7 @@ static void ask(struct hclip *c, xcb_atom_t target)
  * Read (and delete) our property.  Returns the reply (free it) or NULL;
  * *big is set when it holds more than HD_CLIP_MAX bytes.
  */
-static xcb_get_property_reply_t *read_prop(struct hclip *c, int *big)
+static xcb_get_property_reply_t *read_prop(struct xclip *c, int *big)
 {
     xcb_get_property_reply_t *r;
 
@@ -226,7 +183,7 @@ static xcb_get_property_reply_t *read_prop(struct hclip *c, int *big)
     return r;
 }
 
-static void on_selection_notify(struct hclip *c,
+static void on_selection_notify(struct xclip *c,
                                 const xcb_selection_notify_event_t *e)
 {
     xcb_get_property_reply_t *r;
@@ -260,7 +217,7 @@ static void on_selection_notify(struct hclip *c,
 }
 
 /* A piece of an INCR transfer (a zero-length one ends it). */
-static void on_property(struct hclip *c, const xcb_property_notify_event_t *e)
+static void on_property(struct xclip *c, const xcb_property_notify_event_t *e)
 {
     xcb_get_property_reply_t *r;
     int big, len;
@@ -298,19 +255,17 @@ static void on_property(struct hclip *c, const xcb_property_notify_event_t *e)
 
 /* ---- serving: we own the selection ------------------------------------- */
 
-static void own(struct hclip *c, char *t, size_t n)
+static void own(struct xclip *c, char *t, size_t n)
 {
     free(c->owned);
     c->owned = t;
     c->owned_n = n;
-    remember(c, t, n);
     xcb_set_selection_owner(c->c, c->win, c->a[A_CLIPBOARD], XCB_CURRENT_TIME);
     xcb_flush(c->c);
-    hd_debug(MOD, "pasted from a viewer: %zu bytes", n);
 }
 
 /* Our text into the requestor's property: UTF-8, or Latin-1 for STRING. */
-static void serve_text(struct hclip *c, xcb_window_t w, xcb_atom_t prop,
+static void serve_text(struct xclip *c, xcb_window_t w, xcb_atom_t prop,
                        xcb_atom_t target)
 {
     size_t ln;
@@ -327,7 +282,7 @@ static void serve_text(struct hclip *c, xcb_window_t w, xcb_atom_t prop,
     free(l);
 }
 
-static void on_request(struct hclip *c, const xcb_selection_request_event_t *e)
+static void on_request(struct xclip *c, const xcb_selection_request_event_t *e)
 {
     xcb_selection_notify_event_t n;
     xcb_atom_t prop = e->property != XCB_NONE ? e->property : e->target;
@@ -367,7 +322,7 @@ static void on_request(struct hclip *c, const xcb_selection_request_event_t *e)
 
 /* ---- the thread -------------------------------------------------------- */
 
-static void handle(struct hclip *c, xcb_generic_event_t *ev)
+static void handle(struct xclip *c, xcb_generic_event_t *ev)
 {
     uint8_t type = ev->response_type & 0x7f;
 
@@ -404,7 +359,7 @@ static void handle(struct hclip *c, xcb_generic_event_t *ev)
 
 static void *clip_main(void *arg)
 {
-    struct hclip *c = arg;
+    struct xclip *c = arg;
     struct pollfd p[2] = { { xcb_get_file_descriptor(c->c), POLLIN, 0 },
                            { c->wake[0], POLLIN, 0 } };
     xcb_generic_event_t *ev;
@@ -451,7 +406,7 @@ static void *clip_main(void *arg)
     return NULL;
 }
 
-static void wake(struct hclip *c)
+static void wake(struct xclip *c)
 {
     char b = 1;
 
@@ -460,26 +415,8 @@ static void wake(struct hclip *c)
     }
 }
 
-/* On the loop thread: text copied on the desktop. */
-static void on_async(uv_async_t *a)
-{
-    struct hclip *c = a->data;
-    char *t;
-    size_t n;
-
-    pthread_mutex_lock(&c->mu);
-    t = c->out_set ? c->out : NULL;
-    n = c->out_n;
-    c->out = NULL;
-    c->out_set = 0;
-    pthread_mutex_unlock(&c->mu);
-    if (t != NULL)
-        c->cb(c->ud, t, n);
-    free(t);
-}
-
 /* Connect, check XFixes, make our window and atoms. */
-static int x_open(struct hclip *c, const char *display)
+static int x_open(struct xclip *c, const char *display)
 {
     const xcb_query_extension_reply_t *ext;
     xcb_xfixes_query_version_reply_t *v;
@@ -531,7 +468,8 @@ static int x_open(struct hclip *c, const char *display)
     return xcb_connection_has_error(c->c) ? -EIO : 0;
 }
 
-static void free_all(struct hclip *c)
+/* Release what open acquired (c itself is the framework's). */
+static void free_all(struct xclip *c)
 {
     if (c->c != NULL)
         xcb_disconnect(c->c);
@@ -541,36 +479,27 @@ static void free_all(struct hclip *c)
         close(c->wake[1]);
     pthread_mutex_destroy(&c->mu);
     free(c->in);
-    free(c->out);
     free(c->owned);
-    free(c->last);
     free(c->incr);
-    free(c);
 }
 
-static void on_async_closed(uv_handle_t *h)
+static int x11_open(struct hclip *hc, const struct clip_opts *opts)
 {
-    free_all(h->data);
-}
-
-int clip_start(uv_loop_t *loop, const char *display, hclip_text_cb cb, void *ud,
-               struct hclip **out)
-{
-    struct hclip *c = calloc(1, sizeof(*c));
+    struct xclip *c = hc->priv;
     int r;
 
-    *out = NULL;
-    if (c == NULL)
-        return -ENOMEM;
+    c->hc = hc;
     c->wake[0] = c->wake[1] = -1;
+    if (opts->display == NULL) {
+        hd_debug(MOD, "no X display to share: x11 clipboard not used");
+        return -ENODEV;
+    }
     pthread_mutex_init(&c->mu, NULL);
-    c->loop = loop;
-    c->cb = cb;
-    c->ud = ud;
     if (pipe(c->wake) != 0) {
+        r = -errno;
         c->wake[0] = c->wake[1] = -1;
         free_all(c);
-        return -errno;
+        return r;
     }
     for (int i = 0; i < 2; i++) {
         int fl = fcntl(c->wake[i], F_GETFL);
@@ -578,53 +507,49 @@ int clip_start(uv_loop_t *loop, const char *display, hclip_text_cb cb, void *ud,
         fcntl(c->wake[i], F_SETFL, fl | O_NONBLOCK);
         fcntl(c->wake[i], F_SETFD, FD_CLOEXEC);
     }
-    if ((r = x_open(c, display)) != 0) {
+    if ((r = x_open(c, opts->display)) != 0) {
         free_all(c);
         return r;
     }
-    if ((r = uv_async_init(loop, &c->async, on_async)) != 0) {
-        free_all(c);
-        return r;
-    }
-    c->async.data = c;
     if (pthread_create(&c->thread, NULL, clip_main, c) != 0) {
-        uv_close((uv_handle_t *)&c->async, on_async_closed); /* frees c */
+        free_all(c);
         return -EAGAIN;
     }
-    c->thread_ok = 1;
-    *out = c;
     hd_info(MOD, "sharing the CLIPBOARD selection (text, up to %u bytes)",
             HD_CLIP_MAX);
     return 0;
 }
 
-void clip_set(struct hclip *c, const char *text, size_t n)
+static void x11_set(struct hclip *hc, char *text, size_t n)
 {
-    char *p;
+    struct xclip *c = hc->priv;
 
-    if (c == NULL || (p = dup_text(text, n)) == NULL)
-        return;
     pthread_mutex_lock(&c->mu);
     free(c->in);
-    c->in = p;
+    c->in = text;
     c->in_n = n;
     c->in_set = 1;
     pthread_mutex_unlock(&c->mu);
     wake(c);
 }
 
-void clip_stop(struct hclip *c)
+static void x11_close(struct hclip *hc)
 {
-    if (c == NULL)
-        return;
-    if (c->thread_ok) {
-        pthread_mutex_lock(&c->mu);
-        c->quit = 1;
-        pthread_mutex_unlock(&c->mu);
-        wake(c);
-        pthread_join(c->thread, NULL);
-        c->thread_ok = 0;
-    }
-    if (!uv_is_closing((uv_handle_t *)&c->async))
-        uv_close((uv_handle_t *)&c->async, on_async_closed);
+    struct xclip *c = hc->priv;
+
+    pthread_mutex_lock(&c->mu);
+    c->quit = 1;
+    pthread_mutex_unlock(&c->mu);
+    wake(c);
+    pthread_join(c->thread, NULL);
+    free_all(c);
 }
+
+const struct clip_driver clip_driver_x11 = {
+    .name = "x11",
+    .description = "the X11 CLIPBOARD selection (XCB, XFixes)",
+    .priv_size = sizeof(struct xclip),
+    .open = x11_open,
+    .set = x11_set,
+    .close = x11_close,
+};
