@@ -43,7 +43,7 @@
 struct opts {
     const char *server, *key, *direct, *password_file, *config_dir;
     const char *out, *log_level;
-    int frames, verbose, timeout_s;
+    int frames, verbose, timeout_s, answer_ms;
     const char *relay;
     bool fullscreen, headless, force_relay, help, version, no_overlay, no_udp,
         no_tcp;
@@ -225,6 +225,13 @@ static const struct hd_opt *make_opts(struct opts *o)
           .min = 1,
           .max = 86400,
           .i = &o->timeout_s },
+        { .names = "answer-timeout-ms", /* tests */
+          .type = HD_OPT_INT,
+          .flags = HD_OPT_HIDDEN | HD_OPT_ARGV_ONLY,
+          .def = "20000",
+          .min = 100,
+          .max = 600000,
+          .i = &o->answer_ms },
         { .names = "out",
           .type = HD_OPT_STRING,
           .flags = HD_OPT_ARGV_ONLY,
@@ -577,6 +584,7 @@ int main(int argc, char **argv)
     if (o->help) {
         hd_config_print_help(
             opts, PROG, "[OPTIONS] ID   or   --direct HOST[:PORT]", stdout);
+        printf("\nKeys in the window:\n%s", win_keys_help());
         status = 0;
         goto out;
     }
@@ -673,6 +681,7 @@ int main(int argc, char **argv)
     sc.allow_plain_server = o->allow_plain_server;
     sc.no_udp = o->no_udp;
     sc.no_tcp = o->no_tcp;
+    sc.answer_ms = o->answer_ms;
     if ((o->ls != NULL) + (o->get != NULL) + (o->put != NULL) > 1) {
         status = usage_error("one of --ls, --get and --put at a time");
         goto out;

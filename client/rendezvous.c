@@ -1385,7 +1385,7 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     const char *given_uuid = NULL;
     uint16_t nat_port = 0;
     size_t len;
-    int r, i;
+    int r, i, answer_ms = req->answer_ms > 0 ? req->answer_ms : RV_ANSWER_MS;
 
     memset(out, 0, sizeof(*out));
     out->fd = -1;
@@ -1480,11 +1480,19 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     /* PunchHoleResponse, or a RelayResponse when the host (a RustDesk
      * one behind a symmetric NAT) chose the relay itself */
     for (;;) {
-        if ((r = rvc_recv(&c, RV_ANSWER_MS, &ans)) != 0) {
+        if ((r = rvc_recv(&c, answer_ms, &ans)) != 0) {
             if (r == -ECANCELED)
                 set_err(out, "cancelled");
+            else if (r == -ETIMEDOUT) /* the server is there: it answered
+                                       * the NAT test and kept the line */
+                set_err(out,
+                        "host %s offline or not answering: the server %s "
+                        "passed the request on, but the host did not "
+                        "answer in %d s (a host that stopped moments ago is "
+                        "marked offline after about 30 s)",
+                        req->id, req->server, answer_ms / 1000);
             else
-                set_err(out, "no answer from the server %s about %s: %s",
+                set_err(out, "the server %s dropped the request about %s: %s",
                         req->server, req->id, reason(r));
             goto out;
         }

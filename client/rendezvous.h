@@ -65,6 +65,7 @@ struct rv_request {
     /* with key_b64: accept a server that offers no KeyExchange (old
      * hbbs; --allow-plain-server); otherwise its absence is an error */
     int allow_plain_server;
+    int answer_ms; /* wait for the host's answer (0: 20 s) */
 };
 
 struct hd_rudp;

@@ -45,6 +45,7 @@ struct sess_config {
     int no_udp, no_tcp;     /* ID mode: skip UDP / the direct TCP paths */
     int no_clipboard;       /* ask the host not to share its clipboard */
     int no_audio;           /* ask the host not to send its sound */
+    int answer_ms;          /* ID mode: wait for the host's answer (0: 20 s) */
     /* a file transfer session instead of the desktop (xfer.h), or NULL */
     const struct vxfer_opts *xfer;
 };

@@ -956,6 +956,17 @@ static void toggle_fullscreen(struct win *w)
                             w->fullscreen ? SDL_WINDOW_FULLSCREEN_DESKTOP : 0);
 }
 
+const char *win_keys_help(void)
+{
+    /* what hotkey() below handles */
+    return "  F11, Ctrl+Alt+F          fullscreen on/off\n"
+           "  Ctrl+Alt+S               fit to the window / 1:1\n"
+           "  Ctrl+Alt+G               keyboard grab on/off (system keys go "
+           "to the host)\n"
+           "  Ctrl+Alt+O               statistics overlay on/off\n"
+           "  Ctrl+Alt+Q               quit\n";
+}
+
 /* Our hotkeys (Ctrl+Alt+key, F11); 1 when the key was ours. */
 static int hotkey(struct win *w, const SDL_KeyboardEvent *k, int *quit)
 {

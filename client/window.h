@@ -44,6 +44,10 @@ struct win_opts {
     int clipboard; /* share the clipboard with the host */
 };
 
+/* The window's keys, one "  KEYS  what" line each, for --help (any
+ * thread; a static string). */
+const char *win_keys_help(void);
+
 /*
  * Initialise SDL video and register the custom events; main thread,
  * before any other thread may post.  Returns 0, or -1 with a message

@@ -25,12 +25,13 @@
 
 #define MOD "reg"
 
-#define REG_MAX_MSG        (64u * 1024)
-#define ONESHOT_TIMEOUT_MS 5000
-#define NEW_ID_MIN_MS      60000
-#define TOO_FREQUENT_MS    30000
-#define RELAY_MAX          256
-#define REG_NAT_TEST_MS    (10u * 60 * 1000) /* NAT type test again */
+#define REG_MAX_MSG         (64u * 1024)
+#define ONESHOT_TIMEOUT_MS  5000
+#define NEW_ID_MIN_MS       60000
+#define TOO_FREQUENT_MS     30000
+#define RELAY_MAX           256
+#define REG_NAT_TEST_MS     (10u * 60 * 1000) /* NAT type test again */
+#define REG_FIRST_ANSWER_MS 3000 /* no answer by then: find out why */
 
 struct reg_tcp;
 
@@ -46,6 +47,9 @@ struct reg {
     char server_name[300];
     unsigned unanswered;
     int silent, registered;
+    struct reg_probe *probe; /* a TCP connect to see why nothing answers */
+    int probe_err;           /* its last error logged (0: none) */
+    int ticks;
     uint64_t last_new_id_ms, pk_backoff_until, natt_at;
     char old_id[IDENT_ID_MAX];
     struct reg_tcp *tcp;
@@ -281,6 +285,70 @@ static void tcp_start(struct reg *g)
     if (uv_tcp_connect(&t->conn, &t->tcp, (struct sockaddr *)&g->server,
                        tcp_connected) != 0)
         tcp_drop(g, NULL);
+}
+
+/* ---- why does the server not answer? ------------------------------------ */
+
+/*
+ * UDP to a server that is not there fails silently, so when the first
+ * registration is not answered within a few seconds a TCP connect to the
+ * same port says why (refused, no route, timed out), at warning level,
+ * once per distinct reason.
+ */
+struct reg_probe {
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    struct reg *g; /* NULL once reg_stop let go of it */
+};
+
+static void probe_closed(uv_handle_t *hd)
+{
+    struct reg_probe *p = hd->data;
+
+    free(p);
+}
+
+static void probe_say(struct reg *g, int err)
+{
+    if (g->registered || err == 0 || err == UV_ECANCELED || err == g->probe_err)
+        return;
+    hd_warn(MOD,
+            "cannot reach the rendezvous server %s:%u (%s): %s; is "
+            "homedesk-server running there, and the port forwarded? still "
+            "trying",
+            g->h->server_host, (unsigned)g->h->server_port, g->server_name,
+            err == UV_ETIMEDOUT ? "no answer (timed out)" : uv_strerror(err));
+    g->probe_err = err;
+}
+
+static void probe_connected(uv_connect_t *req, int status)
+{
+    struct reg_probe *p = req->data;
+
+    if (p->g != NULL) {
+        p->g->probe = NULL;
+        probe_say(p->g, status);
+    }
+    hd_net_close((uv_handle_t *)&p->tcp, probe_closed);
+}
+
+static void probe_start(struct reg *g)
+{
+    struct reg_probe *p;
+
+    if (g->probe != NULL || !g->have_server || g->registered)
+        return;
+    if ((p = calloc(1, sizeof(*p))) == NULL)
+        return;
+    p->g = g;
+    uv_tcp_init(g->loop, &p->tcp);
+    p->tcp.data = p->conn.data = p;
+    if (uv_tcp_connect(&p->conn, &p->tcp, (struct sockaddr *)&g->server,
+                       probe_connected) != 0) {
+        hd_net_close((uv_handle_t *)&p->tcp, probe_closed);
+        return;
+    }
+    g->probe = p;
 }
 
 /* Send on the TCP link if it is up, else by UDP. */
@@ -820,6 +888,7 @@ static void handle(struct reg *g, const uint8_t *data, size_t n, int via_tcp)
             hd_info(MOD, "registered ID %s with %s", g->h->ident.id,
                     g->server_name);
             g->registered = 1;
+            g->probe_err = 0;
         }
         break;
     case HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PK_RESPONSE:
@@ -965,6 +1034,11 @@ static void on_tick(uv_timer_t *t)
         resolve(g);
         return;
     }
+    /* the first tick comes after REG_FIRST_ANSWER_MS; then while silent */
+    if (!g->registered && g->probe != NULL)
+        probe_say(g, UV_ETIMEDOUT); /* a whole interval without a SYN-ACK */
+    if (!g->registered && (g->ticks++ == 0 || g->silent))
+        probe_start(g);
     if (++g->unanswered >= REG_SILENT_ROUNDS) {
         if (!g->silent) {
             hd_warn(MOD,
@@ -1001,7 +1075,10 @@ int reg_start(struct host *h, struct reg **out)
     g->handles = 1;
     snprintf(g->server_name, sizeof(g->server_name), "%s", h->server_host);
     resolve(g);
-    uv_timer_start(&g->timer, on_tick, (uint64_t)h->o->reg_interval_ms,
+    uv_timer_start(&g->timer, on_tick,
+                   (uint64_t)(h->o->reg_interval_ms < REG_FIRST_ANSWER_MS
+                                  ? h->o->reg_interval_ms
+                                  : REG_FIRST_ANSWER_MS),
                    (uint64_t)h->o->reg_interval_ms);
     *out = g;
     return 0;
@@ -1023,6 +1100,11 @@ void reg_stop(struct reg *g)
     if (g->resolving)
         uv_cancel((uv_req_t *)&g->gai);
     tcp_drop(g, NULL);
+    if (g->probe != NULL) { /* its close callback frees it */
+        g->probe->g = NULL;
+        hd_net_close((uv_handle_t *)&g->probe->tcp, probe_closed);
+        g->probe = NULL;
+    }
     punch_stop_all(g->h);
     upunch_stop_all(g->h);
     if (g->udp_open)

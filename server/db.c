@@ -374,6 +374,17 @@ static int db_make_private(const char *path)
     return 0;
 }
 
+/* One log line for a store this user cannot write; returns -EROFS. */
+static int db_readonly(const char *path)
+{
+    hd_error(MOD,
+             "%s is read-only for this user (uid %u): the server writes new "
+             "IDs and keys to it; fix the owner or mode of the file and its "
+             "directory (or the mount)",
+             path, (unsigned)getuid());
+    return -EROFS;
+}
+
 int db_open(const char *path, struct db **out)
 {
     struct db *db = NULL;
@@ -385,7 +396,10 @@ int db_open(const char *path, struct db **out)
     if ((db = calloc(1, sizeof(*db))) == NULL)
         return -ENOMEM;
     if ((r = db_make_private(path)) != 0) {
-        hd_error(MOD, "cannot create %s: %s", path, hd_strerror(r));
+        if (r == -EACCES || r == -EPERM || r == -EROFS)
+            r = db_readonly(path);
+        else
+            hd_error(MOD, "cannot create %s: %s", path, hd_strerror(r));
         goto out;
     }
     rc = sqlite3_open_v2(path, &db->h,
@@ -396,6 +410,24 @@ int db_open(const char *path, struct db **out)
     }
     sqlite3_extended_result_codes(db->h, 1);
     sqlite3_busy_timeout(db->h, DB_BUSY_TIMEOUT_MS);
+
+    /* a database the server cannot write is found now, not at the first
+     * new ID: SQLite opens a write-protected file read-only without a
+     * word, and a BEGIN IMMEDIATE needs the write lock (and the -wal and
+     * -shm files beside it) */
+    if (strcmp(path, ":memory:") != 0 &&
+        sqlite3_db_readonly(db->h, "main") != 1 &&
+        (rc = sqlite3_exec(db->h, "begin immediate; rollback", NULL, NULL,
+                           NULL)) != SQLITE_OK &&
+        (rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN) {
+        r = db_fail(db, "write to", path, rc);
+        goto out;
+    }
+    if (strcmp(path, ":memory:") != 0 &&
+        (sqlite3_db_readonly(db->h, "main") == 1 || rc != SQLITE_OK)) {
+        r = db_readonly(path);
+        goto out;
+    }
 
     /* WAL persists in the file; the pragma answers the mode now in use. */
     rc = sqlite3_prepare_v2(db->h, "pragma journal_mode = wal", -1, &st, NULL);

@@ -71,9 +71,11 @@ int db_path_from_env(const char *data_dir, char *out, size_t cap);
  * kept for the life of the db.  The file and its -wal/-shm are the
  * server user's only (0600; an existing store readable by others is
  * narrowed, with a log line): they hold every peer's uuid.  ":memory:"
- * opens a private in-memory db (tests).  Returns 0 and *out, or a negative code
- * after one log line: -EIO when SQLite fails (unreadable file, not a database,
- * a `peer` table without the hbbs columns), -ENOMEM.  *out is NULL on failure.
+ * opens a private in-memory db (tests).  Returns 0 and *out, or a negative
+ * code after one log line: -EROFS when this user cannot write it (checked
+ * here, not at the first write), -EIO when SQLite fails (unreadable file,
+ * not a database, a `peer` table without the hbbs columns), -ENOMEM.
+ * *out is NULL on failure.
  */
 int db_open(const char *path, struct db **out);
 

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +69,8 @@ struct server {
     char *relay_list[MAX_SERVERS], *rdv_list[MAX_SERVERS];
     char relay_buf[1024], rdv_buf[1024];
     char local_ip[64]; /* LOCAL_IP's default with --mask */
+    char data_dir[PATH_MAX]; /* --data-dir made absolute */
+    int dir_lock;            /* fd holding the data dir's lock, or -1 */
     int stopping;
 };
 
@@ -541,6 +545,38 @@ static int parse_options(struct opts *o, enum mode mode, int argc, char **argv,
     return 0;
 }
 
+/*
+ * One rendezvous server per data dir: two would share the database and
+ * the key files and hand out each other's peers.  The lock is an flock on
+ * the directory itself (no file to leave behind), held until exit; the
+ * relay role alone only reads the key and takes none, so hbbs and hbbr
+ * may share a directory as they do with RustDesk.
+ */
+static int lock_data_dir(struct server *s)
+{
+    s->dir_lock = open(s->o.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dir_lock < 0) {
+        fprintf(stderr, "homedesk-server: cannot open data dir %s: %s\n",
+                s->o.data_dir, strerror(errno));
+        return -1;
+    }
+    if (flock(s->dir_lock, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            fprintf(stderr,
+                    "homedesk-server: another homedesk-server already uses "
+                    "the data dir %s: stop it, or give this one its own "
+                    "--data-dir\n",
+                    s->o.data_dir);
+        else
+            fprintf(stderr, "homedesk-server: cannot lock data dir %s: %s\n",
+                    s->o.data_dir, strerror(errno));
+        close(s->dir_lock);
+        s->dir_lock = -1;
+        return -1;
+    }
+    return 0;
+}
+
 /* Split "a,b;c" (hbbs separates by ',' or ':' in old versions; we take
  * ',' and ';' so that HOST:PORT stays whole). */
 static size_t split_list(const char *s, char *buf, size_t cap, char **out,
@@ -902,6 +938,7 @@ int main(int argc, char **argv)
     int r, status = 1;
 
     memset(&s, 0, sizeof(s));
+    s.dir_lock = -1;
     memset(&cfg, 0, sizeof(cfg));
     if ((r = parse_options(&s.o, mode, argc, argv, &cfg)) != 0) {
         hd_config_cleanup(&cfg);
@@ -970,6 +1007,12 @@ int main(int argc, char **argv)
                 s.o.data_dir, strerror(errno));
         goto out;
     }
+    /* the banner and every message name it in full ("data dir: ." did
+     * not say where that was) */
+    if (realpath(s.o.data_dir, s.data_dir) != NULL)
+        s.o.data_dir = s.data_dir;
+    if (s.o.role != ROLE_RELAY && lock_data_dir(&s) != 0)
+        goto out;
     if (setup_key(&s) != 0)
         goto out;
     if (start_roles(&s) != 0)
@@ -999,6 +1042,8 @@ out:
     uv_run(&s.loop, UV_RUN_DEFAULT);
     rdv_free(s.rdv);
     db_close(s.db);
+    if (s.dir_lock >= 0)
+        close(s.dir_lock);
     hd_sign_key_cleanup(&s.key);
     if (uv_loop_close(&s.loop) != 0)
         hd_debug("server", "loop closed with handles still open");

@@ -507,6 +507,49 @@ static void startup_messages(void)
     host_cleanup(&h);
 }
 
+/* A server that is not there is named within seconds, at the default log
+ * level, with the reason; the host keeps running (and retrying). */
+static void unreachable_server_said(void)
+{
+    char prog[300], server[64], want[128];
+    struct hostp h;
+    uint64_t t0;
+    pid_t pid;
+
+    HT_CHECK(host_start(&h, 1, NULL) == 0); /* makes the config dir */
+    host_stop(&h);
+    truncate(h.log, 0);
+    /* a port of the test server's block that nothing listens on */
+    snprintf(server, sizeof(server), "127.0.0.1:%u", srv.port + 30);
+    const char *argv[] = { prog_path("homedesk-host", prog, sizeof(prog)),
+                           "--config-dir",
+                           h.cfg,
+                           "--capture",
+                           "fake",
+                           "--input",
+                           "fake",
+                           "--listen=0",
+                           "--server",
+                           server,
+                           "--key",
+                           srv.pk_b64,
+                           NULL };
+    t0 = now_ms();
+    pid = spawn_in(NULL, argv, NULL, h.log);
+    snprintf(want, sizeof(want), "cannot reach the rendezvous server %s",
+             server);
+    HT_CHECK(file_has(h.log, want, 10000));
+    HT_CHECK(now_ms() - t0 < 10000);
+    HT_CHECK(file_has(h.log, "connection refused", 0));
+    HT_CHECK(file_has(h.log, "still trying", 0));
+    HT_EQ_INT(wait_exit(pid, 0), -1); /* still running */
+    kill(pid, SIGTERM);
+    HT_EQ_INT(wait_exit(pid, T), 0);
+    if (ht_case_failures())
+        host_dump_log(&h);
+    host_cleanup(&h);
+}
+
 /* Is id online according to the server (OnlineRequest on port-1)? */
 static int server_says_online(const char *id)
 {
@@ -1604,6 +1647,7 @@ int main(void)
     HT_RUN(startup_messages);
     HT_RUN(passwords);
     HT_RUN(secrets_out_of_proc);
+    HT_RUN(unreachable_server_said);
     if (!srv_ok) {
         ht_skip("registered cases", "server did not start");
         return ht_finish();

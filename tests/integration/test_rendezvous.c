@@ -6,10 +6,12 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -1001,6 +1003,101 @@ static void check_command(void)
         printf("# %s", out);
 }
 
+/* Run homedesk-server (as uid/gid 65534 through setpriv when as_nobody)
+ * in cwd with args until it exits; its status, its output in logp. */
+static int run_server_once(const char *cwd, int as_nobody,
+                           const char *const *args, const char *logp)
+{
+    char prog[256], port[16];
+    const char *argv[24];
+    int i = 0, st;
+    pid_t pid;
+
+    if (as_nobody) {
+        argv[i++] = "/usr/bin/setpriv";
+        argv[i++] = "--reuid=65534";
+        argv[i++] = "--regid=65534";
+        argv[i++] = "--clear-groups";
+    }
+    argv[i++] = prog_path("homedesk-server", prog, sizeof(prog));
+    if (prog[0] != '/' && cwd != NULL) { /* relative to our cwd */
+        static char abs[700];
+        char here[400];
+
+        if (getcwd(here, sizeof(here)) != NULL)
+            snprintf(abs, sizeof(abs), "%s/%s", here, prog);
+        argv[i - 1] = abs;
+    }
+    /* ports of the shared server's block: refused before they are bound */
+    snprintf(port, sizeof(port), "%u", srv.port);
+    argv[i++] = "--port";
+    argv[i++] = port;
+    argv[i++] = "--bind";
+    argv[i++] = "127.0.0.1";
+    for (int k = 0; args[k] != NULL && i < 23; k++)
+        argv[i++] = args[k];
+    argv[i] = NULL;
+    unlink(logp);
+    pid = spawn_in(cwd, argv, NULL, logp);
+    if ((st = wait_exit(pid, 20000)) < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return st;
+}
+
+/* A second server on the same data dir, and a database this user cannot
+ * write, are refused at start with the full path; "--data-dir ." is
+ * printed as the absolute path it is. */
+static void data_dir_checks(void)
+{
+    char logp[320], dir[64] = "/tmp/hd-rodb-XXXXXX", cmd[700], want[400];
+
+    snprintf(logp, sizeof(logp), "%s/second.out", srv.dir);
+    HT_EQ_INT(run_server_once(srv.dir, 0,
+                              (const char *const[]){ "--data-dir", ".", NULL },
+                              logp),
+              1);
+    snprintf(want, sizeof(want),
+             "another homedesk-server already uses the data dir %s: stop it",
+             srv.dir);
+    HT_CHECK(file_has(logp, want, 0));
+    HT_CHECK(srv_log_has(&srv, "server: data dir: /", 0));
+
+    /* read-only for the server's user: an empty database file of root's,
+     * the key files readable */
+    HT_CHECK(mkdtemp(dir) != NULL);
+    snprintf(cmd, sizeof(cmd),
+             "chmod 755 %s && : > %s/db_v2.sqlite3 && cp %s/id_ed25519 "
+             "%s/id_ed25519.pub %s/ && chmod 644 %s/*",
+             dir, dir, srv.dir, srv.dir, dir, dir);
+    HT_EQ_INT(system(cmd), 0);
+    snprintf(logp, sizeof(logp), "%s/rodb.out", srv.dir);
+    if (access("/usr/bin/setpriv", X_OK) != 0 || geteuid() != 0) {
+        ht_skip("read_only_db", "needs root and setpriv");
+    } else {
+        HT_EQ_INT(run_server_once(
+                      NULL, 1, (const char *const[]){ "--data-dir", dir, NULL },
+                      logp),
+                  1);
+        snprintf(want, sizeof(want),
+                 "%s/db_v2.sqlite3 is read-only for this "
+                 "user (uid 65534)",
+                 dir);
+        HT_CHECK(file_has(logp, want, 0));
+        HT_CHECK(!file_has(logp, "forward to this machine", 0));
+    }
+    if (ht_case_failures()) {
+        snprintf(cmd, sizeof(cmd), "sed 's/^/# /' %s/second.out %s", srv.dir,
+                 logp);
+        if (system(cmd) != 0)
+            printf("# no output\n");
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        printf("# cannot remove %s\n", dir);
+}
+
 /* The PunchHole a host at 127.0.0.2 gets when 127.0.0.1 asks for it from a
  * server started with extra flags; NULL on failure. */
 static Hbb__RendezvousMessage *punch_seen_by_host(const char *const *flags)
@@ -1379,6 +1476,7 @@ int main(void)
     HT_RUN(websocket_punch);
     HT_RUN(admin_http);
     HT_RUN(check_command);
+    HT_RUN(data_dir_checks);
     HT_RUN(relay_rules);
     HT_RUN(answers_only_from_owner);
     HT_RUN(heartbeat_hijack_refused);

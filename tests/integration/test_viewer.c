@@ -847,6 +847,42 @@ static void wrong_key(void)
     run_simple("wrongkey", HOST_ID, other, srvarg, 1, "key mismatch");
 }
 
+/* The host registered moments ago and then went quiet: the host is blamed,
+ * not the server that passed the request on. */
+static void host_not_answering(void)
+{
+    const char *env[] = { "HOMEDESK_PASSWORD=x", NULL };
+    char dir[300], srvarg[64];
+    struct fhost h;
+    struct run r;
+    int udp;
+
+    mk_case_dir("quiet", dir, sizeof(dir));
+    snprintf(srvarg, sizeof(srvarg), "127.0.0.1:%u", srv.port);
+    HT_CHECK(fhost_start(&h, "823456789") == 0);
+    HT_CHECK((udp = fhost_register(&h)) >= 0);
+    fhost_stop(&h); /* registered, then gone: nothing reads udp */
+    const char *args[] = { "--server",
+                           srvarg,
+                           "--key",
+                           srv.pk_b64,
+                           "823456789",
+                           "--headless",
+                           "--out",
+                           dir,
+                           "--config-dir",
+                           dir,
+                           "--answer-timeout-ms=1500",
+                           NULL };
+    viewer_collect(viewer_spawn(args, env, dir), dir, 20000, &r);
+    close(udp);
+    HT_EQ_INT(r.status, 1);
+    HT_CHECK(strstr(r.err, "host 823456789 offline or not answering") != NULL);
+    HT_CHECK(strstr(r.err, "no answer from the server") == NULL);
+    if (ht_case_failures())
+        show_run(&r);
+}
+
 static void server_unreachable(void)
 {
     run_simple("unreach", HOST_ID, srv.pk_b64, "127.0.0.1:1", 1,
@@ -950,6 +986,28 @@ static void direct_tofu(void)
     fhost_stop(&h);
     if (ht_case_failures())
         show_run(&r);
+}
+
+/* --help lists the window's keys; the host answers -V as the others do. */
+static void help_and_version(void)
+{
+    char dir[300], prog[300], logp[400], want[64];
+    const char *vhelp[] = { prog_path("homedesk-viewer", prog, sizeof(prog)),
+                            "--help", NULL };
+    const char *hver[] = { NULL, "-V", NULL };
+    char hprog[300];
+
+    mk_case_dir("help", dir, sizeof(dir));
+    snprintf(logp, sizeof(logp), "%s/help.out", dir);
+    HT_EQ_INT(wait_exit(spawn_in(NULL, vhelp, NULL, logp), 10000), 0);
+    HT_CHECK(file_has(logp, "Keys in the window:", 0));
+    HT_CHECK(file_has(logp, "Ctrl+Alt+Q", 0));
+    HT_CHECK(file_has(logp, "F11", 0));
+    hver[0] = prog_path("homedesk-host", hprog, sizeof(hprog));
+    snprintf(logp, sizeof(logp), "%s/version.out", dir);
+    HT_EQ_INT(wait_exit(spawn_in(NULL, hver, NULL, logp), 10000), 0);
+    snprintf(want, sizeof(want), "homedesk-host %s", HD_VERSION);
+    HT_CHECK(file_has(logp, want, 0));
 }
 
 /* A windowed viewer with no display (over ssh) says so at once and exits,
@@ -1093,10 +1151,12 @@ int main(void)
     HT_RUN(wrong_key);
     HT_RUN(server_unreachable);
     HT_RUN(stripped_key_exchange);
+    HT_RUN(host_not_answering);
     HT_RUN(direct_tofu);
     HT_RUN(id_key_pinned);
     HT_RUN(window_renders);
     HT_RUN(no_display);
+    HT_RUN(help_and_version);
     HT_RUN(out_and_direct_port);
     if (ht_case_failures())
         srv_dump_log(&srv);
