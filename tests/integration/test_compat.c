@@ -173,7 +173,9 @@ static void hbbr_pairs_with_shared_key(void)
 static void port_clash_is_one_clear_line(void)
 {
     char p[16], path[128], out[4096];
-    const char *argv[] = { hbbs, "-p", p, NULL };
+    /* a data dir of its own: the running one's is locked, and that would
+     * be the first complaint */
+    const char *argv[] = { hbbs, "-p", p, "--data-dir", "clash", NULL };
     pid_t pid;
 
     snprintf(p, sizeof(p), "%u", port);
