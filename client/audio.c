@@ -1,6 +1,7 @@
 /*
  * Opus -> SDL audio queue.  See audio.h.
  */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,37 @@ struct vaudio {
     uint64_t played, bad, cut, cut_ms;
 };
 
+/* ALSA's own error printer (a dozen "ALSA lib ..." lines on stderr when
+ * there is no sound card) replaced by one that keeps quiet: our single
+ * line says it.  ALSA is loaded here first so that SDL, which dlopens it
+ * too, gets the same copy; without ALSA there is nothing to quiet. */
+static void alsa_quiet_handler(const char *file, int line, const char *fn,
+                               int err, const char *fmt, ...)
+{
+}
+
+static void alsa_quiet(void)
+{
+    typedef void (*handler_fn)(const char *, int, const char *, int,
+                               const char *, ...);
+    static void *lib;
+    int (*set)(handler_fn);
+
+    if (lib == NULL && (lib = dlopen("libasound.so.2", RTLD_NOW)) == NULL)
+        return;
+    *(void **)&set = dlsym(lib, "snd_lib_error_set_handler");
+    if (set != NULL)
+        set(alsa_quiet_handler);
+}
+
+static void no_output(const char *why)
+{
+    hd_warn(MOD,
+            "no sound output (%s): the host's sound stays off (--no-audio "
+            "says so without trying)",
+            why && why[0] ? why : "no device");
+}
+
 int vaudio_open(struct vaudio **out)
 {
     struct vaudio *a;
@@ -30,8 +62,9 @@ int vaudio_open(struct vaudio **out)
     int err;
 
     *out = NULL;
+    alsa_quiet();
     if (SDL_InitSubSystem(SDL_INIT_AUDIO) != 0) {
-        hd_warn(MOD, "no audio output: %s", SDL_GetError());
+        no_output(SDL_GetError());
         return -1;
     }
     if ((a = calloc(1, sizeof(*a))) == NULL)
@@ -48,7 +81,7 @@ int vaudio_open(struct vaudio **out)
     want.samples = 512; /* ~11 ms per device buffer */
     a->dev = SDL_OpenAudioDevice(NULL, 0, &want, &have, 0);
     if (a->dev == 0) {
-        hd_warn(MOD, "no audio output: %s", SDL_GetError());
+        no_output(SDL_GetError());
         goto fail;
     }
     hd_info(MOD, "playing on %s", SDL_GetCurrentAudioDriver());

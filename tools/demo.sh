@@ -6,6 +6,11 @@
 # homedesk-viewer connected to the host by its ID through the server: in a
 # window on $DISPLAY when there is one, otherwise headless, printing where
 # its screenshot is and the session's statistics.  Ctrl-C stops everything.
+#
+# Ctrl-C reaches only the viewer, this script and make: the other programs
+# run in sessions of their own (setsid), so the host's desktop does not
+# vanish under the viewer before it quits, and they are stopped here in
+# order.  A stop by Ctrl-C is a clean exit (status 0, "demo: stopped").
 set -u
 O=${O:-build}
 bin=$(cd "$O" && pwd)
@@ -19,7 +24,9 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C is how the demo is meant to end: a clean stop, status 0 (make
+# would otherwise report "*** [demo] Error")
+trap 'say stopped; exit 0' INT TERM
 
 # Wait up to $2 seconds for file $1 to contain $3.
 wait_for() {
@@ -33,7 +40,7 @@ wait_for() {
 
 # 1. The server: default ports, or the next free block if they are taken.
 for port in 21116 31116 41116; do
-	"$bin/homedesk-server" --data-dir "$work/server" --port "$port" \
+	setsid "$bin/homedesk-server" --data-dir "$work/server" --port "$port" \
 		>"$work/server.log" 2>&1 &
 	spid=$!
 	if wait_for "$work/server.log" 5 "public key:"; then
@@ -44,26 +51,27 @@ for port in 21116 31116 41116; do
 	port=
 done
 [ -n "$port" ] || { cat "$work/server.log"; exit 1; }
+say "logs in $work while it runs"
 key=$(cat "$work/server/id_ed25519.pub")
 say "server on port $port (log: server.log), key $key"
 
 # 2. A private desktop for the host, with real X clients on it.
 exec 3>"$work/xvfb.display"
-Xvfb -displayfd 3 -screen 0 1280x720x24 -nolisten tcp >/dev/null 2>&1 &
+setsid Xvfb -displayfd 3 -screen 0 1280x720x24 -nolisten tcp >/dev/null 2>&1 &
 pids+=($!)
 exec 3>&-
 wait_for "$work/xvfb.display" 5 '[0-9]' || { say "Xvfb did not start"; exit 1; }
 hostdpy=:$(tr -d '\n' <"$work/xvfb.display")
-DISPLAY=$hostdpy xterm -geometry 90x28+30+30 -fa Monospace -fs 11 \
+DISPLAY=$hostdpy setsid xterm -geometry 90x28+30+30 -fa Monospace -fs 11 \
 	-e sh -c 'echo "homedesk demo: this xterm is on the host"; exec sh' &
 pids+=($!)
-DISPLAY=$hostdpy xclock -geometry 240x240+900+60 -update 1 &
+DISPLAY=$hostdpy setsid xclock -geometry 240x240+900+60 -update 1 &
 pids+=($!)
 say "host desktop is Xvfb $hostdpy (xterm + xclock)"
 
 # 3. The host, sharing that desktop.
 head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$work/password"
-"$bin/homedesk-host" --server "127.0.0.1:$port" --key "$key" \
+setsid "$bin/homedesk-host" --server "127.0.0.1:$port" --key "$key" \
 	--password-file "$work/password" --display "$hostdpy" \
 	--config-dir "$work/host" >"$work/host.out" 2>"$work/host.log" &
 pids+=($!)
@@ -78,6 +86,13 @@ if [ -n "${DISPLAY:-}" ]; then
 	HOMEDESK_PASSWORD=$(cat "$work/password") "$bin/homedesk-viewer" \
 		--server "127.0.0.1:$port" --key "$key" \
 		--config-dir "$work/viewer" "$id"
+	st=$?
+	# 0: closed or Ctrl-C (the viewer takes it as "quit")
+	[ "$st" -eq 0 ] || [ "$st" -eq 130 ] || {
+		tail -5 "$work/host.log"
+		exit "$st"
+	}
+	say stopped
 else
 	out=$PWD/$O/demo
 	mkdir -p "$out"
