@@ -42,7 +42,7 @@
 
 struct opts {
     const char *server, *key, *direct, *password_file, *config_dir;
-    const char *out, *log_level;
+    const char *out, *log_level, *log_file;
     int frames, verbose, timeout_s, answer_ms;
     const char *relay;
     bool fullscreen, headless, force_relay, help, version, no_overlay, no_udp,
@@ -102,6 +102,7 @@ static const struct hd_opt *make_opts(struct opts *o)
           .arg = "LEVEL",
           .help = "error, warn, info, debug or trace",
           .s = &o->log_level },
+        HD_OPT_LOG_FILE(&o->log_file),
         { .names = "s,server",
           .env = "HOMEDESK_SERVER",
           .type = HD_OPT_STRING,
@@ -544,6 +545,22 @@ static int direct_default_port(const char *in, char *out, size_t cap)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+/* A path meant for the host that starts with this machine's home was most
+ * likely a "~/..." the local shell expanded: say how to mean the host's. */
+static void remote_path_note(const char *opt, const char *path)
+{
+    const char *home = getenv("HOME");
+    size_t n = home != NULL ? strlen(home) : 0;
+
+    if (path == NULL || n < 2 || strncmp(path, home, n) != 0 ||
+        (path[n] != '/' && path[n] != '\0'))
+        return;
+    fprintf(stderr,
+            PROG ": note: %s %s is this machine's home (did the shell expand "
+                 "~?); for the host user's home, quote it: %s '~%s'\n",
+            opt, path, opt, path + n);
+}
+
 static int usage_error(const char *msg)
 {
     fprintf(stderr, PROG ": %s (try --help)\n", msg);
@@ -607,6 +624,11 @@ int main(int argc, char **argv)
     snprintf(kh, sizeof(kh), "%s/" KH_FILE, dir);
     if (hd_log_configure(o->log_level, o->verbose) != 0) {
         status = usage_error("--log-level: unknown level");
+        goto out;
+    }
+    if (o->log_file != NULL && (r = hd_log_open_file(o->log_file)) != 0) {
+        fprintf(stderr, PROG ": --log-file %s: %s\n", o->log_file,
+                hd_strerror(r));
         goto out;
     }
     if (cfg.nargs > 1 || (cfg.nargs == 1) == (o->direct != NULL)) {
@@ -693,6 +715,10 @@ int main(int argc, char **argv)
     xo.mode = o->ls ? VXFER_LS : o->get ? VXFER_GET : o->put ? VXFER_PUT : 0;
     xo.path = o->ls ? o->ls : o->get ? o->get : o->put;
     xo.to = o->to;
+    remote_path_note(o->put != NULL ? "--to"
+                     : o->get       ? "--get"
+                                    : "--ls",
+                     o->put != NULL ? o->to : xo.path);
     if (xo.mode != 0) {
         sc.xfer = &xo;
         o->headless = 1; /* no window, no frames to wait for */

@@ -95,6 +95,15 @@ struct hd_opt {
         .s = (s_ptr)                                                      \
     }
 
+/* --log-file FILE (HOMEDESK_LOG_FILE), the same in every program: an
+ * entry of a struct hd_opt table storing into the const char * dst. */
+#define HD_OPT_LOG_FILE(dst)                                          \
+    {                                                                 \
+        .names = "log-file", .env = "HOMEDESK_LOG_FILE",              \
+        .type = HD_OPT_STRING, .arg = "FILE",                         \
+        .help = "append the log (stderr) to FILE instead", .s = (dst) \
+    }
+
 enum hd_config_source {
     HD_CONFIG_DEFAULT = 0,
     HD_CONFIG_FILE,

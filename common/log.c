@@ -2,6 +2,8 @@
  * Logging to stderr.  The level is the only global state of common/ (as
  * STYLE.md allows); it is read with relaxed atomics so any thread may log.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -122,6 +124,20 @@ void hd_log_printable(char *s, size_t n)
             memset(p + i, '?', len);
         i += len;
     }
+}
+
+int hd_log_open_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600), r = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (dup2(fd, STDERR_FILENO) < 0)
+        r = -errno;
+    close(fd);
+    if (r == 0)
+        unsetenv("JOURNAL_STREAM"); /* the file wants timestamps */
+    return r;
 }
 
 void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)

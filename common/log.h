@@ -39,6 +39,14 @@ int hd_log_parse_level(const char *s, enum hd_log_level *level);
  */
 int hd_log_configure(const char *level_name, int verbose);
 
+/*
+ * --log-file: from now on stderr (our lines and whatever libraries print)
+ * is appended to path (created 0600).  Timestamps are kept even under
+ * journald, whose stream stderr no longer is.  Call from main before any
+ * thread starts.  Returns 0 or a negative errno (stderr unchanged).
+ */
+int hd_log_open_file(const char *path);
+
 /* True when a message at this level would be printed. */
 int hd_log_enabled(enum hd_log_level level);
 

@@ -50,7 +50,7 @@
 struct host_opts {
     const char *server, *key, *password, *password_file;
     const char *relay; /* the user's relay "HOST[:PORT]" (--relay), or NULL */
-    const char *display, *config_dir, *log_level;
+    const char *display, *config_dir, *log_level, *log_file;
     int capture, input; /* index into host_capture_names / input names */
     int listen_port;
     int reg_interval_ms;

@@ -200,6 +200,7 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .arg = "LEVEL",
           .help = "error, warn, info, debug or trace",
           .s = &o->log_level },
+        HD_OPT_LOG_FILE(&o->log_file),
         { .names = "h,help",
           .type = HD_OPT_FLAG,
           .flags = HD_OPT_ARGV_ONLY,
@@ -615,6 +616,12 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": --log-level: unknown level '%s'\n",
                 o->log_level);
         goto usage;
+    }
+    if (o->log_file != NULL && (r = hd_log_open_file(o->log_file)) != 0) {
+        fprintf(stderr, PROG ": --log-file %s: %s\n", o->log_file,
+                hd_strerror(r));
+        hd_config_cleanup(&cfg);
+        return 1;
     }
     if (o->password != NULL && o->password_file != NULL) {
         fprintf(stderr,

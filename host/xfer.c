@@ -2,6 +2,7 @@
  * File transfer jobs of one host session.  See xfer.h.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -110,11 +111,16 @@ static void send_confirm(struct hxfer *x, int id, int file_num, int skip)
     x->io.send(x->io.ud, &m);
 }
 
-/* "~" and "~/..." are the home directory. */
+/* "~" and "~/..." are the home directory of the host's user (HOME, else
+ * the password database: a system service may run without HOME). */
 static int expand(const char *in, char *out, size_t cap)
 {
     const char *home = getenv("HOME");
+    struct passwd *pw;
     int n;
+
+    if ((home == NULL || home[0] == '\0') && (pw = getpwuid(getuid())) != NULL)
+        home = pw->pw_dir;
 
     if (in == NULL || in[0] == '\0')
         return -EINVAL;

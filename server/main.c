@@ -43,6 +43,7 @@ struct opts {
     const char *data_dir, *key, *relay, *rendezvous_servers, *mask;
     const char *local_ip, *bind, *trusted_proxy, *software_url, *log_level;
     const char *config_file, *http_bind, *http_allow_host, *http_token_file;
+    const char *log_file;
     int port, relay_port, http_port, role, serial, verbose;
     int first_frame_ms, idle_ms, max_conns;
     uint64_t rmem;
@@ -125,6 +126,7 @@ static const char *const role_names[] = { "all", "rendezvous", "relay", NULL };
           .help = "error, warn, info, debug or trace",                       \
           .def = "info",                                                     \
           .s = &(o)->log_level },                                            \
+        HD_OPT_LOG_FILE(&(o)->log_file),                                     \
         { .names = "data-dir",                                               \
           .env = "HOMEDESK_DATA_DIR",                                        \
           .type = HD_OPT_STRING,                                             \
@@ -960,6 +962,12 @@ int main(int argc, char **argv)
                 s.o.log_level);
         hd_config_cleanup(&cfg);
         return 2;
+    }
+    if (s.o.log_file != NULL && (r = hd_log_open_file(s.o.log_file)) != 0) {
+        fprintf(stderr, "homedesk-server: --log-file %s: %s\n", s.o.log_file,
+                hd_strerror(r));
+        hd_config_cleanup(&cfg);
+        return 1;
     }
     if (cfg.nargs > 0 && mode == MODE_HOMEDESK &&
         strcmp(cfg.args[0], "check") == 0) {

@@ -3,7 +3,13 @@
 # unit, and hbbs/hbbr links in /usr/lib/homedesk so as not to clash with a
 # RustDesk server package), homedesk-host and homedesk-viewer.  Depends
 # lists the packages that hold the shared libraries each program links
-# (found with ldd and dpkg -S); programs are stripped.
+# (found with ldd and dpkg -S) and what the server's unit runs (kill, from
+# procps); programs are stripped.  Each package has a copyright file; the
+# server's maintainer scripts (packaging/debian/) enable and start its
+# service on install, stop it on remove and delete its data only on purge.
+# The host brings a systemd user unit and an XDG autostart example, the
+# viewer a .desktop file.  Maintainer: DEB_MAINTAINER, else the author of
+# the tree's last commit.
 #
 # Usage: tools/mkdeb.sh [BUILD_DIR [OUT_DIR]]   (default build, BUILD_DIR/deb)
 set -eu
@@ -13,6 +19,8 @@ version=$(sed -n 's/^VERSION := //p' Makefile)
 arch=$(dpkg --print-architecture)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+maintainer=${DEB_MAINTAINER:-$(git log -1 --format='%an <%ae>' 2>/dev/null || true)}
+[ -n "$maintainer" ] || maintainer="homedesk developers <homedesk@localhost>"
 
 # The packages that hold the shared libraries the given programs link
 # directly (their NEEDED entries, where ldd finds them).
@@ -33,24 +41,25 @@ depends() {
 	done | sort -u | paste -sd, | sed 's/,/, /g'
 }
 
-# package NAME DESCRIPTION PROGRAM...
+# package NAME DESCRIPTION EXTRA_DEPENDS PROGRAM...
 package() {
-	name=$1 desc=$2
-	shift 2
+	name=$1 desc=$2 extra=$3
+	shift 3
 	root=$work/$name
 	mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/doc/$name"
 	for p in "$@"; do
 		objcopy --strip-unneeded "$O/$p" "$root/usr/bin/$p"
 	done
 	cp README.md "$root/usr/share/doc/$name/README.md"
+	cp packaging/debian/copyright "$root/usr/share/doc/$name/copyright"
 	{
 		echo "Package: $name"
 		echo "Version: $version"
 		echo "Architecture: $arch"
-		echo "Maintainer: homedesk developers <homedesk@localhost>"
+		echo "Maintainer: $maintainer"
 		echo "Section: net"
 		echo "Priority: optional"
-		echo "Depends: $(cd "$O" && depends "$@")"
+		echo "Depends: $(cd "$O" && depends "$@")$extra"
 		echo "Description: $desc"
 		echo " homedesk: a self-hosted remote desktop (RustDesk compatible)."
 	} >"$root/DEBIAN/control"
@@ -59,7 +68,11 @@ package() {
 mkdir -p "$out"
 package homedesk-server \
 	"rendezvous and relay server, a drop-in for RustDesk's hbbs/hbbr" \
-	homedesk-server
+	", procps" homedesk-server
+for s in postinst prerm postrm; do
+	install -m 0755 "packaging/debian/server.$s" \
+		"$work/homedesk-server/DEBIAN/$s"
+done
 mkdir -p "$work/homedesk-server/usr/lib/homedesk" \
 	"$work/homedesk-server/lib/systemd/system"
 ln -s ../../bin/homedesk-server "$work/homedesk-server/usr/lib/homedesk/hbbs"
@@ -68,10 +81,19 @@ cp packaging/systemd/homedesk-server.service \
 	"$work/homedesk-server/lib/systemd/system/"
 cp packaging/README.md \
 	"$work/homedesk-server/usr/share/doc/homedesk-server/packaging.md"
-package homedesk-host "the agent on the computer to be reached (X11)" \
+package homedesk-host "the agent on the computer to be reached (X11)" "" \
 	homedesk-host
-package homedesk-viewer "the viewer: reach a homedesk or RustDesk host" \
+mkdir -p "$work/homedesk-host/usr/lib/systemd/user" \
+	"$work/homedesk-host/usr/share/doc/homedesk-host/examples"
+cp packaging/systemd/homedesk-host.service \
+	"$work/homedesk-host/usr/lib/systemd/user/"
+cp packaging/desktop/homedesk-host-autostart.desktop \
+	"$work/homedesk-host/usr/share/doc/homedesk-host/examples/"
+package homedesk-viewer "the viewer: reach a homedesk or RustDesk host" "" \
 	homedesk-viewer
+mkdir -p "$work/homedesk-viewer/usr/share/applications"
+cp packaging/desktop/homedesk-viewer.desktop \
+	"$work/homedesk-viewer/usr/share/applications/"
 for name in homedesk-server homedesk-host homedesk-viewer; do
 	dpkg-deb --root-owner-group --build "$work/$name" \
 		"$out/${name}_${version}_$arch.deb" >/dev/null

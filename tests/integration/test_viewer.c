@@ -1010,6 +1010,66 @@ static void help_and_version(void)
     HT_CHECK(file_has(logp, want, 0));
 }
 
+/* Run PROG ARGS --log-file DIR/PROG.log, which must fail (exit 1) saying
+ * want in that file and not on its stdout/stderr. */
+static void logs_to_file(const char *dir, const char *name,
+                         const char *const *args, const char *want)
+{
+    char prog[300], logf[400], out[400];
+    const char *argv[16];
+    int i = 0;
+
+    argv[i++] = prog_path(name, prog, sizeof(prog));
+    for (int k = 0; args[k] != NULL && i < 13; k++)
+        argv[i++] = args[k];
+    snprintf(logf, sizeof(logf), "%s/%s.log", dir, name);
+    snprintf(out, sizeof(out), "%s/%s.out", dir, name);
+    argv[i++] = "--log-file";
+    argv[i++] = logf;
+    argv[i] = NULL;
+    HT_EQ_INT(wait_exit(spawn_in(NULL, argv, NULL, out), 10000), 1);
+    HT_CHECK(file_has(logf, want, 0));
+    HT_CHECK(!file_has(out, want, 0));
+}
+
+/* --log-file on all three programs: the messages land in the file, not
+ * on stderr; a remote path that is this machine's home gets a note. */
+static void log_file_and_home_note(void)
+{
+    const char *env[] = { "HOMEDESK_PASSWORD=x", "HOME=/tmp/hd-no-such-home",
+                          NULL };
+    char dir[300], logf[400];
+    struct run r;
+
+    mk_case_dir("logfile", dir, sizeof(dir));
+    snprintf(logf, sizeof(logf), "%s/viewer.log", dir);
+    const char *args[] = {
+        "--direct",     "127.0.0.1:1", "--log-file",
+        logf,           "--ls",        "/tmp/hd-no-such-home/Documents",
+        "--config-dir", dir,           NULL
+    };
+    viewer_collect(viewer_spawn(args, env, dir), dir, 20000, &r);
+    HT_EQ_INT(r.status, 1);
+    HT_CHECK(file_has(logf, "host unreachable", 0));
+    HT_CHECK(file_has(logf,
+                      "note: --ls /tmp/hd-no-such-home/Documents is "
+                      "this machine's home",
+                      0));
+    HT_CHECK(file_has(logf, "--ls '~/Documents'", 0));
+    HT_CHECK(strstr(r.err, "unreachable") == NULL); /* not on stderr */
+    if (ht_case_failures())
+        show_run(&r);
+
+    logs_to_file(dir, "homedesk-host",
+                 (const char *const[]){ "--config-dir", dir, "--display",
+                                        ":4711", "--input", "fake", NULL },
+                 "cannot use X display :4711");
+    logs_to_file(
+        dir, "homedesk-server",
+        (const char *const[]){ "--data-dir", "/proc/no/such/dir", NULL },
+        "cannot create data dir /proc/no/such/dir");
+}
+
 /* A windowed viewer with no display (over ssh) says so at once and exits,
  * instead of running a session nobody sees. */
 static void no_display(void)
@@ -1157,6 +1217,7 @@ int main(void)
     HT_RUN(window_renders);
     HT_RUN(no_display);
     HT_RUN(help_and_version);
+    HT_RUN(log_file_and_home_note);
     HT_RUN(out_and_direct_port);
     if (ht_case_failures())
         srv_dump_log(&srv);

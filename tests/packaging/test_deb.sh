@@ -41,6 +41,23 @@ check "server files: program, unit, hbbs/hbbr links" sh -c "
 	grep -q ' ./usr/bin/homedesk-server$' '$tmp/c' &&
 	grep -q ' ./lib/systemd/system/homedesk-server.service$' '$tmp/c' &&
 	grep -q ' ./usr/lib/homedesk/hbbs -> ../../bin/homedesk-server$' '$tmp/c'"
+check "maintainer, copyright, server Depends procps (the unit's kill)" sh -c "
+	dpkg-deb -f '$server' Maintainer | grep -v -q '@localhost' &&
+	dpkg-deb -f '$server' Depends | grep -q procps &&
+	for p in '$server' '$host' '$viewer'; do
+		n=\$(dpkg-deb -f \$p Package)
+		dpkg-deb -c \$p | grep -q \" ./usr/share/doc/\$n/copyright\$\" || exit 1
+	done"
+check "server maintainer scripts: enable+start, stop, purge data" sh -c "
+	dpkg-deb -e '$server' '$tmp/ctl' &&
+	grep -q 'deb-systemd-invoke start homedesk-server' '$tmp/ctl/postinst' &&
+	grep -q 'deb-systemd-invoke stop homedesk-server' '$tmp/ctl/prerm' &&
+	grep -q 'rm -rf /var/lib/private/homedesk /var/lib/homedesk' '$tmp/ctl/postrm' &&
+	sh -n '$tmp/ctl/postinst' && sh -n '$tmp/ctl/prerm' && sh -n '$tmp/ctl/postrm'"
+check "host user unit and autostart example, viewer .desktop" sh -c "
+	dpkg-deb -c '$host' | grep -q ' ./usr/lib/systemd/user/homedesk-host.service$' &&
+	dpkg-deb -c '$host' | grep -q 'examples/homedesk-host-autostart.desktop$' &&
+	dpkg-deb -c '$viewer' | grep -q ' ./usr/share/applications/homedesk-viewer.desktop$'"
 check "packaged programs run (stripped)" sh -c "
 	dpkg-deb -x '$server' '$tmp/x' && dpkg-deb -x '$host' '$tmp/x' &&
 	dpkg-deb -x '$viewer' '$tmp/x' &&
