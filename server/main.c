@@ -69,7 +69,7 @@ struct server {
     char *http_hosts[MAX_SERVERS + 1], http_hosts_buf[1024];
     char *relay_list[MAX_SERVERS], *rdv_list[MAX_SERVERS];
     char relay_buf[1024], rdv_buf[1024];
-    char local_ip[64]; /* LOCAL_IP's default with --mask */
+    char local_ip[64];       /* LOCAL_IP's default with --mask */
     char data_dir[PATH_MAX]; /* --data-dir made absolute */
     int dir_lock;            /* fd holding the data dir's lock, or -1 */
     int stopping;
@@ -559,7 +559,7 @@ static int lock_data_dir(struct server *s)
     s->dir_lock = open(s->o.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dir_lock < 0) {
         fprintf(stderr, "homedesk-server: cannot open data dir %s: %s\n",
-                s->o.data_dir, strerror(errno));
+                s->data_dir, strerror(errno));
         return -1;
     }
     if (flock(s->dir_lock, LOCK_EX | LOCK_NB) != 0) {
@@ -568,10 +568,10 @@ static int lock_data_dir(struct server *s)
                     "homedesk-server: another homedesk-server already uses "
                     "the data dir %s: stop it, or give this one its own "
                     "--data-dir\n",
-                    s->o.data_dir);
+                    s->data_dir);
         else
             fprintf(stderr, "homedesk-server: cannot lock data dir %s: %s\n",
-                    s->o.data_dir, strerror(errno));
+                    s->data_dir, strerror(errno));
         close(s->dir_lock);
         s->dir_lock = -1;
         return -1;
@@ -688,7 +688,7 @@ static void banner(struct server *s)
     hd_info("server", "key check: %s",
             s->licence[0] ? "on: clients must present this key"
                           : "off: any client may use this server");
-    hd_info("server", "data dir: %s", o->data_dir);
+    hd_info("server", "data dir: %s", s->data_dir);
     if (o->role == ROLE_ALL && o->relay_port == o->port + 1)
         hd_info("server", "forward to this machine: TCP %d-%d, UDP %d",
                 o->port - 1, o->relay_port + (o->no_ws ? 0 : 2), o->port);
@@ -1017,8 +1017,8 @@ int main(int argc, char **argv)
     }
     /* the banner and every message name it in full ("data dir: ." did
      * not say where that was) */
-    if (realpath(s.o.data_dir, s.data_dir) != NULL)
-        s.o.data_dir = s.data_dir;
+    if (realpath(s.o.data_dir, s.data_dir) == NULL)
+        snprintf(s.data_dir, sizeof(s.data_dir), "%s", s.o.data_dir);
     if (s.o.role != ROLE_RELAY && lock_data_dir(&s) != 0)
         goto out;
     if (setup_key(&s) != 0)
