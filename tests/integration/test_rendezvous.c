@@ -1003,24 +1003,21 @@ static void check_command(void)
         printf("# %s", out);
 }
 
-/* Run homedesk-server (as uid/gid 65534 through setpriv when as_nobody)
- * in cwd with args until it exits; its status, its output in logp. */
-static int run_server_once(const char *cwd, int as_nobody,
+/* Run homedesk-server in cwd with args until it exits, after the words of
+ * prefix (a command that runs the rest, e.g. setpriv; NULL for none); its
+ * status, its output in logp. */
+static int run_server_once(const char *cwd, const char *const *prefix,
                            const char *const *args, const char *logp)
 {
     char prog[256], port[16];
-    const char *argv[24];
+    const char *argv[32];
     int i = 0, st;
     pid_t pid;
 
-    if (as_nobody) {
-        argv[i++] = "/usr/bin/setpriv";
-        argv[i++] = "--reuid=65534";
-        argv[i++] = "--regid=65534";
-        argv[i++] = "--clear-groups";
-    }
+    for (int k = 0; prefix != NULL && prefix[k] != NULL && i < 12; k++)
+        argv[i++] = prefix[k];
     argv[i++] = prog_path("homedesk-server", prog, sizeof(prog));
-    if (prog[0] != '/' && cwd != NULL) { /* relative to our cwd */
+    if (prog[0] != '/') { /* relative to our cwd */
         static char abs[700];
         char here[400];
 
@@ -1034,7 +1031,7 @@ static int run_server_once(const char *cwd, int as_nobody,
     argv[i++] = port;
     argv[i++] = "--bind";
     argv[i++] = "127.0.0.1";
-    for (int k = 0; args[k] != NULL && i < 23; k++)
+    for (int k = 0; args[k] != NULL && i < 31; k++)
         argv[i++] = args[k];
     argv[i] = NULL;
     unlink(logp);
@@ -1046,15 +1043,57 @@ static int run_server_once(const char *cwd, int as_nobody,
     return st;
 }
 
+/* A server refused at start because it cannot write the database in dir,
+ * started after prefix: exit status 1, the read-only line with uid, and
+ * no port was ever bound (no "forward to this machine" line). */
+static void refused_read_only(const char *dir, const char *const *prefix,
+                              unsigned uid, const char *logp)
+{
+    char want[400];
+
+    HT_EQ_INT(run_server_once(NULL, prefix,
+                              (const char *const[]){ "--data-dir", dir, NULL },
+                              logp),
+              1);
+    snprintf(want, sizeof(want),
+             "%s/db_v2.sqlite3 is read-only for this user (uid %u)", dir, uid);
+    HT_CHECK(file_has(logp, want, 0));
+    HT_CHECK(!file_has(logp, "forward to this machine", 0));
+    if (ht_case_failures()) {
+        char cmd[400];
+
+        snprintf(cmd, sizeof(cmd), "sed 's/^/# /' %s", logp);
+        if (system(cmd) != 0)
+            printf("# no output in %s\n", logp);
+    }
+}
+
 /* A second server on the same data dir, and a database this user cannot
  * write, are refused at start with the full path; "--data-dir ." is
- * printed as the absolute path it is. */
+ * printed as the absolute path it is.  Root may write any file whatever
+ * its mode, so "cannot write" is tested as what stops every user: the
+ * data dir bind-mounted read-only in a mount namespace of the server's
+ * own (unshare -m as root, unshare -rm otherwise), and by mode: as
+ * nobody (setpriv) when we are root, as ourselves otherwise. */
 static void data_dir_checks(void)
 {
     char logp[320], dir[64] = "/tmp/hd-rodb-XXXXXX", cmd[700], want[400];
+    const char *const ro_mount[] = {
+        "/usr/bin/unshare",
+        geteuid() == 0 ? "-m" : "-rm",
+        "--",
+        "/bin/sh",
+        "-c",
+        "mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro \"$0\" && "
+        "exec \"$@\"",
+        dir,
+        NULL
+    };
+    const char *const nobody[] = { "/usr/bin/setpriv", "--reuid=65534",
+                                   "--regid=65534", "--clear-groups", NULL };
 
     snprintf(logp, sizeof(logp), "%s/second.out", srv.dir);
-    HT_EQ_INT(run_server_once(srv.dir, 0,
+    HT_EQ_INT(run_server_once(srv.dir, NULL,
                               (const char *const[]){ "--data-dir", ".", NULL },
                               logp),
               1);
@@ -1063,35 +1102,35 @@ static void data_dir_checks(void)
              srv.dir);
     HT_CHECK(file_has(logp, want, 0));
     HT_CHECK(srv_log_has(&srv, "server: data dir: /", 0));
+    if (ht_case_failures()) {
+        snprintf(cmd, sizeof(cmd), "sed 's/^/# /' %s", logp);
+        if (system(cmd) != 0)
+            printf("# no output in %s\n", logp);
+    }
 
-    /* read-only for the server's user: an empty database file of root's,
-     * the key files readable */
+    /* a data dir with a valid store and the keys (a copy of the running
+     * server's), everything readable by all */
     HT_CHECK(mkdtemp(dir) != NULL);
     snprintf(cmd, sizeof(cmd),
-             "chmod 755 %s && : > %s/db_v2.sqlite3 && cp %s/id_ed25519 "
-             "%s/id_ed25519.pub %s/ && chmod 644 %s/*",
-             dir, dir, srv.dir, srv.dir, dir, dir);
+             "chmod 755 %s && cp %s/id_ed25519 %s/id_ed25519.pub %s/ && "
+             "sqlite3 %s/db_v2.sqlite3 'create table t(x)' && chmod 644 %s/*",
+             dir, srv.dir, srv.dir, dir, dir, dir);
     HT_EQ_INT(system(cmd), 0);
-    snprintf(logp, sizeof(logp), "%s/rodb.out", srv.dir);
-    if (access("/usr/bin/setpriv", X_OK) != 0 || geteuid() != 0) {
-        ht_skip("read_only_db", "needs root and setpriv");
+
+    /* read-only file system: even root cannot write there */
+    snprintf(logp, sizeof(logp), "%s/rodb-mount.out", srv.dir);
+    refused_read_only(dir, ro_mount, 0, logp);
+
+    /* by mode: the store belongs to another user */
+    snprintf(logp, sizeof(logp), "%s/rodb-mode.out", srv.dir);
+    if (geteuid() == 0) {
+        refused_read_only(dir, nobody, 65534, logp);
     } else {
-        HT_EQ_INT(run_server_once(
-                      NULL, 1, (const char *const[]){ "--data-dir", dir, NULL },
-                      logp),
-                  1);
-        snprintf(want, sizeof(want),
-                 "%s/db_v2.sqlite3 is read-only for this "
-                 "user (uid 65534)",
-                 dir);
-        HT_CHECK(file_has(logp, want, 0));
-        HT_CHECK(!file_has(logp, "forward to this machine", 0));
-    }
-    if (ht_case_failures()) {
-        snprintf(cmd, sizeof(cmd), "sed 's/^/# /' %s/second.out %s", srv.dir,
-                 logp);
-        if (system(cmd) != 0)
-            printf("# no output\n");
+        snprintf(cmd, sizeof(cmd), "chmod 444 %s/* && chmod 555 %s", dir, dir);
+        HT_EQ_INT(system(cmd), 0);
+        refused_read_only(dir, NULL, (unsigned)geteuid(), logp);
+        snprintf(cmd, sizeof(cmd), "chmod 755 %s", dir);
+        HT_EQ_INT(system(cmd), 0);
     }
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
