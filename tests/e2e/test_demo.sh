@@ -28,21 +28,14 @@ for p in Xvfb xterm xclock script setsid; do
 		exit 0
 	}
 done
-# Wait up to $2 seconds for file $1 to contain $3.
-wait_for() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		grep -q -- "$3" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=tests/wait.sh
+. "$(dirname "$0")/../wait.sh"
 
 exec 3>"$tmp/display"
 Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp >/dev/null 2>&1 &
 xpid=$!
 exec 3>&-
-wait_for "$tmp/display" 10 '[0-9]' || {
+wait_log "$tmp/display" 10 '[0-9]' || {
 	echo "not ok - demo: all # Xvfb did not start"
 	exit 0
 }
@@ -55,7 +48,7 @@ DISPLAY=:$(tr -d '\n' <"$tmp/display") env --default-signal=INT,QUIT script -qef
 	<"$tmp/in" >"$tmp/demo.log" 2>&1 &
 spid=$!
 exec 4>"$tmp/in"
-wait_for "$tmp/demo.log" 120 "first frame shown"
+wait_log "$tmp/demo.log" 120 "first frame shown"
 shown=$?
 result $((shown == 0)) "the viewer window shows the host"
 work=$(tr -d '\r' <"$tmp/demo.log" | sed -n 's/^demo: logs in \(.*\) while it runs$/\1/p')

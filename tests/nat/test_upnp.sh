@@ -53,15 +53,8 @@ lab_nat "$LAB_RA" symmetric && lab_nat "$LAB_RB" restricted || {
 	exit 1
 }
 
-# wait_log FILE SECS PATTERN
-wait_log() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		grep -q -- "$3" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=tests/wait.sh
+. "$here/../wait.sh"
 
 stop_host() {
 	kill "$LAB_HOST_PID" 2>/dev/null
