@@ -48,7 +48,7 @@ endif
 
 .DEFAULT_GOAL := all
 .PHONY: all deps test unit bench fuzz format format-check clean help demo deb \
-	server-arm64 test-arm64 test-docker
+	server-arm64 test-arm64 test-docker install
 .SUFFIXES:
 # Keep generated sources and objects that pattern chains would delete.
 .SECONDARY:
@@ -96,7 +96,26 @@ include host/module.mk
 include client/module.mk
 include tests/module.mk
 
-all: $(PROGRAMS) $(TEST_BINS)
+# The man pages: the hand-written man/PAGE.in with the OPTIONS section
+# that the program itself prints from its option table (--help-man).
+MAN_PAGES := $(O)/man/homedesk-server.8 $(O)/man/homedesk-host.1 \
+	$(O)/man/homedesk-viewer.1
+$(O)/man/homedesk-server.8: $(O)/homedesk-server
+$(O)/man/homedesk-host.1: $(O)/homedesk-host
+$(O)/man/homedesk-viewer.1: $(O)/homedesk-viewer
+$(MAN_PAGES): $(O)/man/%: man/%.in tools/mkman.sh
+	@mkdir -p $(@D)
+	$(call msg,MAN,$@)
+	$(Q)tools/mkman.sh $(filter-out $< tools/mkman.sh,$^) $< $@ $(VERSION)
+
+all: $(PROGRAMS) $(TEST_BINS) $(MAN_PAGES)
+
+# Programs, man pages, systemd units, the viewer's .desktop file and the
+# docs under $(DESTDIR)$(PREFIX) (tools/install.sh lists where each goes;
+# BINDIR, MANDIR, SYSTEMDDIR, ... override one place).
+PREFIX ?= /usr/local
+install: $(PROGRAMS) $(MAN_PAGES)
+	$(Q)O=$(O) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) tools/install.sh
 
 $(O)/%.o: %.c | $(O)/config.mk $(PROTO_HDRS)
 	@mkdir -p $(@D)
@@ -144,6 +163,7 @@ help:
 	@echo 'make fuzz       build the libFuzzer targets and run each 60 s'
 	@echo 'make bench      run the benchmarks'
 	@echo 'make deb       Debian packages of the three programs ($$(O)/deb)'
+	@echo 'make install   programs, man pages, units (PREFIX=/usr/local DESTDIR=)'
 	@echo 'make server-arm64  homedesk-server for 64-bit ARM (build-arm64/)'
 	@echo 'make test-arm64    its integration tests under qemu-user'
 	@echo 'make test-docker   our image in the usual hbbs+hbbr compose (root)'

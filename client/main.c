@@ -45,8 +45,8 @@ struct opts {
     const char *out, *log_level, *log_file;
     int frames, verbose, timeout_s, answer_ms;
     const char *relay;
-    bool fullscreen, headless, force_relay, help, version, no_overlay, no_udp,
-        no_tcp;
+    bool fullscreen, headless, force_relay, help, help_man, version, no_overlay,
+        no_udp, no_tcp;
     bool no_clipboard, no_audio, allow_plain_server;
     const char *ls, *get, *put, *to;
 };
@@ -79,7 +79,7 @@ static uint64_t mono_ms(void)
 
 static const struct hd_opt *make_opts(struct opts *o)
 {
-    static struct hd_opt t[32];
+    static struct hd_opt t[40];
     const struct hd_opt tab[] = {
         { .names = "h,help",
           .type = HD_OPT_FLAG,
@@ -91,6 +91,7 @@ static const struct hd_opt *make_opts(struct opts *o)
           .flags = HD_OPT_ARGV_ONLY,
           .help = "show the version and exit",
           .b = &o->version },
+        HD_OPT_HELP_MAN(&o->help_man),
         { .names = "v,verbose",
           .type = HD_OPT_COUNT,
           .flags = HD_OPT_ARGV_ONLY,
@@ -561,6 +562,30 @@ static void remote_path_note(const char *opt, const char *path)
             opt, path, opt, path + n);
 }
 
+/* win_keys_help()'s lines ("  KEYS   what they do") as roff paragraphs,
+ * for the man page (--help-man). */
+static void keys_man(FILE *f)
+{
+    const char *p = win_keys_help();
+
+    while (*p != '\0') {
+        size_t len = strcspn(p, "\n"), lead = strspn(p, " ");
+        char line[256], *gap;
+
+        snprintf(line, sizeof(line), "%.*s", (int)(len - lead), p + lead);
+        p += len + (p[len] == '\n');
+        if ((gap = strstr(line, "  ")) == NULL)
+            continue;
+        *gap = '\0';
+        gap += strspn(gap + 1, " ") + 1;
+        fputs(".TP\n\\fB", f);
+        hd_config_man_text(line, true, f);
+        fputs("\\fR\n", f);
+        hd_config_man_text(gap, false, f);
+        fputc('\n', f);
+    }
+}
+
 static int usage_error(const char *msg)
 {
     fprintf(stderr, PROG ": %s (try --help)\n", msg);
@@ -596,6 +621,13 @@ int main(int argc, char **argv)
         (r = hd_config_parse_args(&cfg, argc, argv)) != 0 ||
         (r = hd_config_parse_env(&cfg)) != 0) {
         status = 2;
+        goto out;
+    }
+    if (o->help_man) {
+        hd_config_print_man(opts, stdout);
+        printf(".SH KEYS IN THE WINDOW\n");
+        keys_man(stdout);
+        status = 0;
         goto out;
     }
     if (o->help) {

@@ -682,70 +682,131 @@ static void wrap(FILE *f, const char *text, int col, int indent)
     }
 }
 
+/* The parts of an option's entry in --help and in the man page. */
+struct opt_text {
+    char names[160]; /* "-p, --port" */
+    char arg[160];   /* " N", " auto|x11", or empty for a flag */
+    char text[1024]; /* the sentence, range and default */
+    char env[256];   /* "Env: A, B", or empty */
+};
+
+static void opt_text(const struct hd_opt *o, struct opt_text *t)
+{
+    const char *list, *item, *q, *help, *end;
+    char range[64];
+    size_t n, used = 0;
+
+    t->names[0] = '\0';
+    /* short names first, then long ones, as "-p, --port" */
+    for (int pass = 0; pass < 2; pass++) {
+        list = o->names;
+        while (next_item(&list, &item, &n)) {
+            if ((n == 1) != (pass == 0) || used >= sizeof(t->names))
+                continue;
+            used += (size_t)snprintf(t->names + used, sizeof(t->names) - used,
+                                     "%s%s%.*s", used ? ", " : "",
+                                     n == 1 ? "-" : "--", (int)n, item);
+        }
+    }
+    if (o->type == HD_OPT_FLAG || o->type == HD_OPT_COUNT)
+        t->arg[0] = '\0';
+    else if (o->arg != NULL)
+        snprintf(t->arg, sizeof(t->arg), " %s", o->arg);
+    else if (o->type == HD_OPT_CHOICE) {
+        t->arg[0] = ' ';
+        choices_text(o, "|", t->arg + 1, sizeof(t->arg) - 1);
+    } else
+        snprintf(t->arg, sizeof(t->arg), " %s",
+                 o->type == HD_OPT_STRING ? "STR"
+                 : o->type == HD_OPT_SIZE ? "SIZE"
+                                          : "N");
+    range_text(o, range, sizeof(range));
+    /* a string default is quoted: "Default: .." said nothing */
+    q = o->type == HD_OPT_STRING ? "'" : "";
+    help = o->help ? o->help : "";
+    /* "frames to decode Range: ..." ran two sentences together */
+    end =
+        help[0] != '\0' && help[strlen(help) - 1] != '.' && (range[0] || o->def)
+            ? "."
+            : "";
+    snprintf(t->text, sizeof(t->text), "%s%s%s%s%s%s%s%s%s%s", help, end,
+             range[0] ? " Range: " : "", range, range[0] ? "." : "",
+             o->def ? " Default: " : "", o->def ? q : "", o->def ? o->def : "",
+             o->def ? q : "", o->def ? "." : "");
+    t->env[0] = '\0';
+    used = 0;
+    list = o->env;
+    while (list != NULL && next_item(&list, &item, &n) && used < sizeof(t->env))
+        used += (size_t)snprintf(t->env + used, sizeof(t->env) - used, "%s%.*s",
+                                 used ? ", " : "Env: ", (int)n, item);
+}
+
 void hd_config_print_help(const struct hd_opt *opts, const char *program,
                           const char *usage, FILE *f)
 {
     fprintf(f, "Usage: %s %s\n\nOptions:\n", program,
             usage ? usage : "[OPTIONS]");
     for (const struct hd_opt *o = opts; o->names != NULL; o++) {
-        char names[160], arg[160], text[1024], range[64];
-        const char *list = o->names, *item, *q;
-        size_t n, used = 0;
+        struct opt_text t;
         int col;
 
         if (o->flags & HD_OPT_HIDDEN)
             continue;
-        names[0] = '\0';
-        /* short names first, then long ones, as "-p, --port" */
-        for (int pass = 0; pass < 2; pass++) {
-            list = o->names;
-            while (next_item(&list, &item, &n)) {
-                if ((n == 1) != (pass == 0) || used >= sizeof(names))
-                    continue;
-                used += (size_t)snprintf(names + used, sizeof(names) - used,
-                                         "%s%s%.*s", used ? ", " : "",
-                                         n == 1 ? "-" : "--", (int)n, item);
-            }
-        }
-        if (o->type == HD_OPT_FLAG || o->type == HD_OPT_COUNT)
-            arg[0] = '\0';
-        else if (o->arg != NULL)
-            snprintf(arg, sizeof(arg), " %s", o->arg);
-        else if (o->type == HD_OPT_CHOICE) {
-            arg[0] = ' ';
-            choices_text(o, "|", arg + 1, sizeof(arg) - 1);
-        } else
-            snprintf(arg, sizeof(arg), " %s",
-                     o->type == HD_OPT_STRING ? "STR"
-                     : o->type == HD_OPT_SIZE ? "SIZE"
-                                              : "N");
+        opt_text(o, &t);
         /* long-only options line up with the long names of the others */
-        col = fprintf(f, "  %s%s%s", names[1] == '-' ? "    " : "", names, arg);
+        col = fprintf(f, "  %s%s%s", t.names[1] == '-' ? "    " : "", t.names,
+                      t.arg);
         if (col > HELP_COL - 2) {
             fprintf(f, "\n%*s", HELP_COL, "");
         } else {
             fprintf(f, "%*s", HELP_COL - col, "");
         }
-        range_text(o, range, sizeof(range));
-        /* a string default is quoted: "Default: .." said nothing */
-        q = o->type == HD_OPT_STRING ? "'" : "";
-        snprintf(text, sizeof(text), "%s%s%s%s%s%s%s%s%s",
-                 o->help ? o->help : "", range[0] ? " Range: " : "", range,
-                 range[0] ? "." : "", o->def ? " Default: " : "",
-                 o->def ? q : "", o->def ? o->def : "", o->def ? q : "",
-                 o->def ? "." : "");
-        wrap(f, text, HELP_COL, HELP_COL);
-        if (o->env != NULL && o->env[0] != '\0') {
-            char env[256];
-            size_t k = 0;
-
-            list = o->env;
-            while (next_item(&list, &item, &n) && k < sizeof(env))
-                k += (size_t)snprintf(env + k, sizeof(env) - k, "%s%.*s",
-                                      k ? ", " : "Env: ", (int)n, item);
+        wrap(f, t.text, HELP_COL, HELP_COL);
+        if (t.env[0] != '\0') {
             fprintf(f, "\n%*s", HELP_COL, "");
-            wrap(f, env, HELP_COL, HELP_COL);
+            wrap(f, t.env, HELP_COL, HELP_COL);
         }
         fputc('\n', f);
+    }
+}
+
+void hd_config_man_text(const char *s, bool minus, FILE *f)
+{
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", f); /* not a request */
+    for (; *s != '\0'; s++) {
+        if (*s == '\\')
+            fputs("\\e", f);
+        else if (*s == '-' && minus)
+            fputs("\\-", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+void hd_config_print_man(const struct hd_opt *opts, FILE *f)
+{
+    for (const struct hd_opt *o = opts; o->names != NULL; o++) {
+        struct opt_text t;
+
+        if (o->flags & HD_OPT_HIDDEN)
+            continue;
+        opt_text(o, &t);
+        fputs(".TP\n\\fB", f);
+        hd_config_man_text(t.names, true, f);
+        fputs("\\fR", f);
+        if (t.arg[0] != '\0') {
+            fputs(" \\fI", f);
+            hd_config_man_text(t.arg + 1, true, f);
+            fputs("\\fR", f);
+        }
+        fputc('\n', f);
+        hd_config_man_text(t.text, false, f);
+        fputc('\n', f);
+        if (t.env[0] != '\0') {
+            fputs(".br\nEnvironment: \\fB", f);
+            hd_config_man_text(t.env + 5, false, f);
+            fputs("\\fR\n", f);
+        }
     }
 }

@@ -186,4 +186,25 @@ enum hd_config_source hd_config_source(const struct hd_config *cfg, size_t i);
 void hd_config_print_help(const struct hd_opt *opts, const char *program,
                           const char *usage, FILE *f);
 
+/*
+ * The same entries as --help, as the body of a man page's OPTIONS section
+ * (roff: a .TP paragraph per option not HD_OPT_HIDDEN, spellings in bold,
+ * the value in italics, then the sentence and the environment variables).
+ */
+void hd_config_print_man(const struct hd_opt *opts, FILE *f);
+
+/* Write s as roff text: backslashes escaped, a leading '.' or '\'' kept
+ * from being a request; with minus, '-' as "\-" (option names). */
+void hd_config_man_text(const char *s, bool minus, FILE *f);
+
+/* --help-man, the same in every program: the man page's generated
+ * sections on stdout (tools/mkman.sh); hidden from --help. */
+#define HD_OPT_HELP_MAN(dst)                                           \
+    {                                                                  \
+        .names = "help-man", .type = HD_OPT_FLAG,                      \
+        .flags = HD_OPT_HIDDEN | HD_OPT_ARGV_ONLY,                     \
+        .help = "print the man page's option section (roff) and exit", \
+        .b = (dst)                                                     \
+    }
+
 #endif

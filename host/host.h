@@ -59,7 +59,7 @@ struct host_opts {
     int idle_ms; /* session silence before closing */
     int fake_width, fake_height, fake_interval_ms, fake_frames;
     int verbose;
-    bool no_otp, allow_unencrypted, show_id, help, version, no_upnp;
+    bool no_otp, allow_unencrypted, show_id, help, help_man, version, no_upnp;
     bool no_clipboard, no_audio, no_file_transfer;
     const char *audio_source;
     int clipboard, audio; /* backend: index in main.c's name tables */

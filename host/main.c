@@ -211,6 +211,7 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .flags = HD_OPT_ARGV_ONLY,
           .help = "show the version and exit",
           .b = &o->version },
+        HD_OPT_HELP_MAN(&o->help_man),
         /* for tests and tuning */
         { .names = "register-interval-ms",
           .type = HD_OPT_INT,
@@ -580,6 +581,11 @@ int main(int argc, char **argv)
     }
     /* copied: out of ps and /proc/PID/{cmdline,environ} now */
     hd_config_scrub_secret(argc, argv, "password", 0, "HOMEDESK_HOST_PASSWORD");
+    if (o->help_man) {
+        hd_config_print_man(table, stdout);
+        hd_config_cleanup(&cfg);
+        return 0;
+    }
     if (o->help) {
         usage_help();
         hd_config_cleanup(&cfg);

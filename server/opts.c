@@ -50,6 +50,7 @@ const char *const opts_role_names[] = { "all", "rendezvous", "relay", NULL };
           .flags = HD_OPT_ARGV_ONLY,                                         \
           .help = "show the version and exit",                               \
           .b = &(o)->version },                                              \
+        HD_OPT_HELP_MAN(&(o)->help_man),                                     \
         { .names = "v,verbose",                                              \
           .type = HD_OPT_COUNT,                                              \
           .help = "more log detail (-vv for trace)",                         \
@@ -485,7 +486,7 @@ int opts_parse(struct opts *o, enum mode mode, int argc, char **argv,
     if ((r = hd_config_init(cfg, prog, table)) != 0 ||
         (r = hd_config_parse_args(cfg, argc, argv)) != 0)
         return r;
-    if (mode != MODE_HOMEDESK && !o->help) {
+    if (mode != MODE_HOMEDESK && !o->help && !o->help_man) {
         hbb_env_canonical();
         hbb_env_file(".env", false);
         if (o->config_file != NULL)
@@ -495,6 +496,11 @@ int opts_parse(struct opts *o, enum mode mode, int argc, char **argv,
         return r;
     /* a secret key given with -k: out of ps and /proc/PID/cmdline now */
     hd_config_scrub_secret(argc, argv, "key", 'k', "KEY");
+    if (o->help_man) {
+        o->help = true; /* main exits as after --help */
+        hd_config_print_man(opts, stdout);
+        return 0;
+    }
     if (o->help) {
         hd_config_print_help(
             table, prog,

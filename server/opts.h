@@ -33,7 +33,7 @@ struct opts {
     int port, relay_port, http_port, role, serial, verbose;
     int first_frame_ms, idle_ms, max_conns;
     uint64_t rmem;
-    bool always_relay, help, version, no_ws, no_key_exchange;
+    bool always_relay, help, help_man, version, no_ws, no_key_exchange;
     double limit_speed, total_bw, single_bw, downgrade_threshold;
     int downgrade_start;
 };

@@ -8,7 +8,8 @@
 # server's maintainer scripts (packaging/debian/) enable and start its
 # service on install, stop it on remove and delete its data only on purge.
 # The host brings a systemd user unit and an XDG autostart example, the
-# viewer a .desktop file.  Maintainer: DEB_MAINTAINER, else the author of
+# viewer a .desktop file; each its man page.  The files come from make
+# install's tools/install.sh.  Maintainer: DEB_MAINTAINER, else the author of
 # the tree's last commit.
 #
 # Usage: tools/mkdeb.sh [BUILD_DIR [OUT_DIR]]   (default build, BUILD_DIR/deb)
@@ -41,14 +42,22 @@ depends() {
 	done | sort -u | paste -sd, | sed 's/,/, /g'
 }
 
-# package NAME DESCRIPTION EXTRA_DEPENDS PROGRAM...
+# Everything goes through make install's script into a staging tree
+# (stripped programs, compressed man pages, the system unit in /lib as
+# Debian 12 keeps it); each package then takes its part of it.
+stage=$work/stage
+O=$O PREFIX=/usr DESTDIR=$stage SYSTEMDDIR=/lib/systemd/system STRIP=1 \
+	GZIP_MAN=1 tools/install.sh >/dev/null
+
+# package NAME DESCRIPTION EXTRA_DEPENDS PROGRAM...: the control file, the
+# programs, README and copyright
 package() {
 	name=$1 desc=$2 extra=$3
 	shift 3
 	root=$work/$name
-	mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/doc/$name"
+	mkdir -p "$root/DEBIAN" "$root/usr/share/doc/$name"
 	for p in "$@"; do
-		objcopy --strip-unneeded "$O/$p" "$root/usr/bin/$p"
+		take "$name" "usr/bin/$p"
 	done
 	cp README.md "$root/usr/share/doc/$name/README.md"
 	cp packaging/debian/copyright "$root/usr/share/doc/$name/copyright"
@@ -65,6 +74,14 @@ package() {
 	} >"$root/DEBIAN/control"
 }
 
+# take NAME PATH [TO]: move PATH of the staging tree into package NAME
+# (at TO, default the same path)
+take() {
+	to=$work/$1/${3:-$2}
+	mkdir -p "$(dirname "$to")"
+	mv "$stage/$2" "$to"
+}
+
 mkdir -p "$out"
 package homedesk-server \
 	"rendezvous and relay server, a drop-in for RustDesk's hbbs/hbbr" \
@@ -73,27 +90,22 @@ for s in postinst prerm postrm; do
 	install -m 0755 "packaging/debian/server.$s" \
 		"$work/homedesk-server/DEBIAN/$s"
 done
-mkdir -p "$work/homedesk-server/usr/lib/homedesk" \
-	"$work/homedesk-server/lib/systemd/system"
-ln -s ../../bin/homedesk-server "$work/homedesk-server/usr/lib/homedesk/hbbs"
-ln -s ../../bin/homedesk-server "$work/homedesk-server/usr/lib/homedesk/hbbr"
-cp packaging/systemd/homedesk-server.service \
-	"$work/homedesk-server/lib/systemd/system/"
-cp packaging/README.md \
-	"$work/homedesk-server/usr/share/doc/homedesk-server/packaging.md"
+take homedesk-server usr/lib/homedesk
+take homedesk-server lib/systemd/system/homedesk-server.service
+take homedesk-server usr/share/man/man8/homedesk-server.8.gz
+take homedesk-server usr/share/doc/homedesk/packaging.md \
+	usr/share/doc/homedesk-server/packaging.md
 package homedesk-host "the agent on the computer to be reached (X11)" "" \
 	homedesk-host
-mkdir -p "$work/homedesk-host/usr/lib/systemd/user" \
-	"$work/homedesk-host/usr/share/doc/homedesk-host/examples"
-cp packaging/systemd/homedesk-host.service \
-	"$work/homedesk-host/usr/lib/systemd/user/"
-cp packaging/desktop/homedesk-host-autostart.desktop \
-	"$work/homedesk-host/usr/share/doc/homedesk-host/examples/"
+take homedesk-host usr/lib/systemd/user/homedesk-host.service
+take homedesk-host usr/share/man/man1/homedesk-host.1.gz
+take homedesk-host \
+	usr/share/doc/homedesk/examples/homedesk-host-autostart.desktop \
+	usr/share/doc/homedesk-host/examples/homedesk-host-autostart.desktop
 package homedesk-viewer "the viewer: reach a homedesk or RustDesk host" "" \
 	homedesk-viewer
-mkdir -p "$work/homedesk-viewer/usr/share/applications"
-cp packaging/desktop/homedesk-viewer.desktop \
-	"$work/homedesk-viewer/usr/share/applications/"
+take homedesk-viewer usr/share/applications/homedesk-viewer.desktop
+take homedesk-viewer usr/share/man/man1/homedesk-viewer.1.gz
 for name in homedesk-server homedesk-host homedesk-viewer; do
 	dpkg-deb --root-owner-group --build "$work/$name" \
 		"$out/${name}_${version}_$arch.deb" >/dev/null

@@ -58,6 +58,10 @@ check "host user unit and autostart example, viewer .desktop" sh -c "
 	dpkg-deb -c '$host' | grep -q ' ./usr/lib/systemd/user/homedesk-host.service$' &&
 	dpkg-deb -c '$host' | grep -q 'examples/homedesk-host-autostart.desktop$' &&
 	dpkg-deb -c '$viewer' | grep -q ' ./usr/share/applications/homedesk-viewer.desktop$'"
+check "man pages: server(8), host(1), viewer(1), compressed" sh -c "
+	dpkg-deb -c '$server' | grep -q ' ./usr/share/man/man8/homedesk-server.8.gz$' &&
+	dpkg-deb -c '$host' | grep -q ' ./usr/share/man/man1/homedesk-host.1.gz$' &&
+	dpkg-deb -c '$viewer' | grep -q ' ./usr/share/man/man1/homedesk-viewer.1.gz$'"
 check "packaged programs run (stripped)" sh -c "
 	dpkg-deb -x '$server' '$tmp/x' && dpkg-deb -x '$host' '$tmp/x' &&
 	dpkg-deb -x '$viewer' '$tmp/x' &&

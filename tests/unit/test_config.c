@@ -60,7 +60,7 @@ static const struct hd_opt opts[] = {
       .type = HD_OPT_CHOICE,
       .def = "all",
       .choices = roles,
-      .help = "Which servers to run.",
+      .help = "Which servers to run", /* no full stop: one is added */
       .i = &v.role },
     { .names = "limit,total-bandwidth",
       .env = "TOTAL_BANDWIDTH",
@@ -592,7 +592,7 @@ static void help_text(void)
              NULL);
     HT_CHECK(strstr(text, "Env: HOMEDESK_RELAY, RELAY") != NULL);
     HT_CHECK(strstr(text, "--role all|rendezvous|relay") != NULL);
-    HT_CHECK(strstr(text, "Default: all") != NULL);
+    HT_CHECK(strstr(text, "Which servers to run. Default: all.") != NULL);
     HT_CHECK(strstr(text, "Default: 0.66") != NULL);
     /* a string default is quoted ("Default: .." was a typo to the eye),
      * a negative bound spelled out ("-1-65535" likewise) */
@@ -612,6 +612,40 @@ static void help_text(void)
     free(text);
 }
 
+/* The man page's OPTIONS body: the entries of --help in roff. */
+static void man_text(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    HT_CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    hd_config_print_man(opts, f);
+    fclose(f);
+    HT_CHECK(strncmp(text, ".TP\n", 4) == 0);
+    HT_CHECK(strstr(text,
+                    ".TP\n\\fB\\-p, \\-\\-port\\fR \\fIN\\fR\n"
+                    "Rendezvous port. Range: 1-65535. Default: 21116.\n"
+                    ".br\nEnvironment: \\fBHOMEDESK_PORT, PORT\\fR\n") != NULL);
+    HT_CHECK(strstr(text, "\\fB\\-v, \\-\\-verbose\\fR\n") != NULL);
+    HT_CHECK(strstr(text, "rmem") == NULL); /* hidden */
+    free(text);
+
+    /* roff's specials in text */
+    text = NULL;
+    f = open_memstream(&text, &len);
+    HT_CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    hd_config_man_text(".x a\\b", false, f);
+    hd_config_man_text("'y --z", true, f);
+    fclose(f);
+    HT_EQ_STR(text, "\\&.x a\\eb\\&'y \\-\\-z");
+    free(text);
+}
+
 int main(void)
 {
     ht_init("config");
@@ -625,5 +659,6 @@ int main(void)
     HT_RUN(file_errors);
     HT_RUN(bad_default);
     HT_RUN(help_text);
+    HT_RUN(man_text);
     return ht_finish();
 }
