@@ -7,16 +7,9 @@
 O=${O:-build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-check() { # NAME COMMAND...
-	name=$1
-	shift
-	if "$@" >"$tmp/out" 2>&1; then
-		echo "ok - deb: $name"
-	else
-		echo "not ok - deb: $name"
-		sed 's/^/# /' "$tmp/out" | tail -20
-	fi
-}
+suite=deb
+# shellcheck source=tests/packaging/check.sh
+. "$(dirname "$0")/check.sh"
 if ! command -v dpkg-deb >/dev/null || ! command -v objdump >/dev/null; then
 	echo "ok - deb: all # skip dpkg-deb or objdump missing"
 	exit 0

@@ -5,20 +5,13 @@
 # the docs where they belong; the installed programs run; each man page
 # renders with man -l without a groff warning, has its hand-written
 # sections and every option of the program's --help; and systemd-analyze
-# verify finds the server unit clean, its Documentation= man page included.
+# verify finds both units clean, their Documentation= man pages included.
 O=${O:-build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-check() { # NAME COMMAND...
-	name=$1
-	shift
-	if "$@" >"$tmp/out" 2>&1; then
-		echo "ok - install: $name"
-	else
-		echo "not ok - install: $name"
-		sed 's/^/# /' "$tmp/out" | tail -30
-	fi
-}
+suite=install
+# shellcheck source=tests/packaging/check.sh
+. "$(dirname "$0")/check.sh"
 if ! command -v man >/dev/null || ! command -v groff >/dev/null; then
 	echo "ok - install: all # skip man or groff missing"
 	exit 0
