@@ -578,11 +578,8 @@ static void keys_man(FILE *f)
             continue;
         *gap = '\0';
         gap += strspn(gap + 1, " ") + 1;
-        fputs(".TP\n\\fB", f);
-        hd_config_man_text(line, true, f);
-        fputs("\\fR\n", f);
-        hd_config_man_text(gap, false, f);
-        fputc('\n', f);
+        hd_config_man_text(f, ".TP\n\\fB", line, true, "\\fR\n");
+        hd_config_man_text(f, "", gap, false, "\n");
     }
 }
 

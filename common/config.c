@@ -770,8 +770,10 @@ void hd_config_print_help(const struct hd_opt *opts, const char *program,
     }
 }
 
-void hd_config_man_text(const char *s, bool minus, FILE *f)
+void hd_config_man_text(FILE *f, const char *pre, const char *s, bool minus,
+                        const char *post)
 {
+    fputs(pre, f);
     if (*s == '.' || *s == '\'')
         fputs("\\&", f); /* not a request */
     for (; *s != '\0'; s++) {
@@ -782,6 +784,7 @@ void hd_config_man_text(const char *s, bool minus, FILE *f)
         else
             fputc(*s, f);
     }
+    fputs(post, f);
 }
 
 void hd_config_print_man(const struct hd_opt *opts, FILE *f)
@@ -792,21 +795,12 @@ void hd_config_print_man(const struct hd_opt *opts, FILE *f)
         if (o->flags & HD_OPT_HIDDEN)
             continue;
         opt_text(o, &t);
-        fputs(".TP\n\\fB", f);
-        hd_config_man_text(t.names, true, f);
-        fputs("\\fR", f);
-        if (t.arg[0] != '\0') {
-            fputs(" \\fI", f);
-            hd_config_man_text(t.arg + 1, true, f);
-            fputs("\\fR", f);
-        }
-        fputc('\n', f);
-        hd_config_man_text(t.text, false, f);
-        fputc('\n', f);
-        if (t.env[0] != '\0') {
-            fputs(".br\nEnvironment: \\fB", f);
-            hd_config_man_text(t.env + 5, false, f);
-            fputs("\\fR\n", f);
-        }
+        hd_config_man_text(f, ".TP\n\\fB", t.names, true, "\\fR");
+        if (t.arg[0] != '\0')
+            hd_config_man_text(f, " \\fI", t.arg + 1, true, "\\fR");
+        hd_config_man_text(f, "\n", t.text, false, "\n");
+        if (t.env[0] != '\0') /* without "Env: " */
+            hd_config_man_text(f, ".br\nEnvironment: \\fB", t.env + 5, false,
+                               "\\fR\n");
     }
 }

@@ -193,9 +193,11 @@ void hd_config_print_help(const struct hd_opt *opts, const char *program,
  */
 void hd_config_print_man(const struct hd_opt *opts, FILE *f);
 
-/* Write s as roff text: backslashes escaped, a leading '.' or '\'' kept
- * from being a request; with minus, '-' as "\-" (option names). */
-void hd_config_man_text(const char *s, bool minus, FILE *f);
+/* Write pre (roff as is), then s as roff text (backslashes escaped, a
+ * leading '.' or '\'' kept from being a request; with minus, '-' as "\-"
+ * for option names), then post (as is). */
+void hd_config_man_text(FILE *f, const char *pre, const char *s, bool minus,
+                        const char *post);
 
 /* --help-man, the same in every program: the man page's generated
  * sections on stdout (tools/mkman.sh); hidden from --help. */

@@ -498,7 +498,7 @@ int opts_parse(struct opts *o, enum mode mode, int argc, char **argv,
     hd_config_scrub_secret(argc, argv, "key", 'k', "KEY");
     if (o->help_man) {
         o->help = true; /* main exits as after --help */
-        hd_config_print_man(opts, stdout);
+        hd_config_print_man(table, stdout);
         return 0;
     }
     if (o->help) {

@@ -50,10 +50,10 @@ enum mode opts_detect_mode(int *argc, char ***argv);
 /*
  * Parse the command line, the environment (and for hbbs/hbbr .env and -c
  * FILE) and --config FILE into *o, through the table that is copied into
- * table[OPTS_MAX] and kept by *cfg.  With --help the help is printed and
- * o->help set.  Returns 0, or a negative code after one message on stderr
- * (the caller exits with status 2).  cfg must be zeroed; the caller
- * cleans it up in any case.
+ * table[OPTS_MAX] and kept by *cfg.  With --help the help (with
+ * --help-man the man page's OPTIONS section) is printed and o->help set.
+ * Returns 0, or a negative code after one message on stderr (the caller exits
+ * with status 2).  cfg must be zeroed; the caller cleans it up in any case.
  */
 int opts_parse(struct opts *o, enum mode mode, int argc, char **argv,
                struct hd_opt *table, struct hd_config *cfg);

@@ -639,10 +639,10 @@ static void man_text(void)
     HT_CHECK(f != NULL);
     if (f == NULL)
         return;
-    hd_config_man_text(".x a\\b", false, f);
-    hd_config_man_text("'y --z", true, f);
+    hd_config_man_text(f, "", ".x a\\b", false, "|");
+    hd_config_man_text(f, "\\fB", "'y --z", true, "\\fR");
     fclose(f);
-    HT_EQ_STR(text, "\\&.x a\\eb\\&'y \\-\\-z");
+    HT_EQ_STR(text, "\\&.x a\\eb|\\fB\\&'y \\-\\-z\\fR");
     free(text);
 }
 
