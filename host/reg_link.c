@@ -1,0 +1,292 @@
+/*
+ * The host's TCP links to the rendezvous server: one-shot messages (each
+ * on a connection of its own, answered or timed out), the TCP registration
+ * link used when UDP gets no answer, and the probe that tells why the
+ * server does not answer.  Each is an allocation of its own, freed by its
+ * own close callbacks.
+ */
+#include "host/reg_int.h"
+
+/* ---- one-shot TCP messages to the server -------------------------------- */
+
+struct oneshot {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_connect_t conn;
+    uv_shutdown_t sd;
+    uint8_t *frame;
+    size_t len;
+    int handles;
+    const char *what;
+    uint8_t rbuf[512];
+};
+
+static void oneshot_closed(uv_handle_t *hd)
+{
+    struct oneshot *o = hd->data;
+
+    if (--o->handles == 0) {
+        free(o->frame);
+        free(o);
+    }
+}
+
+static void oneshot_end(struct oneshot *o)
+{
+    hd_net_close((uv_handle_t *)&o->tcp, oneshot_closed);
+    hd_net_close((uv_handle_t *)&o->timer, oneshot_closed);
+}
+
+static void oneshot_timeout(uv_timer_t *t)
+{
+    oneshot_end(t->data);
+}
+
+static void oneshot_alloc(uv_handle_t *hd, size_t sz, uv_buf_t *buf)
+{
+    struct oneshot *o = hd->data;
+
+    buf->base = (char *)o->rbuf;
+    buf->len = sizeof(o->rbuf);
+}
+
+/* Whatever the server says (a KeyExchange offer) is read and dropped:
+ * closing with unread bytes would reset the connection and could lose
+ * our message.  We close at its EOF or after the timeout. */
+static void oneshot_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    if (n < 0)
+        oneshot_end(s->data);
+}
+
+static void oneshot_shutdown(uv_shutdown_t *req, int status)
+{
+}
+
+static void oneshot_connected(uv_connect_t *req, int status)
+{
+    struct oneshot *o = req->data;
+
+    if (status == UV_ECANCELED)
+        return;
+    if (status != 0 ||
+        hd_net_write((uv_stream_t *)&o->tcp, o->frame, o->len, NULL) != 0) {
+        hd_warn(MOD, "cannot send %s to the server: %s", o->what,
+                uv_strerror(status ? status : UV_EPIPE));
+        oneshot_end(o);
+        return;
+    }
+    hd_debug(MOD, "sent %s to the server", o->what);
+    o->sd.data = o;
+    uv_shutdown(&o->sd, (uv_stream_t *)&o->tcp, oneshot_shutdown);
+    uv_read_start((uv_stream_t *)&o->tcp, oneshot_alloc, oneshot_read);
+}
+
+/* Send m framed over a fresh TCP connection to the server, from the
+ * socket fd when it is >= 0 (taken over: a port the punch uses too). */
+void reg_send_oneshot_fd(struct reg *g, const Hbb__RendezvousMessage *m,
+                         const char *what, int fd)
+{
+    struct oneshot *o = NULL;
+    int r;
+
+    if (!g->have_server || (o = calloc(1, sizeof(*o))) == NULL ||
+        hd_frame_pack(&m->base, &o->frame, &o->len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        free(o);
+        return;
+    }
+    o->what = what;
+    uv_tcp_init(g->loop, &o->tcp);
+    uv_timer_init(g->loop, &o->timer);
+    o->handles = 2;
+    o->tcp.data = o->timer.data = o->conn.data = o;
+    uv_timer_start(&o->timer, oneshot_timeout, ONESHOT_TIMEOUT_MS, 0);
+    if (fd >= 0 && (r = uv_tcp_open(&o->tcp, fd)) != 0) {
+        close(fd);
+        hd_warn(MOD, "cannot send %s to the server: %s", what, uv_strerror(r));
+        oneshot_end(o);
+        return;
+    }
+    if ((r = uv_tcp_connect(&o->conn, &o->tcp, (struct sockaddr *)&g->server,
+                            oneshot_connected)) != 0) {
+        hd_warn(MOD, "cannot send %s to the server: %s", what, uv_strerror(r));
+        oneshot_end(o);
+    }
+}
+
+void reg_send_oneshot(struct reg *g, const Hbb__RendezvousMessage *m,
+                      const char *what)
+{
+    reg_send_oneshot_fd(g, m, what, -1);
+}
+
+/* ---- TCP registration (when UDP gets no answer) -------------------------- */
+
+struct reg_tcp {
+    struct reg *g; /* NULL once the reg let go of it */
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    struct hd_frame_decoder dec;
+    int connected;
+};
+
+static void tcp_closed(uv_handle_t *hd)
+{
+    struct reg_tcp *t = hd->data;
+
+    hd_frame_decoder_cleanup(&t->dec);
+    free(t);
+}
+
+void reg_tcp_drop(struct reg *g, const char *why)
+{
+    struct reg_tcp *t = g->tcp;
+
+    if (t == NULL)
+        return;
+    if (why)
+        hd_info(MOD, "TCP registration link closed: %s", why);
+    t->g = NULL;
+    g->tcp = NULL;
+    hd_net_close((uv_handle_t *)&t->tcp, tcp_closed);
+}
+
+static void tcp_alloc(uv_handle_t *hd, size_t sz, uv_buf_t *buf)
+{
+    struct reg_tcp *t = hd->data;
+
+    hd_net_frame_buf(&t->dec, 0, buf);
+}
+
+static void tcp_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct reg_tcp *t = s->data;
+    const uint8_t *p;
+    size_t len;
+    int r;
+
+    if (t->g == NULL)
+        return;
+    if (n < 0) {
+        reg_tcp_drop(t->g,
+                     n == UV_EOF ? "server closed it" : uv_strerror((int)n));
+        return;
+    }
+    hd_frame_decoder_commit(&t->dec, (size_t)n);
+    while (t->g != NULL && (r = hd_frame_decoder_next(&t->dec, &p, &len)) == 1)
+        reg_handle(t->g, p, len, 1);
+    if (t->g != NULL && r < 0)
+        reg_tcp_drop(t->g, hd_strerror(r));
+}
+
+static void tcp_connected(uv_connect_t *req, int status)
+{
+    struct reg_tcp *t = req->data;
+
+    if (status == UV_ECANCELED || t->g == NULL)
+        return;
+    if (status != 0) {
+        hd_debug(MOD, "TCP registration: %s", uv_strerror(status));
+        reg_tcp_drop(t->g, NULL);
+        return;
+    }
+    t->connected = 1;
+    uv_tcp_nodelay(&t->tcp, 1);
+    uv_read_start((uv_stream_t *)&t->tcp, tcp_alloc, tcp_read);
+    hd_info(MOD, "registering over TCP with %s", t->g->server_name);
+    reg_register_peer(t->g);
+}
+
+void reg_tcp_start(struct reg *g)
+{
+    struct reg_tcp *t;
+
+    if (g->tcp != NULL || !g->have_server)
+        return;
+    if ((t = calloc(1, sizeof(*t))) == NULL)
+        return;
+    t->g = g;
+    hd_frame_decoder_init(&t->dec, REG_MAX_MSG);
+    uv_tcp_init(g->loop, &t->tcp);
+    t->tcp.data = t->conn.data = t;
+    g->tcp = t;
+    if (uv_tcp_connect(&t->conn, &t->tcp, (struct sockaddr *)&g->server,
+                       tcp_connected) != 0)
+        reg_tcp_drop(g, NULL);
+}
+
+/* ---- why does the server not answer? ------------------------------------ */
+
+/*
+ * UDP to a server that is not there fails silently, so when the first
+ * registration is not answered within a few seconds a TCP connect to the
+ * same port says why (refused, no route, timed out), at warning level,
+ * once per distinct reason.
+ */
+void reg_probe_closed(uv_handle_t *hd)
+{
+    struct reg_probe *p = hd->data;
+
+    free(p);
+}
+
+void reg_probe_say(struct reg *g, int err)
+{
+    if (g->registered || err == 0 || err == UV_ECANCELED || err == g->probe_err)
+        return;
+    hd_warn(MOD,
+            "cannot reach the rendezvous server %s:%u (%s): %s; is "
+            "homedesk-server running there, and the port forwarded? still "
+            "trying",
+            g->h->server_host, (unsigned)g->h->server_port, g->server_name,
+            err == UV_ETIMEDOUT ? "no answer (timed out)" : uv_strerror(err));
+    g->probe_err = err;
+}
+
+static void probe_connected(uv_connect_t *req, int status)
+{
+    struct reg_probe *p = req->data;
+
+    if (p->g != NULL) {
+        p->g->probe = NULL;
+        reg_probe_say(p->g, status);
+    }
+    hd_net_close((uv_handle_t *)&p->tcp, reg_probe_closed);
+}
+
+void reg_probe_start(struct reg *g)
+{
+    struct reg_probe *p;
+
+    if (g->probe != NULL || !g->have_server || g->registered)
+        return;
+    if ((p = calloc(1, sizeof(*p))) == NULL)
+        return;
+    p->g = g;
+    uv_tcp_init(g->loop, &p->tcp);
+    p->tcp.data = p->conn.data = p;
+    if (uv_tcp_connect(&p->conn, &p->tcp, (struct sockaddr *)&g->server,
+                       probe_connected) != 0) {
+        hd_net_close((uv_handle_t *)&p->tcp, reg_probe_closed);
+        return;
+    }
+    g->probe = p;
+}
+
+/* Send on the TCP link if it is up, else by UDP. */
+void reg_send_rdv(struct reg *g, const Hbb__RendezvousMessage *m)
+{
+    uint8_t *f = NULL;
+    size_t n;
+
+    if (g->tcp != NULL && g->tcp->connected) {
+        if (hd_frame_pack(&m->base, &f, &n) == 0 &&
+            hd_net_write((uv_stream_t *)&g->tcp->tcp, f, n, NULL) != 0)
+            reg_tcp_drop(g, "write failed");
+        free(f);
+    }
+    if (g->h->o->reg_tcp != 1)
+        reg_send_udp(g, m);
+}
