@@ -42,7 +42,10 @@ struct vxfer {
     uint32_t blk;
     uint64_t left; /* of it, as announced */
     size_t nfiles, skipped;
-    uint64_t bytes;
+    uint64_t bytes;   /* moved over the session */
+    uint64_t already; /* of the total: skipped files and resumed parts */
+    int tty;          /* stderr is a terminal: a progress line */
+    double shown;     /* seconds after t0 of the last progress line */
     struct timespec t0;
     uint8_t buf[HD_FILE_BLOCK];
 };
@@ -65,14 +68,81 @@ static void send_response(struct vxfer *x, Hbb__FileResponse *fr)
     x->io.send(x->io.ud, &m);
 }
 
-static void close_part(struct vxfer *x)
+/* The file being written is abandoned: with keep (the transfer broke off)
+ * its part stays for the next run to resume, else it is removed. */
+static void close_part(struct vxfer *x, int keep)
 {
-    if (x->cur >= 0) {
+    if (x->cur < 0)
+        return;
+    if (keep && hd_files_keep_part(x->fd, x->part, x->written, x->mtime))
+        hd_info("xfer",
+                "%s: %llu of %llu bytes kept in %s: the same command "
+                "resumes it",
+                x->final, (unsigned long long)x->written,
+                (unsigned long long)x->expect, x->part);
+    else if (!keep) {
         close(x->fd);
         unlink(x->part);
-        x->cur = -1;
-        x->fd = -1;
     }
+    x->cur = -1;
+    x->fd = -1;
+}
+
+static double since_start(const struct vxfer *x)
+{
+    struct timespec t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - x->t0.tv_sec) +
+           (double)(t1.tv_nsec - x->t0.tv_nsec) / 1e9;
+}
+
+/* n bytes as "812 B", "1.5 KiB", "23.4 MiB", "1.2 GiB" */
+static const char *human(double n, char *buf, size_t cap)
+{
+    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    int u = 0;
+
+    while (n >= 1024 && u < 4) {
+        n /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", n, unit[u]);
+    return buf;
+}
+
+/*
+ * On a terminal, at most 4 times a second (and once more with last): one
+ * line, rewritten in place, with the share of the bytes done, the rate of
+ * this run and the time left at that rate.  Nothing when stderr is not a
+ * terminal (a log file, a pipe).
+ */
+static void progress(struct vxfer *x, int last)
+{
+    uint64_t total = x->files.total, done = x->already + x->bytes;
+    double t = since_start(x), rate;
+    char a[32], b[32], c[32], left[32];
+
+    if (!x->tty || (!last && t - x->shown < 0.25))
+        return;
+    x->shown = t;
+    if (done > total)
+        done = total;
+    rate = t > 0 ? (double)x->bytes / t : 0;
+    if (rate > 0 && !last) {
+        double eta = (double)(total - done) / rate;
+
+        snprintf(left, sizeof(left), ", %d:%02d left", (int)(eta / 60),
+                 (int)eta % 60);
+    } else {
+        left[0] = '\0';
+    }
+    fprintf(stderr, "\rxfer: %3d%% %s of %s, %s/s%s   %s",
+            total ? (int)(done * 100 / total) : 100,
+            human((double)done, a, sizeof(a)),
+            human((double)total, b, sizeof(b)), human(rate, c, sizeof(c)), left,
+            last ? "\n" : "");
+    fflush(stderr);
 }
 
 static void end(struct vxfer *x, int status, const char *fmt, ...)
@@ -85,7 +155,7 @@ static void end(struct vxfer *x, int status, const char *fmt, ...)
     if (x->ended)
         return;
     x->ended = 1;
-    close_part(x);
+    close_part(x, 0);
     if (x->pumping) {
         uv_timer_stop(&x->timer);
         x->pumping = 0;
@@ -101,12 +171,9 @@ static void end(struct vxfer *x, int status, const char *fmt, ...)
 
 static void summary(struct vxfer *x)
 {
-    struct timespec t1;
-    double secs;
+    double secs = since_start(x);
 
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    secs = (double)(t1.tv_sec - x->t0.tv_sec) +
-           (double)(t1.tv_nsec - x->t0.tv_nsec) / 1e9;
+    progress(x, 1);
     printf("xfer: files=%zu skipped=%zu bytes=%llu seconds=%.2f\n", x->nfiles,
            x->skipped, (unsigned long long)x->bytes, secs);
     fflush(stdout);
@@ -233,12 +300,12 @@ static int finish_file(struct vxfer *x)
     return 0;
 }
 
-static void confirm(struct vxfer *x, int file_num, int skip)
+static void confirm(struct vxfer *x, int file_num, int skip, uint64_t from)
 {
     Hbb__FileAction fa;
     Hbb__FileTransferSendConfirmRequest c;
 
-    hd_files_confirm(&fa, &c, JOB, file_num, skip);
+    hd_files_confirm(&fa, &c, JOB, file_num, skip, from);
     send_action(x, &fa);
 }
 
@@ -246,6 +313,7 @@ static void confirm(struct vxfer *x, int file_num, int skip)
 static void on_get_digest(struct vxfer *x, const Hbb__FileTransferDigest *d)
 {
     int k = d->file_num;
+    uint64_t at = 0;
 
     if (finish_file(x) != 0)
         return;
@@ -266,21 +334,27 @@ static void on_get_digest(struct vxfer *x, const Hbb__FileTransferDigest *d)
     hd_files_join(x->local, x->files.v[k].name, x->final, sizeof(x->final));
     if (hd_files_same(x->final, d->file_size, d->last_modified)) {
         x->skipped++;
-        confirm(x, k, 1);
+        x->already += d->file_size;
+        confirm(x, k, 1, 0);
         return;
     }
     hd_files_part(x->final, x->part, sizeof(x->part));
-    if ((x->fd = hd_files_create_part(x->local, x->files.v[k].name, x->part)) <
+    if ((x->fd = hd_files_create_part(x->local, x->files.v[k].name, x->part,
+                                      d->file_size, d->last_modified, &at)) <
         0) {
         end(x, 1, "%s: %s", x->final, hd_strerror(x->fd));
         x->fd = -1;
         return;
     }
+    if (at > 0)
+        hd_info("xfer", "%s: resuming after %llu of %llu bytes", x->final,
+                (unsigned long long)at, (unsigned long long)d->file_size);
     x->cur = k;
-    x->written = 0;
+    x->written = at;
+    x->already += at;
     x->expect = d->file_size;
     x->mtime = d->last_modified;
-    confirm(x, k, 0);
+    confirm(x, k, 0, at);
 }
 
 static void on_get_block(struct vxfer *x, const Hbb__FileTransferBlock *b)
@@ -303,6 +377,7 @@ static void on_get_block(struct vxfer *x, const Hbb__FileTransferBlock *b)
     }
     x->written += n;
     x->bytes += n;
+    progress(x, 0);
 }
 
 /* ---- put ---------------------------------------------------------------- */
@@ -347,6 +422,7 @@ static void on_put_confirm(struct vxfer *x,
     if (c->union_case == HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_SKIP &&
         c->skip) {
         x->skipped++;
+        x->already += x->files.v[x->i].size;
         x->i++;
         put_next(x);
         return;
@@ -360,8 +436,25 @@ static void on_put_confirm(struct vxfer *x,
     /* as announced: a file that grew since is cut there, one that shrank
      * arrives incomplete and the host says so */
     x->left = x->files.v[x->i].size;
-    x->sending = 1;
     x->blk = 0;
+    /* the host keeps what an interrupted upload brought: from there */
+    if (c->union_case ==
+            HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_OFFSET_BLK &&
+        c->offset_blk > 0) {
+        uint64_t at = (uint64_t)c->offset_blk * HD_FILE_BLOCK;
+
+        if (at >= x->left || lseek(x->fd, (off_t)at, SEEK_SET) != (off_t)at) {
+            end(x, 1, "%s: the host asked to resume at %llu of %llu bytes",
+                path, (unsigned long long)at, (unsigned long long)x->left);
+            return;
+        }
+        hd_info("xfer", "%s: the host has %llu of %llu bytes: resuming", path,
+                (unsigned long long)at, (unsigned long long)x->left);
+        x->left -= at;
+        x->already += at;
+        x->blk = c->offset_blk;
+    }
+    x->sending = 1;
     if (!x->pumping) {
         uv_timer_start(&x->timer, on_pump, PUMP_MS, PUMP_MS);
         x->pumping = 1;
@@ -402,6 +495,7 @@ static void on_pump(uv_timer_t *t)
         free(zbuf);
         x->bytes += (uint64_t)n;
     }
+    progress(x, 0);
     if (!x->sending && x->pumping) {
         uv_timer_stop(&x->timer);
         x->pumping = 0;
@@ -554,6 +648,7 @@ int vxfer_new(const struct vxfer_opts *o, const struct vxfer_io *io,
     x->io = *io;
     x->cur = -1;
     x->fd = -1;
+    x->tty = isatty(STDERR_FILENO);
     if ((r = uv_timer_init(io->loop, &x->timer)) != 0) {
         free(x);
         return r;
@@ -579,7 +674,7 @@ void vxfer_free(struct vxfer *x)
         return;
     x->ended = 1;
     x->sending = 0;
-    close_part(x);
+    close_part(x, 1); /* broke off: kept to resume */
     if (x->fd >= 0)
         close(x->fd);
     x->fd = -1;

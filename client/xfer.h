@@ -8,10 +8,14 @@
  *                       DIR/basename(PATH)
  * following the host's side of the flow (host/xfer.h).  A file already
  * there with the same size and modification time is skipped; others are
- * written to NAME.homedesk-part and renamed once complete.  Names the host
- * sends go through hd_files_join.  The summary ends with a line
- *   xfer: files=N skipped=S bytes=B seconds=T
- * (on stdout; ls prints one line per entry instead).
+ * written to NAME.homedesk-part and renamed once complete.  A transfer
+ * that breaks off (vxfer_free before the end: Ctrl-C, a lost session)
+ * keeps its part (hd_files_keep_part) and the next one continues it from
+ * its last whole block (send_confirm's offset_blk), in both directions.
+ * On a terminal (stderr) a progress line: percent, rate, time left.  Names the
+ * host sends go through hd_files_join.  The summary ends with a line xfer:
+ * files=N skipped=S bytes=B seconds=T (on stdout; ls prints one line per entry
+ * instead).
  *
  * Session thread only (the session's libuv loop).
  */
@@ -52,7 +56,8 @@ void vxfer_start(struct vxfer *x);
 void vxfer_on_response(struct vxfer *x, const Hbb__FileResponse *r);
 void vxfer_on_action(struct vxfer *x, const Hbb__FileAction *a);
 
-/* Free (parts of unfinished downloads are removed).  Accepts NULL. */
+/* Free (the part of an unfinished download is kept to resume).  Accepts
+ * NULL. */
 void vxfer_free(struct vxfer *x);
 
 #endif

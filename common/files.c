@@ -172,7 +172,8 @@ int hd_files_mkparents(const char *path)
     return 0;
 }
 
-int hd_files_create_part(const char *base, const char *rel, const char *part)
+int hd_files_create_part(const char *base, const char *rel, const char *part,
+                         uint64_t size, uint64_t mtime, uint64_t *resume)
 {
     char dir[4096];
     struct stat st;
@@ -196,9 +197,40 @@ int hd_files_create_part(const char *base, const char *rel, const char *part)
                 return S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
         }
     }
+    /* the part an interrupted transfer of this very file left
+     * (hd_files_keep_part marked it with the file's time): continue after
+     * its last whole block */
+    if (resume != NULL && mtime != 0 &&
+        (fd = open(part, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+        uint64_t at = 0;
+
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            (uint64_t)st.st_mtime == mtime)
+            at = (uint64_t)st.st_size / HD_FILE_BLOCK * HD_FILE_BLOCK;
+        if (at > 0 && at < size && ftruncate(fd, (off_t)at) == 0 &&
+            lseek(fd, (off_t)at, SEEK_SET) == (off_t)at) {
+            *resume = at;
+            return fd;
+        }
+        close(fd);
+    }
+    if (resume != NULL)
+        *resume = 0;
     fd =
         open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     return fd >= 0 ? fd : -errno;
+}
+
+int hd_files_keep_part(int fd, const char *part, uint64_t written,
+                       uint64_t mtime)
+{
+    struct timespec ts[2] = { { (time_t)mtime, 0 }, { (time_t)mtime, 0 } };
+    int kept = written >= HD_FILE_BLOCK && mtime != 0 && futimens(fd, ts) == 0;
+
+    close(fd);
+    if (!kept)
+        unlink(part);
+    return kept;
 }
 
 int hd_files_open_send(const char *path, uint64_t *size, uint64_t *mtime)
@@ -410,7 +442,7 @@ long hd_files_next_block(int fd, uint64_t *left, uint8_t *buf,
 
 void hd_files_confirm(Hbb__FileAction *fa,
                       Hbb__FileTransferSendConfirmRequest *c, int id,
-                      int file_num, int skip)
+                      int file_num, int skip, uint64_t from)
 {
     hbb__file_action__init(fa);
     hbb__file_transfer_send_confirm_request__init(c);
@@ -422,6 +454,7 @@ void hd_files_confirm(Hbb__FileAction *fa,
     } else {
         c->union_case =
             HBB__FILE_TRANSFER_SEND_CONFIRM_REQUEST__UNION_OFFSET_BLK;
+        c->offset_blk = (uint32_t)(from / HD_FILE_BLOCK);
     }
     fa->union_case = HBB__FILE_ACTION__UNION_SEND_CONFIRM;
     fa->send_confirm = c;

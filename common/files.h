@@ -65,9 +65,25 @@ int hd_files_mkparents(const char *path);
  * through a symbolic link that is already there (-ELOOP: a link inside the
  * destination would take the file elsewhere), then open final's part file
  * for writing, not following a link either.  part: hd_files_part(final).
+ * With resume (else NULL): a part that hd_files_keep_part kept for a file
+ * of this mtime (the digest's; 0 never matches) and shorter than size is
+ * continued: cut to its last whole block, *resume = its length (a multiple
+ * of HD_FILE_BLOCK, for send_confirm's offset_blk), the descriptor at its
+ * end; otherwise a new part, *resume = 0.
  * Returns the descriptor or -errno.
  */
-int hd_files_create_part(const char *base, const char *rel, const char *part);
+int hd_files_create_part(const char *base, const char *rel, const char *part,
+                         uint64_t size, uint64_t mtime, uint64_t *resume);
+
+/*
+ * A transfer broke off (the peer went away, the user stopped it) while
+ * part was being written through fd: with at least one whole block written
+ * and a known mtime (the file's, from its digest) the part is kept, marked
+ * with that mtime, for hd_files_create_part to resume; otherwise removed.
+ * Closes fd.  Returns 1 when kept, else 0.
+ */
+int hd_files_keep_part(int fd, const char *part, uint64_t written,
+                       uint64_t mtime);
 
 /*
  * Open a file to send: a regular file only (not a FIFO or device that
@@ -118,11 +134,12 @@ long hd_files_next_block(int fd, uint64_t *left, uint8_t *buf,
 
 /*
  * Fill fa and c (initialised here): the receiver's answer to a digest,
- * skip file_num (it has it) or send it from the start.
+ * skip file_num (it has it) or send it from byte from (a multiple of
+ * HD_FILE_BLOCK: 0, or what hd_files_create_part resumes at).
  */
 void hd_files_confirm(Hbb__FileAction *fa,
                       Hbb__FileTransferSendConfirmRequest *c, int id,
-                      int file_num, int skip);
+                      int file_num, int skip, uint64_t from);
 
 /* The entries of one directory (not recursive; directories included). */
 int hd_files_readdir(const char *path, int hidden, Hbb__FileDirectory *dir);

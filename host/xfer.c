@@ -99,13 +99,14 @@ static void send_done(struct hxfer *x, int id, int file_num)
     send_response(x, &fr);
 }
 
-static void send_confirm(struct hxfer *x, int id, int file_num, int skip)
+static void send_confirm(struct hxfer *x, int id, int file_num, int skip,
+                         uint64_t from)
 {
     Hbb__Message m = HBB__MESSAGE__INIT;
     Hbb__FileAction fa;
     Hbb__FileTransferSendConfirmRequest c;
 
-    hd_files_confirm(&fa, &c, id, file_num, skip);
+    hd_files_confirm(&fa, &c, id, file_num, skip, from);
     m.union_case = HBB__MESSAGE__UNION_FILE_ACTION;
     m.file_action = &fa;
     x->io.send(x->io.ud, &m);
@@ -463,9 +464,18 @@ static int wjob_close(struct hxfer *x, struct wjob *j)
     return -1;
 }
 
-static void wjob_end(struct hxfer *x, struct wjob *j)
+/* Drop upload j.  keep: it broke off (the viewer went away, stopped or
+ * cancelled it): the part of the file being written stays for the next
+ * upload of that file to resume; else (bad data) it is removed. */
+static void wjob_end(struct hxfer *x, struct wjob *j, int keep)
 {
-    if (j->cur >= 0) {
+    if (j->cur >= 0 && keep &&
+        hd_files_keep_part(j->fd, j->part, j->written,
+                           j->files.v[j->cur].mtime))
+        hd_info(MOD, "%s: %s: %llu of %llu bytes kept to resume", x->io.peer,
+                j->part, (unsigned long long)j->written,
+                (unsigned long long)j->expect);
+    else if (j->cur >= 0 && !keep) {
         close(j->fd);
         unlink(j->part);
     }
@@ -539,34 +549,40 @@ static void on_digest(struct hxfer *x, const Hbb__FileTransferDigest *d)
 {
     struct wjob *j = wjob_find(x, d->id);
     int fn = d->file_num;
+    uint64_t at = 0;
 
     if (j == NULL || !d->is_upload)
         return;
     if (wjob_close(x, j) != 0 || fn < 0 || (size_t)fn >= j->files.n) {
         if (fn < 0 || (size_t)fn >= j->files.n)
             send_error(x, j->id, fn, "no such file in the transfer");
-        wjob_end(x, j);
+        wjob_end(x, j, 0);
         return;
     }
     hd_files_join(j->base, j->files.v[fn].name, j->final, sizeof(j->final));
     hd_files_part(j->final, j->part, sizeof(j->part));
     j->files.v[fn].mtime = d->last_modified;
     if (hd_files_same(j->final, d->file_size, d->last_modified)) {
-        send_confirm(x, j->id, fn, 1); /* the same file is here */
+        send_confirm(x, j->id, fn, 1, 0); /* the same file is here */
         j->done++;
         return;
     }
-    if ((j->fd = hd_files_create_part(j->base, j->files.v[fn].name, j->part)) <
+    if ((j->fd = hd_files_create_part(j->base, j->files.v[fn].name, j->part,
+                                      d->file_size, d->last_modified, &at)) <
         0) {
         send_error(x, j->id, fn, "%s: %s", j->final, hd_strerror(j->fd));
         j->fd = -1;
-        wjob_end(x, j);
+        wjob_end(x, j, 0);
         return;
     }
+    if (at > 0)
+        hd_info(MOD, "%s: %s: resuming after %llu of %llu bytes", x->io.peer,
+                j->final, (unsigned long long)at,
+                (unsigned long long)d->file_size);
     j->cur = fn;
-    j->written = 0;
+    j->written = at;
     j->expect = d->file_size;
-    send_confirm(x, j->id, fn, 0);
+    send_confirm(x, j->id, fn, 0, at);
 }
 
 static void on_block(struct hxfer *x, const Hbb__FileTransferBlock *b)
@@ -579,19 +595,19 @@ static void on_block(struct hxfer *x, const Hbb__FileTransferBlock *b)
         return;
     if (j->cur < 0 || b->file_num != j->cur) {
         send_error(x, j->id, b->file_num, "a block for a file not open");
-        wjob_end(x, j);
+        wjob_end(x, j, 0);
         return;
     }
     if ((r = hd_file_block_unpack(b, x->buf, &n)) != 0 ||
         j->written + n > j->expect) {
         send_error(x, j->id, b->file_num, "%s",
                    r != 0 ? "a broken block" : "more data than announced");
-        wjob_end(x, j);
+        wjob_end(x, j, 0);
         return;
     }
     if ((r = hd_files_write(j->fd, x->buf, n)) != 0) {
         send_error(x, j->id, b->file_num, "%s: %s", j->final, hd_strerror(r));
-        wjob_end(x, j);
+        wjob_end(x, j, 0);
         return;
     }
     j->written += n;
@@ -609,7 +625,7 @@ static void on_upload_done(struct hxfer *x, const Hbb__FileTransferDone *d)
                 x->io.peer, j->done, (unsigned long long)j->bytes, j->base);
         send_done(x, j->id, (int)j->done);
     }
-    wjob_end(x, j);
+    wjob_end(x, j, 0);
 }
 
 /* ---- entry points ------------------------------------------------------ */
@@ -652,7 +668,7 @@ void hxfer_action(struct hxfer *x, const Hbb__FileAction *a)
         if (r != NULL)
             rjob_end(r);
         if (w != NULL)
-            wjob_end(x, w);
+            wjob_end(x, w, 1);
         break;
     }
     case HBB__FILE_ACTION__UNION__NOT_SET:
@@ -681,7 +697,7 @@ void hxfer_response(struct hxfer *x, const Hbb__FileResponse *r)
         struct rjob *j = rjob_find(x, r->error->id);
 
         if (w != NULL)
-            wjob_end(x, w);
+            wjob_end(x, w, 1);
         if (j != NULL)
             rjob_end(j);
         break;
@@ -757,7 +773,7 @@ void hxfer_free(struct hxfer *x)
         if (x->r[i].used)
             rjob_end(&x->r[i]);
         if (x->w[i].used)
-            wjob_end(x, &x->w[i]);
+            wjob_end(x, &x->w[i], 1);
     }
     hd_net_close((uv_handle_t *)&x->timer, on_timer_closed);
 }

@@ -13,8 +13,10 @@
  *   cancel             drops a job
  *
  * Uploads are written to NAME.homedesk-part and renamed once complete
- * (size as announced), with the sender's modification time.  Names from
- * the viewer go through hd_files_join.  Downloads are paced by the
+ * (size as announced), with the sender's modification time; an upload
+ * that broke off (the viewer went away, cancelled) keeps its part, and
+ * the next upload of that file (same time) continues it (offset_blk).  Names
+ * from the viewer go through hd_files_join.  Downloads are paced by the
  * channel's backlog (HXFER_BACKLOG), so video-free sessions still never
  * queue more than that.  Every failure is a FileResponse.error for that
  * job and one log line; the session goes on.  "~" at the start of a path
@@ -57,7 +59,8 @@ void hxfer_action(struct hxfer *x, const Hbb__FileAction *a);
 
 void hxfer_response(struct hxfer *x, const Hbb__FileResponse *r);
 
-/* Drop every job (parts of unfinished uploads are removed) and free. */
+/* Drop every job (the parts of unfinished uploads are kept to resume)
+ * and free. */
 void hxfer_free(struct hxfer *x);
 
 #endif

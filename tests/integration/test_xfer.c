@@ -6,7 +6,9 @@
  * and comes back byte for byte with its modification times; a second
  * fetch skips every file; a file changed on the host is the only one
  * fetched again; a missing path, a destination that cannot be written and
- * a host started with --no-file-transfer fail with a clear message.
+ * a host started with --no-file-transfer fail with a clear message; a
+ * large file shows progress on a terminal, and a download or upload that
+ * broke off is continued by the next run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -247,6 +249,148 @@ static void failures(void)
     host_stop(&h2);
 }
 
+/* The size of path, or -1. */
+static long long size_of(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Start the viewer against h with args (NULL-terminated) in the
+ * background, stdout and stderr into tmp/bg.log (emptied first). */
+static pid_t viewer_bg(const struct hostp *h, const char *const *args)
+{
+    static char port[40], cfg[300], logp[300];
+    const char *argv[16];
+    const char *const env[] = { "HOMEDESK_PASSWORD=" PASSWORD, NULL };
+    int i = 0;
+
+    snprintf(port, sizeof(port), "127.0.0.1:%u", (unsigned)h->port);
+    snprintf(cfg, sizeof(cfg), "%s/v.cfg", tmp);
+    snprintf(logp, sizeof(logp), "%s/bg.log", tmp);
+    unlink(logp);
+    argv[i++] = prog_viewer;
+    argv[i++] = "--config-dir";
+    argv[i++] = cfg;
+    argv[i++] = "--direct";
+    argv[i++] = port;
+    for (int k = 0; args[k] != NULL && i < 15; k++)
+        argv[i++] = args[k];
+    argv[i] = NULL;
+    return spawn_in(NULL, argv, env, logp);
+}
+
+/* Wait up to T for path to hold at least n bytes. */
+static int grows_to(const char *path, long long n)
+{
+    for (int ms = 0; ms < T; ms += 2) {
+        if (size_of(path) >= n)
+            return 1;
+        usleep(2000);
+    }
+    return 0;
+}
+
+/* The bytes= of the summary line in out, or -1. */
+static long long summary_bytes(const char *out)
+{
+    const char *p = strstr(out, " bytes=");
+
+    return p ? atoll(p + 7) : -1;
+}
+
+/*
+ * A large file: a progress line on a terminal (script(1) gives the viewer
+ * one), none in a log; a download stopped with Ctrl-C (SIGINT) keeps its
+ * part, marked with the file's time, and the same command continues it
+ * after its last whole block; a part of another version of the file is
+ * not continued; an upload whose viewer dies (SIGKILL) leaves the host's
+ * part, and the next upload continues it.  Every copy ends equal.
+ */
+static void progress_and_resume(void)
+{
+    const long long total = 40ll << 20;
+    const time_t when = 1500000000;
+    char out[8192], args[1600], src[400], part[500], dst[400], cmd[2400];
+    char logp[400];
+    long long kept, got;
+    pid_t v;
+
+    HT_CHECK(host_ok);
+    write_file("../big/big.bin", (size_t)total, 1, when);
+    snprintf(src, sizeof(src), "%s/big/big.bin", tmp);
+    snprintf(dst, sizeof(dst), "%s/down/big.bin", tmp);
+    snprintf(part, sizeof(part), "%s" HD_FILES_PART, dst);
+    snprintf(logp, sizeof(logp), "%s/bg.log", tmp);
+
+    /* on a terminal: the line, rewritten in place, ending at 100% */
+    snprintf(cmd, sizeof(cmd),
+             "HOMEDESK_PASSWORD='%s' script -qec \"timeout 60 '%s' "
+             "--config-dir '%s/v.cfg' --direct 127.0.0.1:%u --get '%s' "
+             "--to '%s/tty'\" /dev/null > '%s/tty.out' 2>&1",
+             PASSWORD, prog_viewer, tmp, (unsigned)host.port, src, tmp, tmp);
+    HT_EQ_INT(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s/tty.out", tmp);
+    HT_CHECK(file_has(cmd, "\rxfer: 100% 40.0 MiB of 40.0 MiB, ", 0));
+    HT_CHECK(file_has(cmd, "MiB/s", 0));
+    HT_CHECK(file_has(cmd, "xfer: files=1 skipped=0 bytes=41943040 ", 0));
+
+    /* stopped half way: the host frozen once a few MiB arrived, so the
+     * stop falls inside the transfer however fast the machine is */
+    snprintf(args, sizeof(args), "%s/down", tmp);
+    v = viewer_bg(&host,
+                  (const char *const[]){ "--get", src, "--to", args, NULL });
+    HT_CHECK(v > 0 && grows_to(part, 4 << 20));
+    kill(host.pid, SIGSTOP);
+    kill(v, SIGINT);
+    HT_EQ_INT(wait_exit(v, T), 130);
+    kill(host.pid, SIGCONT);
+    kept = size_of(part);
+    HT_CHECK(kept >= 4 << 20 && kept < total);
+    HT_EQ_INT((int)mtime_of(part), (int)when);
+    HT_CHECK(file_has(logp, "the same command resumes it", 0));
+    HT_CHECK(!file_has(logp, "\rxfer:", 0)); /* no progress line in a log */
+    snprintf(args, sizeof(args), "--get '%s' --to '%s/down'", src, tmp);
+    HT_EQ_INT(viewer(&host, args, out, sizeof(out)), 0);
+    got = summary_bytes(out);
+    printf("# kept %lld, then fetched %lld of %lld\n", kept, got, total);
+    HT_EQ_INT((int)got, (int)(total - kept / HD_FILE_BLOCK * HD_FILE_BLOCK));
+    snprintf(cmd, sizeof(cmd), "%s/viewer.err", tmp);
+    HT_CHECK(file_has(cmd, "resuming after", 0));
+    HT_CHECK(trees_equal(src, dst));
+
+    /* a part of another version (another time): fetched from the start */
+    snprintf(cmd, sizeof(cmd),
+             "rm -f '%s' && head -c 4194304 '%s' > '%s' && "
+             "touch -d @%lld '%s'",
+             dst, src, part, (long long)when + 1, part);
+    HT_EQ_INT(system(cmd), 0);
+    HT_EQ_INT(viewer(&host, args, out, sizeof(out)), 0);
+    HT_EQ_INT((int)summary_bytes(out), (int)total);
+    HT_CHECK(trees_equal(src, dst));
+
+    /* an upload whose viewer is killed: the host keeps its part */
+    snprintf(dst, sizeof(dst), "%s/up/big.bin", tmp);
+    snprintf(part, sizeof(part), "%s" HD_FILES_PART, dst);
+    snprintf(args, sizeof(args), "%s/up", tmp);
+    v = viewer_bg(&host,
+                  (const char *const[]){ "--put", src, "--to", args, NULL });
+    HT_CHECK(v > 0 && grows_to(part, 4 << 20));
+    kill(v, SIGKILL);
+    wait_exit(v, T);
+    HT_CHECK(file_has(host.log, "bytes kept to resume", T));
+    kept = size_of(part);
+    HT_CHECK(kept >= 4 << 20 && kept < total);
+    snprintf(args, sizeof(args), "--put '%s' --to '%s/up'", src, tmp);
+    HT_EQ_INT(viewer(&host, args, out, sizeof(out)), 0);
+    got = summary_bytes(out);
+    printf("# host kept %lld, then sent %lld of %lld\n", kept, got, total);
+    HT_EQ_INT((int)got, (int)(total - kept / HD_FILE_BLOCK * HD_FILE_BLOCK));
+    HT_CHECK(file_has(host.log, "resuming after", 0));
+    HT_CHECK(trees_equal(src, dst));
+}
+
 int main(void)
 {
     char cmd[600];
@@ -261,6 +405,7 @@ int main(void)
     host_ok = host_start(&host, "host", NULL) == 0;
     HT_RUN(round_trip);
     HT_RUN(failures);
+    HT_RUN(progress_and_resume);
     if (ht_case_failures() > 0) {
         snprintf(cmd, sizeof(cmd), "sed 's/^/# host: /' '%s'", host.log);
         if (system(cmd) != 0)

@@ -114,7 +114,7 @@ static void test_create_part(void)
     /* a fresh tree: made */
     HT_EQ_INT(hd_files_join(base, "a/b/c.txt", out, sizeof(out)), 0);
     hd_files_part(out, part, sizeof(part));
-    fd = hd_files_create_part(base, "a/b/c.txt", part);
+    fd = hd_files_create_part(base, "a/b/c.txt", part, 0, 0, NULL);
     HT_CHECK(fd >= 0);
     if (fd >= 0)
         close(fd);
@@ -124,15 +124,75 @@ static void test_create_part(void)
     HT_EQ_INT(symlink(target, link), 0);
     hd_files_join(base, "a/link/evil.txt", out, sizeof(out));
     hd_files_part(out, part, sizeof(part));
-    HT_EQ_INT(hd_files_create_part(base, "a/link/evil.txt", part), -ELOOP);
+    HT_EQ_INT(hd_files_create_part(base, "a/link/evil.txt", part, 0, 0, NULL),
+              -ELOOP);
     snprintf(p, sizeof(p), "%s/evil.txt" HD_FILES_PART, target);
     HT_CHECK(access(p, F_OK) != 0);
     /* a link where the part file goes: not followed */
     snprintf(p, sizeof(p), "%s/x.txt" HD_FILES_PART, base);
     snprintf(link, sizeof(link), "%s/victim", target);
     HT_EQ_INT(symlink(link, p), 0);
-    HT_CHECK(hd_files_create_part(base, "x.txt", p) < 0);
+    HT_CHECK(hd_files_create_part(base, "x.txt", p, 0, 0, NULL) < 0);
     HT_CHECK(access(link, F_OK) != 0);
+}
+
+/*
+ * An interrupted transfer's part: kept with the file's time when a whole
+ * block was written, then continued after its last whole block, but only
+ * for a file of that time and a greater size.
+ */
+static void test_resume_part(void)
+{
+    static uint8_t data[HD_FILE_BLOCK * 5 / 2];
+    char base[300], part[420];
+    uint64_t at = 7;
+    struct stat st;
+    int fd;
+
+    snprintf(base, sizeof(base), "%s/resume", tmp);
+    snprintf(part, sizeof(part), "%s/f" HD_FILES_PART, base);
+    fd = hd_files_create_part(base, "f", part, sizeof(data), 1234567, &at);
+    HT_CHECK(fd >= 0);
+    HT_EQ_INT((int)at, 0);
+    if (fd < 0)
+        return;
+    HT_EQ_INT(hd_files_write(fd, data, sizeof(data)), 0);
+    HT_EQ_INT(hd_files_keep_part(fd, part, sizeof(data), 1234567), 1);
+    HT_EQ_INT(stat(part, &st), 0);
+    HT_EQ_INT((int)st.st_mtime, 1234567);
+    /* another version of the file (other time): a new part */
+    fd =
+        hd_files_create_part(base, "f", part, 10 * HD_FILE_BLOCK, 1234568, &at);
+    HT_CHECK(fd >= 0 && at == 0);
+    if (fd >= 0) {
+        HT_EQ_INT(fstat(fd, &st), 0);
+        HT_EQ_INT((int)st.st_size, 0);
+        HT_EQ_INT(hd_files_write(fd, data, sizeof(data)), 0);
+        HT_EQ_INT(hd_files_keep_part(fd, part, sizeof(data), 1234567), 1);
+    }
+    /* the same: continued after its two whole blocks */
+    fd =
+        hd_files_create_part(base, "f", part, 10 * HD_FILE_BLOCK, 1234567, &at);
+    HT_CHECK(fd >= 0);
+    HT_EQ_INT((int)at, 2 * HD_FILE_BLOCK);
+    if (fd >= 0) {
+        HT_EQ_INT((int)lseek(fd, 0, SEEK_CUR), 2 * HD_FILE_BLOCK);
+        HT_EQ_INT(fstat(fd, &st), 0);
+        HT_EQ_INT((int)st.st_size, 2 * HD_FILE_BLOCK);
+        /* less than a block written: nothing worth keeping */
+        HT_EQ_INT(hd_files_keep_part(fd, part, HD_FILE_BLOCK - 1, 1234567), 0);
+    }
+    HT_CHECK(access(part, F_OK) != 0);
+    /* a part as long as the file (or longer) is not a beginning of it */
+    fd = hd_files_create_part(base, "f", part, 2 * HD_FILE_BLOCK, 1234567, &at);
+    if (fd >= 0) {
+        HT_EQ_INT(hd_files_write(fd, data, 2 * HD_FILE_BLOCK), 0);
+        HT_EQ_INT(hd_files_keep_part(fd, part, 2 * HD_FILE_BLOCK, 1234567), 1);
+    }
+    fd = hd_files_create_part(base, "f", part, 2 * HD_FILE_BLOCK, 1234567, &at);
+    HT_CHECK(fd >= 0 && at == 0);
+    if (fd >= 0)
+        close(fd);
 }
 
 static void test_blocks(void)
@@ -212,6 +272,7 @@ int main(void)
     HT_RUN(test_join);
     HT_RUN(test_readdir);
     HT_RUN(test_create_part);
+    HT_RUN(test_resume_part);
     HT_RUN(test_blocks);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
     r = system(cmd);
