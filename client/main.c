@@ -6,6 +6,10 @@
  * session thread runs the libuv loop (session.h); the decode thread runs
  * libvpx (decode.h).
  *
+ * Without a host ID or --direct (and with a display), the connect window
+ * (connect.h) asks for the host and password, and comes back after each
+ * session.
+ *
  * Exit status: 0 ok (the user quit; --headless: N frames decoded), 1 a
  * runtime failure (wrong password, host offline, ...: one line on
  * stderr), 2 a usage error.
@@ -26,6 +30,7 @@
 #include <sodium.h>
 
 #include "client/audio.h"
+#include "client/connect.h"
 #include "client/decode.h"
 #include "client/known_hosts.h"
 #include "client/picture.h"
@@ -477,6 +482,12 @@ static int run_headless(struct viewer *v, struct sess *s, struct dec *d)
     return 0;
 }
 
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, PROG ": %s (try --help)\n", msg);
+    return 2;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static int config_dir_default(char *buf, size_t cap)
@@ -583,10 +594,90 @@ static void keys_man(FILE *f)
     }
 }
 
-static int usage_error(const char *msg)
+/* ---- window mode --------------------------------------------------------- */
+
+/* The session's window (and sound) for a session about to start. */
+static int window_open(struct viewer *v, struct win_opts *wo)
 {
-    fprintf(stderr, PROG ": %s (try --help)\n", msg);
-    return 2;
+    if (win_new(wo, &v->win) != 0) {
+        fprintf(stderr, PROG ": cannot open a window (no display?); "
+                             "--headless works without one\n");
+        return -1;
+    }
+    /* without a sound device the host is asked to keep its sound */
+    if (!v->o.no_audio && vaudio_open(&v->audio) != 0)
+        v->audio = NULL;
+    return 0;
+}
+
+static int session_start(struct viewer *v, struct sess_config *sc,
+                         const struct sess_cb *scb, struct dec **d,
+                         struct sess **s)
+{
+    int r;
+
+    sc->no_audio = v->audio == NULL;
+    if ((r = dec_new(on_picture, v, d)) != 0 ||
+        (r = sess_new(sc, *d, scb, v, s)) != 0 || (r = sess_start(*s)) != 0) {
+        fprintf(stderr, PROG ": cannot start: %s\n", hd_strerror(r));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * No host on the command line: the connect window, then a session with
+ * the host it names, then the window again (with the session's outcome)
+ * until the user closes it.  Returns the exit status.
+ */
+static int run_connect_window(struct viewer *v, struct sess_config *sc,
+                              const struct sess_cb *scb, struct win_opts *wo,
+                              const char *dir)
+{
+    struct cw *c = NULL;
+    struct cw_choice ch;
+    struct sess *s = NULL;
+    struct dec *d = NULL;
+    char direct[300];
+    int r, status = 1;
+
+    if (cw_new(dir, v->o.server, v->o.key, &c) != 0) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return 1;
+    }
+    while ((r = cw_run(c, &ch)) == CW_CONNECT) {
+        sc->id = ch.id;
+        sc->direct = NULL;
+        if (ch.direct != NULL &&
+            direct_default_port(ch.direct, direct, sizeof(direct)) == 0)
+            sc->direct = direct;
+        sc->server = ch.server;
+        sc->key_b64 = ch.key;
+        sc->password = ch.password;
+        sc->salted = ch.salted;
+        wo->title = ch.title;
+        wo->on_open = cw_close;
+        wo->open_ud = c;
+        status = 1;
+        if (window_open(v, wo) == 0 && session_start(v, sc, scb, &d, &s) == 0)
+            status = win_run(v->win, s, d);
+        cw_done(c, s, status, v->win != NULL ? win_end_message(v->win) : NULL);
+        sess_free(s);
+        s = NULL;
+        vaudio_close(v->audio);
+        v->audio = NULL;
+        dec_free(d);
+        d = NULL;
+        win_free(v->win);
+        v->win = NULL;
+    }
+    if (r < 0) /* no display: as before the window, a usage error */
+        status = usage_error("cannot open the connect window (no display?): "
+                             "give a host ID or --direct HOST:PORT");
+    else
+        status = 0;
+    cw_free(c);
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -611,6 +702,7 @@ int main(int argc, char **argv)
     uint8_t keybuf[64];
     size_t keylen;
     int r, status = 1;
+    bool gui;
 
     pthread_mutex_init(&v.hl.mu, NULL);
     pthread_cond_init(&v.hl.cv, NULL);
@@ -629,7 +721,10 @@ int main(int argc, char **argv)
     }
     if (o->help) {
         hd_config_print_help(
-            opts, PROG, "[OPTIONS] ID   or   --direct HOST[:PORT]", stdout);
+            opts, PROG,
+            "[OPTIONS] ID   or   --direct HOST[:PORT]   (neither: the "
+            "connect window)",
+            stdout);
         printf("\nKeys in the window:\n%s", win_keys_help());
         status = 0;
         goto out;
@@ -660,7 +755,10 @@ int main(int argc, char **argv)
                 hd_strerror(r));
         goto out;
     }
-    if (cfg.nargs > 1 || (cfg.nargs == 1) == (o->direct != NULL)) {
+    /* no host and nothing that needs one: the connect window */
+    gui = cfg.nargs == 0 && o->direct == NULL && !o->headless &&
+          o->ls == NULL && o->get == NULL && o->put == NULL;
+    if (cfg.nargs > 1 || (!gui && (cfg.nargs == 1) == (o->direct != NULL))) {
         status = usage_error(cfg.nargs > 1 ? "one host ID at most"
                                            : "give a host ID or --direct "
                                              "HOST[:PORT]");
@@ -709,7 +807,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
-    if (read_password(o, pw) != 0)
+    if (!gui && read_password(o, pw) != 0)
         goto out;
     /* copied: out of /proc/PID/environ now */
     hd_config_scrub_secret(0, NULL, "", 0, "HOMEDESK_PASSWORD");
@@ -768,26 +866,18 @@ int main(int argc, char **argv)
                      "set (use --headless, or set DISPLAY)\n");
         goto out;
     }
-    if (!o->headless) {
-        wo.title = id ? id : direct;
-        wo.fullscreen = o->fullscreen;
-        wo.overlay = !o->no_overlay;
-        wo.clipboard = !o->no_clipboard;
-        if (win_new(&wo, &v.win) != 0) {
-            fprintf(stderr, PROG ": cannot open a window (no display?); "
-                                 "--headless works without one\n");
-            goto out;
-        }
-        /* without a sound device the host is asked to keep its sound */
-        if (!o->no_audio && vaudio_open(&v.audio) != 0)
-            v.audio = NULL;
-    }
-    sc.no_audio = v.audio == NULL;
-    if ((r = dec_new(on_picture, &v, &d)) != 0 ||
-        (r = sess_new(&sc, d, &scb, &v, &s)) != 0 || (r = sess_start(s)) != 0) {
-        fprintf(stderr, PROG ": cannot start: %s\n", hd_strerror(r));
+    wo.title = id ? id : direct;
+    wo.fullscreen = o->fullscreen;
+    wo.overlay = !o->no_overlay;
+    wo.clipboard = !o->no_clipboard;
+    if (gui) {
+        status = run_connect_window(&v, &sc, &scb, &wo, dir);
         goto out;
     }
+    if (!o->headless && window_open(&v, &wo) != 0)
+        goto out;
+    if (session_start(&v, &sc, &scb, &d, &s) != 0)
+        goto out;
     if (sc.xfer != NULL) {
         status = run_xfer(&v, s, &xsigs);
     } else if (o->headless) {

@@ -51,11 +51,14 @@ struct sess {
     char host_id[128]; /* the ID we log in to */
     uint8_t host_pk[HD_SIGN_PK_BYTES];
     int codec_warned;
+    uint8_t salted[HD_SHA256_BYTES]; /* for sess_get_login */
     struct vxfer *xf; /* file transfer (cfg.xfer), once logged in */
 
     pthread_mutex_t mu; /* guards what follows */
     int stop;
     int loop_done;
+    int logged_in;
+    char peer_name[128];
     struct sess_input in[SESS_INPUT_MAX];
     int in_head, in_count;
     struct sess_stats st;
@@ -256,14 +259,23 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
     Hbb__SupportedDecoding sd = HBB__SUPPORTED_DECODING__INIT;
     Hbb__FileTransfer ft = HBB__FILE_TRANSFER__INIT;
     uint8_t proof[HD_SHA256_BYTES];
+    crypto_hash_sha256_state hs;
+    const char *ch = h->challenge ? h->challenge : "";
 
     if (s->state != ST_HASH) {
         failf(s, "host sent Hash %s",
               s->state < ST_HASH ? "before the secure channel" : "twice");
         return;
     }
-    hd_login_hash(s->cfg.password, h->salt ? h->salt : "",
-                  h->challenge ? h->challenge : "", proof);
+    if (s->cfg.salted != NULL)
+        memcpy(s->salted, s->cfg.salted, sizeof(s->salted));
+    else
+        hd_login_salted(s->cfg.password, h->salt ? h->salt : "", s->salted);
+    /* proof = SHA256(salted || challenge), as hd_login_hash */
+    crypto_hash_sha256_init(&hs);
+    crypto_hash_sha256_update(&hs, s->salted, sizeof(s->salted));
+    crypto_hash_sha256_update(&hs, (const uint8_t *)ch, strlen(ch));
+    crypto_hash_sha256_final(&hs, proof);
     if (hd_channel_binding(s->ch) != NULL) /* our host: bound to the session */
         hd_login_bind(hd_channel_binding(s->ch), proof);
     sd.ability_vp9 = 1;
@@ -387,6 +399,11 @@ static void on_login_response(struct sess *s, const Hbb__LoginResponse *lr)
     s->st.width = w;
     s->st.height = h;
     s->st.connect_ms = (double)(mono_ms() - s->t0_ms);
+    s->logged_in = 1;
+    snprintf(s->peer_name, sizeof(s->peer_name), "%s%s%s",
+             pi->username && pi->username[0] ? pi->username : "",
+             pi->username && pi->username[0] ? "@" : "",
+             pi->hostname ? pi->hostname : "");
     pthread_mutex_unlock(&s->mu);
     hd_info("session", "logged in to %s (%s %s, display %dx%d)", s->host_id,
             pi->hostname ? pi->hostname : "?",
@@ -760,6 +777,20 @@ void sess_get_stats(struct sess *s, struct sess_stats *out)
     pthread_mutex_unlock(&s->mu);
 }
 
+int sess_get_login(struct sess *s, char *name, size_t cap, uint8_t *salted)
+{
+    int r = -EAGAIN;
+
+    pthread_mutex_lock(&s->mu);
+    if (s->logged_in) {
+        snprintf(name, cap, "%s", s->peer_name);
+        memcpy(salted, s->salted, HD_SHA256_BYTES);
+        r = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
 void sess_free(struct sess *s)
 {
     if (s == NULL)
@@ -787,5 +818,6 @@ void sess_free(struct sess *s)
     close(s->cancel[0]);
     close(s->cancel[1]);
     pthread_mutex_destroy(&s->mu);
+    sodium_memzero(s->salted, sizeof(s->salted));
     free(s);
 }

@@ -38,6 +38,10 @@ struct sess_config {
     const char *direct;      /* or "HOST:PORT": no server */
     const char *known_hosts; /* pinned host keys (--direct and by ID) */
     const char *password;    /* the caller keeps it valid until sess_free */
+    /* or, when not NULL, SHA256(password || salt) remembered from an
+     * earlier login (HD_SHA256_BYTES; sess_get_login): used instead of
+     * password, which is then ignored */
+    const uint8_t *salted;
     const char *my_id, *my_name;
     int force_relay;        /* ID mode: skip the direct attempt */
     const char *relay;      /* ID mode: the user's relay (--relay), or NULL */
@@ -94,6 +98,15 @@ int sess_send(struct sess *s, const Hbb__Message *m);
 void sess_stop(struct sess *s);
 
 void sess_get_stats(struct sess *s, struct sess_stats *out);
+
+/*
+ * After a login (on_ready): the host's name as it reports it
+ * ("user@hostname", or hostname) into name, and SHA256(password || salt)
+ * for its salt into salted (HD_SHA256_BYTES), what the connect window
+ * remembers instead of the password.  Returns 0, or -EAGAIN before a
+ * login.  Any thread.
+ */
+int sess_get_login(struct sess *s, char *name, size_t cap, uint8_t *salted);
 
 /* Stop, join the thread and free; accepts NULL. */
 void sess_free(struct sess *s);

@@ -1072,6 +1072,8 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
                 status = 1;
                 quit = 1;
             } else {
+                if (w->o.on_open != NULL)
+                    w->o.on_open(w->o.open_ud);
                 clip_to_host(w);
             }
         } else if (ev.type == w->ev_base + EV_CLIP) {
@@ -1089,7 +1091,8 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
         } else if (ev.type == w->ev_base + EV_END) {
             status = ev.user.code;
             quit = 1;
-        } else if (ev.type == SDL_WINDOWEVENT) {
+        } else if (ev.type == SDL_WINDOWEVENT && w->win != NULL &&
+                   ev.window.windowID == SDL_GetWindowID(w->win)) {
             if (ev.window.event == SDL_WINDOWEVENT_SIZE_CHANGED ||
                 ev.window.event == SDL_WINDOWEVENT_EXPOSED) {
                 layout(w);

@@ -42,6 +42,10 @@ struct win_opts {
     int fullscreen;
     int overlay;   /* stats overlay shown at start */
     int clipboard; /* share the clipboard with the host */
+    /* called (main thread) once the session's window is open, e.g. to
+     * close the connect window; may be NULL */
+    void (*on_open)(void *ud);
+    void *open_ud;
 };
 
 /* The window's keys, one "  KEYS  what" line each, for --help (any

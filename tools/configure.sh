@@ -35,7 +35,7 @@ programs() {
 		xcb-randr libzstd miniupnpc libpulse-simple wayland-client \
 		xkbcommon
 	echo 'PKG_LIBS_HOST += -lyuv -lnatpmp'
-	pc VIEWER vpx sdl2 libzstd libpng opus wayland-client
+	pc VIEWER vpx sdl2 SDL2_ttf libzstd libpng opus wayland-client
 	pc WL wayland-client xkbcommon
 }
 

@@ -24,7 +24,8 @@ protobuf-c-compiler libsqlite3-dev libvpx-dev libopus-dev libsdl2-dev
 libyuv-dev libxcb1-dev libxcb-shm0-dev libxcb-damage0-dev libxcb-xfixes0-dev
 libxcb-xtest0-dev libxcb-randr0-dev libzstd-dev libwslay-dev nettle-dev
 libminiupnpc-dev libnatpmp-dev libpng-dev libpulse-dev libwayland-dev
-libxkbcommon-dev wayland-protocols librust-wayland-protocols-dev"
+libxkbcommon-dev wayland-protocols librust-wayland-protocols-dev
+libsdl2-ttf-dev fonts-dejavu-core"
 test_pkgs="xvfb xauth xdotool xclip x11-apps x11-utils xterm nftables iproute2
 miniupnpd-nftables
 iptables sqlite3 procps psmisc pulseaudio pulseaudio-utils sway grim wtype

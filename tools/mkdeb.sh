@@ -106,6 +106,9 @@ package homedesk-viewer "the viewer: reach a homedesk or RustDesk host" "" \
 	homedesk-viewer
 take homedesk-viewer usr/share/applications/homedesk-viewer.desktop
 take homedesk-viewer usr/share/man/man1/homedesk-viewer.1.gz
+# the connect window reads its font at run time
+sed -i 's/^Depends: .*/&, fonts-dejavu-core/' \
+	"$work/homedesk-viewer/DEBIAN/control"
 for name in homedesk-server homedesk-host homedesk-viewer; do
 	dpkg-deb --root-owner-group --build "$work/$name" \
 		"$out/${name}_${version}_$arch.deb" >/dev/null

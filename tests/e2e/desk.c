@@ -1067,3 +1067,34 @@ void desk_tmp_done(const char *dir)
     if (system(cmd) != 0)
         printf("# could not remove %s\n", dir);
 }
+
+pid_t desk_lab_start(struct desk_screen *a, struct desk_screen *b,
+                     struct desk_rect card, uint32_t root_rgb,
+                     const char *record, const char *dir, const struct srv *s,
+                     const char *pw, struct desk_host *h)
+{
+    pid_t card_pid;
+
+    if (desk_screen_open(a) != 0 || desk_screen_open(b) != 0) {
+        printf("# Xvfb did not start\n");
+        return -1;
+    }
+    if ((card_pid = desk_card_start(a, card, record, root_rgb, dir)) < 0)
+        return -1;
+    if (desk_host_start(h, dir, s, a, pw, NULL) != 0) {
+        printf("# homedesk-host did not start\n");
+        desk_dump("host log", h->log);
+        desk_stop(card_pid, 2000);
+        return -1;
+    }
+    return card_pid;
+}
+
+int desk_grab_both(struct desk_screen *a, uint8_t *rgb_a, struct desk_screen *b,
+                   uint8_t *rgb_b)
+{
+    struct desk_rect all = { 0, 0, DESK_W, DESK_H };
+
+    return desk_grab(a, all, rgb_a) == 0 && desk_grab(b, all, rgb_b) == 0 ? 0
+                                                                          : -1;
+}

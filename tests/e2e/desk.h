@@ -209,6 +209,22 @@ int desk_card_last_click(const char *record, int *x, int *y);
  * of the record: 0 with its coordinates, or -1 (and says so). */
 int desk_card_new_click(const char *record, size_t n, int *x, int *y);
 
+/*
+ * The usual lab: open screens a and b, start hd-testcard on a at card
+ * (root painted root_rgb, recording into record, in dir) and
+ * homedesk-host sharing a, registered with server s, password pw.  Says
+ * what did not start.  Returns the card's pid, or -1.
+ */
+pid_t desk_lab_start(struct desk_screen *a, struct desk_screen *b,
+                     struct desk_rect card, uint32_t root_rgb,
+                     const char *record, const char *dir, const struct srv *s,
+                     const char *pw, struct desk_host *h);
+
+/* Grab the whole of screens a and b (DESK_W x DESK_H RGB each).  0 or
+ * -1. */
+int desk_grab_both(struct desk_screen *a, uint8_t *rgb_a, struct desk_screen *b,
+                   uint8_t *rgb_b);
+
 /* ---- a sound server ------------------------------------------------------ */
 
 /*

@@ -57,19 +57,10 @@ static int setup(void)
         return -1;
     }
     desk_proxy_upstream(proxy, srv.relay_port);
-    if (desk_screen_open(&A) != 0 || desk_screen_open(&B) != 0) {
-        printf("# Xvfb did not start\n");
-        return -1;
-    }
     snprintf(record, sizeof(record), "%s/card.rec", tmpdir);
-    if ((card_pid = desk_card_start(&A, card_at, record, ROOT_RGB, tmpdir)) < 0)
-        return -1;
-    if (desk_host_start(&host, tmpdir, &srv, &A, PASSWORD, NULL) != 0) {
-        printf("# homedesk-host did not start\n");
-        desk_dump("host log", host.log);
-        return -1;
-    }
-    return 0;
+    card_pid = desk_lab_start(&A, &B, card_at, ROOT_RGB, record, tmpdir, &srv,
+                              PASSWORD, &host);
+    return card_pid < 0 ? -1 : 0;
 }
 
 static void set_up(void)

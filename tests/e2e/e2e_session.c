@@ -71,11 +71,7 @@ static void save_shots(const char *tag)
 
 static int grab_both(void)
 {
-    struct desk_rect all = { 0, 0, DESK_W, DESK_H };
-
-    return desk_grab(&A, all, shot_a) == 0 && desk_grab(&B, all, shot_b) == 0
-               ? 0
-               : -1;
+    return desk_grab_both(&A, shot_a, &B, shot_b);
 }
 
 /* ---- setup ------------------------------------------------------------------

@@ -28,7 +28,12 @@ check "server depends on its libraries" sh -c "dpkg-deb -f '$server' Depends |
 check "host and viewer depend on theirs" sh -c "
 	dpkg-deb -f '$host' Depends | grep -q libvpx7 &&
 	dpkg-deb -f '$host' Depends | grep -q libxcb-xtest0 &&
-	dpkg-deb -f '$viewer' Depends | grep -q libsdl2-2.0-0"
+	dpkg-deb -f '$viewer' Depends | grep -q libsdl2-2.0-0 &&
+	dpkg-deb -f '$viewer' Depends | grep -q libsdl2-ttf-2.0-0 &&
+	dpkg-deb -f '$viewer' Depends | grep -q fonts-dejavu-core"
+check "viewer files: program and its desktop menu entry" sh -c "
+	dpkg-deb -c '$viewer' > '$tmp/cv' &&
+	grep -q ' ./usr/share/applications/homedesk-viewer.desktop$' '$tmp/cv'"
 check "server files: program, unit, hbbs/hbbr links" sh -c "
 	dpkg-deb -c '$server' > '$tmp/c' &&
 	grep -q ' ./usr/bin/homedesk-server$' '$tmp/c' &&

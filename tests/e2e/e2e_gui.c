@@ -1,0 +1,334 @@
+/*
+ * The viewer's connect window, driven like a person would (run by
+ * tests/e2e/test_gui.sh): homedesk-host shares display A (a test card)
+ * through the real homedesk-server; homedesk-viewer is started on display
+ * B with no host and no password (an empty configuration directory), and
+ * xdotool types into its window.  Cases:
+ *  - connect by typing: the ID, Tab, the password (hidden), Space ticks
+ *    "Remember password", Tab to Server and Key, typed too, Enter: the
+ *    session window shows A (screenshot of B against A, PSNR), and the
+ *    server and key are saved in viewer.conf;
+ *  - recent hosts kept: after Ctrl+Alt+Q the connect window is back with
+ *    the host in recent_hosts (its name, last use, the salted hash and
+ *    never the password); a new viewer lists it, Down + Enter connects
+ *    with the remembered hash, nothing typed;
+ *  - a wrong password is shown in the window (the log line and the red
+ *    message bar in a screenshot of B), the viewer keeps running and the
+ *    host logs the failed login;
+ *  - an ID the server does not know is shown with what to do.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "tests/e2e/desk.h"
+#include "tests/harness.h"
+#include "tests/image.h"
+
+#define PASSWORD "gui-Pa55word"
+#define MIN_PSNR 30.0
+#define ROOT_RGB 0x3a6ea5
+
+static const struct desk_rect card_at = { 100, 80, 700, 500 };
+
+static char tmpdir[256];
+static char record[300];
+static struct srv srv;
+static struct desk_screen A, B;
+static struct desk_host host;
+static pid_t card_pid = -1;
+static int up;
+static uint8_t *shot_a, *shot_b;
+
+struct gui {
+    pid_t pid;
+    char cfg[330], err[330], out[330];
+};
+
+static int setup(void)
+{
+    if (srv_start(&srv, NULL, NULL) != 0) {
+        printf("# homedesk-server did not start\n");
+        return -1;
+    }
+    snprintf(record, sizeof(record), "%s/card.rec", tmpdir);
+    card_pid = desk_lab_start(&A, &B, card_at, ROOT_RGB, record, tmpdir, &srv,
+                              PASSWORD, &host);
+    return card_pid < 0 ? -1 : 0;
+}
+
+static void set_up(void)
+{
+    up = shot_a != NULL && shot_b != NULL && setup() == 0;
+    HT_CHECK(up);
+}
+
+/* The connect window on B, waiting up to ms for it to map. */
+static int find_connect_window(struct desk_rect *geo, int ms)
+{
+    xcb_window_t w;
+
+    for (int i = 0; i <= ms / 50; i++) {
+        if (desk_find_window(&B, "homedesk: connect", &w, geo) == 0)
+            return 0;
+        usleep(50000);
+    }
+    return -1;
+}
+
+/*
+ * Start the viewer with only --config-dir (dir/NAME.cfg, with a
+ * viewer.conf naming the server when with_conf, or the viewer.conf and
+ * recent_hosts of the configuration directory copy_from) and wait for its
+ * connect window.  Returns 0 or -1.
+ */
+static int gui_start(struct gui *g, const char *name, int with_conf,
+                     const char *copy_from)
+{
+    char prog[512], envdisp[64], conf[400];
+    const char *argv[] = { prog_path("homedesk-viewer", prog, sizeof(prog)),
+                           "--config-dir",
+                           g->cfg,
+                           "--no-overlay",
+                           "-v",
+                           NULL };
+    const char *env[] = { envdisp, "SDL_VIDEODRIVER=x11", NULL };
+    struct desk_rect geo;
+    FILE *f;
+
+    snprintf(g->cfg, sizeof(g->cfg), "%s/%s.cfg", tmpdir, name);
+    snprintf(g->err, sizeof(g->err), "%s/%s.err", tmpdir, name);
+    snprintf(g->out, sizeof(g->out), "%s/%s.out", tmpdir, name);
+    snprintf(envdisp, sizeof(envdisp), "DISPLAY=%s", B.x.display);
+    mkdir(g->cfg, 0700);
+    if (copy_from != NULL &&
+        desk_sh(NULL, "cp %s/viewer.conf %s/recent_hosts %s/", copy_from,
+                copy_from, g->cfg) != 0)
+        return -1;
+    if (with_conf) {
+        snprintf(conf, sizeof(conf), "%s/viewer.conf", g->cfg);
+        if ((f = fopen(conf, "w")) == NULL)
+            return -1;
+        fprintf(f, "# written by the test\nserver = 127.0.0.1:%u\nkey = %s\n",
+                srv.port, srv.pk_b64);
+        fclose(f);
+    }
+    if ((g->pid = desk_spawn(argv, env, g->out, g->err)) < 0)
+        return -1;
+    if (!file_has(g->err, "connect: window open", 10000) ||
+        find_connect_window(&geo, 5000) != 0) {
+        printf("# no connect window\n");
+        desk_dump("viewer", g->err);
+        return -1;
+    }
+    /* X focus follows the pointer here (no window manager) */
+    desk_sh(&B, "xdotool mousemove %d %d", geo.x + geo.w / 2,
+            geo.y + geo.h - 8);
+    return 0;
+}
+
+static void gui_stop(struct gui *g)
+{
+    if (g->pid > 0)
+        desk_stop(g->pid, 5000);
+    g->pid = 0;
+}
+
+static int grab_both(void)
+{
+    return desk_grab_both(&A, shot_a, &B, shot_b);
+}
+
+/* B shows A (the session window covers B, 1:1): best PSNR within 5 s. */
+static double b_shows_a(void)
+{
+    double psnr = 0;
+
+    for (int i = 0; i < 50; i++) {
+        if (grab_both() != 0)
+            return 0;
+        psnr = image_psnr(shot_a, DESK_W, 0, 0, shot_b, DESK_W, 0, 0, DESK_W,
+                          DESK_H);
+        if (psnr >= MIN_PSNR + 1)
+            break;
+        usleep(100000);
+    }
+    printf("# PSNR of B against A: %.2f dB\n", psnr);
+    return psnr;
+}
+
+/* Pixels of B's connect window in the message bar's red (ui_error). */
+static int red_pixels(void)
+{
+    struct desk_rect g;
+    int n = 0;
+
+    if (find_connect_window(&g, 0) != 0 ||
+        desk_grab(&B, (struct desk_rect){ 0, 0, DESK_W, DESK_H }, shot_b) != 0)
+        return -1;
+    for (int y = g.y; y < g.y + g.h && y < DESK_H; y++)
+        for (int x = g.x; x < g.x + g.w && x < DESK_W; x++) {
+            const uint8_t *p = shot_b + ((size_t)y * DESK_W + x) * 3;
+
+            n += p[0] > 0xa0 && p[1] < 0x40 && p[2] < 0x50;
+        }
+    return n;
+}
+
+static struct gui main_gui;
+
+static void connect_by_typing(void)
+{
+    struct gui *g = &main_gui;
+    char conf[1100], buf[4096], path[1100];
+
+    HT_CHECK(gui_start(g, "typed", 0, NULL) == 0);
+    /* ID, password (hidden), remember, then server and key */
+    desk_sh(&B, "xdotool type --delay 20 '%s'", host.id);
+    desk_sh(&B, "xdotool key Tab");
+    desk_sh(&B, "xdotool type --delay 20 '%s'", PASSWORD);
+    desk_sh(&B, "xdotool key Tab space Tab Tab Tab");
+    desk_sh(&B, "xdotool type --delay 10 '127.0.0.1:%u'", srv.port);
+    desk_sh(&B, "xdotool key Tab");
+    desk_sh(&B, "xdotool type --delay 10 '%s'", srv.pk_b64);
+    usleep(200000);
+    if (grab_both() == 0) {
+        snprintf(path, sizeof(path), "%s/connect-window.png", tmpdir);
+        image_write_png(path, shot_b, DESK_W, DESK_H);
+        printf("# the filled-in window: %s\n", path);
+    }
+    desk_sh(&B, "xdotool key Return");
+    HT_CHECK(file_has(g->err, "first frame shown", 20000));
+    HT_CHECK(b_shows_a() >= MIN_PSNR);
+    snprintf(conf, sizeof(conf), "%s/viewer.conf", g->cfg);
+    HT_CHECK(desk_slurp(conf, buf, sizeof(buf)) > 0);
+    snprintf(path, sizeof(path), "server = 127.0.0.1:%u\n", srv.port);
+    HT_CHECK(strstr(buf, path) != NULL);
+    HT_CHECK(strstr(buf, srv.pk_b64) != NULL);
+    if (ht_case_failures())
+        desk_dump("viewer", g->err);
+}
+
+static void recent_hosts_kept(void)
+{
+    struct gui *g = &main_gui, g2 = { 0 };
+    char path[1100], buf[4096], *line;
+    struct desk_rect geo;
+
+    HT_CHECK(g->pid > 0);
+    /* quit the session: the connect window comes back */
+    desk_sh(&B, "xdotool mousemove 640 360 key ctrl+alt+q");
+    HT_CHECK(file_has(g->err, "connect: shown: The session with", 10000));
+    HT_CHECK(find_connect_window(&geo, 5000) == 0);
+    snprintf(path, sizeof(path), "%s/recent_hosts", g->cfg);
+    HT_CHECK(desk_slurp(path, buf, sizeof(buf)) > 0);
+    printf("# recent_hosts: %s", buf);
+    line = strstr(buf, host.id);
+    HT_CHECK(line == buf);                  /* first, by ID */
+    HT_CHECK(strstr(buf, "\t-\t") == NULL); /* the salted hash kept */
+    HT_CHECK(strstr(buf, PASSWORD) == NULL);
+    {
+        char hn[256] = "";
+
+        gethostname(hn, sizeof(hn) - 1);
+        HT_CHECK(strstr(buf, hn) != NULL); /* the host's name */
+    }
+    gui_stop(g);
+
+    /* a new viewer lists it; Down + Enter connects, nothing typed */
+    HT_CHECK(gui_start(&g2, "recent", 0, g->cfg) == 0);
+    HT_CHECK(file_has(g2.err, "window open (1 recent hosts)", 10));
+    desk_sh(&B, "xdotool key Down Return");
+    HT_CHECK(file_has(g2.err, "first frame shown", 20000));
+    HT_CHECK(b_shows_a() >= MIN_PSNR);
+    if (ht_case_failures())
+        desk_dump("viewer", g2.err);
+    gui_stop(&g2);
+}
+
+static void wrong_password_in_window(void)
+{
+    struct gui g = { 0 };
+    char want[200];
+    int red_before, red_after;
+
+    HT_CHECK(gui_start(&g, "wrongpw", 1, NULL) == 0);
+    red_before = red_pixels();
+    desk_sh(&B, "xdotool type --delay 20 '%s'", host.id);
+    desk_sh(&B, "xdotool key Tab");
+    desk_sh(&B, "xdotool type --delay 20 'not-%s'", PASSWORD);
+    desk_sh(&B, "xdotool key Return");
+    snprintf(want, sizeof(want), "connect: shown: wrong password for %s",
+             host.id);
+    HT_CHECK(file_has(g.err, want, 20000));
+    HT_CHECK(file_has(host.log, "login failed from 127.0.0.1", 3000));
+    /* the window is back with the red message bar and the viewer runs */
+    red_after = -1;
+    for (int i = 0; i < 50 && red_after < 400; i++) {
+        usleep(100000);
+        red_after = red_pixels();
+    }
+    printf("# red pixels before %d, after %d\n", red_before, red_after);
+    HT_CHECK(red_before == 0);
+    HT_CHECK(red_after >= 400);
+    HT_CHECK(kill(g.pid, 0) == 0);
+    if (ht_case_failures())
+        desk_dump("viewer", g.err);
+    gui_stop(&g);
+}
+
+static void unknown_id_in_window(void)
+{
+    struct gui g = { 0 };
+
+    HT_CHECK(gui_start(&g, "unknown", 1, NULL) == 0);
+    desk_sh(&B, "xdotool type --delay 20 '999999999'");
+    desk_sh(&B, "xdotool key Tab");
+    desk_sh(&B, "xdotool type --delay 20 'x'");
+    desk_sh(&B, "xdotool key Return");
+    HT_CHECK(file_has(g.err, "connect: shown: ID not found", 20000));
+    HT_CHECK(file_has(g.err, "Check the ID", 10));
+    HT_CHECK(kill(g.pid, 0) == 0);
+    if (ht_case_failures())
+        desk_dump("viewer", g.err);
+    gui_stop(&g);
+}
+
+int main(void)
+{
+    ht_init("e2e-gui");
+    signal(SIGPIPE, SIG_IGN);
+    hd_crypto_init();
+    if (!xvfb_have("Xvfb") || !xvfb_have("xdotool")) {
+        ht_skip("all", "Xvfb or xdotool missing");
+        return ht_finish();
+    }
+    if (desk_tmp_make(tmpdir, sizeof(tmpdir), "gui") != 0)
+        return 1;
+    shot_a = malloc(DESK_W * DESK_H * 3);
+    shot_b = malloc(DESK_W * DESK_H * 3);
+    HT_RUN(set_up);
+    if (up) {
+        HT_RUN(connect_by_typing);
+        HT_RUN(recent_hosts_kept);
+        HT_RUN(wrong_password_in_window);
+        HT_RUN(unknown_id_in_window);
+    }
+    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE"))
+        desk_dump("host log", host.log);
+    gui_stop(&main_gui);
+    desk_host_stop(&host);
+    desk_stop(card_pid, 2000);
+    desk_screen_close(&A);
+    desk_screen_close(&B);
+    srv_cleanup(&srv);
+    free(shot_a);
+    free(shot_b);
+    desk_tmp_done(tmpdir);
+    return ht_finish();
+}
