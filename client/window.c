@@ -12,7 +12,9 @@
 
 #include "client/font.h"
 #include "client/wayland.h"
+#include "client/menu.h"
 #include "clip.h"
+#include "err.h"
 #include "client/window.h"
 #include "log.h"
 
@@ -51,6 +53,8 @@ struct win {
     struct wlv *wl;   /* our own Wayland connection (SDL on Wayland) */
     struct sess *s;
     struct dec *d;
+    struct menu *menu; /* the in-session menu (menu.h), or NULL */
+    int view_only, quality;
     /* overlay figures, refreshed every TICK_MS */
     uint64_t shown, shown_then, bytes_then;
     Uint32 then_ms;
@@ -387,6 +391,18 @@ static void update_stats(struct win *w)
              st.legacy ? "  legacy encryption" : "");
 }
 
+static void menu_state_of(const struct win *w, struct menu_state *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->view_only = w->view_only;
+    st->quality = w->quality;
+    st->one_to_one = w->one_to_one;
+    st->fullscreen = w->fullscreen;
+    st->grab = w->grab;
+    st->stats = w->overlay;
+    st->n_displays = 1;
+}
+
 static void render(struct win *w)
 {
     SDL_Rect bg;
@@ -406,6 +422,12 @@ static void render(struct win *w)
         SDL_RenderFillRect(w->ren, &bg);
         SDL_SetRenderDrawColor(w->ren, 255, 255, 0, 255);
         draw_text(w, 2 * m, 2 * m, w->line);
+    }
+    if (w->menu != NULL) {
+        struct menu_state st;
+
+        menu_state_of(w, &st);
+        menu_draw(w->menu, &st);
     }
     SDL_RenderPresent(w->ren);
 }
@@ -451,9 +473,10 @@ static int present_part(struct win *w, const struct pic *p)
     if (!w->partial || w->overlay || w->dst.w != w->tex_w ||
         w->dst.h != w->tex_h || (r->w == p->w && r->h == p->h))
         return -1;
-    update_texture(w, p, r);
     src = (SDL_Rect){ r->x, r->y, r->w, r->h };
     dst = (SDL_Rect){ w->dst.x + r->x, w->dst.y + r->y, r->w, r->h };
+    if (w->menu != NULL && menu_covers(w->menu, &dst))
+        return -1; /* the menu is drawn over that area */
     SDL_RenderCopy(w->ren, w->tex, &src, &dst);
     SDL_RenderFlush(w->ren);
     SDL_UpdateWindowSurfaceRects(w->win, &dst, 1);
@@ -583,6 +606,11 @@ static int make_window(struct win *w, int ww, int wh)
     }
     if (w->grab)
         SDL_SetWindowKeyboardGrab(w->win, SDL_TRUE);
+    /* the menu draws with this renderer (a window made anew gets anew) */
+    menu_free(w->menu);
+    w->menu = NULL;
+    if (menu_new(w->ren, &w->menu) != 0)
+        hd_warn("window", "no in-session menu (no font)");
     layout(w);
     return 0;
 }
@@ -964,7 +992,58 @@ const char *win_keys_help(void)
            "  Ctrl+Alt+G               keyboard grab on/off (system keys go "
            "to the host)\n"
            "  Ctrl+Alt+O               statistics overlay on/off\n"
+           "  Ctrl+Alt+M               the menu (also: the pointer at the top "
+           "edge)\n"
            "  Ctrl+Alt+Q               quit\n";
+}
+
+static void set_grab(struct win *w, int on)
+{
+    w->grab = on;
+    SDL_SetWindowKeyboardGrab(w->win, w->grab ? SDL_TRUE : SDL_FALSE);
+    hd_info("window", "keyboard grab %s", w->grab ? "on" : "off");
+}
+
+/* Do what the menu picked. */
+static void menu_do(struct win *w, int act, int arg, int *quit)
+{
+    int r;
+
+    switch (act) {
+    case MA_CAD:
+    case MA_LOCK:
+    case MA_QUALITY:
+    case MA_DISPLAY:
+        if ((r = menu_send(w->s, act, arg)) != 0)
+            hd_warn("window", "menu action not sent: %s", hd_strerror(r));
+        if (act == MA_QUALITY) {
+            w->quality = arg;
+            hd_info("window", "quality %s", menu_quality_name(arg));
+        }
+        break;
+    case MA_VIEW_ONLY:
+        w->view_only = !w->view_only;
+        hd_info("window", "view only %s", w->view_only ? "on" : "off");
+        break;
+    case MA_SCALE:
+        w->one_to_one = !w->one_to_one;
+        layout(w);
+        break;
+    case MA_FULLSCREEN:
+        toggle_fullscreen(w);
+        break;
+    case MA_GRAB:
+        set_grab(w, !w->grab);
+        break;
+    case MA_STATS:
+        w->overlay = !w->overlay;
+        break;
+    case MA_DISCONNECT:
+        *quit = 1;
+        break;
+    default:
+        break;
+    }
 }
 
 /* Our hotkeys (Ctrl+Alt+key, F11); 1 when the key was ours. */
@@ -985,6 +1064,7 @@ static int hotkey(struct win *w, const SDL_KeyboardEvent *k, int *quit)
     case SDLK_g:
     case SDLK_o:
     case SDLK_q:
+    case SDLK_m:
         break;
     default:
         return 0;
@@ -996,35 +1076,42 @@ static int hotkey(struct win *w, const SDL_KeyboardEvent *k, int *quit)
         w->drop_up[w->held_mods[i]] = 1;
     w->n_held_mods = 0;
     w->drop_up[k->keysym.scancode] = 1;
-    switch (k->keysym.sym) {
-    case SDLK_f:
-        toggle_fullscreen(w);
-        break;
-    case SDLK_s:
-        w->one_to_one = !w->one_to_one;
-        layout(w);
-        render(w);
-        break;
-    case SDLK_g:
-        w->grab = !w->grab;
-        SDL_SetWindowKeyboardGrab(w->win, w->grab ? SDL_TRUE : SDL_FALSE);
-        hd_info("window", "keyboard grab %s", w->grab ? "on" : "off");
-        break;
-    case SDLK_o:
-        w->overlay = !w->overlay;
-        render(w);
-        break;
-    case SDLK_q:
-        *quit = 1;
-        break;
+    if (k->keysym.sym == SDLK_m) {
+        if (w->menu != NULL)
+            menu_toggle(w->menu);
+    } else {
+        /* the same as the menu's items */
+        menu_do(w,
+                k->keysym.sym == SDLK_f   ? MA_FULLSCREEN
+                : k->keysym.sym == SDLK_s ? MA_SCALE
+                : k->keysym.sym == SDLK_g ? MA_GRAB
+                : k->keysym.sym == SDLK_o ? MA_STATS
+                                          : MA_DISCONNECT,
+                0, quit);
     }
+    render(w);
     return 1;
 }
 
 static void on_input(struct win *w, const SDL_Event *ev, int *quit)
 {
-    int x, y, b;
+    struct menu_state st;
+    int x, y, b, act, arg, redraw;
 
+    if ((ev->type == SDL_KEYDOWN || ev->type == SDL_KEYUP) &&
+        hotkey(w, &ev->key, quit))
+        return;
+    if (w->menu != NULL) {
+        menu_state_of(w, &st);
+        if (menu_event(w->menu, ev, &st, &act, &arg, &redraw)) {
+            menu_do(w, act, arg, quit);
+            if (redraw || act != MA_NONE)
+                render(w);
+            return;
+        }
+    }
+    if (w->view_only)
+        return;
     switch (ev->type) {
     case SDL_MOUSEMOTION:
         if (map_xy(w, ev->motion.x, ev->motion.y, &x, &y) == 0)
@@ -1044,8 +1131,7 @@ static void on_input(struct win *w, const SDL_Event *ev, int *quit)
         break;
     case SDL_KEYDOWN:
     case SDL_KEYUP:
-        if (!hotkey(w, &ev->key, quit))
-            send_key(w, &ev->key);
+        send_key(w, &ev->key);
         break;
     case SDL_TEXTINPUT:
         send_text(w, ev->text.text);
@@ -1113,6 +1199,7 @@ void win_free(struct win *w)
         return;
     if (w->tick != 0)
         SDL_RemoveTimer(w->tick);
+    menu_free(w->menu);
     if (w->tex != NULL)
         SDL_DestroyTexture(w->tex);
     if (w->ren != NULL)

@@ -15,12 +15,13 @@
  *
  * Hotkeys (with Ctrl+Alt held, so they never reach the host): F fullscreen
  * (F11 alone works too), S 1:1 / fit scaling, G keyboard grab, O overlay,
- * Q quit.  Ctrl and Alt presses are held back until the next key (or
- * their release) shows they are not part of a hotkey, so a hotkey sends
- * the host nothing at all.  Character keys are sent as the text SDL
- * computes from the keyboard's real state (Shift, AltGr, dead keys, a
- * virtual keyboard's keymap), other keys and shortcuts (Ctrl+C) as keys
- * with the modifiers held.
+ * M the in-session menu (menu.h; also the handle at the top edge), Q
+ * quit; in view-only mode (from the menu) no input reaches the host.  Ctrl and
+ * Alt presses are held back until the next key (or their release) shows they
+ * are not part of a hotkey, so a hotkey sends the host nothing at all.
+ * Character keys are sent as the text SDL computes from the keyboard's real
+ * state (Shift, AltGr, dead keys, a virtual keyboard's keymap), other keys and
+ * shortcuts (Ctrl+C) as keys with the modifiers held.
  *
  * Video driver: Wayland when the session has a compositor (and it offers
  * a seat; see client/wayland.h), X11 otherwise, unless SDL_VIDEODRIVER

@@ -217,6 +217,28 @@ static int inject_seq(struct input *in, const char *seq)
     return 0;
 }
 
+/*
+ * RustDesk's special keys, as the key combination a desktop knows them
+ * by: CtrlAltDel is Control+Alt+Delete; LockScreen is Super+L (the lock
+ * shortcut of GNOME, KDE and most others).  Pressed, then released in
+ * reverse order.
+ */
+static int press_combo(struct input *in, int control_key)
+{
+    static const uint32_t cad[] = { 0xffe3, 0xffe9, 0xffff }; /* C A Del */
+    static const uint32_t lock[] = { 0xffeb, 0x006c };        /* Super l */
+    const uint32_t *k =
+        control_key == HBB__CONTROL_KEY__CtrlAltDel ? cad : lock;
+    int n = control_key == HBB__CONTROL_KEY__CtrlAltDel ? 3 : 2, i, r = 0, r2;
+
+    for (i = 0; i < n && r == 0; i++)
+        r = input_key(in, k[i], 1);
+    while (i-- > 0)
+        if ((r2 = input_key(in, k[i], 0)) != 0 && r == 0)
+            r = r2;
+    return r;
+}
+
 int inject_key(struct input *in, const Hbb__KeyEvent *ev)
 {
     uint32_t sym = 0, added[8];
@@ -224,6 +246,10 @@ int inject_key(struct input *in, const Hbb__KeyEvent *ev)
 
     if (ev->mode == HBB__KEYBOARD_MODE__Map)
         return -ENOTSUP;
+    if (ev->union_case == HBB__KEY_EVENT__UNION_CONTROL_KEY &&
+        (ev->control_key == HBB__CONTROL_KEY__CtrlAltDel ||
+         ev->control_key == HBB__CONTROL_KEY__LockScreen))
+        return ev->down || ev->press ? press_combo(in, ev->control_key) : 0;
     switch (ev->union_case) {
     case HBB__KEY_EVENT__UNION_CONTROL_KEY:
         sym = inject_control_keysym(ev->control_key);

@@ -36,8 +36,9 @@ int inject_mouse(struct input *in, const Hbb__MouseEvent *ev);
 /* At most this many characters in one KeyEvent.seq (more: -EMSGSIZE). */
 #define INJECT_SEQ_MAX 1024
 
-/* Replay one key event.  Returns 0, -EINVAL (also: seq not UTF-8, or a
- * control character in it), -EMSGSIZE, -ENOTSUP (map mode) or the input's
+/* Replay one key event (CtrlAltDel and LockScreen as the key combinations
+ * Control+Alt+Delete and Super+L).  Returns 0, -EINVAL (also: seq not UTF-8, or
+ * a control character in it), -EMSGSIZE, -ENOTSUP (map mode) or the input's
  * error. */
 int inject_key(struct input *in, const Hbb__KeyEvent *ev);
 

@@ -53,6 +53,7 @@ struct video {
     struct video_frame queue[VIDEO_QUEUE];
     int n_queued;
     int active, stop, started, start_error, fps, kbps;
+    int q_pct, q_fps; /* the viewer's quality preset (video_set_quality) */
     uint64_t dropped;
     /* any thread */
     atomic_int want_key;
@@ -139,9 +140,9 @@ static int encode(struct video *v, const struct capture_frame *f, int key,
     pthread_mutex_lock(&v->lock);
     fps = v->fps;
     kbps = v->kbps;
-    pthread_mutex_unlock(&v->lock);
     if (kbps <= 0)
-        kbps = default_kbps(f->width, f->height);
+        kbps = default_kbps(f->width, f->height) * v->q_pct / 100;
+    pthread_mutex_unlock(&v->lock);
     if (v->enc != NULL && (v->enc_w != f->width || v->enc_h != f->height)) {
         hd_venc_free(v->enc);
         v->enc = NULL;
@@ -455,6 +456,7 @@ int video_start(uv_loop_t *loop, const struct video_opts *o, video_frame_cb cb,
     v->ud = ud;
     v->fps = o->fps > 0 && o->fps <= VIDEO_MAX_FPS ? o->fps : VIDEO_DEFAULT_FPS;
     v->o.fps = v->fps;
+    v->q_pct = 100;
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->cond, NULL);
     if ((r = uv_async_init(loop, &v->async, on_async)) != 0) {
@@ -521,8 +523,18 @@ void video_set_rate(struct video *v, int fps, int kbps)
     pthread_mutex_lock(&v->lock);
     if (fps <= 0 || fps > v->o.fps)
         fps = v->o.fps > 0 ? v->o.fps : VIDEO_DEFAULT_FPS;
-    v->fps = fps;
+    v->fps = v->q_fps > 0 && fps > v->q_fps ? v->q_fps : fps;
     v->kbps = kbps;
+    pthread_mutex_unlock(&v->lock);
+}
+
+void video_set_quality(struct video *v, int percent, int max_fps)
+{
+    pthread_mutex_lock(&v->lock);
+    v->q_pct = percent < 10 ? 10 : percent > 400 ? 400 : percent;
+    v->q_fps = max_fps > 0 && max_fps <= VIDEO_MAX_FPS ? max_fps : 0;
+    /* from the top of the new range; TestDelay lowers it as before */
+    v->fps = v->q_fps > 0 && v->q_fps < v->o.fps ? v->q_fps : v->o.fps;
     pthread_mutex_unlock(&v->lock);
 }
 

@@ -86,6 +86,13 @@ void video_request_key(struct video *v);
 /* Adapt: frames per second (1..VIDEO_MAX_FPS) and kbit/s (0 = auto). */
 void video_set_rate(struct video *v, int fps, int kbps);
 
+/*
+ * The viewer's quality preset: the automatic bitrate scaled by percent
+ * (100 = the default), frames per second at most max_fps (0: --fps).
+ * video_set_rate's later changes stay within it.
+ */
+void video_set_quality(struct video *v, int percent, int max_fps);
+
 /* The screen size as last captured. */
 void video_size(struct video *v, int *width, int *height);
 

@@ -15,7 +15,13 @@
  *  - a wrong password is shown in the window (the log line and the red
  *    message bar in a screenshot of B), the viewer keeps running and the
  *    host logs the failed login;
- *  - an ID the server does not know is shown with what to do.
+ *  - an ID the server does not know is shown with what to do;
+ *  - the in-session menu (a viewer started by ID, its window covering B
+ *    1:1): Ctrl+Alt+M opens it (screenshot), "View only" stops typed keys
+ *    reaching the card on A (typed again once it is off, they do: the
+ *    session keeps order, so the first keys would have come first), "Send
+ *    Ctrl+Alt+Del" arrives as Delete with Control and Alt held, "Quality:
+ *    fast" reaches the host's encoder.
  */
 #include <errno.h>
 #include <signal.h>
@@ -257,7 +263,11 @@ static void wrong_password_in_window(void)
     char want[200];
     int red_before, red_after;
 
-    HT_CHECK(gui_start(&g, "wrongpw", 1, NULL) == 0);
+    char shot[400];
+
+    /* with the recent hosts of the first case, as a user would have */
+    HT_CHECK(gui_start(&g, "wrongpw", 1,
+                       main_gui.cfg[0] != '\0' ? main_gui.cfg : NULL) == 0);
     red_before = red_pixels();
     desk_sh(&B, "xdotool type --delay 20 '%s'", host.id);
     desk_sh(&B, "xdotool key Tab");
@@ -274,6 +284,9 @@ static void wrong_password_in_window(void)
         red_after = red_pixels();
     }
     printf("# red pixels before %d, after %d\n", red_before, red_after);
+    snprintf(shot, sizeof(shot), "%s/connect-error.png", tmpdir);
+    image_write_png(shot, shot_b, DESK_W, DESK_H);
+    printf("# the window with the error: %s\n", shot);
     HT_CHECK(red_before == 0);
     HT_CHECK(red_after >= 400);
     HT_CHECK(kill(g.pid, 0) == 0);
@@ -299,6 +312,90 @@ static void unknown_id_in_window(void)
     gui_stop(&g);
 }
 
+/* ---- the in-session menu ------------------------------------------------ */
+
+static struct desk_viewer sv;
+
+/* Open the menu with the hotkey, move down n rows, pick; wait for the
+ * viewer to log the pick (want). */
+static int menu_pick(int n, const char *want)
+{
+    char keys[200] = "";
+
+    for (int i = 0; i < n; i++)
+        strcat(keys, " Down");
+    desk_sh(&B, "xdotool key ctrl+alt+m%s Return", keys);
+    return file_has(sv.err, want, 5000) ? 0 : -1;
+}
+
+static void menu_view_only(void)
+{
+    char keys[256], shot[400];
+
+    HT_CHECK(desk_viewer_start(&sv, tmpdir, "menu", &srv, &B, PASSWORD, host.id,
+                               NULL) == 0);
+    HT_CHECK(file_has(sv.err, "first frame shown", 20000));
+    /* the pointer over the card on A (the X focus follows it) */
+    desk_sh(&B, "xdotool mousemove %d %d", card_at.x + 300, card_at.y + 200);
+    desk_sh(&B, "xdotool key ctrl+alt+m");
+    HT_CHECK(file_has(sv.err, "menu: open", 5000));
+    usleep(300000); /* drawn after the log line */
+    if (desk_grab(&B, (struct desk_rect){ 0, 0, DESK_W, DESK_H }, shot_b) ==
+        0) {
+        snprintf(shot, sizeof(shot), "%s/menu.png", tmpdir);
+        image_write_png(shot, shot_b, DESK_W, DESK_H);
+        printf("# the menu: %s\n", shot);
+    }
+    desk_sh(&B, "xdotool key Escape");
+    HT_CHECK(file_has(sv.err, "menu: closed", 5000));
+    HT_CHECK(menu_pick(2, "view only on") == 0);
+    desk_sh(&B, "xdotool type --delay 30 abc");
+    HT_CHECK(menu_pick(2, "view only off") == 0);
+    desk_sh(&B, "xdotool type --delay 30 xyz");
+    HT_CHECK(file_has(record, "keysym=0x7a", 10000)); /* z */
+    desk_card_keys(record, keys, sizeof(keys));
+    printf("# the card got \"%s\"\n", keys);
+    HT_CHECK(strstr(keys, "xyz") != NULL);
+    HT_CHECK(strpbrk(keys, "abc") == NULL);
+}
+
+/* Delete pressed with Control (0x4) and Mod1/Alt (0x8) held. */
+static int card_got_cad(void)
+{
+    char buf[16384], *p = buf;
+    unsigned sym, code, state;
+
+    desk_slurp(record, buf, sizeof(buf));
+    while ((p = strstr(p, "key keysym=0xffff")) != NULL) {
+        if (sscanf(p, "key keysym=0x%x keycode=%u state=0x%x", &sym, &code,
+                   &state) == 3 &&
+            (state & 0xc) == 0xc)
+            return 1;
+        p++;
+    }
+    return 0;
+}
+
+static void menu_ctrl_alt_del(void)
+{
+    HT_CHECK(sv.pid > 0);
+    HT_CHECK(!card_got_cad());
+    HT_CHECK(menu_pick(0, "menu: picked: Send Ctrl+Alt+Del") == 0);
+    for (int i = 0; i < 200 && !card_got_cad(); i++)
+        usleep(50000);
+    HT_CHECK(card_got_cad());
+}
+
+static void menu_quality(void)
+{
+    HT_CHECK(sv.pid > 0);
+    HT_CHECK(menu_pick(5, "quality fast") == 0);
+    HT_CHECK(file_has(host.log, "bitrate 50%, 15 fps at most", 5000));
+    if (ht_case_failures())
+        desk_viewer_dump(&sv);
+    desk_viewer_stop(&sv);
+}
+
 int main(void)
 {
     ht_init("e2e-gui");
@@ -318,10 +415,14 @@ int main(void)
         HT_RUN(recent_hosts_kept);
         HT_RUN(wrong_password_in_window);
         HT_RUN(unknown_id_in_window);
+        HT_RUN(menu_view_only);
+        HT_RUN(menu_ctrl_alt_del);
+        HT_RUN(menu_quality);
     }
     if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE"))
         desk_dump("host log", host.log);
     gui_stop(&main_gui);
+    desk_viewer_stop(&sv);
     desk_host_stop(&host);
     desk_stop(card_pid, 2000);
     desk_screen_close(&A);
