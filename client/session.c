@@ -359,8 +359,8 @@ static void start_xfer(struct sess *s, const Hbb__PeerInfo *pi)
 static void on_login_response(struct sess *s, const Hbb__LoginResponse *lr)
 {
     const Hbb__PeerInfo *pi;
-    const Hbb__DisplayInfo *d;
-    int w = 0, h = 0;
+    const Hbb__DisplayInfo *d = NULL;
+    int w = 0, h = 0, cur = 0;
 
     if (s->state != ST_LOGIN) {
         failf(s, "host sent LoginResponse out of turn");
@@ -383,10 +383,11 @@ static void on_login_response(struct sess *s, const Hbb__LoginResponse *lr)
         return;
     }
     if (pi->n_displays > 0) {
-        d = pi->displays[pi->current_display >= 0 &&
-                                 (size_t)pi->current_display < pi->n_displays
-                             ? pi->current_display
-                             : 0];
+        cur = pi->current_display >= 0 &&
+                      (size_t)pi->current_display < pi->n_displays
+                  ? pi->current_display
+                  : 0;
+        d = pi->displays[cur];
         w = d->width;
         h = d->height;
     }
@@ -398,6 +399,10 @@ static void on_login_response(struct sess *s, const Hbb__LoginResponse *lr)
     pthread_mutex_lock(&s->mu);
     s->st.width = w;
     s->st.height = h;
+    s->st.disp_x = d != NULL ? d->x : 0;
+    s->st.disp_y = d != NULL ? d->y : 0;
+    s->st.display = cur;
+    s->st.n_displays = (int)pi->n_displays;
     s->st.connect_ms = (double)(mono_ms() - s->t0_ms);
     s->logged_in = 1;
     snprintf(s->peer_name, sizeof(s->peer_name), "%s%s%s",
@@ -412,6 +417,27 @@ static void on_login_response(struct sess *s, const Hbb__LoginResponse *lr)
 }
 
 /* ---- the live session ---------------------------------------------------- */
+
+/* The host now shows another of its displays (our pick, menu.h). */
+static void on_switch_display(struct sess *s, const Hbb__SwitchDisplay *sd)
+{
+    if (s->state != ST_LIVE || sd->width <= 0 || sd->height <= 0 ||
+        sd->width > PIC_MAX_DIM || sd->height > PIC_MAX_DIM) {
+        hd_warn("session", "host sent a display switch to %dx%d: ignored",
+                sd->width, sd->height);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->st.width = sd->width;
+    s->st.height = sd->height;
+    s->st.disp_x = sd->x;
+    s->st.disp_y = sd->y;
+    s->st.display = sd->display;
+    pthread_mutex_unlock(&s->mu);
+    hd_info("session", "showing display %d of %s: %dx%d at %d,%d", sd->display,
+            s->host_id, sd->width, sd->height, sd->x, sd->y);
+    s->cb.on_ready(sd->width, sd->height, s->ud);
+}
 
 static void on_video(struct sess *s, const Hbb__VideoFrame *vf)
 {
@@ -537,6 +563,8 @@ static void on_message(struct hd_channel *ch, const Hbb__Message *m, void *ud)
     case HBB__MESSAGE__UNION_MISC:
         if (m->misc->union_case == HBB__MISC__UNION_CLOSE_REASON)
             failf(s, "host closed the session: %s", m->misc->close_reason);
+        else if (m->misc->union_case == HBB__MISC__UNION_SWITCH_DISPLAY)
+            on_switch_display(s, m->misc->switch_display);
         else if (m->misc->union_case == HBB__MISC__UNION_AUDIO_FORMAT)
             hd_info("session", "host sound: Opus, %u Hz, %u channel(s)",
                     m->misc->audio_format->sample_rate,

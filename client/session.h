@@ -62,6 +62,9 @@ struct sess_stats {
     int width, height;                  /* the host's display */
     int legacy;       /* 1: RustDesk's legacy encryption (a RustDesk host) */
     char host_fp[24]; /* the host key's fingerprint (hd_key_fingerprint) */
+    /* where that display is on the host's desktop (mouse coordinates are
+     * the desktop's), which one of how many (-1: all of them) */
+    int disp_x, disp_y, display, n_displays;
 };
 
 struct sess_cb {

@@ -400,7 +400,13 @@ static void menu_state_of(const struct win *w, struct menu_state *st)
     st->fullscreen = w->fullscreen;
     st->grab = w->grab;
     st->stats = w->overlay;
-    st->n_displays = 1;
+    if (w->s != NULL) {
+        struct sess_stats ss;
+
+        sess_get_stats(w->s, &ss);
+        st->n_displays = ss.n_displays;
+        st->display = ss.display;
+    }
 }
 
 static void render(struct win *w)
@@ -615,22 +621,44 @@ static int make_window(struct win *w, int ww, int wh)
     return 0;
 }
 
-static int open_window(struct win *w)
+/* The window's size for the host's display: the same, or scaled down
+ * until it fits ours. */
+static void window_size(struct win *w, int *ww, int *wh)
 {
     SDL_Rect usable;
-    int ww, wh;
 
     pthread_mutex_lock(&w->mu);
-    ww = w->disp_w;
-    wh = w->disp_h;
+    *ww = w->disp_w;
+    *wh = w->disp_h;
     pthread_mutex_unlock(&w->mu);
     if (SDL_GetDisplayUsableBounds(0, &usable) == 0) {
         /* a display larger than ours starts scaled down to fit */
-        while (ww > usable.w || wh > usable.h) {
-            ww = ww * 3 / 4;
-            wh = wh * 3 / 4;
+        while (*ww > usable.w || *wh > usable.h) {
+            *ww = *ww * 3 / 4;
+            *wh = *wh * 3 / 4;
         }
     }
+}
+
+/* The host now shows another display (menu.h): the window follows its
+ * size, unless fullscreen. */
+static void window_resize(struct win *w)
+{
+    int ww, wh;
+
+    if (w->fullscreen)
+        return;
+    window_size(w, &ww, &wh);
+    SDL_SetWindowSize(w->win, ww, wh);
+    SDL_SetWindowPosition(w->win, SDL_WINDOWPOS_CENTERED,
+                          SDL_WINDOWPOS_CENTERED);
+}
+
+static int open_window(struct win *w)
+{
+    int ww, wh;
+
+    window_size(w, &ww, &wh);
     w->fullscreen = w->o.fullscreen;
     if (make_window(w, ww, wh) != 0)
         return -1;
@@ -699,6 +727,7 @@ static size_t modifiers(Hbb__ControlKey *out)
 /* Window coordinates to the host display's, through the current scaling. */
 static int map_xy(struct win *w, int x, int y, int *hx, int *hy)
 {
+    struct sess_stats st;
     int ww, wh, ow, oh;
     double fx, fy;
 
@@ -712,6 +741,10 @@ static int map_xy(struct win *w, int x, int y, int *hx, int *hy)
     fy = (fy - w->dst.y) * w->disp_h / w->dst.h;
     *hx = fx < 0 ? 0 : fx >= w->disp_w ? w->disp_w - 1 : (int)fx;
     *hy = fy < 0 ? 0 : fy >= w->disp_h ? w->disp_h - 1 : (int)fy;
+    /* the host's desktop coordinates: the shown display's offset */
+    sess_get_stats(w->s, &st);
+    *hx += st.disp_x;
+    *hy += st.disp_y;
     return 0;
 }
 
@@ -1152,7 +1185,9 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
         if (ev.type == SDL_QUIT) {
             quit = 1;
         } else if (ev.type == w->ev_base + EV_READY) {
-            if (w->win == NULL && open_window(w) != 0) {
+            if (w->win != NULL) {
+                window_resize(w); /* another of the host's displays */
+            } else if (open_window(w) != 0) {
                 snprintf(w->end_msg, sizeof(w->end_msg),
                          "cannot open the window");
                 status = 1;

@@ -14,6 +14,7 @@
 #ifndef HD_HOST_HOST_H
 #define HD_HOST_HOST_H
 
+#include "host/monitors.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -108,6 +109,10 @@ struct host {
     size_t cursor_colors_len;
     uint64_t cursor_id;
     int cursor_x, cursor_y, cursor_hot_x, cursor_hot_y, cursor_w, cursor_h;
+    /* the monitors (monitors.h), listed at each login, and the one shared
+     * (-1: all of the screen) */
+    struct monitor monitors[MONITORS_MAX];
+    int n_monitors, cur_monitor;
     int stopping;
     /* start of the last UDP port spray (upunch.h budget), or 0 */
     uint64_t upunch_spray_ms;

@@ -54,6 +54,7 @@ struct video {
     int n_queued;
     int active, stop, started, start_error, fps, kbps;
     int q_pct, q_fps; /* the viewer's quality preset (video_set_quality) */
+    struct capture_rect region; /* video_set_region; w 0 = the screen */
     uint64_t dropped;
     /* any thread */
     atomic_int want_key;
@@ -65,6 +66,7 @@ struct video {
     struct hd_venc *enc;
     int enc_w, enc_h, enc_fps, enc_kbps;
     struct hd_venc_rect rects[CAPTURE_MAX_RECTS];
+    struct capture_rect crop_rects[CAPTURE_MAX_RECTS];
     /* areas changed since the screen was last still, to refine */
     struct capture_rect refine[CAPTURE_MAX_RECTS];
     int n_refine;
@@ -129,14 +131,61 @@ int video_has_encoder(void)
  * changed).  Returns 1 with *out filled (malloc'd data), 0 when the
  * encoder produced nothing (rate control dropped it), or an error.
  */
-static int encode(struct video *v, const struct capture_frame *f, int key,
+/*
+ * The part of f in the region (one monitor): *c points into f's pixels,
+ * its changed rectangles clipped and moved to the region's origin.
+ * Returns 0 with c filled, or 1 when the region is the whole frame (use
+ * f as it is).
+ */
+static int crop(struct video *v, const struct capture_frame *f,
+                struct capture_frame *c)
+{
+    struct capture_rect g;
+    int n = 0;
+
+    pthread_mutex_lock(&v->lock);
+    g = v->region;
+    pthread_mutex_unlock(&v->lock);
+    if (g.w <= 0 || g.h <= 0 || g.x < 0 || g.y < 0 || g.x + g.w > f->width ||
+        g.y + g.h > f->height || (g.w == f->width && g.h == f->height))
+        return 1;
+    *c = *f;
+    c->data = f->data + (size_t)g.y * (size_t)f->stride + (size_t)g.x * 4;
+    c->width = g.w;
+    c->height = g.h;
+    c->cursor.x -= g.x;
+    c->cursor.y -= g.y;
+    for (int i = 0; i < f->n_rects; i++) {
+        int x0 = f->rects[i].x > g.x ? f->rects[i].x : g.x;
+        int y0 = f->rects[i].y > g.y ? f->rects[i].y : g.y;
+        int x1 = f->rects[i].x + f->rects[i].w,
+            y1 = f->rects[i].y + f->rects[i].h;
+
+        x1 = x1 < g.x + g.w ? x1 : g.x + g.w;
+        y1 = y1 < g.y + g.h ? y1 : g.y + g.h;
+        if (x1 > x0 && y1 > y0)
+            v->crop_rects[n++] =
+                (struct capture_rect){ x0 - g.x, y0 - g.y, x1 - x0, y1 - y0 };
+    }
+    c->rects = v->crop_rects;
+    c->n_rects = n;
+    return 0;
+}
+
+static int encode(struct video *v, const struct capture_frame *full, int key,
                   struct video_frame *out)
 {
+    struct capture_frame part;
+    const struct capture_frame *f = crop(v, full, &part) == 0 ? &part : full;
     struct hd_venc_input in;
     struct hd_venc_packet pkt;
     int r, fps, kbps;
 
     memset(out, 0, sizeof(*out));
+    if (f == &part && f->n_rects == 0 && !key &&
+        !(f->flags & CAPTURE_F_RESIZED) && v->enc != NULL &&
+        v->enc_w == f->width && v->enc_h == f->height)
+        return 0; /* nothing changed on this monitor */
     pthread_mutex_lock(&v->lock);
     fps = v->fps;
     kbps = v->kbps;
@@ -526,6 +575,14 @@ void video_set_rate(struct video *v, int fps, int kbps)
     v->fps = v->q_fps > 0 && fps > v->q_fps ? v->q_fps : fps;
     v->kbps = kbps;
     pthread_mutex_unlock(&v->lock);
+}
+
+void video_set_region(struct video *v, int x, int y, int w, int h)
+{
+    pthread_mutex_lock(&v->lock);
+    v->region = (struct capture_rect){ x, y, w > 0 ? w : 0, h > 0 ? h : 0 };
+    pthread_mutex_unlock(&v->lock);
+    video_request_key(v);
 }
 
 void video_set_quality(struct video *v, int percent, int max_fps)

@@ -87,6 +87,13 @@ void video_request_key(struct video *v);
 void video_set_rate(struct video *v, int fps, int kbps);
 
 /*
+ * Encode only the part x, y, w x h of the screen (one monitor; w or h 0:
+ * the whole screen, as at start); a key frame follows.  A region that
+ * does not fit the screen counts as the whole screen.
+ */
+void video_set_region(struct video *v, int x, int y, int w, int h);
+
+/*
  * The viewer's quality preset: the automatic bitrate scaled by percent
  * (100 = the default), frames per second at most max_fps (0: --fps).
  * video_set_rate's later changes stay within it.

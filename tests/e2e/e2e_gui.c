@@ -21,7 +21,12 @@
  *    reaching the card on A (typed again once it is off, they do: the
  *    session keeps order, so the first keys would have come first), "Send
  *    Ctrl+Alt+Del" arrives as Delete with Control and Alt held, "Quality:
- *    fast" reaches the host's encoder.
+ *    fast" reaches the host's encoder;
+ *  - two monitors (display A split into two 640x720 RandR monitors with
+ *    xrandr --setmonitor): the viewer starts on the first, the menu offers
+ *    "Display 2" and "All displays"; on display 2 B shows A's right half
+ *    and a click lands on A at the right half's offset; "All displays"
+ *    shows the whole of A again.
  */
 #include <errno.h>
 #include <signal.h>
@@ -126,7 +131,7 @@ static int gui_start(struct gui *g, const char *name, int with_conf,
     }
     if ((g->pid = desk_spawn(argv, env, g->out, g->err)) < 0)
         return -1;
-    if (!file_has(g->err, "connect: window open", 10000) ||
+    if (!file_has(g->err, "connect: window open", 30000) ||
         find_connect_window(&geo, 5000) != 0) {
         printf("# no connect window\n");
         desk_dump("viewer", g->err);
@@ -396,6 +401,80 @@ static void menu_quality(void)
     desk_viewer_stop(&sv);
 }
 
+/* ---- two monitors ---------------------------------------------------------
+ */
+
+/* B's picture of a w x h area of A at ax, scaled by sc into B at bx, by:
+ * its PSNR against A. */
+static double b_shows_part(int ax, int w, int h, int bx)
+{
+    double psnr = 0;
+
+    for (int i = 0; i < 50; i++) {
+        if (grab_both() != 0)
+            return 0;
+        psnr = image_psnr(shot_a, DESK_W, ax, 0, shot_b, DESK_W, bx, 0, w, h);
+        if (psnr >= MIN_PSNR + 1)
+            break;
+        usleep(100000);
+    }
+    printf("# PSNR of B's %dx%d at %d against A's at %d: %.2f dB\n", w, h, bx,
+           ax, psnr);
+    return psnr;
+}
+
+static void two_monitors(void)
+{
+    int x = -1, y = -1;
+    char buf[16384], *last = NULL;
+    ssize_t n0;
+
+    /* the card, the host and this program hold A open: no server reset */
+    HT_CHECK(desk_sh(&A, "xrandr --setmonitor hd-left 640/169x720/190+0+0 "
+                         "screen") == 0);
+    HT_CHECK(desk_sh(&A, "xrandr --setmonitor hd-right 640/169x720/190+640+0 "
+                         "none") == 0);
+    HT_CHECK(desk_sh(&A, "xrandr --listmonitors") == 0);
+    HT_CHECK(desk_viewer_start(&sv, tmpdir, "monitors", &srv, &B, PASSWORD,
+                               host.id, NULL) == 0);
+    HT_CHECK(file_has(sv.err, "display 640x720", 20000));
+    HT_CHECK(file_has(sv.err, "first frame shown", 20000));
+    /* a window of the monitor's size, in the middle of B */
+    HT_CHECK(b_shows_part(0, 640, 720, 320) >= MIN_PSNR);
+    desk_sh(&B, "xdotool mousemove 640 360");
+    /* rows: 0-9 as above, then Display 1, Display 2, All displays */
+    HT_CHECK(menu_pick(11, "showing display 1 of") == 0);
+    HT_CHECK(
+        file_has(host.log, "switches to display 1 (640x720 at 640,0)", 5000));
+    HT_CHECK(b_shows_part(640, 640, 720, 320) >= MIN_PSNR);
+    /* a click at B's (420, 300): A's (640 + 100, 300), the card's
+     * (640, 220) */
+    n0 = desk_slurp(record, buf, sizeof(buf));
+    desk_sh(&B, "xdotool mousemove 420 300 click 1");
+    for (int i = 0; i < 100 && last == NULL; i++) {
+        if (desk_slurp(record, buf, sizeof(buf)) > n0 && n0 >= 0)
+            last = strstr(buf + n0, "button 1 ");
+        if (last == NULL)
+            usleep(50000);
+    }
+    if (last != NULL)
+        sscanf(last, "button 1 x=%d y=%d", &x, &y);
+    printf("# the click landed on the card at %d,%d\n", x, y);
+    HT_EQ_INT(x, 640);
+    HT_EQ_INT(y, 220);
+    HT_CHECK(menu_pick(12, "showing display -1 of") == 0);
+    HT_CHECK(b_shows_a() >= MIN_PSNR);
+    if (ht_case_failures()) {
+        char path[400];
+
+        snprintf(path, sizeof(path), "%s/monitors-b.png", tmpdir);
+        image_write_png(path, shot_b, DESK_W, DESK_H);
+        printf("# B: %s\n", path);
+        desk_viewer_dump(&sv);
+    }
+    desk_viewer_stop(&sv);
+}
+
 int main(void)
 {
     ht_init("e2e-gui");
@@ -418,6 +497,10 @@ int main(void)
         HT_RUN(menu_view_only);
         HT_RUN(menu_ctrl_alt_del);
         HT_RUN(menu_quality);
+        if (xvfb_have("xrandr"))
+            HT_RUN(two_monitors);
+        else
+            ht_skip("two_monitors", "xrandr missing");
     }
     if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE"))
         desk_dump("host log", host.log);
