@@ -1098,20 +1098,3 @@ int desk_grab_both(struct desk_screen *a, uint8_t *rgb_a, struct desk_screen *b,
     return desk_grab(a, all, rgb_a) == 0 && desk_grab(b, all, rgb_b) == 0 ? 0
                                                                           : -1;
 }
-
-void desk_card_keys(const char *record, char *out, size_t cap)
-{
-    char buf[16384], *p = buf;
-    size_t n = 0;
-    unsigned sym;
-
-    if (desk_slurp(record, buf, sizeof(buf)) < 0)
-        buf[0] = '\0';
-    while ((p = strstr(p, "key keysym=")) != NULL) {
-        if (sscanf(p, "key keysym=0x%x", &sym) == 1 && sym >= 0x20 &&
-            sym < 0x7f && n + 1 < cap)
-            out[n++] = (char)sym;
-        p++;
-    }
-    out[n] = '\0';
-}

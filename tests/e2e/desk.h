@@ -225,10 +225,6 @@ pid_t desk_lab_start(struct desk_screen *a, struct desk_screen *b,
 int desk_grab_both(struct desk_screen *a, uint8_t *rgb_a, struct desk_screen *b,
                    uint8_t *rgb_b);
 
-/* Key presses of printable keysyms in hd-testcard's record, as a string
- * (NUL-terminated, at most cap - 1 characters). */
-void desk_card_keys(const char *record, char *out, size_t cap);
-
 /* ---- a sound server ------------------------------------------------------ */
 
 /*
