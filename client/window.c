@@ -483,6 +483,7 @@ static int present_part(struct win *w, const struct pic *p)
     dst = (SDL_Rect){ w->dst.x + r->x, w->dst.y + r->y, r->w, r->h };
     if (w->menu != NULL && menu_covers(w->menu, &dst))
         return -1; /* the menu is drawn over that area */
+    update_texture(w, p, r);
     SDL_RenderCopy(w->ren, w->tex, &src, &dst);
     SDL_RenderFlush(w->ren);
     SDL_UpdateWindowSurfaceRects(w->win, &dst, 1);
