@@ -17,6 +17,7 @@
 #define FONT_PT  13
 #define HANDLE_W 120
 #define HANDLE_H 20
+#define HOVER_H  (2 * HANDLE_H) /* the pointer this near the top shows it */
 #define LIST_W   260
 #define ROW_H    28
 #define MAX_ROWS (16 + MENU_MAX_DISPLAYS)
@@ -31,6 +32,7 @@ struct menu {
     struct ui ui;
     SDL_Renderer *ren;
     int open, sel;
+    int hover; /* the pointer is at the top edge: the handle is shown */
     struct row rows[MAX_ROWS];
     int n;
     SDL_Rect handle, list;
@@ -142,6 +144,8 @@ void menu_draw(struct menu *m, const struct menu_state *st)
 
     build(m, st);
     place(m);
+    if (!m->open && !m->hover)
+        return; /* nothing over the picture */
     SDL_SetRenderDrawBlendMode(m->ren, SDL_BLENDMODE_BLEND);
     ui_fill(u, m->handle, m->open ? ui_accent : shade);
     tw = ui_text_width(u, "homedesk");
@@ -167,8 +171,9 @@ void menu_draw(struct menu *m, const struct menu_state *st)
 
 int menu_covers(const struct menu *m, const SDL_Rect *r)
 {
-    return SDL_HasIntersection(&m->handle, r) ||
-           (m->open && SDL_HasIntersection(&m->list, r));
+    return (m->open || m->hover) &&
+           (SDL_HasIntersection(&m->handle, r) ||
+            (m->open && SDL_HasIntersection(&m->list, r)));
 }
 
 /* Window coordinates to renderer pixels (HiDPI). */
@@ -214,7 +219,7 @@ int menu_event(struct menu *m, const SDL_Event *ev, const struct menu_state *st,
         x = ev->button.x;
         y = ev->button.y;
         to_pixels(m, ev->button.windowID, &x, &y);
-        if (ui_hit(m->handle, x, y)) {
+        if ((m->open || m->hover) && ui_hit(m->handle, x, y)) {
             if (ev->type == SDL_MOUSEBUTTONDOWN) {
                 menu_toggle(m);
                 *redraw = 1;
@@ -233,11 +238,15 @@ int menu_event(struct menu *m, const SDL_Event *ev, const struct menu_state *st,
             menu_toggle(m); /* a click elsewhere closes it */
         return 1;
     case SDL_MOUSEMOTION:
-        if (!m->open)
-            return 0;
         x = ev->motion.x;
         y = ev->motion.y;
         to_pixels(m, ev->motion.windowID, &x, &y);
+        if ((y < HOVER_H) != m->hover) {
+            m->hover = y < HOVER_H;
+            *redraw = 1;
+        }
+        if (!m->open)
+            return 0;
         if (ui_hit(m->list, x, y) && (i = (y - m->list.y) / ROW_H) != m->sel) {
             m->sel = i;
             *redraw = 1;

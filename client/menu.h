@@ -1,6 +1,7 @@
 /*
  * The in-session menu: a small handle at the top edge of the session
- * window ("homedesk" tab, always there) that opens a drop-down list of
+ * window ("homedesk" tab, shown while the pointer is at that edge: the
+ * picture is otherwise left as the host sent it) that opens a drop-down list of
  * actions: Ctrl+Alt+Del, lock the screen, view only, quality (balanced /
  * best / fast), fit or 1:1, fullscreen, keyboard grab, statistics, the
  * host's displays (each, and "all" when the host offers it), send files,
@@ -68,7 +69,8 @@ int menu_covers(const struct menu *m, const SDL_Rect *r);
  * Offer an input event.  Returns 1 when it was the menu's (the host must
  * not get it), with *act (and *arg) set to what the user picked, or
  * MA_NONE; the list closes after a pick.  Returns 0 otherwise.  *redraw
- * is set when the menu's look changed.
+ * is set when the menu's look changed (also for an event that is not the
+ * menu's: the pointer reaching or leaving the top edge).
  */
 int menu_event(struct menu *m, const SDL_Event *ev, const struct menu_state *st,
                int *act, int *arg, int *redraw);

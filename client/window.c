@@ -1136,13 +1136,16 @@ static void on_input(struct win *w, const SDL_Event *ev, int *quit)
         hotkey(w, &ev->key, quit))
         return;
     if (w->menu != NULL) {
+        int mine;
+
         menu_state_of(w, &st);
-        if (menu_event(w->menu, ev, &st, &act, &arg, &redraw)) {
+        mine = menu_event(w->menu, ev, &st, &act, &arg, &redraw);
+        if (mine)
             menu_do(w, act, arg, quit);
-            if (redraw || act != MA_NONE)
-                render(w);
+        if (redraw || act != MA_NONE)
+            render(w);
+        if (mine)
             return;
-        }
     }
     if (w->view_only)
         return;

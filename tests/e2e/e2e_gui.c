@@ -42,7 +42,7 @@
 #include "tests/image.h"
 
 #define PASSWORD "gui-Pa55word"
-#define MIN_PSNR 30.0
+#define MIN_PSNR 34.0
 #define ROOT_RGB 0x3a6ea5
 
 static const struct desk_rect card_at = { 100, 80, 700, 500 };
@@ -438,10 +438,10 @@ static void menu_quality(void)
 
 /*
  * Does B show A's monitor at ax (640x720), drawn at bx in B, rather than
- * the other one?  Its PSNR against that monitor must be at least 20 dB and
- * 5 dB better than against the other (within 10 s).  Measured: 31-32 dB
- * against the other's 7-8 (the whole screen, half of it a flat root
- * window, 33 dB).
+ * the other one?  Its PSNR against that monitor must be at least MIN_PSNR
+ * and 5 dB better than against the other (within 10 s).  Measured: 35-37
+ * dB against the other's 7-8.  (It was 23-32 dB while the menu's handle
+ * was drawn over the picture at all times.)
  */
 static int b_shows_monitor(int ax, int bx)
 {
@@ -455,13 +455,13 @@ static int b_shows_monitor(int ax, int bx)
             image_psnr(shot_a, DESK_W, ax, 0, shot_b, DESK_W, bx, 0, 640, 720);
         other =
             image_psnr(shot_a, DESK_W, ox, 0, shot_b, DESK_W, bx, 0, 640, 720);
-        if (mine >= 20 && mine >= other + 5)
+        if (mine >= MIN_PSNR && mine >= other + 5)
             break;
         usleep(100000);
     }
     printf("# B at %d against A's monitor at %d: %.2f dB (the other %.2f dB)\n",
            bx, ax, mine, other);
-    return mine >= 20 && mine >= other + 5;
+    return mine >= MIN_PSNR && mine >= other + 5;
 }
 
 static void two_monitors(void)
