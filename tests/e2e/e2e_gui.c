@@ -55,6 +55,7 @@ static struct desk_host host;
 static pid_t card_pid = -1;
 static int up;
 static uint8_t *shot_a, *shot_b;
+static int keep_tmp; /* a case saved pictures to look at: keep tmpdir */
 
 struct gui {
     pid_t pid;
@@ -507,7 +508,13 @@ static void two_monitors(void)
     HT_CHECK(b_shows_a() >= MIN_PSNR);
     if (ht_case_failures()) {
         char path[400];
+        struct desk_rect g = { 0, 0, 0, 0 };
+        xcb_window_t win;
 
+        /* where the session window is (it follows the display's size) */
+        desk_find_window(&B, "homedesk: ", &win, &g);
+        printf("# the session window: %dx%d at %d,%d\n", g.w, g.h, g.x, g.y);
+        keep_tmp = 1;
         snprintf(path, sizeof(path), "%s/monitors-b.png", tmpdir);
         image_write_png(path, shot_b, DESK_W, DESK_H);
         printf("# B: %s\n", path);
@@ -554,6 +561,9 @@ int main(void)
     srv_cleanup(&srv);
     free(shot_a);
     free(shot_b);
-    desk_tmp_done(tmpdir);
+    if (keep_tmp)
+        printf("# kept %s\n", tmpdir);
+    else
+        desk_tmp_done(tmpdir);
     return ht_finish();
 }
