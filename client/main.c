@@ -32,6 +32,7 @@
 #include "client/audio.h"
 #include "client/connect.h"
 #include "client/decode.h"
+#include "client/keys.h"
 #include "client/known_hosts.h"
 #include "client/picture.h"
 #include "client/session.h"
@@ -48,7 +49,7 @@
 struct opts {
     const char *server, *key, *direct, *password_file, *config_dir;
     const char *out, *log_level, *log_file;
-    int frames, verbose, timeout_s, answer_ms;
+    int frames, verbose, timeout_s, answer_ms, keyboard;
     const char *relay;
     bool fullscreen, headless, force_relay, help, help_man, version, no_overlay,
         no_udp, no_tcp;
@@ -153,6 +154,17 @@ static const struct hd_opt *make_opts(struct opts *o)
           .type = HD_OPT_FLAG,
           .help = "start in fullscreen",
           .b = &o->fullscreen },
+        { .names = "keyboard",
+          .env = "HOMEDESK_KEYBOARD",
+          .type = HD_OPT_CHOICE,
+          .def = "legacy",
+          .arg = "MODE",
+          .help = "legacy or translate: the character typed here arrives "
+                  "(translate sends it as text, as RustDesk does); map: "
+                  "each key by its place, the host's layout decides what "
+                  "it types (also in the menu, Ctrl+Alt+M)",
+          .choices = kbd_mode_names,
+          .i = &o->keyboard },
         { .names = "no-overlay",
           .type = HD_OPT_FLAG,
           .help = "hide the stats overlay at start",
@@ -870,6 +882,7 @@ int main(int argc, char **argv)
     wo.fullscreen = o->fullscreen;
     wo.overlay = !o->no_overlay;
     wo.clipboard = !o->no_clipboard;
+    wo.keyboard = o->keyboard;
     if (gui) {
         status = run_connect_window(&v, &sc, &scb, &wo, dir);
         goto out;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/keys.h"
 #include "client/menu.h"
 #include "client/ui.h"
 #include "log.h"
@@ -20,7 +21,7 @@
 #define HOVER_H  (2 * HANDLE_H) /* the pointer this near the top shows it */
 #define LIST_W   260
 #define ROW_H    28
-#define MAX_ROWS (16 + MENU_MAX_DISPLAYS)
+#define MAX_ROWS (20 + MENU_MAX_DISPLAYS)
 
 struct row {
     int act, arg;
@@ -119,6 +120,10 @@ static void build(struct menu *m, const struct menu_state *st)
         }
         add(m, MA_DISPLAY, MENU_ALL_DISPLAYS, st->display == MENU_ALL_DISPLAYS,
             "All displays");
+    }
+    for (i = 0; i < KBD_N_MODES; i++) {
+        snprintf(t, sizeof(t), "Keyboard: %s", kbd_mode_names[i]);
+        add(m, MA_KEYBOARD, i, st->keyboard == i, t);
     }
     if (st->can_send_files)
         add(m, MA_SEND_FILES, 0, -1, "Send files (drop them here)");

@@ -4,11 +4,11 @@
  * picture is otherwise left as the host sent it) that opens a drop-down list of
  * actions: Ctrl+Alt+Del, lock the screen, view only, quality (balanced /
  * best / fast), fit or 1:1, fullscreen, keyboard grab, statistics, the
- * host's displays (each, and "all" when the host offers it), send files,
- * disconnect.  Ctrl+Alt+M (or a click on the handle) opens and closes it;
- * with it open, Up/Down (or Tab) move, Enter or a click picks, Esc
- * closes.  While open, every key and click goes to the menu, none to the
- * host.
+ * host's displays (each, and "all" when the host offers it), the
+ * keyboard mode (legacy, translate, map: keys.h), send files, disconnect.
+ * Ctrl+Alt+M (or a click on the handle) opens and closes it; with it open,
+ * Up/Down (or Tab) move, Enter or a click picks, Esc closes.  While open, every
+ * key and click goes to the menu, none to the host.
  *
  * The menu only draws and reports what was picked (menu_event); the
  * window does it, with menu_send for what the host must do.  Main
@@ -31,7 +31,8 @@ enum menu_act {
     MA_FULLSCREEN,
     MA_GRAB,
     MA_STATS,
-    MA_DISPLAY, /* arg: display index, or MENU_ALL_DISPLAYS */
+    MA_DISPLAY,  /* arg: display index, or MENU_ALL_DISPLAYS */
+    MA_KEYBOARD, /* arg: enum kbd_mode (keys.h) */
     MA_SEND_FILES,
     MA_DISCONNECT,
 };
@@ -43,6 +44,7 @@ enum { MENU_Q_BALANCED = 0, MENU_Q_BEST, MENU_Q_FAST };
 /* What the check marks show (the window's state). */
 struct menu_state {
     int view_only, quality, one_to_one, fullscreen, grab, stats;
+    int keyboard;            /* enum kbd_mode */
     int n_displays, display; /* display: index, or MENU_ALL_DISPLAYS */
     int can_send_files;
 };

@@ -12,6 +12,7 @@
 
 #include "client/font.h"
 #include "client/wayland.h"
+#include "client/keys.h"
 #include "client/menu.h"
 #include "clip.h"
 #include "err.h"
@@ -55,6 +56,7 @@ struct win {
     struct dec *d;
     struct menu *menu; /* the in-session menu (menu.h), or NULL */
     int view_only, quality;
+    int kbd; /* enum kbd_mode */
     /* overlay figures, refreshed every TICK_MS */
     uint64_t shown, shown_then, bytes_then;
     Uint32 then_ms;
@@ -167,6 +169,8 @@ int win_new(const struct win_opts *o, struct win **out)
         w->wl = NULL;
     }
     w->o = *o;
+    w->kbd = o->keyboard >= 0 && o->keyboard < KBD_N_MODES ? o->keyboard
+                                                           : KBD_LEGACY;
     w->overlay = o->overlay;
     w->hidpi = 1;
     w->ev_base = SDL_RegisterEvents(EV_COUNT);
@@ -400,6 +404,7 @@ static void menu_state_of(const struct win *w, struct menu_state *st)
     st->fullscreen = w->fullscreen;
     st->grab = w->grab;
     st->stats = w->overlay;
+    st->keyboard = w->kbd;
     if (w->s != NULL) {
         struct sess_stats ss;
 
@@ -867,10 +872,39 @@ static int printable(SDL_Keycode sym)
 /* One KeyEvent: a control key (ck != 0) or a character; down 1/0, or
  * press (down and up) when down is -1, a typed character: it says what
  * the keyboard's state made, so no modifiers go with it. */
+static const Hbb__KeyboardMode WIRE_MODE[KBD_N_MODES] = {
+    [KBD_LEGACY] = HBB__KEYBOARD_MODE__Legacy,
+    [KBD_TRANSLATE] = HBB__KEYBOARD_MODE__Translate,
+    [KBD_MAP] = HBB__KEYBOARD_MODE__Map,
+};
+
+static void send_key_msg(struct win *w, Hbb__KeyEvent *ke)
+{
+    Hbb__Message m = HBB__MESSAGE__INIT;
+
+    ke->mode = WIRE_MODE[w->kbd];
+    m.union_case = HBB__MESSAGE__UNION_KEY_EVENT;
+    m.key_event = ke;
+    sess_send(w->s, &m);
+}
+
+/* Map mode: the key at SDL scancode sc's place (its X keycode), down or
+ * up; 0, or -1 when the key has no X keycode. */
+static int send_code(struct win *w, SDL_Scancode sc, int down)
+{
+    Hbb__KeyEvent ke = HBB__KEY_EVENT__INIT;
+
+    if ((ke.chr = kbd_x_keycode(sc)) == 0)
+        return -1;
+    ke.union_case = HBB__KEY_EVENT__UNION_CHR;
+    ke.down = down != 0;
+    send_key_msg(w, &ke);
+    return 0;
+}
+
 static void send_key_event(struct win *w, Hbb__ControlKey ck, uint32_t chr,
                            int down)
 {
-    Hbb__Message m = HBB__MESSAGE__INIT;
     Hbb__KeyEvent ke = HBB__KEY_EVENT__INIT;
     Hbb__ControlKey mods[4];
 
@@ -883,19 +917,25 @@ static void send_key_event(struct win *w, Hbb__ControlKey ck, uint32_t chr,
     }
     ke.down = down == 1;
     ke.press = down == -1;
-    ke.mode = HBB__KEYBOARD_MODE__Legacy;
     ke.n_modifiers = down == -1 ? 0 : modifiers(mods);
     ke.modifiers = mods;
-    m.union_case = HBB__MESSAGE__UNION_KEY_EVENT;
-    m.key_event = &ke;
-    sess_send(w->s, &m);
+    send_key_msg(w, &ke);
+}
+
+/* A Ctrl/Alt key (scancode sc, ControlKey ck) down or up: by its place in
+ * map mode, else as the ControlKey. */
+static void send_mod(struct win *w, SDL_Scancode sc, Hbb__ControlKey ck,
+                     int down)
+{
+    if (w->kbd != KBD_MAP || send_code(w, sc, down) != 0)
+        send_key_event(w, ck, 0, down);
 }
 
 /* The Ctrl/Alt presses held back: send them now, in order. */
 static void flush_mods(struct win *w)
 {
     for (int i = 0; i < w->n_held_mods; i++)
-        send_key_event(w, w->held_cks[i], 0, 1);
+        send_mod(w, w->held_mods[i], w->held_cks[i], 1);
     w->n_held_mods = 0;
 }
 
@@ -952,8 +992,16 @@ static void send_key(struct win *w, const SDL_KeyboardEvent *k)
             }
             flush_mods(w); /* pressed and released alone */
         }
-        send_key_event(w, ck, 0, down);
+        send_mod(w, sc, ck, down);
         return;
+    }
+    if (w->kbd == KBD_MAP) {
+        /* every key by its place (AltGr and Shift included): the host's
+         * layout makes the character; SDL's text is not sent */
+        if (down)
+            flush_mods(w);
+        if (send_code(w, sc, down) == 0)
+            return;
     }
     if (ck == 0 && printable(k->keysym.sym) &&
         !(k->keysym.mod & (KMOD_CTRL | KMOD_LALT | KMOD_GUI))) {
@@ -988,6 +1036,19 @@ static void send_text(struct win *w, const char *t)
     const unsigned char *p = (const unsigned char *)t;
     uint32_t cp;
     int n;
+
+    if (w->kbd == KBD_MAP)
+        return; /* the keys were sent by their place */
+    if (w->kbd == KBD_TRANSLATE) {
+        /* the text itself: the host types these characters */
+        Hbb__KeyEvent ke = HBB__KEY_EVENT__INIT;
+
+        ke.union_case = HBB__KEY_EVENT__UNION_SEQ;
+        ke.seq = (char *)t;
+        ke.press = 1;
+        send_key_msg(w, &ke);
+        return;
+    }
 
     while (*p) {
         if (*p < 0x80)
@@ -1071,6 +1132,13 @@ static void menu_do(struct win *w, int act, int arg, int *quit)
         break;
     case MA_STATS:
         w->overlay = !w->overlay;
+        break;
+    case MA_KEYBOARD:
+        if (arg >= 0 && arg < KBD_N_MODES) {
+            flush_mods(w);
+            w->kbd = arg;
+            hd_info("window", "keyboard mode %s", kbd_mode_names[arg]);
+        }
         break;
     case MA_DISCONNECT:
         *quit = 1;

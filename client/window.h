@@ -43,6 +43,7 @@ struct win_opts {
     int fullscreen;
     int overlay;   /* stats overlay shown at start */
     int clipboard; /* share the clipboard with the host */
+    int keyboard;  /* enum kbd_mode (keys.h) at start */
     /* called (main thread) once the session's window is open, e.g. to
      * close the connect window; may be NULL */
     void (*on_open)(void *ud);

@@ -239,13 +239,29 @@ static int press_combo(struct input *in, int control_key)
     return r;
 }
 
+/* Map mode: chr is the X keycode of the key's place on the viewer's
+ * keyboard (a Linux viewer's; the kernel's code + 8). */
+static int inject_code(struct input *in, const Hbb__KeyEvent *ev)
+{
+    int r;
+
+    if (ev->chr < 9 || ev->chr > INPUT_CODE_MAX + 8)
+        return -EINVAL;
+    if (ev->press)
+        return (r = input_code(in, ev->chr - 8, 1)) != 0
+                   ? r
+                   : input_code(in, ev->chr - 8, 0);
+    return input_code(in, ev->chr - 8, ev->down);
+}
+
 int inject_key(struct input *in, const Hbb__KeyEvent *ev)
 {
     uint32_t sym = 0, added[8];
     int n_added = 0, r = 0, modifier_key = 0;
 
-    if (ev->mode == HBB__KEYBOARD_MODE__Map)
-        return -ENOTSUP;
+    if (ev->mode == HBB__KEYBOARD_MODE__Map &&
+        ev->union_case == HBB__KEY_EVENT__UNION_CHR)
+        return inject_code(in, ev);
     if (ev->union_case == HBB__KEY_EVENT__UNION_CONTROL_KEY &&
         (ev->control_key == HBB__CONTROL_KEY__CtrlAltDel ||
          ev->control_key == HBB__CONTROL_KEY__LockScreen))

@@ -10,8 +10,12 @@
  * string: RustDesk's translate mode and input methods) is typed character
  * by character, each pressed and released by keysym (a character the
  * keymap lacks through a spare keycode, as xdotool type does).  Map mode
- * (chr = the viewer's scancode) is not supported: such events are
- * ignored.
+ * (RustDesk's "map": the key's place, not its character) has chr = the X
+ * keycode of the key on the viewer's keyboard, as a RustDesk viewer on
+ * Linux sends it to a Linux host (the kernel's key code + 8): it presses
+ * the key at that place on the host's keyboard (input_code), whatever the
+ * host's layout makes of it; a map-mode event with a control_key is
+ * handled as in the other modes.
  *
  * Every value comes from the network: out-of-range input is refused with
  * -EINVAL (logged at debug by the caller), never asserted.  Loop thread.
@@ -38,7 +42,7 @@ int inject_mouse(struct input *in, const Hbb__MouseEvent *ev);
 
 /* Replay one key event (CtrlAltDel and LockScreen as the key combinations
  * Control+Alt+Delete and Super+L).  Returns 0, -EINVAL (also: seq not UTF-8, or
- * a control character in it), -EMSGSIZE, -ENOTSUP (map mode) or the input's
+ * a control character in it), -EMSGSIZE, -ENOTSUP or the input's
  * error. */
 int inject_key(struct input *in, const Hbb__KeyEvent *ev);
 

@@ -26,7 +26,8 @@ libxcb-xtest0-dev libxcb-randr0-dev libzstd-dev libwslay-dev nettle-dev
 libminiupnpc-dev libnatpmp-dev libpng-dev libpulse-dev libwayland-dev
 libxkbcommon-dev wayland-protocols librust-wayland-protocols-dev
 libsdl2-ttf-dev fonts-dejavu-core"
-test_pkgs="xvfb xauth xdotool xclip x11-apps x11-utils x11-xserver-utils xterm
+test_pkgs="xvfb xauth xdotool xclip x11-apps x11-utils x11-xserver-utils
+x11-xkb-utils xterm
 nftables iproute2
 miniupnpd-nftables
 iptables sqlite3 procps psmisc pulseaudio pulseaudio-utils sway grim wtype

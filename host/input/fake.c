@@ -66,6 +66,13 @@ static int fake_key(struct input *in, uint32_t keysym, int down)
                                             .keysym = keysym });
 }
 
+static int fake_code(struct input *in, unsigned code, int down)
+{
+    return record(in, (struct input_event){ .type = INPUT_EV_CODE,
+                                            .down = down,
+                                            .keysym = code });
+}
+
 const struct input_event *input_fake_events(struct input *in, size_t *n)
 {
     struct fake_input *f;
@@ -96,4 +103,5 @@ const struct input_driver input_driver_fake = {
     .button = fake_button,
     .wheel = fake_wheel,
     .key = fake_key,
+    .code = fake_code,
 };

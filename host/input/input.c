@@ -131,21 +131,23 @@ static int find_held(const struct input *in, uint32_t keysym)
     return -1;
 }
 
-int input_key(struct input *in, uint32_t keysym, int down)
+/* A key by keysym, or by code (INPUT_HELD_CODE | code), held or let go. */
+static int key_or_code(struct input *in, uint32_t k, int down)
 {
     int i, r;
 
-    if (keysym == 0 || keysym > 0x1ffffff)
-        return -EINVAL;
-    i = find_held(in, keysym);
+    i = find_held(in, k);
     if (!down && i < 0)
         return 0;
     if (down && i < 0 && in->n_held == INPUT_MAX_HELD)
         return -ENOSPC;
-    if ((r = in->driver->key(in, keysym, down != 0)) != 0)
+    r = k & INPUT_HELD_CODE
+            ? in->driver->code(in, k & ~INPUT_HELD_CODE, down != 0)
+            : in->driver->key(in, k, down != 0);
+    if (r != 0)
         return r;
     if (down && i < 0) {
-        in->held[in->n_held++] = keysym;
+        in->held[in->n_held++] = k;
     } else if (!down) {
         memmove(&in->held[i], &in->held[i + 1],
                 sizeof(in->held[0]) * (size_t)(in->n_held - i - 1));
@@ -154,13 +156,27 @@ int input_key(struct input *in, uint32_t keysym, int down)
     return 0;
 }
 
+int input_key(struct input *in, uint32_t keysym, int down)
+{
+    if (keysym == 0 || keysym > 0x1ffffff)
+        return -EINVAL;
+    return key_or_code(in, keysym, down);
+}
+
+int input_code(struct input *in, unsigned code, int down)
+{
+    if (code == 0 || code > INPUT_CODE_MAX)
+        return -EINVAL;
+    return key_or_code(in, INPUT_HELD_CODE | code, down);
+}
+
 int input_release_all(struct input *in)
 {
     int b, r, first = 0;
 
     /* Last pressed first, as a person would let go. */
     while (in->n_held > 0) {
-        r = input_key(in, in->held[in->n_held - 1], 0);
+        r = key_or_code(in, in->held[in->n_held - 1], 0);
         if (r != 0) {
             if (first == 0)
                 first = r;

@@ -28,6 +28,8 @@
 #define INPUT_MAX_HELD  32  /* keys held at once (more are refused) */
 #define INPUT_WHEEL_MAX 100 /* wheel steps per call, each axis */
 #define INPUT_COORD_MAX 32767
+#define INPUT_CODE_MAX  247 /* highest key code (X keycodes end at 255) */
+#define INPUT_HELD_CODE 0x80000000u
 
 enum input_button {
     INPUT_BUTTON_LEFT = 1,
@@ -66,6 +68,10 @@ struct input_driver {
      * undoes exactly what the matching press did (same keycode, Shift).
      * Returns 0, -ENOENT (no keycode and no spare one), or -EIO. */
     int (*key)(struct input *in, uint32_t keysym, int down);
+    /* Press or release the key at a keyboard position: a Linux input
+     * event code (KEY_A = 30, 1..INPUT_CODE_MAX), whatever the display's
+     * layout makes of it.  Returns 0 or -EIO. */
+    int (*code)(struct input *in, unsigned code, int down);
     /* Optional: see input_keysym_to_keycode(). */
     int (*keysym_to_keycode)(struct input *in, uint32_t keysym,
                              uint8_t *keycode, int *shift);
@@ -75,7 +81,8 @@ struct input_driver {
 struct input {
     const struct input_driver *driver;
     void *priv;
-    uint32_t held[INPUT_MAX_HELD]; /* keysyms down, in press order */
+    /* keys down, in press order: keysyms, or INPUT_HELD_CODE | a code */
+    uint32_t held[INPUT_MAX_HELD];
     int n_held;
     unsigned buttons; /* bit b set while button b is down */
 };
@@ -112,6 +119,16 @@ int input_wheel(struct input *in, int dx, int dy);
  */
 int input_key(struct input *in, uint32_t keysym, int down);
 
+/*
+ * Press or release the key at a keyboard position (RustDesk's map
+ * keyboard mode): code is a Linux input event code (KEY_Z = 44), the X
+ * keycode minus 8; the display's own layout decides what it types.
+ * -EINVAL outside 1..INPUT_CODE_MAX, -ENOSPC as input_key; a press of a
+ * key already down is an auto-repeat, releasing one that is not down does
+ * nothing.
+ */
+int input_code(struct input *in, unsigned code, int down);
+
 /* Release every key and button still held (viewer gone).  Returns 0 or
  * the first error. */
 int input_release_all(struct input *in);
@@ -135,7 +152,8 @@ enum input_event_type {
     INPUT_EV_MOVE,
     INPUT_EV_BUTTON,
     INPUT_EV_WHEEL,
-    INPUT_EV_KEY
+    INPUT_EV_KEY,
+    INPUT_EV_CODE
 };
 
 struct input_event {
@@ -143,7 +161,7 @@ struct input_event {
     int x, y;        /* MOVE: position; WHEEL: dx, dy */
     int button;      /* BUTTON */
     int down;        /* BUTTON, KEY */
-    uint32_t keysym; /* KEY */
+    uint32_t keysym; /* KEY; CODE: the code */
 };
 
 #define INPUT_FAKE_MAX 4096 /* events kept; later ones are dropped */

@@ -407,6 +407,14 @@ static int wlr_key(struct input *in, uint32_t keysym, int down)
     return pump(wi);
 }
 
+static int wlr_code(struct input *in, unsigned code, int down)
+{
+    struct wlr_in *wi = in->priv;
+
+    send_key(wi, code + 8, down);
+    return pump(wi);
+}
+
 const struct input_driver input_driver_wlr = {
     .name = "wlr",
     .description = "wlroots Wayland compositors: virtual keyboard and pointer",
@@ -417,4 +425,5 @@ const struct input_driver input_driver_wlr = {
     .button = wlr_button,
     .wheel = wlr_wheel,
     .key = wlr_key,
+    .code = wlr_code,
 };

@@ -306,6 +306,15 @@ static int xtest_key(struct input *in, uint32_t keysym, int down)
     return flush(t);
 }
 
+static int xtest_code(struct input *in, unsigned code, int down)
+{
+    struct xtest *t = in->priv;
+
+    /* X keycodes are the kernel's codes + 8 (xkb's evdev rules) */
+    emit(t, down ? XCB_KEY_PRESS : XCB_KEY_RELEASE, (uint8_t)(code + 8), 0, 0);
+    return flush(t);
+}
+
 static void xtest_close(struct input *in)
 {
     struct xtest *t = in->priv;
@@ -397,5 +406,6 @@ const struct input_driver input_driver_xtest = {
     .button = xtest_button,
     .wheel = xtest_wheel,
     .key = xtest_key,
+    .code = xtest_code,
     .keysym_to_keycode = xtest_keysym_to_keycode,
 };

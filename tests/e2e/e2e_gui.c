@@ -434,6 +434,82 @@ static void menu_quality(void)
     desk_viewer_stop(&sv);
 }
 
+/* ---- keyboard modes ------------------------------------------------------
+ */
+
+static char rec_buf[65536];
+
+/* Wait up to 10 s for the card to record keysym sym after byte n0 of its
+ * record, with Shift in its state when shift is 1, without when 0 (-1:
+ * either). */
+static int card_got_after(ssize_t n0, unsigned sym, int shift)
+{
+    char *buf = rec_buf, want[40], *p;
+    unsigned state;
+    ssize_t n;
+
+    snprintf(want, sizeof(want), "key keysym=0x%x ", sym);
+    for (int i = 0; i < 200; i++) {
+        n = desk_slurp(record, buf, sizeof(rec_buf));
+        for (p = buf + (n > n0 ? n0 : n); (p = strstr(p, want)) != NULL; p++)
+            if (sscanf(p, "key keysym=0x%*x keycode=%*u state=0x%x", &state) ==
+                    1 &&
+                (shift < 0 || !(state & 1) == !shift))
+                return 1;
+        usleep(50000);
+    }
+    printf("# the card did not get keysym 0x%x%s\n", sym,
+           shift > 0    ? " with Shift"
+           : shift == 0 ? " without Shift"
+                        : "");
+    return 0;
+}
+
+/*
+ * A on a German layout, B (the viewer's) on the US one.  Map mode: B's
+ * keys by their place, A's layout decides: Y types z, the key right of
+ * L (apostrophe on B) types a-umlaut, Shift+2 types ".  Translate mode
+ * (picked in the menu): the characters typed on B arrive as they are:
+ * y, a-umlaut (typed on B through a spare keycode, as xdotool does) and @
+ * (AltGr+Q on A).
+ */
+static void keyboard_modes(void)
+{
+    static const char *const map[] = { "--keyboard", "map", NULL };
+    ssize_t n0;
+
+    HT_CHECK(desk_sh(&A, "setxkbmap -layout de") == 0);
+    HT_CHECK(desk_viewer_start(&sv, tmpdir, "keyboard", &srv, &B, PASSWORD,
+                               host.id, map) == 0);
+    HT_CHECK(file_has(sv.err, "first frame shown", 20000));
+    /* the pointer over the card on A (the X focus follows it) */
+    desk_sh(&B, "xdotool mousemove %d %d", card_at.x + 300, card_at.y + 200);
+    n0 = desk_slurp(record, rec_buf, sizeof(rec_buf));
+    desk_sh(&B, "xdotool key --delay 30 y apostrophe shift+2");
+    HT_CHECK(card_got_after(n0, 0x7a, 0)); /* z */
+    HT_CHECK(card_got_after(n0, 0xe4, 0)); /* adiaeresis */
+    HT_CHECK(card_got_after(n0, 0x22, 1)); /* quotedbl: Shift+2 on de */
+    /* rows: 0-9 as above (one display: no display rows), then legacy,
+     * translate, map */
+    HT_CHECK(menu_pick(11, "keyboard mode translate") == 0);
+    n0 = desk_slurp(record, rec_buf, sizeof(rec_buf));
+    desk_sh(&B, "xdotool type --delay 30 'y\xc3\xa4@'");
+    HT_CHECK(card_got_after(n0, 0x79, 0)); /* y */
+    HT_CHECK(card_got_after(n0, 0xe4, 0));
+    /* @: B's Shift arrives as Shift (it may be part of a shortcut), the
+     * host types @ through a spare keycode with it held */
+    HT_CHECK(card_got_after(n0, 0x40, -1));
+    if (ht_case_failures()) {
+        char keys[256];
+
+        desk_card_keys(record, keys, sizeof(keys));
+        printf("# the card got \"%s\"\n", keys);
+        desk_viewer_dump(&sv);
+    }
+    desk_viewer_stop(&sv);
+    HT_CHECK(desk_sh(&A, "setxkbmap -layout us") == 0);
+}
+
 /* ---- two monitors ---------------------------------------------------------
  */
 
@@ -545,6 +621,10 @@ int main(void)
         HT_RUN(menu_view_only);
         HT_RUN(menu_ctrl_alt_del);
         HT_RUN(menu_quality);
+        if (xvfb_have("setxkbmap"))
+            HT_RUN(keyboard_modes);
+        else
+            ht_skip("keyboard_modes", "setxkbmap missing");
         if (xvfb_have("xrandr"))
             HT_RUN(two_monitors);
         else

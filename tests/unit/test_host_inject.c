@@ -101,6 +101,46 @@ static void key_events(void)
     input_release_all(in);
 }
 
+/* Map mode: chr is the X keycode of the key's place (code + 8), pressed
+ * by place; out-of-range keycodes are refused; a key left down is let go
+ * by input_release_all. */
+static void key_map_mode(void)
+{
+    Hbb__KeyEvent ev = HBB__KEY_EVENT__INIT;
+    const struct input_event *e;
+    size_t n;
+
+    input_fake_clear(in);
+    ev.mode = HBB__KEYBOARD_MODE__Map;
+    ev.union_case = HBB__KEY_EVENT__UNION_CHR;
+    ev.chr = 50; /* left Shift: KEY_LEFTSHIFT 42 */
+    ev.down = 1;
+    HT_EQ_INT(inject_key(in, &ev), 0);
+    ev.chr = 29; /* KEY_Y 21: 'y' in us, 'z' in de */
+    ev.down = 0;
+    ev.press = 1;
+    HT_EQ_INT(inject_key(in, &ev), 0);
+    ev.chr = 8; /* below the first keycode */
+    HT_EQ_INT(inject_key(in, &ev), -EINVAL);
+    ev.chr = 256;
+    HT_EQ_INT(inject_key(in, &ev), -EINVAL);
+    HT_EQ_INT(input_release_all(in), 0);
+    e = input_fake_events(in, &n);
+    HT_EQ_INT(n, 4);
+    if (n != 4)
+        return;
+    for (size_t i = 0; i < n; i++)
+        HT_EQ_INT(e[i].type, INPUT_EV_CODE);
+    HT_EQ_INT(e[0].keysym, 42);
+    HT_EQ_INT(e[0].down, 1);
+    HT_EQ_INT(e[1].keysym, 21);
+    HT_EQ_INT(e[1].down, 1);
+    HT_EQ_INT(e[2].keysym, 21);
+    HT_EQ_INT(e[2].down, 0);
+    HT_EQ_INT(e[3].keysym, 42); /* released by input_release_all */
+    HT_EQ_INT(e[3].down, 0);
+}
+
 /* KeyEvent.seq: a typed string, character by character (press, release);
  * bad UTF-8 or a control character types nothing. */
 static void key_seq(void)
@@ -185,6 +225,7 @@ int main(void)
     HT_RUN(mouse_events);
     HT_RUN(key_events);
     HT_RUN(key_seq);
+    HT_RUN(key_map_mode);
     HT_RUN(throttle_lockout);
     input_close(in);
     return ht_finish();
