@@ -124,6 +124,10 @@ void session_audio_recount(struct host *h);
 int session_video_room(const struct session *s);
 void session_video_recount(struct host *h);
 void session_close_soon(struct session *s, const char *reason);
+/* Share monitor i of the host's list (-1: the whole screen): the video
+ * crops to it (session_live.c). */
+void session_share_monitor(struct host *h, int i);
+
 int session_send_msg(struct session *s, Hbb__Message *m);
 void session_send_test_delay(struct session *s);
 

@@ -42,11 +42,75 @@ static void on_input_error(struct session *s, const char *what, int r)
                  hd_strerror(r));
 }
 
-/* The viewer turns the clipboard or the sound off or on mid-session. */
+void session_share_monitor(struct host *h, int i)
+{
+    const struct monitor *m;
+
+    h->cur_monitor = i >= 0 && i < h->n_monitors ? i : -1;
+    if (h->video == NULL)
+        return;
+    if (h->cur_monitor < 0 || h->n_monitors < 2) {
+        video_set_region(h->video, 0, 0, 0, 0);
+        return;
+    }
+    m = &h->monitors[h->cur_monitor];
+    video_set_region(h->video, m->x, m->y, m->width, m->height);
+}
+
+/*
+ * The viewer picks a monitor (display index, or -1 / one past the last
+ * for the whole screen): share it and tell the viewer where it is.
+ */
+static void on_switch_display(struct session *s, const Hbb__SwitchDisplay *sd)
+{
+    struct host *h = s->h;
+    Hbb__Message m = HBB__MESSAGE__INIT;
+    Hbb__Misc misc = HBB__MISC__INIT;
+    Hbb__SwitchDisplay r = HBB__SWITCH_DISPLAY__INIT;
+    int w = 0, hgt = 0;
+
+    session_share_monitor(h, sd->display);
+    if (h->video)
+        video_size(h->video, &w, &hgt);
+    r.display = h->cur_monitor;
+    if (h->cur_monitor >= 0 && h->n_monitors > 1) {
+        r.x = h->monitors[h->cur_monitor].x;
+        r.y = h->monitors[h->cur_monitor].y;
+        r.width = h->monitors[h->cur_monitor].width;
+        r.height = h->monitors[h->cur_monitor].height;
+    } else {
+        r.width = w;
+        r.height = hgt;
+    }
+    hd_info(MOD, "%s switches to display %d (%dx%d at %d,%d)", s->peer,
+            r.display, r.width, r.height, r.x, r.y);
+    misc.union_case = HBB__MISC__UNION_SWITCH_DISPLAY;
+    misc.switch_display = &r;
+    m.union_case = HBB__MESSAGE__UNION_MISC;
+    m.misc = &misc;
+    session_send_msg(s, &m);
+}
+
+/* The viewer turns the clipboard or the sound off or on mid-session, or
+ * picks a quality preset. */
 static void on_option(struct session *s, const Hbb__OptionMessage *o)
 {
     struct host *h = s->h;
 
+    if (o->image_quality != HBB__IMAGE_QUALITY__NotSet && h->video != NULL) {
+        /* RustDesk's presets: Best, Balanced (its 0.67 factor is our
+         * default bitrate) and Low ("fast": half the bits, 15 fps) */
+        int pct = o->image_quality == HBB__IMAGE_QUALITY__Best  ? 150
+                  : o->image_quality == HBB__IMAGE_QUALITY__Low ? 50
+                                                                : 100;
+        int fps = o->custom_fps > 0                             ? o->custom_fps
+                  : o->image_quality == HBB__IMAGE_QUALITY__Low ? 15
+                                                                : 0;
+
+        video_set_quality(h->video, pct, fps);
+        hd_info(MOD, "%s asks for quality %d: bitrate %d%%, %d fps at most",
+                s->peer, (int)o->image_quality, pct, fps);
+    }
     if (o->disable_clipboard != HBB__OPTION_MESSAGE__BOOL_OPTION__NotSet)
         s->clipboard =
             h->clip != NULL &&
@@ -222,6 +286,9 @@ void session_on_live(struct session *s, const Hbb__Message *m)
             hd_info(MOD, "%s closes: %s", s->peer, m->misc->close_reason);
         } else if (m->misc->union_case == HBB__MISC__UNION_OPTION) {
             on_option(s, m->misc->option);
+        } else if (m->misc->union_case == HBB__MISC__UNION_SWITCH_DISPLAY &&
+                   s->xfer == NULL) {
+            on_switch_display(s, m->misc->switch_display);
         }
         break;
     case HBB__MESSAGE__UNION_CLIPBOARD:

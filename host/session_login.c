@@ -34,32 +34,55 @@ static void send_hash(struct session *s)
 
 static void send_peer_info(struct session *s)
 {
+    struct host *h = s->h;
     Hbb__Message m = HBB__MESSAGE__INIT;
     Hbb__LoginResponse lr = HBB__LOGIN_RESPONSE__INIT;
     Hbb__PeerInfo pi = HBB__PEER_INFO__INIT;
-    Hbb__DisplayInfo di = HBB__DISPLAY_INFO__INIT, *dis[1] = { &di };
+    Hbb__DisplayInfo di[MONITORS_MAX], *dis[MONITORS_MAX];
     Hbb__Features feat = HBB__FEATURES__INIT;
     Hbb__SupportedEncoding enc = HBB__SUPPORTED_ENCODING__INIT;
     struct passwd *pw = getpwuid(getuid());
     char host[256] = "", user[64] = "";
-    const char *disp = s->h->o->display;
-    int w = 0, hgt = 0;
+    const char *disp = h->o->display;
+    int w = 0, hgt = 0, i;
 
     if (gethostname(host, sizeof(host) - 1) != 0)
         snprintf(host, sizeof(host), "homedesk");
     snprintf(user, sizeof(user), "%s", pw && pw->pw_name ? pw->pw_name : "");
-    if (s->h->video)
-        video_size(s->h->video, &w, &hgt);
-    di.width = w;
-    di.height = hgt;
-    di.name = (char *)(disp && disp[0] ? disp : ":0");
-    di.online = 1;
+    if (h->video)
+        video_size(h->video, &w, &hgt);
+    /* RandR's monitors with the X11 capture (or auto: RandR answers only
+     * on X11), else the one screen */
+    if (h->o->capture <= 1 && w > 0 && hgt > 0) /* auto or x11 */
+        h->n_monitors = monitors_list(disp, w, hgt, h->monitors);
+    else {
+        h->monitors[0] = (struct monitor){ 0, 0, w, hgt, "" };
+        h->n_monitors = 1;
+    }
+    if (h->n_sessions <= 1 || h->cur_monitor >= h->n_monitors)
+        session_share_monitor(h, h->n_monitors > 1 ? 0 : -1); /* primary */
+    if (h->n_sessions <= 1 && h->video)
+        video_set_quality(h->video, 100, 0); /* an earlier viewer's preset */
+    for (i = 0; i < h->n_monitors; i++) {
+        const struct monitor *mo = &h->monitors[i];
+
+        hbb__display_info__init(&di[i]);
+        dis[i] = &di[i];
+        di[i].x = mo->x;
+        di[i].y = mo->y;
+        di[i].width = mo->width;
+        di[i].height = mo->height;
+        di[i].name = (char *)(mo->name[0]       ? mo->name
+                              : disp && disp[0] ? disp
+                                                : ":0");
+        di[i].online = 1;
+    }
     pi.username = user;
     pi.hostname = host;
     pi.platform = "Linux";
-    pi.n_displays = 1;
+    pi.n_displays = (size_t)h->n_monitors;
     pi.displays = dis;
-    pi.current_display = 0;
+    pi.current_display = h->cur_monitor > 0 ? h->cur_monitor : 0;
     pi.version = HOST_WIRE_VERSION;
     pi.features = &feat;
     pi.encoding = &enc; /* VP9 is implied; nothing else offered */
