@@ -32,6 +32,7 @@
 #include "client/audio.h"
 #include "client/connect.h"
 #include "client/decode.h"
+#include "client/drop.h"
 #include "client/keys.h"
 #include "client/known_hosts.h"
 #include "client/picture.h"
@@ -48,7 +49,7 @@
 
 struct opts {
     const char *server, *key, *direct, *password_file, *config_dir;
-    const char *out, *log_level, *log_file;
+    const char *out, *log_level, *log_file, *drop_to;
     int frames, verbose, timeout_s, answer_ms, keyboard;
     const char *relay;
     bool fullscreen, headless, force_relay, help, help_man, version, no_overlay,
@@ -73,6 +74,7 @@ struct viewer {
     struct headless hl;
     struct win *win;
     struct vaudio *audio;
+    struct drop *drop; /* files dropped on the window (drop.h) */
 };
 
 static uint64_t mono_ms(void)
@@ -165,6 +167,14 @@ static const struct hd_opt *make_opts(struct opts *o)
                   "it types (also in the menu, Ctrl+Alt+M)",
           .choices = kbd_mode_names,
           .i = &o->keyboard },
+        { .names = "drop-to",
+          .env = "HOMEDESK_DROP_TO",
+          .type = HD_OPT_STRING,
+          .def = "~/Downloads",
+          .arg = "DIR",
+          .help = "the host's folder for files dropped on the window (~ is "
+                  "the host user's home)",
+          .s = &o->drop_to },
         { .names = "no-overlay",
           .type = HD_OPT_FLAG,
           .help = "hide the stats overlay at start",
@@ -670,6 +680,7 @@ static int run_connect_window(struct viewer *v, struct sess_config *sc,
         wo->title = ch.title;
         wo->on_open = cw_close;
         wo->open_ud = c;
+        wo->drop = drop_new(sc, v->o.drop_to, &v->drop) == 0 ? v->drop : NULL;
         status = 1;
         if (window_open(v, wo) == 0 && session_start(v, sc, scb, &d, &s) == 0)
             status = win_run(v->win, s, d);
@@ -682,6 +693,8 @@ static int run_connect_window(struct viewer *v, struct sess_config *sc,
         d = NULL;
         win_free(v->win);
         v->win = NULL;
+        drop_free(v->drop);
+        v->drop = NULL;
     }
     if (r < 0) /* no display: as before the window, a usage error */
         status = usage_error("cannot open the connect window (no display?): "
@@ -887,6 +900,8 @@ int main(int argc, char **argv)
         status = run_connect_window(&v, &sc, &scb, &wo, dir);
         goto out;
     }
+    if (!o->headless && drop_new(&sc, o->drop_to, &v.drop) == 0)
+        wo.drop = v.drop;
     if (!o->headless && window_open(&v, &wo) != 0)
         goto out;
     if (session_start(&v, &sc, &scb, &d, &s) != 0)
@@ -902,6 +917,7 @@ int main(int argc, char **argv)
     }
 out:
     sess_free(s);
+    drop_free(v.drop);
     vaudio_close(v.audio);
     dec_free(d);
     win_free(v.win);

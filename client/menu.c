@@ -19,7 +19,8 @@
 #define HANDLE_W 120
 #define HANDLE_H 20
 #define HOVER_H  (2 * HANDLE_H) /* the pointer this near the top shows it */
-#define LIST_W   260
+#define LIST_W   300
+#define BAR_H    26
 #define ROW_H    28
 #define MAX_ROWS (20 + MENU_MAX_DISPLAYS)
 
@@ -37,6 +38,7 @@ struct menu {
     struct row rows[MAX_ROWS];
     int n;
     SDL_Rect handle, list;
+    SDL_Rect bar; /* the transfer bar as last drawn, w 0: none */
 };
 
 static const char *const quality_names[] = { "balanced", "best", "fast" };
@@ -125,8 +127,13 @@ static void build(struct menu *m, const struct menu_state *st)
         snprintf(t, sizeof(t), "Keyboard: %s", kbd_mode_names[i]);
         add(m, MA_KEYBOARD, i, st->keyboard == i, t);
     }
-    if (st->can_send_files)
-        add(m, MA_SEND_FILES, 0, -1, "Send files (drop them here)");
+    if (st->can_send_files) {
+        snprintf(t, sizeof(t), "Send files: drop them here (to %s)",
+                 st->drop_to != NULL ? st->drop_to : "?");
+        add(m, MA_SEND_FILES, 0, -1, t);
+    }
+    if (st->xfer != NULL && st->xfer->active)
+        add(m, MA_CANCEL_XFER, 0, -1, "Cancel the transfer");
     add(m, MA_DISCONNECT, 0, -1, "Disconnect");
     if (m->sel >= m->n)
         m->sel = m->n - 1;
@@ -141,6 +148,41 @@ static void place(struct menu *m)
     m->list = (SDL_Rect){ (ow - LIST_W) / 2, HANDLE_H, LIST_W, m->n * ROW_H };
 }
 
+/* The transfer bar at the bottom edge: progress while a transfer runs,
+ * then how it ended. */
+static void draw_bar(struct menu *m, const struct drop_status *x)
+{
+    struct ui *u = &m->ui;
+    SDL_Color shade = { 0x1c, 0x1e, 0x21, 0xe0 };
+    char t[400];
+    int ow = 0, oh = 0;
+
+    m->bar.w = 0;
+    if (x == NULL)
+        return;
+    SDL_GetRendererOutputSize(m->ren, &ow, &oh);
+    m->bar = (SDL_Rect){ 0, oh - BAR_H, ow, BAR_H };
+    SDL_SetRenderDrawBlendMode(m->ren, SDL_BLENDMODE_BLEND);
+    ui_fill(u, m->bar, shade);
+    if (x->active) {
+        SDL_Rect done = m->bar;
+
+        done.w = x->total > 0
+                     ? (int)((double)ow * (double)x->done / (double)x->total)
+                     : 0;
+        ui_fill(u, done, ui_accent);
+        snprintf(t, sizeof(t), "Sending %s: %d%% (%.1f of %.1f MB)%s%s",
+                 x->name, x->total > 0 ? (int)(100 * x->done / x->total) : 0,
+                 (double)x->done / 1e6, (double)x->total / 1e6,
+                 x->queued > 0 ? ", more after it" : "",
+                 "; Ctrl+Alt+M to cancel");
+    } else {
+        snprintf(t, sizeof(t), "%s", x->msg);
+    }
+    ui_text(u, 8, m->bar.y + (BAR_H - u->line_h) / 2,
+            x->failed && !x->active ? ui_error : ui_panel, t);
+}
+
 void menu_draw(struct menu *m, const struct menu_state *st)
 {
     struct ui *u = &m->ui;
@@ -149,6 +191,7 @@ void menu_draw(struct menu *m, const struct menu_state *st)
 
     build(m, st);
     place(m);
+    draw_bar(m, st->xfer);
     if (!m->open && !m->hover)
         return; /* nothing over the picture */
     SDL_SetRenderDrawBlendMode(m->ren, SDL_BLENDMODE_BLEND);
@@ -176,6 +219,8 @@ void menu_draw(struct menu *m, const struct menu_state *st)
 
 int menu_covers(const struct menu *m, const SDL_Rect *r)
 {
+    if (m->bar.w > 0 && SDL_HasIntersection(&m->bar, r))
+        return 1;
     return (m->open || m->hover) &&
            (SDL_HasIntersection(&m->handle, r) ||
             (m->open && SDL_HasIntersection(&m->list, r)));

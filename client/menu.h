@@ -5,7 +5,9 @@
  * actions: Ctrl+Alt+Del, lock the screen, view only, quality (balanced /
  * best / fast), fit or 1:1, fullscreen, keyboard grab, statistics, the
  * host's displays (each, and "all" when the host offers it), the
- * keyboard mode (legacy, translate, map: keys.h), send files, disconnect.
+ * keyboard mode (legacy, translate, map: keys.h), send files (where
+ * dropped files go; cancel a transfer), disconnect.  A bar at the bottom
+ * edge shows a transfer of dropped files while it runs, and how it ended.
  * Ctrl+Alt+M (or a click on the handle) opens and closes it; with it open,
  * Up/Down (or Tab) move, Enter or a click picks, Esc closes.  While open, every
  * key and click goes to the menu, none to the host.
@@ -19,6 +21,7 @@
 
 #include <SDL.h>
 
+#include "client/drop.h"
 #include "client/session.h"
 
 enum menu_act {
@@ -33,6 +36,7 @@ enum menu_act {
     MA_STATS,
     MA_DISPLAY,  /* arg: display index, or MENU_ALL_DISPLAYS */
     MA_KEYBOARD, /* arg: enum kbd_mode (keys.h) */
+    MA_CANCEL_XFER,
     MA_SEND_FILES,
     MA_DISCONNECT,
 };
@@ -47,6 +51,9 @@ struct menu_state {
     int keyboard;            /* enum kbd_mode */
     int n_displays, display; /* display: index, or MENU_ALL_DISPLAYS */
     int can_send_files;
+    const char *drop_to; /* the host's folder for dropped files */
+    /* the transfer bar: NULL, or what to show (drop.h) */
+    const struct drop_status *xfer;
 };
 
 struct menu;

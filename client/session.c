@@ -327,6 +327,16 @@ static size_t xfer_backlog(void *ud)
     return s->ch != NULL ? hd_channel_backlog(s->ch) : 0;
 }
 
+static void xfer_progress(void *ud, uint64_t done, uint64_t total)
+{
+    struct sess *s = ud;
+
+    pthread_mutex_lock(&s->mu);
+    s->st.xfer_done = done;
+    s->st.xfer_total = total;
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void xfer_end(void *ud, int status, const char *msg)
 {
     struct sess *s = ud;
@@ -340,7 +350,8 @@ static void xfer_end(void *ud, int status, const char *msg)
 /* Logged in for a file transfer: run it. */
 static void start_xfer(struct sess *s, const Hbb__PeerInfo *pi)
 {
-    struct vxfer_io io = { &s->loop, xfer_send, xfer_backlog, xfer_end, s };
+    struct vxfer_io io = { &s->loop, xfer_send,     xfer_backlog,
+                           xfer_end, xfer_progress, s };
     int r;
 
     s->state = ST_LIVE;

@@ -65,6 +65,7 @@ struct sess_stats {
     /* where that display is on the host's desktop (mouse coordinates are
      * the desktop's), which one of how many (-1: all of them) */
     int disp_x, disp_y, display, n_displays;
+    uint64_t xfer_done, xfer_total; /* a file transfer's bytes, of */
 };
 
 struct sess_cb {

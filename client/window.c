@@ -19,12 +19,23 @@
 #include "client/window.h"
 #include "log.h"
 
-enum { EV_READY = 0, EV_PICTURE, EV_END, EV_TICK, EV_CLIP, EV_SCALE, EV_COUNT };
+enum {
+    EV_READY = 0,
+    EV_PICTURE,
+    EV_END,
+    EV_TICK,
+    EV_CLIP,
+    EV_SCALE,
+    EV_XFER,
+    EV_COUNT
+};
 
 #define OVERLAY_SCALE 2 /* font pixels per screen pixel at scale 1 */
 #define TICK_MS       1000
 #define SEAT_WAIT_MS  5000 /* for a Wayland compositor to offer a seat */
 #define MAX_HELD_MODS 4    /* Ctrl/Alt presses held back (see hold_mod) */
+#define XFER_SHOW_MS  6000 /* how long the bar shows how a transfer ended */
+#define XFER_TICK_MS  200  /* the bar's steps while a transfer runs */
 
 struct win {
     struct win_opts o;
@@ -57,6 +68,12 @@ struct win {
     struct menu *menu; /* the in-session menu (menu.h), or NULL */
     int view_only, quality;
     int kbd; /* enum kbd_mode */
+    /* dropped files (w->o.drop): the last status, and until when the bar
+     * shows how the last transfer ended */
+    struct drop_status xst;
+    Uint32 xst_until;
+    int bar_was;       /* bar_shown() at the last poll */
+    SDL_TimerID xtick; /* EV_XFER while a transfer runs, else 0 */
     /* overlay figures, refreshed every TICK_MS */
     uint64_t shown, shown_then, bytes_then;
     Uint32 then_ms;
@@ -315,6 +332,12 @@ static Uint32 on_tick(Uint32 interval, void *ud)
     return interval;
 }
 
+static Uint32 on_xfer_tick(Uint32 interval, void *ud)
+{
+    push(ud, EV_XFER, 0);
+    return interval;
+}
+
 /* The Wayland watch thread: an output's scale changed. */
 static void on_scale(void *ud)
 {
@@ -395,6 +418,13 @@ static void update_stats(struct win *w)
              st.legacy ? "  legacy encryption" : "");
 }
 
+/* Is the transfer bar up: a transfer runs, or one ended a moment ago? */
+static int bar_shown(const struct win *w)
+{
+    return w->xst.active ||
+           (w->xst.msg[0] && !SDL_TICKS_PASSED(SDL_GetTicks(), w->xst_until));
+}
+
 static void menu_state_of(const struct win *w, struct menu_state *st)
 {
     memset(st, 0, sizeof(*st));
@@ -405,6 +435,9 @@ static void menu_state_of(const struct win *w, struct menu_state *st)
     st->grab = w->grab;
     st->stats = w->overlay;
     st->keyboard = w->kbd;
+    st->can_send_files = w->o.drop != NULL;
+    st->drop_to = w->o.drop != NULL ? drop_folder(w->o.drop) : NULL;
+    st->xfer = bar_shown(w) ? &w->xst : NULL;
     if (w->s != NULL) {
         struct sess_stats ss;
 
@@ -1133,6 +1166,16 @@ static void menu_do(struct win *w, int act, int arg, int *quit)
     case MA_STATS:
         w->overlay = !w->overlay;
         break;
+    case MA_SEND_FILES:
+        hd_info("window",
+                "drop files or folders on the window to send them "
+                "to the host's %s",
+                drop_folder(w->o.drop));
+        break;
+    case MA_CANCEL_XFER:
+        if (w->o.drop != NULL)
+            drop_cancel(w->o.drop);
+        break;
     case MA_KEYBOARD:
         if (arg >= 0 && arg < KBD_N_MODES) {
             flush_mods(w);
@@ -1193,6 +1236,53 @@ static int hotkey(struct win *w, const SDL_KeyboardEvent *k, int *quit)
     }
     render(w);
     return 1;
+}
+
+/* The dropped files' transfer: start what is queued, note how the last
+ * one ended, log the progress; redraw when the bar changes. */
+static void poll_drop(struct win *w)
+{
+    struct drop_status st;
+    int changed, shown;
+
+    if (w->o.drop == NULL)
+        return;
+    drop_poll(w->o.drop, &st);
+    changed = st.active != w->xst.active || st.done != w->xst.done ||
+              strcmp(st.msg, w->xst.msg) != 0;
+    if (strcmp(st.msg, w->xst.msg) != 0)
+        w->xst_until = SDL_GetTicks() + XFER_SHOW_MS;
+    if (st.active && (st.done != w->xst.done || !w->xst.active))
+        hd_info("window", "transfer: %s %d%% (%llu of %llu bytes)", st.name,
+                st.total > 0 ? (int)(100 * st.done / st.total) : 0,
+                (unsigned long long)st.done, (unsigned long long)st.total);
+    w->xst = st;
+    if (st.active && w->xtick == 0)
+        w->xtick = SDL_AddTimer(XFER_TICK_MS, on_xfer_tick, w);
+    else if (!st.active && w->xtick != 0) {
+        SDL_RemoveTimer(w->xtick);
+        w->xtick = 0;
+    }
+    shown = bar_shown(w);
+    if (changed || shown != w->bar_was)
+        render(w);
+    w->bar_was = shown;
+}
+
+static void on_drop(struct win *w, const char *path)
+{
+    int r;
+
+    if (w->o.drop == NULL) {
+        hd_warn("window", "%s dropped: this session cannot send files", path);
+        return;
+    }
+    if ((r = drop_add(w->o.drop, path)) != 0)
+        hd_warn("window", "%s not sent: %s", path, hd_strerror(r));
+    else
+        hd_info("window", "dropped %s: to the host's %s", path,
+                drop_folder(w->o.drop));
+    poll_drop(w);
 }
 
 static void on_input(struct win *w, const SDL_Event *ev, int *quit)
@@ -1279,8 +1369,15 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
             rescale(w);
         } else if (ev.type == w->ev_base + EV_TICK) {
             update_stats(w);
+            poll_drop(w);
             if (w->overlay)
                 render(w);
+        } else if (ev.type == w->ev_base + EV_XFER) {
+            poll_drop(w);
+        } else if (ev.type == SDL_DROPFILE) {
+            if (ev.drop.file != NULL)
+                on_drop(w, ev.drop.file);
+            SDL_free(ev.drop.file);
         } else if (ev.type == w->ev_base + EV_END) {
             status = ev.user.code;
             quit = 1;
@@ -1306,6 +1403,8 @@ void win_free(struct win *w)
         return;
     if (w->tick != 0)
         SDL_RemoveTimer(w->tick);
+    if (w->xtick != 0)
+        SDL_RemoveTimer(w->xtick);
     menu_free(w->menu);
     if (w->tex != NULL)
         SDL_DestroyTexture(w->tex);

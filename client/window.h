@@ -34,6 +34,7 @@
 
 #include "client/decode.h"
 #include "client/picture.h"
+#include "client/drop.h"
 #include "client/session.h"
 
 struct win;
@@ -44,6 +45,9 @@ struct win_opts {
     int overlay;   /* stats overlay shown at start */
     int clipboard; /* share the clipboard with the host */
     int keyboard;  /* enum kbd_mode (keys.h) at start */
+    /* files dropped on the window go to the host through it (drop.h); the
+     * caller frees it after win_free; may be NULL */
+    struct drop *drop;
     /* called (main thread) once the session's window is open, e.g. to
      * close the connect window; may be NULL */
     void (*on_open)(void *ud);

@@ -112,7 +112,8 @@ static const char *human(double n, char *buf, size_t cap)
 }
 
 /*
- * On a terminal, at most 4 times a second (and once more with last): one
+ * To io.progress each time; on a terminal, at most 4 times a second (and
+ * once more with last): one
  * line, rewritten in place, with the share of the bytes done, the rate of
  * this run and the time left at that rate.  Nothing when stderr is not a
  * terminal (a log file, a pipe).
@@ -123,6 +124,8 @@ static void progress(struct vxfer *x, int last)
     double t = since_start(x), rate;
     char a[32], b[32], c[32], left[32];
 
+    if (x->io.progress != NULL)
+        x->io.progress(x->io.ud, done > total ? total : done, total);
     if (!x->tty || (!last && t - x->shown < 0.25))
         return;
     x->shown = t;

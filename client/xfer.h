@@ -23,6 +23,7 @@
 #define VIEW_XFER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -42,6 +43,8 @@ struct vxfer_io {
     size_t (*backlog)(void *ud);
     /* the transfer is over: status 0, or 1 with a one-line message */
     void (*end)(void *ud, int status, const char *msg);
+    /* bytes copied so far, of total (get, put); may be NULL */
+    void (*progress)(void *ud, uint64_t done, uint64_t total);
     void *ud;
 };
 

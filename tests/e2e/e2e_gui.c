@@ -22,6 +22,10 @@
  *    session keeps order, so the first keys would have come first), "Send
  *    Ctrl+Alt+Del" arrives as Delete with Control and Alt held, "Quality:
  *    fast" reaches the host's encoder;
+ *  - keyboard modes (A on a German layout, B on the US one): map types
+ *    by key position (y -> z), translate the characters typed on B;
+ *  - files dropped on the session window (hd-xdnd, an XDND source) reach
+ *    the host's --drop-to folder byte for byte, the bar showing progress;
  *  - two monitors (display A split into two 640x720 RandR monitors with
  *    xrandr --setmonitor): the viewer starts on the first, the menu offers
  *    "Display 2" and "All displays"; on display 2 B shows A's right half
@@ -510,6 +514,89 @@ static void keyboard_modes(void)
     HT_CHECK(desk_sh(&A, "setxkbmap -layout us") == 0);
 }
 
+/* ---- files by drag and drop ----------------------------------------------
+ */
+
+/* B into shot_b: how many pixels of its bottom 26 rows have the transfer
+ * bar's blue (ui_accent). */
+static int bar_pixels(void)
+{
+    int n = 0;
+
+    if (desk_grab(&B, (struct desk_rect){ 0, 0, DESK_W, DESK_H }, shot_b) != 0)
+        return -1;
+    for (int i = DESK_W * (DESK_H - 26); i < DESK_W * DESK_H; i++) {
+        const uint8_t *p = shot_b + (size_t)i * 3;
+
+        n += p[0] == 0x1f && p[1] == 0x6f && p[2] == 0xd0;
+    }
+    return n;
+}
+
+/*
+ * A file (40 MiB, random: no compression helps) and a folder dropped at
+ * once on the session window (hd-xdnd: the XDND protocol, as a file
+ * manager drops) go to the host's --drop-to folder one after the other,
+ * byte for byte; the bar at the bottom shows the progress (the viewer
+ * logs each step, and a screenshot while it runs has the bar's blue) and
+ * then that they arrived.
+ */
+static void drop_files(void)
+{
+    static char to[400], src[400], dir[400], shot[450];
+    const char *extra[] = { "--drop-to", to, NULL };
+    char prog[512];
+    struct desk_rect g;
+    xcb_window_t win;
+    int bar = 0;
+
+    snprintf(to, sizeof(to), "%s/host-inbox", tmpdir);
+    snprintf(src, sizeof(src), "%s/big file.bin", tmpdir);
+    snprintf(dir, sizeof(dir), "%s/a folder", tmpdir);
+    HT_CHECK(desk_sh(NULL,
+                     "head -c 41943040 /dev/urandom > '%s' && mkdir -p "
+                     "'%s/sub' && echo one > '%s/one.txt' && echo two > "
+                     "'%s/sub/two.txt'",
+                     src, dir, dir, dir) == 0);
+    HT_CHECK(desk_viewer_start(&sv, tmpdir, "drop", &srv, &B, PASSWORD, host.id,
+                               extra) == 0);
+    HT_CHECK(file_has(sv.err, "first frame shown", 20000));
+    HT_CHECK(desk_find_window(&B, "homedesk: ", &win, &g) == 0);
+    HT_CHECK(desk_sh(&B, "%s %u %d %d '%s' '%s'",
+                     prog_path("tests/e2e/hd-xdnd", prog, sizeof(prog)),
+                     (unsigned)win, g.x + g.w / 2, g.y + g.h / 2, src,
+                     dir) == 0);
+    HT_CHECK(file_has(sv.err, "dropped", 5000));
+    /* the bar while the file goes (from the first progress line), until
+     * a tenth of it is blue or the file is there; the screenshot with the
+     * most of it */
+    HT_CHECK(file_has(sv.err, "transfer: big file.bin", 20000));
+    snprintf(shot, sizeof(shot), "%s/transfer.png", tmpdir);
+    for (int i = 0; i < 200 && bar < DESK_W * 26 / 10 &&
+                    !file_has(sv.err, "big file.bin sent", 0);
+         i++) {
+        int n = bar_pixels();
+
+        if (n > bar) {
+            bar = n;
+            image_write_png(shot, shot_b, DESK_W, DESK_H);
+        }
+        usleep(50000);
+    }
+    printf("# the bar: at most %d blue pixels of %d (%s)\n", bar, DESK_W * 26,
+           shot);
+    HT_CHECK(bar > 0);
+    HT_CHECK(file_has(sv.err, "big file.bin sent to the host's", 60000));
+    HT_CHECK(file_has(sv.err, "a folder sent to the host's", 30000));
+    HT_CHECK(desk_sh(NULL, "cmp '%s' '%s/big file.bin'", src, to) == 0);
+    HT_CHECK(desk_sh(NULL, "diff -r '%s' '%s/a folder'", dir, to) == 0);
+    if (ht_case_failures()) {
+        desk_viewer_dump(&sv);
+        keep_tmp = 1;
+    }
+    desk_viewer_stop(&sv);
+}
+
 /* ---- two monitors ---------------------------------------------------------
  */
 
@@ -625,6 +712,7 @@ int main(void)
             HT_RUN(keyboard_modes);
         else
             ht_skip("keyboard_modes", "setxkbmap missing");
+        HT_RUN(drop_files);
         if (xvfb_have("xrandr"))
             HT_RUN(two_monitors);
         else
