@@ -3,7 +3,7 @@
 # media library (VP9 encoder and decoder with libvpx + libyuv; clipboard
 # text and file transfer blocks with zstd) that only the host and the
 # viewer link, so the server builds without media packages.
-MEDIA_SRCS := common/venc.c common/vdec.c common/clip.c common/files.c \
+MEDIA_SRCS := common/venc.c common/venc_conv.c common/vdec.c common/clip.c common/files.c \
 	common/squeeze.c
 COMMON_SRCS := $(filter-out $(MEDIA_SRCS),$(wildcard common/*.c))
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(O)/%.o) $(PROTO_OBJS)

@@ -38,140 +38,7 @@
  * the caller the rest, so no pixel is written by both.  Small areas stay
  * on the caller's thread: waking the helper costs more than it saves.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include <libyuv/convert.h>
-#include <vpx/vp8cx.h>
-#include <vpx/vpx_encoder.h>
-
-#include "err.h"
-#include "log.h"
-#include "venc.h"
-
-#define MOD "venc"
-
-/* Damaged pixels from which the conversion is shared with the helper
- * (~60 us of libyuv's ARGBToI420 at AVX2 speed). */
-#define SPLIT_MIN_PX (256L * 1024)
-
-enum conv_mode {
-    CONV_RECTS, /* the damage rectangles */
-    CONV_FULL,  /* the whole frame */
-    CONV_EXACT  /* the touched blocks, compared (exact damage) */
-};
-
-/* A block row of converted pixels, for the comparison (one per thread). */
-struct strip {
-    uint8_t *y, *u, *v;
-    int ystride, cstride;
-};
-
-/* One half of a conversion, for convert_rows. */
-struct conv_job {
-    const struct hd_venc_input *in;
-    enum conv_mode mode;
-    int y0, y1;          /* rows [y0, y1): even; multiples of 16 (EXACT) */
-    struct strip *strip; /* EXACT: this thread's strip */
-};
-
-struct hd_venc {
-    struct hd_venc_config cfg;
-    vpx_codec_ctx_t ctx;
-    vpx_codec_enc_cfg_t vcfg;
-    int ctx_ok;
-    vpx_image_t img; /* persistent I420 picture */
-    int img_ok;
-    int have_frame;   /* img holds a full conversion */
-    int want_key;     /* next frame is a key frame */
-    int64_t last_pts; /* pts of the previous frame, ms */
-    unsigned map_rows, map_cols;
-    uint8_t *map;     /* active map handed to libvpx (16x16 blocks) */
-    uint8_t *pending; /* blocks damaged in dropped frames */
-    uint8_t *touched; /* blocks under this frame's damage (exact damage) */
-    long long *touched_above; /* [r]: touched blocks in rows 0..r-1 */
-    struct strip strips[2];
-    int refining;     /* hd_venc_refine is on: no comparison */
-    int lossless_now; /* VP9E_SET_LOSSLESS in effect */
-    int pending_any;
-    int pending_full; /* a dropped frame had no damage list */
-    int static_now;   /* VP8E_SET_STATIC_THRESHOLD in effect */
-    /* conversion helper thread (helper_ok: running) */
-    pthread_t helper;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv, done_cv;
-    int helper_ok, sync_ok, quit;
-    unsigned job_gen, done_gen; /* under mu */
-    struct conv_job job;        /* under mu until job_gen is taken */
-};
-
-static void convert_rows(struct hd_venc *v, const struct conv_job *j);
-
-static void *helper_main(void *arg)
-{
-    struct hd_venc *v = arg;
-    struct conv_job j;
-    unsigned gen;
-
-    pthread_mutex_lock(&v->mu);
-    for (;;) {
-        while (!v->quit && v->job_gen == v->done_gen)
-            pthread_cond_wait(&v->work_cv, &v->mu);
-        if (v->quit)
-            break;
-        j = v->job;
-        gen = v->job_gen;
-        pthread_mutex_unlock(&v->mu);
-        convert_rows(v, &j);
-        pthread_mutex_lock(&v->mu);
-        v->done_gen = gen;
-        pthread_cond_signal(&v->done_cv);
-    }
-    pthread_mutex_unlock(&v->mu);
-    return NULL;
-}
-
-/* Start the helper; without it every conversion runs on the caller. */
-static void helper_start(struct hd_venc *v)
-{
-    if (pthread_mutex_init(&v->mu, NULL) != 0)
-        return;
-    if (pthread_cond_init(&v->work_cv, NULL) != 0) {
-        pthread_mutex_destroy(&v->mu);
-        return;
-    }
-    if (pthread_cond_init(&v->done_cv, NULL) != 0) {
-        pthread_cond_destroy(&v->work_cv);
-        pthread_mutex_destroy(&v->mu);
-        return;
-    }
-    v->sync_ok = 1;
-    if (pthread_create(&v->helper, NULL, helper_main, v) == 0)
-        v->helper_ok = 1;
-    else
-        hd_warn(MOD, "no conversion thread, converting on one");
-}
-
-static void helper_stop(struct hd_venc *v)
-{
-    if (v->helper_ok) {
-        pthread_mutex_lock(&v->mu);
-        v->quit = 1;
-        pthread_cond_signal(&v->work_cv);
-        pthread_mutex_unlock(&v->mu);
-        pthread_join(v->helper, NULL);
-        v->helper_ok = 0;
-    }
-    if (v->sync_ok) {
-        pthread_cond_destroy(&v->done_cv);
-        pthread_cond_destroy(&v->work_cv);
-        pthread_mutex_destroy(&v->mu);
-        v->sync_ok = 0;
-    }
-}
+#include "common/venc_int.h"
 
 static int clampi(int v, int lo, int hi)
 {
@@ -482,7 +349,7 @@ int hd_venc_new(const struct hd_venc_config *cfg, struct hd_venc **out)
     if ((r = apply_controls(v)) != 0)
         goto out;
     if (cfg->threads > 1)
-        helper_start(v);
+        venc_helper_start(v);
     *out = v;
     v = NULL;
     r = 0;
@@ -495,7 +362,7 @@ void hd_venc_free(struct hd_venc *venc)
 {
     if (venc == NULL)
         return;
-    helper_stop(venc);
+    venc_helper_stop(venc);
     if (venc->ctx_ok)
         vpx_codec_destroy(&venc->ctx);
     if (venc->img_ok)
@@ -569,231 +436,6 @@ int hd_venc_refine(struct hd_venc *venc, int level)
     return 0;
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* Convert an area (already clipped, even origin) of the BGRA frame. */
-static void convert_area(struct hd_venc *v, const struct hd_venc_input *in,
-                         int x, int y, int w, int h)
-{
-    vpx_image_t *img = &v->img;
-    int sy = img->stride[VPX_PLANE_Y], su = img->stride[VPX_PLANE_U],
-        sv = img->stride[VPX_PLANE_V];
-
-    ARGBToI420(in->bgra + (size_t)y * in->stride + (size_t)x * 4,
-               (int)in->stride, img->planes[VPX_PLANE_Y] + (size_t)y * sy + x,
-               sy, img->planes[VPX_PLANE_U] + (size_t)(y / 2) * su + x / 2, su,
-               img->planes[VPX_PLANE_V] + (size_t)(y / 2) * sv + x / 2, sv, w,
-               h);
-}
-
-/*
- * Clip r to the frame and align it out to even coordinates (a chroma
- * sample covers 2x2 pixels).  Returns 0 when nothing is left.
- */
-static int clip_rect(const struct hd_venc *v, const struct hd_venc_rect *r,
-                     int *x0, int *y0, int *x1, int *y1)
-{
-    long long ax = r->x, ay = r->y, bx = (long long)r->x + r->w,
-              by = (long long)r->y + r->h;
-
-    if (r->w <= 0 || r->h <= 0)
-        return 0;
-    ax = ax < 0 ? 0 : ax;
-    ay = ay < 0 ? 0 : ay;
-    bx = bx > v->cfg.width ? v->cfg.width : bx;
-    by = by > v->cfg.height ? v->cfg.height : by;
-    if (ax >= bx || ay >= by)
-        return 0;
-    *x0 = (int)ax & ~1;
-    *y0 = (int)ay & ~1;
-    *x1 = (int)bx + ((int)bx & 1);
-    *y1 = (int)by + ((int)by & 1);
-    if (*x1 > v->cfg.width)
-        *x1 = v->cfg.width;
-    if (*y1 > v->cfg.height)
-        *y1 = v->cfg.height;
-    return 1;
-}
-
-static void mark_blocks(const struct hd_venc *v, uint8_t *map, int x0, int y0,
-                        int x1, int y1)
-{
-    unsigned r, c, r1 = (unsigned)(y1 + 15) / 16, c1 = (unsigned)(x1 + 15) / 16;
-
-    for (r = (unsigned)y0 / 16; r < r1 && r < v->map_rows; r++)
-        for (c = (unsigned)x0 / 16; c < c1 && c < v->map_cols; c++)
-            map[(size_t)r * v->map_cols + c] = 1;
-}
-
-/* Do rows of an I420 block (w x h luma pixels at a, b) differ? */
-static int block_differs(const uint8_t *a, int sa, const uint8_t *b, int sb,
-                         int w, int h)
-{
-    for (int y = 0; y < h; y++)
-        if (memcmp(a + (size_t)y * sa, b + (size_t)y * sb, (size_t)w) != 0)
-            return 1;
-    return 0;
-}
-
-/*
- * Exact damage for the touched blocks [c0, c1) of block row r: convert
- * them into the strip, mark the blocks that differ from the picture in
- * the active map and bring the picture up to date.
- */
-static void convert_run(struct hd_venc *v, const struct hd_venc_input *in,
-                        struct strip *s, unsigned r, unsigned c0, unsigned c1)
-{
-    vpx_image_t *img = &v->img;
-    int sy = img->stride[VPX_PLANE_Y], su = img->stride[VPX_PLANE_U],
-        sv = img->stride[VPX_PLANE_V];
-    int x = (int)c0 * 16, y = (int)r * 16;
-    int xe = (int)c1 * 16 < v->cfg.width ? (int)c1 * 16 : v->cfg.width;
-    int w = xe - x, h = v->cfg.height - y < 16 ? v->cfg.height - y : 16;
-    int cw = (w + 1) / 2, ch = (h + 1) / 2, any = 0;
-    uint8_t *py = img->planes[VPX_PLANE_Y] + (size_t)y * sy + x;
-    uint8_t *pu = img->planes[VPX_PLANE_U] + (size_t)(y / 2) * su + x / 2;
-    uint8_t *pv = img->planes[VPX_PLANE_V] + (size_t)(y / 2) * sv + x / 2;
-
-    ARGBToI420(in->bgra + (size_t)y * in->stride + (size_t)x * 4,
-               (int)in->stride, s->y, s->ystride, s->u, s->cstride, s->v,
-               s->cstride, w, h);
-    for (unsigned c = c0; c < c1; c++) {
-        int bx = (int)(c - c0) * 16, bw = w - bx < 16 ? w - bx : 16;
-        int cbw = (bw + 1) / 2;
-
-        if (block_differs(s->y + bx, s->ystride, py + bx, sy, bw, h) ||
-            block_differs(s->u + bx / 2, s->cstride, pu + bx / 2, su, cbw,
-                          ch) ||
-            block_differs(s->v + bx / 2, s->cstride, pv + bx / 2, sv, cbw,
-                          ch)) {
-            v->map[(size_t)r * v->map_cols + c] = 1;
-            any = 1;
-        }
-    }
-    if (!any)
-        return;
-    for (int i = 0; i < h; i++)
-        memcpy(py + (size_t)i * sy, s->y + (size_t)i * s->ystride, (size_t)w);
-    for (int i = 0; i < ch; i++) {
-        memcpy(pu + (size_t)i * su, s->u + (size_t)i * s->cstride, (size_t)cw);
-        memcpy(pv + (size_t)i * sv, s->v + (size_t)i * s->cstride, (size_t)cw);
-    }
-}
-
-/* Exact damage for the touched blocks in rows [y0, y1). */
-static void convert_exact(struct hd_venc *v, const struct conv_job *j)
-{
-    unsigned r, c, c0, cols = v->map_cols;
-
-    for (r = (unsigned)j->y0 / 16; r < v->map_rows && (int)r * 16 < j->y1;
-         r++) {
-        const uint8_t *t = v->touched + (size_t)r * cols;
-
-        for (c = 0; c < cols;) {
-            while (c < cols && !t[c])
-                c++;
-            c0 = c;
-            while (c < cols && t[c])
-                c++;
-            if (c0 < c)
-                convert_run(v, j->in, j->strip, r, c0, c);
-        }
-    }
-}
-
-/* Convert the part of job j's areas in its rows. */
-static void convert_rows(struct hd_venc *v, const struct conv_job *j)
-{
-    const struct hd_venc_input *in = j->in;
-    int x0, y0, x1, y1;
-    size_t i;
-
-    if (j->y0 >= j->y1)
-        return;
-    if (j->mode == CONV_EXACT) {
-        convert_exact(v, j);
-        return;
-    }
-    if (j->mode == CONV_FULL) {
-        convert_area(v, in, 0, j->y0, v->cfg.width, j->y1 - j->y0);
-        return;
-    }
-    for (i = 0; i < in->n_rects; i++) {
-        if (!clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
-            continue;
-        y0 = y0 > j->y0 ? y0 : j->y0;
-        y1 = y1 < j->y1 ? y1 : j->y1;
-        if (y0 < y1)
-            convert_area(v, in, x0, y0, x1 - x0, y1 - y0);
-    }
-}
-
-/* Pixels to convert above row y. */
-static long long area_above(const struct hd_venc *v,
-                            const struct hd_venc_input *in, enum conv_mode mode,
-                            int y)
-{
-    int x0, y0, x1, y1;
-    long long a = 0;
-    size_t i;
-
-    if (mode == CONV_FULL)
-        return (long long)v->cfg.width * y;
-    if (mode == CONV_EXACT) {
-        unsigned r = (unsigned)(y + 15) / 16;
-
-        return v->touched_above[r < v->map_rows ? r : v->map_rows] * 256;
-    }
-    for (i = 0; i < in->n_rects; i++)
-        if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1) && y > y0)
-            a += (long long)(x1 - x0) * ((y < y1 ? y : y1) - y0);
-    return a;
-}
-
-/*
- * Convert on two threads when the helper runs and the area (pixels to
- * convert) is worth it: the helper takes the rows below a split row with
- * about half the area above it (a block row boundary for CONV_EXACT).
- */
-static void convert(struct hd_venc *v, const struct hd_venc_input *in,
-                    enum conv_mode mode, long long area)
-{
-    struct conv_job mine = { in, mode, 0, v->cfg.height, &v->strips[0] };
-    int step = mode == CONV_EXACT ? 16 : 2;
-    int lo = 0, hi = (v->cfg.height + step - 1) / step * step, mid;
-
-    if (!v->helper_ok || area < SPLIT_MIN_PX) {
-        convert_rows(v, &mine);
-        return;
-    }
-    while (hi - lo > step) {
-        mid = lo + (hi - lo) / 2 / step * step;
-        if (mid <= lo)
-            mid = lo + step;
-        if (2 * area_above(v, in, mode, mid) >= area)
-            hi = mid;
-        else
-            lo = mid;
-    }
-    mine.y1 = hi;
-    pthread_mutex_lock(&v->mu);
-    v->job = (struct conv_job){ in, mode, hi, v->cfg.height, &v->strips[1] };
-    v->job_gen++;
-    pthread_cond_signal(&v->work_cv);
-    pthread_mutex_unlock(&v->mu);
-    convert_rows(v, &mine);
-    pthread_mutex_lock(&v->mu);
-    while (v->done_gen != v->job_gen)
-        pthread_cond_wait(&v->done_cv, &v->mu);
-    pthread_mutex_unlock(&v->mu);
-}
-
 /* touched_above from touched: one pass, for the thread split's search. */
 static void count_touched(struct hd_venc *v)
 {
@@ -826,31 +468,31 @@ static int prepare(struct hd_venc *v, const struct hd_venc_input *in)
         } else {
             memset(v->touched, 0, n);
             for (i = 0; i < in->n_rects; i++)
-                if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
-                    mark_blocks(v, v->touched, x0, y0, x1, y1);
+                if (venc_clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
+                    venc_mark_blocks(v, v->touched, x0, y0, x1, y1);
         }
         count_touched(v);
-        convert(v, in, CONV_EXACT,
-                area_above(v, in, CONV_EXACT, v->cfg.height));
+        venc_convert(v, in, CONV_EXACT,
+                     venc_area_above(v, in, CONV_EXACT, v->cfg.height));
         return 1;
     }
     if (!full) {
         for (i = 0; i < in->n_rects; i++)
-            if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
+            if (venc_clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
                 area += (long long)(x1 - x0) * (y1 - y0);
         /* Overlapping rectangles would be converted twice: past the frame
          * area, one pass over everything is cheaper. */
         if (area >= frame)
             full = 2;
     }
-    convert(v, in, full ? CONV_FULL : CONV_RECTS, full ? frame : area);
+    venc_convert(v, in, full ? CONV_FULL : CONV_RECTS, full ? frame : area);
     v->have_frame = 1;
     if (full == 1 || !v->cfg.active_map || v->pending_full)
         return 0;
     memcpy(v->map, v->pending, n);
     for (i = 0; i < in->n_rects; i++)
-        if (clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
-            mark_blocks(v, v->map, x0, y0, x1, y1);
+        if (venc_clip_rect(v, &in->rects[i], &x0, &y0, &x1, &y1))
+            venc_mark_blocks(v, v->map, x0, y0, x1, y1);
     return 1;
 }
 
@@ -893,9 +535,9 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
         (in->rects == NULL && in->n_rects != 0))
         return -EINVAL;
 
-    t0 = now_us();
+    t0 = venc_now_us();
     used_map = prepare(v, in);
-    out->convert_us = now_us() - t0;
+    out->convert_us = venc_now_us() - t0;
     memset(&am, 0, sizeof(am));
     am.rows = v->map_rows;
     am.cols = v->map_cols;
@@ -927,13 +569,13 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
     duration = (unsigned long)clampi(1000 / v->cfg.fps, 1, 1000);
     if (v->want_key)
         flags |= VPX_EFLAG_FORCE_KF;
-    t0 = now_us();
+    t0 = venc_now_us();
     if (vpx_codec_encode(&v->ctx, &v->img, pts, duration, flags,
                          VPX_DL_REALTIME) != VPX_CODEC_OK) {
         hd_error(MOD, "encode failed: %s", vpx_codec_error(&v->ctx));
         return HD_ECONFIG;
     }
-    out->codec_us = now_us() - t0;
+    out->codec_us = venc_now_us() - t0;
     /* libvpx keeps the packet's bytes until the next encode call. */
     while ((pkt = vpx_codec_get_cx_data(&v->ctx, &iter)) != NULL) {
         if (pkt->kind != VPX_CODEC_CX_FRAME_PKT || got)
