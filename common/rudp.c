@@ -11,134 +11,14 @@
  * stored above rcv_nxt are out of order, and nothing is stored at or past
  * rd_sn + HD_RUDP_RCV_WND.  Sequence numbers wrap: compare with sdiff.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "common/rudp_int.h"
 
-#include <uv.h>
-
-#include "err.h"
-#include "log.h"
-#include "rudp.h"
-
-#define SLOTS             4096u /* ring size, power of 2, > HD_RUDP_RCV_WND */
-#define SLOT_MASK         (SLOTS - 1)
-#define FREE_MAX          256 /* spare MTU blocks kept */
-#define PKT_THRESHOLD     3   /* reordering tolerated at first, transmissions */
-#define PKT_THRESHOLD_OFF (1u << 30) /* reordering seen: time only */
-#define REO_SHIFT         3  /* time threshold rtt + rtt >> shift (9/8 RTT) */
-#define ACK_BODY          20 /* una wnd flags tx ts delay nranges */
-#define FIN_REPEATS       3
-
-enum { SEG_NONE, SEG_FLIGHT, SEG_LOST, SEG_ACKED };
-
-struct snd_seg {
-    uint8_t *buf;
-    uint16_t len;
-    uint8_t state;
-    uint32_t xmits;
-    uint64_t tx;       /* number of the last transmission */
-    uint64_t sent_ms;  /* time of the last transmission */
-    uint64_t first_ms; /* time of the first */
-};
-
-struct rcv_seg {
-    uint8_t *buf; /* NULL: slot empty */
-    uint16_t len;
-};
-
-struct hd_rudp {
-    uint32_t conv;
-    struct hd_rudp_cb cb;
-    void *ud;
-    uint64_t now;
-    int err;
-
-    /* send side */
-    uint8_t *q; /* bytes not yet in segments: q[q_head .. q_head+q_len) */
-    size_t q_head, q_len, q_cap;
-    size_t flight_bytes; /* bytes in segments not yet acknowledged */
-    uint32_t snd_una, snd_nxt, peer_right;
-    struct snd_seg *snd;
-    uint32_t *rtx; /* FIFO of sns to send again (may hold stale ones) */
-    uint32_t rtx_head, rtx_len;
-    uint64_t tx_next, largest_acked_tx, sampled_tx;
-    uint32_t inflight, cwnd, ssthresh, cwnd_acc;
-    uint32_t prior_cwnd, prior_ssthresh; /* before the last loss episode */
-    uint32_t reo_pkts, reo_shift;        /* reordering tolerance */
-    uint64_t recovery_tx;
-    uint32_t srtt8, rttvar4, latest_rtt, rto;
-    unsigned backoff;
-    int have_rtt;
-    uint64_t rto_at, loss_at, probe_at, last_send, last_recv;
-
-    /* receive side */
-    struct rcv_seg *rcv;
-    uint32_t rd_sn, rd_off, rcv_nxt, rcv_max, adv_right;
-    size_t avail;
-    unsigned ack_count;
-    int ack_now, echo_valid;
-    uint64_t ack_at, echo_at;
-    uint32_t echo_tx, echo_ts;
-    int fin_rcvd;
-    uint32_t fin_sn;
-
-    /* closing */
-    int closing, fin_left;
-    uint32_t fin_end;
-    uint64_t fin_at;
-
-    uint8_t *spare[FREE_MAX];
-    int nspare;
-    uint64_t bad_logged;
-    struct hd_rudp_stats st;
-};
-
-static int32_t sdiff(uint32_t a, uint32_t b)
-{
-    return (int32_t)(a - b);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint64_t min_at(uint64_t a, uint64_t b)
-{
-    if (a == 0)
-        return b;
-    if (b == 0)
-        return a;
-    return a < b ? a : b;
-}
-
-static uint8_t *blk_get(struct hd_rudp *r)
+uint8_t *rudp_blk_get(struct hd_rudp *r)
 {
     return r->nspare > 0 ? r->spare[--r->nspare] : malloc(HD_RUDP_MTU);
 }
 
-static void blk_put(struct hd_rudp *r, uint8_t *b)
+void rudp_blk_put(struct hd_rudp *r, uint8_t *b)
 {
     if (b == NULL)
         return;
@@ -250,7 +130,7 @@ static void put_hdr(struct hd_rudp *r, uint8_t *d, uint8_t type)
     put32(d + 2, r->conv);
 }
 
-static uint32_t cur_rto(const struct hd_rudp *r)
+uint32_t rudp_cur_rto(const struct hd_rudp *r)
 {
     uint64_t v = (uint64_t)r->rto << r->backoff;
 
@@ -333,7 +213,7 @@ static void send_seg(struct hd_rudp *r, uint32_t sn)
     s->state = SEG_FLIGHT;
     r->inflight++;
     if (r->rto_at == 0)
-        r->rto_at = r->now + cur_rto(r);
+        r->rto_at = r->now + rudp_cur_rto(r);
     emit(r, d, HD_RUDP_DATA_HDR + (size_t)s->len);
 }
 
@@ -406,7 +286,7 @@ static void mark_lost(struct hd_rudp *r, uint32_t sn, int cc)
  * jitter), widen the time threshold towards 2 RTT, and undo the window
  * cut that the false loss caused.
  */
-static void spurious(struct hd_rudp *r)
+void rudp_spurious(struct hd_rudp *r)
 {
     r->st.spurious_pkts++;
     r->reo_pkts = PKT_THRESHOLD_OFF;
@@ -419,10 +299,10 @@ static void spurious(struct hd_rudp *r)
     }
 }
 
-static void ack_seg(struct hd_rudp *r, struct snd_seg *s, uint64_t echo_tx)
+void rudp_ack_seg(struct hd_rudp *r, struct snd_seg *s, uint64_t echo_tx)
 {
     if (s->state == SEG_LOST || (s->xmits > 1 && echo_tx < s->tx))
-        spurious(r);
+        rudp_spurious(r);
     if (s->state == SEG_FLIGHT)
         r->inflight--;
     s->state = SEG_ACKED;
@@ -437,7 +317,7 @@ static void ack_seg(struct hd_rudp *r, struct snd_seg *s, uint64_t echo_tx)
  * transmissions have rising tx, so the scan stops at the first one not
  * sent before the largest acked (retransmissions only have larger tx).
  */
-static void detect_loss(struct hd_rudp *r)
+void rudp_detect_loss(struct hd_rudp *r)
 {
     uint32_t rtt, delay, sn;
 
@@ -472,7 +352,7 @@ static int new_seg(struct hd_rudp *r)
     struct snd_seg *s = &r->snd[r->snd_nxt & SLOT_MASK];
     size_t len = r->q_len < HD_RUDP_MSS ? r->q_len : HD_RUDP_MSS;
 
-    if ((s->buf = blk_get(r)) == NULL)
+    if ((s->buf = rudp_blk_get(r)) == NULL)
         return -ENOMEM;
     memcpy(s->buf, r->q + r->q_head, len);
     s->len = (uint16_t)len;
@@ -487,7 +367,7 @@ static int new_seg(struct hd_rudp *r)
 }
 
 /* Send what the windows allow, then an ack if one is due. */
-static void flush(struct hd_rudp *r)
+void rudp_flush(struct hd_rudp *r)
 {
     if (r->err)
         return;
@@ -507,7 +387,7 @@ static void flush(struct hd_rudp *r)
             break;
     if (r->q_len > 0 && sdiff(r->peer_right, r->snd_nxt) <= 0) {
         if (r->probe_at == 0) /* window closed: ask for news */
-            r->probe_at = r->now + cur_rto(r);
+            r->probe_at = r->now + rudp_cur_rto(r);
     } else {
         r->probe_at = 0;
     }
@@ -546,248 +426,13 @@ int hd_rudp_send(struct hd_rudp *r, const uint8_t *data, size_t n,
     }
     memcpy(r->q + r->q_head + r->q_len, data, n);
     r->q_len += n;
-    flush(r);
+    rudp_flush(r);
     return 0;
 }
 
 size_t hd_rudp_backlog(const struct hd_rudp *r)
 {
     return r->q_len + r->flight_bytes;
-}
-
-/* ---- input ---- */
-
-static int bad(struct hd_rudp *r, const char *why)
-{
-    r->st.bad_pkts++;
-    if (r->bad_logged++ == 0)
-        hd_warn("rudp", "conv %08x: dropped datagram: %s", r->conv, why);
-    else
-        hd_debug("rudp", "conv %08x: dropped datagram: %s", r->conv, why);
-    return HD_EPROTO;
-}
-
-static void rtt_sample(struct hd_rudp *r, uint32_t ts_echo, uint32_t delay)
-{
-    int32_t s = (int32_t)((uint32_t)r->now - ts_echo);
-    uint32_t v, dev;
-
-    if (s < 0 || s > 60000)
-        return; /* not a time we sent */
-    v = (uint32_t)s;
-    if (v > delay)
-        v -= delay;
-    r->latest_rtt = v;
-    if (!r->have_rtt) {
-        r->srtt8 = v * 8;
-        r->rttvar4 = v * 2;
-        r->have_rtt = 1;
-    } else {
-        dev = v > r->srtt8 / 8 ? v - r->srtt8 / 8 : r->srtt8 / 8 - v;
-        r->rttvar4 = r->rttvar4 - r->rttvar4 / 4 + dev;
-        r->srtt8 = r->srtt8 - r->srtt8 / 8 + v;
-    }
-    v = r->srtt8 / 8 + (r->rttvar4 > 1 ? r->rttvar4 : 1) + HD_RUDP_ACK_DELAY_MS;
-    if (v < HD_RUDP_MIN_RTO_MS)
-        v = HD_RUDP_MIN_RTO_MS;
-    if (v > HD_RUDP_MAX_RTO_MS)
-        v = HD_RUDP_MAX_RTO_MS;
-    r->rto = v;
-}
-
-static int input_ack(struct hd_rudp *r, const uint8_t *d, size_t n)
-{
-    const uint8_t *p = d + HD_RUDP_HDR, *rg;
-    uint32_t una = get32(p), wnd = get32(p + 4), sn, end;
-    uint32_t flight = r->snd_nxt - r->snd_una;
-    unsigned nr = p[19];
-    uint64_t tx = 0, echo, before = r->flight_bytes;
-    int progress;
-
-    if (n < HD_RUDP_HDR + ACK_BODY + (size_t)nr * 6)
-        return bad(r, "short ack");
-    if (sdiff(una, r->snd_una) > 0 && una - r->snd_una > flight)
-        return bad(r, "ack of data never sent");
-    if (wnd > HD_RUDP_RCV_WND * 4u)
-        return bad(r, "absurd window");
-    rg = p + ACK_BODY;
-    for (unsigned i = 0; i < nr; i++) {
-        sn = get32(rg + 6 * i);
-        end = sn + get16(rg + 6 * i + 4);
-        if (end == sn || sdiff(end, r->snd_nxt) > 0 || sdiff(end, sn) < 0)
-            return bad(r, "bad sack range");
-    }
-    if (p[8] & 1) {
-        tx = (r->tx_next & ~(uint64_t)0xffffffff) | get32(p + 9);
-        if (tx >= r->tx_next)
-            tx -= (uint64_t)1 << 32;
-        if (tx == 0 || tx >= r->tx_next || tx > ((uint64_t)1 << 62))
-            return bad(r, "echo of a transmission never sent");
-    }
-
-    /* without an echo, no retransmission counts as spurious */
-    echo = tx != 0 ? tx : UINT64_MAX;
-    if (tx > r->largest_acked_tx)
-        r->largest_acked_tx = tx;
-    if (tx > r->sampled_tx) {
-        r->sampled_tx = tx;
-        rtt_sample(r, get32(p + 13), get16(p + 17));
-    }
-    while (sdiff(una, r->snd_una) > 0) {
-        struct snd_seg *s = &r->snd[r->snd_una & SLOT_MASK];
-
-        if (s->state != SEG_ACKED)
-            ack_seg(r, s, echo);
-        blk_put(r, s->buf);
-        s->buf = NULL;
-        s->state = SEG_NONE;
-        r->snd_una++;
-    }
-    for (unsigned i = 0; i < nr; i++) {
-        sn = get32(rg + 6 * i);
-        end = sn + get16(rg + 6 * i + 4);
-        if (sdiff(sn, r->snd_una) < 0)
-            sn = r->snd_una;
-        for (; sdiff(end, sn) > 0; sn++) {
-            struct snd_seg *s = &r->snd[sn & SLOT_MASK];
-
-            if (s->state == SEG_FLIGHT || s->state == SEG_LOST)
-                ack_seg(r, s, echo);
-        }
-    }
-    if (sdiff(una + wnd, r->peer_right) > 0)
-        r->peer_right = una + wnd;
-    progress = r->flight_bytes != before;
-    if (progress)
-        r->backoff = 0;
-    if (r->inflight == 0)
-        r->rto_at = 0;
-    else if (progress)
-        r->rto_at = r->now + cur_rto(r);
-    detect_loss(r);
-    return 0;
-}
-
-static int input_data(struct hd_rudp *r, const uint8_t *d, size_t n)
-{
-    uint32_t sn = get32(d + 6), tx = get32(d + 10), ts = get32(d + 14);
-    size_t len = n - HD_RUDP_DATA_HDR;
-    struct rcv_seg *slot = &r->rcv[sn & SLOT_MASK];
-    uint32_t old = r->rcv_nxt;
-
-    if (sdiff(sn, r->rcv_nxt) >= 0) {
-        if (sn - r->rd_sn >= HD_RUDP_RCV_WND)
-            return bad(r, "data beyond the window");
-        if (r->fin_rcvd && sdiff(sn, r->fin_sn) >= 0)
-            return bad(r, "data after fin");
-    }
-    if (!r->echo_valid || sdiff(tx, r->echo_tx) > 0) {
-        r->echo_valid = 1;
-        r->echo_tx = tx;
-        r->echo_ts = ts;
-        r->echo_at = r->now;
-    }
-    if (sdiff(sn, r->rcv_nxt) < 0 || slot->buf != NULL) {
-        r->st.dup_pkts++;
-        r->ack_now = 1; /* our ack may have been lost */
-        return 0;
-    }
-    if ((slot->buf = blk_get(r)) == NULL)
-        return 0; /* as if lost */
-    memcpy(slot->buf, d + HD_RUDP_DATA_HDR, len);
-    slot->len = (uint16_t)len;
-    if (sdiff(sn + 1, r->rcv_max) > 0)
-        r->rcv_max = sn + 1;
-    while (r->rcv[r->rcv_nxt & SLOT_MASK].buf != NULL &&
-           r->rcv_nxt - r->rd_sn < HD_RUDP_RCV_WND) {
-        r->avail += r->rcv[r->rcv_nxt & SLOT_MASK].len;
-        r->rcv_nxt++;
-    }
-    if (sn != old || r->rcv_max != r->rcv_nxt)
-        r->ack_now = 1; /* a hole: tell the sender now */
-    if (++r->ack_count < 2 && r->ack_at == 0)
-        r->ack_at = r->now + HD_RUDP_ACK_DELAY_MS;
-    return 0;
-}
-
-static int input_fin(struct hd_rudp *r, const uint8_t *d)
-{
-    uint32_t end = get32(d + HD_RUDP_HDR);
-
-    if (sdiff(end, r->rcv_max) < 0 || end - r->rd_sn > (1u << 30))
-        return bad(r, "fin before received data or absurd");
-    if (r->fin_rcvd && end != r->fin_sn)
-        return bad(r, "second fin elsewhere");
-    r->fin_rcvd = 1;
-    r->fin_sn = end;
-    return 0;
-}
-
-int hd_rudp_input(struct hd_rudp *r, const uint8_t *d, size_t n,
-                  uint64_t now_ms)
-{
-    int ret;
-
-    r->now = now_ms;
-    if (hd_rudp_peek_conv(d, n) != r->conv)
-        return bad(r, "not ours");
-    if (r->err)
-        return 0;
-    switch (d[1]) {
-    case 'D':
-        ret = input_data(r, d, n);
-        break;
-    case 'K':
-        ret = input_ack(r, d, n);
-        break;
-    case 'F':
-        ret = input_fin(r, d);
-        break;
-    default: /* 'G' */
-        r->ack_now = 1;
-        ret = 0;
-        break;
-    }
-    if (ret != 0)
-        return ret;
-    r->st.recv_pkts++;
-    r->last_recv = now_ms;
-    flush(r);
-    return 0;
-}
-
-/* ---- reading ---- */
-
-size_t hd_rudp_recv(struct hd_rudp *r, uint8_t *buf, size_t cap)
-{
-    size_t got = 0;
-
-    while (got < cap && r->rd_sn != r->rcv_nxt) {
-        struct rcv_seg *s = &r->rcv[r->rd_sn & SLOT_MASK];
-        size_t take = s->len - r->rd_off;
-
-        if (take > cap - got)
-            take = cap - got;
-        memcpy(buf + got, s->buf + r->rd_off, take);
-        got += take;
-        r->rd_off += (uint32_t)take;
-        if (r->rd_off == s->len) {
-            blk_put(r, s->buf);
-            s->buf = NULL;
-            r->rd_sn++;
-            r->rd_off = 0;
-        }
-    }
-    r->avail -= got;
-    /* the window moved a good deal: say so with the next update */
-    if (r->rd_sn + HD_RUDP_RCV_WND - r->adv_right >= HD_RUDP_RCV_WND / 4)
-        r->ack_now = 1;
-    return got;
-}
-
-size_t hd_rudp_readable(const struct hd_rudp *r)
-{
-    return r->avail;
 }
 
 /* ---- timers ---- */
@@ -828,16 +473,17 @@ uint64_t hd_rudp_update(struct hd_rudp *r, uint64_t now_ms)
     if (r->rto_at != 0 && now_ms >= r->rto_at)
         on_rto(r);
     else if (r->loss_at != 0 && now_ms >= r->loss_at)
-        detect_loss(r);
-    flush(r);
+        rudp_detect_loss(r);
+    rudp_flush(r);
     if (r->probe_at != 0 && now_ms >= r->probe_at) {
         send_ping(r);
-        r->probe_at = now_ms + (cur_rto(r) < 1000 ? cur_rto(r) : 1000);
+        r->probe_at =
+            now_ms + (rudp_cur_rto(r) < 1000 ? rudp_cur_rto(r) : 1000);
     }
     if (r->fin_left > 0 && now_ms >= r->fin_at) {
         send_fin(r);
         r->fin_left--;
-        r->fin_at = now_ms + (cur_rto(r) > 100 ? cur_rto(r) : 100);
+        r->fin_at = now_ms + (rudp_cur_rto(r) > 100 ? rudp_cur_rto(r) : 100);
     }
     if (now_ms >= r->last_send + HD_RUDP_KEEPALIVE_MS)
         send_ping(r);
@@ -877,7 +523,7 @@ void hd_rudp_close(struct hd_rudp *r, uint64_t now_ms)
         return;
     send_fin(r);
     r->fin_left = FIN_REPEATS - 1;
-    r->fin_at = now_ms + (cur_rto(r) > 100 ? cur_rto(r) : 100);
+    r->fin_at = now_ms + (rudp_cur_rto(r) > 100 ? rudp_cur_rto(r) : 100);
 }
 
 void hd_rudp_get_stats(const struct hd_rudp *r, struct hd_rudp_stats *st)
