@@ -408,6 +408,30 @@ static int start_roles(struct server *s)
     return 0;
 }
 
+/* `homedesk-server check HOST[:PORT]`: the exit status (2: usage). */
+static int run_check(const struct opts *o, const struct hd_config *cfg)
+{
+    struct check_opts co = { 0 };
+
+    if (cfg->nargs != 2) {
+        fprintf(stderr, "usage: homedesk-server check HOST[:PORT] "
+                        "[--port N] "
+                        "[--relay-port M] [--key KEY]\n");
+        return 2;
+    }
+    co.host = cfg->args[1];
+    co.port = (uint16_t)o->port;
+    /* unless given, the relay port follows the rendezvous port, which
+     * HOST:PORT may set */
+    co.relay_port = opts_given(cfg, "relay-port") ? (uint16_t)o->relay_port : 0;
+    co.ws = !o->no_ws;
+    /* a public key to test relaying with; "-" (the default) is none */
+    co.key = o->key && strlen(o->key) == 44 ? o->key : NULL;
+    if (hd_crypto_init() != 0)
+        return 1;
+    return check_run(&co);
+}
+
 int main(int argc, char **argv)
 {
     struct server s;
@@ -448,29 +472,7 @@ int main(int argc, char **argv)
     }
     if (cfg.nargs > 0 && mode == MODE_HOMEDESK &&
         strcmp(cfg.args[0], "check") == 0) {
-        struct check_opts co = { 0 };
-
-        if (cfg.nargs != 2) {
-            fprintf(stderr, "usage: homedesk-server check HOST[:PORT] "
-                            "[--port N] "
-                            "[--relay-port M] [--key KEY]\n");
-            hd_config_cleanup(&cfg);
-            return 2;
-        }
-        co.host = cfg.args[1];
-        co.port = (uint16_t)s.o.port;
-        /* unless given, the relay port follows the rendezvous port, which
-         * HOST:PORT may set */
-        co.relay_port =
-            opts_given(&cfg, "relay-port") ? (uint16_t)s.o.relay_port : 0;
-        co.ws = !s.o.no_ws;
-        /* a public key to test relaying with; "-" (the default) is none */
-        co.key = s.o.key && strlen(s.o.key) == 44 ? s.o.key : NULL;
-        if (hd_crypto_init() != 0) {
-            hd_config_cleanup(&cfg);
-            return 1;
-        }
-        status = check_run(&co);
+        status = run_check(&s.o, &cfg);
         hd_config_cleanup(&cfg);
         return status;
     }

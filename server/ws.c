@@ -298,16 +298,58 @@ static int hs_reply(struct ws *ws, const char *status, const char *extra)
  * Parse the complete request in ws->hdr (len bytes, ending CRLFCRLF) and
  * answer it.  Returns 0 when upgraded, else an error after replying.
  */
+/* The client's address as a trusted proxy gives it: X-Real-IP, else the
+ * rightmost X-Forwarded-For entry (either may be NULL). */
+static void hs_forwarded(struct ws *ws, const char *xri, const char *xff)
+{
+    if (xri != NULL && ip_canon(xri, strlen(xri), ws->fwd_ip) != 0)
+        ws->fwd_ip[0] = '\0';
+    if (ws->fwd_ip[0] == '\0' && xff != NULL) {
+        const char *last = strrchr(xff, ',');
+
+        last = last ? last + 1 : xff;
+        if (ip_canon(last, strlen(last), ws->fwd_ip) != 0)
+            ws->fwd_ip[0] = '\0';
+    }
+}
+
+/* A valid upgrade request with Sec-WebSocket-Key key: start wslay and
+ * answer 101.  0 or a negative code. */
+static int hs_accept(struct ws *ws, const char *key)
+{
+    struct wslay_event_callbacks wcb = { 0 };
+    char accept[32], resp[256];
+    int n;
+
+    wcb.recv_callback = cb_recv;
+    wcb.send_callback = cb_send;
+    wcb.on_msg_recv_callback = cb_msg;
+    if (wslay_event_context_server_init(&ws->ctx, &wcb, ws) != 0) {
+        ws->ctx = NULL;
+        hs_reply(ws, "500 Internal Server Error", "");
+        return -ENOMEM;
+    }
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->cfg.max_message);
+
+    ws_accept_key(key, accept, sizeof(accept));
+    n = snprintf(resp, sizeof(resp),
+                 "HTTP/1.1 101 Switching Protocols\r\n"
+                 "Upgrade: websocket\r\n"
+                 "Connection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\n\r\n",
+                 accept);
+    ws->state = WS_OPEN;
+    hd_debug(MOD, "%s: upgraded on %s", ws->desc, ws->path);
+    return ws_write(ws, resp, (size_t)n);
+}
+
 static int hs_process(struct ws *ws, size_t len)
 {
     char *p = ws->hdr, *end = ws->hdr + len, *line_end, *sp1, *sp2;
     const char *key = NULL, *xri = NULL, *xff = NULL;
     int upgrade = 0, connection = 0, version = 0, keys = 0;
-    char accept[32], resp[256];
     uint8_t keybin[16];
     size_t keybin_len = 0;
-    struct wslay_event_callbacks wcb = { 0 };
-    int n;
 
     if (strlen(ws->hdr) != len) {
         hd_info(MOD, "%s: NUL byte in upgrade request", ws->desc);
@@ -390,36 +432,8 @@ static int hs_process(struct ws *ws, size_t len)
         goto bad;
     }
 
-    if (xri != NULL && ip_canon(xri, strlen(xri), ws->fwd_ip) != 0)
-        ws->fwd_ip[0] = '\0';
-    if (ws->fwd_ip[0] == '\0' && xff != NULL) {
-        const char *last = strrchr(xff, ',');
-
-        last = last ? last + 1 : xff;
-        if (ip_canon(last, strlen(last), ws->fwd_ip) != 0)
-            ws->fwd_ip[0] = '\0';
-    }
-
-    wcb.recv_callback = cb_recv;
-    wcb.send_callback = cb_send;
-    wcb.on_msg_recv_callback = cb_msg;
-    if (wslay_event_context_server_init(&ws->ctx, &wcb, ws) != 0) {
-        ws->ctx = NULL;
-        hs_reply(ws, "500 Internal Server Error", "");
-        return -ENOMEM;
-    }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->cfg.max_message);
-
-    ws_accept_key(key, accept, sizeof(accept));
-    n = snprintf(resp, sizeof(resp),
-                 "HTTP/1.1 101 Switching Protocols\r\n"
-                 "Upgrade: websocket\r\n"
-                 "Connection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: %s\r\n\r\n",
-                 accept);
-    ws->state = WS_OPEN;
-    hd_debug(MOD, "%s: upgraded on %s", ws->desc, ws->path);
-    return ws_write(ws, resp, (size_t)n);
+    hs_forwarded(ws, xri, xff);
+    return hs_accept(ws, key);
 bad:
     hs_reply(ws, "400 Bad Request", "");
     return HD_EPROTO;
