@@ -9,6 +9,7 @@
  * one-time password, how to connect), flushed at once; logs go to stderr.
  * Exit status: 0 ok, 1 runtime error, 2 usage error.
  */
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,7 +58,16 @@ struct main_state {
 #define OPT_LISTEN 8  /* index of --listen in the table below */
 #define OPTS_MAX   48 /* entries of the table, its end included */
 
-static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
+/* Append the entries of the array a to t at *n (OPTS_MAX in all). */
+#define OPTS_ADD(t, n, a)                                     \
+    do {                                                      \
+        assert(*(n) + sizeof(a) / sizeof((a)[0]) < OPTS_MAX); \
+        memcpy((t) + *(n), (a), sizeof(a));                   \
+        *(n) += (int)(sizeof(a) / sizeof((a)[0]));            \
+    } while (0)
+
+/* Where the host registers, who may log in, what it shares. */
+static void opts_session(struct host_opts *o, struct hd_opt *t, int *n)
 {
     const struct hd_opt opts[] = {
         { .names = "s,server",
@@ -128,6 +138,15 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .help = "do not ask the router (NAT-PMP, UPnP-IGD) to forward a "
                   "public port to --listen",
           .b = &o->no_upnp },
+    };
+
+    OPTS_ADD(t, n, opts);
+}
+
+/* What sessions get, the config directory, logging, help. */
+static void opts_features(struct host_opts *o, struct hd_opt *t, int *n)
+{
+    const struct hd_opt opts[] = {
         { .names = "no-clipboard",
           .env = "HOMEDESK_NO_CLIPBOARD",
           .type = HD_OPT_FLAG,
@@ -212,7 +231,16 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .help = "show the version and exit",
           .b = &o->version },
         HD_OPT_HELP_MAN(&o->help_man),
-        /* for tests and tuning */
+    };
+
+    OPTS_ADD(t, n, opts);
+}
+
+/* For tests and tuning (not in --help). */
+static void opts_hidden(struct host_opts *o, int *reg_tcp, struct hd_opt *t,
+                        int *n)
+{
+    const struct hd_opt opts[] = {
         { .names = "register-interval-ms",
           .type = HD_OPT_INT,
           .flags = HD_OPT_HIDDEN,
@@ -261,13 +289,22 @@ static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
           .min = 0,
           .max = 1000000000,
           .i = &o->fake_frames },
-        { 0 }
     };
 
-    _Static_assert(sizeof(opts) <= OPTS_MAX * sizeof(opts[0]),
-                   "the option table grew: raise OPTS_MAX");
-    memcpy(t, opts, sizeof(opts));
-    return (int)(sizeof(opts) / sizeof(opts[0]));
+    OPTS_ADD(t, n, opts);
+}
+
+/* The whole table into t (OPTS_MAX entries), its end included; returns
+ * the number of entries. */
+static int opts_table(struct host_opts *o, int *reg_tcp, struct hd_opt *t)
+{
+    int n = 0;
+
+    opts_session(o, t, &n);
+    opts_features(o, t, &n);
+    opts_hidden(o, reg_tcp, t, &n);
+    memset(&t[n], 0, sizeof(t[n]));
+    return n + 1;
 }
 
 /* ---- shutdown ------------------------------------------------------------ */
@@ -556,6 +593,175 @@ static void usage_help(void)
     hd_config_print_help(t, PROG, "[OPTIONS]", stdout);
 }
 
+/* --help-man, --help, --version: print it and return 1; else 0. */
+static int print_info(const struct host_opts *o, const struct hd_opt *table)
+{
+    if (o->help_man)
+        hd_config_print_man(table, stdout);
+    else if (o->help)
+        usage_help();
+    else if (o->version)
+        printf(PROG " " HD_VERSION "\n");
+    else
+        return 0;
+    return 1;
+}
+
+/* --config-dir, or the default one: 0, or a negative code after a
+ * message. */
+static int config_dir(const struct host_opts *o, char *dir, size_t cap)
+{
+    int r;
+
+    if (o->config_dir != NULL) {
+        snprintf(dir, cap, "%s", o->config_dir);
+        return 0;
+    }
+    if ((r = default_config_dir(dir, cap)) != 0)
+        fprintf(stderr,
+                PROG ": no config directory (set --config-dir or "
+                     "HOME): %s\n",
+                hd_strerror(r));
+    return r;
+}
+
+/* The settings that main checks by hand (exclusive options, --server):
+ * 0, or -EINVAL after one message (a usage error).  Fills host and port
+ * (8 bytes) from --server. */
+static int check_settings(struct main_state *st, char *host, size_t host_cap,
+                          char *port)
+{
+    struct host_opts *o = &st->o;
+
+    if (o->password != NULL && o->password_file != NULL) {
+        fprintf(stderr,
+                PROG ": --password and --password-file are exclusive\n");
+        return -EINVAL;
+    }
+    if (o->password == NULL && o->password_file == NULL &&
+        getenv("HOMEDESK_PASSWORD") != NULL)
+        hd_info("host", "HOMEDESK_PASSWORD is the viewer's and is ignored "
+                        "here; the host reads HOMEDESK_HOST_PASSWORD");
+    st->o.reg_tcp = st->reg_tcp_choice == 1   ? 1
+                    : st->reg_tcp_choice == 2 ? -1
+                                              : 0;
+    if (o->server != NULL && o->server[0] &&
+        reg_split_host_port(o->server, 21116, host, host_cap, port) != 0) {
+        fprintf(stderr, PROG ": --server: bad address '%s'\n", o->server);
+        return -EINVAL;
+    }
+    if (o->server != NULL && o->server[0] &&
+        (atoi(port) <= 0 || atoi(port) > 65534)) {
+        fprintf(stderr, PROG ": --server: bad port in '%s'\n", o->server);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* libsodium, the identity in dir and the passwords.  0, 1 when
+ * --show-id printed the ID (nothing more to do), or -1 after a message. */
+static int load_identity(struct host *h, const struct host_opts *o,
+                         const char *dir)
+{
+    if (hd_crypto_init() != 0) {
+        fprintf(stderr, PROG ": libsodium cannot initialise\n");
+        return -1;
+    }
+    if (ident_load(&h->ident, dir) != 0) {
+        fprintf(stderr, PROG ": cannot load the identity in %s\n", dir);
+        return -1;
+    }
+    if (o->show_id) {
+        printf("%s\n", h->ident.id);
+        return 1;
+    }
+    if (setup_password(h, o) != 0)
+        return -1;
+    if (!o->no_otp && ident_new_otp(&h->ident) != 0)
+        return -1;
+    if (h->ident.perm == NULL && h->ident.otp == NULL) {
+        /* on stdout too: it is the answer to "why can't I log in?" */
+        printf("nobody can log in: no permanent password and no one-time "
+               "password (set one with --password-file, or drop "
+               "--no-one-time-password)\n");
+        fflush(stdout);
+        hd_warn("host", "no password set: nobody can log in");
+    }
+    return 0;
+}
+
+/* Input, capture and encoding, the clipboard and audio (the last two
+ * optional: a failure is a log line).  0 or a negative code after a
+ * message naming the backend and the display. */
+static int start_media(struct host *h, struct video_opts *vo, const char *disp,
+                       const char *input)
+{
+    const struct host_opts *o = h->o;
+    struct input_opts io;
+    struct clip_opts co;
+    int r;
+
+    if (strcmp(input, "none") != 0) {
+        memset(&io, 0, sizeof(io));
+        io.display = disp;
+        if ((r = input_open(input, &io, &h->input)) != 0) {
+            display_failed("input", input, disp, r);
+            return r;
+        }
+    }
+    vo->copts.display = disp;
+    vo->copts.width = o->fake_width;
+    vo->copts.height = o->fake_height;
+    vo->copts.fake_interval_ms = o->fake_interval_ms;
+    vo->copts.fake_frames = o->fake_frames;
+    vo->fps = o->fps;
+    vo->on_cursor = on_cursor;
+    if ((r = video_start(h->loop, vo, on_video_frame, h, &h->video)) != 0) {
+        display_failed("capture", vo->capture, disp, r);
+        return r;
+    }
+    if (!video_has_encoder())
+        hd_warn("host", "this build has no video encoder: no frames sent");
+    /* the clipboard of the shared X display: with the x11 capture, or
+     * another capture and an explicit --display; without a display the
+     * sessions go on without a clipboard */
+    co.display =
+        strcmp(vo->capture, "x11") == 0 || o->display != NULL ? disp : NULL;
+    if (!o->no_clipboard)
+        clip_start(h->loop, clip_names[o->clipboard], &co, on_clip_text, h,
+                   &h->clip);
+    if (!o->no_audio &&
+        audio_start(h->loop, audio_names[o->audio], o->audio_source,
+                    on_audio_frame, h, &h->audio) != 0)
+        hd_warn("host", "no audio thread: sound off");
+    return 0;
+}
+
+/* Started: the log line, and on stdout what a user needs to connect. */
+static void print_ready(const struct host *h, const char *dir)
+{
+    const struct host_opts *o = h->o;
+    char fp[HD_FINGERPRINT_LEN];
+
+    hd_info("host", "homedesk-host %s: ID %s, config %s, listening on port %u",
+            HD_VERSION, h->ident.id, dir, (unsigned)h->listen_port);
+    printf("id: %s\n", h->ident.id);
+    /* what a viewer logs and shows (host_key=) on first contact */
+    hd_key_fingerprint(h->ident.key.pk, fp);
+    printf("key fingerprint: %s\n", fp);
+    if (h->ident.otp)
+        printf("one-time password: %s\n", h->ident.otp);
+    printf("listening on port %u for direct connections\n",
+           (unsigned)h->listen_port);
+    if (h->server_host[0])
+        printf("connect with: homedesk-viewer --server %s%s%s %s\n", o->server,
+               o->key ? " --key " : "", o->key ? o->key : "", h->ident.id);
+    else
+        printf("connect with: homedesk-viewer --direct THIS-HOST:%u\n",
+               (unsigned)h->listen_port);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     static struct main_state st;
@@ -567,8 +773,6 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     int r, status = 1, loop_init = 0;
     struct video_opts vo;
-    struct input_opts io;
-    struct clip_opts co;
     const char *disp = NULL, *input = NULL;
 
     signal(SIGPIPE, SIG_IGN);
@@ -581,18 +785,7 @@ int main(int argc, char **argv)
     }
     /* copied: out of ps and /proc/PID/{cmdline,environ} now */
     hd_config_scrub_secret(argc, argv, "password", 0, "HOMEDESK_HOST_PASSWORD");
-    if (o->help_man) {
-        hd_config_print_man(table, stdout);
-        hd_config_cleanup(&cfg);
-        return 0;
-    }
-    if (o->help) {
-        usage_help();
-        hd_config_cleanup(&cfg);
-        return 0;
-    }
-    if (o->version) {
-        printf(PROG " " HD_VERSION "\n");
+    if (print_info(o, table)) {
         hd_config_cleanup(&cfg);
         return 0;
     }
@@ -601,17 +794,8 @@ int main(int argc, char **argv)
                 cfg.args[0]);
         goto usage;
     }
-    if (o->config_dir == NULL) {
-        if ((r = default_config_dir(dir, sizeof(dir))) != 0) {
-            fprintf(stderr,
-                    PROG ": no config directory (set --config-dir or "
-                         "HOME): %s\n",
-                    hd_strerror(r));
-            goto out;
-        }
-    } else {
-        snprintf(dir, sizeof(dir), "%s", o->config_dir);
-    }
+    if (config_dir(o, dir, sizeof(dir)) != 0)
+        goto out;
     snprintf(conf, sizeof(conf), "%s/" CONFIG_FILE, dir);
     /* the settings file (every long option name is a key) */
     if (hd_config_parse_file(&cfg, conf, false) != 0)
@@ -629,50 +813,11 @@ int main(int argc, char **argv)
         hd_config_cleanup(&cfg);
         return 1;
     }
-    if (o->password != NULL && o->password_file != NULL) {
-        fprintf(stderr,
-                PROG ": --password and --password-file are exclusive\n");
+    if (check_settings(&st, host, sizeof(host), port) != 0)
         goto usage;
-    }
-    if (o->password == NULL && o->password_file == NULL &&
-        getenv("HOMEDESK_PASSWORD") != NULL)
-        hd_info("host", "HOMEDESK_PASSWORD is the viewer's and is ignored "
-                        "here; the host reads HOMEDESK_HOST_PASSWORD");
-    st.o.reg_tcp = st.reg_tcp_choice == 1 ? 1 : st.reg_tcp_choice == 2 ? -1 : 0;
-    if (o->server != NULL && o->server[0] &&
-        reg_split_host_port(o->server, 21116, host, sizeof(host), port) != 0) {
-        fprintf(stderr, PROG ": --server: bad address '%s'\n", o->server);
-        goto usage;
-    }
-    if (o->server != NULL && o->server[0] &&
-        (atoi(port) <= 0 || atoi(port) > 65534)) {
-        fprintf(stderr, PROG ": --server: bad port in '%s'\n", o->server);
-        goto usage;
-    }
-    if (hd_crypto_init() != 0) {
-        fprintf(stderr, PROG ": libsodium cannot initialise\n");
+    if ((r = load_identity(h, o, dir)) != 0) {
+        status = r > 0 ? 0 : 1; /* --show-id: done */
         goto out;
-    }
-    if (ident_load(&h->ident, dir) != 0) {
-        fprintf(stderr, PROG ": cannot load the identity in %s\n", dir);
-        goto out;
-    }
-    if (o->show_id) {
-        printf("%s\n", h->ident.id);
-        status = 0;
-        goto out;
-    }
-    if (setup_password(h, o) != 0)
-        goto out;
-    if (!o->no_otp && ident_new_otp(&h->ident) != 0)
-        goto out;
-    if (h->ident.perm == NULL && h->ident.otp == NULL) {
-        /* on stdout too: it is the answer to "why can't I log in?" */
-        printf("nobody can log in: no permanent password and no one-time "
-               "password (set one with --password-file, or drop "
-               "--no-one-time-password)\n");
-        fflush(stdout);
-        hd_warn("host", "no password set: nobody can log in");
     }
     if ((r = pick_display(o, &vo, &disp, &input)) != 0) {
         status = 2;
@@ -694,39 +839,8 @@ int main(int argc, char **argv)
             hd_warn("host", "no --key: relayed sessions will be refused by "
                             "a relay that checks the key");
     }
-    if (strcmp(input, "none") != 0) {
-        memset(&io, 0, sizeof(io));
-        io.display = disp;
-        if ((r = input_open(input, &io, &h->input)) != 0) {
-            display_failed("input", input, disp, r);
-            goto out;
-        }
-    }
-    vo.copts.display = disp;
-    vo.copts.width = o->fake_width;
-    vo.copts.height = o->fake_height;
-    vo.copts.fake_interval_ms = o->fake_interval_ms;
-    vo.copts.fake_frames = o->fake_frames;
-    vo.fps = o->fps;
-    vo.on_cursor = on_cursor;
-    if ((r = video_start(&loop, &vo, on_video_frame, h, &h->video)) != 0) {
-        display_failed("capture", vo.capture, disp, r);
+    if ((r = start_media(h, &vo, disp, input)) != 0)
         goto out;
-    }
-    if (!video_has_encoder())
-        hd_warn("host", "this build has no video encoder: no frames sent");
-    /* the clipboard of the shared X display: with the x11 capture, or
-     * another capture and an explicit --display; without a display the
-     * sessions go on without a clipboard */
-    co.display =
-        strcmp(vo.capture, "x11") == 0 || o->display != NULL ? disp : NULL;
-    if (!o->no_clipboard)
-        clip_start(&loop, clip_names[o->clipboard], &co, on_clip_text, h,
-                   &h->clip);
-    if (!o->no_audio &&
-        audio_start(&loop, audio_names[o->audio], o->audio_source,
-                    on_audio_frame, h, &h->audio) != 0)
-        hd_warn("host", "no audio thread: sound off");
     if (listen_on(h, o->listen_port,
                   hd_config_source(&cfg, OPT_LISTEN) != HD_CONFIG_DEFAULT) !=
         0) {
@@ -745,28 +859,7 @@ int main(int argc, char **argv)
     uv_signal_start(&st.sigint, on_signal, SIGINT);
     uv_signal_start(&st.sigterm, on_signal, SIGTERM);
 
-    hd_info("host", "homedesk-host %s: ID %s, config %s, listening on port %u",
-            HD_VERSION, h->ident.id, dir, (unsigned)h->listen_port);
-    printf("id: %s\n", h->ident.id);
-    {
-        char fp[HD_FINGERPRINT_LEN];
-
-        /* what a viewer logs and shows (host_key=) on first contact */
-        hd_key_fingerprint(h->ident.key.pk, fp);
-        printf("key fingerprint: %s\n", fp);
-    }
-    if (h->ident.otp)
-        printf("one-time password: %s\n", h->ident.otp);
-    printf("listening on port %u for direct connections\n",
-           (unsigned)h->listen_port);
-    if (h->server_host[0])
-        printf("connect with: homedesk-viewer --server %s%s%s %s\n", o->server,
-               o->key ? " --key " : "", o->key ? o->key : "", h->ident.id);
-    else
-        printf("connect with: homedesk-viewer --direct THIS-HOST:%u\n",
-               (unsigned)h->listen_port);
-    fflush(stdout);
-
+    print_ready(h, dir);
     uv_run(&loop, UV_RUN_DEFAULT);
     status = 0;
 out:
