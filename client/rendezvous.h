@@ -38,6 +38,16 @@
  * Every wait also watches cancel_fd (readable = give up), so the user can
  * quit while connecting.  Errors fill a one-line message for the user.
  * Only the session thread calls these; they block (DNS included).
+ *
+ * Files: rendezvous.c (the server connection, KeyExchange, the relay
+ * request, rv_connect_direct), rv_id.c (rv_connect_id: the punch request
+ * and setting up the race), rv_race.c (the race: candidates, the relay
+ * thread, NAT test, the UDP punch of upunch.h, the poll loop); their shared
+ * state in rv_int.h.  May call upunch.h, common/ (framing, crypto, rudp)
+ * and nothing of SDL: the session thread hands the socket to libuv after.
+ * The race is blocking poll() on the session thread; moving it onto the
+ * session's libuv loop, shared with the host's punch.c and upunch.c as
+ * common/nat/, is issue 13 item 3.
  */
 #ifndef VIEW_RENDEZVOUS_H
 #define VIEW_RENDEZVOUS_H

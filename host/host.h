@@ -10,6 +10,23 @@
  *
  * Threads: everything here belongs to the libuv loop thread, except
  * what video.h says about its own thread.
+ *
+ * Backends (one folder per platform-facing interface, a table of
+ * function pointers in its header, one file per backend, the fakes for
+ * tests): capture/ (x11, wlr, fake), input/ (xtest, wlr, fake), clipboard/
+ * (x11, fake), audio/ (pulse, fake).  A Windows host adds win32.c (DXGI
+ * capture, SendInput, the clipboard listener, WASAPI loopback) to each
+ * folder and one line to each table; a Wayland one adds to clipboard/
+ * (wlr-data-control) as it did to capture/ and input/.  Outside these
+ * folders only main.c (which display system the session offers) and
+ * monitors.c (RandR, new with #18) still know X11 or Wayland; the
+ * monitor list belongs behind capture/'s table next (a Windows capture
+ * lists DXGI outputs).
+ *
+ * Files: main.c (start-up, shutdown), opts.c (the option table), reg*.c
+ * (see reg.h), session*.c (see session.h), video.c, punch.c and upunch.c
+ * (the NAT traversal of PunchHole), upnp.c (port mapping), xfer.c (file
+ * transfer), monitors.c, ident.c, throttle.c, inject.c.
  */
 #ifndef HD_HOST_HOST_H
 #define HD_HOST_HOST_H

@@ -27,6 +27,13 @@
  * Only datagrams from the server's address are accepted.
  *
  * Loop thread only.
+ *
+ * Files: reg.c (registration, dispatch, the UDP socket, the tick),
+ * reg_link.c (TCP links to the server: one-shot messages, TCP
+ * registration, the probe), reg_serve.c (FetchLocalAddr, PunchHole,
+ * RequestRelay); their shared state in reg_int.h.  May call: punch.h and
+ * upunch.h (hole punching), session.h (a session on a relayed or punched
+ * stream), upnp.h's mapped port; nothing of the display.
  */
 #ifndef HD_HOST_REG_H
 #define HD_HOST_REG_H

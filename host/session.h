@@ -19,6 +19,14 @@
  * connects or accepts into session_tcp(), then session_begin.  The
  * session frees itself when it ends (session_close or by itself).
  * Loop thread only.
+ *
+ * Files: session.c (life cycle, channel, tick, TCP/UDP beginnings),
+ * session_login.c (handshake to LoginResponse), session_live.c (a live
+ * session's messages and the broadcasts of video, audio, cursor and
+ * clipboard); their shared state in session_int.h.  May call the
+ * backends' frameworks (input/, clipboard/, audio/ through host.h's
+ * handles), video.h, xfer.h and the channel (common/channel.h); never a
+ * backend directly.
  */
 #ifndef HD_HOST_SESSION_H
 #define HD_HOST_SESSION_H

@@ -11,6 +11,13 @@
  * connections are open at once, and a peer whose replies pile up unread
  * beyond a write-queue cap is closed.  A bad input closes only that
  * connection, with one log line.
+ *
+ * Files: rdv.c (helpers, the UDP socket, this header's functions),
+ * rdv_conn.c (TCP and WebSocket connections, KeyExchange, dispatch),
+ * rdv_punch.c (punch hole and relay requests, the host's answers),
+ * rdv_peer.c (registration, NAT test, online queries); their shared state
+ * in rdv_int.h.  May call peer.h and db.h (the peer table), ws.h, limit.h
+ * and common/; nothing of the relay role.
  */
 #ifndef HD_SERVER_RDV_H
 #define HD_SERVER_RDV_H

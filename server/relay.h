@@ -42,6 +42,13 @@
  * buffers, the newest closed first beyond that.  So a flood from one
  * address costs at most ~19 MiB, and from anywhere 64 MiB plus ~1 KiB of
  * state per connection (max_conns bounds those).
+ *
+ * Files: relay.c (listeners, this header's functions), relay_core.c
+ * (waiting map, lifetimes, forwarding, handshake), relay_tcp.c (TCP and
+ * splice mode), relay_ws.c (WebSocket, on ws.h), relay_limits.c (token
+ * buckets, downgrade, the pair tick), relay_lists.c (addresses, black and
+ * block lists); their shared state in relay_int.h.  May call ws.h, limit.h
+ * and common/ (framing, addresses); nothing of the rendezvous role.
  */
 #ifndef HD_SERVER_RELAY_H
 #define HD_SERVER_RELAY_H
