@@ -5,6 +5,7 @@
  * rv_connect_id and the race (rv_int.h says which does what).
  */
 #include "client/rv_int.h"
+#include "rvsec.h"
 
 const char *rv_path_name(enum rv_path p)
 {
@@ -235,40 +236,16 @@ void rvc_close(struct rvc *c)
 static int complete_key_exchange(struct rvc *c, const Hbb__KeyExchange *kx,
                                  const uint8_t server_pk[HD_SIGN_PK_BYTES])
 {
-    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
-    Hbb__KeyExchange ans = HBB__KEY_EXCHANGE__INIT;
-    uint8_t box_pk[64], my_pk[HD_BOX_PK_BYTES], sealed[HD_SEALED_KEY2_BYTES];
-    unsigned long long len;
-    ProtobufCBinaryData keys[2];
-    size_t sealed_len;
+    struct hd_rv_kx_answer ans;
     int r, split;
 
-    if (kx->n_keys != 1 || kx->keys[0].len > sizeof(box_pk) + 64 ||
-        kx->keys[0].len < crypto_sign_BYTES)
-        return HD_EPROTO;
-    if (crypto_sign_open(box_pk, &len, kx->keys[0].data, kx->keys[0].len,
-                         server_pk) != 0)
-        return HD_EAUTH;
-    if (len != HD_BOX_PK_BYTES)
-        return HD_EPROTO;
-    split =
-        hd_kx_offer_verify(server_pk, box_pk, kx->hd_kx.data, kx->hd_kx.len);
-    if ((r = hd_secure_client_start(box_pk, split, my_pk, sealed, &sealed_len,
-                                    &c->sec)) != 0)
+    if ((r = hd_rv_kx_answer(kx, server_pk, &c->sec, &split, &ans)) != 0)
         return r;
     if (!split)
         hd_info("rv",
                 "legacy encryption with the rendezvous server (one key both "
                 "ways: it does not offer per-direction keys)");
-    keys[0].data = my_pk;
-    keys[0].len = sizeof(my_pk);
-    keys[1].data = sealed;
-    keys[1].len = sealed_len;
-    ans.n_keys = 2;
-    ans.keys = keys;
-    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE;
-    m.key_exchange = &ans;
-    if ((r = rvc_send_secure(c, &m, 0)) != 0)
+    if ((r = rvc_send_secure(c, &ans.msg, 0)) != 0)
         return r;
     c->secure = 1;
     return 0;

@@ -39,7 +39,7 @@ void reg_register_peer(struct reg *g)
     reg_send_rdv(g, &m);
 }
 
-static void register_pk(struct reg *g)
+void reg_register_pk(struct reg *g)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__RegisterPk rk = HBB__REGISTER_PK__INIT;
@@ -78,7 +78,7 @@ static void new_id(struct reg *g, const char *why)
     printf("id: %s\n", g->h->ident.id);
     fflush(stdout);
     g->registered = 0;
-    register_pk(g);
+    reg_register_pk(g);
 }
 
 static void on_pk_response(struct reg *g, const Hbb__RegisterPkResponse *r)
@@ -113,12 +113,45 @@ static void on_pk_response(struct reg *g, const Hbb__RegisterPkResponse *r)
 
 /* ---- dispatch ------------------------------------------------------------ */
 
+/* A request by UDP "from the server" that we do not carry out: logged
+ * at once, then at most every REG_IGNORED_LOG_MS with a count. */
+static void udp_ignored(struct reg *g, int what)
+{
+    uint64_t now = uv_now(g->loop);
+
+    g->ignored++;
+    if (g->ignored_logged_ms != 0 &&
+        now - g->ignored_logged_ms < REG_IGNORED_LOG_MS)
+        return;
+    hd_warn(MOD,
+            "ignored %llu request(s) by UDP from %s's address (last: "
+            "message %d): %s",
+            (unsigned long long)g->ignored, g->server_name, what,
+            g->key_mismatch ? "the server does not hold --key"
+            : g->udp_trust == UDP_REFUSED
+                ? "this server sends them over its secure link (forged?)"
+                : "the secure link to the server is not up yet");
+    g->ignored = 0;
+    g->ignored_logged_ms = now;
+}
+
 void reg_handle(struct reg *g, const uint8_t *data, size_t n, int via_tcp)
 {
     Hbb__RendezvousMessage *m;
 
     if ((m = hbb__rendezvous_message__unpack(NULL, n, data)) == NULL) {
         hd_debug(MOD, "undecodable message from the server");
+        return;
+    }
+    if (!via_tcp && g->udp_trust != UDP_TRUSTED &&
+        m->union_case !=
+            HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PEER_RESPONSE) {
+        /* the answer to our RegisterPk by UDP: the one over the link is
+         * the one that counts */
+        if (m->union_case !=
+            HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PK_RESPONSE)
+            udp_ignored(g, m->union_case);
+        hbb__rendezvous_message__free_unpacked(m, NULL);
         return;
     }
     if (m->union_case != HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE) {
@@ -131,7 +164,9 @@ void reg_handle(struct reg *g, const uint8_t *data, size_t n, int via_tcp)
     }
     switch (m->union_case) {
     case HBB__RENDEZVOUS_MESSAGE__UNION_REGISTER_PEER_RESPONSE:
-        if (!via_tcp && g->tcp != NULL && g->h->o->reg_tcp == 0) {
+        if (!via_tcp && g->tcp == NULL && reg_link_wanted(g))
+            reg_tcp_start(g); /* the server is back: the link too, at once */
+        if (!via_tcp && g->tcp != NULL && !reg_link_wanted(g)) {
             reg_tcp_drop(g, "UDP works again");
             /* a RegisterPeer the link carried may have given the server
              * the link's address for us: the UDP one again, at once */
@@ -141,7 +176,7 @@ void reg_handle(struct reg *g, const uint8_t *data, size_t n, int via_tcp)
             if (g->registered)
                 hd_info(MOD, "server asks for our key again: registering");
             g->registered = 0;
-            register_pk(g);
+            reg_register_pk(g);
         } else if (!g->registered) {
             hd_info(MOD, "registered ID %s with %s", g->h->ident.id,
                     g->server_name);
@@ -162,7 +197,7 @@ void reg_handle(struct reg *g, const uint8_t *data, size_t n, int via_tcp)
         reg_on_request_relay(g, m->request_relay);
         break;
     case HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE:
-        break; /* a secure-channel offer on TCP: we stay plain */
+        break; /* a late offer on a link that did not wait for one */
     default:
         hd_debug(MOD, "message %d from the server ignored", (int)m->union_case);
         break;
@@ -256,7 +291,7 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
                    sizeof(g->server_name));
     if (open_udp(g) == 0)
         reg_register_peer(g);
-    if (g->h->o->reg_tcp == 1)
+    if (reg_link_wanted(g))
         reg_tcp_start(g);
     punch_nat_test(g->h, (struct sockaddr *)&g->server);
     g->natt_at = uv_now(g->loop) + REG_NAT_TEST_MS;
@@ -310,8 +345,9 @@ static void on_tick(uv_timer_t *t)
         if (g->h->o->reg_tcp == 0 && g->tcp == NULL)
             reg_tcp_start(g);
     }
-    if (g->h->o->reg_tcp == 1 && g->tcp == NULL)
+    if (reg_link_wanted(g) && g->tcp == NULL)
         reg_tcp_start(g);
+    reg_link_tick(g);
     reg_register_peer(g);
     if (uv_now(g->loop) >= g->natt_at) { /* the network may have changed */
         punch_nat_test(g->h, (struct sockaddr *)&g->server);
@@ -322,10 +358,27 @@ static void on_tick(uv_timer_t *t)
 int reg_start(struct host *h, struct reg **out)
 {
     struct reg *g;
+    size_t len = 0;
 
     *out = NULL;
     if ((g = calloc(1, sizeof(*g))) == NULL)
         return -ENOMEM;
+    g->udp_trust = UDP_TRUSTED;
+    if (h->o->key != NULL && h->o->key[0] != '\0') {
+        if (hd_base64_decode(h->o->key, strlen(h->o->key), g->server_pk,
+                             sizeof(g->server_pk), &len) != 0 ||
+            len != HD_SIGN_PK_BYTES) {
+            hd_error(MOD,
+                     "--key '%s' is not a server key (the 44 characters of "
+                     "the server's id_ed25519.pub)",
+                     h->o->key);
+            free(g);
+            return -EINVAL;
+        }
+        g->have_pk = 1;
+        if (h->o->reg_tcp != -1)
+            g->udp_trust = UDP_UNDECIDED;
+    }
     g->h = h;
     g->loop = h->loop;
     uv_timer_init(h->loop, &g->timer);

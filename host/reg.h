@@ -24,7 +24,22 @@
  *   port + 1), send RequestRelay{uuid, licence_key = --key} there, answer
  *   RelayResponse{socket_addr, uuid, relay_server, id, version} to the
  *   server over TCP, and run a session on the relayed stream.
- * Only datagrams from the server's address are accepted.
+ * Only datagrams from the server's address are accepted, and with --key
+ * only the answer to RegisterPeer among them until the TCP link settles
+ * whom to trust (anyone can forge a datagram's source address):
+ * - With --key the host keeps a TCP link to the server (unless
+ *   --register-tcp=never), checks the server's KeyExchange offer with the
+ *   key and seals the link.  homedesk-server signs an offer of
+ *   per-direction keys (hd_kx): its requests then come only over the
+ *   link, RegisterPk goes over it (binding our ID to it), and requests by
+ *   UDP are ignored with a warning, for the life of the process (a later
+ *   offer without hd_kx, or none, is reported as a possible downgrade).
+ *   RustDesk's hbbs offers legacy keys and sends its requests by UDP:
+ *   they are carried out, and the log says they cannot be authenticated.
+ *   An offer signed by another key: an error naming the server, and
+ *   nothing it asks is done.
+ * - Without --key (or a server that offers no KeyExchange): requests by
+ *   UDP are carried out, as RustDesk's host does.
  *
  * Loop thread only.
  *

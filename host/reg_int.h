@@ -29,6 +29,7 @@
 #include "log.h"
 #include "net.h"
 #include "rendezvous.pb-c.h"
+#include "rvsec.h"
 
 #define MOD "reg"
 
@@ -39,6 +40,16 @@
 #define RELAY_MAX           256
 #define REG_NAT_TEST_MS     (10u * 60 * 1000) /* NAT type test again */
 #define REG_FIRST_ANSWER_MS 3000 /* no answer by then: find out why */
+#define REG_KX_WAIT_MS      5000 /* a server with a key offers at once */
+#define REG_IGNORED_LOG_MS  10000
+
+/* Whether requests that arrive by UDP (unauthenticated: anyone can forge
+ * the server's source address) are carried out. */
+enum udp_trust {
+    UDP_UNDECIDED, /* --key set, the secure link not settled yet: no */
+    UDP_TRUSTED,   /* no --key, or a server without our secure link */
+    UDP_REFUSED,   /* homedesk-server proved its key: only the link counts */
+};
 
 struct reg_tcp;
 
@@ -60,6 +71,11 @@ struct reg {
     uint64_t last_new_id_ms, pk_backoff_until, natt_at;
     char old_id[IDENT_ID_MAX];
     struct reg_tcp *tcp;
+    /* the server's key (--key) and what its TCP link proved */
+    uint8_t server_pk[HD_SIGN_PK_BYTES];
+    int have_pk, key_mismatch;
+    enum udp_trust udp_trust;
+    uint64_t ignored, ignored_logged_ms;
     uint8_t rbuf[REG_MAX_MSG];
 };
 
@@ -80,6 +96,8 @@ void reg_probe_closed(uv_handle_t *hd);
 void reg_probe_say(struct reg *g, int err);
 void reg_probe_start(struct reg *g);
 void reg_send_rdv(struct reg *g, const Hbb__RendezvousMessage *m);
+int reg_link_wanted(const struct reg *g);
+void reg_link_tick(struct reg *g);
 
 /* reg_serve.c */
 void reg_on_fetch_local_addr(struct reg *g, const Hbb__FetchLocalAddr *f);
@@ -90,6 +108,7 @@ void reg_on_request_relay(struct reg *g, const Hbb__RequestRelay *rr);
 int reg_pack(const Hbb__RendezvousMessage *m, uint8_t **out, size_t *len);
 void reg_send_udp(struct reg *g, const Hbb__RendezvousMessage *m);
 void reg_register_peer(struct reg *g);
+void reg_register_pk(struct reg *g);
 void reg_handle(struct reg *g, const uint8_t *data, size_t n, int via_tcp);
 void reg_resolve(struct reg *g);
 

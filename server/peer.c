@@ -196,10 +196,15 @@ int peer_is_online(const struct peer *p, uint64_t now)
     return p->last_reg_ms != 0 && now - p->last_reg_ms < PEER_REG_TIMEOUT_MS;
 }
 
+int peer_udp_live(const struct peer *p, uint64_t now)
+{
+    return p->last_udp_ms != 0 && now - p->last_udp_ms < PEER_REG_TIMEOUT_MS;
+}
+
 int peer_prefers_tcp(const struct peer *p, uint64_t now)
 {
-    return p->conn != NULL &&
-           (p->last_udp_ms == 0 || now - p->last_udp_ms >= PEER_REG_TIMEOUT_MS);
+    return p->conn != NULL && (p->conn_secure || p->last_udp_ms == 0 ||
+                               now - p->last_udp_ms >= PEER_REG_TIMEOUT_MS);
 }
 
 struct peer *peer_heartbeat(struct peer_table *t, const char *id,
@@ -303,6 +308,24 @@ static int valid_id(const char *id)
             return 0;
     }
     return 1;
+}
+
+struct peer *peer_same_owner(struct peer_table *t, const char *id,
+                             const uint8_t *uuid, size_t uuid_len,
+                             const uint8_t *pk, size_t pk_len)
+{
+    struct peer *p;
+    uint8_t uh[16];
+    int r;
+
+    if (id == NULL || uuid_len == 0 || pk_len == 0 || pk_len > PEER_PK_MAX ||
+        (p = peer_get_or_load(t, id, &r)) == NULL)
+        return NULL;
+    uuid_hash(uuid, uuid_len, uh);
+    if (sodium_memcmp(p->uuid_hash, uh, 16) != 0 || p->pk_len != pk_len ||
+        memcmp(p->pk, pk, pk_len) != 0)
+        return NULL;
+    return p;
 }
 
 enum peer_pk_result peer_register_pk(struct peer_table *t, const char *id,

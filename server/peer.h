@@ -42,6 +42,7 @@ struct peer {
     uint8_t reg_pk_count; /* RegisterPk within 6 s of each other */
     uint8_t pk_len;
     uint8_t id_len;
+    uint8_t conn_secure; /* conn is a secure link its RegisterPk came on */
     uint8_t guid[16];
     uint8_t uuid_hash[16]; /* BLAKE2b-128 of the stored uuid */
     uint8_t ip[16];        /* info.ip of the store, v4 as ::ffff:a.b.c.d */
@@ -109,11 +110,26 @@ struct peer *peer_heartbeat(struct peer_table *t, const char *id,
 
 /*
  * Does p take messages over its TCP registration (p->conn) rather than
- * UDP?  Only while no UDP heartbeat came within PEER_REG_TIMEOUT_MS: a
- * host whose UDP works again drops its TCP link, and a message sent into
- * that closing link would be lost.
+ * UDP?  Always when that link is secure (the host checked our key on it
+ * and registered its key there: it takes requests only from there, as
+ * UDP cannot be authenticated); else only while no UDP heartbeat came
+ * within PEER_REG_TIMEOUT_MS: a host whose UDP works again drops a plain
+ * TCP link, and a message sent into that closing link would be lost.
  */
 int peer_prefers_tcp(const struct peer *p, uint64_t now);
+
+/* Did p's UDP heartbeats come within PEER_REG_TIMEOUT_MS (so p->addr is
+ * its UDP socket's address, to punch to)? */
+int peer_udp_live(const struct peer *p, uint64_t now);
+
+/*
+ * The stored peer id when uuid and pk are exactly the ones it registered
+ * (a host proving itself again, e.g. on its secure link), else NULL.
+ * Loads it from the database when needed; changes nothing.
+ */
+struct peer *peer_same_owner(struct peer_table *t, const char *id,
+                             const uint8_t *uuid, size_t uuid_len,
+                             const uint8_t *pk, size_t pk_len);
 
 /*
  * A RegisterPk from `from`: runs the checks of PROTOCOL.md in order and,

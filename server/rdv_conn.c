@@ -35,8 +35,10 @@ void rdv_conn_close(struct rdv_conn *c, const char *why)
         hmap_del(&r->punch, c->key, sizeof(c->key));
         c->in_punch = 0;
     }
-    if (c->peer != NULL && c->peer->conn == c)
+    if (c->peer != NULL && c->peer->conn == c) {
         c->peer->conn = NULL;
+        c->peer->conn_secure = 0;
+    }
     c->peer = NULL;
     if (c->counted)
         limit_count_del(&r->per_ip, c->ipkey, c->ipkey_len);

@@ -138,19 +138,40 @@ void rdv_on_register_pk(struct rdv *r, struct rdv_conn *c,
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__RegisterPkResponse resp = HBB__REGISTER_PK_RESPONSE__INIT;
     enum peer_pk_result res;
+    struct peer *known;
 
     r->stats.register_pk++;
+    /* On a secure link, a host proving itself again (same uuid and key):
+     * the link becomes the ID's, with no change to its address (its UDP
+     * one, to punch to) and without counting toward the per-ID rate. */
+    if (c != NULL && c->secured &&
+        (known = peer_same_owner(&r->peers, rk->id, rk->uuid.data, rk->uuid.len,
+                                 rk->pk.data, rk->pk.len)) != NULL) {
+        res = PEER_PK_OK;
+        goto bind;
+    }
+    /* over a host's TCP link from the IP it registered from: the address
+     * known (its UDP one, to punch to) stays */
+    if (c != NULL && rk->id != NULL &&
+        (known = peer_find(&r->peers, rk->id)) != NULL &&
+        known->addr.sa.sa_family != 0 && rdv_same_ip(&known->addr.sa, from))
+        from = &known->addr.sa;
     res = peer_register_pk(&r->peers, rk->id ? rk->id : "", rk->uuid.data,
                            rk->uuid.len, rk->pk.data, rk->pk.len, from,
                            uv_now(r->loop));
     if (res == PEER_PK_IGNORE)
         return;
+    if (res == PEER_PK_OK && c == NULL &&
+        (known = peer_find(&r->peers, rk->id)) != NULL)
+        known->last_udp_ms = uv_now(r->loop); /* its UDP address, proven */
+bind:
     if (res == PEER_PK_OK && c != NULL) {
         struct peer *p = peer_find(&r->peers, rk->id);
         if (p != NULL) {
             if (p->conn != NULL && p->conn != c)
                 p->conn->peer = NULL;
             p->conn = c;
+            p->conn_secure = c->secured;
             c->peer = p;
         }
     }

@@ -260,7 +260,7 @@ void rdv_on_host_ready(struct rdv *r, struct rdv_conn *from_c,
         /* where the host's UDP heartbeats come from: its UDP punch socket
          * (homedesk extension, see rendezvous.proto) */
         p = peer_find(&r->peers, id);
-        if (p != NULL && !peer_prefers_tcp(p, uv_now(r->loop))) {
+        if (p != NULL && peer_udp_live(p, uv_now(r->loop))) {
             ph.udp_socket_addr.data = umangled;
             ph.udp_socket_addr.len =
                 hd_addr_mangle(&p->addr.sa, hd_addr_now_us(), umangled);

@@ -3,7 +3,9 @@
  * decodes from every peer (UDP datagrams, TCP and WebSocket frames).
  * Unpack the input; if it parses, pack it again, check that the packed
  * form is stable (a second unpack/pack gives the same bytes) and that the
- * mangled addresses in it decode or are refused cleanly.
+ * mangled addresses in it decode or are refused cleanly; a KeyExchange
+ * goes through the clients' answer (rvsec.h), which must refuse it
+ * cleanly (no fuzzer forges a signature by a fixed key).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include "addr.h"
 #include "frame.h"
 #include "rendezvous.pb-c.h"
+#include "rvsec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -55,6 +58,17 @@ static void check_addrs(const Hbb__RendezvousMessage *m)
     case HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE:
         try_addr(m->relay_response->socket_addr);
         break;
+    case HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE: {
+        static const uint8_t server_pk[HD_SIGN_PK_BYTES] = { 1, 2, 3 };
+        struct hd_rv_kx_answer ans;
+        struct hd_secure sec = { 0 };
+        int split;
+
+        if (hd_rv_kx_answer(m->key_exchange, server_pk, &sec, &split, &ans) ==
+            0)
+            abort();
+        break;
+    }
     default:
         break;
     }

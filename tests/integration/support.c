@@ -302,7 +302,8 @@ int tcp_connect(const char *ip, uint16_t port)
     return tcp_connect_from(NULL, ip, port);
 }
 
-int udp_open(const char *ip)
+/* A socket bound to ip:0 of type (SOCK_DGRAM, SOCK_STREAM); fd or -1. */
+static int bound_socket(const char *ip, int type)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -310,9 +311,25 @@ int udp_open(const char *ip)
 
     if (fill_addr(ip, 0, &ss, &len) != 0)
         return -1;
-    if ((fd = socket(ss.ss_family, SOCK_DGRAM, 0)) < 0)
+    if ((fd = socket(ss.ss_family, type, 0)) < 0)
         return -1;
     if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int udp_open(const char *ip)
+{
+    return bound_socket(ip, SOCK_DGRAM);
+}
+
+int tcp_listen_on(const char *ip)
+{
+    int fd = bound_socket(ip, SOCK_STREAM);
+
+    if (fd >= 0 && listen(fd, 8) != 0) {
         close(fd);
         return -1;
     }

@@ -55,6 +55,9 @@ int tcp_connect_from(const char *bind_ip, const char *ip, uint16_t port);
 /* UDP socket bound to ip:0 (loopback aliases like 127.0.0.2 work). */
 int udp_open(const char *ip);
 
+/* TCP socket listening on ip:0; fd or -1. */
+int tcp_listen_on(const char *ip);
+
 /* Local port of a socket. */
 uint16_t sock_port(int fd);
 

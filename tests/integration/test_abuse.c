@@ -284,6 +284,253 @@ static void forged_punch_no_amplification(void)
     host_stop(&h, ht_case_failures() > 0);
 }
 
+/* ---- requests forged as the server's ------------------------------------ */
+
+/* The local ports of the UDP sockets process pid holds (IPv4 and v6);
+ * how many went into ports (at most max). */
+static int udp_ports_of(pid_t pid, uint16_t *ports, int max)
+{
+    static const char *const tables[] = { "/proc/net/udp", "/proc/net/udp6" };
+    unsigned long inodes[64];
+    int ni = 0, n = 0;
+    char path[300], link[64], line[512];
+    struct dirent *e;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    if ((d = opendir(path)) == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL && ni < 64) {
+        ssize_t k;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid, e->d_name);
+        if ((k = readlink(path, link, sizeof(link) - 1)) <= 0)
+            continue;
+        link[k] = '\0';
+        if (sscanf(link, "socket:[%lu]", &inodes[ni]) == 1)
+            ni++;
+    }
+    closedir(d);
+    for (int t = 0; t < 2; t++) {
+        FILE *f = fopen(tables[t], "r");
+
+        while (f != NULL && fgets(line, sizeof(line), f) && n < max) {
+            char local[64];
+            unsigned port;
+            unsigned long inode;
+
+            if (sscanf(line,
+                       " %*d: %63[0-9A-Fa-f]:%x %*s %*s %*s %*s %*s %*s "
+                       "%*s %lu",
+                       local, &port, &inode) != 3)
+                continue;
+            for (int i = 0; i < ni; i++)
+                if (inodes[i] == inode)
+                    ports[n++] = (uint16_t)port;
+        }
+        if (f != NULL)
+            fclose(f);
+    }
+    return n;
+}
+
+/*
+ * A RequestRelay as the server sends it to a host (id; the viewer's
+ * address mangled; the relay at relay; uuid), packed into buf (cap
+ * bytes).  Its length.
+ */
+static size_t pack_request_relay(const char *id, const char *relay,
+                                 const char *uuid, uint8_t *buf, size_t cap)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
+    uint8_t mangled[HD_ADDR_MANGLED_MAX];
+    struct sockaddr_storage viewer;
+
+    if (hd_addr_parse("127.0.0.1", 40000, &viewer) != 0)
+        return 0;
+    rr.socket_addr.len =
+        hd_addr_mangle((struct sockaddr *)&viewer, hd_addr_now_us(), mangled);
+    rr.socket_addr.data = mangled;
+    rr.relay_server = (char *)relay;
+    rr.uuid = (char *)uuid;
+    rr.id = (char *)id;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
+    m.request_relay = &rr;
+    if (hbb__rendezvous_message__get_packed_size(&m) > cap)
+        return 0;
+    return hbb__rendezvous_message__pack(&m, buf);
+}
+
+/*
+ * The host checks its server's key on a TCP link and takes requests only
+ * from there (issue 10 finding 6): a RequestRelay forged with the
+ * server's address as its source, sent to every UDP port of a registered
+ * host, must not make the host connect to the attacker's "relay" (before:
+ * it connected and sent RequestRelay with the key, as asked).
+ */
+static void forged_server_request_ignored(void)
+{
+    struct hostp h;
+    char server[64], relay[64], trap_ip[32];
+    uint8_t payload[512];
+    uint16_t ports[16];
+    int lfd, nports, cfd, hit = 0;
+    struct pollfd p;
+    size_t n;
+
+    snprintf(server, sizeof(server), "127.0.0.1:%u", srv.port);
+    HT_CHECK(host_start(&h, server, srv.pk_b64) == 0);
+    HT_CHECK(file_has(h.log, "secure link with", T));
+    HT_CHECK(file_has(h.log, "registered ID", T));
+    /* the attacker's relay: a listener on an address no other test uses */
+    snprintf(trap_ip, sizeof(trap_ip), "127.%u.%u.%u",
+             100 + randombytes_uniform(150), 1 + randombytes_uniform(250),
+             1 + randombytes_uniform(250));
+    lfd = tcp_listen_on(trap_ip);
+    HT_CHECK(lfd >= 0);
+    snprintf(relay, sizeof(relay), "%s:%u", trap_ip, sock_port(lfd));
+    /* well-formed as the server's own */
+    n = pack_request_relay(h.id, relay, "forged-relay-request", payload,
+                           sizeof(payload));
+    HT_CHECK(n > 0);
+    nports = udp_ports_of(h.pid, ports, 16);
+    printf("# forged RequestRelay to %s from the server's address, to %d UDP "
+           "port(s) of the host\n",
+           relay, nports);
+    HT_CHECK(nports > 0);
+    for (int i = 0; i < nports; i++)
+        HT_CHECK(send_forged("127.0.0.1", srv.port, "127.0.0.1", ports[i],
+                             payload, n) > 0);
+    HT_CHECK(file_has(h.log, "request(s) by UDP", T));
+    /* a host that obeys connects within milliseconds; give it a second */
+    p.fd = lfd;
+    p.events = POLLIN;
+    if (lfd >= 0 && poll(&p, 1, 1000) == 1 &&
+        (cfd = accept(lfd, NULL, NULL)) >= 0) {
+        hit = 1;
+        close(cfd);
+    }
+    HT_EQ_INT(hit, 0);
+    if (lfd >= 0)
+        close(lfd);
+    host_stop(&h, ht_case_failures() > 0);
+}
+
+/* A host given another key than its server's says so, naming the
+ * server, and does what nothing "from the server" asks. */
+static void wrong_server_key_said(void)
+{
+    struct hostp h;
+    char server[64], other[64];
+    uint8_t pk[32];
+
+    snprintf(server, sizeof(server), "127.0.0.1:%u", srv.port);
+    randombytes_buf(pk, sizeof(pk));
+    HT_CHECK(hd_base64_encode(pk, sizeof(pk), other, sizeof(other)) == 0);
+    HT_CHECK(host_start(&h, server, other) == 0);
+    HT_CHECK(file_has(h.log, "key mismatch: the server 127.0.0.1:", T));
+    host_stop(&h, ht_case_failures() > 0);
+}
+
+/*
+ * RustDesk's hbbs offers a legacy KeyExchange (no hd_kx) and sends its
+ * requests by UDP: a host with --key checks the key on its link, then
+ * still carries out the requests that come by UDP (it says they cannot be
+ * authenticated).  This test plays such an hbbs.
+ */
+static void hbbs_requests_by_udp_kept(void)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in = NULL;
+    Hbb__KeyExchange kx = HBB__KEY_EXCHANGE__INIT;
+    uint8_t sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+    uint8_t box_pk[crypto_box_PUBLICKEYBYTES],
+        box_sk[crypto_box_SECRETKEYBYTES];
+    uint8_t signed_pk[crypto_sign_BYTES + sizeof(box_pk)];
+    struct sockaddr_storage from;
+    ProtobufCBinaryData key0;
+    char server[64], key[64], relay[64];
+    int t = tcp_listen_on("127.0.0.1"), u = -1, link = -1, lfd, hit = 0;
+    struct hostp h;
+    struct pollfd p;
+
+    crypto_sign_keypair(pk, sk);
+    crypto_box_keypair(box_pk, box_sk);
+    crypto_sign(signed_pk, NULL, box_pk, sizeof(box_pk), sk);
+    HT_CHECK(hd_base64_encode(pk, sizeof(pk), key, sizeof(key)) == 0);
+    /* UDP on the TCP listener's port, as hbbs */
+    if (t >= 0) {
+        struct sockaddr_in a = { .sin_family = AF_INET,
+                                 .sin_port = htons(sock_port(t)) };
+
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        u = socket(AF_INET, SOCK_DGRAM, 0);
+        if (u >= 0 && bind(u, (struct sockaddr *)&a, sizeof(a)) != 0) {
+            close(u);
+            u = -1;
+        }
+    }
+    HT_CHECK(t >= 0 && u >= 0);
+    if (t < 0 || u < 0)
+        goto out;
+    snprintf(server, sizeof(server), "127.0.0.1:%u", sock_port(t));
+    HT_CHECK(host_start(&h, server, key) == 0);
+    p.fd = t;
+    p.events = POLLIN;
+    HT_CHECK(poll(&p, 1, T) == 1 && (link = accept(t, NULL, NULL)) >= 0);
+    key0.data = signed_pk;
+    key0.len = sizeof(signed_pk);
+    kx.n_keys = 1;
+    kx.keys = &key0;
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE;
+    m.key_exchange = &kx;
+    HT_CHECK(link >= 0 && send_msg(link, &m) == 0);
+    in = link >= 0 ? recv_msg(link, T, 0) : NULL;
+    HT_CHECK(in != NULL &&
+             in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE &&
+             in->key_exchange->n_keys == 2 &&
+             in->key_exchange->keys[1].len == 48);
+    if (in != NULL)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    HT_CHECK(file_has(h.log, "legacy keys, as RustDesk's hbbs", T));
+    /* its UDP heartbeat tells where to send */
+    in = udp_recv_msg(u, T, &from);
+    HT_CHECK(in != NULL);
+    if (in != NULL)
+        hbb__rendezvous_message__free_unpacked(in, NULL);
+    lfd = tcp_listen_on("127.0.0.1");
+    snprintf(relay, sizeof(relay), "127.0.0.1:%u",
+             lfd >= 0 ? sock_port(lfd) : 0);
+    {
+        uint8_t buf[512];
+        size_t n = pack_request_relay(h.id, relay, "hbbs-relay-request", buf,
+                                      sizeof(buf));
+
+        HT_CHECK(sendto(u, buf, n, 0, (struct sockaddr *)&from,
+                        hd_addr_len((struct sockaddr *)&from)) == (ssize_t)n);
+    }
+    p.fd = lfd;
+    if (lfd >= 0 && poll(&p, 1, T) == 1) {
+        int c = accept(lfd, NULL, NULL);
+
+        hit = c >= 0;
+        if (c >= 0)
+            close(c);
+    }
+    HT_EQ_INT(hit, 1);
+    if (lfd >= 0)
+        close(lfd);
+    host_stop(&h, ht_case_failures() > 0);
+out:
+    if (link >= 0)
+        close(link);
+    if (u >= 0)
+        close(u);
+    if (t >= 0)
+        close(t);
+    sodium_memzero(sk, sizeof(sk));
+}
+
 /* ---- punch flood on the host -------------------------------------------- */
 
 /*
@@ -316,7 +563,9 @@ static void punch_flood_host_serves(void)
     if (lim.rlim_cur > 1024)
         lim.rlim_cur = 1024;
     setrlimit(RLIMIT_NOFILE, &lim);
-    r = host_start(&h, server, srv.pk_b64);
+    /* no --key: this test plays a server whose requests by UDP the host
+     * takes (an hbbs without a key) */
+    r = host_start(&h, server, "");
     setrlimit(RLIMIT_NOFILE, &saved);
     HT_CHECK(r == 0);
     /* the host's first heartbeat tells us where it listens */
@@ -660,10 +909,15 @@ int main(void)
         ht_fail(__FILE__, __LINE__, "homedesk-server did not start");
         return ht_finish() || 1;
     }
-    if (geteuid() == 0)
+    if (geteuid() == 0) {
         HT_RUN(forged_punch_no_amplification);
-    else
+        HT_RUN(forged_server_request_ignored);
+    } else {
         ht_skip("forged_punch_no_amplification", "needs root (raw sockets)");
+        ht_skip("forged_server_request_ignored", "needs root (raw sockets)");
+    }
+    HT_RUN(wrong_server_key_said);
+    HT_RUN(hbbs_requests_by_udp_kept);
     HT_RUN(punch_flood_host_serves);
     HT_RUN(relay_unpaired_memory_bounded);
     HT_RUN(http_admin_private);

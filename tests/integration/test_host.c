@@ -1291,8 +1291,9 @@ static void many_addresses_global_budget(void)
     v_cleanup(&v);
 }
 
-/* A host whose UDP is never used registers over TCP, and the server
- * routes a relay request to it over that link. */
+/* A host whose UDP is never used registers over TCP (a link it secured
+ * with the server's key), and the server routes a relay request to it
+ * over that link. */
 static void tcp_registration(void)
 {
     struct hostp h2;
@@ -1308,7 +1309,7 @@ static void tcp_registration(void)
     snprintf(server, sizeof(server), "127.0.0.1:%u", srv.port);
     HT_CHECK(host_start(&h2, 1, extra) == 0);
     HT_CHECK(wait_online(h2.id, T));
-    HT_CHECK(file_has(h2.log, "registering over TCP", T));
+    HT_CHECK(file_has(h2.log, "secure link with", T));
     HT_CHECK(file_has(h2.log, "registered ID", T));
     host_cleanup(&h2);
 }
