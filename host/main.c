@@ -368,6 +368,16 @@ static int config_dir(const struct host_opts *o, char *dir, size_t cap)
 /* The settings that main checks by hand (exclusive options, --server):
  * 0, or -EINVAL after one message (a usage error).  Fills host and port
  * (8 bytes) from --server. */
+/* Whether s is a server key: base64 of a 32-byte Ed25519 public key. */
+static int key_valid(const char *s)
+{
+    uint8_t pk[HD_SIGN_PK_BYTES];
+    size_t len = 0;
+
+    return hd_base64_decode(s, strlen(s), pk, sizeof(pk), &len) == 0 &&
+           len == sizeof(pk);
+}
+
 static int check_settings(struct main_state *st, char *host, size_t host_cap,
                           char *port)
 {
@@ -393,6 +403,13 @@ static int check_settings(struct main_state *st, char *host, size_t host_cap,
     if (o->server != NULL && o->server[0] &&
         (atoi(port) <= 0 || atoi(port) > 65534)) {
         fprintf(stderr, PROG ": --server: bad port in '%s'\n", o->server);
+        return -EINVAL;
+    }
+    if (o->key != NULL && o->key[0] && !key_valid(o->key)) {
+        fprintf(stderr,
+                PROG ": --key '%s' is not a server key: give the 44 "
+                     "characters of the server's id_ed25519.pub\n",
+                o->key);
         return -EINVAL;
     }
     return 0;
@@ -467,6 +484,12 @@ static int start_media(struct host *h, struct video_opts *vo, const char *disp,
      * sessions go on without a clipboard */
     co.display =
         strcmp(vo->capture, "x11") == 0 || o->display != NULL ? disp : NULL;
+    /* and of the shared Wayland display, with the wlr capture */
+    co.wayland_display =
+        strcmp(vo->capture, "wlr") == 0 ||
+                strcmp(host_clip_names[o->clipboard], "wlr") == 0
+            ? getenv("WAYLAND_DISPLAY")
+            : NULL;
     if (!o->no_clipboard)
         clip_start(h->loop, host_clip_names[o->clipboard], &co, on_clip_text, h,
                    &h->clip);
@@ -577,7 +600,8 @@ int main(int argc, char **argv)
         h->server_port = (uint16_t)atoi(port);
         if (o->key == NULL || o->key[0] == '\0')
             hd_warn("host", "no --key: relayed sessions will be refused by "
-                            "a relay that checks the key");
+                            "a relay that checks the key, and the server's "
+                            "requests cannot be authenticated");
     }
     if ((r = start_media(h, &vo, disp, input)) != 0)
         goto out;

@@ -13,7 +13,7 @@
 const char *const host_capture_names[] = { "auto", "x11", "wlr", "fake", NULL };
 const char *const host_input_names[] = { "auto", "xtest", "wlr",
                                          "fake", "none",  NULL };
-const char *const host_clip_names[] = { "auto", "x11", "fake", NULL };
+const char *const host_clip_names[] = { "auto", "wlr", "x11", "fake", NULL };
 const char *const host_audio_names[] = { "auto", "pulse", "fake", NULL };
 static const char *const reg_tcp_names[] = { "auto", "always", "never", NULL };
 
@@ -128,7 +128,8 @@ static void opts_features(struct host_opts *o, struct hd_opt *t, int *n)
           .type = HD_OPT_CHOICE,
           .def = "auto",
           .choices = host_clip_names,
-          .help = "clipboard backend (auto: x11 with the x11 capture or "
+          .help = "clipboard backend (auto: wlr with the wlr capture, x11 "
+                  "with the x11 capture or "
                   "an explicit --display)",
           .i = &o->clipboard },
         { .names = "audio",

@@ -26,7 +26,7 @@ WL_XML_DIRS := /usr/share/wayland-protocols/stable/xdg-shell \
 	$(lastword $(sort $(wildcard \
 	/usr/share/cargo/registry/wayland-protocols-*/wlr-protocols/unstable)))
 WL_PROTOS := xdg-shell wlr-screencopy-unstable-v1 \
-	wlr-virtual-pointer-unstable-v1
+	wlr-virtual-pointer-unstable-v1 wlr-data-control-unstable-v1
 WL_PROTO_HDRS := $(WL_PROTOS:%=$(O)/proto/wl/%.h)
 WL_PROTO_OBJS := $(WL_PROTOS:%=$(O)/proto/wl/%.o)
 vpath %.xml $(WL_XML_DIRS)

@@ -17,12 +17,13 @@
 #define MOD "clipboard"
 
 static const struct clip_driver *const drivers[] = {
+    &clip_driver_wlr,
     &clip_driver_x11,
     &clip_driver_fake,
 };
 #define N_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
 
-static const char *const names[N_DRIVERS + 1] = { "x11", "fake", NULL };
+static const char *const names[N_DRIVERS + 1] = { "wlr", "x11", "fake", NULL };
 
 const char *const *clip_list(void)
 {

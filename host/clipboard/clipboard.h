@@ -41,6 +41,9 @@ struct clip_opts {
     /* x11: the X display whose CLIPBOARD selection is shared; NULL = no X
      * display to share (x11 does not open: -ENODEV). */
     const char *display;
+    /* wlr: the Wayland display whose clipboard is shared; NULL = none
+     * (wlr does not open: -ENODEV). */
+    const char *wayland_display;
 };
 
 struct clip_driver {
@@ -88,7 +91,7 @@ struct hclip {
 };
 
 /*
- * Open the backend called name ("x11", "fake"), or the first in order of
+ * Open the backend called name ("wlr", "x11", "fake"), or the first in order of
  * preference that opens when name is NULL or "auto".  Returns 0 and *out,
  * -ENOENT for an unknown name, or the backend's error (*out NULL).
  */
@@ -124,6 +127,7 @@ void clip_report(struct hclip *c, const char *text, size_t n);
 void clip_fake_copy(struct hclip *c, const char *text);
 const char *clip_fake_content(const struct hclip *c);
 
+extern const struct clip_driver clip_driver_wlr;
 extern const struct clip_driver clip_driver_x11;
 extern const struct clip_driver clip_driver_fake;
 

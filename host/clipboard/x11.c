@@ -26,6 +26,7 @@
 
 #include "clip.h"
 #include "host/clipboard/clipboard.h"
+#include "host/clipboard/mailbox.h"
 #include "log.h"
 
 #define MOD "clipboard"
@@ -41,12 +42,8 @@ static const char *const atom_names[A_N] = { "CLIPBOARD", "UTF8_STRING",
 struct xclip {
     struct hclip *hc; /* the framework's */
     pthread_t thread;
-    int wake[2]; /* pipe: the loop wakes the thread */
-
-    pthread_mutex_t mu; /* guards what follows */
-    char *in;           /* from a viewer, for the thread to own */
-    size_t in_n;
-    int in_set, quit;
+    struct clip_mailbox box; /* text from viewers, stop */
+    int box_ok;
 
     /* the thread's (and open's before it runs) */
     xcb_connection_t *c;
@@ -361,25 +358,14 @@ static void *clip_main(void *arg)
 {
     struct xclip *c = arg;
     struct pollfd p[2] = { { xcb_get_file_descriptor(c->c), POLLIN, 0 },
-                           { c->wake[0], POLLIN, 0 } };
+                           { c->box.wake[0], POLLIN, 0 } };
     xcb_generic_event_t *ev;
-    char buf[64];
 
     for (;;) {
         char *in = NULL;
         size_t in_n = 0;
-        int quit;
 
-        pthread_mutex_lock(&c->mu);
-        quit = c->quit;
-        if (c->in_set) {
-            in = c->in;
-            in_n = c->in_n;
-            c->in = NULL;
-            c->in_set = 0;
-        }
-        pthread_mutex_unlock(&c->mu);
-        if (quit) {
+        if (clip_mailbox_take(&c->box, &in, &in_n)) {
             free(in);
             break;
         }
@@ -399,20 +385,8 @@ static void *clip_main(void *arg)
         }
         if (poll(p, 2, c->incr != NULL ? 500 : -1) < 0 && errno != EINTR)
             break;
-        if (p[1].revents & POLLIN)
-            while (read(c->wake[0], buf, sizeof(buf)) > 0)
-                ;
     }
     return NULL;
-}
-
-static void wake(struct xclip *c)
-{
-    char b = 1;
-
-    if (write(c->wake[1], &b, 1) < 0) {
-        /* full pipe: the thread is awake anyway */
-    }
 }
 
 /* Connect, check XFixes, make our window and atoms. */
@@ -473,12 +447,8 @@ static void free_all(struct xclip *c)
 {
     if (c->c != NULL)
         xcb_disconnect(c->c);
-    if (c->wake[0] >= 0)
-        close(c->wake[0]);
-    if (c->wake[1] >= 0)
-        close(c->wake[1]);
-    pthread_mutex_destroy(&c->mu);
-    free(c->in);
+    if (c->box_ok)
+        clip_mailbox_cleanup(&c->box);
     free(c->owned);
     free(c->incr);
 }
@@ -489,24 +459,13 @@ static int x11_open(struct hclip *hc, const struct clip_opts *opts)
     int r;
 
     c->hc = hc;
-    c->wake[0] = c->wake[1] = -1;
     if (opts->display == NULL) {
         hd_debug(MOD, "no X display to share: x11 clipboard not used");
         return -ENODEV;
     }
-    pthread_mutex_init(&c->mu, NULL);
-    if (pipe(c->wake) != 0) {
-        r = -errno;
-        c->wake[0] = c->wake[1] = -1;
-        free_all(c);
+    if ((r = clip_mailbox_init(&c->box)) != 0)
         return r;
-    }
-    for (int i = 0; i < 2; i++) {
-        int fl = fcntl(c->wake[i], F_GETFL);
-
-        fcntl(c->wake[i], F_SETFL, fl | O_NONBLOCK);
-        fcntl(c->wake[i], F_SETFD, FD_CLOEXEC);
-    }
+    c->box_ok = 1;
     if ((r = x_open(c, opts->display)) != 0) {
         free_all(c);
         return r;
@@ -524,23 +483,14 @@ static void x11_set(struct hclip *hc, char *text, size_t n)
 {
     struct xclip *c = hc->priv;
 
-    pthread_mutex_lock(&c->mu);
-    free(c->in);
-    c->in = text;
-    c->in_n = n;
-    c->in_set = 1;
-    pthread_mutex_unlock(&c->mu);
-    wake(c);
+    clip_mailbox_put(&c->box, text, n);
 }
 
 static void x11_close(struct hclip *hc)
 {
     struct xclip *c = hc->priv;
 
-    pthread_mutex_lock(&c->mu);
-    c->quit = 1;
-    pthread_mutex_unlock(&c->mu);
-    wake(c);
+    clip_mailbox_quit(&c->box);
     pthread_join(c->thread, NULL);
     free_all(c);
 }

@@ -11,6 +11,9 @@
  *  - a click on B lands on the card where aimed, text typed on B (upper
  *    case included) arrives as typed, and the card's echo of it shows on
  *    B (the time from typing to B's pixels is printed: key to screen);
+ *  - text copied on the Wayland desktop (wl-copy) reaches B's clipboard
+ *    through the host's wlr clipboard and the viewer, and text copied on
+ *    B (xclip) is what wl-paste gives on the Wayland desktop;
  *  - an idle host (still screen, session open) uses < 1 % of a CPU.
  */
 #include <errno.h>
@@ -179,6 +182,43 @@ static void typed_text_arrives(void)
     HT_EQ_STR(keys, "Hello World 42");
 }
 
+/* Wait up to ms until wl-paste on the Wayland desktop gives want. */
+static int wl_clip_is(const char *want, int ms)
+{
+    char path[330], got[256];
+    uint64_t end = now_ms() + (uint64_t)ms;
+    ssize_t n = -1;
+
+    snprintf(path, sizeof(path), "%s/clip.out", tmpdir);
+    do {
+        unlink(path);
+        desk_sway_sh(&sway, "timeout 5 wl-paste -n >'%s' 2>/dev/null", path);
+        n = desk_slurp(path, got, sizeof(got));
+        if (n >= 0 && strcmp(got, want) == 0)
+            return 1;
+        usleep(100000);
+    } while (now_ms() < end);
+    printf("# wl-paste on the Wayland desktop: \"%s\", want \"%s\"\n",
+           n >= 0 ? got : "(nothing)", want);
+    return 0;
+}
+
+/* The Wayland desktop's clipboard <-> B's (the viewer's), both ways. */
+static void clipboard_both_ways(void)
+{
+    char from_wl[64], from_b[64];
+
+    snprintf(from_wl, sizeof(from_wl), "copied-on-wayland-%u",
+             (unsigned)now_ms() % 100000);
+    snprintf(from_b, sizeof(from_b), "copied-on-B-%u é€",
+             (unsigned)now_ms() % 100000);
+    HT_CHECK(file_has(host.log, "clipboard-wlr: sharing the clipboard", 10));
+    HT_EQ_INT(desk_sway_sh(&sway, "wl-copy '%s'", from_wl), 0);
+    HT_CHECK(desk_clip_wait(&B, from_wl, strlen(from_wl), 5000) >= 0);
+    HT_EQ_INT(desk_clip_copy(&B, from_b, tmpdir), 0);
+    HT_CHECK(wl_clip_is(from_b, 5000));
+}
+
 /* CPU ticks (user + system) of a process, or -1. */
 static long cpu_ticks(pid_t pid)
 {
@@ -231,6 +271,7 @@ int main(void)
         HT_RUN(picture_matches);
         HT_RUN(click_arrives); /* the pointer on B's viewer: B's keys */
         HT_RUN(typed_text_arrives);
+        HT_RUN(clipboard_both_ways);
         HT_RUN(idle_host_cpu);
     }
     if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {

@@ -108,11 +108,14 @@ static void test_names(void)
     const char *const *names = clip_list();
 
     HT_EQ_INT(uv_loop_init(&loop), 0);
-    HT_EQ_STR(names[0], "x11");
+    HT_EQ_STR(names[0], "wlr");
+    HT_EQ_STR(names[1], "x11");
     HT_EQ_INT(clip_start(&loop, "nope", NULL, on_text, NULL, &c), -ENOENT);
     HT_CHECK(c == NULL);
     /* no X display to share: x11 does not open, auto skips the fake */
     HT_EQ_INT(clip_start(&loop, "x11", &none, on_text, NULL, &c), -ENODEV);
+    /* nor wlr without a Wayland display */
+    HT_EQ_INT(clip_start(&loop, "wlr", &none, on_text, NULL, &c), -ENODEV);
     HT_EQ_INT(clip_start(&loop, "auto", &none, on_text, NULL, &c), -ENODEV);
     HT_EQ_INT(clip_start(&loop, NULL, &none, on_text, NULL, &c), -ENODEV);
     HT_CHECK(c == NULL);
