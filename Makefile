@@ -48,7 +48,7 @@ endif
 
 .DEFAULT_GOAL := all
 .PHONY: all deps test unit bench fuzz format format-check clean help demo deb \
-	server-arm64 test-arm64 test-docker install
+	server-arm64 test-arm64 test-docker test-systemd install
 .SUFFIXES:
 # Keep generated sources and objects that pattern chains would delete.
 .SECONDARY:
@@ -133,6 +133,13 @@ test-docker: all
 	$(Q)O=$(O) HD_TEST_TIMEOUT=$${HD_TEST_TIMEOUT:-3000} \
 		tools/run-tests.sh docker
 
+# The server's .deb under a real systemd (root): a Debian 12 tree booted
+# with systemd-nspawn -b (tests/systemd/test_nspawn.sh; the tree is made
+# once with debootstrap and kept in $(O)/nspawn).
+test-systemd: all
+	$(Q)tools/deps.sh systemd
+	$(Q)O=$(O) tools/run-tests.sh systemd
+
 # exec: the recipe's shell would die of the Ctrl-C that ends the demo and
 # make would report it; the demo itself stops cleanly
 demo: all
@@ -167,9 +174,11 @@ help:
 	@echo 'make server-arm64  homedesk-server for 64-bit ARM (build-arm64/)'
 	@echo 'make test-arm64    its integration tests under qemu-user'
 	@echo 'make test-docker   our image in the usual hbbs+hbbr compose (root)'
+	@echo 'make test-systemd  the server .deb under systemd-nspawn -b (root)'
 	@echo 'make format     reformat;  make format-check  verify format'
 	@echo 'options: O=dir V=1 DEVELOPER=1 SANITIZE=address,undefined'
 
-# ($(O)/docker is make test-docker's cache: docker's own files, not ours)
--include $(shell find $(O) -path $(O)/docker -prune -o -name '*.d' -print \
-	2>/dev/null)
+# ($(O)/docker and $(O)/nspawn are make test-docker's and make
+# test-systemd's caches: a Debian tree's files, not ours)
+-include $(shell find $(O) \( -path $(O)/docker -o -path $(O)/nspawn \) \
+	-prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -1,12 +1,13 @@
 #!/bin/sh
 # Install the Debian packages homedesk needs to build and test.
 #
-# Usage: tools/deps.sh [build|test|bench|arm64|docker]   (default: test)
+# Usage: tools/deps.sh [build|test|bench|arm64|docker|systemd]   (default: test)
 # Each of build, test, bench includes the previous one; arm64 is the cross
 # toolchain, the server's arm64 libraries (Debian multiarch: the arm64
 # architecture is added first) and qemu-user, for make server-arm64;
 # docker is Debian's docker engine, docker-compose v1 and debootstrap, for
-# make test-docker.
+# make test-docker; systemd is systemd-nspawn and debootstrap, for make
+# test-systemd.
 # librust-wayland-protocols-dev is there for its XML files: Debian 12 has no
 # wlr-protocols package, and the Rust crate ships the wlroots protocols.
 # libwslay-dev cannot be installed for two architectures at once: the
@@ -34,6 +35,7 @@ iptables sqlite3 procps psmisc pulseaudio pulseaudio-utils sway grim wtype
 wl-clipboard fail2ban"
 bench_pkgs="ffmpeg valgrind tigervnc-scraping-server tigervnc-viewer"
 docker_pkgs="docker.io docker-compose debootstrap"
+systemd_pkgs="systemd-container debootstrap"
 arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user pkg-config
 protobuf-c-compiler libsodium-dev:arm64 libuv1-dev:arm64
 libprotobuf-c-dev:arm64 libsqlite3-dev:arm64 nettle-dev:arm64
@@ -45,8 +47,9 @@ test) want="$build_pkgs $test_pkgs" ;;
 bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
 arm64) want="$arm64_pkgs" ;;
 docker) want="$docker_pkgs" ;;
+systemd) want="$systemd_pkgs" ;;
 *)
-	echo "usage: $0 [build|test|bench|arm64|docker]" >&2
+	echo "usage: $0 [build|test|bench|arm64|docker|systemd]" >&2
 	exit 2
 	;;
 esac

@@ -3,7 +3,8 @@
 #
 # Usage: O=build tools/run-tests.sh [SUITE...]
 #        suites: unit integration e2e nat packaging (the default), docker
-#        (make test-docker: tests/docker, root and a dockerd of its own)
+#        (make test-docker: tests/docker, root and a dockerd of its own),
+#        systemd (make test-systemd: tests/systemd, root, systemd-nspawn)
 #        tools/run-tests.sh --total FILE: the summary of the runs that
 #        appended their counts to FILE (HD_TEST_TALLY, see below)
 # Every test program prints "ok - ..." / "not ok - ..." lines (see
@@ -46,7 +47,7 @@ for s in "${suites[@]}"; do
 			[ -x "$p" ] && [ "${p%.[od]}" = "$p" ] && progs+=("$p")
 		done
 		;;
-	e2e | nat | packaging | docker)
+	e2e | nat | packaging | docker | systemd)
 		for p in tests/$s/test_*.sh; do
 			[ -f "$p" ] && progs+=("$p")
 		done
