@@ -60,13 +60,20 @@ int session_video_room(const struct session *s)
 /* The capture thread runs while some live viewer can take a frame. */
 void session_video_recount(struct host *h)
 {
-    int room = 0;
+    int room = 0, full = 0;
 
-    for (struct session *o = h->sessions; o; o = o->next)
-        room += o->state == ST_LIVE && o->xfer == NULL && !o->lingering &&
-                session_video_room(o);
-    if (h->video)
+    for (struct session *o = h->sessions; o; o = o->next) {
+        if (o->state != ST_LIVE || o->xfer != NULL || o->lingering)
+            continue;
+        if (session_video_room(o))
+            room++;
+        else
+            full++;
+    }
+    if (h->video) {
         video_set_active(h->video, room > 0);
+        video_set_refine_ok(h->video, full == 0);
+    }
 }
 
 void session_close(struct session *s, const char *reason)

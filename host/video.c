@@ -36,6 +36,11 @@
  * fast pass was coarse.  At most VIDEO_REFINE_PARTS-th of the screen per
  * frame (a large area takes a few frames, one burst per frame stays
  * bounded); any change preempts it.  A still screen then goes quiet.
+ * Refinement frames wait until every viewer can take a frame
+ * (video_set_refine_ok): one sent while a slow viewer is at its limit of
+ * frames in flight is dropped for it, that viewer then needs a key frame,
+ * and a key frame starts the refinement of the whole screen over, for
+ * everyone (seen under load: a second viewer never got a sharp picture).
  */
 #define VIDEO_REFINE_DELAY_MS 100
 #define VIDEO_REFINE_PARTS    4
@@ -58,6 +63,7 @@ struct video {
     uint64_t dropped;
     /* any thread */
     atomic_int want_key;
+    atomic_int refine_ok; /* every viewer has room for a frame */
     atomic_int width, height;
     /* capture thread only */
     struct capture_frame last;
@@ -382,7 +388,7 @@ static void *run(void *arg)
         /* sleeps until damage: a static screen costs nothing (but for
          * the refinement of what changed last) */
         timeout = 1000;
-        if (v->n_refine > 0) {
+        if (v->n_refine > 0 && atomic_load(&v->refine_ok)) {
             now = capture_now_us();
             due = v->changed_us + VIDEO_REFINE_DELAY_MS * 1000;
             timeout = now >= due ? 0 : (int)((due - now + 999) / 1000);
@@ -407,6 +413,7 @@ static void *run(void *arg)
         }
         key = atomic_exchange(&v->want_key, 0);
         refining = r == 0 && !key && v->n_refine > 0 &&
+                   atomic_load(&v->refine_ok) &&
                    now >= v->changed_us + VIDEO_REFINE_DELAY_MS * 1000;
         if ((r == 0 && !key && !refining) || !video_has_encoder())
             continue;
@@ -506,6 +513,7 @@ int video_start(uv_loop_t *loop, const struct video_opts *o, video_frame_cb cb,
     v->fps = o->fps > 0 && o->fps <= VIDEO_MAX_FPS ? o->fps : VIDEO_DEFAULT_FPS;
     v->o.fps = v->fps;
     v->q_pct = 100;
+    atomic_store(&v->refine_ok, 1);
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->cond, NULL);
     if ((r = uv_async_init(loop, &v->async, on_async)) != 0) {
@@ -558,6 +566,14 @@ void video_set_active(struct video *v, int active)
     v->active = active;
     pthread_cond_broadcast(&v->cond);
     pthread_mutex_unlock(&v->lock);
+}
+
+void video_set_refine_ok(struct video *v, int ok)
+{
+    if (atomic_exchange(&v->refine_ok, ok) == ok || !ok)
+        return;
+    if (v->cap)
+        capture_wakeup(v->cap); /* refinement may be due now */
 }
 
 void video_request_key(struct video *v)

@@ -80,6 +80,10 @@ void video_stop(struct video *v);
 /* 1 when frames are produced: a logged-in viewer wants video. */
 void video_set_active(struct video *v, int active);
 
+/* 1 while every viewer can take a frame now: refinement frames (not
+ * urgent) wait for it.  Any thread. */
+void video_set_refine_ok(struct video *v, int ok);
+
 /* Make the next frame a key frame (whole screen). */
 void video_request_key(struct video *v);
 
