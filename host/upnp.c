@@ -446,7 +446,10 @@ static void after_work(uv_work_t *w, int status)
                     u->next.external_ip[0] ? u->next.external_ip : "unknown",
                     (unsigned)u->next.lifetime_s);
         u->lease = u->next;
-        h->upnp_port = u->lease.external_port;
+        /* upnp_stop() during the request has let go of the port: the
+         * lease is removed below, never advertised */
+        if (!u->stopping)
+            h->upnp_port = u->lease.external_port;
         renew_ms = u->lease.lifetime_s ? u->lease.lifetime_s * 500ull
                                        : UPNP_LEASE_S * 500ull;
         if (renew_ms < UPNP_MIN_RENEW_MS)
