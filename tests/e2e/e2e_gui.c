@@ -87,12 +87,20 @@ static void set_up(void)
 /* The connect window on B, waiting up to ms for it to map. */
 static int find_connect_window(struct desk_rect *geo, int ms)
 {
+    struct desk_rect last = { -1, -1, -1, -1 };
     xcb_window_t w;
 
-    for (int i = 0; i <= ms / 50; i++) {
-        if (desk_find_window(&B, "homedesk: connect", &w, geo) == 0)
-            return 0;
-        usleep(50000);
+    /* found (at once, ms 0), or else in the same place twice 100 ms
+     * apart: a window still being sized or placed (a loaded machine)
+     * would take the pointer, and so the keyboard focus, out of it
+     * halfway through the typing */
+    for (int i = 0; i <= ms / 100; i++) {
+        if (desk_find_window(&B, "homedesk: connect", &w, geo) == 0) {
+            if (ms == 0 || memcmp(geo, &last, sizeof(last)) == 0)
+                return 0;
+            last = *geo;
+        }
+        usleep(100000);
     }
     return -1;
 }
