@@ -14,11 +14,10 @@
  * Backends (one folder per platform-facing interface, a table of
  * function pointers in its header, one file per backend, the fakes for
  * tests): capture/ (x11, wlr, fake), input/ (xtest, wlr, fake), clipboard/
- * (x11, fake), audio/ (pulse, fake).  A Windows host adds win32.c (DXGI
- * capture, SendInput, the clipboard listener, WASAPI loopback) to each
- * folder and one line to each table; a Wayland one adds to clipboard/
- * (wlr-data-control) as it did to capture/ and input/.  Outside these
- * folders only main.c (which display system the session offers) and
+ * (wlr, x11, fake), audio/ (pulse, fake).  A Windows host adds win32.c
+ * (DXGI capture, SendInput, the clipboard listener, WASAPI loopback) to
+ * each folder and one line to each table, as the wlr clipboard did.
+ * Outside these folders only main.c (which display system the session offers) and
  * monitors.c (RandR, new with #18) still know X11 or Wayland; the
  * monitor list belongs behind capture/'s table next (a Windows capture
  * lists DXGI outputs).
