@@ -17,10 +17,10 @@
  * (wlr, x11, fake), audio/ (pulse, fake).  A Windows host adds win32.c
  * (DXGI capture, SendInput, the clipboard listener, WASAPI loopback) to
  * each folder and one line to each table, as the wlr clipboard did.
- * Outside these folders only main.c (which display system the session offers) and
- * monitors.c (RandR, new with #18) still know X11 or Wayland; the
- * monitor list belongs behind capture/'s table next (a Windows capture
- * lists DXGI outputs).
+ * Outside these folders only main.c (which display system the session offers)
+ * and monitors.c (RandR, new with #18) still know X11 or Wayland; the monitor
+ * list belongs behind capture/'s table next (a Windows capture lists DXGI
+ * outputs).
  *
  * Files: main.c (start-up, shutdown), opts.c (the option table), reg*.c
  * (see reg.h), session*.c (see session.h), video.c, punch.c and upunch.c
