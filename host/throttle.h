@@ -6,7 +6,9 @@
  * gets no answer), and a success resets its count.  Failures are
  * forgotten THROTTLE_FORGET_MS after the last one.  A source is an IPv4
  * address or an IPv6 /64 (one subscriber's prefix, which it can fill with
- * addresses at will).  The table is bounded (THROTTLE_SLOTS sources; the
+ * addresses at will); an IPv6 failure also counts toward its /48 (a
+ * site, which can use many /64s), locked out alike after
+ * THROTTLE_FREE_48 failures.  The table is bounded (THROTTLE_SLOTS sources; the
  * stalest record that is not locked out is reused), so a flood of
  * addresses cannot grow memory nor free a locked source by eviction.
  *
@@ -30,6 +32,7 @@
 
 #define THROTTLE_SLOTS        256
 #define THROTTLE_FREE         3
+#define THROTTLE_FREE_48      12 /* four /64s' worth */
 #define THROTTLE_BASE_MS      2000
 #define THROTTLE_MAX_MS       (5 * 60 * 1000)
 #define THROTTLE_FORGET_MS    (60 * 60 * 1000)

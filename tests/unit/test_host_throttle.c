@@ -62,6 +62,24 @@ static void ipv6_by_64(void)
     HT_EQ_INT(throttle_wait(&t, addr("::ffff:198.51.100.1"), 1000), 0);
 }
 
+/* a /48 spreading its guesses over many /64s is locked out as a whole
+ * once it has failed THROTTLE_FREE_48 times; its neighbours are not */
+static void ipv6_escalates_to_48(void)
+{
+    char ip[64];
+
+    throttle_init(&t);
+    for (int i = 1; i < THROTTLE_FREE_48; i++) {
+        snprintf(ip, sizeof(ip), "2001:db8:7:%x::1", i); /* a /64 each */
+        throttle_fail(&t, addr(ip), 1000);
+        HT_EQ_INT(throttle_wait(&t, addr("2001:db8:7:ffff::9"), 1000), 0);
+    }
+    throttle_fail(&t, addr("2001:db8:7:abcd::1"), 1000);
+    HT_CHECK(throttle_wait(&t, addr("2001:db8:7:ffff::9"), 1000) > 0);
+    HT_EQ_INT(throttle_wait(&t, addr("2001:db8:8::1"), 1000), 0);
+    HT_EQ_INT(throttle_wait(&t, addr("192.0.2.7"), 1000), 0);
+}
+
 /* 300 other sources, one failure each, do not free a locked one */
 static void lockouts_never_evicted(void)
 {
@@ -107,6 +125,7 @@ int main(void)
     ht_init("host_throttle");
     HT_RUN(lockout_per_source);
     HT_RUN(ipv6_by_64);
+    HT_RUN(ipv6_escalates_to_48);
     HT_RUN(lockouts_never_evicted);
     HT_RUN(global_budget);
     return ht_finish();
