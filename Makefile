@@ -41,25 +41,37 @@ endif
 
 # Goals that must not install packages or read pkg-config.
 NOCONF_GOALS := clean distclean deps format format-check help server-arm64 \
-	test-arm64
+	test-arm64 host-win
 ifeq ($(filter-out $(NOCONF_GOALS),$(or $(MAKECMDGOALS),all)),)
 SKIP_CONFIG := 1
 endif
 
 .DEFAULT_GOAL := all
 .PHONY: all deps test unit bench fuzz format format-check clean help demo deb \
-	server-arm64 test-arm64 test-docker test-systemd install
+	server-arm64 test-arm64 test-docker test-systemd install host-win test-win
 .SUFFIXES:
 # Keep generated sources and objects that pattern chains would delete.
 .SECONDARY:
 
+# Windows (mingw-w64, tools/cross-win.sh): HD_WIN=1 and .exe programs.
+ifneq ($(findstring mingw32,$(CC)),)
+HD_WIN := 1
+EXE := .exe
+endif
+
 ifneq ($(SKIP_CONFIG),1)
+ifeq ($(HD_WIN),1)
+# the static libraries of tools/win-deps.sh (tools/cross-win.sh writes it)
+$(O)/config.mk: tools/cross-win.sh tools/win-deps.sh
+	$(Q)tools/cross-win.sh config $@
+else
 # Generated once per build tree: installs missing packages, then records
 # every library's flags.  Make re-reads it after building it.
 $(O)/config.mk: tools/deps.sh tools/configure.sh
 	$(Q)tools/deps.sh test
 	$(call msg,CONFIG,$@)
 	$(Q)tools/configure.sh $@
+endif
 -include $(O)/config.mk
 endif
 
@@ -81,6 +93,18 @@ test-arm64:
 	$(Q)tools/deps.sh test
 	$(Q)tools/deps.sh arm64
 	$(Q)tools/cross-arm64.sh test
+
+# homedesk-host for Windows in build-win/ (tools/cross-win.sh): mingw-w64
+# and Wine from tools/deps.sh win64, the libraries built from Debian's
+# source packages by tools/win-deps.sh (cached in build-win/deps);
+# test-win runs the unit tests cross-built and the host's e2e under Wine.
+host-win:
+	$(Q)tools/deps.sh win64
+	$(Q)tools/cross-win.sh build
+
+test-win: all
+	$(Q)tools/deps.sh win64
+	$(Q)tools/cross-win.sh test
 
 # Filled by the module.mk files.
 PROGRAMS :=
@@ -122,7 +146,11 @@ $(O)/%.o: %.c | $(O)/config.mk $(PROTO_HDRS)
 	$(call msg,CC,$<)
 	$(Q)$(CC) $(HD_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(OBJ_CFLAGS) -c $< -o $@
 
+# make test also builds the Windows host (make host-win): its e2e under
+# Wine (tests/e2e/test_win_host.sh) is one of the e2e suite's programs.
 test: all
+	$(Q)tools/deps.sh win64
+	$(Q)tools/cross-win.sh build
 	$(Q)O=$(O) tools/run-tests.sh
 
 # Our image in the usual hbbs + hbbr docker-compose, for real (root; it
@@ -173,6 +201,8 @@ help:
 	@echo 'make install   programs, man pages, units (PREFIX=/usr/local DESTDIR=)'
 	@echo 'make server-arm64  homedesk-server for 64-bit ARM (build-arm64/)'
 	@echo 'make test-arm64    its integration tests under qemu-user'
+	@echo 'make host-win   homedesk-host.exe for Windows (build-win/)'
+	@echo 'make test-win   its unit tests and e2e under Wine'
 	@echo 'make test-docker   our image in the usual hbbs+hbbr compose (root)'
 	@echo 'make test-systemd  the server .deb under systemd-nspawn -b (root)'
 	@echo 'make format     reformat;  make format-check  verify format'

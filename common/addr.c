@@ -3,10 +3,7 @@
  * AddrMangle) bit for bit; the decoder is stricter than the reference,
  * which panics or wraps on values no encoder produces: those are refused.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <net/if.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,8 +399,10 @@ static int addr_gai_error(int e)
         return -ENOMEM;
     case EAI_FAMILY:
         return UV_EAI_FAMILY;
+#ifdef EAI_SYSTEM
     case EAI_SYSTEM:
         return errno > 0 ? -errno : UV_EAI_FAIL;
+#endif
     }
     return UV_EAI_FAIL;
 }
@@ -442,8 +441,8 @@ int hd_addr_resolve(const char *s, uint16_t default_port,
     r = UV_EAI_NONAME;
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
-            ai->ai_addrlen <= sizeof(*out) &&
-            ai->ai_addrlen >= hd_addr_len(ai->ai_addr)) {
+            (size_t)ai->ai_addrlen <= sizeof(*out) &&
+            (size_t)ai->ai_addrlen >= (size_t)hd_addr_len(ai->ai_addr)) {
             memcpy(out, ai->ai_addr, hd_addr_len(ai->ai_addr));
             hd_addr_normalize(out);
             hd_addr_set_port((struct sockaddr *)out, port);

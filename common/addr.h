@@ -17,10 +17,10 @@
 #ifndef HD_ADDR_H
 #define HD_ADDR_H
 
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
+
+#include "os.h"
 
 /* Longest mangled form: 16 IPv6 bytes + 2 port bytes. */
 #define HD_ADDR_MANGLED_MAX 18

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "addr.h"
 #include "channel.h"
@@ -18,6 +17,7 @@
 #include "frame.h"
 #include "log.h"
 #include "net.h"
+#include "os.h"
 #include "rudp.h"
 
 struct hd_channel {
@@ -315,18 +315,18 @@ int hd_channel_open_udp(struct hd_channel *ch, int fd, struct hd_rudp *r)
     int len = sizeof(ss), rc;
 
     if (ch->rudp != NULL || ch->udp_init || ch->started || ch->closed) {
-        close(fd);
+        os_sock_close((os_sock)fd);
         return -EALREADY;
     }
     if ((rc = uv_udp_init(ch->tcp.loop, &ch->udp)) != 0) {
-        close(fd);
+        os_sock_close((os_sock)fd);
         return rc;
     }
     ch->udp.data = ch;
     ch->udp_init = 1;
     ch->handles++;
     if ((rc = uv_udp_open(&ch->udp, (uv_os_sock_t)fd)) != 0) {
-        close(fd); /* ours in every case */
+        os_sock_close((os_sock)fd); /* ours in every case */
         return rc;
     }
     /* from here fd belongs to the handle, closed with the channel */

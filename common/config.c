@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "log.h"
 
 #define CONFIG_LINE_MAX 4096 /* longest config file line */
 #define VALUE_SHOWN     60   /* characters of a bad value quoted back */
@@ -31,8 +32,7 @@ struct hd_config_str {
     char s[];
 };
 
-static int fail(struct hd_config *cfg, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int fail(struct hd_config *cfg, const char *fmt, ...) HD_PRINTF(2, 3);
 
 static int fail(struct hd_config *cfg, const char *fmt, ...)
 {

@@ -4,19 +4,17 @@
  * on caller buffers.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "crypto.h"
 #include "err.h"
 #include "log.h"
+#include "os.h"
 #include "message.pb-c.h"
 
 /* A key file is a few dozen characters; anything much larger is wrong. */

@@ -15,6 +15,7 @@
 #include <zstd_errors.h>
 
 #include "files.h"
+#include "os.h"
 #include "squeeze.h"
 
 static int add(struct hd_file_list *l, const char *name, const struct stat *st)
@@ -160,13 +161,14 @@ int hd_files_join(const char *base, const char *rel, char *out, size_t cap)
 int hd_files_mkparents(const char *path)
 {
     char tmp[4096], *p;
+    int r;
 
     if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
         return -ENAMETOOLONG;
     for (p = tmp + 1; (p = strchr(p, '/')) != NULL; p++) {
         *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -errno;
+        if ((r = os_mkdir(tmp, 0755)) != 0 && r != -EEXIST)
+            return r;
         *p = '/';
     }
     return 0;
@@ -190,9 +192,9 @@ int hd_files_create_part(const char *base, const char *rel, const char *part,
         if (snprintf(dir, sizeof(dir), "%s/%.*s", base, (int)(p - rel), rel) >=
             (int)sizeof(dir))
             return -ENAMETOOLONG;
-        if (mkdir(dir, 0755) != 0) {
-            if (errno != EEXIST || lstat(dir, &st) != 0)
-                return -errno;
+        if ((r = os_mkdir(dir, 0755)) != 0) {
+            if (r != -EEXIST || lstat(dir, &st) != 0)
+                return r == -EEXIST ? -errno : r;
             if (!S_ISDIR(st.st_mode))
                 return S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
         }
@@ -224,8 +226,8 @@ int hd_files_create_part(const char *base, const char *rel, const char *part,
 int hd_files_keep_part(int fd, const char *part, uint64_t written,
                        uint64_t mtime)
 {
-    struct timespec ts[2] = { { (time_t)mtime, 0 }, { (time_t)mtime, 0 } };
-    int kept = written >= HD_FILE_BLOCK && mtime != 0 && futimens(fd, ts) == 0;
+    int kept = written >= HD_FILE_BLOCK && mtime != 0 &&
+               os_set_fd_mtime(fd, mtime) == 0;
 
     close(fd);
     if (!kept)
@@ -396,13 +398,10 @@ int hd_files_same(const char *path, uint64_t size, uint64_t mtime)
 
 int hd_files_commit(const char *part, const char *final, uint64_t mtime)
 {
-    struct timeval tv[2] = { { 0, 0 }, { 0, 0 } };
-
     if (rename(part, final) != 0)
         return -errno;
-    tv[0].tv_sec = tv[1].tv_sec = (time_t)mtime;
     if (mtime > 0)
-        utimes(final, tv);
+        os_set_mtime(final, mtime);
     return 0;
 }
 

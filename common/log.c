@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "err.h"
 #include "log.h"
+#include "os.h"
 
 static int log_level = HD_LOG_INFO;
 
@@ -152,11 +154,13 @@ void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)
     if (getenv("JOURNAL_STREAM") != NULL) {
         r = snprintf(line, sizeof(line), "<%d>%s: ", level_prio[level], module);
     } else {
-        struct timeval tv;
+        uv_timeval64_t tv;
         struct tm tm;
+        time_t t;
 
-        gettimeofday(&tv, NULL);
-        gmtime_r(&tv.tv_sec, &tm);
+        uv_gettimeofday(&tv);
+        t = (time_t)tv.tv_sec;
+        os_gmtime(&t, &tm);
         r = snprintf(
             line, sizeof(line),
             "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s: ", tm.tm_year + 1900,

@@ -13,6 +13,14 @@
 
 #include <stddef.h>
 
+/* printf-style format checks; with mingw-w64 our printf is its C99 one
+ * (__USE_MINGW_ANSI_STDIO: %zu, %lld), which GCC calls gnu_printf */
+#ifdef __MINGW32__
+#define HD_PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
+#else
+#define HD_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#endif
+
 enum hd_log_level {
     HD_LOG_ERROR = 0,
     HD_LOG_WARN,
@@ -63,7 +71,7 @@ void hd_log_printable(char *s, size_t n);
 
 /* Print one line (no trailing newline needed in fmt). */
 void hd_log(enum hd_log_level level, const char *module, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    HD_PRINTF(3, 4);
 
 /*
  * A string from a peer (an ID, a name) as it may appear in a log line that

@@ -5,7 +5,9 @@
 # viewer link, so the server builds without media packages.
 MEDIA_SRCS := common/venc.c common/venc_conv.c common/vdec.c common/clip.c common/files.c \
 	common/squeeze.c
-COMMON_SRCS := $(filter-out $(MEDIA_SRCS),$(wildcard common/*.c))
+# the OS layer: one file per system (os.h)
+OS_OTHER := common/os_$(if $(HD_WIN),posix,win).c
+COMMON_SRCS := $(filter-out $(MEDIA_SRCS) $(OS_OTHER),$(wildcard common/*.c))
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(O)/%.o) $(PROTO_OBJS)
 MEDIA_OBJS := $(MEDIA_SRCS:%.c=$(O)/%.o)
 LIBCOMMON := $(O)/libhdcommon.a

@@ -5,13 +5,12 @@
  * nothing leaks whichever way a connection ends.
  */
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "frame.h"
 #include "net.h"
+#include "os.h"
 
 struct net_write {
     uv_write_t req;
@@ -88,8 +87,9 @@ int hd_net_bind_udp(uv_loop_t *loop, uv_udp_t *udp, const struct sockaddr *addr,
 
         if ((r = uv_fileno((uv_handle_t *)udp, &fd)) != 0)
             goto out;
-        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) {
-            r = -errno;
+        if (setsockopt((os_sock)(uintptr_t)fd, IPPROTO_IPV6, IPV6_V6ONLY,
+                       (const char *)&off, sizeof(off)) != 0) {
+            r = os_sock_error();
             goto out;
         }
     }

@@ -77,7 +77,7 @@ struct host_opts {
     int fake_width, fake_height, fake_interval_ms, fake_frames;
     int verbose;
     bool no_otp, allow_unencrypted, show_id, help, help_man, version, no_upnp;
-    bool no_clipboard, no_audio, no_file_transfer;
+    bool no_clipboard, no_audio, no_file_transfer, selftest;
     const char *audio_source;
     int clipboard, audio; /* backend: index in main.c's name tables */
 };

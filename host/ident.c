@@ -19,6 +19,7 @@
 #include "err.h"
 #include "host/ident.h"
 #include "log.h"
+#include "os.h"
 
 #define MOD "host"
 
@@ -115,8 +116,7 @@ int ident_load(struct ident *id, const char *dir)
 
     memset(id, 0, sizeof(*id));
     snprintf(id->dir, sizeof(id->dir), "%s", dir);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        r = -errno;
+    if ((r = os_mkdir(dir, 0700)) != 0 && r != -EEXIST) {
         hd_error(MOD, "cannot create config directory %s: %s", dir,
                  hd_strerror(r));
         return r;

@@ -10,12 +10,9 @@
  * Exit status: 0 ok, 1 runtime error, 2 usage error.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
@@ -30,9 +27,11 @@
 #include "host/opts.h"
 #include "host/punch.h"
 #include "host/reg.h"
+#include "host/selftest.h"
 #include "host/session.h"
 #include "host/upnp.h"
 #include "host/video.h"
+#include "os.h"
 #include "log.h"
 #include "net.h"
 
@@ -177,25 +176,6 @@ static void on_audio_frame(void *ud, const uint8_t *opus, size_t n)
     session_broadcast_audio(ud, opus, n);
 }
 
-/* The default config directory; 0 or -ENOENT (no HOME). */
-static int default_config_dir(char *out, size_t cap)
-{
-    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-    char parent[400];
-
-    if (xdg != NULL && xdg[0] == '/') {
-        snprintf(parent, sizeof(parent), "%s", xdg);
-    } else if (home != NULL && home[0]) {
-        snprintf(parent, sizeof(parent), "%s/.config", home);
-    } else {
-        return -ENOENT;
-    }
-    if (mkdir(parent, 0700) != 0 && errno != EEXIST)
-        return -errno;
-    snprintf(out, cap, "%s/homedesk", parent);
-    return 0;
-}
-
 /* First line of path, without the newline, into a sodium buffer. */
 static int read_password_file(const char *path, char **out)
 {
@@ -274,6 +254,15 @@ static int pick_display(const struct host_opts *o, struct video_opts *vo,
     int wayland = wl != NULL && wl[0] && (o->display == NULL || !o->display[0]);
 
     memset(vo, 0, sizeof(*vo));
+#ifdef _WIN32
+    /* one desktop: the backends' own order of preference picks */
+    vo->capture = host_capture_names[o->capture];
+    *input = host_input_names[o->input];
+    *disp = NULL;
+    (void)env;
+    (void)wayland;
+    return 0;
+#endif
     /* auto: a Wayland session is shared through the wlr backends (its
      * DISPLAY, if any, is XWayland's, which shows only X clients) */
     vo->capture = host_capture_names[o->capture];
@@ -357,10 +346,10 @@ static int config_dir(const struct host_opts *o, char *dir, size_t cap)
         snprintf(dir, cap, "%s", o->config_dir);
         return 0;
     }
-    if ((r = default_config_dir(dir, cap)) != 0)
+    if ((r = os_config_dir(dir, cap)) != 0)
         fprintf(stderr,
-                PROG ": no config directory (set --config-dir or "
-                     "HOME): %s\n",
+                PROG ": no config directory (set --config-dir, or "
+                     "HOME on Linux, APPDATA on Windows): %s\n",
                 hd_strerror(r));
     return r;
 }
@@ -493,11 +482,25 @@ static int start_media(struct host *h, struct video_opts *vo, const char *disp,
     if (!o->no_clipboard)
         clip_start(h->loop, host_clip_names[o->clipboard], &co, on_clip_text, h,
                    &h->clip);
-    if (!o->no_audio &&
-        audio_start(h->loop, host_audio_names[o->audio], o->audio_source,
-                    on_audio_frame, h, &h->audio) != 0)
+#ifdef _WIN32
+    if (!o->no_audio && o->audio == 0)
+        hd_info("host", "desktop audio has no Windows backend yet (WASAPI "
+                        "loopback): sound off");
+    else
+#endif
+        if (!o->no_audio &&
+            audio_start(h->loop, host_audio_names[o->audio], o->audio_source,
+                        on_audio_frame, h, &h->audio) != 0)
         hd_warn("host", "no audio thread: sound off");
     return 0;
+}
+
+/* --selftest with the backends picked (host/selftest.h): the exit status */
+static int selftest(const struct host_opts *o, const struct video_opts *vo,
+                    const char *input, const char *disp, const char *dir)
+{
+    return host_selftest(o, vo->capture, input, host_clip_names[o->clipboard],
+                         host_audio_names[o->audio], disp, dir);
 }
 
 /* Started: the log line, and on stdout what a user needs to connect. */
@@ -538,7 +541,7 @@ int main(int argc, char **argv)
     struct video_opts vo;
     const char *disp = NULL, *input = NULL;
 
-    signal(SIGPIPE, SIG_IGN);
+    os_init(&argc, &argv);
     host_opts_table(o, &st.reg_tcp_choice, table);
     if (hd_config_init(&cfg, PROG, table) != 0 ||
         hd_config_parse_args(&cfg, argc, argv) != 0 ||
@@ -582,8 +585,8 @@ int main(int argc, char **argv)
         status = r > 0 ? 0 : 1; /* --show-id: done */
         goto out;
     }
-    if ((r = pick_display(o, &vo, &disp, &input)) != 0) {
-        status = 2;
+    if ((r = pick_display(o, &vo, &disp, &input)) != 0 || o->selftest) {
+        status = r != 0 ? 2 : selftest(o, &vo, input, disp, dir);
         goto out;
     }
 

@@ -1,8 +1,27 @@
 # host/: homedesk-host, the agent on the machine being reached.  Backends
 # live in a folder per interface (capture/, input/, clipboard/, audio/).
-HOST_SRCS := $(wildcard host/*.c host/*/*.c)
+# Backends for one system only are listed here; Windows (HD_WIN, make
+# host-win) builds no X11, Wayland or PulseAudio code.
+HOST_POSIX_ONLY := host/capture/x11.c host/capture/wlr.c host/input/xtest.c \
+	host/input/wlr.c host/clipboard/x11.c host/clipboard/wlr.c \
+	host/clipboard/mailbox.c host/audio/pulse.c host/monitors.c
+HOST_WIN_ONLY := host/capture/gdi.c host/input/sendinput.c \
+	host/clipboard/win32.c host/monitors_win.c
+HOST_SRCS := $(filter-out $(if $(HD_WIN),$(HOST_POSIX_ONLY),$(HOST_WIN_ONLY)),\
+	$(wildcard host/*.c host/*/*.c))
 HOST_OBJS := $(HOST_SRCS:%.c=$(O)/%.o)
-HOST_BIN := $(O)/homedesk-host
+HOST_BIN := $(O)/homedesk-host$(EXE)
+ifeq ($(HD_WIN),1)
+WL_PROTO_HDRS :=
+WL_PROTO_OBJS :=
+# the manifest: UTF-8 code page, DPI awareness (host/win/homedesk-host.rc)
+HOST_OBJS += $(O)/host/win/resource.o
+$(O)/host/win/resource.o: host/win/homedesk-host.rc \
+		host/win/homedesk-host.manifest
+	@mkdir -p $(@D)
+	$(call msg,RC,$<)
+	$(Q)$(WINDRES) -I host/win $< -o $@
+endif
 
 ifneq ($(HOST_SRCS),)
 $(HOST_OBJS): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST) \
@@ -21,5 +40,5 @@ PROGRAMS += $(HOST_BIN)
 $(HOST_BIN): $(HOST_OBJS) $(LIBMEDIA) $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_HOST) \
-		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
+		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) $(PKG_LIBS_OS) -lpthread -lm
 endif

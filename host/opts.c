@@ -10,11 +10,19 @@
 #include "host/opts.h"
 #include "host/video.h"
 
+#ifdef _WIN32
+const char *const host_capture_names[] = { "auto", "gdi", "fake", NULL };
+const char *const host_input_names[] = { "auto", "sendinput", "fake", "none",
+                                         NULL };
+const char *const host_clip_names[] = { "auto", "win32", "fake", NULL };
+const char *const host_audio_names[] = { "auto", "fake", NULL };
+#else
 const char *const host_capture_names[] = { "auto", "x11", "wlr", "fake", NULL };
 const char *const host_input_names[] = { "auto", "xtest", "wlr",
                                          "fake", "none",  NULL };
 const char *const host_clip_names[] = { "auto", "wlr", "x11", "fake", NULL };
 const char *const host_audio_names[] = { "auto", "pulse", "fake", NULL };
+#endif
 static const char *const reg_tcp_names[] = { "auto", "always", "never", NULL };
 
 /* Append the entries of the array a to t at *n (OPTS_MAX in all). */
@@ -156,6 +164,12 @@ static void opts_features(struct host_opts *o, struct hd_opt *t, int *n)
           .flags = HD_OPT_ARGV_ONLY,
           .help = "print the ID and exit",
           .b = &o->show_id },
+        { .names = "selftest",
+          .type = HD_OPT_FLAG,
+          .flags = HD_OPT_ARGV_ONLY,
+          .help = "try each backend (capture, input, clipboard, audio, "
+                  "network), print what works and exit",
+          .b = &o->selftest },
         { .names = "allow-unencrypted",
           .env = "HOMEDESK_ALLOW_UNENCRYPTED",
           .type = HD_OPT_FLAG,

@@ -7,12 +7,8 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "addr.h"
 #include "err.h"
@@ -32,32 +28,33 @@ int punch_socket(int family, uint16_t port, uint16_t *bound)
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int fd, one = 1, r;
+    os_sock s;
 
     if (bound != NULL)
         *bound = 0;
     memset(&ss, 0, sizeof(ss));
     ss.ss_family = (sa_family_t)family;
     hd_addr_set_port((struct sockaddr *)&ss, port);
-    if ((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-        return -errno;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, hd_addr_len((struct sockaddr *)&ss)) !=
+    if ((s = os_socket(family, SOCK_STREAM)) == OS_SOCK_BAD)
+        return os_sock_error();
+    fd = (int)s; /* Windows' socket handles fit in an int */
+    if (os_sock_reuse(s) != 0 ||
+        bind(s, (struct sockaddr *)&ss, hd_addr_len((struct sockaddr *)&ss)) !=
             0) {
-        r = -errno;
+        r = os_sock_error();
         goto fail;
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof(one));
     if (bound != NULL) {
-        if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-            r = -errno;
+        if (getsockname(s, (struct sockaddr *)&ss, &len) != 0) {
+            r = os_sock_error();
             goto fail;
         }
         *bound = hd_addr_port((struct sockaddr *)&ss);
     }
     return fd;
 fail:
-    close(fd);
+    os_sock_close(fd);
     return r;
 }
 
@@ -155,7 +152,7 @@ static void attempt_start(struct punch *p)
         return;
     }
     if ((a = calloc(1, sizeof(*a))) == NULL) {
-        close(fd);
+        os_sock_close(fd);
         return;
     }
     a->p = p;
@@ -165,7 +162,7 @@ static void attempt_start(struct punch *p)
     p->att = a;
     p->attempts++;
     if ((r = uv_tcp_open(&a->tcp, fd)) != 0) {
-        close(fd);
+        os_sock_close(fd);
         p->last_err = r;
         attempt_drop(p);
         return;
@@ -186,13 +183,13 @@ static int session_on_fd(struct punch *p, int fd)
 
     if ((r = session_new(p->h, SESSION_DIRECT, &s)) != 0)
         return r;
-    if ((dfd = dup(fd)) < 0) {
-        r = -errno;
+    if ((dfd = (int)os_sock_dup(fd)) == (int)OS_SOCK_BAD) {
+        r = os_sock_error();
         session_close(s, "cannot take over the punched connection");
         return r;
     }
     if ((r = uv_tcp_open(session_tcp(s), dfd)) != 0) {
-        close(dfd);
+        os_sock_close(dfd);
         session_close(s, "cannot take over the punched connection");
         return r;
     }
@@ -218,7 +215,7 @@ static void on_attempt(uv_connect_t *req, int status)
         return;
     }
     if (uv_fileno((uv_handle_t *)&a->tcp, &fd) != 0 ||
-        (r = session_on_fd(p, (int)fd)) != 0) {
+        (r = session_on_fd(p, (int)(intptr_t)fd)) != 0) {
         hd_warn(MOD, "punch to %s: connected but no session: %s", p->peer_s,
                 hd_strerror(r));
     } else {
@@ -289,8 +286,8 @@ static int listen_on(struct punch *p)
     if ((fd = punch_socket(p->peer.ss_family, p->port, NULL)) < 0)
         return fd;
     if (listen(fd, 8) != 0) {
-        r = -errno;
-        close(fd);
+        r = os_sock_error();
+        os_sock_close(fd);
         return r;
     }
     uv_tcp_init(p->h->loop, &p->lis);
@@ -298,7 +295,7 @@ static int listen_on(struct punch *p)
     p->handles++;
     p->lis_open = 1;
     if ((r = uv_tcp_open(&p->lis, fd)) != 0) {
-        close(fd);
+        os_sock_close(fd);
         return r;
     }
     return uv_listen((uv_stream_t *)&p->lis, 8, on_accept);
@@ -354,15 +351,16 @@ int punch_start(struct host *h, const struct sockaddr *viewer, int viewer_nat,
 static int v6_source(const struct sockaddr *to, struct sockaddr_in6 *out)
 {
     socklen_t len = sizeof(*out);
-    int fd, r = 0;
+    os_sock fd;
+    int r = 0;
 
     memset(out, 0, sizeof(*out));
-    if ((fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-        return -errno;
+    if ((fd = os_socket(AF_INET6, SOCK_DGRAM)) == OS_SOCK_BAD)
+        return os_sock_error();
     if (connect(fd, to, sizeof(struct sockaddr_in6)) != 0 ||
         getsockname(fd, (struct sockaddr *)out, &len) != 0)
-        r = -errno;
-    close(fd);
+        r = os_sock_error();
+    os_sock_close(fd);
     if (r == 0 && (out->sin6_addr.s6_addr[0] & 0xe0) != 0x20)
         r = -EADDRNOTAVAIL;
     return r;
@@ -384,7 +382,7 @@ int punch_start_v6(struct host *h, const struct sockaddr *viewer,
     if ((fd = punch_socket(AF_INET6, 0, &port)) < 0)
         return fd;
     r = punch_start(h, viewer, HBB__NAT_TYPE__UNKNOWN_NAT, port);
-    close(fd);
+    os_sock_close(fd);
     if (r != 0)
         return r < 0 ? r : -EAGAIN;
     src.sin6_port = htons(port);
@@ -559,7 +557,7 @@ int punch_nat_test(struct host *h, const struct sockaddr *server)
             break;
         }
         if ((r = uv_tcp_open(&t->c[i].tcp, fd)) != 0) {
-            close(fd);
+            os_sock_close(fd);
             break;
         }
         if (i == 1)
@@ -575,16 +573,7 @@ int punch_nat_test(struct host *h, const struct sockaddr *server)
 
 long punch_raise_fd_limit(void)
 {
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return -errno;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            return -errno;
-    }
-    return rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
+    return os_raise_fd_limit();
 }
 
 void punch_stop_all(struct host *h)

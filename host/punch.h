@@ -33,7 +33,8 @@
 #define HD_HOST_PUNCH_H
 
 #include <stdint.h>
-#include <sys/socket.h>
+
+#include "os.h"
 
 #include "host/host.h"
 

@@ -12,7 +12,6 @@
 #define HD_HOST_REG_INT_H
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include "host/session.h"
 #include "log.h"
 #include "net.h"
+#include "os.h"
 #include "rendezvous.pb-c.h"
 #include "rvsec.h"
 

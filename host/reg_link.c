@@ -95,7 +95,7 @@ void reg_send_oneshot_fd(struct reg *g, const Hbb__RendezvousMessage *m,
     if (!g->have_server || (o = calloc(1, sizeof(*o))) == NULL ||
         hd_frame_pack(&m->base, &o->frame, &o->len) != 0) {
         if (fd >= 0)
-            close(fd);
+            os_sock_close(fd);
         free(o);
         return;
     }
@@ -106,7 +106,7 @@ void reg_send_oneshot_fd(struct reg *g, const Hbb__RendezvousMessage *m,
     o->tcp.data = o->timer.data = o->conn.data = o;
     uv_timer_start(&o->timer, oneshot_timeout, ONESHOT_TIMEOUT_MS, 0);
     if (fd >= 0 && (r = uv_tcp_open(&o->tcp, fd)) != 0) {
-        close(fd);
+        os_sock_close(fd);
         hd_warn(MOD, "cannot send %s to the server: %s", what, uv_strerror(r));
         oneshot_end(o);
         return;

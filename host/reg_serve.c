@@ -13,17 +13,18 @@
 static int lan_addr(struct reg *g, struct sockaddr_storage *out)
 {
     socklen_t len = sizeof(*out);
-    int fd, r = -1;
+    os_sock fd;
+    int r = -1;
 
     memset(out, 0, sizeof(*out));
-    fd = socket(g->server.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    fd = os_socket(g->server.ss_family, SOCK_DGRAM);
+    if (fd == OS_SOCK_BAD)
+        return os_sock_error();
     if (connect(fd, (struct sockaddr *)&g->server,
                 hd_addr_len((struct sockaddr *)&g->server)) == 0 &&
         getsockname(fd, (struct sockaddr *)out, &len) == 0)
         r = 0;
-    close(fd);
+    os_sock_close(fd);
     if (r == 0) {
         hd_addr_normalize(out);
         hd_addr_set_port((struct sockaddr *)out, g->h->listen_port);

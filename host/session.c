@@ -395,7 +395,7 @@ int session_begin_udp(struct session *s, uint32_t conv, uv_udp_t *sock,
 fail:
     hd_rudp_free(r);
     if (fd >= 0)
-        close(fd);
+        os_sock_close((os_sock)fd);
     session_close(s, hd_strerror(e));
     return e;
 }

@@ -12,8 +12,6 @@
 #define HD_HOST_SESSION_INT_H
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +31,7 @@
 #include "host/video.h"
 #include "log.h"
 #include "net.h"
+#include "os.h"
 #include "rudp.h"
 #include "squeeze.h"
 

@@ -41,14 +41,13 @@ static void send_peer_info(struct session *s)
     Hbb__DisplayInfo di[MONITORS_MAX], *dis[MONITORS_MAX];
     Hbb__Features feat = HBB__FEATURES__INIT;
     Hbb__SupportedEncoding enc = HBB__SUPPORTED_ENCODING__INIT;
-    struct passwd *pw = getpwuid(getuid());
     char host[256] = "", user[64] = "";
     const char *disp = h->o->display;
     int w = 0, hgt = 0, i;
 
     if (gethostname(host, sizeof(host) - 1) != 0)
         snprintf(host, sizeof(host), "homedesk");
-    snprintf(user, sizeof(user), "%s", pw && pw->pw_name ? pw->pw_name : "");
+    os_user_name(user, sizeof(user));
     if (h->video)
         video_size(h->video, &w, &hgt);
     /* RandR's monitors with the X11 capture (or auto: RandR answers only
@@ -79,7 +78,7 @@ static void send_peer_info(struct session *s)
     }
     pi.username = user;
     pi.hostname = host;
-    pi.platform = "Linux";
+    pi.platform = (char *)os_platform();
     pi.n_displays = (size_t)h->n_monitors;
     pi.displays = dis;
     pi.current_display = h->cur_monitor > 0 ? h->cur_monitor : 0;

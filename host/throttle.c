@@ -2,7 +2,6 @@
  * Per-IP login throttle.  See throttle.h.  A linear scan of 256 slots
  * per login attempt is cheaper than any index at this size.
  */
-#include <netinet/in.h>
 #include <string.h>
 
 #include "host/throttle.h"

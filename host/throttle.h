@@ -28,7 +28,8 @@
 #define HD_HOST_THROTTLE_H
 
 #include <stdint.h>
-#include <sys/socket.h>
+
+#include "os.h"
 
 #define THROTTLE_SLOTS        256
 #define THROTTLE_FREE         3

@@ -6,31 +6,31 @@
  * callback (libuv orders the two).  It is freed once the timer has closed
  * and no work is queued.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include <miniupnpc/miniupnpc.h>
 #include <miniupnpc/upnpcommands.h>
 #include <miniupnpc/upnperrors.h>
+#ifndef HD_NO_NATPMP
 #include <natpmp.h>
+#endif
 
 #include "addr.h"
 #include "err.h"
 #include "host/upnp.h"
 #include "log.h"
 #include "net.h"
+#include "os.h"
 
 #define MOD "upnp"
 
 #define UPNP_DESC "homedesk"
 
+#ifndef HD_NO_NATPMP
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -38,16 +38,32 @@ static uint64_t mono_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+#endif
 
 /* ---- NAT-PMP (RFC 6886) ---------------------------------------------------
+ * Left out where libnatpmp is not built (HD_NO_NATPMP: Windows, whose
+ * routers speak UPnP-IGD all the same).
  */
+#ifdef HD_NO_NATPMP
+static int natpmp_map(const struct upnp_cfg *cfg, uint16_t in, uint16_t want,
+                      uint32_t life, struct upnp_lease *out, char *why,
+                      size_t cap)
+{
+    snprintf(why, cap, "NAT-PMP: not in this build");
+    return -ENOTSUP;
+}
+
+static int natpmp_unmap(const struct upnp_cfg *cfg, const struct upnp_lease *l)
+{
+    return -ENOTSUP;
+}
+#else
 
 /* Wait for the answer to the pending request until deadline (libnatpmp
  * resends on its own schedule).  0, -ETIMEDOUT or a NATPMP_ERR_*. */
 static int natpmp_wait(natpmp_t *n, natpmpresp_t *resp, uint64_t deadline)
 {
     struct timeval tv;
-    struct pollfd p;
     uint64_t now;
     int r, ms;
 
@@ -64,10 +80,7 @@ static int natpmp_wait(natpmp_t *n, natpmpresp_t *resp, uint64_t deadline)
             if (t >= 0 && t < ms)
                 ms = t;
         }
-        p.fd = n->s;
-        p.events = POLLIN;
-        p.revents = 0;
-        poll(&p, 1, ms > 0 ? ms : 1);
+        os_wait_readable((os_sock)n->s, ms > 0 ? ms : 1);
     }
 }
 
@@ -170,6 +183,7 @@ static int natpmp_unmap(const struct upnp_cfg *cfg, const struct upnp_lease *l)
     closenatpmp(&n);
     return r;
 }
+#endif
 
 /* ---- UPnP-IGD ------------------------------------------------------------
  */

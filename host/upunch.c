@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "addr.h"
 #include "err.h"
@@ -179,13 +178,16 @@ static void take(struct upunch *u, uv_udp_t *sock, const struct sockaddr *from,
     if ((e = session_new(h, SESSION_UDP, &s)) != 0)
         goto fail;
     if (sock != u->reg_sock) {
+        os_sock d = OS_SOCK_BAD;
+
         if (uv_fileno((uv_handle_t *)sock, &ofd) != 0 ||
-            (fd = dup((int)ofd)) < 0) {
-            e = -errno;
+            (d = os_sock_dup((os_sock)(uintptr_t)ofd)) == OS_SOCK_BAD) {
+            e = d == OS_SOCK_BAD ? os_sock_error() : -EBADF;
             goto fail;
         }
-        if (connect(fd, from, hd_addr_len(from)) != 0) {
-            e = -errno;
+        fd = (int)d; /* Windows' socket handles fit in an int */
+        if (connect(d, from, hd_addr_len(from)) != 0) {
+            e = os_sock_error();
             goto fail;
         }
     }
@@ -203,7 +205,7 @@ fail:
     hd_warn(MOD, "udp punch to %s: no session for %s: %s", u->viewer_s, fs,
             hd_strerror(e));
     if (fd >= 0)
-        close(fd);
+        os_sock_close((os_sock)fd);
     if (s != NULL)
         session_close(s, "cannot start it");
     upunch_end(u);

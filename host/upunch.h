@@ -39,11 +39,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include <uv.h>
 
 #include "host/host.h"
+#include "os.h"
 
 #define UPUNCH_MS             6000
 #define UPUNCH_PROBE_MS       100

@@ -2,7 +2,6 @@
  * File transfer jobs of one host session.  See xfer.h.
  */
 #include <errno.h>
-#include <pwd.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include "files.h"
 #include "host/xfer.h"
 #include "log.h"
+#include "os.h"
 #include "net.h"
 
 #define MOD "xfer"
@@ -66,7 +66,7 @@ static int send_response(struct hxfer *x, Hbb__FileResponse *fr)
 }
 
 static void send_error(struct hxfer *x, int id, int file_num, const char *fmt,
-                       ...) __attribute__((format(printf, 4, 5)));
+                       ...) HD_PRINTF(4, 5);
 static void send_error(struct hxfer *x, int id, int file_num, const char *fmt,
                        ...)
 {
@@ -112,16 +112,12 @@ static void send_confirm(struct hxfer *x, int id, int file_num, int skip,
     x->io.send(x->io.ud, &m);
 }
 
-/* "~" and "~/..." are the home directory of the host's user (HOME, else
- * the password database: a system service may run without HOME). */
+/* "~" and "~/..." are the home directory of the host's user (os_home). */
 static int expand(const char *in, char *out, size_t cap)
 {
-    const char *home = getenv("HOME");
-    struct passwd *pw;
+    char buf[1024];
+    const char *home = os_home(buf, sizeof(buf)) == 0 ? buf : NULL;
     int n;
-
-    if ((home == NULL || home[0] == '\0') && (pw = getpwuid(getuid())) != NULL)
-        home = pw->pw_dir;
 
     if (in == NULL || in[0] == '\0')
         return -EINVAL;

@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _WIN32 /* the unit tests cross-built for Windows (make test-win) */
+#define flockfile   _lock_file
+#define funlockfile _unlock_file
+#endif
+
 #include "tests/harness.h"
 
 static const char *suite = "test";

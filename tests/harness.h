@@ -28,7 +28,11 @@ int ht_finish(void);
 
 /* Record a failure of the running case (printf-style message). */
 void ht_fail(const char *file, int line, const char *fmt, ...)
+#ifdef __MINGW32__ /* mingw's C99 printf (make test-win) */
+    __attribute__((format(gnu_printf, 3, 4)));
+#else
     __attribute__((format(printf, 3, 4)));
+#endif
 
 /* Number of failures recorded in the running case so far. */
 int ht_case_failures(void);

@@ -101,6 +101,28 @@ $(WL_TEST_BINS): E2E_LIBS += $(PKG_LIBS_WL)
 
 TEST_BINS += $(UNIT_BINS) $(ITEST_BINS) $(E2E_BINS)
 
+# Windows test programs (tests/win/*.c -> $(O)/tests/win/NAME.exe), built
+# by make host-win (tools/cross-win.sh) and run under Wine by the e2e, and
+# the unit tests of common/ that are portable, as Windows programs
+# ($(O)/tests/unit/test_NAME.exe; tests/win/test_units.sh runs them).
+ifeq ($(HD_WIN),1)
+WIN_UNIT_TESTS := addr clip frame net uprobe venc
+WIN_UNIT_BINS := $(WIN_UNIT_TESTS:%=$(O)/tests/unit/test_%.exe)
+$(O)/tests/unit/%.exe: $(O)/tests/unit/%.o $(HARNESS_OBJ) $(LIBMEDIA) \
+		$(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_MEDIA) \
+		$(PKG_LIBS_COMMON) $(PKG_LIBS_OS) -lm
+.PHONY: win-test-bins
+win-test-bins: $(WIN_UNIT_BINS)
+WIN_TEST_BINS := $(patsubst tests/win/%.c,$(O)/tests/win/%.exe,\
+	$(wildcard tests/win/*.c))
+$(O)/tests/win/%.exe: tests/win/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(HD_CFLAGS) $(CFLAGS) -o $@ $< -lgdi32
+endif
+
 # Fuzz targets: built by clang with libFuzzer in their own tree.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(O)/tests/fuzz/%,$(FUZZ_SRCS))

@@ -1,13 +1,17 @@
 #!/bin/sh
 # Install the Debian packages homedesk needs to build and test.
 #
-# Usage: tools/deps.sh [build|test|bench|arm64|docker|systemd]   (default: test)
+# Usage: tools/deps.sh [build|test|bench|arm64|docker|systemd|win64]
+#        (default: test)
 # Each of build, test, bench includes the previous one; arm64 is the cross
 # toolchain, the server's arm64 libraries (Debian multiarch: the arm64
 # architecture is added first) and qemu-user, for make server-arm64;
 # docker is Debian's docker engine, docker-compose v1 and debootstrap, for
 # make test-docker; systemd is systemd-nspawn and debootstrap, for make
 # test-systemd.
+# win64 is the mingw-w64 cross toolchain, the tools that build Debian's
+# source packages as static Windows libraries (tools/win-deps.sh) and
+# Wine, for make host-win and make test-win.
 # librust-wayland-protocols-dev is there for its XML files: Debian 12 has no
 # wlr-protocols package, and the Rust crate ships the wlroots protocols.
 # libwslay-dev cannot be installed for two architectures at once: the
@@ -36,6 +40,9 @@ wl-clipboard fail2ban"
 bench_pkgs="ffmpeg valgrind tigervnc-scraping-server tigervnc-viewer"
 docker_pkgs="docker.io docker-compose debootstrap"
 systemd_pkgs="systemd-container debootstrap"
+win64_pkgs="gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 mingw-w64-tools nasm
+dpkg-dev autoconf automake libtool cmake make pkg-config protobuf-c-compiler
+wine wine64 xvfb xauth xdotool xclip"
 arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user pkg-config
 protobuf-c-compiler libsodium-dev:arm64 libuv1-dev:arm64
 libprotobuf-c-dev:arm64 libsqlite3-dev:arm64 nettle-dev:arm64
@@ -48,8 +55,9 @@ bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
 arm64) want="$arm64_pkgs" ;;
 docker) want="$docker_pkgs" ;;
 systemd) want="$systemd_pkgs" ;;
+win64) want="$win64_pkgs" ;;
 *)
-	echo "usage: $0 [build|test|bench|arm64|docker|systemd]" >&2
+	echo "usage: $0 [build|test|bench|arm64|docker|systemd|win64]" >&2
 	exit 2
 	;;
 esac

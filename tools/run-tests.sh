@@ -5,6 +5,8 @@
 #        suites: unit integration e2e nat packaging (the default), docker
 #        (make test-docker: tests/docker, root and a dockerd of its own),
 #        systemd (make test-systemd: tests/systemd, root, systemd-nspawn)
+#        win (make test-win: the Windows host under Wine, tests/win and
+#        tests/e2e/test_win_*.sh)
 #        tools/run-tests.sh --total FILE: the summary of the runs that
 #        appended their counts to FILE (HD_TEST_TALLY, see below)
 # Every test program prints "ok - ..." / "not ok - ..." lines (see
@@ -49,6 +51,11 @@ for s in "${suites[@]}"; do
 		;;
 	e2e | nat | packaging | docker | systemd)
 		for p in tests/$s/test_*.sh; do
+			[ -f "$p" ] && progs+=("$p")
+		done
+		;;
+	win)
+		for p in tests/win/test_*.sh tests/e2e/test_win_*.sh; do
 			[ -f "$p" ] && progs+=("$p")
 		done
 		;;

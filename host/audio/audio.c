@@ -22,12 +22,19 @@
 #define SILENCE 2
 
 static const struct audio_driver *const drivers[] = {
+#ifndef _WIN32 /* Windows: no backend yet (WASAPI loopback is the plan) */
     &audio_driver_pulse,
+#endif
     &audio_driver_fake,
 };
 #define N_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
 
-static const char *const names[N_DRIVERS + 1] = { "pulse", "fake", NULL };
+static const char *const names[N_DRIVERS + 1] = {
+#ifndef _WIN32
+    "pulse",
+#endif
+    "fake", NULL
+};
 
 const char *const *audio_list(void)
 {
@@ -297,7 +304,8 @@ static int find_driver(const char *name, const struct audio_driver **out)
             return 0;
         }
     }
-    hd_error(MOD, "unknown audio backend '%s' (try pulse, fake)", name);
+    hd_error(MOD, "unknown audio backend '%s' (try %s)", name,
+             N_DRIVERS > 1 ? "pulse, fake" : "fake");
     return -ENOENT;
 }
 

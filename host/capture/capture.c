@@ -7,21 +7,30 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "host/capture/capture.h"
 #include "log.h"
 
 static const struct capture_driver *const drivers[] = {
+#ifdef _WIN32
+    &capture_driver_gdi,
+#else
     &capture_driver_x11,
     &capture_driver_wlr,
+#endif
     &capture_driver_fake,
 };
 #define N_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
 
-static const char *const names[N_DRIVERS + 1] = { "x11", "wlr", "fake", NULL };
+static const char *const names[N_DRIVERS + 1] = {
+#ifdef _WIN32
+    "gdi",
+#else
+    "x11", "wlr",
+#endif
+    "fake", NULL
+};
 
 const char *const *capture_list(void)
 {
@@ -38,18 +47,16 @@ static int open_one(const struct capture_driver *d,
     if (cap == NULL)
         return -ENOMEM;
     cap->driver = d;
-    cap->wake_fd = -1;
     atomic_init(&cap->refresh, 0);
     if (d->priv_size > 0 && (cap->priv = calloc(1, d->priv_size)) == NULL) {
         r = -ENOMEM;
         goto out;
     }
-    cap->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (cap->wake_fd < 0) {
-        r = -errno;
-        hd_error("capture", "eventfd: %s", strerror(errno));
+    if ((r = os_wake_open(&cap->wake)) != 0) {
+        hd_error("capture", "wake-up: %s", strerror(-r));
         goto out;
     }
+    cap->wake_open = 1;
     if ((r = d->open(cap, opts)) != 0)
         goto out;
     *out = cap;
@@ -57,8 +64,8 @@ static int open_one(const struct capture_driver *d,
     r = 0;
 out:
     if (cap != NULL) {
-        if (cap->wake_fd >= 0)
-            close(cap->wake_fd);
+        if (cap->wake_open)
+            os_wake_close(&cap->wake);
         free(cap->priv);
         free(cap);
     }
@@ -88,22 +95,25 @@ int capture_open(const char *name, const struct capture_opts *opts,
     }
     if (r == -ENOENT && name != NULL && name[0] != '\0' &&
         strcmp(name, "auto") != 0)
-        hd_error("capture", "unknown capture backend '%s' (try x11, wlr, fake)",
-                 name);
+        hd_error("capture", "unknown capture backend '%s' (try %s)", name,
+#ifdef _WIN32
+                 "gdi, fake"
+#else
+                 "x11, wlr, fake"
+#endif
+        );
     return r;
 }
 
 int capture_grab(struct capture *cap, struct capture_frame *out, int timeout_ms)
 {
-    uint64_t v;
     int r;
 
     memset(out, 0, sizeof(*out));
     r = cap->driver->grab(cap, out, timeout_ms);
     if (r == 0) {
         /* Consume a wake-up so the next grab waits again. */
-        if (read(cap->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-            hd_debug("capture", "wake read: %s", strerror(errno));
+        os_wake_drain(&cap->wake);
         memset(out, 0, sizeof(*out));
         cap->stats.idle++;
     } else if (r > 0) {
@@ -117,18 +127,14 @@ void capture_close(struct capture *cap)
     if (cap == NULL)
         return;
     cap->driver->close(cap);
-    close(cap->wake_fd);
+    os_wake_close(&cap->wake);
     free(cap->priv);
     free(cap);
 }
 
 void capture_wakeup(struct capture *cap)
 {
-    uint64_t one = 1;
-
-    /* EAGAIN means the counter is already non-zero: awake either way. */
-    if (write(cap->wake_fd, &one, sizeof(one)) < 0) {
-    }
+    os_wake_signal(&cap->wake);
 }
 
 void capture_refresh(struct capture *cap)

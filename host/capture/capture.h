@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "os.h"
+
 #define CAPTURE_MAX_RECTS 64
 /* Largest screen accepted (each side), and largest cursor image kept. */
 #define CAPTURE_MAX_SIDE   16384
@@ -118,8 +120,8 @@ struct capture_driver {
      * set), 0 when nothing changed (timeout, or capture_wakeup(); no pixel
      * is copied), or a negative code (-EIO: display connection lost).
      * Must check and clear cap->refresh (repaint everything) and return
-     * early when cap->wake_fd becomes readable (it drains nothing: the
-     * framework does).
+     * early when cap->wake is signalled (os_wake_fd readable, or
+     * os_wake_wait; it drains nothing: the framework does).
      */
     int (*grab)(struct capture *cap, struct capture_frame *out, int timeout_ms);
     /* Release everything open acquired.  Called once, after a good open. */
@@ -132,8 +134,9 @@ struct capture_driver {
  */
 struct capture {
     const struct capture_driver *driver;
-    void *priv;         /* driver->priv_size bytes */
-    int wake_fd;        /* eventfd: readable after capture_wakeup() */
+    void *priv;          /* driver->priv_size bytes */
+    struct os_wake wake; /* signalled by capture_wakeup() */
+    int wake_open;
     atomic_int refresh; /* set by capture_refresh(), cleared by grab */
     struct capture_stats stats;
 };
@@ -200,6 +203,7 @@ void capture_fake_box(uint64_t n, int width, int height,
                       struct capture_rect *box);
 uint32_t capture_fake_background(int x, int y);
 
+extern const struct capture_driver capture_driver_gdi;
 extern const struct capture_driver capture_driver_x11;
 extern const struct capture_driver capture_driver_wlr;
 extern const struct capture_driver capture_driver_fake;

@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,9 +122,8 @@ static int fake_grab(struct capture *cap, struct capture_frame *out,
                      int timeout_ms)
 {
     struct fake *f = cap->priv;
-    struct pollfd pfd;
     uint64_t now, deadline, due, wait_us;
-    int nr = 0, full, r;
+    int nr = 0, full;
 
     now = capture_now_us();
     deadline = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * 1000;
@@ -139,13 +137,9 @@ static int fake_grab(struct capture *cap, struct capture_frame *out,
         if (now >= deadline)
             return 0;
         wait_us = (due < deadline ? due : deadline) - now;
-        pfd = (struct pollfd){ cap->wake_fd, POLLIN, 0 };
-        r = poll(&pfd, 1,
-                 wait_us / 1000 >= INT_MAX ? INT_MAX
-                                           : (int)((wait_us + 999) / 1000));
-        if (r < 0 && errno != EINTR)
-            return -errno;
-        if (r > 0)
+        if (os_wake_wait(&cap->wake, wait_us / 1000 >= INT_MAX
+                                         ? INT_MAX
+                                         : (int)((wait_us + 999) / 1000)))
             return 0;
         now = capture_now_us();
     }

@@ -456,7 +456,7 @@ static int wlr_grab(struct capture *cap, struct capture_frame *out,
     struct wlr *w = cap->priv;
     struct pollfd p[2] = {
         { .fd = wl_display_get_fd(w->d), .events = POLLIN },
-        { .fd = cap->wake_fd, .events = POLLIN },
+        { .fd = os_wake_fd(&cap->wake), .events = POLLIN },
     };
     uint64_t deadline = timeout_ms < 0
                             ? UINT64_MAX

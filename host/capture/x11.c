@@ -596,7 +596,7 @@ static int wait_change(struct capture *cap, struct x11 *x, uint64_t deadline,
             wait_us = x->next_poll_us - now;
         xcb_flush(x->c);
         pfd[0] = (struct pollfd){ xcb_get_file_descriptor(x->c), POLLIN, 0 };
-        pfd[1] = (struct pollfd){ cap->wake_fd, POLLIN, 0 };
+        pfd[1] = (struct pollfd){ os_wake_fd(&cap->wake), POLLIN, 0 };
         r = poll(pfd, 2,
                  wait_us / 1000 >= INT_MAX ? INT_MAX
                                            : (int)((wait_us + 999) / 1000));

@@ -17,13 +17,24 @@
 #define MOD "clipboard"
 
 static const struct clip_driver *const drivers[] = {
+#ifdef _WIN32
+    &clip_driver_win32,
+#else
     &clip_driver_wlr,
     &clip_driver_x11,
+#endif
     &clip_driver_fake,
 };
 #define N_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
 
-static const char *const names[N_DRIVERS + 1] = { "wlr", "x11", "fake", NULL };
+static const char *const names[N_DRIVERS + 1] = {
+#ifdef _WIN32
+    "win32",
+#else
+    "wlr", "x11",
+#endif
+    "fake", NULL
+};
 
 const char *const *clip_list(void)
 {
@@ -175,7 +186,8 @@ int clip_start(uv_loop_t *loop, const char *name, const struct clip_opts *opts,
         }
     }
     if (r == -ENOENT && !autopick)
-        hd_error(MOD, "unknown clipboard backend '%s' (try x11, fake)", name);
+        hd_error(MOD, "unknown clipboard backend '%s' (try %s, fake)", name,
+                 names[0]);
     return r;
 }
 

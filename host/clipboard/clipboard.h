@@ -127,6 +127,7 @@ void clip_report(struct hclip *c, const char *text, size_t n);
 void clip_fake_copy(struct hclip *c, const char *text);
 const char *clip_fake_content(const struct hclip *c);
 
+extern const struct clip_driver clip_driver_win32;
 extern const struct clip_driver clip_driver_wlr;
 extern const struct clip_driver clip_driver_x11;
 extern const struct clip_driver clip_driver_fake;

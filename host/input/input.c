@@ -11,8 +11,12 @@
 #include "log.h"
 
 static const struct input_driver *const drivers[] = {
+#ifdef _WIN32
+    &input_driver_sendinput,
+#else
     &input_driver_xtest,
     &input_driver_wlr,
+#endif
     &input_driver_fake,
 };
 #define N_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
@@ -62,8 +66,13 @@ int input_open(const char *name, const struct input_opts *opts,
         }
     }
     if (!autopick)
-        hd_error("input", "unknown input backend '%s' (try xtest, wlr, fake)",
-                 name);
+        hd_error("input", "unknown input backend '%s' (try %s)", name,
+#ifdef _WIN32
+                 "sendinput, fake"
+#else
+                 "xtest, wlr, fake"
+#endif
+        );
     return r;
 }
 

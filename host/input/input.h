@@ -173,6 +173,7 @@ const struct input_event *input_fake_events(struct input *in, size_t *n);
 /* Forget the recorded events. */
 void input_fake_clear(struct input *in);
 
+extern const struct input_driver input_driver_sendinput;
 extern const struct input_driver input_driver_xtest;
 extern const struct input_driver input_driver_wlr;
 extern const struct input_driver input_driver_fake;

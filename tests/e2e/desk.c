@@ -298,16 +298,27 @@ int desk_host_start(struct desk_host *h, const char *dir, const struct srv *s,
                     struct desk_screen *a, const char *pw,
                     const char *const *extra)
 {
-    char prog[512], server[64], buf[4096], *p;
-    const char *argv[40];
-    int n = 0;
+    return desk_host_start_cmd(h, dir, s, a, pw, extra, NULL);
+}
+
+int desk_host_start_cmd(struct desk_host *h, const char *dir,
+                        const struct srv *s, struct desk_screen *a,
+                        const char *pw, const char *const *extra,
+                        const struct desk_host_cmd *cmd)
+{
+    char prog[512], server[64], buf[4096], cfg[340], *p;
+    const char *argv[48];
+    int n = 0, wait_ms = cmd != NULL && cmd->wait_ms > 0 ? cmd->wait_ms : 10000;
 
     memset(h, 0, sizeof(*h));
     snprintf(h->dir, sizeof(h->dir), "%s/host", dir);
     snprintf(h->out, sizeof(h->out), "%s/host.out", dir);
     snprintf(h->log, sizeof(h->log), "%s/host.log", dir);
     snprintf(server, sizeof(server), "127.0.0.1:%u", s->port);
-    argv[n++] = prog_path("homedesk-host", prog, sizeof(prog));
+    for (int i = 0; cmd != NULL && cmd->argv[i] != NULL && n < 8; i++)
+        argv[n++] = cmd->argv[i];
+    if (cmd == NULL)
+        argv[n++] = prog_path("homedesk-host", prog, sizeof(prog));
     argv[n++] = "--server";
     argv[n++] = server;
     argv[n++] = "--key";
@@ -321,14 +332,16 @@ int desk_host_start(struct desk_host *h, const char *dir, const struct srv *s,
     }
     argv[n++] = "--listen";
     argv[n++] = "0";
+    snprintf(cfg, sizeof(cfg), "%s%s",
+             cmd != NULL && cmd->dir_prefix ? cmd->dir_prefix : "", h->dir);
     argv[n++] = "--config-dir";
-    argv[n++] = h->dir;
+    argv[n++] = cfg;
     argv[n++] = "--register-interval-ms=500";
-    for (int i = 0; extra && extra[i] && n < 38; i++)
+    for (int i = 0; extra && extra[i] && n < 46; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
-    h->pid = desk_spawn(argv, NULL, h->out, h->log);
-    if (h->pid < 0 || !file_has(h->out, "id: ", 10000) ||
+    h->pid = desk_spawn(argv, cmd != NULL ? cmd->env : NULL, h->out, h->log);
+    if (h->pid < 0 || !file_has(h->out, "id: ", wait_ms) ||
         desk_slurp(h->out, buf, sizeof(buf)) <= 0 ||
         (p = strstr(buf, "id: ")) == NULL)
         return -1;
@@ -338,7 +351,7 @@ int desk_host_start(struct desk_host *h, const char *dir, const struct srv *s,
         desk_slurp(h->out, buf, sizeof(buf)) > 0 &&
         (p = strstr(buf, "listening on port ")) != NULL)
         h->port = (uint16_t)atoi(p + strlen("listening on port "));
-    return file_has(h->log, "registered ID", 10000) ? 0 : -1;
+    return file_has(h->log, "registered ID", wait_ms) ? 0 : -1;
 }
 
 void desk_host_stop(struct desk_host *h)

@@ -140,6 +140,24 @@ int desk_host_start(struct desk_host *h, const char *dir, const struct srv *s,
                     struct desk_screen *a, const char *pw,
                     const char *const *extra);
 
+/*
+ * The same with another command line in front of the host's options:
+ * argv (NULL-terminated, at most 8: e.g. "wine",
+ * "build-win/homedesk-host.exe"), extra environment entries env (may be NULL),
+ * and wait_ms instead of 10 s for each of its start-up lines (0: 10 s);
+ * dir_prefix (may be NULL) goes before the config directory's path ("Z:" for a
+ * Windows program under Wine).
+ */
+struct desk_host_cmd {
+    const char *const *argv;
+    const char *const *env;
+    int wait_ms;
+    const char *dir_prefix;
+};
+int desk_host_start_cmd(struct desk_host *h, const char *dir,
+                        const struct srv *s, struct desk_screen *a,
+                        const char *pw, const char *const *extra,
+                        const struct desk_host_cmd *cmd);
 void desk_host_stop(struct desk_host *h);
 
 struct desk_viewer {

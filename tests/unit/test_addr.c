@@ -1,9 +1,10 @@
 /* Unit tests for common/addr: mangling vectors, text forms, CIDR masks. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "os.h"
 
 #include "addr.h"
 #include "err.h"

@@ -4,15 +4,13 @@
  * hd_net_backlogged, UDP both ways, dual-stack listeners and sockets, and
  * a port already in use.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "net.h"
+#include "os.h"
 #include "tests/harness.h"
 
 #define BIG      (1 << 20)
