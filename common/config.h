@@ -95,6 +95,23 @@ struct hd_opt {
         .s = (s_ptr)                                                      \
     }
 
+/* --server and --key of the host and the viewer (the same options, help
+ * and environment variables in both): entries of a struct hd_opt table
+ * storing into const char * dst. */
+#define HD_OPT_SERVER(dst)                                                    \
+    {                                                                         \
+        .names = "s,server", .env = "HOMEDESK_SERVER", .type = HD_OPT_STRING, \
+        .arg = "HOST[:PORT]",                                                 \
+        .help = "rendezvous server (port 21116 by default)", .s = (dst)       \
+    }
+#define HD_OPT_KEY(dst)                                                   \
+    {                                                                     \
+        .names = "k,key", .env = "HOMEDESK_KEY", .type = HD_OPT_STRING,   \
+        .arg = "PUBKEY",                                                  \
+        .help = "the server's public key (base64, as in id_ed25519.pub)", \
+        .s = (dst)                                                        \
+    }
+
 /* --log-file FILE (HOMEDESK_LOG_FILE), the same in every program: an
  * entry of a struct hd_opt table storing into the const char * dst. */
 #define HD_OPT_LOG_FILE(dst)                                          \

@@ -37,18 +37,8 @@ static const char *const reg_tcp_names[] = { "auto", "always", "never", NULL };
 static void opts_session(struct host_opts *o, struct hd_opt *t, int *n)
 {
     const struct hd_opt opts[] = {
-        { .names = "s,server",
-          .env = "HOMEDESK_SERVER",
-          .type = HD_OPT_STRING,
-          .arg = "HOST[:PORT]",
-          .help = "rendezvous server (port 21116 by default)",
-          .s = &o->server },
-        { .names = "k,key",
-          .env = "HOMEDESK_KEY",
-          .type = HD_OPT_STRING,
-          .arg = "PUBKEY",
-          .help = "the server's public key (base64)",
-          .s = &o->key },
+        HD_OPT_SERVER(&o->server),
+        HD_OPT_KEY(&o->key),
         { .names = "password",
           .env = "HOMEDESK_HOST_PASSWORD",
           .type = HD_OPT_STRING,
