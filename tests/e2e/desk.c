@@ -428,12 +428,8 @@ int desk_share(struct desk_host *h, struct desk_viewer *v, const char *dir,
         return -1;
     }
     if (desk_viewer_start(v, dir, "viewer", s, b, pw, h->id, NULL) != 0 ||
-        !file_has(v->err, "first frame shown", 10000)) {
-        printf("# the viewer showed no frame\n");
-        desk_viewer_dump(v);
-        desk_dump("host log", h->log);
+        desk_viewer_shows(v, h->log, 10000) != 0)
         return -1;
-    }
     return 0;
 }
 
@@ -452,6 +448,16 @@ int desk_viewer_stop(struct desk_viewer *v)
         v->pid = 0;
     }
     return v->status;
+}
+
+int desk_viewer_shows(struct desk_viewer *v, const char *host_log, int ms)
+{
+    if (v->pid > 0 && file_has(v->err, "first frame shown", ms))
+        return 0;
+    printf("# the viewer showed no frame\n");
+    desk_viewer_dump(v);
+    desk_dump("host log", host_log);
+    return -1;
 }
 
 void desk_viewer_dump(const struct desk_viewer *v)

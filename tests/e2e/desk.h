@@ -195,6 +195,12 @@ int desk_viewer_wait(struct desk_viewer *v, int ms);
 int desk_viewer_stop(struct desk_viewer *v);
 
 /* Print a viewer's stdout and stderr as diagnostics. */
+/*
+ * Wait up to ms for the viewer's first frame; without one, say so with
+ * the viewer's output and the host's log (host_log) and return -1.
+ */
+int desk_viewer_shows(struct desk_viewer *v, const char *host_log, int ms);
+
 void desk_viewer_dump(const struct desk_viewer *v);
 
 /*

@@ -80,12 +80,8 @@ static int setup(void)
     }
     if (desk_viewer_start(&viewer, tmpdir, "viewer", &srv, &B, PASSWORD,
                           host.id, NULL) != 0 ||
-        !file_has(viewer.err, "first frame shown", 15000)) {
-        printf("# the viewer showed no frame\n");
-        desk_viewer_dump(&viewer);
-        desk_dump("host log", host.log);
+        desk_viewer_shows(&viewer, host.log, 15000) != 0)
         return -1;
-    }
     return 0;
 }
 
