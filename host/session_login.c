@@ -50,9 +50,12 @@ static void send_peer_info(struct session *s)
     os_user_name(user, sizeof(user));
     if (h->video)
         video_size(h->video, &w, &hgt);
-    /* RandR's monitors with the X11 capture (or auto: RandR answers only
-     * on X11), else the one screen */
-    if (h->o->capture <= 1 && w > 0 && hgt > 0) /* auto or x11 */
+    /* the monitors the capture knows (wlr: the outputs), else RandR's
+     * with the X11 capture (or auto: RandR answers only on X11), else the
+     * one screen */
+    if (h->video && (h->n_monitors = video_monitors(h->video, h->monitors)) > 0)
+        ;
+    else if (h->o->capture <= 1 && w > 0 && hgt > 0) /* auto or x11 */
         h->n_monitors = monitors_list(disp, w, hgt, h->monitors);
     else {
         h->monitors[0] = (struct monitor){ 0, 0, w, hgt, "" };

@@ -611,6 +611,11 @@ void video_set_quality(struct video *v, int percent, int max_fps)
     pthread_mutex_unlock(&v->lock);
 }
 
+int video_monitors(struct video *v, struct monitor *out)
+{
+    return v->cap != NULL ? capture_monitors(v->cap, out) : 0;
+}
+
 void video_size(struct video *v, int *width, int *height)
 {
     *width = atomic_load(&v->width);

@@ -19,7 +19,8 @@
  * captures (so PeerInfo knows the screen) but produces no frames.
  *
  * Threads: video_start/video_stop and on_frame run on the loop thread;
- * video_set_active, video_request_key, video_set_rate and video_size may
+ * video_set_active, video_request_key, video_set_rate, video_size and
+ * video_monitors may
  * be called from any thread.
  */
 #ifndef HD_HOST_VIDEO_H
@@ -103,6 +104,12 @@ void video_set_region(struct video *v, int x, int y, int w, int h);
  * video_set_rate's later changes stay within it.
  */
 void video_set_quality(struct video *v, int percent, int max_fps);
+
+/*
+ * The monitors the capture backend lists (wlr: the outputs) into
+ * out[MONITORS_MAX]: how many, 0 when it lists none.  Any thread.
+ */
+int video_monitors(struct video *v, struct monitor *out);
 
 /* The screen size as last captured. */
 void video_size(struct video *v, int *width, int *height);

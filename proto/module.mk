@@ -23,9 +23,10 @@ $(O)/proto/%.o: $(O)/proto/%.c | $(PROTO_HDRS)
 # interface is written out in host/input/vkbd-protocol.h.
 WAYLAND_SCANNER ?= wayland-scanner
 WL_XML_DIRS := /usr/share/wayland-protocols/stable/xdg-shell \
+	/usr/share/wayland-protocols/unstable/xdg-output \
 	$(lastword $(sort $(wildcard \
 	/usr/share/cargo/registry/wayland-protocols-*/wlr-protocols/unstable)))
-WL_PROTOS := xdg-shell wlr-screencopy-unstable-v1 \
+WL_PROTOS := xdg-shell xdg-output-unstable-v1 wlr-screencopy-unstable-v1 \
 	wlr-virtual-pointer-unstable-v1 wlr-data-control-unstable-v1
 WL_PROTO_HDRS := $(WL_PROTOS:%=$(O)/proto/wl/%.h)
 WL_PROTO_OBJS := $(WL_PROTOS:%=$(O)/proto/wl/%.o)

@@ -4,6 +4,7 @@
  * the counters.  Backends live beside this file, one per display system.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ static int open_one(const struct capture_driver *d,
         return -ENOMEM;
     cap->driver = d;
     atomic_init(&cap->refresh, 0);
+    pthread_mutex_init(&cap->mon_lock, NULL);
     if (d->priv_size > 0 && (cap->priv = calloc(1, d->priv_size)) == NULL) {
         r = -ENOMEM;
         goto out;
@@ -66,6 +68,7 @@ out:
     if (cap != NULL) {
         if (cap->wake_open)
             os_wake_close(&cap->wake);
+        pthread_mutex_destroy(&cap->mon_lock);
         free(cap->priv);
         free(cap);
     }
@@ -128,8 +131,28 @@ void capture_close(struct capture *cap)
         return;
     cap->driver->close(cap);
     os_wake_close(&cap->wake);
+    pthread_mutex_destroy(&cap->mon_lock);
     free(cap->priv);
     free(cap);
+}
+
+void capture_set_monitors(struct capture *cap, const struct monitor *m, int n)
+{
+    pthread_mutex_lock(&cap->mon_lock);
+    cap->n_monitors = n < 0 ? 0 : n > MONITORS_MAX ? MONITORS_MAX : n;
+    memcpy(cap->monitors, m, (size_t)cap->n_monitors * sizeof(*m));
+    pthread_mutex_unlock(&cap->mon_lock);
+}
+
+int capture_monitors(struct capture *cap, struct monitor *out)
+{
+    int n;
+
+    pthread_mutex_lock(&cap->mon_lock);
+    n = cap->n_monitors;
+    memcpy(out, cap->monitors, (size_t)n * sizeof(*out));
+    pthread_mutex_unlock(&cap->mon_lock);
+    return n;
 }
 
 void capture_wakeup(struct capture *cap)

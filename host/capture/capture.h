@@ -27,10 +27,12 @@
 #ifndef HD_HOST_CAPTURE_H
 #define HD_HOST_CAPTURE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "host/monitors.h"
 #include "os.h"
 
 #define CAPTURE_MAX_RECTS 64
@@ -139,6 +141,10 @@ struct capture {
     int wake_open;
     atomic_int refresh; /* set by capture_refresh(), cleared by grab */
     struct capture_stats stats;
+    /* the monitors the backend lists (capture_set_monitors), any thread */
+    pthread_mutex_t mon_lock;
+    struct monitor monitors[MONITORS_MAX];
+    int n_monitors;
 };
 
 /*
@@ -168,6 +174,16 @@ void capture_wakeup(struct capture *cap);
  * is always whole).  Any thread.
  */
 void capture_refresh(struct capture *cap);
+
+/*
+ * The monitors inside the frame, for backends that know them (wlr: the
+ * outputs; x11 asks RandR elsewhere, host/monitors.h): a backend calls
+ * capture_set_monitors from its thread when it opens and whenever they
+ * change; capture_monitors copies them into out[MONITORS_MAX] from any
+ * thread and returns how many (0: the backend lists none).
+ */
+void capture_set_monitors(struct capture *cap, const struct monitor *m, int n);
+int capture_monitors(struct capture *cap, struct monitor *out);
 
 /* The backend's name. */
 const char *capture_name(const struct capture *cap);

@@ -12,8 +12,9 @@
  * an xkb_state follows every key we press and its serialized modifiers
  * are sent after each change.
  *
- * Pointer: absolute motion in output pixels (the capture's pixels), sent
- * as a fraction of the output's current mode, so it is exact at any scale.
+ * Pointer: absolute motion in the capture's pixels (the outputs laid out
+ * as host/wayland/outputs.h says), sent as a fraction of that picture, so
+ * it is exact at any scale.
  *
  * Threads: the loop thread; each call sends its requests and flushes,
  * reading whatever the compositor sent meanwhile without waiting.
@@ -32,6 +33,7 @@
 
 #include "host/input/input.h"
 #include "host/input/vkbd-protocol.h"
+#include "host/wayland/outputs.h"
 #include "log.h"
 #include "wlr-virtual-pointer-unstable-v1.h"
 
@@ -54,12 +56,16 @@ struct wlr_in {
     struct wl_display *d;
     struct wl_registry *reg;
     struct wl_seat *seat;
-    struct wl_output *output;
+    struct wlout_set outs;
     struct zwp_virtual_keyboard_manager_v1 *kmgr;
     struct zwlr_virtual_pointer_manager_v1 *pmgr;
     struct zwp_virtual_keyboard_v1 *kbd;
     struct zwlr_virtual_pointer_v1 *ptr;
-    int out_w, out_h; /* the output's current mode, pixels */
+    uint32_t pmgr_version;
+    /* the pointer's output (NULL: the whole layout) and the picture's
+     * size it maps onto */
+    struct wl_output *ptr_output;
+    int pic_w, pic_h;
 
     struct xkb_context *ctx;
     struct xkb_keymap *keymap;
@@ -69,62 +75,32 @@ struct wlr_in {
     int n_down;
 };
 
-static void out_geometry(void *data, struct wl_output *o, int32_t x, int32_t y,
-                         int32_t pw, int32_t ph, int32_t sub, const char *make,
-                         const char *model, int32_t tr)
-{
-}
-
-static void out_mode(void *data, struct wl_output *o, uint32_t flags, int32_t w,
-                     int32_t h, int32_t refresh)
-{
-    struct wlr_in *wi = data;
-
-    if (flags & WL_OUTPUT_MODE_CURRENT) {
-        wi->out_w = w;
-        wi->out_h = h;
-    }
-}
-
-static void out_done(void *data, struct wl_output *o)
-{
-}
-
-static void out_scale(void *data, struct wl_output *o, int32_t f)
-{
-}
-
-static void out_text(void *data, struct wl_output *o, const char *s)
-{
-}
-
-/* name and description (version 4) are never sent: bound at version 2 */
-static const struct wl_output_listener out_listener = {
-    out_geometry, out_mode, out_done, out_scale, out_text, out_text,
-};
-
 static void reg_global(void *data, struct wl_registry *reg, uint32_t name,
                        const char *iface, uint32_t version)
 {
     struct wlr_in *wi = data;
 
+    if (wlout_global(&wi->outs, reg, name, iface, version))
+        return;
     if (strcmp(iface, wl_seat_interface.name) == 0 && wi->seat == NULL)
         wi->seat = wl_registry_bind(reg, name, &wl_seat_interface, 1);
-    else if (strcmp(iface, wl_output_interface.name) == 0 &&
-             wi->output == NULL) {
-        wi->output = wl_registry_bind(reg, name, &wl_output_interface, 2);
-        wl_output_add_listener(wi->output, &out_listener, wi);
-    } else if (strcmp(iface, zwp_virtual_keyboard_manager_v1_interface.name) ==
-               0)
+    else if (strcmp(iface, zwp_virtual_keyboard_manager_v1_interface.name) == 0)
         wi->kmgr = wl_registry_bind(
             reg, name, &zwp_virtual_keyboard_manager_v1_interface, 1);
-    else if (strcmp(iface, zwlr_virtual_pointer_manager_v1_interface.name) == 0)
-        wi->pmgr = wl_registry_bind(
-            reg, name, &zwlr_virtual_pointer_manager_v1_interface, 1);
+    else if (strcmp(iface, zwlr_virtual_pointer_manager_v1_interface.name) ==
+             0) {
+        wi->pmgr_version = version < 2 ? version : 2;
+        wi->pmgr = wl_registry_bind(reg, name,
+                                    &zwlr_virtual_pointer_manager_v1_interface,
+                                    wi->pmgr_version);
+    }
 }
 
 static void reg_remove(void *data, struct wl_registry *reg, uint32_t name)
 {
+    struct wlr_in *wi = data;
+
+    wlout_remove(&wi->outs, name);
 }
 
 static const struct wl_registry_listener reg_listener = { reg_global,
@@ -244,8 +220,7 @@ static void wlr_close(struct input *in)
         zwlr_virtual_pointer_manager_v1_destroy(wi->pmgr);
     if (wi->kmgr != NULL)
         wl_proxy_destroy((struct wl_proxy *)wi->kmgr);
-    if (wi->output != NULL)
-        wl_output_destroy(wi->output);
+    wlout_release(&wi->outs);
     if (wi->seat != NULL)
         wl_seat_destroy(wi->seat);
     if (wi->reg != NULL)
@@ -256,6 +231,42 @@ static void wlr_close(struct input *in)
     xkb_keymap_unref(wi->keymap);
     xkb_context_unref(wi->ctx);
     memset(wi, 0, sizeof(*wi));
+}
+
+/*
+ * The virtual pointer for the picture the capture makes of the outputs
+ * (host/wayland/outputs.h): over the whole layout when the picture is
+ * all of them (absolute motion is a fraction of the layout's box, which
+ * the picture is at one scale), else bound to the one output shared
+ * (virtual pointer version 2).  Made again when that changes.  0, or -EIO.
+ */
+static int place_pointer(struct wlr_in *wi)
+{
+    struct wlout_place pl[WLOUT_MAX];
+    struct wl_output *on = NULL;
+    int n = wlout_layout(&wi->outs, pl, &wi->pic_w, &wi->pic_h, 1);
+
+    wi->outs.changed = 0;
+    if (n == 1 && wi->outs.n > 1)
+        on = wi->outs.out[pl[0].index].o;
+    if (wi->ptr != NULL && on == wi->ptr_output)
+        return 0;
+    if (wi->ptr != NULL)
+        zwlr_virtual_pointer_v1_destroy(wi->ptr);
+    if (on != NULL && wi->pmgr_version < 2) {
+        hd_warn(MOD, "the compositor cannot bind a virtual pointer to one "
+                     "output (virtual pointer version 1): clicks may land on "
+                     "another output");
+        on = NULL;
+    }
+    wi->ptr_output = on;
+    wi->ptr =
+        on != NULL
+            ? zwlr_virtual_pointer_manager_v1_create_virtual_pointer_with_output(
+                  wi->pmgr, wi->seat, on)
+            : zwlr_virtual_pointer_manager_v1_create_virtual_pointer(wi->pmgr,
+                                                                     wi->seat);
+    return wi->ptr != NULL ? 0 : -EIO;
 }
 
 static int wlr_open(struct input *in, const struct input_opts *opts)
@@ -274,10 +285,12 @@ static int wlr_open(struct input *in, const struct input_opts *opts)
     }
     wi->reg = wl_display_get_registry(wi->d);
     wl_registry_add_listener(wi->reg, &reg_listener, wi);
-    if (wl_display_roundtrip(wi->d) < 0 || wl_display_roundtrip(wi->d) < 0)
-        goto fail;
+    /* the globals, then the outputs' events, then their xdg-outputs' */
+    for (int i = 0; i < 3; i++)
+        if (wl_display_roundtrip(wi->d) < 0)
+            goto fail;
     if (wi->seat == NULL || wi->kmgr == NULL || wi->pmgr == NULL ||
-        wi->output == NULL) {
+        wi->outs.n == 0) {
         hd_error(MOD,
                  "the Wayland compositor on %s offers no %s: not a wlroots "
                  "desktop (GNOME and KDE need the portal, not done yet)",
@@ -302,18 +315,16 @@ static int wlr_open(struct input *in, const struct input_opts *opts)
     }
     wi->shift_kc = find_key(wi, XKB_KEY_Shift_L, &shift);
     wi->kbd = vkbd_create(wi->kmgr, wi->seat);
-    wi->ptr = zwlr_virtual_pointer_manager_v1_create_virtual_pointer(wi->pmgr,
-                                                                     wi->seat);
-    if (wi->kbd == NULL || wi->ptr == NULL || upload_keymap(wi) != 0)
+    if (wi->kbd == NULL || place_pointer(wi) != 0 || upload_keymap(wi) != 0)
         goto fail;
     vkbd_modifiers(wi->kbd, 0, 0, 0, 0);
     if (wl_display_roundtrip(wi->d) < 0)
         goto fail;
     hd_info(MOD,
             "Wayland display %s: virtual keyboard (layout %s), virtual "
-            "pointer on a %dx%d output",
-            name, xkb_keymap_layout_get_name(wi->keymap, 0), wi->out_w,
-            wi->out_h);
+            "pointer on a %dx%d picture",
+            name, xkb_keymap_layout_get_name(wi->keymap, 0), wi->pic_w,
+            wi->pic_h);
     return 0;
 fail:
     if (wi->d != NULL && wl_display_get_error(wi->d) != 0)
@@ -326,12 +337,15 @@ static int wlr_move(struct input *in, int x, int y)
 {
     struct wlr_in *wi = in->priv;
 
-    if (wi->out_w <= 0 || wi->out_h <= 0)
+    if (wi->outs.changed && place_pointer(wi) != 0)
+        return -EIO;
+    if (wi->pic_w <= 0 || wi->pic_h <= 0)
         return 0;
-    zwlr_virtual_pointer_v1_motion_absolute(
-        wi->ptr, now_ms(), (uint32_t)(x < wi->out_w ? x : wi->out_w - 1),
-        (uint32_t)(y < wi->out_h ? y : wi->out_h - 1), (uint32_t)wi->out_w,
-        (uint32_t)wi->out_h);
+    x = x < 0 ? 0 : x < wi->pic_w ? x : wi->pic_w - 1;
+    y = y < 0 ? 0 : y < wi->pic_h ? y : wi->pic_h - 1;
+    zwlr_virtual_pointer_v1_motion_absolute(wi->ptr, now_ms(), (uint32_t)x,
+                                            (uint32_t)y, (uint32_t)wi->pic_w,
+                                            (uint32_t)wi->pic_h);
     zwlr_virtual_pointer_v1_frame(wi->ptr);
     return pump(wi);
 }

@@ -5,6 +5,8 @@
  * in that session with no --display, so it picks the wlr backends itself
  * (wlr-screencopy, virtual keyboard and pointer); homedesk-viewer shows it
  * in a window on an X display B (Xvfb, 1280x720: 1:1 at the origin).
+ * sway has a second output, HEADLESS-2 (640x480 right of the first),
+ * with a second card.
  * Cases:
  *  - the host chose the wlr backends;
  *  - B's screen matches the output (grim): PSNR >= 35 dB;
@@ -14,7 +16,11 @@
  *  - text copied on the Wayland desktop (wl-copy) reaches B's clipboard
  *    through the host's wlr clipboard and the viewer, and text copied on
  *    B (xclip) is what wl-paste gives on the Wayland desktop;
- *  - an idle host (still screen, session open) uses < 1 % of a CPU.
+ *  - an idle host (still screen, session open) uses < 1 % of a CPU;
+ *  - the outputs are the host's monitors: the viewer starts on the first,
+ *    its menu switches to the second, which B then shows (PSNR against
+ *    grim -o HEADLESS-2), and a click on B lands on the second card where
+ *    aimed.
  */
 #include <errno.h>
 #include <signal.h>
@@ -36,18 +42,38 @@
 #define MAX_CPU  1.0 /* percent of one CPU, idle */
 #define ECHO_H   20  /* hd-wlcard's strip */
 
-static char tmpdir[256], record[300];
+#define OUT2   "HEADLESS-2"
+#define OUT2_W 640
+#define OUT2_H 480
+
+static char tmpdir[256], record[300], record2[300];
 static struct srv srv;
 static struct desk_screen B;
 static struct desk_sway sway;
 static struct desk_host host;
 static struct desk_viewer viewer;
-static pid_t card_pid = -1;
+static pid_t card_pid = -1, card2_pid = -1;
 static int up;
+
+/* hd-wlcard, on the focused output; its pid once it shows, or -1. */
+static pid_t start_card(const char **argv, const char *name)
+{
+    char out[330], err[330];
+    pid_t pid;
+
+    snprintf(out, sizeof(out), "%s/%s.out", tmpdir, name);
+    snprintf(err, sizeof(err), "%s/%s.err", tmpdir, name);
+    pid = desk_spawn(argv, sway.envp, out, err);
+    if (pid < 0 || !file_has(out, "ready", 5000)) {
+        desk_dump(name, err);
+        return -1;
+    }
+    return pid;
+}
 
 static int setup(void)
 {
-    char prog[512], out[330], err[330];
+    char prog[512];
     const char *argv[] = { prog, record, NULL };
     const char *extra[] = { "--no-audio", NULL };
 
@@ -61,15 +87,26 @@ static int setup(void)
     }
     if (desk_sway_start(&sway, tmpdir, DESK_W, DESK_H) != 0)
         return -1;
-    snprintf(record, sizeof(record), "%s/card.rec", tmpdir);
-    snprintf(out, sizeof(out), "%s/card.out", tmpdir);
-    snprintf(err, sizeof(err), "%s/card.err", tmpdir);
-    prog_path("tests/e2e/hd-wlcard", prog, sizeof(prog));
-    card_pid = desk_spawn(argv, sway.envp, out, err);
-    if (card_pid < 0 || !file_has(out, "ready", 5000)) {
-        desk_dump("hd-wlcard", err);
+    /* the second output, right of the first, with its own card */
+    if (desk_sway_sh(&sway, "swaymsg -q create_output") != 0 ||
+        desk_sway_sh(&sway,
+                     "swaymsg -q output %s mode %dx%d position %d 0 bg "
+                     "'#a05030' solid_color",
+                     OUT2, OUT2_W, OUT2_H, DESK_W) != 0) {
+        printf("# sway made no second output\n");
         return -1;
     }
+    prog_path("tests/e2e/hd-wlcard", prog, sizeof(prog));
+    snprintf(record2, sizeof(record2), "%s/card2.rec", tmpdir);
+    argv[1] = record2;
+    desk_sway_sh(&sway, "swaymsg -q focus output %s", OUT2);
+    if ((card2_pid = start_card(argv, "card2")) < 0)
+        return -1;
+    desk_sway_sh(&sway, "swaymsg -q focus output HEADLESS-1");
+    snprintf(record, sizeof(record), "%s/card.rec", tmpdir);
+    argv[1] = record;
+    if ((card_pid = start_card(argv, "card")) < 0)
+        return -1;
     /* the host runs inside the Wayland session (and has no --display) */
     for (int i = 0; sway.envp[i] != NULL; i++)
         putenv((char *)sway.envp[i]);
@@ -91,6 +128,7 @@ static void teardown(void)
         desk_viewer_stop(&viewer);
     desk_host_stop(&host);
     desk_stop(card_pid, 2000);
+    desk_stop(card2_pid, 2000);
     desk_sway_stop(&sway);
     desk_screen_close(&B);
     srv_cleanup(&srv);
@@ -119,7 +157,8 @@ static void picture_matches(void)
     for (int i = 0; b != NULL && i < 20 && psnr < MIN_PSNR; i++) {
         free(o);
         snprintf(name, sizeof(name), "output-%d", i);
-        if (desk_sway_grab(&sway, tmpdir, name, &o, &w, &h) != 0 ||
+        if (desk_sway_grab(&sway, tmpdir, "HEADLESS-1", name, &o, &w, &h) !=
+                0 ||
             w != DESK_W || h != DESK_H || desk_grab(&B, all, b) != 0)
             break;
         p = image_psnr(o, w, 0, 0, b, DESK_W, 0, 0, DESK_W, DESK_H);
@@ -249,6 +288,67 @@ static void idle_host_cpu(void)
     HT_CHECK(pct < MAX_CPU);
 }
 
+/*
+ * The second output as the viewer's display 2: the menu's row 11 (rows
+ * 0-9: Ctrl+Alt+Del ... Statistics; 10: Display 1; 11: Display 2).
+ */
+static void second_output(void)
+{
+    struct desk_rect g = { 0, 0, 0, 0 };
+    xcb_window_t win;
+    uint8_t *b = NULL, *o = NULL;
+    double psnr = 0, p;
+    char name[64], before[16384];
+    int w = 0, h = 0, cx = -1, cy = -1;
+    ssize_t n0;
+
+    HT_CHECK(file_has(host.log, "output " OUT2 ": 640x480 at 1280,0", 10));
+    HT_CHECK(file_has(viewer.err, "display 1280x720", 10));
+    desk_sh(&B, "xdotool mousemove 640 360");
+    desk_sh(&B, "xdotool key ctrl+alt+m Down Down Down Down Down Down Down "
+                "Down Down Down Down Return");
+    HT_CHECK(file_has(viewer.err, "showing display 1 of", 5000));
+    HT_CHECK(
+        file_has(host.log, "switches to display 1 (640x480 at 1280,0)", 5000));
+    /* the window follows the display's size */
+    for (int i = 0; i < 50 && (g.w != OUT2_W || g.h != OUT2_H); i++) {
+        desk_find_window(&B, "homedesk: ", &win, &g);
+        if (g.w != OUT2_W || g.h != OUT2_H)
+            usleep(100000);
+    }
+    printf("# the session window: %dx%d at %d,%d\n", g.w, g.h, g.x, g.y);
+    HT_EQ_INT(g.w, OUT2_W);
+    HT_EQ_INT(g.h, OUT2_H);
+    if (g.w != OUT2_W || g.h != OUT2_H)
+        return; /* not switched: nothing more to compare */
+    b = malloc(OUT2_W * OUT2_H * 3);
+    for (int i = 0; b != NULL && i < 20 && psnr < MIN_PSNR; i++) {
+        free(o);
+        snprintf(name, sizeof(name), "output2-%d", i);
+        if (desk_sway_grab(&sway, tmpdir, OUT2, name, &o, &w, &h) != 0 ||
+            w != OUT2_W || h != OUT2_H || desk_grab(&B, g, b) != 0)
+            break;
+        p = image_psnr(o, w, 0, 0, b, OUT2_W, 0, 0, OUT2_W, OUT2_H);
+        if (p > psnr)
+            psnr = p;
+        usleep(100000);
+    }
+    printf("# B's window against %s (grim, %dx%d): %.2f dB\n", OUT2, w, h,
+           psnr);
+    HT_CHECK(psnr >= MIN_PSNR);
+    free(b);
+    free(o);
+    /* a click in the window lands on the second card */
+    n0 = desk_slurp(record2, before, sizeof(before));
+    desk_sh(&B, "xdotool mousemove %d %d click 1", g.x + 100, g.y + 50);
+    HT_CHECK(desk_card_new_click(record2, n0 > 0 ? (size_t)n0 : 0, &cx, &cy) ==
+             0);
+    printf("# clicked the window at 100,50: the second card saw %d,%d\n", cx,
+           cy);
+    HT_CHECK(abs(cx - 100) <= 1);
+    HT_CHECK(abs(cy - 50) <= 1);
+}
+
 int main(void)
 {
     ht_init("e2e-wayland-host");
@@ -269,6 +369,7 @@ int main(void)
         HT_RUN(typed_text_arrives);
         HT_RUN(clipboard_both_ways);
         HT_RUN(idle_host_cpu);
+        HT_RUN(second_output);
     }
     if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         desk_dump("host log", host.log);

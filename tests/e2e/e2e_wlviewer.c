@@ -192,7 +192,7 @@ static double output_psnr(const char *tag)
         o = NULL;
         snprintf(name, sizeof(name), "%s-%d", tag, i % 2);
         if (desk_grab(&A, all, a) != 0 ||
-            desk_sway_grab(&sway, tmpdir, name, &o, &w, &h) != 0 ||
+            desk_sway_grab(&sway, tmpdir, NULL, name, &o, &w, &h) != 0 ||
             w != SWAY_W || h != SWAY_H) {
             usleep(100000);
             continue;

@@ -176,14 +176,15 @@ int desk_sway_sh(struct desk_sway *s, const char *fmt, ...)
     return r;
 }
 
-int desk_sway_grab(struct desk_sway *s, const char *dir, const char *name,
-                   uint8_t **px, int *w, int *h)
+int desk_sway_grab(struct desk_sway *s, const char *dir, const char *output,
+                   const char *name, uint8_t **px, int *w, int *h)
 {
     char path[400];
 
     *px = NULL;
     snprintf(path, sizeof(path), "%s/%s.png", dir, name);
-    if (desk_sway_sh(s, "grim '%s'", path) != 0)
+    if (desk_sway_sh(s, "grim %s%s%s '%s'", output ? "-o '" : "",
+                     output ? output : "", output ? "'" : "", path) != 0)
         return -1;
     return image_read_png(path, px, w, h);
 }

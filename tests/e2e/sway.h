@@ -45,11 +45,12 @@ int desk_sway_sh(struct desk_sway *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /*
- * The output's pixels (grim, through dir/NAME.png, kept there) as RGB.
- * Returns 0 with *px (malloc'd), *w, *h, or -1.
+ * The pixels of output (NULL: of all outputs) through grim, in
+ * dir/NAME.png (kept there), as RGB.  Returns 0 with *px (malloc'd), *w,
+ * *h, or -1.
  */
-int desk_sway_grab(struct desk_sway *s, const char *dir, const char *name,
-                   uint8_t **px, int *w, int *h);
+int desk_sway_grab(struct desk_sway *s, const char *dir, const char *output,
+                   const char *name, uint8_t **px, int *w, int *h);
 
 /*
  * `swaymsg -t get_tree` into buf (cap bytes, NUL-terminated).  Returns
