@@ -373,6 +373,15 @@ static void on_clipboard(const char *text, size_t n, void *ud)
         win_post_clipboard(v->win, text, n);
 }
 
+static void on_cursor(uint64_t id, const uint8_t *rgba, int w, int h, int hot_x,
+                      int hot_y, void *ud)
+{
+    struct viewer *v = ud;
+
+    if (v->win != NULL)
+        win_post_cursor(v->win, id, rgba, w, h, hot_x, hot_y);
+}
+
 static void on_audio(const uint8_t *opus, size_t n, void *ud)
 {
     struct viewer *v = ud;
@@ -705,7 +714,8 @@ int main(int argc, char **argv)
     struct sess_cb scb = { .on_ready = on_ready,
                            .on_end = on_end,
                            .on_clipboard = on_clipboard,
-                           .on_audio = on_audio };
+                           .on_audio = on_audio,
+                           .on_cursor = on_cursor };
     struct win_opts wo = { 0 };
     struct vxfer_opts xo = { 0 };
     sigset_t xsigs;

@@ -27,7 +27,17 @@ enum {
     EV_CLIP,
     EV_SCALE,
     EV_XFER,
+    EV_CURSOR,
     EV_COUNT
+};
+
+#define WIN_CURSORS 16 /* host pointer shapes kept (CursorId brings back) */
+
+/* A host pointer shape handed to the window thread. */
+struct win_cursor_in {
+    uint64_t id;
+    uint8_t *rgba; /* NULL: a shape kept before (CursorId) */
+    int w, h, hot_x, hot_y;
 };
 
 #define OVERLAY_SCALE 2 /* font pixels per screen pixel at scale 1 */
@@ -56,6 +66,14 @@ struct win {
     int ended;
     char *clip_in; /* from the host, not yet on our clipboard */
     size_t clip_in_n;
+    struct win_cursor_in cursor_in; /* the newest shape not yet shown */
+    int cursor_posted;
+    /* the host's pointer shapes (window thread), a ring by id */
+    struct {
+        uint64_t id;
+        SDL_Cursor *c;
+    } cursors[WIN_CURSORS];
+    unsigned n_cursors;
 
     int disp_w, disp_h; /* the host's display */
     int one_to_one, fullscreen, grab, overlay;
@@ -258,6 +276,71 @@ void win_post_clipboard(struct win *w, const char *text, size_t n)
     pthread_mutex_unlock(&w->mu);
     if (post)
         push(w, EV_CLIP, 0);
+}
+
+void win_post_cursor(struct win *w, uint64_t id, const uint8_t *rgba, int width,
+                     int height, int hot_x, int hot_y)
+{
+    struct win_cursor_in in = { id, NULL, width, height, hot_x, hot_y };
+    int post;
+
+    if (rgba != NULL) {
+        size_t n = (size_t)width * (size_t)height * 4;
+
+        if ((in.rgba = malloc(n)) == NULL)
+            return;
+        memcpy(in.rgba, rgba, n);
+    }
+    pthread_mutex_lock(&w->mu);
+    free(w->cursor_in.rgba); /* not shown yet: newest wins */
+    w->cursor_in = in;
+    post = !w->cursor_posted;
+    w->cursor_posted = 1;
+    pthread_mutex_unlock(&w->mu);
+    if (post)
+        push(w, EV_CURSOR, 0);
+}
+
+/* Window thread: show the newest host pointer shape as our pointer. */
+static void cursor_show(struct win *w)
+{
+    struct win_cursor_in in;
+    SDL_Surface *surf;
+    SDL_Cursor *c = NULL;
+    unsigned i, n;
+
+    if (w->win == NULL)
+        return; /* kept for the window (shown once it is open) */
+    pthread_mutex_lock(&w->mu);
+    in = w->cursor_in;
+    w->cursor_in.rgba = NULL;
+    w->cursor_posted = 0;
+    pthread_mutex_unlock(&w->mu);
+    n = w->n_cursors < WIN_CURSORS ? w->n_cursors : WIN_CURSORS;
+    for (i = 0; i < n && in.rgba == NULL; i++)
+        if (w->cursors[i].id == in.id)
+            c = w->cursors[i].c;
+    if (in.rgba != NULL) {
+        surf = SDL_CreateRGBSurfaceWithFormatFrom(
+            in.rgba, in.w, in.h, 32, in.w * 4, SDL_PIXELFORMAT_RGBA32);
+        if (surf != NULL)
+            c = SDL_CreateColorCursor(surf, in.hot_x, in.hot_y);
+        if (surf != NULL)
+            SDL_FreeSurface(surf);
+        if (c == NULL) {
+            hd_debug("window", "host pointer %dx%d not shown: %s", in.w, in.h,
+                     SDL_GetError());
+        } else {
+            i = w->n_cursors++ % WIN_CURSORS;
+            if (w->cursors[i].c != NULL) /* not the current one: set below */
+                SDL_FreeCursor(w->cursors[i].c);
+            w->cursors[i].id = in.id;
+            w->cursors[i].c = c;
+        }
+        free(in.rgba);
+    }
+    if (c != NULL)
+        SDL_SetCursor(c);
 }
 
 static void clip_remember(struct win *w, const char *t)
@@ -1358,9 +1441,12 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
                 if (w->o.on_open != NULL)
                     w->o.on_open(w->o.open_ud);
                 clip_to_host(w);
+                cursor_show(w); /* a shape that came before the window */
             }
         } else if (ev.type == w->ev_base + EV_CLIP) {
             clip_from_host(w);
+        } else if (ev.type == w->ev_base + EV_CURSOR) {
+            cursor_show(w);
         } else if (ev.type == SDL_CLIPBOARDUPDATE) {
             clip_to_host(w);
         } else if (ev.type == w->ev_base + EV_PICTURE) {
@@ -1415,6 +1501,11 @@ void win_free(struct win *w)
     pic_free(w->pending);
     pic_free(w->last);
     wlv_free(w->wl);
+    SDL_SetCursor(SDL_GetDefaultCursor());
+    for (unsigned i = 0; i < WIN_CURSORS; i++)
+        if (w->cursors[i].c != NULL)
+            SDL_FreeCursor(w->cursors[i].c);
+    free(w->cursor_in.rgba);
     free(w->clip_in);
     free(w->clip_last);
     pthread_mutex_destroy(&w->mu);

@@ -82,6 +82,15 @@ void win_post_end(struct win *w, int status, const char *msg);
 void win_post_clipboard(struct win *w, const char *text, size_t n);
 
 /*
+ * Any thread: the host's pointer shape (as sess_cb.on_cursor; rgba
+ * copied), shown as our own (hardware) pointer over the picture, so it
+ * moves with the mouse at once, with no video round trip.  Shapes are
+ * kept by id (a few), so a CursorId (rgba NULL) brings one back.
+ */
+void win_post_cursor(struct win *w, uint64_t id, const uint8_t *rgba, int width,
+                     int height, int hot_x, int hot_y);
+
+/*
  * Run the window until the user closes it or the session ends; input goes
  * to s, statistics come from s and d.  Returns the exit status: 0 when the
  * user quit (or the host ended cleanly), 1 when the session failed (its

@@ -79,7 +79,8 @@ E2E_LIB_SRCS := tests/e2e/desk.c tests/e2e/sway.c
 E2E_SRCS := $(filter-out $(E2E_LIB_SRCS),$(wildcard tests/e2e/*.c))
 E2E_LIB_OBJS := $(E2E_LIB_SRCS:%.c=$(O)/%.o) $(IMAGE_OBJ)
 E2E_BINS := $(patsubst tests/e2e/%.c,$(O)/tests/e2e/%,$(E2E_SRCS))
-E2E_LIBS = $(filter -L% -lxcb -lpng%,$(PKG_LIBS_HOST) $(PKG_LIBS_VIEWER))
+E2E_LIBS = $(filter -L% -lxcb -lxcb-xfixes -lpng%,$(PKG_LIBS_HOST) \
+	$(PKG_LIBS_VIEWER))
 $(E2E_SRCS:%.c=$(O)/%.o) $(E2E_LIB_SRCS:%.c=$(O)/%.o): \
 	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST)
 

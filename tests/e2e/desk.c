@@ -19,6 +19,8 @@
 
 #include <netinet/in.h>
 
+#include <xcb/xfixes.h>
+
 #include "tests/e2e/desk.h"
 #include "tests/image.h"
 
@@ -137,6 +139,37 @@ static int window_name_is(struct desk_screen *s, xcb_window_t w,
          memcmp(xcb_get_property_value(p), prefix, strlen(prefix)) == 0;
     free(p);
     return ok;
+}
+
+int desk_cursor(struct desk_screen *s, struct desk_cursor *c)
+{
+    /* a connection of its own: XFixes is set up on it first thing */
+    xcb_connection_t *x = xcb_connect(s->x.display, NULL);
+    xcb_xfixes_query_version_reply_t *v;
+    xcb_xfixes_get_cursor_image_reply_t *r = NULL;
+    int ok;
+
+    if (!xcb_connection_has_error(x)) {
+        v = xcb_xfixes_query_version_reply(x, xcb_xfixes_query_version(x, 4, 0),
+                                           NULL);
+        free(v);
+        r = xcb_xfixes_get_cursor_image_reply(x, xcb_xfixes_get_cursor_image(x),
+                                              NULL);
+    }
+    ok = r != NULL && r->width * r->height <= 64 * 64 &&
+         xcb_xfixes_get_cursor_image_cursor_image_length(r) >=
+             r->width * r->height;
+    if (ok) {
+        c->w = r->width;
+        c->h = r->height;
+        c->xhot = r->xhot;
+        c->yhot = r->yhot;
+        memcpy(c->argb, xcb_xfixes_get_cursor_image_cursor_image(r),
+               (size_t)c->w * c->h * 4);
+    }
+    free(r);
+    xcb_disconnect(x);
+    return ok ? 0 : -1;
 }
 
 int desk_find_window(struct desk_screen *s, const char *prefix,

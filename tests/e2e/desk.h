@@ -69,6 +69,15 @@ int desk_changed_box(const uint8_t *a, const uint8_t *b, int w, int h,
 int desk_shows_change(const uint8_t *a0, const uint8_t *a1, const uint8_t *b,
                       int w, int h, double min_psnr, double *psnr);
 
+/* The pointer image the screen shows now (XFixes). */
+struct desk_cursor {
+    int w, h, xhot, yhot;
+    uint32_t argb[64 * 64]; /* w * h, premultiplied ARGB */
+};
+
+/* Read it.  Returns 0, or -1 (no XFixes, or larger than 64x64). */
+int desk_cursor(struct desk_screen *s, struct desk_cursor *c);
+
 /*
  * The one mapped top-level window of the screen whose WM_NAME starts
  * with prefix: its id and geometry.  Returns 0 or -1 (none).
