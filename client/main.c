@@ -373,13 +373,12 @@ static void on_clipboard(const char *text, size_t n, void *ud)
         win_post_clipboard(v->win, text, n);
 }
 
-static void on_cursor(uint64_t id, const uint8_t *rgba, int w, int h, int hot_x,
-                      int hot_y, void *ud)
+static void on_cursor(const Hbb__Message *m, void *ud)
 {
     struct viewer *v = ud;
 
     if (v->win != NULL)
-        win_post_cursor(v->win, id, rgba, w, h, hot_x, hot_y);
+        win_post_cursor(v->win, m);
 }
 
 static void on_audio(const uint8_t *opus, size_t n, void *ud)
@@ -704,6 +703,12 @@ static int run_connect_window(struct viewer *v, struct sess_config *sc,
     return status;
 }
 
+static const struct sess_cb viewer_cb = { .on_ready = on_ready,
+                                          .on_end = on_end,
+                                          .on_clipboard = on_clipboard,
+                                          .on_audio = on_audio,
+                                          .on_cursor = on_cursor };
+
 int main(int argc, char **argv)
 {
     struct viewer v = { 0 };
@@ -711,11 +716,6 @@ int main(int argc, char **argv)
     const struct hd_opt *opts = make_opts(o);
     struct hd_config cfg = { 0 };
     struct sess_config sc = { 0 };
-    struct sess_cb scb = { .on_ready = on_ready,
-                           .on_end = on_end,
-                           .on_clipboard = on_clipboard,
-                           .on_audio = on_audio,
-                           .on_cursor = on_cursor };
     struct win_opts wo = { 0 };
     struct vxfer_opts xo = { 0 };
     sigset_t xsigs;
@@ -897,14 +897,14 @@ int main(int argc, char **argv)
     wo.clipboard = !o->no_clipboard;
     wo.keyboard = o->keyboard;
     if (gui) {
-        status = run_connect_window(&v, &sc, &scb, &wo, dir);
+        status = run_connect_window(&v, &sc, &viewer_cb, &wo, dir);
         goto out;
     }
     if (!o->headless && drop_new(&sc, o->drop_to, &v.drop) == 0)
         wo.drop = v.drop;
     if (!o->headless && window_open(&v, &wo) != 0)
         goto out;
-    if (session_start(&v, &sc, &scb, &d, &s) != 0)
+    if (session_start(&v, &sc, &viewer_cb, &d, &s) != 0)
         goto out;
     if (sc.xfer != NULL) {
         status = run_xfer(&v, s, &xsigs);

@@ -14,7 +14,6 @@
 
 #include <sodium.h>
 #include <uv.h>
-#include <zstd.h>
 
 #include "channel.h"
 #include "clip.h"
@@ -65,13 +64,8 @@ struct sess {
     struct sess_stats st;
 };
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+/* Monotonic milliseconds. */
+#define mono_ms() (uv_hrtime() / 1000000u)
 
 static void close_noop(uv_handle_t *h)
 {
@@ -490,51 +484,6 @@ static void on_video(struct sess *s, const Hbb__VideoFrame *vf)
         send_refresh(s);
 }
 
-/* Largest pointer image taken from a host (each side). */
-#define SESS_CURSOR_MAX 256
-
-/*
- * CursorData (as RustDesk's host sends it): colors = zstd of RGBA with
- * premultiplied alpha; handed on as it is (SDL 2.26's X11 and Wayland
- * cursors hand the bytes to Xcursor and wl_shm, which both take
- * premultiplied alpha: made straight, the edges of a shape showed as
- * bright halos on the viewer, 0x0ba2a2a2 for the host's 0x0b070707).
- * A shape that is
- * too big or does not decompress to its size is dropped with a log line
- * (the session goes on: the pointer just keeps its last shape).
- */
-static void on_cursor_data(struct sess *s, const Hbb__CursorData *cd)
-{
-    size_t n, got;
-    uint8_t *rgba;
-
-    if (s->state != ST_LIVE || s->cb.on_cursor == NULL)
-        return;
-    if (cd->width <= 0 || cd->height <= 0 || cd->width > SESS_CURSOR_MAX ||
-        cd->height > SESS_CURSOR_MAX) {
-        hd_info("session", "pointer shape %dx%d from the host ignored",
-                cd->width, cd->height);
-        return;
-    }
-    n = (size_t)cd->width * (size_t)cd->height * 4;
-    if ((rgba = malloc(n)) == NULL)
-        return;
-    got = ZSTD_decompress(rgba, n, cd->colors.data, cd->colors.len);
-    if (ZSTD_isError(got) || got != n) {
-        hd_info("session",
-                "pointer shape from the host does not decompress "
-                "to %dx%d: ignored",
-                cd->width, cd->height);
-        free(rgba);
-        return;
-    }
-    hd_debug("session", "host pointer shape %llu: %dx%d",
-             (unsigned long long)cd->id, cd->width, cd->height);
-    s->cb.on_cursor(cd->id, rgba, cd->width, cd->height, cd->hotx, cd->hoty,
-                    s->ud);
-    free(rgba);
-}
-
 static void on_test_delay(struct sess *s, const Hbb__TestDelay *td)
 {
     Hbb__Message m = HBB__MESSAGE__INIT;
@@ -602,19 +551,15 @@ static void on_message(struct hd_channel *ch, const Hbb__Message *m, void *ud)
         on_clipboard(s, m->clipboard);
         break;
     case HBB__MESSAGE__UNION_FILE_RESPONSE:
-        if (s->state == ST_LIVE && s->xf != NULL)
-            vxfer_on_response(s->xf, m->file_response);
-        break;
     case HBB__MESSAGE__UNION_FILE_ACTION:
         if (s->state == ST_LIVE && s->xf != NULL)
-            vxfer_on_action(s->xf, m->file_action);
+            vxfer_on_message(s->xf, m);
         break;
     case HBB__MESSAGE__UNION_CURSOR_DATA:
-        on_cursor_data(s, m->cursor_data);
-        break;
     case HBB__MESSAGE__UNION_CURSOR_ID:
+    case HBB__MESSAGE__UNION_CURSOR_POSITION:
         if (s->state == ST_LIVE && s->cb.on_cursor)
-            s->cb.on_cursor(m->cursor_id, NULL, 0, 0, 0, 0, s->ud);
+            s->cb.on_cursor(m, s->ud);
         break;
     case HBB__MESSAGE__UNION_AUDIO_FRAME:
         if (s->state == ST_LIVE && !s->cfg.no_audio && s->cb.on_audio)

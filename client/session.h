@@ -82,13 +82,9 @@ struct sess_cb {
     /* An Opus frame of the host's sound (valid during the call).  May be
      * NULL. */
     void (*on_audio)(const uint8_t *opus, size_t n, void *ud);
-    /*
-     * The host's pointer shape (CursorData): id, and rgba (straight
-     * alpha, w * h * 4 bytes, valid during the call); or only id
-     * (CursorId: a shape sent before; rgba NULL).  May be NULL.
-     */
-    void (*on_cursor)(uint64_t id, const uint8_t *rgba, int w, int h, int hot_x,
-                      int hot_y, void *ud);
+    /* The host's pointer: a CursorData, CursorId or CursorPosition
+     * (pointer.h; valid during the call).  May be NULL. */
+    void (*on_cursor)(const Hbb__Message *m, void *ud);
 };
 
 /* Set up (nothing runs yet).  Returns 0, -ENOMEM or a libuv error. */

@@ -14,7 +14,8 @@
 #include "client/wayland.h"
 #include "client/keys.h"
 #include "client/menu.h"
-#include "clip.h"
+#include "client/pointer.h"
+#include "client/winclip.h"
 #include "err.h"
 #include "client/window.h"
 #include "log.h"
@@ -29,15 +30,6 @@ enum {
     EV_XFER,
     EV_CURSOR,
     EV_COUNT
-};
-
-#define WIN_CURSORS 16 /* host pointer shapes kept (CursorId brings back) */
-
-/* A host pointer shape handed to the window thread. */
-struct win_cursor_in {
-    uint64_t id;
-    uint8_t *rgba; /* NULL: a shape kept before (CursorId) */
-    int w, h, hot_x, hot_y;
 };
 
 #define OVERLAY_SCALE 2 /* font pixels per screen pixel at scale 1 */
@@ -64,17 +56,9 @@ struct win {
     int end_status;
     char end_msg[320];
     int ended;
-    char *clip_in; /* from the host, not yet on our clipboard */
-    size_t clip_in_n;
-    struct win_cursor_in cursor_in; /* the newest shape not yet shown */
-    int cursor_posted;
-    /* the host's pointer shapes (window thread), a ring by id */
-    struct {
-        uint64_t id;
-        SDL_Cursor *c;
-    } cursors[WIN_CURSORS];
-    unsigned n_cursors;
+    struct wclip *clip; /* the shared clipboard (winclip.h) */
 
+    struct ptr *ptr;    /* the host's pointer (pointer.h) */
     int disp_w, disp_h; /* the host's display */
     int one_to_one, fullscreen, grab, overlay;
     SDL_Rect dst;     /* where the picture is, in renderer pixels */
@@ -97,9 +81,6 @@ struct win {
     Uint32 then_ms;
     double fps, kbps;
     char line[128];
-    /* the clipboard text last taken from or given to the host (main
-     * thread): not sent back */
-    char *clip_last;
     /* keyboard (main thread): Ctrl/Alt presses not yet sent (they may be
      * the start of one of our hotkeys), whether a key was typed while they
      * were held, keys whose release is not sent (hotkey modifiers, keys
@@ -209,8 +190,11 @@ int win_new(const struct win_opts *o, struct win **out)
     w->overlay = o->overlay;
     w->hidpi = 1;
     w->ev_base = SDL_RegisterEvents(EV_COUNT);
-    if (w->ev_base == (Uint32)-1) {
-        hd_error("window", "SDL: no user events left");
+    if (w->ev_base == (Uint32)-1 || ptr_new(&w->ptr) != 0 ||
+        wclip_new(o->clipboard, &w->clip) != 0) {
+        hd_error("window", "SDL: no user events left (or no memory)");
+        ptr_free(w->ptr);
+        wclip_free(w->clip);
         wlv_free(w->wl);
         free(w);
         SDL_Quit();
@@ -259,149 +243,16 @@ void win_post_end(struct win *w, int status, const char *msg)
     push(w, EV_END, status);
 }
 
-void win_post_clipboard(struct win *w, const char *text, size_t n)
+void win_post_cursor(struct win *w, const Hbb__Message *m)
 {
-    char *p = malloc(n + 1);
-    int post;
-
-    if (p == NULL)
-        return;
-    memcpy(p, text, n);
-    p[n] = '\0';
-    pthread_mutex_lock(&w->mu);
-    post = w->clip_in == NULL;
-    free(w->clip_in);
-    w->clip_in = p;
-    w->clip_in_n = n;
-    pthread_mutex_unlock(&w->mu);
-    if (post)
-        push(w, EV_CLIP, 0);
-}
-
-void win_post_cursor(struct win *w, uint64_t id, const uint8_t *rgba, int width,
-                     int height, int hot_x, int hot_y)
-{
-    struct win_cursor_in in = { id, NULL, width, height, hot_x, hot_y };
-    int post;
-
-    if (rgba != NULL) {
-        size_t n = (size_t)width * (size_t)height * 4;
-
-        if ((in.rgba = malloc(n)) == NULL)
-            return;
-        memcpy(in.rgba, rgba, n);
-    }
-    pthread_mutex_lock(&w->mu);
-    free(w->cursor_in.rgba); /* not shown yet: newest wins */
-    w->cursor_in = in;
-    post = !w->cursor_posted;
-    w->cursor_posted = 1;
-    pthread_mutex_unlock(&w->mu);
-    if (post)
+    if (ptr_post(w->ptr, m))
         push(w, EV_CURSOR, 0);
 }
 
-/* Window thread: show the newest host pointer shape as our pointer. */
-static void cursor_show(struct win *w)
+void win_post_clipboard(struct win *w, const char *text, size_t n)
 {
-    struct win_cursor_in in;
-    SDL_Surface *surf;
-    SDL_Cursor *c = NULL;
-    unsigned i, n;
-
-    if (w->win == NULL)
-        return; /* kept for the window (shown once it is open) */
-    pthread_mutex_lock(&w->mu);
-    in = w->cursor_in;
-    w->cursor_in.rgba = NULL;
-    w->cursor_posted = 0;
-    pthread_mutex_unlock(&w->mu);
-    n = w->n_cursors < WIN_CURSORS ? w->n_cursors : WIN_CURSORS;
-    for (i = 0; i < n && in.rgba == NULL; i++)
-        if (w->cursors[i].id == in.id)
-            c = w->cursors[i].c;
-    if (in.rgba != NULL) {
-        surf = SDL_CreateRGBSurfaceWithFormatFrom(
-            in.rgba, in.w, in.h, 32, in.w * 4, SDL_PIXELFORMAT_RGBA32);
-        if (surf != NULL)
-            c = SDL_CreateColorCursor(surf, in.hot_x, in.hot_y);
-        if (surf != NULL)
-            SDL_FreeSurface(surf);
-        if (c == NULL) {
-            hd_debug("window", "host pointer %dx%d not shown: %s", in.w, in.h,
-                     SDL_GetError());
-        } else {
-            i = w->n_cursors++ % WIN_CURSORS;
-            if (w->cursors[i].c != NULL) /* not the current one: set below */
-                SDL_FreeCursor(w->cursors[i].c);
-            w->cursors[i].id = in.id;
-            w->cursors[i].c = c;
-        }
-        free(in.rgba);
-    }
-    if (c != NULL)
-        SDL_SetCursor(c);
-}
-
-static void clip_remember(struct win *w, const char *t)
-{
-    char *p = strdup(t);
-
-    if (p == NULL)
-        return;
-    free(w->clip_last);
-    w->clip_last = p;
-}
-
-/* The host copied text: it is ours now. */
-static void clip_from_host(struct win *w)
-{
-    char *t;
-
-    pthread_mutex_lock(&w->mu);
-    t = w->clip_in;
-    w->clip_in = NULL;
-    pthread_mutex_unlock(&w->mu);
-    if (t == NULL || !w->o.clipboard)
-        goto out;
-    if (SDL_SetClipboardText(t) != 0)
-        hd_warn("window", "cannot set the clipboard: %s", SDL_GetError());
-    else
-        clip_remember(w, t);
-out:
-    free(t);
-}
-
-/* Our clipboard to the host, unless it is what we last exchanged. */
-static void clip_to_host(struct win *w)
-{
-    Hbb__Message m = HBB__MESSAGE__INIT;
-    Hbb__Clipboard cb;
-    uint8_t *buf;
-    char *t;
-    size_t n;
-    int r;
-
-    if (!w->o.clipboard || w->s == NULL || !SDL_HasClipboardText())
-        return;
-    if ((t = SDL_GetClipboardText()) == NULL)
-        return;
-    n = strlen(t);
-    if (n == 0 || (w->clip_last != NULL && strcmp(t, w->clip_last) == 0))
-        goto out;
-    clip_remember(w, t);
-    if ((r = hd_clip_pack(t, n, &cb, &buf)) != 0) {
-        hd_warn("window", "clipboard of %zu bytes not sent: %s", n,
-                r == -EMSGSIZE ? "too large" : "out of memory");
-        goto out;
-    }
-    m.union_case = HBB__MESSAGE__UNION_CLIPBOARD;
-    m.clipboard = &cb;
-    if (sess_send(w->s, &m) != 0)
-        hd_warn("window", "clipboard of %zu bytes not sent: queue full", n);
-    free(buf);
-out:
-    SDL_free(t);
+    if (wclip_post(w->clip, text, n))
+        push(w, EV_CLIP, 0);
 }
 
 const char *win_end_message(const struct win *w)
@@ -879,11 +730,45 @@ static void send_mouse(struct win *w, int mask, int x, int y)
     me.mask = mask;
     me.x = x;
     me.y = y;
+    if (mask != 3) /* not the wheel */
+        ptr_sent(w->ptr, x, y);
     me.n_modifiers = modifiers(mods);
     me.modifiers = mods;
     m.union_case = HBB__MESSAGE__UNION_MOUSE_EVENT;
     m.mouse_event = &me;
     sess_send(w->s, &m);
+}
+
+/*
+ * News of the host's pointer (pointer.h): its shape, and a move the host
+ * made itself (not our echo), which moves ours too while it is over the
+ * window (the same point of the picture).
+ */
+static void pointer_news(struct win *w)
+{
+    struct sess_stats st;
+    int x, y, ww, wh, ow, oh;
+
+    ptr_show(w->ptr, w->win != NULL);
+    if (w->win == NULL || !ptr_moved(w->ptr, &x, &y) ||
+        SDL_GetMouseFocus() != w->win || w->dst.w <= 0 || w->disp_w <= 0)
+        return;
+    sess_get_stats(w->s, &st);
+    x -= st.disp_x;
+    y -= st.disp_y;
+    if (x < 0 || y < 0 || x >= w->disp_w || y >= w->disp_h)
+        return; /* on another of the host's displays */
+    SDL_GetWindowSize(w->win, &ww, &wh);
+    SDL_GetRendererOutputSize(w->ren, &ow, &oh);
+    /* the middle of the host's pixel, as map_xy takes it back */
+    x = w->dst.x + (int)((x + 0.5) * w->dst.w / w->disp_w);
+    y = w->dst.y + (int)((y + 0.5) * w->dst.h / w->disp_h);
+    if (ow > 0 && oh > 0) { /* HiDPI: pixels -> window */
+        x = x * ww / ow;
+        y = y * wh / oh;
+    }
+    hd_debug("window", "the host moved its pointer: ours to %d,%d", x, y);
+    SDL_WarpMouseInWindow(w->win, x, y);
 }
 
 static int sdl_button(Uint8 b)
@@ -1440,15 +1325,15 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
             } else {
                 if (w->o.on_open != NULL)
                     w->o.on_open(w->o.open_ud);
-                clip_to_host(w);
-                cursor_show(w); /* a shape that came before the window */
+                wclip_to_host(w->clip, w->s);
+                pointer_news(w); /* a shape that came before the window */
             }
         } else if (ev.type == w->ev_base + EV_CLIP) {
-            clip_from_host(w);
+            wclip_from_host(w->clip);
         } else if (ev.type == w->ev_base + EV_CURSOR) {
-            cursor_show(w);
+            pointer_news(w);
         } else if (ev.type == SDL_CLIPBOARDUPDATE) {
-            clip_to_host(w);
+            wclip_to_host(w->clip, w->s);
         } else if (ev.type == w->ev_base + EV_PICTURE) {
             show_picture(w);
         } else if (ev.type == w->ev_base + EV_SCALE) {
@@ -1474,7 +1359,7 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
                 layout(w);
                 render(w);
             } else if (ev.window.event == SDL_WINDOWEVENT_FOCUS_GAINED) {
-                clip_to_host(w);
+                wclip_to_host(w->clip, w->s);
             }
         } else if (w->win != NULL) {
             on_input(w, &ev, &quit);
@@ -1501,13 +1386,8 @@ void win_free(struct win *w)
     pic_free(w->pending);
     pic_free(w->last);
     wlv_free(w->wl);
-    SDL_SetCursor(SDL_GetDefaultCursor());
-    for (unsigned i = 0; i < WIN_CURSORS; i++)
-        if (w->cursors[i].c != NULL)
-            SDL_FreeCursor(w->cursors[i].c);
-    free(w->cursor_in.rgba);
-    free(w->clip_in);
-    free(w->clip_last);
+    ptr_free(w->ptr);
+    wclip_free(w->clip);
     pthread_mutex_destroy(&w->mu);
     free(w);
     SDL_Quit();

@@ -82,13 +82,11 @@ void win_post_end(struct win *w, int status, const char *msg);
 void win_post_clipboard(struct win *w, const char *text, size_t n);
 
 /*
- * Any thread: the host's pointer shape (as sess_cb.on_cursor; rgba
- * copied), shown as our own (hardware) pointer over the picture, so it
- * moves with the mouse at once, with no video round trip.  Shapes are
- * kept by id (a few), so a CursorId (rgba NULL) brings one back.
+ * Any thread: news of the host's pointer (as sess_cb.on_cursor): its
+ * shape becomes our own pointer over the picture, and a move the host
+ * made itself moves ours (pointer.h).
  */
-void win_post_cursor(struct win *w, uint64_t id, const uint8_t *rgba, int width,
-                     int height, int hot_x, int hot_y);
+void win_post_cursor(struct win *w, const Hbb__Message *m);
 
 /*
  * Run the window until the user closes it or the session ends; input goes

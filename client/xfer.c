@@ -593,10 +593,8 @@ out:
     free(pv);
 }
 
-void vxfer_on_response(struct vxfer *x, const Hbb__FileResponse *r)
+static void on_response(struct vxfer *x, const Hbb__FileResponse *r)
 {
-    if (x->ended)
-        return;
     switch (r->union_case) {
     case HBB__FILE_RESPONSE__UNION_DIR:
         if (x->o.mode == VXFER_LS && r->dir->id == JOB)
@@ -629,11 +627,16 @@ void vxfer_on_response(struct vxfer *x, const Hbb__FileResponse *r)
     }
 }
 
-void vxfer_on_action(struct vxfer *x, const Hbb__FileAction *a)
+void vxfer_on_message(struct vxfer *x, const Hbb__Message *m)
 {
-    if (!x->ended && x->o.mode == VXFER_PUT &&
-        a->union_case == HBB__FILE_ACTION__UNION_SEND_CONFIRM)
-        on_put_confirm(x, a->send_confirm);
+    if (x->ended)
+        return;
+    if (m->union_case == HBB__MESSAGE__UNION_FILE_RESPONSE)
+        on_response(x, m->file_response);
+    else if (m->union_case == HBB__MESSAGE__UNION_FILE_ACTION &&
+             x->o.mode == VXFER_PUT &&
+             m->file_action->union_case == HBB__FILE_ACTION__UNION_SEND_CONFIRM)
+        on_put_confirm(x, m->file_action->send_confirm);
 }
 
 int vxfer_new(const struct vxfer_opts *o, const struct vxfer_io *io,

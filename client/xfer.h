@@ -56,8 +56,8 @@ int vxfer_new(const struct vxfer_opts *o, const struct vxfer_io *io,
 /* Logged in: start. */
 void vxfer_start(struct vxfer *x);
 
-void vxfer_on_response(struct vxfer *x, const Hbb__FileResponse *r);
-void vxfer_on_action(struct vxfer *x, const Hbb__FileAction *a);
+/* A FileResponse or FileAction from the host (others are ignored). */
+void vxfer_on_message(struct vxfer *x, const Hbb__Message *m);
 
 /* Free (the part of an unfinished download is kept to resume).  Accepts
  * NULL. */

@@ -112,7 +112,8 @@ void session_broadcast_audio(struct host *h, const uint8_t *opus, size_t n);
  * The pointer moved, or (shape) changed its shape: keep it in h and tell
  * every viewer as RustDesk's host does: CursorData{id = the shape's
  * serial, hotspot, size, colors = zstd(RGBA)} the first time a viewer
- * sees a shape, CursorId when it has seen it, and CursorPosition.  A
+ * sees a shape, CursorId when it has seen it, and CursorPosition (not to
+ * a viewer whose own mouse input moved the pointer: SESSION_ECHO_MS).  A
  * viewer that logs in later is told the current shape and position.
  */
 struct video_cursor;

@@ -58,7 +58,10 @@
  * No ack for SESSION_ACK_TIMEOUT_MS (RustDesk's host waits as long)
  * counts the frames as lost.
  */
-#define SESSION_CURSOR_IDS     16 /* pointer shapes a viewer is known to have */
+#define SESSION_CURSOR_IDS 16 /* pointer shapes a viewer is known to have */
+/* a viewer's mouse input this recent moved the pointer: its CursorPosition
+ * (the echo) is not sent to that viewer, as RustDesk's host does */
+#define SESSION_ECHO_MS        300
 #define SESSION_IN_FLIGHT      2
 #define SESSION_ACK_TIMEOUT_MS 3000
 /* audio waits behind at most this much: past it, frames are dropped */
@@ -90,6 +93,7 @@ struct session {
     uint64_t last_ack_ms, acks_timed_out;
     uint64_t cursor_ids[SESSION_CURSOR_IDS]; /* shapes sent (a ring) */
     unsigned n_cursor_ids;
+    uint64_t mouse_ms; /* the viewer's last mouse input, or 0 */
     int need_key, unencrypted, linked, input_errors, lingering;
     int asked; /* a LoginRequest came (wrong or empty): the longer deadline */
     int clipboard;      /* the viewer shares its clipboard (not disabled) */

@@ -241,7 +241,9 @@ void session_broadcast_cursor(struct host *h, const struct video_cursor *c,
             continue;
         if (shape)
             session_send_cursor_shape(s);
-        session_send_cursor_position(s);
+        if (s->mouse_ms == 0 ||
+            session_now_ms(s) - s->mouse_ms >= SESSION_ECHO_MS)
+            session_send_cursor_position(s);
     }
 }
 
@@ -266,6 +268,7 @@ void session_on_live(struct session *s, const Hbb__Message *m)
         session_on_test_delay(s, m->test_delay);
         break;
     case HBB__MESSAGE__UNION_MOUSE_EVENT:
+        s->mouse_ms = session_now_ms(s);
         if (h->input && s->xfer == NULL)
             on_input_error(s, "mouse event",
                            inject_mouse(h->input, m->mouse_event));

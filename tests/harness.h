@@ -16,7 +16,9 @@
 /* Set the suite name printed before every case (default: program name). */
 void ht_init(const char *suite);
 
-/* Run one case: fn is called once; any failed check fails the case. */
+/* Run one case: fn is called once; any failed check fails the case.  With
+ * HT_CASES set (a comma-separated list of case names) only those run, the
+ * others are reported as skipped. */
 void ht_run(const char *name, void (*fn)(void));
 #define HT_RUN(fn) ht_run(#fn, fn)
 

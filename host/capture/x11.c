@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
@@ -40,9 +41,13 @@
 #define MOD "capture-x11"
 /* Damaged bands closer than this many rows are read as one. */
 #define BAND_GAP 8
+/* Connections opened at most to read a pointer whose creator has gone
+ * (see orphan_cursor_image). */
+#define ORPHAN_SLOTS 16
 
 struct x11 {
     xcb_connection_t *c;
+    char display[128]; /* as opened ("" for $DISPLAY) */
     xcb_window_t root;
     int width, height, stride;
     uint8_t *frame; /* shm_addr or buf */
@@ -197,16 +202,65 @@ static int poll_pointer(struct x11 *x)
     return moved;
 }
 
+static xcb_xfixes_get_cursor_image_reply_t *cursor_image(struct x11 *x,
+                                                         int *error)
+{
+    xcb_generic_error_t *e = NULL;
+    xcb_xfixes_get_cursor_image_reply_t *ci;
+
+    ci = xcb_xfixes_get_cursor_image_reply(
+        x->c, xcb_xfixes_get_cursor_image(x->c), &e);
+    *error = e != NULL ? e->error_code : 0;
+    free(e);
+    return ci;
+}
+
+/*
+ * The pointer image when GetCursorImage says BadAccess: the pointer was
+ * made by a client that has gone (xsetroot sets the root window's and
+ * exits), and the SECURITY extension (on in Xorg and Xvfb) denies any
+ * access to a resource whose client slot is empty.  The server gives a
+ * new connection the lowest free slot, so connections opened one by one
+ * fill the empty slots from the bottom; once one sits in the creator's
+ * old slot the image reads.  At most ORPHAN_SLOTS connections, all closed
+ * again at once.  NULL when it still cannot be read.
+ */
+static xcb_xfixes_get_cursor_image_reply_t *orphan_cursor_image(struct x11 *x)
+{
+    xcb_connection_t *held[ORPHAN_SLOTS];
+    xcb_xfixes_get_cursor_image_reply_t *ci = NULL;
+    int n = 0, error = XCB_ACCESS;
+
+    while (ci == NULL && error == XCB_ACCESS && n < ORPHAN_SLOTS) {
+        held[n] = xcb_connect(x->display[0] ? x->display : NULL, NULL);
+        if (xcb_connection_has_error(held[n])) {
+            xcb_disconnect(held[n]);
+            break;
+        }
+        /* a round trip: the server has set the connection up */
+        free(xcb_get_input_focus_reply(held[n], xcb_get_input_focus(held[n]),
+                                       NULL));
+        n++;
+        ci = cursor_image(x, &error);
+    }
+    hd_debug(MOD, "pointer of a client gone: %s after %d connection(s)",
+             ci != NULL ? "read" : "not readable", n);
+    while (n > 0)
+        xcb_disconnect(held[--n]);
+    return ci;
+}
+
 /* Fetch the cursor image; returns the CAPTURE_F_CURSOR_* flags earned. */
 static unsigned fetch_cursor(struct x11 *x)
 {
     xcb_xfixes_get_cursor_image_reply_t *ci;
     const uint32_t *px;
     unsigned flags = 0;
-    int w, h, row, len;
+    int w, h, row, len, error;
 
-    ci = xcb_xfixes_get_cursor_image_reply(
-        x->c, xcb_xfixes_get_cursor_image(x->c), NULL);
+    ci = cursor_image(x, &error);
+    if (ci == NULL && error == XCB_ACCESS)
+        ci = orphan_cursor_image(x);
     if (ci == NULL)
         return 0;
     px = xcb_xfixes_get_cursor_image_cursor_image(ci);
@@ -451,6 +505,7 @@ static int x11_open(struct capture *cap, const struct capture_opts *opts)
     int screen = 0, r;
 
     display = opts->display && opts->display[0] ? opts->display : NULL;
+    snprintf(x->display, sizeof(x->display), "%s", display ? display : "");
     x->c = xcb_connect(display, &screen);
     if (xcb_connection_has_error(x->c)) {
         hd_error(MOD, "cannot open X display %s",

@@ -172,6 +172,19 @@ int desk_cursor(struct desk_screen *s, struct desk_cursor *c)
     return ok ? 0 : -1;
 }
 
+int desk_pointer(struct desk_screen *s, int *x, int *y)
+{
+    xcb_query_pointer_reply_t *p;
+
+    p = xcb_query_pointer_reply(s->c, xcb_query_pointer(s->c, s->root), NULL);
+    if (p == NULL)
+        return -1;
+    *x = p->root_x;
+    *y = p->root_y;
+    free(p);
+    return 0;
+}
+
 int desk_find_window(struct desk_screen *s, const char *prefix,
                      xcb_window_t *win, struct desk_rect *geo)
 {

@@ -78,6 +78,9 @@ struct desk_cursor {
 /* Read it.  Returns 0, or -1 (no XFixes, or larger than 64x64). */
 int desk_cursor(struct desk_screen *s, struct desk_cursor *c);
 
+/* Where the screen's pointer is.  Returns 0 or -1. */
+int desk_pointer(struct desk_screen *s, int *x, int *y);
+
 /*
  * The one mapped top-level window of the screen whose WM_NAME starts
  * with prefix: its id and geometry.  Returns 0 or -1 (none).

@@ -628,19 +628,51 @@ static int same_pointer(const struct desk_cursor *a,
 }
 
 /*
+ * After xsetroot -cursor_name name on A: A's pointer becomes a new image
+ * (not before's, and not the 1x1 one the server shows for a moment while
+ * the root window's pointer changes), and B's pointer over the window
+ * becomes that image too, within 10 s.  A read of A may fail meanwhile
+ * (the pointer of a client gone: see host/capture/x11.c): tried again.
+ * Returns 1 when B follows; a and b: the last images read.
+ */
+static int pointer_follows(const char *name, const struct desk_cursor *before,
+                           struct desk_cursor *a, struct desk_cursor *b)
+{
+    int a_new = 0, same = 0;
+
+    if (desk_sh(&A, "xsetroot -cursor_name %s", name) != 0)
+        return 0;
+    for (int i = 0; i < 200 && !same; i++) {
+        if (desk_cursor(&A, a) == 0)
+            a_new = !same_pointer(a, before) && a->w * a->h > 1;
+        same = a_new && desk_cursor(&B, b) == 0 && same_pointer(a, b);
+        if (!same)
+            usleep(50000);
+    }
+    printf("# %s: A shows %dx%d hot %d,%d%s; B %dx%d hot %d,%d: %s\n", name,
+           a->w, a->h, a->xhot, a->yhot, a_new ? "" : " (NOT the new one)",
+           b->w, b->h, b->xhot, b->yhot, same ? "the same" : "NOT the same");
+    return same;
+}
+
+/*
  * The viewer's pointer over its window is the host's: B shows the image
  * A shows (Xvfb's X-shaped root pointer over the card, where the viewer
  * would show B's own, made a hand): size, hot spot, pixels, read with
- * XFixes on both, as the host sends it (CursorData at login).  (A shape changed
- * during the session, with xsetroot, reached the viewer in only 4 runs
- * of 7: the host's side, not tested here yet.)
+ * XFixes on both, as the host sends it (CursorData at login).  Then
+ * shapes set on A during the session follow (the card has none of its
+ * own: it shows the root window's).  They once reached the viewer in 4
+ * runs of 7: xsetroot's pointer could not be read once xsetroot had
+ * gone (BadAccess), and the host kept the old one.
  */
 static void host_pointer_shown(void)
 {
-    struct desk_cursor a, b;
+    struct desk_cursor a, b, before;
     int same = 0;
 
     static const char *const verbose[] = { "-v", NULL };
+    static const char *const shapes[] = { "hand1", "xterm", "watch",
+                                          "crosshair", "X_cursor" };
 
     HT_CHECK(desk_viewer_start(&sv, tmpdir, "pointer", &srv, &B, PASSWORD,
                                host.id, verbose) == 0);
@@ -661,7 +693,78 @@ static void host_pointer_shown(void)
            a.h, a.xhot, a.yhot, b.w, b.h, b.xhot, b.yhot,
            same ? "the same" : "NOT the same");
     HT_CHECK(same);
+    for (size_t k = 0; same && k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+        before = a;
+        same = pointer_follows(shapes[k], &before, &a, &b);
+        HT_CHECK(same);
+    }
     desk_sh(&B, "xsetroot -cursor_name X_cursor");
+    if (ht_case_failures())
+        desk_viewer_dump(&sv);
+    desk_viewer_stop(&sv);
+}
+
+/* Wait up to ms for s's pointer to be at x, y. */
+static int pointer_at(struct desk_screen *s, int x, int y, int ms)
+{
+    int px = -1, py = -1;
+
+    for (int i = 0; i <= ms / 50; i++) {
+        if (desk_pointer(s, &px, &py) == 0 && px == x && py == y)
+            return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+/*
+ * The host's pointer moves: the viewer's own (xdotool on B over the
+ * window, which shows A 1:1 at B's 0,0) move A's pointer, and their
+ * echoes (CursorPosition) must not move B's pointer back; a program on A
+ * moving A's pointer moves B's too.  The viewer logs each move it makes:
+ * all must be to where A's program put the pointer, none on the path.
+ * (The host leaves the echo out for 300 ms after the viewer's input, as
+ * RustDesk's does, and the viewer drops positions it sent: either would
+ * do.)  A's program moves the pointer again until B's follows.
+ */
+static void host_pointer_moves(void)
+{
+    char log[65536], *p;
+    int x = card_at.x + 400, y = card_at.y + 200, tx = 0, ty, moved = 0;
+    int n = 0, wrong = 0, wx, wy;
+
+    static const char *const verbose[] = { "-v", NULL };
+
+    HT_CHECK(desk_viewer_start(&sv, tmpdir, "moves", &srv, &B, PASSWORD,
+                               host.id, verbose) == 0);
+    HT_CHECK(file_has(sv.err, "first frame shown", 20000));
+    for (int i = 0; i <= 10; i++) /* ends at x, y */
+        desk_sh(&B, "xdotool mousemove %d %d", x - 300 + 30 * i,
+                y - 100 + 10 * i);
+    HT_CHECK(pointer_at(&A, x, y, 10000));
+    ty = card_at.y + 250;
+    for (int i = 0; i < 50 && !moved; i++) {
+        tx = card_at.x + 150 + i % 2 * 20;
+        desk_sh(&A, "xdotool mousemove %d %d", tx, ty);
+        moved = pointer_at(&B, tx, ty, 500);
+    }
+    printf("# A's program moved the pointer to %d,%d: B's %s\n", tx, ty,
+           moved ? "followed" : "did NOT follow");
+    HT_CHECK(moved);
+    if (desk_slurp(sv.err, log, sizeof(log)) < 0)
+        log[0] = '\0';
+    for (p = log;
+         (p = strstr(p, "the host moved its pointer: ours to ")) != NULL;
+         p++, n++)
+        if (sscanf(p, "the host moved its pointer: ours to %d,%d", &wx, &wy) !=
+                2 ||
+            wy != ty)
+            wrong++;
+    printf("# the viewer moved its pointer %d time(s), %d to the path of "
+           "its own moves\n",
+           n, wrong);
+    HT_EQ_INT(wrong, 0);
+    HT_CHECK(n > 0);
     if (ht_case_failures())
         desk_viewer_dump(&sv);
     desk_viewer_stop(&sv);
@@ -784,6 +887,7 @@ int main(void)
             ht_skip("keyboard_modes", "setxkbmap missing");
         HT_RUN(drop_files);
         HT_RUN(host_pointer_shown);
+        HT_RUN(host_pointer_moves);
         if (xvfb_have("xrandr"))
             HT_RUN(two_monitors);
         else
