@@ -1,300 +1,411 @@
 /*
- * Admin HTTP endpoint: a libuv listener feeding server/http.c, and the
- * /metrics families built from the rendezvous and relay counters.
+ * The admin port on libmicrohttpd, driven by the libuv loop (admin.h
+ * explains the thread contract): the listening socket is ours (so a busy
+ * port is a plain EADDRINUSE), libmicrohttpd accepts and parses on it,
+ * and on_request routes each request after the Host and token checks.
+ * The page's three files are built into the program (admin_page.c is
+ * generated from server/admin/ at build time).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <sodium.h>
 
 #include "addr.h"
 #include "err.h"
 #include "log.h"
-#include "net.h"
-#include "server/admin.h"
-#include "server/http.h"
-#include "server/rdv.h"
-#include "server/relay.h"
+#include "server/admin_int.h"
+#include "server/admin_page.h"
+#include "server/metrics.h"
+#include "server/rejects.h"
 
-#define ADMIN_REQUEST_MS 10000
+#define MOD           "admin"
+#define ADMIN_TIMEOUT 10          /* seconds a connection may live */
+#define ADMIN_MEM     (32 * 1024) /* per connection: the request header */
+#define ADMIN_PER_IP  32          /* connections from one address */
+#define ADMIN_COOKIE  "homedesk_admin"
+#define ADMIN_CSP                                                   \
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; " \
+    "form-action 'none'"
 
-struct admin_conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    int handles;
-    int closing;
-    struct admin *a;
-    struct http *http;
-    char name[HD_ADDR_STRLEN];
-    uint8_t buf[2048];
-};
+/* ---- Host and token checks -------------------------------------------- */
 
-struct admin {
-    uv_loop_t *loop;
-    const struct admin_config *cfg;
-    uv_tcp_t lis;
-    struct rdv *rdv;
-    struct relay *relay;
-    unsigned nconns;
-    int stopped;
-    /* live connections, to close them on stop */
-    struct admin_conn *conns[ADMIN_MAX_CONNS];
-};
-
-static void counter(struct http_metrics_writer *w, const char *name,
-                    const char *help, uint64_t v)
+int admin_host_allowed(const char *host, const char *const *allowed)
 {
-    http_metrics_family(w, name, "counter", help);
-    http_metrics_sample_u64(w, name, NULL, 0, v);
-}
+    char name[256];
+    struct in6_addr a6;
+    struct in_addr a4;
+    char *colon;
 
-static void gauge(struct http_metrics_writer *w, const char *name,
-                  const char *help, uint64_t v)
-{
-    http_metrics_family(w, name, "gauge", help);
-    http_metrics_sample_u64(w, name, NULL, 0, v);
-}
+    if (host == NULL || host[0] == '\0')
+        return 1; /* HTTP/1.0 without Host: nothing to rebind */
+    if (strlen(host) >= sizeof(name))
+        return 0;
+    snprintf(name, sizeof(name), "%s", host);
+    if (name[0] == '[') { /* [v6]:port */
+        char *end = strchr(name, ']');
 
-static void labelled(struct http_metrics_writer *w, const char *name,
-                     const char *label, const char *value, uint64_t v)
-{
-    struct http_label l = { label, value };
-    http_metrics_sample_u64(w, name, &l, 1, v);
-}
-
-static void fill_metrics(struct http_metrics_writer *w, void *ud)
-{
-    struct admin *a = ud;
-
-    if (a->rdv != NULL) {
-        struct rdv_stats s;
-        uint64_t registered, online;
-
-        rdv_get_stats(a->rdv, &s, &registered, &online);
-        gauge(w, "homedesk_peers_registered",
-              "Peers held in memory (heard from recently).", registered);
-        gauge(w, "homedesk_peers_online",
-              "Peers heard from within the last 30 s.", online);
-        gauge(w, "homedesk_rendezvous_connections",
-              "Open TCP/WebSocket connections to the rendezvous ports.",
-              s.conns_active);
-        counter(w, "homedesk_heartbeats_total",
-                "RegisterPeer heartbeats received.", s.heartbeats);
-        counter(w, "homedesk_register_pk_total", "RegisterPk received.",
-                s.register_pk);
-        http_metrics_family(w, "homedesk_punch_requests_total", "counter",
-                            "Punch-hole requests by outcome.");
-        labelled(w, "homedesk_punch_requests_total", "outcome", "ok",
-                 s.punch_ok);
-        labelled(w, "homedesk_punch_requests_total", "outcome", "id_not_exist",
-                 s.punch_id_not_exist);
-        labelled(w, "homedesk_punch_requests_total", "outcome", "offline",
-                 s.punch_offline);
-        labelled(w, "homedesk_punch_requests_total", "outcome", "key_mismatch",
-                 s.punch_key_mismatch);
-        counter(w, "homedesk_relay_requests_total",
-                "RequestRelay routed to hosts.", s.relay_requests);
-        counter(w, "homedesk_secure_channels_total",
-                "Rendezvous connections secured by KeyExchange.",
-                s.secure_channels);
-        http_metrics_family(w, "homedesk_rejected_inputs_total", "counter",
-                            "Inputs refused, by reason.");
-        labelled(w, "homedesk_rejected_inputs_total", "reason", "bad_frame",
-                 s.rej_bad_frame);
-        labelled(w, "homedesk_rejected_inputs_total", "reason", "too_big",
-                 s.rej_too_big);
-        labelled(w, "homedesk_rejected_inputs_total", "reason", "bad_protobuf",
-                 s.rej_bad_proto);
-        labelled(w, "homedesk_rejected_inputs_total", "reason", "unexpected",
-                 s.rej_unexpected);
-        labelled(w, "homedesk_rejected_inputs_total", "reason", "timeout",
-                 s.rej_timeout);
-        labelled(w, "homedesk_rejected_inputs_total", "reason", "key_exchange",
-                 s.rej_key_exchange);
-        labelled(w, "homedesk_rejected_inputs_total", "reason",
-                 "too_many_connections", s.rej_too_many_conns);
-        labelled(w, "homedesk_rejected_inputs_total", "reason", "slow_reader",
-                 s.rej_slow);
-        labelled(w, "homedesk_rejected_inputs_total", "reason", "udp_garbage",
-                 s.rej_udp_garbage);
-        counter(w, "homedesk_udp_replies_suppressed_total",
-                "UDP replies not sent because they would exceed the request "
-                "(anti-amplification).",
-                s.udp_replies_suppressed);
+        if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+            return 0;
+        *end = '\0';
+        return inet_pton(AF_INET6, name + 1, &a6) == 1;
     }
-    if (a->relay != NULL) {
-        struct relay_stats s;
-
-        relay_get_stats(a->relay, &s);
-        gauge(w, "homedesk_relay_pairs_active", "Relayed pairs now.",
-              s.pairs_active);
-        counter(w, "homedesk_relay_pairs_total", "Relayed pairs ever.",
-                s.pairs_total);
-        gauge(w, "homedesk_relay_waiting",
-              "Relay connections waiting for their partner.", s.waiting);
-        counter(w, "homedesk_relay_bytes_total",
-                "Bytes copied by the relay, both directions.", s.bytes_relayed);
-        counter(w, "homedesk_relay_downgraded_total",
-                "Relayed pairs downgraded to the limit speed.",
-                s.pairs_downgraded);
-        http_metrics_family(w, "homedesk_relay_rejected_total", "counter",
-                            "Relay connections refused, by reason.");
-        for (int i = 0; i < RELAY_REJECT_COUNT; i++)
-            labelled(w, "homedesk_relay_rejected_total", "reason",
-                     relay_reject_name((enum relay_reject)i), s.rejected[i]);
-    }
+    if ((colon = strchr(name, ':')) != NULL)
+        *colon = '\0';
+    if (inet_pton(AF_INET, name, &a4) == 1 ||
+        strcasecmp(name, "localhost") == 0)
+        return 1;
+    for (size_t i = 0; allowed != NULL && allowed[i] != NULL; i++)
+        if (strcasecmp(name, allowed[i]) == 0)
+            return 1;
+    return 0;
 }
 
-static void conn_closed(uv_handle_t *h)
+/* v and token as the same length and bytes, in time independent of v. */
+static int token_eq(const char *v, size_t n, const char *token)
 {
-    struct admin_conn *c = h->data;
+    size_t tlen = strlen(token);
 
-    if (--c->handles > 0)
+    return n == tlen && sodium_memcmp(v, token, tlen) == 0;
+}
+
+int admin_bearer_ok(const char *value, const char *token)
+{
+    size_t n;
+
+    if (value == NULL || token == NULL || strncasecmp(value, "Bearer ", 7))
+        return 0;
+    value += 7;
+    n = strlen(value);
+    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        n--;
+    return token_eq(value, n, token);
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
+                               const char *type, const void *body, size_t n,
+                               const char *hdr, const char *hdr_value)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ok;
+
+    resp =
+        MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_SECURITY_POLICY,
+                            ADMIN_CSP);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (hdr != NULL)
+        MHD_add_response_header(resp, hdr, hdr_value);
+    ok = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+static enum MHD_Result text(struct MHD_Connection *conn, unsigned status,
+                            const char *body)
+{
+    return respond(conn, status, "text/plain; charset=utf-8", body,
+                   strlen(body), NULL, NULL);
+}
+
+/* A body built by fill (JSON or metrics), or 500 if it failed. */
+static enum MHD_Result generated(struct MHD_Connection *conn, struct admin *a,
+                                 void (*fill)(struct admin *, struct textbuf *),
+                                 const char *type)
+{
+    struct textbuf t;
+    enum MHD_Result ok;
+
+    textbuf_init(&t, 0);
+    fill(a, &t);
+    if (t.err != 0) {
+        if (t.err != HD_ECONFIG) /* a bad name was logged when written */
+            hd_error(MOD, "building the response: %s", hd_strerror(t.err));
+        ok = text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "unavailable\n");
+    } else {
+        ok = respond(conn, MHD_HTTP_OK, type, t.buf ? t.buf : "", t.len, NULL,
+                     NULL);
+    }
+    textbuf_cleanup(&t);
+    return ok;
+}
+
+/* ---- routing ---------------------------------------------------------- */
+
+static const struct sockaddr *client_addr(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    return ci != NULL ? ci->client_addr : NULL;
+}
+
+static void refused(struct admin *a, struct MHD_Connection *conn,
+                    const char *why, const char *path)
+{
+    const struct sockaddr *sa = client_addr(conn);
+    char name[HD_ADDR_STRLEN] = "?", q[HD_LOG_QUOTE_MAX];
+
+    if (sa != NULL)
+        hd_addr_format(sa, name, sizeof(name));
+    hd_log_quote(path, q, sizeof(q));
+    hd_info(MOD, "%s: %s (%s): refused", name, why, q);
+    rejects_add(a->cfg->rejects, "admin", why, sa, q);
+}
+
+/* Is the token there, as a bearer header, a cookie or (for the page) a
+ * query argument?  *from_query tells which. */
+static int authorized(struct admin *a, struct MHD_Connection *conn,
+                      int *from_query)
+{
+    const char *tok = a->cfg->token, *v;
+
+    *from_query = 0;
+    if (tok == NULL)
+        return 1;
+    v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_AUTHORIZATION);
+    if (admin_bearer_ok(v, tok))
+        return 1;
+    v = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, ADMIN_COOKIE);
+    if (v != NULL && token_eq(v, strlen(v), tok))
+        return 1;
+    v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+    if (v != NULL && token_eq(v, strlen(v), tok)) {
+        *from_query = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The page came with ?token=: keep it in a cookie, drop it from the
+ * address bar (and from the browser's history). */
+static enum MHD_Result token_redirect(struct admin *a,
+                                      struct MHD_Connection *conn)
+{
+    struct MHD_Response *resp;
+    char cookie[400];
+    enum MHD_Result ok;
+
+    snprintf(cookie, sizeof(cookie),
+             ADMIN_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict",
+             a->cfg->token);
+    resp =
+        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, "/");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    ok = MHD_queue_response(conn, MHD_HTTP_SEE_OTHER, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+static const char unauthorized_text[] =
+    "this server wants its admin token: open /?token=TOKEN once in the "
+    "browser, or send Authorization: Bearer TOKEN (the token is in the file "
+    "--http-token-file names)\n";
+
+/* The built-in file at url ("/" is the page), or NULL. */
+static const struct admin_page_file *page_find(const char *url)
+{
+    for (size_t i = 0; i < admin_page_nfiles; i++)
+        if (strcmp(url, admin_page_files[i].path) == 0)
+            return &admin_page_files[i];
+    return NULL;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct admin *a = cls;
+    const struct admin_page_file *f;
+    const char *host;
+    int from_query;
+
+    host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_HOST);
+    if (!admin_host_allowed(host, a->cfg->allowed_hosts)) {
+        refused(a, conn, "Host header not allowed (a DNS rebinding page?)",
+                url);
+        return text(conn, MHD_HTTP_FORBIDDEN,
+                    "host name not allowed: use the server's IP address, "
+                    "or add the name with --http-allow-host\n");
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                       "text/plain; charset=utf-8", "method not allowed\n", 20,
+                       MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    hd_debug(MOD, "%s %s", method, url);
+    if (strcmp(url, "/health") == 0)
+        return text(conn, MHD_HTTP_OK, "ok\n");
+    if (!authorized(a, conn, &from_query)) {
+        refused(a, conn, "no valid admin token", url);
+        return respond(conn, MHD_HTTP_UNAUTHORIZED, "text/plain; charset=utf-8",
+                       unauthorized_text, strlen(unauthorized_text),
+                       MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    }
+    if (from_query && strcmp(url, "/") == 0)
+        return token_redirect(a, conn);
+    if (strcmp(url, "/metrics") == 0)
+        return generated(conn, a, admin_metrics_text, METRICS_TYPE);
+    if (strcmp(url, "/api/status") == 0) {
+        admin_probe_start(a); /* results show in the next poll */
+        return generated(conn, a, admin_status_json,
+                         "application/json; charset=utf-8");
+    }
+    if ((f = page_find(url)) != NULL)
+        return respond(conn, MHD_HTTP_OK, f->type, f->data, f->len, NULL, NULL);
+    return text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+/* ---- libmicrohttpd on the loop ------------------------------------------ */
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[256];
+    size_t n;
+
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    hd_info(MOD, "libmicrohttpd: %s", line);
+}
+
+static void mhd_kick(struct admin *a);
+
+static void on_tick(uv_timer_t *t)
+{
+    mhd_kick(t->data);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    mhd_kick(p->data);
+}
+
+/* Let libmicrohttpd work, then wake again when it asks to. */
+static void mhd_kick(struct admin *a)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+
+    if (a->stopped || a->mhd == NULL)
         return;
-    http_free(c->http);
-    free(c);
+    MHD_run(a->mhd);
+    if (MHD_get_timeout(a->mhd, &ms) == MHD_YES)
+        uv_timer_start(&a->tick, on_tick, ms > 60000 ? 60000 : (uint64_t)ms, 0);
+    else
+        uv_timer_stop(&a->tick);
 }
 
-static void conn_close(struct admin_conn *c)
+/* Our listening socket, so that a busy port is reported as such. */
+static int listen_socket(const struct admin_config *cfg, int *fd_out)
 {
-    struct admin *a = c->a;
-
-    if (c->closing)
-        return;
-    c->closing = 1;
-    for (unsigned i = 0; i < ADMIN_MAX_CONNS; i++) {
-        if (a->conns[i] == c) {
-            a->conns[i] = NULL;
-            break;
-        }
-    }
-    a->nconns--;
-    uv_close((uv_handle_t *)&c->timer, conn_closed);
-    uv_close((uv_handle_t *)&c->tcp, conn_closed);
-}
-
-static void shutdown_done(uv_shutdown_t *req, int status)
-{
-    struct admin_conn *c = req->data;
-
-    free(req);
-    conn_close(c);
-}
-
-static int on_write(void *ud, const uint8_t *data, size_t n)
-{
-    struct admin_conn *c = ud;
-
-    return hd_net_write((uv_stream_t *)&c->tcp, data, n, NULL);
-}
-
-static void on_done(void *ud, int reason)
-{
-    struct admin_conn *c = ud;
-    uv_shutdown_t *req = malloc(sizeof(*req));
-
-    /* flush the response, then close */
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    if (req == NULL) {
-        conn_close(c);
-        return;
-    }
-    req->data = c;
-    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_done) != 0) {
-        free(req);
-        conn_close(c);
-    }
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct admin_conn *c = h->data;
-
-    buf->base = (char *)c->buf;
-    buf->len = sizeof(c->buf);
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct admin_conn *c = s->data;
-
-    if (nread < 0) {
-        conn_close(c);
-        return;
-    }
-    if (nread > 0 &&
-        http_feed(c->http, (const uint8_t *)buf->base, (size_t)nread) < 0 &&
-        !c->closing)
-        uv_read_stop(s); /* on_done has run and is closing it */
-}
-
-static void on_timeout(uv_timer_t *t)
-{
-    conn_close(t->data);
-}
-
-static void on_conn(uv_stream_t *lis, int status)
-{
-    struct admin *a = lis->data;
-    struct admin_conn *c;
-    struct http_config hc = { fill_metrics, a, NULL, a->cfg->allowed_hosts,
-                              a->cfg->token };
-    struct http_callbacks cb = { on_write, on_done };
     struct sockaddr_storage ss;
-    unsigned slot;
+    int fd, one = 1, zero = 0, r;
 
-    if (status != 0 || (c = calloc(1, sizeof(*c))) == NULL)
-        return;
-    c->a = a;
-    uv_tcp_init(a->loop, &c->tcp);
-    uv_timer_init(a->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles = 2;
-    a->nconns++;
-    for (slot = 0; slot < ADMIN_MAX_CONNS && a->conns[slot]; slot++)
-        ;
-    if (slot < ADMIN_MAX_CONNS)
-        a->conns[slot] = c;
-    if (uv_accept(lis, (uv_stream_t *)&c->tcp) != 0 ||
-        slot == ADMIN_MAX_CONNS) {
-        conn_close(c);
-        return;
+    *fd_out = -1;
+    if ((r = hd_addr_parse(cfg->bind_ip, cfg->port, &ss)) != 0)
+        return r;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, (struct sockaddr *)&ss, hd_addr_len((struct sockaddr *)&ss)) !=
+            0 ||
+        listen(fd, 64) != 0) {
+        r = -errno;
+        close(fd);
+        return r;
     }
-    hd_net_peer_addr(&c->tcp, &ss);
-    hd_addr_format((struct sockaddr *)&ss, c->name, sizeof(c->name));
-    hc.peer_desc = c->name;
-    if (http_new(&hc, &cb, c, &c->http) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_close(c);
-        return;
-    }
-    uv_timer_start(&c->timer, on_timeout, ADMIN_REQUEST_MS, 0);
+    *fd_out = fd;
+    return 0;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct admin *a = h->data;
+
+    a->handles--;
 }
 
 int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct rdv *rdv,
               struct relay *relay, struct admin **out)
 {
-    struct sockaddr_storage ss;
+    const union MHD_DaemonInfo *info;
     struct admin *a;
-    int r;
+    int r, fd;
 
     *out = NULL;
-    if ((r = hd_addr_parse(cfg->bind_ip, cfg->port, &ss)) != 0)
-        return r;
     if ((a = calloc(1, sizeof(*a))) == NULL)
         return -ENOMEM;
     a->loop = loop;
     a->cfg = cfg;
     a->rdv = rdv;
     a->relay = relay;
-    a->lis.data = a;
-    if ((r = hd_net_listen_tcp(loop, &a->lis, (struct sockaddr *)&ss, 64,
-                               on_conn)) != 0) {
-        /* the handle is closed already; free once the loop ran */
-        a->stopped = 1;
-        *out = a;
-        return r;
-    }
+    a->started_s = (uint64_t)time(NULL);
+    a->started_ms = uv_now(loop);
+    for (size_t i = 0; i < cfg->nports && i < ADMIN_MAX_PORTS; i++)
+        a->ports[a->nports++] = cfg->ports[i];
+    a->ports[a->nports++] = (struct admin_port){ "admin (this page)", "tcp",
+                                                 cfg->bind_ip, cfg->port };
+    uv_timer_init(loop, &a->tick);
+    a->tick.data = a;
+    a->handles = 1;
     *out = a;
+    if ((r = listen_socket(cfg, &fd)) != 0)
+        return r;
+    a->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, /* first: see its doc */
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)ADMIN_MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)ADMIN_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)ADMIN_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)ADMIN_MEM, MHD_OPTION_END);
+    if (a->mhd == NULL) {
+        close(fd);
+        hd_error(MOD, "libmicrohttpd did not start on %s port %u", cfg->bind_ip,
+                 cfg->port);
+        return HD_ECONFIG;
+    }
+    info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    if (info == NULL || uv_poll_init(loop, &a->poll, info->epoll_fd) != 0) {
+        hd_error(MOD, "cannot watch libmicrohttpd's epoll descriptor");
+        return HD_ECONFIG;
+    }
+    a->poll.data = a;
+    a->handles++;
+    uv_poll_start(&a->poll, UV_READABLE, on_poll);
+    mhd_kick(a);
     return 0;
 }
 
@@ -303,11 +414,14 @@ void admin_stop(struct admin *a)
     if (a == NULL || a->stopped)
         return;
     a->stopped = 1;
-    for (unsigned i = 0; i < ADMIN_MAX_CONNS; i++) {
-        if (a->conns[i])
-            conn_close(a->conns[i]);
-    }
-    hd_net_close((uv_handle_t *)&a->lis, NULL);
+    admin_probe_cancel(a);
+    /* stop watching the epoll descriptor before libmicrohttpd closes it */
+    if (a->handles > 1)
+        uv_close((uv_handle_t *)&a->poll, handle_closed);
+    uv_close((uv_handle_t *)&a->tick, handle_closed);
+    if (a->mhd != NULL)
+        MHD_stop_daemon(a->mhd);
+    a->mhd = NULL;
 }
 
 void admin_free(struct admin *a)

@@ -32,6 +32,7 @@
 #include "server/db.h"
 #include "server/opts.h"
 #include "server/rdv.h"
+#include "server/rejects.h"
 #include "server/relay.h"
 
 #define MAX_SERVERS 16
@@ -49,6 +50,8 @@ struct server {
     struct relay *relay;
     struct admin *admin;
     struct admin_config acfg;
+    struct rejects rejects; /* recent refusals, for the admin page */
+    char pk_b64[64], key_file[PATH_MAX + 32];
     char http_token[256];
     char *http_hosts[MAX_SERVERS + 1], http_hosts_buf[1024];
     char *relay_list[MAX_SERVERS], *rdv_list[MAX_SERVERS];
@@ -248,15 +251,51 @@ static void banner(struct server *s)
                 o->relay_port, wsr, o->bind, o->total_bw, o->single_bw,
                 o->limit_speed, o->downgrade_threshold, o->downgrade_start);
     if (o->http_port > 0)
-        hd_info("server", "admin HTTP on %s port %d (/health, /metrics%s)%s",
-                o->http_bind, o->http_port,
-                o->http_token_file ? ", with a bearer token" : "",
+        hd_info("server",
+                "admin page on http://%s%s%s:%d/ (also /metrics, /health%s)%s",
+                strchr(o->http_bind, ':') ? "[" : "",
+                strcmp(o->http_bind, "0.0.0.0") == 0 ||
+                        strcmp(o->http_bind, "::") == 0
+                    ? "127.0.0.1"
+                    : o->http_bind,
+                strchr(o->http_bind, ':') && strcmp(o->http_bind, "::") != 0
+                    ? "]"
+                    : "",
+                o->http_port, o->http_token_file ? "; wants the token" : "",
                 strcmp(o->http_bind, "127.0.0.1") == 0
-                    ? ": this machine only (--http-bind to widen)"
+                    ? ": this machine only (--http-bind to widen; from "
+                      "elsewhere: ssh -L)"
                     : ": keep it on your LAN");
 }
 
-/* The admin endpoint's settings: host names and the token file. */
+/* The listeners the admin page lists and checks. */
+static void admin_ports(struct server *s)
+{
+    const struct opts *o = &s->o;
+    struct admin_config *c = &s->acfg;
+#define PORT(n, p, b, num)                      \
+    c->ports[c->nports++] = (struct admin_port) \
+    {                                           \
+        n, p, b, (uint16_t)(num)                \
+    }
+
+    if (o->role != ROLE_RELAY) {
+        PORT("rendezvous", "tcp", o->bind, o->port);
+        PORT("rendezvous", "udp", o->bind, o->port);
+        PORT("NAT test", "tcp", o->bind, o->port - 1);
+        if (!o->no_ws)
+            PORT("rendezvous (WebSocket)", "tcp", o->bind, o->port + 2);
+    }
+    if (o->role != ROLE_RENDEZVOUS) {
+        PORT("relay", "tcp", o->bind, relay_port(s->relay));
+        if (!o->no_ws)
+            PORT("relay (WebSocket)", "tcp", o->bind, relay_ws_port(s->relay));
+    }
+#undef PORT
+}
+
+/* The admin endpoint's settings: what the page shows, host names and the
+ * token file. */
 static int setup_http(struct server *s)
 {
     const struct opts *o = &s->o;
@@ -265,6 +304,19 @@ static int setup_http(struct server *s)
 
     s->acfg.bind_ip = o->http_bind;
     s->acfg.port = (uint16_t)o->http_port;
+    s->acfg.role = opts_role_names[o->role];
+    s->acfg.data_dir = s->data_dir;
+    s->acfg.rejects = &s->rejects;
+    s->acfg.key_check = s->licence[0] != '\0';
+    if (s->key.sk != NULL) {
+        hd_base64_encode(s->key.pk, sizeof(s->key.pk), s->pk_b64,
+                         sizeof(s->pk_b64));
+        snprintf(s->key_file, sizeof(s->key_file), "%s/id_ed25519.pub",
+                 s->data_dir);
+        s->acfg.public_key = s->pk_b64;
+        s->acfg.key_file = s->key_file;
+    }
+    admin_ports(s);
     s->http_hosts[split_list(o->http_allow_host, s->http_hosts_buf,
                              sizeof(s->http_hosts_buf), s->http_hosts,
                              MAX_SERVERS)] = NULL;
@@ -363,6 +415,7 @@ static int start_roles(struct server *s)
         s->rcfg.idle_ms = (uint32_t)o->idle_ms;
         s->rcfg.max_conns = (uint32_t)o->max_conns;
         s->rcfg.rmem = o->rmem;
+        s->rcfg.rejects = &s->rejects;
         if ((r = rdv_new(&s->loop, &s->rcfg, s->db, &s->rdv)) != 0)
             return r;
         if ((r = rdv_start(s->rdv, &failed)) != 0) {
@@ -387,6 +440,7 @@ static int start_roles(struct server *s)
         s->lcfg.pair_wait_ms = (unsigned)o->first_frame_ms;
         s->lcfg.idle_ms = (unsigned)o->idle_ms;
         s->lcfg.max_conns = (unsigned)o->max_conns;
+        s->lcfg.rejects = &s->rejects;
         if ((r = relay_new(&s->loop, &s->lcfg, &s->relay)) != 0)
             return r;
         if ((r = relay_start(s->relay)) != 0) {
@@ -442,6 +496,7 @@ int main(int argc, char **argv)
 
     memset(&s, 0, sizeof(s));
     s.dir_lock = -1;
+    rejects_init(&s.rejects);
     memset(&cfg, 0, sizeof(cfg));
     if ((r = opts_parse(&s.o, mode, argc, argv, table, &cfg)) != 0) {
         hd_config_cleanup(&cfg);

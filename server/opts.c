@@ -32,7 +32,8 @@ const char *const opts_role_names[] = { "all", "rendezvous", "relay", NULL };
     {                                                                       \
         .names = "http-token-file", .env = "HOMEDESK_HTTP_TOKEN_FILE",      \
         .type = HD_OPT_STRING, .arg = "FILE",                               \
-        .help = "bearer token (first line of FILE) required for /metrics",  \
+        .help = "token (first line of FILE) the admin page and /metrics "   \
+                "want (open /?token=TOKEN once, or send it as a bearer)",   \
         .s = &(o)->http_token_file                                          \
     }
 
@@ -368,7 +369,7 @@ static void table_all(struct opts *o, struct hd_opt *t)
           .def = "-1",
           .min = -1,
           .max = 65535,
-          .help = "admin HTTP port: /health, /metrics (default N-2; 0 = off)",
+          .help = "admin page, /metrics, /health (default N-2; 0 = off)",
           .i = &o->http_port },
         HTTP_OPTS(o),
         RDV_OPTS(o),
@@ -401,7 +402,7 @@ static void table_hbbs(struct opts *o, struct hd_opt *t)
           .def = "-1",
           .min = -1,
           .max = 65535,
-          .help = "admin HTTP port (default N-2; 0 = off)",
+          .help = "admin page, /metrics, /health (default N-2; 0 = off)",
           .i = &o->http_port },
         HTTP_OPTS(o),
         RDV_OPTS(o),

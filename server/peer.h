@@ -43,6 +43,8 @@ struct peer {
     uint8_t pk_len;
     uint8_t id_len;
     uint8_t conn_secure; /* conn is a secure link its RegisterPk came on */
+    uint8_t nat_known;   /* nat_type was reported (a punch answer) */
+    uint8_t nat_type;    /* Hbb NatType of its last PunchHoleSent */
     uint8_t guid[16];
     uint8_t uuid_hash[16]; /* BLAKE2b-128 of the stored uuid */
     uint8_t ip[16];        /* info.ip of the store, v4 as ::ffff:a.b.c.d */

@@ -4,6 +4,7 @@
  * in the files beside it (rdv_int.h says which does what).
  */
 #include "server/rdv_int.h"
+#include "server/rejects.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -92,6 +93,7 @@ static void udp_garbage(struct rdv *r, const struct sockaddr *from)
     char s[HD_ADDR_STRLEN];
 
     r->stats.rej_udp_garbage++;
+    rdv_reject(r, from, "bad UDP datagram", NULL);
     r->garbage_since_log++;
     /* one line per second at most: a flood must not flood the log */
     if (now - r->garbage_logged_ms >= 1000) {
@@ -294,6 +296,35 @@ void rdv_free(struct rdv *r)
     limit_cleanup(&r->online_src);
     limit_count_cleanup(&r->per_ip);
     free(r);
+}
+
+void rdv_reject(struct rdv *r, const struct sockaddr *from, const char *reason,
+                const char *id_q)
+{
+    rejects_add(r->cfg->rejects, "rendezvous", reason, from, id_q);
+}
+
+void rdv_foreach_peer(struct rdv *r,
+                      void (*fn)(void *ud, const struct rdv_peer_info *pi),
+                      void *ud)
+{
+    uint64_t now = uv_now(r->loop);
+    struct peer *p;
+    size_t i = 0;
+
+    while ((p = hmap_next(&r->peers.peers, &i)) != NULL) {
+        struct rdv_peer_info pi = {
+            .id = p->id,
+            .addr = &p->addr.sa,
+            .idle_ms = p->last_reg_ms ? now - p->last_reg_ms : UINT64_MAX,
+            .online = peer_is_online(p, now),
+            .nat_type = p->nat_known ? p->nat_type : -1,
+            .tcp = p->conn != NULL && peer_prefers_tcp(p, now),
+            .secure = p->conn != NULL && p->conn_secure,
+        };
+
+        fn(ud, &pi);
+    }
 }
 
 void rdv_get_stats(struct rdv *r, struct rdv_stats *out, uint64_t *registered,

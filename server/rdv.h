@@ -31,6 +31,7 @@
 
 struct db;
 struct rdv;
+struct rejects;
 
 struct rdv_config {
     const char *bind_ip; /* "::" (dual-stack, default) or an address */
@@ -56,6 +57,8 @@ struct rdv_config {
     uint32_t max_conns;        /* default 10000 */
     uint64_t evict_ms;         /* drop silent peers from memory; 3600000 */
     uint64_t rmem;             /* UDP receive buffer, 0 = default */
+    /* Refusals to note for the admin page (borrowed), or NULL. */
+    struct rejects *rejects;
 };
 
 /* Fill cfg with the defaults above. */
@@ -105,5 +108,22 @@ void rdv_free(struct rdv *r);
 /* Counters, and the peer table's size and online count. */
 void rdv_get_stats(struct rdv *r, struct rdv_stats *out, uint64_t *registered,
                    uint64_t *online);
+
+/* A peer in memory, as the admin page lists it.  Pointers valid only
+ * during the callback. */
+struct rdv_peer_info {
+    const char *id;
+    const struct sockaddr *addr; /* where its registrations come from */
+    uint64_t idle_ms;            /* since its last accepted heartbeat */
+    int online;                  /* heard within the online window */
+    int nat_type; /* NatType from its last punch answer; -1: not known yet */
+    int tcp;      /* takes messages over its TCP registration */
+    int secure;   /* and that link is secure (KeyExchange) */
+};
+
+/* Call fn for every peer in memory, in no order; fn must not change r. */
+void rdv_foreach_peer(struct rdv *r,
+                      void (*fn)(void *ud, const struct rdv_peer_info *pi),
+                      void *ud);
 
 #endif

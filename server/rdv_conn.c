@@ -63,6 +63,7 @@ static void conn_write_raw(struct rdv_conn *c, const uint8_t *data, size_t n)
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >
         RDV_MAX_WRITE_QUEUE) {
         c->rdv->stats.rej_slow++;
+        rdv_reject(c->rdv, &c->addr.sa, "does not read its replies", NULL);
         rdv_conn_close(c, "peer does not read its replies");
         return;
     }
@@ -288,6 +289,7 @@ static int conn_handle_msg(struct rdv_conn *c, const uint8_t *data, size_t n)
         if (n < crypto_secretbox_MACBYTES ||
             hd_secure_open(&c->sec, data, n, plain) != 0) {
             r->stats.rej_bad_proto++;
+            rdv_reject(r, &c->addr.sa, "undecryptable message", NULL);
             return HD_ECRYPTO;
         }
         data = plain;
@@ -296,6 +298,7 @@ static int conn_handle_msg(struct rdv_conn *c, const uint8_t *data, size_t n)
     m = hbb__rendezvous_message__unpack(NULL, n, data);
     if (m == NULL) {
         r->stats.rej_bad_proto++;
+        rdv_reject(r, &c->addr.sa, "not a rendezvous message", NULL);
         return HD_EPROTO;
     }
     if (c->kind == CONN_NAT) {
@@ -311,8 +314,10 @@ static int conn_handle_msg(struct rdv_conn *c, const uint8_t *data, size_t n)
     switch (m->union_case) {
     case HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE:
         rc = on_key_exchange(c, m->key_exchange);
-        if (rc != 0)
+        if (rc != 0) {
             r->stats.rej_key_exchange++;
+            rdv_reject(r, &c->addr.sa, "failed key exchange", NULL);
+        }
         break;
     case HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST:
         rdv_on_punch_request(r, c, &c->addr.sa, m->punch_hole_request);
@@ -354,6 +359,7 @@ static int conn_handle_msg(struct rdv_conn *c, const uint8_t *data, size_t n)
         char why[64];
 
         r->stats.rej_unexpected++;
+        rdv_reject(r, &c->addr.sa, "unexpected message", NULL);
         snprintf(why, sizeof(why), "unexpected message %d", (int)m->union_case);
         rdv_conn_close(c, why); /* logs the precise reason once */
         rc = HD_EPROTO;
@@ -371,6 +377,8 @@ static void conn_timeout(uv_timer_t *t)
     struct rdv_conn *c = t->data;
 
     c->rdv->stats.rej_timeout++;
+    if (!c->got_frame) /* an idle client going quiet is normal */
+        rdv_reject(c->rdv, &c->addr.sa, "no request in time", NULL);
     rdv_conn_close(c, c->got_frame ? "idle timeout" : "no request in time");
 }
 
@@ -401,6 +409,7 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (nread == UV_ENOBUFS) {
             c->rdv->stats.rej_too_big++;
+            rdv_reject(c->rdv, &c->addr.sa, "message too large", NULL);
             rdv_conn_close(c, "message too large");
         } else {
             /* a peer going away is normal: not worth an info line */
@@ -416,6 +425,7 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if ((rc = ws_feed(c->ws, (const uint8_t *)buf->base, (size_t)nread)) !=
             0) {
             c->rdv->stats.rej_bad_frame++;
+            rdv_reject(c->rdv, &c->addr.sa, "bad WebSocket frame", NULL);
             rdv_conn_close(c, hd_strerror(rc));
         }
         return;
@@ -437,6 +447,8 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             c->rdv->stats.rej_too_big++;
         else
             c->rdv->stats.rej_bad_frame++;
+        rdv_reject(c->rdv, &c->addr.sa,
+                   rc == HD_ETOOBIG ? "message too large" : "bad frame", NULL);
         rdv_conn_close(c, hd_strerror(rc));
     }
 }
@@ -507,6 +519,7 @@ static void on_accept(uv_stream_t *lis, int status, enum conn_kind kind)
     hd_addr_format(&c->addr.sa, c->name, sizeof(c->name));
     if (r->stats.conns_active > r->cfg->max_conns) {
         r->stats.rej_too_many_conns++;
+        rdv_reject(r, &c->addr.sa, "too many connections", NULL);
         rdv_conn_close(c, "too many connections");
         return;
     }
@@ -516,6 +529,7 @@ static void on_accept(uv_stream_t *lis, int status, enum conn_kind kind)
         c->ipkey_len = (uint8_t)limit_addr_key(&c->addr.sa, c->ipkey);
         if (!limit_count_add(&r->per_ip, c->ipkey, c->ipkey_len)) {
             r->stats.rej_too_many_conns++;
+            rdv_reject(r, &c->addr.sa, "too many connections from there", NULL);
             rdv_conn_close(c, "too many connections from this address");
             return;
         }

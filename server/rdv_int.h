@@ -150,6 +150,10 @@ void rdv_on_register_pk(struct rdv *r, struct rdv_conn *c,
                         const struct sockaddr *from, const Hbb__RegisterPk *rk);
 
 /* rdv.c */
+/* Note a refusal for the admin page (rejects.h); id_q as hd_log_quote
+ * wrote it, or NULL. */
+void rdv_reject(struct rdv *r, const struct sockaddr *from, const char *reason,
+                const char *id_q);
 void rdv_addr_key(const struct sockaddr *sa, uint8_t key[18]);
 int rdv_same_ip(const struct sockaddr *a, const struct sockaddr *b);
 int rdv_is_lan(const struct rdv *r, const struct sockaddr *sa);

@@ -57,6 +57,7 @@ void rdv_on_online_request(struct rdv *r, struct rdv_conn *c,
                     limit_addr_key(&c->addr.sa, src_key),
                     (double)(n + RDV_ONLINE_REQ_COST), now)) {
         r->stats.rej_online_budget++;
+        rdv_reject(r, &c->addr.sa, "online queries over budget", NULL);
         rdv_log_refused(r, &r->log_online_budget,
                         "online query over budget from", c->name,
                         hd_log_quote(req->id, id_q, sizeof(id_q)));
@@ -161,6 +162,12 @@ void rdv_on_register_pk(struct rdv *r, struct rdv_conn *c,
                            uv_now(r->loop));
     if (res == PEER_PK_IGNORE)
         return;
+    if (res == PEER_PK_UUID_MISMATCH) { /* someone else's ID */
+        char id_q[HD_LOG_QUOTE_MAX];
+
+        rdv_reject(r, from, "ID registered by another device",
+                   hd_log_quote(rk->id ? rk->id : "", id_q, sizeof(id_q)));
+    }
     if (res == PEER_PK_OK && c == NULL &&
         (known = peer_find(&r->peers, rk->id)) != NULL)
         known->last_udp_ms = uv_now(r->loop); /* its UDP address, proven */

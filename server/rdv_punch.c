@@ -71,6 +71,8 @@ void rdv_on_punch_request(struct rdv *r, struct rdv_conn *c,
     if (key != NULL && key[0] != '\0' &&
         (ph->licence_key == NULL || strcmp(ph->licence_key, key) != 0)) {
         r->stats.punch_key_mismatch++;
+        if (c != NULL) /* a UDP source is unproven: not listed */
+            rdv_reject(r, from, "wrong key", id_q);
         if (c != NULL) /* fixed format for fail2ban (packaging/fail2ban/):
                         * only for a source TCP has verified */
             hd_warn("rdv", "key mismatch from %s (punch to id %s)", from_s,
@@ -88,6 +90,7 @@ void rdv_on_punch_request(struct rdv *r, struct rdv_conn *c,
          * over TCP (RustDesk apps always do), where the server sees the
          * real address. */
         r->stats.rej_udp_punch++;
+        rdv_reject(r, from, "punch request over UDP", id_q);
         rdv_log_refused(r, &r->log_udp_punch,
                         "punch request over UDP (unverified source) from",
                         from_s, id_q);
@@ -97,6 +100,7 @@ void rdv_on_punch_request(struct rdv *r, struct rdv_conn *c,
                     now) ||
         !limit_take(&r->punch_id, ph->id, strlen(ph->id), 1, now)) {
         r->stats.rej_punch_budget++;
+        rdv_reject(r, from, "punch requests over budget", id_q);
         rdv_log_refused(r, &r->log_punch_budget,
                         "punch request over budget from", from_s, id_q);
         punch_busy(c);
@@ -207,6 +211,7 @@ static struct rdv_conn *answer_target(struct rdv *r, struct rdv_conn *from_c,
         char what_s[80];
 
         r->stats.rej_not_owner++;
+        rdv_reject(r, from, "answer for an ID from elsewhere", NULL);
         snprintf(what_s, sizeof(what_s),
                  "%s refused (not the registered "
                  "host of the id) from",
@@ -260,6 +265,10 @@ void rdv_on_host_ready(struct rdv *r, struct rdv_conn *from_c,
         /* where the host's UDP heartbeats come from: its UDP punch socket
          * (homedesk extension, see rendezvous.proto) */
         p = peer_find(&r->peers, id);
+        if (p != NULL && nat_type >= 0 && nat_type < 256) {
+            p->nat_known = 1; /* for the admin page */
+            p->nat_type = (uint8_t)nat_type;
+        }
         if (p != NULL && peer_udp_live(p, uv_now(r->loop))) {
             ph.udp_socket_addr.data = umangled;
             ph.udp_socket_addr.len =

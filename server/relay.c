@@ -363,3 +363,32 @@ const char *relay_reject_name(enum relay_reject why)
         return "unknown";
     return names[why];
 }
+
+void relay_foreach_pair(struct relay *r,
+                        void (*fn)(void *ud, const struct relay_pair_info *pi),
+                        void *ud)
+{
+    uint64_t now = uv_now(r->loop);
+
+    /* r->conns starts with the newest; a pair is listed once, at its
+     * first side */
+    for (struct relay_conn *c = r->conns; c != NULL; c = c->next) {
+        struct relay_pair *p = c->pair;
+        struct relay_pair_info pi;
+
+        if (c->state != CONN_PAIRED || p == NULL || p->closing || p->a != c)
+            continue;
+        memset(&pi, 0, sizeof(pi));
+        relay_uuid_tag(p->a->uuid ? p->a->uuid : "", pi.hash);
+        relay_conn_addr(p->a, &pi.a);
+        relay_conn_addr(p->b, &pi.b);
+        pi.a_ws = p->a->tp->message_based;
+        pi.b_ws = p->b->tp->message_based;
+        pi.age_ms = now - p->started;
+        pi.idle_ms = now - p->last_active;
+        pi.bytes = p->bytes;
+        pi.limited = p->limited;
+        pi.downgraded = p->downgraded;
+        fn(ud, &pi);
+    }
+}

@@ -55,6 +55,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 /* Maximum payload of the first frame (RequestRelay). */
@@ -105,6 +106,8 @@ struct relay_config {
     /* Pipe capacity per direction in splice mode, default 256 KiB: kernel
      * pages moved from the socket, not copied; larger = fewer syscalls. */
     size_t pipe_size;
+    /* Refusals to note for the admin page (borrowed), or NULL. */
+    struct rejects *rejects;
 };
 
 /* Why connections were refused or dropped before pairing. */
@@ -132,6 +135,7 @@ struct relay_stats {
 };
 
 struct relay;
+struct rejects;
 
 /* Fill cfg with the defaults above (port 21117). */
 void relay_config_defaults(struct relay_config *cfg);
@@ -185,5 +189,21 @@ void relay_get_stats(const struct relay *r, struct relay_stats *out);
 
 /* Short lower-case label of a reject reason for /metrics ("key", ...). */
 const char *relay_reject_name(enum relay_reject why);
+
+/* A live relayed pair, as the admin page lists it.  Valid only during the
+ * callback. */
+struct relay_pair_info {
+    char hash[17]; /* the uuid's short hash, as the log lines print it */
+    struct sockaddr_storage a, b; /* the two sides (first one first) */
+    int a_ws, b_ws;               /* that side came over WebSocket */
+    uint64_t age_ms, idle_ms, bytes;
+    int limited;    /* a blacklisted side: at the limit speed */
+    int downgraded; /* over the downgrade threshold: at the limit speed */
+};
+
+/* Call fn for every live pair, newest first; fn must not change r. */
+void relay_foreach_pair(struct relay *r,
+                        void (*fn)(void *ud, const struct relay_pair_info *pi),
+                        void *ud);
 
 #endif

@@ -29,6 +29,7 @@
  * are queued), then accounted and forwarded together.
  */
 #include "server/relay_int.h"
+#include "server/rejects.h"
 
 /* ---- waiting map (uuid -> connection), keyed SipHash ---- */
 
@@ -206,9 +207,46 @@ void relay_conn_close(struct relay_conn *c)
     c->tp->close(c);
 }
 
+/* The side's address: the IP the lists see (a trusted proxy's client),
+ * the port of the socket. */
+void relay_conn_addr(const struct relay_conn *c, struct sockaddr_storage *ss)
+{
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    struct sockaddr_storage peer;
+    int len = sizeof(peer);
+
+    memset(ss, 0, sizeof(*ss));
+    s6->sin6_family = AF_INET6;
+    memcpy(&s6->sin6_addr, c->ip, 16);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len) == 0)
+        hd_addr_set_port((struct sockaddr *)ss,
+                         hd_addr_port((struct sockaddr *)&peer));
+    hd_addr_normalize(ss);
+}
+
 void relay_conn_reject(struct relay_conn *c, enum relay_reject why)
 {
+    static const char *const reasons[RELAY_REJECT_COUNT] = {
+        [RELAY_REJECT_BLOCKED] = "blocked address (blocklist.txt)",
+        [RELAY_REJECT_KEY] = "wrong key",
+        [RELAY_REJECT_PROTO] = "not a relay request",
+        [RELAY_REJECT_TOOBIG] = "request too large",
+        [RELAY_REJECT_TIMEOUT] = "no request in time",
+        [RELAY_REJECT_UNPAIRED] = "no partner in time",
+        [RELAY_REJECT_OVERLOAD] = "relay overloaded",
+    };
+    struct sockaddr_storage ss;
+    char tag[17] = "";
+
     c->relay->st.rejected[why]++;
+    /* leaving before pairing is no refusal (and what port checks do) */
+    if (c->relay->cfg.rejects != NULL && why != RELAY_REJECT_EOF) {
+        relay_conn_addr(c, &ss);
+        if (c->uuid != NULL)
+            relay_uuid_tag(c->uuid, tag);
+        rejects_add(c->relay->cfg.rejects, "relay", reasons[why],
+                    (struct sockaddr *)&ss, tag);
+    }
     relay_conn_close(c);
 }
 
@@ -430,7 +468,7 @@ void relay_conn_write_done(struct relay_conn *src, int status)
  * name it by a short hash instead, BLAKE2b-64 in hex (what
  * `printf %s UUID | b2sum -l 64` prints), enough to match the two sides.
  */
-static const char *uuid_tag(const char *uuid, char out[17])
+const char *relay_uuid_tag(const char *uuid, char out[17])
 {
     uint8_t h[8];
 
@@ -491,8 +529,8 @@ static void pair_start(struct relay_conn *first, struct relay_conn *second)
     hd_info(MOD, "paired %s%s <-> %s%s (uuid hash %s)%s%s",
             first->tp->message_based ? "ws " : "", first->name,
             second->tp->message_based ? "ws " : "", second->name,
-            uuid_tag(first->uuid, tag), p->limited ? ", limited speed" : "",
-            p->splice ? "" : ", copying");
+            relay_uuid_tag(first->uuid, tag),
+            p->limited ? ", limited speed" : "", p->splice ? "" : ", copying");
     for (i = 0; i < 2 && !p->closing; i++) {
         if (sides[i]->end > sides[i]->start) {
             relay_account(sides[i], sides[i]->end - sides[i]->start);
@@ -517,7 +555,7 @@ void relay_deadline_cb(uv_timer_t *t)
         relay_conn_reject(c, RELAY_REJECT_TIMEOUT);
     } else if (c->state == CONN_WAITING) {
         hd_info(MOD, "no partner for %s (uuid hash %s) within %u ms", c->name,
-                uuid_tag(c->uuid, tag), r->cfg.pair_wait_ms);
+                relay_uuid_tag(c->uuid, tag), r->cfg.pair_wait_ms);
         relay_conn_reject(c, RELAY_REJECT_UNPAIRED);
     }
 }
@@ -635,7 +673,8 @@ void relay_hello_done(struct relay_conn *c)
         return;
     }
     c->state = CONN_WAITING;
-    hd_debug(MOD, "%s waits for uuid hash %s", c->name, uuid_tag(c->uuid, tag));
+    hd_debug(MOD, "%s waits for uuid hash %s", c->name,
+             relay_uuid_tag(c->uuid, tag));
     uv_timer_start(&c->timer, relay_deadline_cb, r->cfg.pair_wait_ms, 0);
     relay_conn_update_reading(c);
 }
@@ -666,9 +705,11 @@ void relay_conn_on_eof(struct relay_conn *c, int err)
     if (c->state != CONN_PAIRED) {
         if (err == UV_ENOBUFS)
             hd_error(MOD, "out of memory reading %s", c->name);
-        else
-            hd_info(MOD, "%s left before pairing (%s)", c->name,
-                    err == UV_EOF ? "eof" : hd_strerror(err));
+        else /* sent nothing at all: a port check (the admin page's) */
+            hd_log(c->end == 0 && c->state == CONN_HELLO ? HD_LOG_DEBUG
+                                                         : HD_LOG_INFO,
+                   MOD, "%s left before pairing (%s)", c->name,
+                   err == UV_EOF ? "eof" : hd_strerror(err));
         relay_conn_reject(c, RELAY_REJECT_EOF);
         return;
     }

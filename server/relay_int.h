@@ -211,6 +211,8 @@ void relay_conn_handle_closed(uv_handle_t *h);
 void relay_splice_close_fds(struct relay_conn *c);
 void relay_conn_close(struct relay_conn *c);
 void relay_conn_reject(struct relay_conn *c, enum relay_reject why);
+const char *relay_uuid_tag(const char *uuid, char out[17]);
+void relay_conn_addr(const struct relay_conn *c, struct sockaddr_storage *ss);
 void relay_unpaired_update(struct relay_conn *c);
 void relay_conn_update_reading(struct relay_conn *c);
 void relay_pair_close(struct relay_pair *p, const char *why);

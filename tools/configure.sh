@@ -24,6 +24,9 @@ server() {
 	pc COMMON libsodium libuv libprotobuf-c
 	pc SERVER sqlite3 nettle
 	echo 'PKG_LIBS_SERVER += -lwslay'
+	# libmicrohttpd's .pc is in the -dev package, which cross builds do
+	# not install (tools/deps.sh arm64): the plain -l flag works for both
+	echo 'PKG_LIBS_SERVER += -lmicrohttpd'
 }
 
 # The media library (common/venc.c, vdec.c, clip.c -> libhdmedia.a): host

@@ -16,8 +16,10 @@ build() {
 	if [ ! -f "$O/config.mk" ] || [ tools/configure.sh -nt "$O/config.mk" ]; then
 		PKG_CONFIG_LIBDIR=$LIBDIR/pkgconfig:/usr/share/pkgconfig \
 			tools/configure.sh "$O/config.mk" --server-only
-		# no arm64 libwslay-dev (see tools/deps.sh): the library itself
-		sed -i 's/-lwslay/-l:libwslay.so.1/' "$O/config.mk"
+		# no arm64 libwslay-dev nor libmicrohttpd-dev (see
+		# tools/deps.sh): the libraries themselves
+		sed -i -e "s/-lwslay/-l:libwslay.so.1/" \
+			-e "s/-lmicrohttpd/-l:libmicrohttpd.so.12/" "$O/config.mk"
 	fi
 	make --no-print-directory O="$O" CC=aarch64-linux-gnu-gcc \
 		"$O/homedesk-server" "$O/hbbs" "$O/hbbr"

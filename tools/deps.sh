@@ -15,7 +15,10 @@
 # librust-wayland-protocols-dev is there for its XML files: Debian 12 has no
 # wlr-protocols package, and the Rust crate ships the wlroots protocols.
 # libwslay-dev cannot be installed for two architectures at once: the
-# native one gives the headers, libwslay1:arm64 the library.  Only missing packages are installed;
+# native one gives the headers, libwslay1:arm64 the library; likewise
+# libmicrohttpd12:arm64 (its arm64 -dev would pull GnuTLS's arm64 -dev
+# tree).  chromium is for tests/integration/test_admin (the admin page in
+# a headless browser).  Only missing packages are installed;
 # when every package is present this costs one dpkg-query call.  As root it
 # runs apt-get itself (update first, as a fresh machine has no lists); as
 # another user it prints the exact command and fails.
@@ -30,13 +33,13 @@ libyuv-dev libxcb1-dev libxcb-shm0-dev libxcb-damage0-dev libxcb-xfixes0-dev
 libxcb-xtest0-dev libxcb-randr0-dev libzstd-dev libwslay-dev nettle-dev
 libminiupnpc-dev libnatpmp-dev libpng-dev libpulse-dev libwayland-dev
 libxkbcommon-dev wayland-protocols librust-wayland-protocols-dev
-libsdl2-ttf-dev fonts-dejavu-core"
+libsdl2-ttf-dev fonts-dejavu-core libmicrohttpd-dev"
 test_pkgs="xvfb xauth xdotool xclip x11-apps x11-utils x11-xserver-utils
 x11-xkb-utils xterm
 nftables iproute2
 miniupnpd-nftables
 iptables sqlite3 procps psmisc pulseaudio pulseaudio-utils sway grim wtype
-wl-clipboard fail2ban"
+wl-clipboard fail2ban chromium"
 bench_pkgs="ffmpeg valgrind tigervnc-scraping-server tigervnc-viewer"
 docker_pkgs="docker.io docker-compose debootstrap"
 systemd_pkgs="systemd-container debootstrap"
@@ -46,7 +49,7 @@ wine wine64 xvfb xauth xdotool xclip"
 arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user pkg-config
 protobuf-c-compiler libsodium-dev:arm64 libuv1-dev:arm64
 libprotobuf-c-dev:arm64 libsqlite3-dev:arm64 nettle-dev:arm64
-libwslay1:arm64 libwslay-dev"
+libwslay1:arm64 libwslay-dev libmicrohttpd12:arm64"
 
 case "$set_name" in
 build) want="$build_pkgs" ;;

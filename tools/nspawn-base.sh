@@ -9,7 +9,12 @@
 set -eu
 cache=${1:?usage: $0 CACHE_DIR}
 root=$cache/rootfs
-[ -x "$root/lib/systemd/systemd" ] && exit 0
+# the server package's libraries: a cached tree made with another list is
+# made again (dpkg -i inside has no network to fetch a new one)
+pkgs=systemd,systemd-sysv,dbus,procps,libnettle8,libprotobuf-c1,libsodium23,libsqlite3-0,libuv1,libwslay1,libmicrohttpd12
+[ -x "$root/lib/systemd/systemd" ] &&
+	[ "$(cat "$cache/rootfs.pkgs" 2>/dev/null)" = "$pkgs" ] && exit 0
+rm -rf "$root"
 mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' \
 	'Identifier: Packages' | awk '$2 == "bookworm" { print $1; exit }')
 if [ -z "$mirror" ]; then
@@ -21,7 +26,7 @@ mkdir -p "$cache"
 rm -rf "$root.tmp"
 echo "nspawn-base: debootstrap bookworm from $mirror (a few minutes)" >&2
 if ! debootstrap --variant=minbase \
-	--include=systemd,systemd-sysv,dbus,procps,libnettle8,libprotobuf-c1,libsodium23,libsqlite3-0,libuv1,libwslay1 \
+	--include="$pkgs" \
 	bookworm "$root.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
 	echo "nspawn-base: debootstrap failed, see $cache/debootstrap.log" >&2
 	tail -n 5 "$cache/debootstrap.log" >&2
@@ -30,3 +35,4 @@ fi
 rm -rf "$root.tmp"/var/cache/apt/archives/*.deb
 echo homedesk-test >"$root.tmp/etc/hostname"
 mv "$root.tmp" "$root"
+echo "$pkgs" >"$cache/rootfs.pkgs"

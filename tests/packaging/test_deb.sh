@@ -24,6 +24,7 @@ check "three packages built" sh -c "tools/mkdeb.sh '$O' '$tmp/deb' &&
 	test -f '$server' && test -f '$host' && test -f '$viewer'"
 check "server depends on its libraries" sh -c "dpkg-deb -f '$server' Depends |
 	grep -q 'libsodium23' && dpkg-deb -f '$server' Depends | grep -q libwslay1 &&
+	dpkg-deb -f '$server' Depends | grep -q libmicrohttpd12 &&
 	! dpkg-deb -f '$server' Depends | grep -q libvpx"
 check "host and viewer depend on theirs" sh -c "
 	dpkg-deb -f '$host' Depends | grep -q libvpx7 &&
