@@ -162,11 +162,18 @@ static void refused(struct admin *a, struct MHD_Connection *conn,
                     const char *why, const char *path)
 {
     const struct sockaddr *sa = client_addr(conn);
-    char name[HD_ADDR_STRLEN] = "?", q[HD_LOG_QUOTE_MAX];
+    char name[HD_ADDR_STRLEN] = "?", q[REJECTS_DETAIL_MAX];
+    size_t i;
 
     if (sa != NULL)
         hd_addr_format(sa, name, sizeof(name));
-    hd_log_quote(path, q, sizeof(q));
+    /* the path as sent, but only printable ASCII and cut short */
+    for (i = 0; path[i] != '\0' && i + 1 < sizeof(q); i++)
+        q[i] =
+            path[i] > ' ' && path[i] < 0x7f && path[i] != '"' && path[i] != '\\'
+                ? path[i]
+                : '?';
+    q[i] = '\0';
     hd_info(MOD, "%s: %s (%s): refused", name, why, q);
     rejects_add(a->cfg->rejects, "admin", why, sa, q);
 }

@@ -194,7 +194,8 @@ static void probe_one(struct admin *a, size_t idx)
         uv_tcp_init(a->loop, &p->h.tcp);
     p->timer.data = p->h.tcp.data = p;
     p->open = 2;
-    a->probes[idx].state = PROBE_RUNNING;
+    if (a->probes[idx].state == PROBE_NOT_YET) /* else the last result */
+        a->probes[idx].state = PROBE_RUNNING;  /* shows until this one */
     if ((r = probe_target(pt, &ss)) != 0 ||
         (r = probe_begin(p, (struct sockaddr *)&ss)) != 0) {
         probe_finish(p, 0, hd_strerror(r));

@@ -70,6 +70,10 @@ $(O)/tests/integration/%: $(O)/tests/integration/%.o $(ITEST_SUPPORT_OBJS) \
 IMAGE_OBJ := $(O)/tests/image.o
 $(IMAGE_OBJ): OBJ_CFLAGS = $(PKG_CFLAGS_VIEWER)
 $(O)/tests/integration/test_viewer: $(IMAGE_OBJ)
+# test_admin reads Chromium's screenshot of the admin page
+$(O)/tests/integration/test_admin: $(IMAGE_OBJ)
+$(O)/tests/integration/test_admin: PKG_LIBS_MEDIA += \
+	$(filter -L% -lpng%,$(PKG_LIBS_VIEWER))
 
 # End-to-end tests (tests/e2e/test_*.sh run the programs built here):
 # tests/e2e/NAME.c -> $(O)/tests/e2e/NAME, each linked with desk.c (two

@@ -68,7 +68,7 @@ function render(s) {
 
   fill("ports", s.ports.map((p) => [
     p.name, p.proto.toUpperCase() + " " + p.port, p.bind,
-    [p.state, "state " + p.state.replace(" ", "-")], p.detail || "",
+    [p.state, "state " + p.state.replace(" ", "-")], [p.detail || "", "wrap"],
   ]), "no listeners", 5);
 
   if (s.peers.role) {
@@ -83,7 +83,7 @@ function render(s) {
   if (s.relay.role) {
     $("session-count").textContent = s.relay.active;
     fill("sessions", s.relay.sessions.map((p) => [
-      [p.hash, "mono"], [p.a + " \u2194 " + p.b, "mono"], p.transport,
+      [p.hash, "mono"], [p.a + " \u2194 " + p.b, "mono wrap"], p.transport,
       duration(p.age_ms), bytes(p.bytes), p.limited ? "limited" : "full",
     ]), "no relay session now (" + s.relay.total + " since start)", 6);
   } else {
@@ -92,7 +92,7 @@ function render(s) {
 
   $("reject-count").textContent = s.rejections.total;
   fill("rejections", s.rejections.list.map((r) => [
-    clock(r.last), r.role, r.reason, [r.from, "mono"], [r.detail, "mono"],
+    clock(r.last), r.role, [r.reason, "wrap"], [r.from, "mono"], [r.detail, "mono wrap"],
     String(r.count),
   ]), "nothing refused since start", 6);
   document.body.dataset.ready = "1";
