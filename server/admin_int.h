@@ -16,7 +16,7 @@
 #include "server/textbuf.h"
 
 #define ADMIN_PROBE_EVERY_MS 10000 /* a page reload checks again after */
-#define ADMIN_PROBE_WAIT_MS  1500  /* no answer within: not reachable */
+#define ADMIN_PROBE_WAIT_MS  3000  /* no answer within: not reachable */
 
 enum admin_probe_state {
     PROBE_NOT_YET = 0,

@@ -124,7 +124,7 @@ static void on_udp(uv_udp_t *u, ssize_t n, const uv_buf_t *buf,
 
 static void on_timeout(uv_timer_t *t)
 {
-    probe_finish(t->data, 0, "no answer within 1.5 s");
+    probe_finish(t->data, 0, "no answer within 3 s");
 }
 
 /* Where to knock: the listener's own address, or 127.0.0.1 for "all". */

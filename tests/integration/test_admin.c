@@ -536,10 +536,11 @@ int main(void)
         fprintf(f, "%s\n", TOKEN);
         fclose(f);
     }
-    srv_ok =
-        srv_start(&srv, NULL,
-                  (const char *const[]){ "--bind", "::", "--http-token-file",
-                                         tokfile, NULL }) == 0;
+    srv_ok = srv_start(&srv, NULL,
+                       (const char *const[]){
+                           "--bind", "::", "--http-token-file", tokfile,
+                           /* the relayed pair outlives a slow browser */
+                           "--idle-timeout", "120000", NULL }) == 0;
     HT_CHECK(srv_ok);
     if (srv_ok) {
         HT_RUN(token_required);
