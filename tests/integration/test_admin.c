@@ -146,8 +146,7 @@ static int listens_wide(uint16_t port, int *on_loopback)
             if (strlen(local) < 5 ||
                 strcmp(local + strlen(local) - 5, want) != 0)
                 continue;
-            if (strcmp(local, "0100007F:") > 0 &&
-                strncmp(local, "0100007F:", 9) == 0)
+            if (strncmp(local, "0100007F:", 9) == 0) /* 127.0.0.1 */
                 *on_loopback = 1;
             else
                 wide = 1;
