@@ -11,6 +11,16 @@
 
 /* ---- message handlers ------------------------------------------------- */
 
+/* Note a refused punch request of c (its ID asked for) for the admin
+ * page. */
+static void punch_note(struct rdv_conn *c, const char *reason)
+{
+    char id_q[HD_LOG_QUOTE_MAX];
+
+    rdv_reject(c->rdv, &c->addr.sa, reason,
+               hd_log_quote(c->want_id, id_q, sizeof(id_q)));
+}
+
 static void punch_failure(struct rdv *r, struct rdv_conn *c,
                           const struct sockaddr *udp_from,
                           Hbb__PunchHoleResponse__Failure failure)
@@ -21,6 +31,10 @@ static void punch_failure(struct rdv *r, struct rdv_conn *c,
     ph.failure = failure;
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE;
     m.punch_hole_response = &ph;
+    /* for the admin page; a UDP source is unproven: not listed */
+    if (c != NULL &&
+        failure == HBB__PUNCH_HOLE_RESPONSE__FAILURE__LICENSE_MISMATCH)
+        punch_note(c, "wrong key");
     if (c != NULL)
         rdv_conn_send(c, &m);
     else
@@ -36,6 +50,7 @@ static void punch_busy(struct rdv_conn *c)
 
     ph.failure = HBB__PUNCH_HOLE_RESPONSE__FAILURE__OFFLINE;
     ph.other_failure = "Too many connection attempts; try again in a minute";
+    punch_note(c, "punch requests over budget");
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_RESPONSE;
     m.punch_hole_response = &ph;
     rdv_conn_send(c, &m);
@@ -71,8 +86,6 @@ void rdv_on_punch_request(struct rdv *r, struct rdv_conn *c,
     if (key != NULL && key[0] != '\0' &&
         (ph->licence_key == NULL || strcmp(ph->licence_key, key) != 0)) {
         r->stats.punch_key_mismatch++;
-        if (c != NULL) /* a UDP source is unproven: not listed */
-            rdv_reject(r, from, "wrong key", id_q);
         if (c != NULL) /* fixed format for fail2ban (packaging/fail2ban/):
                         * only for a source TCP has verified */
             hd_warn("rdv", "key mismatch from %s (punch to id %s)", from_s,
@@ -90,7 +103,6 @@ void rdv_on_punch_request(struct rdv *r, struct rdv_conn *c,
          * over TCP (RustDesk apps always do), where the server sees the
          * real address. */
         r->stats.rej_udp_punch++;
-        rdv_reject(r, from, "punch request over UDP", id_q);
         rdv_log_refused(r, &r->log_udp_punch,
                         "punch request over UDP (unverified source) from",
                         from_s, id_q);
@@ -100,7 +112,6 @@ void rdv_on_punch_request(struct rdv *r, struct rdv_conn *c,
                     now) ||
         !limit_take(&r->punch_id, ph->id, strlen(ph->id), 1, now)) {
         r->stats.rej_punch_budget++;
-        rdv_reject(r, from, "punch requests over budget", id_q);
         rdv_log_refused(r, &r->log_punch_budget,
                         "punch request over budget from", from_s, id_q);
         punch_busy(c);
