@@ -482,15 +482,9 @@ static int start_media(struct host *h, struct video_opts *vo, const char *disp,
     if (!o->no_clipboard)
         clip_start(h->loop, host_clip_names[o->clipboard], &co, on_clip_text, h,
                    &h->clip);
-#ifdef _WIN32
-    if (!o->no_audio && o->audio == 0)
-        hd_info("host", "desktop audio has no Windows backend yet (WASAPI "
-                        "loopback): sound off");
-    else
-#endif
-        if (!o->no_audio &&
-            audio_start(h->loop, host_audio_names[o->audio], o->audio_source,
-                        on_audio_frame, h, &h->audio) != 0)
+    if (!o->no_audio &&
+        audio_start(h->loop, host_audio_names[o->audio], o->audio_source,
+                    on_audio_frame, h, &h->audio) != 0)
         hd_warn("host", "no audio thread: sound off");
     return 0;
 }

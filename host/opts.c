@@ -15,7 +15,7 @@ const char *const host_capture_names[] = { "auto", "gdi", "fake", NULL };
 const char *const host_input_names[] = { "auto", "sendinput", "fake", "none",
                                          NULL };
 const char *const host_clip_names[] = { "auto", "win32", "fake", NULL };
-const char *const host_audio_names[] = { "auto", "fake", NULL };
+const char *const host_audio_names[] = { "auto", "wasapi", "fake", NULL };
 #else
 const char *const host_capture_names[] = { "auto", "x11", "wlr", "fake", NULL };
 const char *const host_input_names[] = { "auto", "xtest", "wlr",
@@ -118,8 +118,10 @@ static void opts_features(struct host_opts *o, struct hd_opt *t, int *n)
           .env = "HOMEDESK_AUDIO_SOURCE",
           .type = HD_OPT_STRING,
           .arg = "NAME",
-          .help = "sound server source to send (default: the monitor of "
-                  "the default output)",
+          .help = "sound to send: a sound server source (default: the "
+                  "monitor of the default output); on Windows a device "
+                  "whose name contains NAME (default: what the default "
+                  "output plays), or default-input",
           .s = &o->audio_source },
         { .names = "clipboard",
           .env = "HOMEDESK_CLIPBOARD",
@@ -135,7 +137,8 @@ static void opts_features(struct host_opts *o, struct hd_opt *t, int *n)
           .type = HD_OPT_CHOICE,
           .def = "auto",
           .choices = host_audio_names,
-          .help = "desktop audio backend (auto: pulse)",
+          .help = "desktop audio backend (auto: pulse; on Windows "
+                  "wasapi)",
           .i = &o->audio },
         { .names = "no-file-transfer",
           .env = "HOMEDESK_NO_FILE_TRANSFER",

@@ -92,6 +92,7 @@ static void clipboard_audio_part(const struct host_opts *o, const char *clip,
     struct hclip *c = NULL;
     struct audio *a = NULL;
     uv_loop_t loop;
+    char why[512];
     int r;
 
     if (uv_loop_init(&loop) != 0)
@@ -106,17 +107,13 @@ static void clipboard_audio_part(const struct host_opts *o, const char *clip,
     clip_stop(c);
     if (o->no_audio)
         printf("selftest: audio: off (--no-audio)\n");
-#ifdef _WIN32
-    else if (strcmp(audio, "auto") == 0)
-        printf("selftest: audio: no Windows backend yet (WASAPI loopback)\n");
-#endif
+    else if ((r = audio_probe(audio, o->audio_source, why, sizeof(why))) != 0)
+        printf("selftest: audio %s: FAILED: %s\n", audio, why);
     else if ((r = audio_start(&loop, audio, o->audio_source, no_frame, NULL,
                               &a)) != 0)
         printf("selftest: audio %s: FAILED: %s\n", audio, hd_strerror(r));
     else
-        printf("selftest: audio %s: ok (thread started; the source opens "
-               "when a viewer asks for sound)\n",
-               audio);
+        printf("selftest: audio %s: ok (%s)\n", audio, why);
     audio_stop(a);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

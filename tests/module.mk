@@ -79,7 +79,7 @@ $(O)/tests/integration/test_admin: PKG_LIBS_MEDIA += \
 # tests/e2e/NAME.c -> $(O)/tests/e2e/NAME, each linked with desk.c (two
 # Xvfb displays, the real programs, a recording proxy), the image helpers
 # and the integration support code; XCB and libpng.
-E2E_LIB_SRCS := tests/e2e/desk.c tests/e2e/sway.c
+E2E_LIB_SRCS := tests/e2e/desk.c tests/e2e/sway.c tests/e2e/tone.c
 E2E_SRCS := $(filter-out $(E2E_LIB_SRCS),$(wildcard tests/e2e/*.c))
 E2E_LIB_OBJS := $(E2E_LIB_SRCS:%.c=$(O)/%.o) $(IMAGE_OBJ)
 E2E_BINS := $(patsubst tests/e2e/%.c,$(O)/tests/e2e/%,$(E2E_SRCS))

@@ -22,7 +22,9 @@
 #define SILENCE 2
 
 static const struct audio_driver *const drivers[] = {
-#ifndef _WIN32 /* Windows: no backend yet (WASAPI loopback is the plan) */
+#ifdef _WIN32
+    &audio_driver_wasapi,
+#else
     &audio_driver_pulse,
 #endif
     &audio_driver_fake,
@@ -304,9 +306,31 @@ static int find_driver(const char *name, const struct audio_driver **out)
             return 0;
         }
     }
-    hd_error(MOD, "unknown audio backend '%s' (try %s)", name,
-             N_DRIVERS > 1 ? "pulse, fake" : "fake");
+    hd_error(MOD, "unknown audio backend '%s' (try %s, fake)", name,
+             drivers[0]->name);
     return -ENOENT;
+}
+
+int audio_probe(const char *name, const char *source, char *why, size_t why_n)
+{
+    struct audio a = { .source = (char *)source }; /* only read here */
+    const struct audio_driver *tried = NULL;
+    int16_t pcm[AUDIO_FRAME * AUDIO_CHANNELS];
+    int r;
+
+    snprintf(why, why_n, "no backend");
+    if ((r = find_driver(name, &a.want)) != 0)
+        return r;
+    if ((r = open_any(&a, &tried, why, why_n)) != 0)
+        return r;
+    if ((r = a.drv->read(a.priv, pcm)) != 0)
+        snprintf(why, why_n, "%s: opened, but reading failed", a.drv->name);
+    else
+        snprintf(why, why_n, "%s: read a frame of %s", a.drv->name,
+                 source_name(&a, a.drv));
+    a.drv->close(a.priv);
+    free(a.priv);
+    return r;
 }
 
 int audio_start(uv_loop_t *loop, const char *name, const char *source,

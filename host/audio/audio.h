@@ -94,6 +94,14 @@ int audio_start(uv_loop_t *loop, const char *name, const char *source,
 /* Stop the thread and free everything (loop thread).  Accepts NULL. */
 void audio_stop(struct audio *a);
 
+/*
+ * Open the backend (name as for audio_start) on source, read one frame
+ * and close it, for --selftest: 0 with what was read in why (or the
+ * reason it failed, and a negative code).  Any thread but the audio
+ * thread's while one runs.
+ */
+int audio_probe(const char *name, const char *source, char *why, size_t why_n);
+
 /* 1 while some logged-in viewer wants audio. */
 void audio_set_active(struct audio *a, int active);
 
@@ -101,6 +109,7 @@ void audio_set_active(struct audio *a, int active);
 const char *const *audio_list(void);
 
 extern const struct audio_driver audio_driver_pulse;
+extern const struct audio_driver audio_driver_wasapi;
 extern const struct audio_driver audio_driver_fake;
 
 #endif

@@ -22,13 +22,10 @@
 
 #include "crypto.h"
 #include "tests/e2e/desk.h"
+#include "tests/e2e/tone.h"
 #include "tests/harness.h"
 
 #define PASSWORD "e2e-audio-Pa55"
-#define RATE     48000
-#define TONE_HZ  1000
-#define TONE_MS  1500
-#define TONE_AMP 8000
 
 static char tmpdir[256], pulse[512], tone[300];
 static struct srv srv;
@@ -52,114 +49,6 @@ static long viewer_dropped_ms(const struct desk_viewer *v)
     while (p > buf && p[-1] >= '0' && p[-1] <= '9')
         p--;
     return atol(p);
-}
-
-/* A stereo S16 tone, TONE_MS long, as raw samples in a file. */
-static int write_tone(const char *path)
-{
-    FILE *f = fopen(path, "wb");
-    int n = RATE * TONE_MS / 1000;
-
-    if (f == NULL)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        int16_t s = (int16_t)(TONE_AMP * sin(2 * M_PI * TONE_HZ * i / RATE));
-        int16_t lr[2] = { s, s };
-
-        fwrite(lr, sizeof(lr), 1, f);
-    }
-    return fclose(f) == 0 ? 0 : -1;
-}
-
-/* The whole tone goes to the sound server at once (a latency longer than
- * the tone): pacat starved of CPU on a busy machine must not put gaps into
- * the desktop's own sound, which is what the host is meant to carry. */
-static int play_tone(void)
-{
-    return desk_sh(NULL,
-                   "PULSE_SERVER='%s' pacat --raw --format=s16le --rate=%d "
-                   "--channels=2 --latency-msec=%d '%s'",
-                   pulse, RATE, TONE_MS + 500, tone);
-}
-
-/* Power of frequency hz in n mono samples (Goertzel). */
-static double goertzel(const double *x, int n, double hz)
-{
-    double w = 2 * M_PI * hz / RATE, c = 2 * cos(w), s0, s1 = 0, s2 = 0;
-
-    for (int i = 0; i < n; i++) {
-        s0 = x[i] + c * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    return s1 * s1 + s2 * s2 - c * s1 * s2;
-}
-
-struct heard {
-    int loud_ms;     /* 10 ms blocks above a tenth of the tone's level */
-    double ratio_db; /* 1 kHz over the strongest other probe: the median of
-                      * the loud blocks (one block at a splice, where the
-                      * viewer cut its queue, has a broad spectrum) */
-    double rms;      /* of the loudest 10 ms */
-};
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/* 1 kHz over the strongest of the other probes in one block, in dB. */
-static double block_ratio_db(const double *x, int n)
-{
-    const double other[] = { 500, 1500, 3000 };
-    double p = goertzel(x, n, TONE_HZ), q = 1e-9;
-
-    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
-        double o = goertzel(x, n, other[i]);
-
-        q = o > q ? o : q;
-    }
-    return 10 * log10(p / q);
-}
-
-/* What the viewer played (its disk driver's file). */
-static int listen_file(const char *path, struct heard *h)
-{
-    enum { BLOCK = RATE / 100, MAX_LOUD = 1000 };
-    FILE *f = fopen(path, "rb");
-    int16_t lr[2];
-    double block[BLOCK], ratios[MAX_LOUD];
-    int k = 0, n_loud = 0;
-
-    memset(h, 0, sizeof(*h));
-    if (f == NULL)
-        return -1;
-    while (fread(lr, sizeof(lr), 1, f) == 1) {
-        block[k++] = (lr[0] + lr[1]) / 2.0;
-        if (k == BLOCK) {
-            double e = 0;
-
-            for (int i = 0; i < k; i++)
-                e += block[i] * block[i];
-            e = sqrt(e / k);
-            if (e > TONE_AMP / 1.414 / 10) {
-                h->loud_ms += 10;
-                if (n_loud < MAX_LOUD)
-                    ratios[n_loud++] = block_ratio_db(block, BLOCK);
-            }
-            if (e > h->rms)
-                h->rms = e;
-            k = 0;
-        }
-    }
-    fclose(f);
-    if (n_loud > 0) {
-        qsort(ratios, (size_t)n_loud, sizeof(ratios[0]), cmp_double);
-        h->ratio_db = ratios[n_loud / 2];
-    }
-    return 0;
 }
 
 /* The audio frames the host sent to the session that ended last. */
@@ -199,7 +88,7 @@ static int start_viewer(struct desk_viewer *v, const char *name,
 static void set_up(void)
 {
     snprintf(tone, sizeof(tone), "%s/tone.raw", tmpdir);
-    up = write_tone(tone) == 0 && srv_start(&srv, NULL, NULL) == 0 &&
+    up = tone_write(tone) == 0 && srv_start(&srv, NULL, NULL) == 0 &&
          desk_screen_open(&A) == 0 && desk_screen_open(&B) == 0 &&
          (pulse_pid = desk_pulse_start(tmpdir, pulse, sizeof(pulse))) > 0;
     if (up) {
@@ -216,13 +105,13 @@ static void set_up(void)
 static void tone_is_heard(void)
 {
     char file[400];
-    struct heard h;
+    struct tone_heard h;
 
     HT_CHECK(file_has(host.log, "capturing", 5000));
-    HT_EQ_INT(play_tone(), 0);
+    HT_EQ_INT(tone_play(pulse, tone), 0);
     usleep(700000); /* the last frames through the network and the device */
     snprintf(file, sizeof(file), "%s/viewer.raw", tmpdir);
-    HT_EQ_INT(listen_file(file, &h), 0);
+    HT_EQ_INT(tone_listen(file, &h), 0);
     printf("# viewer played %d ms of the %d ms tone; loudest 10 ms: RMS %.0f "
            "(tone %.0f), 1 kHz %.1f dB above the other probes (median)\n",
            h.loud_ms, TONE_MS, h.rms, TONE_AMP / 1.414, h.ratio_db);
@@ -267,7 +156,7 @@ static void no_audio_viewer(void)
 
     desk_slurp(host.log, before, sizeof(before));
     HT_EQ_INT(start_viewer(&v, "quiet", extra), 0);
-    HT_EQ_INT(play_tone(), 0);
+    HT_EQ_INT(tone_play(pulse, tone), 0);
     desk_viewer_stop(&v);
     HT_CHECK(file_has(host.log, "audio frames sent", 5000));
     usleep(200000);

@@ -5,7 +5,8 @@
  * (SendInput reaches Windows windows only); build-win/homedesk-host.exe
  * runs under Wine on A and registers with the native homedesk-server;
  * native viewers connect by ID.  Cases:
- *  - --selftest reports capture gdi, input sendinput and the clipboard ok;
+ *  - --selftest reports capture gdi, input sendinput, the clipboard and
+ *    audio (wasapi, recording hd-mic) ok;
  *  - a headless viewer by ID: its PNG matches A (PSNR >= 35 dB);
  *  - a viewer window on display B matches A (PSNR >= 35 dB);
  *  - a click (xdotool on B) lands in the Win32 window where aimed, and
@@ -13,7 +14,10 @@
  *  - the clipboard both ways (xclip: Wine bridges the X CLIPBOARD and the
  *    Win32 clipboard);
  *  - a session forced through the relay shows the screen;
- *  - an idle host (still screen, session open) stays cheap.
+ *  - sound: a tone played into a private PulseAudio reaches the viewer
+ *    (the host's wasapi backend records "hd-mic", a PulseAudio source
+ *    Wine offers as a recording device: Wine has no WASAPI loopback);
+ *  - an idle host (still screen, session open, sound on) stays cheap.
  * Skipped, with the reason, only when Wine cannot run a program here.
  */
 #include <errno.h>
@@ -27,6 +31,7 @@
 
 #include "crypto.h"
 #include "tests/e2e/desk.h"
+#include "tests/e2e/tone.h"
 #include "tests/harness.h"
 #include "tests/image.h"
 
@@ -41,21 +46,26 @@ static const struct desk_rect win_at = { 40, 420, 560, 260 };
 
 static char tmpdir[256], record[300], wrecord[300], prefix[512];
 static char exe[512], wintest[512], envdisp[64], envprefix[600];
-static const char *wine_env[] = { envdisp, envprefix, "WINEDEBUG=-all",
-                                  "WINEDLLOVERRIDES=mscoree,mshtml=", NULL };
+static char pulse[512], envpulse[600] = "HD_NO_PULSE=1", tone[300];
+static const char *wine_env[] = { envdisp,
+                                  envprefix,
+                                  envpulse,
+                                  "WINEDEBUG=-all",
+                                  "WINEDLLOVERRIDES=mscoree,mshtml=",
+                                  NULL };
 static struct srv srv;
 static struct desk_screen A, B;
 static struct desk_host host;
 static struct desk_viewer viewer;
-static pid_t card_pid = -1, wintest_pid = -1;
+static pid_t card_pid = -1, wintest_pid = -1, pulse_pid = -1;
 static int up;
 
 /* Run a shell command (one simple command) with Wine's environment
  * above; its exit status. */
 static int wine_sh(const char *cmd)
 {
-    return desk_sh(NULL, "%s %s %s %s %s", wine_env[0], wine_env[1],
-                   wine_env[2], wine_env[3], cmd);
+    return desk_sh(NULL, "%s %s %s %s %s %s", wine_env[0], wine_env[1],
+                   wine_env[2], wine_env[3], wine_env[4], cmd);
 }
 
 /* The Wine prefix (build-win/wine, kept: creating one takes ~20 s) is
@@ -80,12 +90,39 @@ static int wine_ready(char *why, size_t cap)
     return 0;
 }
 
+/*
+ * A private PulseAudio for Wine's sound (winepulse): its null sink plays
+ * the tone, and "hd-mic" (a source remapped from the sink's monitor: a
+ * recording device for Windows programs) is what the host records.
+ */
+static int start_pulse(void)
+{
+    snprintf(tone, sizeof(tone), "%s/tone.raw", tmpdir);
+    if (tone_write(tone) != 0 ||
+        (pulse_pid = desk_pulse_start(tmpdir, pulse, sizeof(pulse))) < 0) {
+        printf("# no PulseAudio for Wine (pulseaudio, pactl)\n");
+        return -1;
+    }
+    snprintf(envpulse, sizeof(envpulse), "PULSE_SERVER=%s", pulse);
+    if (desk_sh(NULL,
+                "PULSE_SERVER='%s' pactl load-module module-remap-source "
+                "master=hd_null.monitor source_name=hd_mic "
+                "source_properties=device.description=hd-mic >/dev/null",
+                pulse) != 0) {
+        printf("# PulseAudio made no hd-mic source\n");
+        return -1;
+    }
+    /* the viewer windows play into files */
+    setenv("SDL_AUDIODRIVER", "disk", 1);
+    return 0;
+}
+
 static int setup(void)
 {
     char out[330], err[330], z_rec[320], sx[16], sy[16], sw[16], sh[16];
     const char *argv[] = { "wine", wintest, z_rec, sx, sy, sw, sh, NULL };
     const char *pre[] = { "wine", exe, NULL };
-    const char *extra[] = { "--no-audio", "-v", NULL };
+    const char *extra[] = { "--audio-source", "hd-mic", "-v", NULL };
     struct desk_host_cmd cmd = { pre, wine_env, WINE_MS, "Z:" };
 
     if (srv_start(&srv, NULL, NULL) != 0) {
@@ -114,6 +151,8 @@ static int setup(void)
         desk_dump("hd-wintest", err);
         return -1;
     }
+    if (start_pulse() != 0)
+        return -1;
     if (desk_host_start_cmd(&host, tmpdir, &srv, NULL, PASSWORD, extra, &cmd) !=
         0) {
         printf("# homedesk-host.exe did not start under Wine\n");
@@ -133,6 +172,8 @@ static void teardown(void)
     desk_stop(card_pid, 2000);
     if (prefix[0])
         wine_sh("wineserver -k >/dev/null 2>&1");
+    if (pulse_pid > 0)
+        desk_stop(pulse_pid, 2000);
     desk_screen_close(&A);
     desk_screen_close(&B);
     srv_cleanup(&srv);
@@ -150,8 +191,8 @@ static void selftest_reports_backends(void)
 
     snprintf(out, sizeof(out), "%s/selftest.out", tmpdir);
     snprintf(cmd, sizeof(cmd),
-             "wine %s --selftest --no-audio --config-dir Z:%s/selftest "
-             ">%s 2>&1",
+             "wine %s --selftest --audio-source hd-mic --config-dir "
+             "Z:%s/selftest >%s 2>&1",
              exe, tmpdir, out);
     HT_EQ_INT(wine_sh(cmd), 0);
     desk_slurp(out, buf, sizeof(buf));
@@ -160,6 +201,8 @@ static void selftest_reports_backends(void)
     HT_CHECK(strstr(buf, "selftest: input sendinput: ok") != NULL);
     HT_CHECK(strstr(buf, "selftest: clipboard win32: ok") != NULL);
     HT_CHECK(strstr(buf, "selftest: network: ok") != NULL);
+    HT_CHECK(strstr(buf, "selftest: audio auto: ok (wasapi: read a frame of "
+                         "hd-mic)") != NULL);
 }
 
 /* Best PSNR of pic (w x h RGB) against A within a few tries. */
@@ -214,6 +257,8 @@ static void window_matches(void)
     double psnr = 0, p;
     char name[400];
 
+    snprintf(name, sizeof(name), "%s/viewer.raw", tmpdir);
+    setenv("SDL_DISKAUDIOFILE", name, 1);
     HT_CHECK(desk_viewer_start(&viewer, tmpdir, "viewer", &srv, &B, PASSWORD,
                                host.id, NULL) == 0);
     HT_CHECK(file_has(viewer.err, "first frame shown", 30000));
@@ -372,6 +417,30 @@ static void relay_session(void)
         desk_viewer_dump(&hv);
 }
 
+/* A tone played on the host's sound server is heard by the viewer. */
+static void sound_arrives(void)
+{
+    char file[400];
+    struct tone_heard h = { 0 };
+    uint64_t end;
+
+    HT_CHECK(file_has(host.log, "audio: recording from hd-mic", WINE_MS));
+    HT_EQ_INT(tone_play(pulse, tone), 0);
+    snprintf(file, sizeof(file), "%s/viewer.raw", tmpdir);
+    end = now_ms() + 10000;
+    do { /* the last frames through Wine, the network and the device */
+        usleep(200000);
+        tone_listen(file, &h);
+    } while (h.loud_ms < TONE_MS * 8 / 10 && now_ms() < end);
+    printf("# viewer played %d ms of the %d ms tone; loudest 10 ms: RMS %.0f "
+           "(tone %.0f), 1 kHz %.1f dB above the other probes (median)\n",
+           h.loud_ms, TONE_MS, h.rms, TONE_AMP / 1.414, h.ratio_db);
+    HT_CHECK(h.loud_ms >= TONE_MS * 6 / 10);
+    HT_CHECK(h.loud_ms <= TONE_MS * 12 / 10);
+    HT_CHECK(h.rms > TONE_AMP / 1.414 / 2);
+    HT_CHECK(h.ratio_db >= 30);
+}
+
 static void idle_host_cpu(void)
 {
     double c0, c1, pct;
@@ -438,6 +507,7 @@ int main(void)
         else
             ht_skip("clipboard", "xclip missing");
         HT_RUN(relay_session);
+        HT_RUN(sound_arrives);
         HT_RUN(idle_host_cpu);
     }
     if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
