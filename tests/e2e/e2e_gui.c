@@ -184,6 +184,19 @@ static double b_shows_a(void)
         usleep(100000);
     }
     printf("# PSNR of B against A: %.2f dB\n", psnr);
+    if (psnr < MIN_PSNR) {
+        /* what B showed instead, and what the host did meanwhile */
+        static int n;
+        char path[400];
+
+        snprintf(path, sizeof(path), "%s/a-%d.png", tmpdir, n);
+        image_write_png(path, shot_a, DESK_W, DESK_H);
+        snprintf(path, sizeof(path), "%s/b-%d.png", tmpdir, n++);
+        image_write_png(path, shot_b, DESK_W, DESK_H);
+        printf("# B's screen: %s (A's beside it)\n", path);
+        keep_tmp = 1;
+        desk_dump("host log", host.log);
+    }
     return psnr;
 }
 
