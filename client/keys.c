@@ -149,3 +149,79 @@ unsigned kbd_x_keycode(SDL_Scancode sc)
         return 0;
     return CODES[sc] + 8u;
 }
+
+/* SDL keys that are RustDesk ControlKeys. */
+static const struct {
+    SDL_Keycode sdl;
+    Hbb__ControlKey ck;
+} keymap[] = {
+    { SDLK_LALT, HBB__CONTROL_KEY__Alt },
+    { SDLK_RALT, HBB__CONTROL_KEY__RAlt },
+    { SDLK_BACKSPACE, HBB__CONTROL_KEY__Backspace },
+    { SDLK_CAPSLOCK, HBB__CONTROL_KEY__CapsLock },
+    { SDLK_LCTRL, HBB__CONTROL_KEY__Control },
+    { SDLK_RCTRL, HBB__CONTROL_KEY__RControl },
+    { SDLK_DELETE, HBB__CONTROL_KEY__Delete },
+    { SDLK_DOWN, HBB__CONTROL_KEY__DownArrow },
+    { SDLK_END, HBB__CONTROL_KEY__End },
+    { SDLK_ESCAPE, HBB__CONTROL_KEY__Escape },
+    { SDLK_F1, HBB__CONTROL_KEY__F1 },
+    { SDLK_F2, HBB__CONTROL_KEY__F2 },
+    { SDLK_F3, HBB__CONTROL_KEY__F3 },
+    { SDLK_F4, HBB__CONTROL_KEY__F4 },
+    { SDLK_F5, HBB__CONTROL_KEY__F5 },
+    { SDLK_F6, HBB__CONTROL_KEY__F6 },
+    { SDLK_F7, HBB__CONTROL_KEY__F7 },
+    { SDLK_F8, HBB__CONTROL_KEY__F8 },
+    { SDLK_F9, HBB__CONTROL_KEY__F9 },
+    { SDLK_F10, HBB__CONTROL_KEY__F10 },
+    { SDLK_F11, HBB__CONTROL_KEY__F11 },
+    { SDLK_F12, HBB__CONTROL_KEY__F12 },
+    { SDLK_HOME, HBB__CONTROL_KEY__Home },
+    { SDLK_LEFT, HBB__CONTROL_KEY__LeftArrow },
+    { SDLK_LGUI, HBB__CONTROL_KEY__Meta },
+    { SDLK_RGUI, HBB__CONTROL_KEY__RWin },
+    { SDLK_PAGEDOWN, HBB__CONTROL_KEY__PageDown },
+    { SDLK_PAGEUP, HBB__CONTROL_KEY__PageUp },
+    { SDLK_RETURN, HBB__CONTROL_KEY__Return },
+    { SDLK_RIGHT, HBB__CONTROL_KEY__RightArrow },
+    { SDLK_LSHIFT, HBB__CONTROL_KEY__Shift },
+    { SDLK_RSHIFT, HBB__CONTROL_KEY__RShift },
+    { SDLK_SPACE, HBB__CONTROL_KEY__Space },
+    { SDLK_TAB, HBB__CONTROL_KEY__Tab },
+    { SDLK_UP, HBB__CONTROL_KEY__UpArrow },
+    { SDLK_KP_0, HBB__CONTROL_KEY__Numpad0 },
+    { SDLK_KP_1, HBB__CONTROL_KEY__Numpad1 },
+    { SDLK_KP_2, HBB__CONTROL_KEY__Numpad2 },
+    { SDLK_KP_3, HBB__CONTROL_KEY__Numpad3 },
+    { SDLK_KP_4, HBB__CONTROL_KEY__Numpad4 },
+    { SDLK_KP_5, HBB__CONTROL_KEY__Numpad5 },
+    { SDLK_KP_6, HBB__CONTROL_KEY__Numpad6 },
+    { SDLK_KP_7, HBB__CONTROL_KEY__Numpad7 },
+    { SDLK_KP_8, HBB__CONTROL_KEY__Numpad8 },
+    { SDLK_KP_9, HBB__CONTROL_KEY__Numpad9 },
+    { SDLK_KP_MULTIPLY, HBB__CONTROL_KEY__Multiply },
+    { SDLK_KP_PLUS, HBB__CONTROL_KEY__Add },
+    { SDLK_KP_MINUS, HBB__CONTROL_KEY__Subtract },
+    { SDLK_KP_PERIOD, HBB__CONTROL_KEY__Decimal },
+    { SDLK_KP_DIVIDE, HBB__CONTROL_KEY__Divide },
+    { SDLK_KP_EQUALS, HBB__CONTROL_KEY__Equals },
+    { SDLK_KP_ENTER, HBB__CONTROL_KEY__NumpadEnter },
+    { SDLK_INSERT, HBB__CONTROL_KEY__Insert },
+    { SDLK_PAUSE, HBB__CONTROL_KEY__Pause },
+    { SDLK_PRINTSCREEN, HBB__CONTROL_KEY__Snapshot },
+    { SDLK_SCROLLLOCK, HBB__CONTROL_KEY__Scroll },
+    { SDLK_NUMLOCKCLEAR, HBB__CONTROL_KEY__NumLock },
+    { SDLK_APPLICATION, HBB__CONTROL_KEY__Apps },
+    { SDLK_MUTE, HBB__CONTROL_KEY__VolumeMute },
+    { SDLK_VOLUMEUP, HBB__CONTROL_KEY__VolumeUp },
+    { SDLK_VOLUMEDOWN, HBB__CONTROL_KEY__VolumeDown },
+};
+
+Hbb__ControlKey kbd_control_key(SDL_Keycode sym)
+{
+    for (size_t i = 0; i < sizeof(keymap) / sizeof(keymap[0]); i++)
+        if (keymap[i].sdl == sym)
+            return keymap[i].ck;
+    return 0;
+}

@@ -16,6 +16,8 @@
 
 #include <SDL.h>
 
+#include "message.pb-c.h"
+
 enum kbd_mode { KBD_LEGACY = 0, KBD_TRANSLATE, KBD_MAP };
 #define KBD_N_MODES 3
 
@@ -25,5 +27,8 @@ extern const char *const kbd_mode_names[];
 /* The X keycode (the Linux key code + 8) of an SDL scancode's key, or 0
  * for a key that has none. */
 unsigned kbd_x_keycode(SDL_Scancode sc);
+
+/* The RustDesk ControlKey of an SDL key (legacy and translate), or 0. */
+Hbb__ControlKey kbd_control_key(SDL_Keycode sym);
 
 #endif

@@ -131,6 +131,7 @@ static void build(struct menu *m, const struct menu_state *st)
         snprintf(t, sizeof(t), "Send files: drop them here (to %s)",
                  st->drop_to != NULL ? st->drop_to : "?");
         add(m, MA_SEND_FILES, 0, -1, t);
+        add(m, MA_RECV_FILES, 0, -1, "Receive files from the host...");
     }
     if (st->xfer != NULL && st->xfer->active)
         add(m, MA_CANCEL_XFER, 0, -1, "Cancel the transfer");
@@ -171,8 +172,9 @@ static void draw_bar(struct menu *m, const struct drop_status *x)
                      ? (int)((double)ow * (double)x->done / (double)x->total)
                      : 0;
         ui_fill(u, done, ui_accent);
-        snprintf(t, sizeof(t), "Sending %s: %d%% (%.1f of %.1f MB)%s%s",
-                 x->name, x->total > 0 ? (int)(100 * x->done / x->total) : 0,
+        snprintf(t, sizeof(t), "%s %s: %d%% (%.1f of %.1f MB)%s%s",
+                 x->receiving ? "Receiving" : "Sending", x->name,
+                 x->total > 0 ? (int)(100 * x->done / x->total) : 0,
                  (double)x->done / 1e6, (double)x->total / 1e6,
                  x->queued > 0 ? ", more after it" : "",
                  "; Ctrl+Alt+M to cancel");

@@ -6,7 +6,8 @@
  * best / fast), fit or 1:1, fullscreen, keyboard grab, statistics, the
  * host's displays (each, and "all" when the host offers it), the
  * keyboard mode (legacy, translate, map: keys.h), send files (where
- * dropped files go; cancel a transfer), disconnect.  A bar at the bottom
+ * dropped files go; cancel a transfer), receive files (the browser of the
+ * host's files: browse.h), disconnect.  A bar at the bottom
  * edge shows a transfer of dropped files while it runs, and how it ended.
  * Ctrl+Alt+M (or a click on the handle) opens and closes it; with it open,
  * Up/Down (or Tab) move, Enter or a click picks, Esc closes.  While open, every
@@ -38,6 +39,7 @@ enum menu_act {
     MA_KEYBOARD, /* arg: enum kbd_mode (keys.h) */
     MA_CANCEL_XFER,
     MA_SEND_FILES,
+    MA_RECV_FILES,
     MA_DISCONNECT,
 };
 

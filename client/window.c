@@ -10,6 +10,7 @@
 
 #include <SDL.h>
 
+#include "client/browse.h"
 #include "client/font.h"
 #include "client/wayland.h"
 #include "client/keys.h"
@@ -68,6 +69,7 @@ struct win {
     struct sess *s;
     struct dec *d;
     struct menu *menu; /* the in-session menu (menu.h), or NULL */
+    struct browse *br; /* the host's files, to receive (browse.h), or NULL */
     int view_only, quality;
     int kbd; /* enum kbd_mode */
     /* dropped files (w->o.drop): the last status, and until when the bar
@@ -407,6 +409,8 @@ static void render(struct win *w)
         menu_state_of(w, &st);
         menu_draw(w->menu, &st);
     }
+    if (w->br != NULL)
+        browse_draw(w->br);
     SDL_RenderPresent(w->ren);
 }
 
@@ -585,9 +589,12 @@ static int make_window(struct win *w, int ww, int wh)
     }
     if (w->grab)
         SDL_SetWindowKeyboardGrab(w->win, SDL_TRUE);
-    /* the menu draws with this renderer (a window made anew gets anew) */
+    /* the menu and the browser draw with this renderer (a window made
+     * anew gets them anew) */
     menu_free(w->menu);
     w->menu = NULL;
+    browse_free(w->br);
+    w->br = NULL;
     if (menu_new(w->ren, &w->menu) != 0)
         hd_warn("window", "no in-session menu (no font)");
     layout(w);
@@ -789,82 +796,6 @@ static int sdl_button(Uint8 b)
     }
 }
 
-static const struct {
-    SDL_Keycode sdl;
-    Hbb__ControlKey ck;
-} keymap[] = {
-    { SDLK_LALT, HBB__CONTROL_KEY__Alt },
-    { SDLK_RALT, HBB__CONTROL_KEY__RAlt },
-    { SDLK_BACKSPACE, HBB__CONTROL_KEY__Backspace },
-    { SDLK_CAPSLOCK, HBB__CONTROL_KEY__CapsLock },
-    { SDLK_LCTRL, HBB__CONTROL_KEY__Control },
-    { SDLK_RCTRL, HBB__CONTROL_KEY__RControl },
-    { SDLK_DELETE, HBB__CONTROL_KEY__Delete },
-    { SDLK_DOWN, HBB__CONTROL_KEY__DownArrow },
-    { SDLK_END, HBB__CONTROL_KEY__End },
-    { SDLK_ESCAPE, HBB__CONTROL_KEY__Escape },
-    { SDLK_F1, HBB__CONTROL_KEY__F1 },
-    { SDLK_F2, HBB__CONTROL_KEY__F2 },
-    { SDLK_F3, HBB__CONTROL_KEY__F3 },
-    { SDLK_F4, HBB__CONTROL_KEY__F4 },
-    { SDLK_F5, HBB__CONTROL_KEY__F5 },
-    { SDLK_F6, HBB__CONTROL_KEY__F6 },
-    { SDLK_F7, HBB__CONTROL_KEY__F7 },
-    { SDLK_F8, HBB__CONTROL_KEY__F8 },
-    { SDLK_F9, HBB__CONTROL_KEY__F9 },
-    { SDLK_F10, HBB__CONTROL_KEY__F10 },
-    { SDLK_F11, HBB__CONTROL_KEY__F11 },
-    { SDLK_F12, HBB__CONTROL_KEY__F12 },
-    { SDLK_HOME, HBB__CONTROL_KEY__Home },
-    { SDLK_LEFT, HBB__CONTROL_KEY__LeftArrow },
-    { SDLK_LGUI, HBB__CONTROL_KEY__Meta },
-    { SDLK_RGUI, HBB__CONTROL_KEY__RWin },
-    { SDLK_PAGEDOWN, HBB__CONTROL_KEY__PageDown },
-    { SDLK_PAGEUP, HBB__CONTROL_KEY__PageUp },
-    { SDLK_RETURN, HBB__CONTROL_KEY__Return },
-    { SDLK_RIGHT, HBB__CONTROL_KEY__RightArrow },
-    { SDLK_LSHIFT, HBB__CONTROL_KEY__Shift },
-    { SDLK_RSHIFT, HBB__CONTROL_KEY__RShift },
-    { SDLK_SPACE, HBB__CONTROL_KEY__Space },
-    { SDLK_TAB, HBB__CONTROL_KEY__Tab },
-    { SDLK_UP, HBB__CONTROL_KEY__UpArrow },
-    { SDLK_KP_0, HBB__CONTROL_KEY__Numpad0 },
-    { SDLK_KP_1, HBB__CONTROL_KEY__Numpad1 },
-    { SDLK_KP_2, HBB__CONTROL_KEY__Numpad2 },
-    { SDLK_KP_3, HBB__CONTROL_KEY__Numpad3 },
-    { SDLK_KP_4, HBB__CONTROL_KEY__Numpad4 },
-    { SDLK_KP_5, HBB__CONTROL_KEY__Numpad5 },
-    { SDLK_KP_6, HBB__CONTROL_KEY__Numpad6 },
-    { SDLK_KP_7, HBB__CONTROL_KEY__Numpad7 },
-    { SDLK_KP_8, HBB__CONTROL_KEY__Numpad8 },
-    { SDLK_KP_9, HBB__CONTROL_KEY__Numpad9 },
-    { SDLK_KP_MULTIPLY, HBB__CONTROL_KEY__Multiply },
-    { SDLK_KP_PLUS, HBB__CONTROL_KEY__Add },
-    { SDLK_KP_MINUS, HBB__CONTROL_KEY__Subtract },
-    { SDLK_KP_PERIOD, HBB__CONTROL_KEY__Decimal },
-    { SDLK_KP_DIVIDE, HBB__CONTROL_KEY__Divide },
-    { SDLK_KP_EQUALS, HBB__CONTROL_KEY__Equals },
-    { SDLK_KP_ENTER, HBB__CONTROL_KEY__NumpadEnter },
-    { SDLK_INSERT, HBB__CONTROL_KEY__Insert },
-    { SDLK_PAUSE, HBB__CONTROL_KEY__Pause },
-    { SDLK_PRINTSCREEN, HBB__CONTROL_KEY__Snapshot },
-    { SDLK_SCROLLLOCK, HBB__CONTROL_KEY__Scroll },
-    { SDLK_NUMLOCKCLEAR, HBB__CONTROL_KEY__NumLock },
-    { SDLK_APPLICATION, HBB__CONTROL_KEY__Apps },
-    { SDLK_MUTE, HBB__CONTROL_KEY__VolumeMute },
-    { SDLK_VOLUMEUP, HBB__CONTROL_KEY__VolumeUp },
-    { SDLK_VOLUMEDOWN, HBB__CONTROL_KEY__VolumeDown },
-};
-
-/* The ControlKey of an SDL key, or 0. */
-static Hbb__ControlKey control_key(SDL_Keycode sym)
-{
-    for (size_t i = 0; i < sizeof(keymap) / sizeof(keymap[0]); i++)
-        if (keymap[i].sdl == sym)
-            return keymap[i].ck;
-    return 0;
-}
-
 static int printable(SDL_Keycode sym)
 {
     return sym > 0 && sym < 0x110000 && !(sym & SDLK_SCANCODE_MASK);
@@ -959,7 +890,7 @@ static void drop_its_text(void)
 static void send_key(struct win *w, const SDL_KeyboardEvent *k)
 {
     SDL_Scancode sc = k->keysym.scancode;
-    Hbb__ControlKey ck = control_key(k->keysym.sym);
+    Hbb__ControlKey ck = kbd_control_key(k->keysym.sym);
     int down = k->type == SDL_KEYDOWN, i;
 
     if (sc < 0 || sc >= SDL_NUM_SCANCODES)
@@ -1101,6 +1032,24 @@ static void set_grab(struct win *w, int on)
 }
 
 /* Do what the menu picked. */
+/* Session thread: a listing for the browser came. */
+static void browse_wake(void *ud)
+{
+    push(ud, EV_XFER, 0);
+}
+
+static void open_browser(struct win *w)
+{
+    int r;
+
+    if (w->br == NULL && w->o.drop != NULL &&
+        (r = browse_new(drop_config(w->o.drop), w->ren, browse_wake, w,
+                        &w->br)) != 0)
+        hd_warn("window", "no file browser: %s", hd_strerror(r));
+    if (w->br != NULL)
+        browse_open(w->br);
+}
+
 static void menu_do(struct win *w, int act, int arg, int *quit)
 {
     int r;
@@ -1139,6 +1088,9 @@ static void menu_do(struct win *w, int act, int arg, int *quit)
                 "drop files or folders on the window to send them "
                 "to the host's %s",
                 drop_folder(w->o.drop));
+        break;
+    case MA_RECV_FILES:
+        open_browser(w);
         break;
     case MA_CANCEL_XFER:
         if (w->o.drop != NULL)
@@ -1253,6 +1205,24 @@ static void on_drop(struct win *w, const char *path)
     poll_drop(w);
 }
 
+/* The browser's input (while it is open): a file or folder to receive
+ * is queued as a drop is. */
+static void browse_input(struct win *w, const SDL_Event *ev)
+{
+    const char *path, *to;
+    int redraw, receive, r;
+
+    browse_event(w->br, ev, &redraw, &receive);
+    if (receive) {
+        browse_picked(w->br, &path, &to);
+        if ((r = drop_get(w->o.drop, path, to)) != 0)
+            hd_warn("window", "%s not received: %s", path, hd_strerror(r));
+        poll_drop(w);
+    }
+    if (redraw)
+        render(w);
+}
+
 static void on_input(struct win *w, const SDL_Event *ev, int *quit)
 {
     struct menu_state st;
@@ -1261,6 +1231,10 @@ static void on_input(struct win *w, const SDL_Event *ev, int *quit)
     if ((ev->type == SDL_KEYDOWN || ev->type == SDL_KEYUP) &&
         hotkey(w, &ev->key, quit))
         return;
+    if (w->br != NULL && browse_is_open(w->br)) {
+        browse_input(w, ev);
+        return;
+    }
     if (w->menu != NULL) {
         int mine;
 
@@ -1345,6 +1319,8 @@ int win_run(struct win *w, struct sess *s, struct dec *d)
                 render(w);
         } else if (ev.type == w->ev_base + EV_XFER) {
             poll_drop(w);
+            if (w->br != NULL && browse_poll(w->br))
+                render(w);
         } else if (ev.type == SDL_DROPFILE) {
             if (ev.drop.file != NULL)
                 on_drop(w, ev.drop.file);
@@ -1377,6 +1353,7 @@ void win_free(struct win *w)
     if (w->xtick != 0)
         SDL_RemoveTimer(w->xtick);
     menu_free(w->menu);
+    browse_free(w->br);
     if (w->tex != NULL)
         SDL_DestroyTexture(w->tex);
     if (w->ren != NULL)

@@ -18,7 +18,7 @@
 #include "log.h"
 #include "net.h"
 
-#define JOB            1 /* our one transfer's id */
+#define JOB            VXFER_JOB
 #define PUMP_MS        2
 #define BLOCKS_PER_RUN 32
 #define MAX_BACKLOG    (2u * 1024 * 1024)
@@ -212,6 +212,10 @@ static int by_entry_name(const void *a, const void *b)
 
 static void on_listing(struct vxfer *x, const Hbb__FileDirectory *d)
 {
+    if (x->o.on_dir != NULL) {
+        x->o.on_dir(x->o.dir_ud, d);
+        return;
+    }
     /* by name (the host lists in its directory's order) */
     qsort(d->entries, d->n_entries, sizeof(d->entries[0]), by_entry_name);
     for (size_t i = 0; i < d->n_entries; i++) {

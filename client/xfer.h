@@ -31,10 +31,17 @@
 
 enum vxfer_mode { VXFER_LS = 1, VXFER_GET, VXFER_PUT };
 
+#define VXFER_JOB 1 /* the id of our one job (ReadDir, ...) */
+
 struct vxfer_opts {
     enum vxfer_mode mode;
     const char *path; /* on the host (ls, get) or here (put) */
     const char *to;   /* here (get) or on the host (put) */
+    /* ls: each listing goes to on_dir (session thread) instead of stdout,
+     * and the transfer does not end: more ReadDir (id VXFER_JOB) may be
+     * sent over the session (the in-window browser, browse.h) */
+    void (*on_dir)(void *ud, const Hbb__FileDirectory *d);
+    void *dir_ud;
 };
 
 struct vxfer_io {

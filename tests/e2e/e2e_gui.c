@@ -26,6 +26,11 @@
  *    by key position (y -> z), translate the characters typed on B;
  *  - files dropped on the session window (hd-xdnd, an XDND source) reach
  *    the host's --drop-to folder byte for byte, the bar showing progress;
+ *  - files received from the menu's browser of the host's folders arrive
+ *    byte for byte, the bar showing progress, cancelled and resumed;
+ *  - the host's pointer: its shape (also changed during the session) is
+ *    the viewer's pointer, a program on the host moving it moves the
+ *    viewer's, the echo of the viewer's own moves does not;
  *  - two monitors (display A split into two 640x720 RandR monitors with
  *    xrandr --setmonitor): the viewer starts on the first, the menu offers
  *    "Display 2" and "All displays"; on display 2 B shows A's right half
@@ -618,6 +623,133 @@ static void drop_files(void)
     desk_viewer_stop(&sv);
 }
 
+/* How many times s is in the file at path. */
+static int times_in(const char *path, const char *s)
+{
+    static char buf[1 << 20];
+    int n = 0;
+
+    if (desk_slurp(path, buf, sizeof(buf)) < 0)
+        return 0;
+    for (const char *p = buf; (p = strstr(p, s)) != NULL; p++)
+        n++;
+    return n;
+}
+
+/*
+ * Pick "Receive files from the host..." in the menu (row 14: after "Send
+ * files"; one display); in the browser it opens, list the host's folder
+ * dir (Shift+Tab to the folder field, Ctrl+U, typed, Enter) and wait for the
+ * listing (want: "N item(s)").  Returns 0 or -1.
+ */
+static int browse_to(const char *dir, const char *want)
+{
+    char line[600];
+
+    if (menu_pick(14, "picked: Receive files") != 0 ||
+        !file_has(sv.err, "listed the host's", 10000))
+        return -1;
+    desk_sh(&B, "xdotool key shift+Tab ctrl+u");
+    desk_sh(&B, "xdotool type --delay 10 '%s'", dir);
+    desk_sh(&B, "xdotool key Return");
+    snprintf(line, sizeof(line), "listed the host's %s: %s", dir, want);
+    return file_has(sv.err, line, 10000) ? 0 : -1;
+}
+
+/* The percentage of the newest "transfer: name N%" line in the viewer's
+ * log, or -1. */
+static int progress_of(const char *name)
+{
+    static char buf[1 << 20];
+    char key[300];
+    const char *p, *last = NULL;
+    int pct = -1;
+
+    snprintf(key, sizeof(key), "transfer: %s ", name);
+    if (desk_slurp(sv.err, buf, sizeof(buf)) < 0)
+        return -1;
+    for (p = buf; (p = strstr(p, key)) != NULL; p++)
+        last = p;
+    if (last != NULL && sscanf(last + strlen(key), "%d%%", &pct) != 1)
+        pct = -1;
+    return pct;
+}
+
+/*
+ * Receiving from the menu: the browser lists the host's folder (a
+ * folder, a small file and a 160 MiB one of random bytes, last by name);
+ * End picks the big file, Tab goes to "Save to", our folder is typed,
+ * Enter receives.  Once the bar says some of it came, the host is
+ * stopped (SIGSTOP: the transfer holds still) and a screenshot must have
+ * the bar's blue; the menu's "Cancel the transfer" stops it; the host
+ * goes on (SIGCONT); receiving it again (the browser opens on the same
+ * folder, Save to kept) continues from the part kept ("resuming after")
+ * and the file arrives byte for byte.  Screenshots: tmpdir/browser.png
+ * (docs/receive.png) and tmpdir/receiving.png.
+ */
+static void receive_files(void)
+{
+    static char from[400], to[400], big[450], shot[450], line[1000];
+    int bar = 0, pct = -1, stopped = 0;
+
+    snprintf(from, sizeof(from), "%s/host-files", tmpdir);
+    snprintf(to, sizeof(to), "%s/laptop-inbox", tmpdir);
+    snprintf(big, sizeof(big), "%s/zz-big.bin", from);
+    HT_CHECK(desk_sh(NULL,
+                     "mkdir -p '%s/a-folder' && echo small > '%s/b.txt' && "
+                     "head -c 167772160 /dev/urandom > '%s'",
+                     from, from, big) == 0);
+    HT_CHECK(desk_viewer_start(&sv, tmpdir, "receive", &srv, &B, PASSWORD,
+                               host.id, NULL) == 0);
+    HT_CHECK(file_has(sv.err, "first frame shown", 20000));
+    desk_sh(&B, "xdotool mousemove 100 650"); /* not under the menu */
+    HT_CHECK(browse_to(from, "3 item(s)") == 0);
+    snprintf(shot, sizeof(shot), "%s/browser.png", tmpdir);
+    desk_sh(&B, "xdotool key End");
+    if (desk_grab(&B, (struct desk_rect){ 0, 0, DESK_W, DESK_H }, shot_b) == 0)
+        image_write_png(shot, shot_b, DESK_W, DESK_H);
+    desk_sh(&B, "xdotool key Tab ctrl+u");
+    desk_sh(&B, "xdotool type --delay 10 '%s'", to);
+    desk_sh(&B, "xdotool key Return");
+    snprintf(line, sizeof(line), "receive the host's %s into %s", big, to);
+    HT_CHECK(file_has(sv.err, line, 5000));
+    for (int i = 0; i < 1000 && pct <= 0; i++) {
+        if ((pct = progress_of("zz-big.bin")) <= 0)
+            usleep(10000);
+    }
+    stopped = pct > 0 && pct < 100 && kill(host.pid, SIGSTOP) == 0;
+    printf("# the host stopped with %d%% received\n", pct);
+    HT_CHECK(stopped);
+    snprintf(shot, sizeof(shot), "%s/receiving.png", tmpdir);
+    for (int i = 0; i < 100 && bar == 0; i++) { /* the bar drawn */
+        if ((bar = bar_pixels()) == 0)
+            usleep(50000);
+    }
+    image_write_png(shot, shot_b, DESK_W, DESK_H);
+    printf("# the bar: %d blue pixels of %d\n", bar, DESK_W * 26);
+    HT_CHECK(bar > 0);
+    /* rows: as for two_monitors, then Send files, Receive files, Cancel */
+    HT_CHECK(menu_pick(15, "zz-big.bin: cancelled") == 0);
+    if (stopped)
+        kill(host.pid, SIGCONT);
+    /* again: the browser on the same folder, Save to as typed */
+    HT_CHECK(menu_pick(14, "picked: Receive files") == 0);
+    snprintf(line, sizeof(line), "listed the host's %s: 3 item(s)", from);
+    for (int i = 0; i < 100 && times_in(sv.err, line) < 2; i++)
+        usleep(100000);
+    HT_EQ_INT(times_in(sv.err, line), 2);
+    desk_sh(&B, "xdotool key End Tab Return");
+    HT_CHECK(file_has(sv.err, "resuming after", 20000));
+    HT_CHECK(file_has(sv.err, "zz-big.bin received into", 60000));
+    HT_CHECK(desk_sh(NULL, "cmp '%s' '%s/zz-big.bin'", big, to) == 0);
+    if (ht_case_failures()) {
+        desk_viewer_dump(&sv);
+        keep_tmp = 1;
+    }
+    desk_viewer_stop(&sv);
+    desk_sh(NULL, "rm -rf '%s' '%s'", from, to);
+}
+
 /* ---- the host's pointer ---------------------------------------------------
  */
 
@@ -899,6 +1031,7 @@ int main(void)
         else
             ht_skip("keyboard_modes", "setxkbmap missing");
         HT_RUN(drop_files);
+        HT_RUN(receive_files);
         HT_RUN(host_pointer_shown);
         HT_RUN(host_pointer_moves);
         if (xvfb_have("xrandr"))
