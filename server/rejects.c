@@ -11,6 +11,9 @@
 #include "addr.h"
 #include "server/rejects.h"
 
+static const char *redact(const struct sockaddr *sa, char *out, size_t cap,
+                          int port);
+
 void rejects_init(struct rejects *r)
 {
     memset(r, 0, sizeof(*r));
@@ -33,7 +36,8 @@ void rejects_add(struct rejects *r, const char *role, const char *reason,
     if (r == NULL)
         return;
     r->total++;
-    rejects_redact(from, addr, sizeof(addr));
+    /* no port: a client's next connection is the same place */
+    redact(from, addr, sizeof(addr), 0);
     if (detail == NULL)
         detail = "";
     /* the newest entry, the same refusal again: count it there */
@@ -77,6 +81,12 @@ static int v6_local(const struct in6_addr *a)
 
 const char *rejects_redact(const struct sockaddr *sa, char *out, size_t cap)
 {
+    return redact(sa, out, cap, 1);
+}
+
+static const char *redact(const struct sockaddr *sa, char *out, size_t cap,
+                          int port)
+{
     struct sockaddr_storage ss;
     uint8_t b[16];
 
@@ -89,7 +99,8 @@ const char *rejects_redact(const struct sockaddr *sa, char *out, size_t cap)
     if (ss.ss_family == AF_INET) {
         memcpy(b, &((struct sockaddr_in *)&ss)->sin_addr, 4);
         if (v4_local(b))
-            return hd_addr_format((struct sockaddr *)&ss, out, cap);
+            return port ? hd_addr_format((struct sockaddr *)&ss, out, cap)
+                        : hd_addr_format_ip((struct sockaddr *)&ss, out, cap);
         snprintf(out, cap, "%u.%u.%u.x", b[0], b[1], b[2]);
         return out;
     }
@@ -98,7 +109,8 @@ const char *rejects_redact(const struct sockaddr *sa, char *out, size_t cap)
         char s[INET6_ADDRSTRLEN];
 
         if (v6_local(&a))
-            return hd_addr_format((struct sockaddr *)&ss, out, cap);
+            return port ? hd_addr_format((struct sockaddr *)&ss, out, cap)
+                        : hd_addr_format_ip((struct sockaddr *)&ss, out, cap);
         memset(a.s6_addr + 6, 0, 10); /* keep the /48 */
         inet_ntop(AF_INET6, &a, s, sizeof(s));
         snprintf(out, cap, "%s/48", s);

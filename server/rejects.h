@@ -27,7 +27,7 @@ struct reject {
     uint32_t count;                  /* refusals folded into this entry */
     const char *role;                /* "rendezvous", "relay", "admin" */
     const char *reason;              /* static text: "wrong key", ... */
-    char addr[REJECTS_ADDR_MAX];     /* rejects_redact() of the source */
+    char addr[REJECTS_ADDR_MAX];     /* the source, redacted, no port */
     char detail[REJECTS_DETAIL_MAX]; /* the ID asked for, a uuid hash, or "" */
 };
 

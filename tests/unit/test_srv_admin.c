@@ -205,6 +205,17 @@ static void ring(void)
     HT_EQ_STR(rejects_get(&r, 1)->role, "relay");
     HT_EQ_STR(rejects_get(&r, 2)->role, "rendezvous");
     HT_CHECK(rejects_get(&r, 3) == NULL);
+    /* a private address is shown in full, but without the port, so the
+     * same client's next connection folds too */
+    sa4(&a, "192.168.1.5", 1000);
+    sa4(&b, "192.168.1.5", 1001);
+    rejects_add(&r, "admin", "no valid admin token", (struct sockaddr *)&a,
+                "/");
+    rejects_add(&r, "admin", "no valid admin token", (struct sockaddr *)&b,
+                "/");
+    HT_EQ_INT(r.n, 4);
+    HT_EQ_STR(rejects_get(&r, 0)->addr, "192.168.1.5");
+    HT_EQ_INT(rejects_get(&r, 0)->count, 2);
 
     /* bounded: the oldest go, newest first */
     for (int i = 0; i < REJECTS_MAX + 10; i++) {
@@ -212,7 +223,7 @@ static void ring(void)
         rejects_add(&r, "admin", "no valid admin token", NULL, detail);
     }
     HT_EQ_INT(r.n, REJECTS_MAX);
-    HT_EQ_INT(r.total, REJECTS_MAX + 14);
+    HT_EQ_INT(r.total, REJECTS_MAX + 16);
     HT_EQ_STR(rejects_get(&r, 0)->detail, "id73");
     HT_EQ_STR(rejects_get(&r, REJECTS_MAX - 1)->detail, "id10");
     HT_EQ_STR(rejects_get(&r, 0)->addr, "?");
