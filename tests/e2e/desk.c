@@ -251,31 +251,39 @@ int desk_sh(struct desk_screen *s, const char *fmt, ...)
 /* ---- processes -------------------------------------------------------------
  */
 
-static void redirect(const char *path, int to)
+/* Opened (and emptied) by the parent before the fork: a caller that looks
+ * for a line in the file right after desk_spawn must not find the one a
+ * previous program of the same name wrote there (the child may not have
+ * run yet on a loaded machine: bench_peers' second host was once reached
+ * at the first one's port). */
+static int open_out(const char *path)
 {
-    int fd =
-        open(path ? path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    if (fd >= 0) {
-        dup2(fd, to);
-        close(fd);
-    }
+    return open(path ? path : "/dev/null",
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 }
 
 pid_t desk_spawn(const char *const *argv, const char *const *env,
                  const char *out, const char *err)
 {
+    int fo = open_out(out), fe = open_out(err);
     pid_t pid;
 
     fflush(stdout);
     pid = fork();
-    if (pid != 0)
+    if (pid != 0) {
+        if (fo >= 0)
+            close(fo);
+        if (fe >= 0)
+            close(fe);
         return pid;
+    }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (int i = 0; env && env[i]; i++)
         putenv((char *)env[i]);
-    redirect(out, STDOUT_FILENO);
-    redirect(err, STDERR_FILENO);
+    if (fo >= 0)
+        dup2(fo, STDOUT_FILENO);
+    if (fe >= 0)
+        dup2(fe, STDERR_FILENO);
     execvp(argv[0], (char *const *)argv);
     _exit(127);
 }
