@@ -344,9 +344,9 @@ void session_broadcast_video(struct host *h, const struct video_frame *f)
             want_key = 1;
             continue;
         }
-        if (!session_video_room(s)) {
-            /* another viewer took it; this one restarts from a key frame
-             * once it has acknowledged what it has */
+        if (s->acks && s->in_flight >= SESSION_IN_FLIGHT_MAX) {
+            /* another viewer keeps the capture going; this one restarts
+             * from a key frame once it has acknowledged what it has */
             s->frames_dropped++;
             s->need_key = 1;
             continue;

@@ -447,8 +447,12 @@ static void *run(void *arg)
             sleep_ms(1000);
             continue;
         }
-        if (r == 1)
+        if (r == 1) {
+            hd_debug(MOD, "frame %zu bytes%s%s, %d areas", out.len,
+                     out.key ? " key" : "", refining ? " (refining)" : "",
+                     f.n_rects);
             push(v, &out);
+        }
     }
     return NULL;
 }

@@ -465,8 +465,10 @@ static int count_frames(struct rdp *p, int ms, int ack, int max)
 
 /*
  * The client asked for acks (video_ack_required): unacknowledged, no more
- * than a couple of frames come (the fake screen changes every 20 ms);
- * acknowledged, the video flows.
+ * than a few frames come (the fake screen changes every 20 ms: 75 in
+ * 1.5 s): the host holds its capture at 2 in flight and sends what was
+ * already encoded or queued then, up to 6 (host/session_int.h
+ * SESSION_IN_FLIGHT_MAX); acknowledged, the video flows.
  */
 static void acks_pace_video(void)
 {
@@ -480,7 +482,7 @@ static void acks_pace_video(void)
      * then 1.5 s more without acks */
     held = count_frames(&web, T, 0, 1);
     held += count_frames(&web, 1500, 0, 1000);
-    HT_CHECK(held >= 1 && held <= 2);
+    HT_CHECK(held >= 1 && held <= 6);
     HT_EQ_INT(send_acks(&web, held), 0);
     flowing = count_frames(&web, 2000, 1, 1000);
     printf("# frames in 1.5 s without acks: %d; in 2 s with acks: %d\n", held,
