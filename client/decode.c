@@ -62,11 +62,11 @@ static struct pic *copy_picture(const struct hd_vdec_picture *img)
     struct pic *p;
     int pl, y, w, h;
 
-    if ((p = pic_new(img->width, img->height)) == NULL)
+    if ((p = pic_new(img->width, img->height, img->cs)) == NULL)
         return NULL;
     for (pl = 0; pl < 3; pl++) {
-        w = pl ? (p->w + 1) / 2 : p->w;
-        h = pl ? (p->h + 1) / 2 : p->h;
+        w = pl ? (p->w + p->cs) >> p->cs : p->w;
+        h = pl ? (p->h + p->cs) >> p->cs : p->h;
         for (y = 0; y < h; y++)
             memcpy(p->plane[pl] + (size_t)y * p->stride[pl],
                    img->planes[pl] + (size_t)y * img->stride[pl], (size_t)w);
@@ -186,6 +186,10 @@ int dec_push(struct dec *d, const uint8_t *data, size_t n, int key,
     if (key) {
         d->need_key = 0;
         d->want_key = 0;
+        /* answered: a loss after it is asked about at once (a request
+         * held back by the gap would never go out on a still screen,
+         * where no frame comes to retry it) */
+        d->last_req_us = 0;
         if (d->count == DEC_QUEUE_MAX)
             drop_queue(d); /* the key frame replaces them all */
     } else if (d->count == DEC_QUEUE_MAX) {

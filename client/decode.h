@@ -22,8 +22,15 @@
 #include "client/picture.h"
 #include "vdec.h"
 
-/* Frames waiting for the decoder at most. */
-#define DEC_QUEUE_MAX 3
+/*
+ * Frames waiting for the decoder at most.  Above the host's frames in
+ * flight (its SESSION_IN_FLIGHT_MAX, 6: this viewer acknowledges a frame
+ * when it arrives), so a decoder that is only slow (a loaded machine, a
+ * large lossless refinement) catches up instead of costing a key frame:
+ * at 3, a second viewer joining a still desktop at load 16 dropped its
+ * queue twice and missed the refinement (e2e_quality second_viewer_sharp).
+ */
+#define DEC_QUEUE_MAX 8
 /* Largest compressed frame accepted (a peer's input). */
 #define DEC_FRAME_MAX HD_VDEC_MAX_PACKET
 

@@ -1,6 +1,6 @@
 /*
- * I420 pictures: allocation, RGB conversion (BT.601, limited range) and
- * PNG output with libpng.  See picture.h.
+ * I420 and I444 pictures: allocation, RGB conversion (BT.601, limited range)
+ * and PNG output with libpng.  See picture.h.
  */
 #include <errno.h>
 #include <png.h>
@@ -11,17 +11,18 @@
 
 #include "client/picture.h"
 
-struct pic *pic_new(int w, int h)
+struct pic *pic_new(int w, int h, int cs)
 {
     struct pic *p;
     size_t ysz, csz;
     int cw, ch;
     uint8_t *mem;
 
-    if (w < 1 || h < 1 || w > PIC_MAX_DIM || h > PIC_MAX_DIM)
+    if (w < 1 || h < 1 || w > PIC_MAX_DIM || h > PIC_MAX_DIM || cs < 0 ||
+        cs > 1)
         return NULL;
-    cw = (w + 1) / 2;
-    ch = (h + 1) / 2;
+    cw = (w + cs) >> cs;
+    ch = (h + cs) >> cs;
     ysz = (size_t)w * (size_t)h;
     csz = (size_t)cw * (size_t)ch;
     if ((mem = malloc(sizeof(*p) + ysz + 2 * csz)) == NULL)
@@ -30,6 +31,7 @@ struct pic *pic_new(int w, int h)
     memset(p, 0, sizeof(*p));
     p->w = w;
     p->h = h;
+    p->cs = cs;
     p->plane[0] = mem + sizeof(*p);
     p->plane[1] = p->plane[0] + ysz;
     p->plane[2] = p->plane[1] + csz;
@@ -60,20 +62,21 @@ int pic_diff(struct pic **lastp, struct pic *p)
     int minx = p->w, maxx = -1, miny = p->h, maxy = -1;
 
     p->dirty = (struct pic_rect){ 0, 0, p->w, p->h };
-    if (last == NULL || last->w != p->w || last->h != p->h) {
+    if (last == NULL || last->w != p->w || last->h != p->h ||
+        last->cs != p->cs) {
         pic_free(last);
-        *lastp = last = pic_new(p->w, p->h);
+        *lastp = last = pic_new(p->w, p->h, p->cs);
         if (last == NULL)
             return -ENOMEM;
         for (int pl = 0; pl < 3; pl++)
             memcpy(last->plane[pl], p->plane[pl],
                    (size_t)p->stride[pl] *
-                       (pl ? (size_t)(p->h + 1) / 2 : (size_t)p->h));
+                       (pl ? (size_t)(p->h + p->cs) >> p->cs : (size_t)p->h));
         return 0;
     }
     for (int pl = 0; pl < 3; pl++) {
-        int sh = pl ? 1 : 0, w = pl ? (p->w + 1) / 2 : p->w;
-        int h = pl ? (p->h + 1) / 2 : p->h;
+        int sh = pl ? p->cs : 0, w = pl ? (p->w + sh) >> sh : p->w;
+        int h = pl ? (p->h + sh) >> sh : p->h;
 
         for (int y = 0; y < h; y++) {
             uint8_t *a = last->plane[pl] + (size_t)y * last->stride[pl];
@@ -136,8 +139,10 @@ static uint8_t clamp255(int v)
 void pic_rgb_at(const struct pic *p, int x, int y, uint8_t rgb[3])
 {
     int Y = p->plane[0][(size_t)y * p->stride[0] + x] - 16;
-    int U = p->plane[1][(size_t)(y / 2) * p->stride[1] + x / 2] - 128;
-    int V = p->plane[2][(size_t)(y / 2) * p->stride[2] + x / 2] - 128;
+    int U =
+        p->plane[1][(size_t)(y >> p->cs) * p->stride[1] + (x >> p->cs)] - 128;
+    int V =
+        p->plane[2][(size_t)(y >> p->cs) * p->stride[2] + (x >> p->cs)] - 128;
 
     /* fixed point, 8 fractional bits */
     rgb[0] = clamp255((298 * Y + 409 * V + 128) >> 8);

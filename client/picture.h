@@ -1,9 +1,10 @@
 /*
- * A decoded picture: 8-bit I420 (full-size Y, half-size U and V planes) in
- * one allocation.  The decode thread makes one per decoded frame and hands
- * it over whole; whoever holds it frees it (pic_free).  Never shared: a
- * picture belongs to one thread at a time.  Also: PNG output and a pixel
- * read-back (BT.601 limited range, as libvpx's default colour space).
+ * A decoded picture: 8-bit I420 (full-size Y, half-size U and V planes) or
+ * I444 (three full-size planes) in one allocation.  The decode thread makes one
+ * per decoded frame and hands it over whole; whoever holds it frees it
+ * (pic_free).  Never shared: a picture belongs to one thread at a time.  Also:
+ * PNG output and a pixel read-back (BT.601 limited range, as libvpx's default
+ * colour space).
  */
 #ifndef VIEW_PICTURE_H
 #define VIEW_PICTURE_H
@@ -19,6 +20,7 @@ struct pic_rect {
 
 struct pic {
     int w, h;
+    int cs;            /* chroma shift: 1 I420, 0 I444 */
     uint8_t *plane[3]; /* Y, U, V */
     int stride[3];
     uint64_t pts;       /* from the stream */
@@ -29,18 +31,19 @@ struct pic {
 };
 
 /*
- * A new picture of w x h (1..PIC_MAX_DIM), planes uninitialised.  Returns
- * NULL for bad dimensions or no memory.  Any thread.
+ * A new picture of w x h (1..PIC_MAX_DIM), chroma shift cs (1: I420, 0:
+ * I444), planes uninitialised.  Returns NULL for bad dimensions or no
+ * memory.  Any thread.
  */
-struct pic *pic_new(int w, int h);
+struct pic *pic_new(int w, int h, int cs);
 
 /* Free; accepts NULL. */
 void pic_free(struct pic *p);
 
 /*
  * Compare p with last (the picture before it, kept by the caller; NULL or
- * another size: everything differs) and set p->dirty to the bounding box
- * of what differs, aligned out to even coordinates (2x2 chroma).  last is
+ * another size or chroma: everything differs) and set p->dirty to the bounding
+ * box of what differs, aligned out to even coordinates (2x2 chroma).  last is
  * then brought up to p (only the rows that differ are copied; a new one
  * is made when it was NULL or of another size: *last replaced, the old
  * one freed).  Returns 0 or -ENOMEM (p->dirty is then the whole picture

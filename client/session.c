@@ -252,6 +252,7 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
     Hbb__LoginRequest lr = HBB__LOGIN_REQUEST__INIT;
     Hbb__OptionMessage opt = HBB__OPTION_MESSAGE__INIT;
     Hbb__SupportedDecoding sd = HBB__SUPPORTED_DECODING__INIT;
+    Hbb__CodecAbility i444 = HBB__CODEC_ABILITY__INIT;
     Hbb__FileTransfer ft = HBB__FILE_TRANSFER__INIT;
     uint8_t proof[HD_SHA256_BYTES];
     crypto_hash_sha256_state hs;
@@ -275,6 +276,10 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
         hd_login_bind(hd_channel_binding(s->ch), proof);
     sd.ability_vp9 = 1;
     sd.prefer = HBB__SUPPORTED_DECODING__PREFER_CODEC__VP9;
+    /* 4:4:4 (VP9 profile 1): coloured text sharp; our decoder takes it */
+    i444.vp9 = 1;
+    sd.i444 = &i444;
+    sd.prefer_chroma = HBB__CHROMA__I444;
     opt.supported_decoding = &sd;
     if (s->cfg.no_clipboard)
         opt.disable_clipboard = HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <SDL.h>
+#include <libyuv/convert_argb.h>
 
 #include "client/browse.h"
 #include "client/font.h"
@@ -47,6 +48,7 @@ struct win {
     SDL_Renderer *ren;
     SDL_Texture *tex;
     int tex_w, tex_h;
+    int tex_cs;  /* the pictures' chroma shift: 1 IYUV texture, 0 ARGB */
     int partial; /* the renderer draws into the window's surface (software):
                   * a picture may be presented by its changed area only */
     SDL_TimerID tick;
@@ -180,6 +182,10 @@ int win_new(const struct win_opts *o, struct win **out)
         free(w);
         return -1;
     }
+    /* The host converts with BT.601 (libyuv, limited range, as libvpx's
+     * default colour space says); SDL would take BT.709 for pictures
+     * taller than 576 rows, shifting every colour (greys stay). */
+    SDL_SetYUVConversionMode(SDL_YUV_CONVERSION_BT601);
     drv = SDL_GetCurrentVideoDriver();
     hd_info("window", "video: %s", drv ? drv : "?");
     if (drv == NULL || strcmp(drv, "wayland") != 0) {
@@ -420,6 +426,25 @@ static void update_texture(struct win *w, const struct pic *p,
 {
     SDL_Rect sr;
 
+    if (p->cs == 0) {
+        /* I444: SDL has no such texture; libyuv converts the area (the
+         * host's BT.601) straight into the locked texture */
+        struct pic_rect all = { 0, 0, p->w, p->h };
+        void *px;
+        int pitch;
+
+        r = r != NULL ? r : &all;
+        sr = (SDL_Rect){ r->x, r->y, r->w, r->h };
+        if (SDL_LockTexture(w->tex, &sr, &px, &pitch) != 0)
+            return;
+        I444ToARGB(
+            p->plane[0] + (size_t)r->y * p->stride[0] + r->x, p->stride[0],
+            p->plane[1] + (size_t)r->y * p->stride[1] + r->x, p->stride[1],
+            p->plane[2] + (size_t)r->y * p->stride[2] + r->x, p->stride[2], px,
+            pitch, r->w, r->h);
+        SDL_UnlockTexture(w->tex);
+        return;
+    }
     if (r == NULL) {
         SDL_UpdateYUVTexture(w->tex, NULL, p->plane[0], p->stride[0],
                              p->plane[1], p->stride[1], p->plane[2],
@@ -470,17 +495,20 @@ static int present_part(struct win *w, const struct pic *p)
  * -1. */
 static int ensure_texture(struct win *w, struct pic *p)
 {
-    if (w->tex == NULL || w->tex_w != p->w || w->tex_h != p->h) {
+    if (w->tex == NULL || w->tex_w != p->w || w->tex_h != p->h ||
+        w->tex_cs != p->cs) {
         if (w->tex != NULL)
             SDL_DestroyTexture(w->tex);
-        w->tex = SDL_CreateTexture(w->ren, SDL_PIXELFORMAT_IYUV,
-                                   SDL_TEXTUREACCESS_STREAMING, p->w, p->h);
+        w->tex = SDL_CreateTexture(
+            w->ren, p->cs ? SDL_PIXELFORMAT_IYUV : SDL_PIXELFORMAT_ARGB8888,
+            SDL_TEXTUREACCESS_STREAMING, p->w, p->h);
         if (w->tex == NULL) {
             hd_error("window", "texture %dx%d: %s", p->w, p->h, SDL_GetError());
             return -1;
         }
         w->tex_w = p->w;
         w->tex_h = p->h;
+        w->tex_cs = p->cs;
         layout(w);
         p->dirty = (struct pic_rect){ 0, 0, p->w, p->h };
     }

@@ -23,13 +23,13 @@
 #define POOL_MAX 20
 
 /*
- * The largest buffer libvpx may ask for: an I420 picture of the maximum
+ * The largest buffer libvpx may ask for: an I444 picture of the maximum
  * size with the decoder's border (32..160 pixels each side, aligned).
  */
 #define BORDER 160
-#define MAX_FBUF                                          \
-    ((size_t)(HD_VDEC_MAX_WIDTH + 2 * BORDER + 64) *      \
-         (HD_VDEC_MAX_HEIGHT + 2 * BORDER + 64) * 3 / 2 + \
+#define MAX_FBUF                                      \
+    ((size_t)(HD_VDEC_MAX_WIDTH + 2 * BORDER + 64) *  \
+         (HD_VDEC_MAX_HEIGHT + 2 * BORDER + 64) * 3 + \
      (1u << 20))
 
 struct fbuf {
@@ -184,8 +184,8 @@ int hd_vdec_decode(struct hd_vdec *vdec, const uint8_t *data, size_t n,
         shown = img;
     if (shown == NULL)
         return 0;
-    if (shown->fmt != VPX_IMG_FMT_I420 || shown->d_w > HD_VDEC_MAX_WIDTH ||
-        shown->d_h > HD_VDEC_MAX_HEIGHT) {
+    if ((shown->fmt != VPX_IMG_FMT_I420 && shown->fmt != VPX_IMG_FMT_I444) ||
+        shown->d_w > HD_VDEC_MAX_WIDTH || shown->d_h > HD_VDEC_MAX_HEIGHT) {
         hd_warn(MOD, "unsupported picture (format %d, %ux%u)", (int)shown->fmt,
                 shown->d_w, shown->d_h);
         out->key = 0;
@@ -197,5 +197,6 @@ int hd_vdec_decode(struct hd_vdec *vdec, const uint8_t *data, size_t n,
     }
     out->width = (int)shown->d_w;
     out->height = (int)shown->d_h;
+    out->cs = shown->fmt == VPX_IMG_FMT_I444 ? 0 : 1;
     return 0;
 }

@@ -1,6 +1,7 @@
 /*
  * VP9 decoder over libvpx, for the viewer's decode thread (DESIGN.md
- * section 4): one compressed frame in, the I420 picture out.
+ * section 4): one compressed frame in, the I420 (or, from a profile 1
+ * stream, I444) picture out.
  *
  * The packets come from the network, so every one is bounded: a packet
  * above HD_VDEC_MAX_PACKET is refused, and the decoder draws its frame
@@ -27,9 +28,12 @@ struct hd_vdec_picture {
     const uint8_t *planes[3]; /* Y, U, V; valid until the next
                                * hd_vdec_decode or hd_vdec_free */
     int stride[3];            /* bytes per row of each plane */
-    int width, height;        /* luma size; chroma is (w+1)/2 x (h+1)/2;
+    int width, height;        /* luma size; chroma is (w+1)/2 x (h+1)/2
+                               * (I420) or w x h (I444: cs 0);
                                * 0 x 0 when the packet showed no picture */
     int key;                  /* 1: the packet was a key frame */
+    int cs;                   /* chroma shift: 1 I420 (VP9 profile 0), 0
+                               * I444 (profile 1) */
 };
 
 struct hd_vdec;

@@ -182,8 +182,9 @@ static int check_config(const struct hd_venc_config *c)
         bad = "frame_parallel";
     else if (c->loop_filter < 0 || c->loop_filter > 2 ||
              c->no_overshoot_maxq < 0 || c->no_overshoot_maxq > 1 ||
-             c->exact_damage < 0 || c->exact_damage > 1)
-        bad = "loop_filter/no_overshoot_maxq/exact_damage";
+             c->exact_damage < 0 || c->exact_damage > 1 || c->i444 < 0 ||
+             c->i444 > 1)
+        bad = "loop_filter/no_overshoot_maxq/exact_damage/i444";
     if (bad != NULL) {
         hd_error(MOD, "invalid encoder setting: %s", bad);
         return HD_ECONFIG;
@@ -250,15 +251,17 @@ static void fill_rate(vpx_codec_enc_cfg_t *vc, const struct hd_venc_config *c)
     vc->rc_target_bitrate = (unsigned)c->kbps;
 }
 
-/* One block row: luma 16 rows, chroma 8, each as wide as the map. */
+/* One block row: luma 16 rows, chroma 8 (16 for I444), each as wide as
+ * the map. */
 static int strips_alloc(struct hd_venc *v)
 {
-    int ys = (int)v->map_cols * 16, cs = (int)v->map_cols * 8;
+    int ys = (int)v->map_cols * 16, cs = ys >> v->cs, ch = 16 >> v->cs;
 
     for (int i = 0; i < 2; i++) {
         struct strip *s = &v->strips[i];
 
-        if ((s->y = malloc((size_t)ys * 16 + (size_t)cs * 8 * 2)) == NULL)
+        if ((s->y = malloc((size_t)ys * 16 + (size_t)cs * (size_t)ch * 2)) ==
+            NULL)
             return -1;
         s->u = s->y + (size_t)ys * 16;
         s->v = s->u + (size_t)cs * 8;
@@ -282,6 +285,7 @@ int hd_venc_new(const struct hd_venc_config *cfg, struct hd_venc **out)
     if ((v = calloc(1, sizeof(*v))) == NULL)
         return -ENOMEM;
     v->cfg = *cfg;
+    v->cs = cfg->i444 ? 0 : 1;
     v->want_key = 1;
     v->last_pts = INT64_MIN;
     v->map_rows = (unsigned)(cfg->height + 15) / 16;
@@ -296,8 +300,9 @@ int hd_venc_new(const struct hd_venc_config *cfg, struct hd_venc **out)
         r = -ENOMEM;
         goto out;
     }
-    if (vpx_img_alloc(&v->img, VPX_IMG_FMT_I420, (unsigned)cfg->width,
-                      (unsigned)cfg->height, 32) == NULL) {
+    if (vpx_img_alloc(&v->img, cfg->i444 ? VPX_IMG_FMT_I444 : VPX_IMG_FMT_I420,
+                      (unsigned)cfg->width, (unsigned)cfg->height,
+                      32) == NULL) {
         r = -ENOMEM;
         goto out;
     }
@@ -314,6 +319,7 @@ int hd_venc_new(const struct hd_venc_config *cfg, struct hd_venc **out)
     vc->g_timebase.num = 1;
     vc->g_timebase.den = 1000; /* pts in milliseconds */
     vc->g_threads = (unsigned)cfg->threads;
+    vc->g_profile = cfg->i444 ? 1 : 0; /* 1: 8-bit 4:4:4 */
     vc->g_lag_in_frames = 0;
     vc->g_pass = VPX_RC_ONE_PASS;
     vc->g_error_resilient =

@@ -3,7 +3,8 @@
  *
  * Input is a BGRA frame (the X11 capture layout: bytes B, G, R, X, which
  * is libyuv's little-endian "ARGB") with an optional list of damaged
- * rectangles.  The encoder keeps one persistent I420 picture: with damage
+ * rectangles.  The encoder keeps one persistent I420 picture (I444 with
+ * cfg.i444: VP9 profile 1): with damage
  * it converts only the damaged areas (aligned out to even coordinates for
  * the 2x2 chroma) and marks the 16x16 blocks they touch in VP9's active
  * map, so untouched blocks are coded as "skip, copy the previous frame";
@@ -61,6 +62,10 @@ struct hd_venc_config {
     int exact_damage;      /* 1: damaged blocks are compared with the last
                             * picture, only changed ones are coded (needs
                             * active_map) */
+    int i444;              /* 1: full-resolution chroma (I444, VP9 profile
+                            * 1: coloured text stays sharp) for viewers
+                            * that decode it; 0: I420, profile 0, what
+                            * every VP9 decoder takes */
 };
 
 /* A damaged rectangle, in pixels; clipped to the frame by the encoder. */

@@ -56,8 +56,9 @@ struct hd_venc {
     vpx_codec_ctx_t ctx;
     vpx_codec_enc_cfg_t vcfg;
     int ctx_ok;
-    vpx_image_t img; /* persistent I420 picture */
+    vpx_image_t img; /* persistent I420 (or I444) picture */
     int img_ok;
+    int cs; /* chroma shift: 1 for I420 (2x2 pixels a sample), 0 for I444 */
     int have_frame;   /* img holds a full conversion */
     int want_key;     /* next frame is a key frame */
     int64_t last_pts; /* pts of the previous frame, ms */

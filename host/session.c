@@ -57,10 +57,11 @@ int session_video_room(const struct session *s)
     return !s->acks || s->in_flight < SESSION_IN_FLIGHT;
 }
 
-/* The capture thread runs while some live viewer can take a frame. */
+/* The capture thread runs while some live viewer can take a frame; 4:4:4
+ * while every one takes it. */
 void session_video_recount(struct host *h)
 {
-    int room = 0, full = 0;
+    int room = 0, full = 0, i444 = 1;
 
     for (struct session *o = h->sessions; o; o = o->next) {
         if (o->state != ST_LIVE || o->xfer != NULL || o->lingering)
@@ -69,11 +70,22 @@ void session_video_recount(struct host *h)
             room++;
         else
             full++;
+        i444 &= o->i444;
     }
     if (h->video) {
         video_set_active(h->video, room > 0);
         video_set_refine_ok(h->video, full == 0);
+        if (room + full > 0)
+            video_set_i444(h->video, i444);
     }
+}
+
+int session_wants_i444(const Hbb__OptionMessage *o)
+{
+    const Hbb__SupportedDecoding *sd = o ? o->supported_decoding : NULL;
+
+    return sd != NULL && sd->i444 != NULL && sd->i444->vp9 &&
+           sd->prefer_chroma == HBB__CHROMA__I444;
 }
 
 void session_close(struct session *s, const char *reason)

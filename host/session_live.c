@@ -111,6 +111,10 @@ static void on_option(struct session *s, const Hbb__OptionMessage *o)
         hd_info(MOD, "%s asks for quality %d: bitrate %d%%, %d fps at most",
                 s->peer, (int)o->image_quality, pct, fps);
     }
+    if (o->supported_decoding != NULL) {
+        s->i444 = session_wants_i444(o);
+        session_video_recount(h);
+    }
     if (o->disable_clipboard != HBB__OPTION_MESSAGE__BOOL_OPTION__NotSet)
         s->clipboard =
             h->clip != NULL &&

@@ -41,6 +41,7 @@ static void send_peer_info(struct session *s)
     Hbb__DisplayInfo di[MONITORS_MAX], *dis[MONITORS_MAX];
     Hbb__Features feat = HBB__FEATURES__INIT;
     Hbb__SupportedEncoding enc = HBB__SUPPORTED_ENCODING__INIT;
+    Hbb__CodecAbility ability = HBB__CODEC_ABILITY__INIT;
     char host[256] = "", user[64] = "";
     const char *disp = h->o->display;
     int w = 0, hgt = 0, i;
@@ -87,7 +88,9 @@ static void send_peer_info(struct session *s)
     pi.current_display = h->cur_monitor > 0 ? h->cur_monitor : 0;
     pi.version = HOST_WIRE_VERSION;
     pi.features = &feat;
-    pi.encoding = &enc; /* VP9 is implied; nothing else offered */
+    ability.vp9 = 1;
+    enc.i444 = &ability; /* VP9 (implied) in 4:4:4 too, where asked */
+    pi.encoding = &enc;
     lr.union_case = HBB__LOGIN_RESPONSE__UNION_PEER_INFO;
     lr.peer_info = &pi;
     m.union_case = HBB__MESSAGE__UNION_LOGIN_RESPONSE;
@@ -290,6 +293,7 @@ void session_on_login(struct session *s, const Hbb__LoginRequest *lr)
         session_send_audio_format(s);
     session_audio_recount(h);
     s->need_key = 1;
+    s->i444 = session_wants_i444(lr->option);
     s->acks = lr->video_ack_required;
     s->last_ack_ms = session_now_ms(s);
     if (s->acks)

@@ -64,13 +64,14 @@ struct video {
     /* any thread */
     atomic_int want_key;
     atomic_int refine_ok; /* every viewer has room for a frame */
+    atomic_int i444;      /* video_set_i444 */
     atomic_int width, height;
     /* capture thread only */
     struct capture_frame last;
     int have_last;
     uint64_t t0_us;
     struct hd_venc *enc;
-    int enc_w, enc_h, enc_fps, enc_kbps;
+    int enc_w, enc_h, enc_fps, enc_kbps, enc_i444;
     struct hd_venc_rect rects[CAPTURE_MAX_RECTS];
     struct capture_rect crop_rects[CAPTURE_MAX_RECTS];
     /* areas changed since the screen was last still, to refine */
@@ -185,7 +186,7 @@ static int encode(struct video *v, const struct capture_frame *full, int key,
     const struct capture_frame *f = crop(v, full, &part) == 0 ? &part : full;
     struct hd_venc_input in;
     struct hd_venc_packet pkt;
-    int r, fps, kbps;
+    int r, fps, kbps, i444 = atomic_load(&v->i444);
 
     memset(out, 0, sizeof(*out));
     if (f == &part && f->n_rects == 0 && !key &&
@@ -198,7 +199,8 @@ static int encode(struct video *v, const struct capture_frame *full, int key,
     if (kbps <= 0)
         kbps = default_kbps(f->width, f->height) * v->q_pct / 100;
     pthread_mutex_unlock(&v->lock);
-    if (v->enc != NULL && (v->enc_w != f->width || v->enc_h != f->height)) {
+    if (v->enc != NULL && (v->enc_w != f->width || v->enc_h != f->height ||
+                           v->enc_i444 != i444)) {
         hd_venc_free(v->enc);
         v->enc = NULL;
     }
@@ -206,15 +208,17 @@ static int encode(struct video *v, const struct capture_frame *full, int key,
         struct hd_venc_config cfg;
 
         hd_venc_config_default(&cfg, f->width, f->height, fps, kbps);
+        cfg.i444 = i444;
         if ((r = hd_venc_new(&cfg, &v->enc)) != 0)
             return r;
         v->enc_w = f->width;
         v->enc_h = f->height;
+        v->enc_i444 = i444;
         v->enc_fps = fps;
         v->enc_kbps = kbps;
         key = 1;
-        hd_info(MOD, "encoding %dx%d VP9 at up to %d fps, %d kbit/s", f->width,
-                f->height, fps, kbps);
+        hd_info(MOD, "encoding %dx%d VP9 (%s) at up to %d fps, %d kbit/s",
+                f->width, f->height, i444 ? "4:4:4" : "4:2:0", fps, kbps);
     } else if (fps != v->enc_fps || kbps != v->enc_kbps) {
         if (hd_venc_set_rate(v->enc, kbps, fps) == 0) {
             hd_debug(MOD, "rate now %d fps, %d kbit/s", fps, kbps);
@@ -578,6 +582,12 @@ void video_set_refine_ok(struct video *v, int ok)
         return;
     if (v->cap)
         capture_wakeup(v->cap); /* refinement may be due now */
+}
+
+void video_set_i444(struct video *v, int on)
+{
+    if (atomic_exchange(&v->i444, on != 0) != (on != 0))
+        video_request_key(v); /* a new encoder, from a key frame */
 }
 
 void video_request_key(struct video *v)

@@ -85,6 +85,14 @@ void video_set_active(struct video *v, int active);
  * urgent) wait for it.  Any thread. */
 void video_set_refine_ok(struct video *v, int ok);
 
+/*
+ * 1 while every viewer decodes and prefers 4:4:4 chroma (VP9 profile 1:
+ * coloured text stays sharp); 0 for 4:2:0 (profile 0), what RustDesk's
+ * clients decode unless they ask for "true colour".  A change restarts
+ * the stream with a key frame.  Any thread.
+ */
+void video_set_i444(struct video *v, int on);
+
 /* Make the next frame a key frame (whole screen). */
 void video_request_key(struct video *v);
 

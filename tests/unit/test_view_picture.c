@@ -12,7 +12,7 @@
 
 static struct pic *grey(int w, int h, int y)
 {
-    struct pic *p = pic_new(w, h);
+    struct pic *p = pic_new(w, h, 1);
 
     HT_CHECK(p != NULL);
     if (p == NULL)
