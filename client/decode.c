@@ -161,6 +161,15 @@ int dec_new(dec_picture_cb cb, void *ud, struct dec **out)
     return 0;
 }
 
+void dec_abilities(Hbb__SupportedDecoding *sd, Hbb__CodecAbility *i444)
+{
+    sd->ability_vp9 = 1;
+    sd->prefer = HBB__SUPPORTED_DECODING__PREFER_CODEC__VP9;
+    i444->vp9 = 1;
+    sd->i444 = i444;
+    sd->prefer_chroma = HBB__CHROMA__I444;
+}
+
 /* Under d->mu: report a key frame request unless one went out lately. */
 static int key_request(struct dec *d)
 {

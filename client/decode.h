@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "client/picture.h"
+#include "message.pb-c.h"
 #include "vdec.h"
 
 /*
@@ -35,6 +36,20 @@
 #define DEC_FRAME_MAX HD_VDEC_MAX_PACKET
 
 struct dec;
+
+/*
+ * What this decoder takes, for the LoginRequest: VP9, preferred, and in
+ * 4:4:4 too (profile 1: coloured text sharp), asked for as RustDesk's
+ * "true colour" (i444.vp9, prefer_chroma I444); i444 is sd's.
+ */
+void dec_abilities(Hbb__SupportedDecoding *sd, Hbb__CodecAbility *i444);
+
+/*
+ * What this decoder takes, for the LoginRequest: VP9, preferred, and in
+ * 4:4:4 too (profile 1: coloured text sharp), asked for as RustDesk's
+ * "true colour" (i444.vp9, prefer_chroma I444); i444 is sd's.
+ */
+void dec_abilities(Hbb__SupportedDecoding *sd, Hbb__CodecAbility *i444);
 
 /* Decode thread: one new picture; the callee owns p. */
 typedef void (*dec_picture_cb)(struct pic *p, void *ud);

@@ -274,12 +274,7 @@ static void on_hash(struct sess *s, const Hbb__Hash *h)
     crypto_hash_sha256_final(&hs, proof);
     if (hd_channel_binding(s->ch) != NULL) /* our host: bound to the session */
         hd_login_bind(hd_channel_binding(s->ch), proof);
-    sd.ability_vp9 = 1;
-    sd.prefer = HBB__SUPPORTED_DECODING__PREFER_CODEC__VP9;
-    /* 4:4:4 (VP9 profile 1): coloured text sharp; our decoder takes it */
-    i444.vp9 = 1;
-    sd.i444 = &i444;
-    sd.prefer_chroma = HBB__CHROMA__I444;
+    dec_abilities(&sd, &i444);
     opt.supported_decoding = &sd;
     if (s->cfg.no_clipboard)
         opt.disable_clipboard = HBB__OPTION_MESSAGE__BOOL_OPTION__Yes;

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <SDL.h>
-#include <libyuv/convert_argb.h>
 
 #include "client/browse.h"
 #include "client/font.h"
@@ -17,6 +16,7 @@
 #include "client/keys.h"
 #include "client/menu.h"
 #include "client/pointer.h"
+#include "client/texture.h"
 #include "client/winclip.h"
 #include "err.h"
 #include "client/window.h"
@@ -182,10 +182,7 @@ int win_new(const struct win_opts *o, struct win **out)
         free(w);
         return -1;
     }
-    /* The host converts with BT.601 (libyuv, limited range, as libvpx's
-     * default colour space says); SDL would take BT.709 for pictures
-     * taller than 576 rows, shifting every colour (greys stay). */
-    SDL_SetYUVConversionMode(SDL_YUV_CONVERSION_BT601);
+    tex_init();
     drv = SDL_GetCurrentVideoDriver();
     hd_info("window", "video: %s", drv ? drv : "?");
     if (drv == NULL || strcmp(drv, "wayland") != 0) {
@@ -420,47 +417,6 @@ static void render(struct win *w)
     SDL_RenderPresent(w->ren);
 }
 
-/* Upload r (NULL: all) of p into the texture. */
-static void update_texture(struct win *w, const struct pic *p,
-                           const struct pic_rect *r)
-{
-    SDL_Rect sr;
-
-    if (p->cs == 0) {
-        /* I444: SDL has no such texture; libyuv converts the area (the
-         * host's BT.601) straight into the locked texture */
-        struct pic_rect all = { 0, 0, p->w, p->h };
-        void *px;
-        int pitch;
-
-        r = r != NULL ? r : &all;
-        sr = (SDL_Rect){ r->x, r->y, r->w, r->h };
-        if (SDL_LockTexture(w->tex, &sr, &px, &pitch) != 0)
-            return;
-        I444ToARGB(
-            p->plane[0] + (size_t)r->y * p->stride[0] + r->x, p->stride[0],
-            p->plane[1] + (size_t)r->y * p->stride[1] + r->x, p->stride[1],
-            p->plane[2] + (size_t)r->y * p->stride[2] + r->x, p->stride[2], px,
-            pitch, r->w, r->h);
-        SDL_UnlockTexture(w->tex);
-        return;
-    }
-    if (r == NULL) {
-        SDL_UpdateYUVTexture(w->tex, NULL, p->plane[0], p->stride[0],
-                             p->plane[1], p->stride[1], p->plane[2],
-                             p->stride[2]);
-        return;
-    }
-    sr = (SDL_Rect){ r->x, r->y, r->w, r->h };
-    SDL_UpdateYUVTexture(
-        w->tex, &sr, p->plane[0] + (size_t)r->y * p->stride[0] + r->x,
-        p->stride[0],
-        p->plane[1] + (size_t)(r->y / 2) * p->stride[1] + r->x / 2,
-        p->stride[1],
-        p->plane[2] + (size_t)(r->y / 2) * p->stride[2] + r->x / 2,
-        p->stride[2]);
-}
-
 /*
  * Present only what changed: with a software renderer (it draws into the
  * window's surface), the picture 1:1 and nothing drawn over it, the
@@ -484,7 +440,7 @@ static int present_part(struct win *w, const struct pic *p)
     dst = (SDL_Rect){ w->dst.x + r->x, w->dst.y + r->y, r->w, r->h };
     if (w->menu != NULL && menu_covers(w->menu, &dst))
         return -1; /* the menu is drawn over that area */
-    update_texture(w, p, r);
+    tex_update(w->tex, p, r);
     SDL_RenderCopy(w->ren, w->tex, &src, &dst);
     SDL_RenderFlush(w->ren);
     SDL_UpdateWindowSurfaceRects(w->win, &dst, 1);
@@ -499,9 +455,7 @@ static int ensure_texture(struct win *w, struct pic *p)
         w->tex_cs != p->cs) {
         if (w->tex != NULL)
             SDL_DestroyTexture(w->tex);
-        w->tex = SDL_CreateTexture(
-            w->ren, p->cs ? SDL_PIXELFORMAT_IYUV : SDL_PIXELFORMAT_ARGB8888,
-            SDL_TEXTUREACCESS_STREAMING, p->w, p->h);
+        w->tex = tex_new(w->ren, p);
         if (w->tex == NULL) {
             hd_error("window", "texture %dx%d: %s", p->w, p->h, SDL_GetError());
             return -1;
@@ -529,7 +483,7 @@ static void show_picture(struct win *w)
         return;
     }
     if (present_part(w, p) != 0) {
-        update_texture(w, p, &p->dirty);
+        tex_update(w->tex, p, &p->dirty);
         render(w);
     }
     pic_free(w->last); /* kept for a window made anew (scale change) */
@@ -710,7 +664,7 @@ static void rescale(struct win *w)
         return;
     }
     if (w->last != NULL && ensure_texture(w, w->last) == 0)
-        update_texture(w, w->last, NULL);
+        tex_update(w->tex, w->last, NULL);
     render(w);
 }
 
