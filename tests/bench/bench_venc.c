@@ -522,7 +522,7 @@ static int override(struct hd_venc_config *c, char *spec)
         K(buf_ms),          K(buf_initial_ms), K(buf_optimal_ms),
         K(static_thresh),   K(frame_parallel), K(max_intra_pct),
         K(active_map),      K(loop_filter),    K(no_overshoot_maxq),
-        K(exact_damage),
+        K(exact_damage),    K(i444),
 
 #undef K
     };
