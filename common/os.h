@@ -134,6 +134,11 @@ int os_wake_fd(const struct os_wake *w);
  * limit, or -errno (Windows has no such limit: LONG_MAX). */
 long os_raise_fd_limit(void);
 
+/* The default IPv4 gateway (network byte order) into *addr: 0, or a
+ * negative errno (-ENOENT: no default route; -ENOTSUP: not known how on
+ * this system). */
+int os_default_gateway4(uint32_t *addr);
+
 /* mkdir with mode (ignored on Windows); 0, or -errno (EEXIST included). */
 int os_mkdir(const char *path, int mode);
 /*

@@ -119,6 +119,32 @@ int os_wake_fd(const struct os_wake *w)
     return w->fd[0];
 }
 
+int os_default_gateway4(uint32_t *addr)
+{
+#ifdef __linux__
+    /* "Iface Destination Gateway Flags ...", hex in network byte order as
+     * the machine stores it */
+    FILE *f = fopen("/proc/net/route", "r");
+    char line[256], ifc[64];
+    unsigned dst, gw, flags;
+    int r = -ENOENT;
+
+    if (f == NULL)
+        return -errno;
+    while (r != 0 && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "%63s %x %x %x", ifc, &dst, &gw, &flags) == 4 &&
+            dst == 0 && (flags & 0x3) == 0x3) { /* RTF_UP | RTF_GATEWAY */
+            *addr = gw;
+            r = 0;
+        }
+    fclose(f);
+    return r;
+#else
+    (void)addr;
+    return -ENOTSUP;
+#endif
+}
+
 long os_raise_fd_limit(void)
 {
     struct rlimit rl;

@@ -126,6 +126,21 @@ long os_raise_fd_limit(void)
     return LONG_MAX;
 }
 
+int os_default_gateway4(uint32_t *addr)
+{
+    MIB_IPFORWARDROW row;
+    /* the route to a public address (TEST-NET-2) goes by the default
+     * gateway, its next hop */
+    DWORD dest = htonl(0xc6336401u), r = GetBestRoute(dest, 0, &row);
+
+    if (r != NO_ERROR)
+        return uv_translate_sys_error((int)r);
+    if (row.dwForwardNextHop == 0 || row.dwForwardNextHop == dest)
+        return -ENOENT; /* on-link: no gateway */
+    *addr = row.dwForwardNextHop;
+    return 0;
+}
+
 int os_mkdir(const char *path, int mode)
 {
     wchar_t *w = wide(path);

@@ -5,8 +5,8 @@
  * host's NAT is symmetric and no hole punching can work.
  *
  * How: on a libuv worker thread (uv_queue_work; the loop thread never
- * blocks), NAT-PMP first (RFC 6886, libnatpmp: a few UDP datagrams to the
- * default gateway, UPNP_NATPMP_MS at most), then UPnP-IGD (libminiupnpc:
+ * blocks), NAT-PMP first (RFC 6886, host/natpmp.c: a few UDP datagrams to
+ * the default gateway, UPNP_NATPMP_MS at most), then UPnP-IGD (libminiupnpc:
  * SSDP discovery for UPNP_DISCOVER_MS, UPNP_GetValidIGD,
  * UPNP_AddPortMapping).  The mapping asks for the same public port as the
  * local one with a lease of UPNP_LEASE_S; it is renewed at half the lease
@@ -71,6 +71,17 @@ int upnp_map(const struct upnp_cfg *cfg, uint16_t internal_port, uint16_t want,
 
 /* Remove the mapping l describes (best effort, short timeouts). */
 int upnp_unmap(const struct upnp_cfg *cfg, const struct upnp_lease *l);
+
+/*
+ * The NAT-PMP half (host/natpmp.c), as upnp_map and upnp_unmap use it:
+ * map TCP port in -> want (0: the router's choice) for life seconds.
+ * 0 with *out filled (method, ports, lifetime, external_ip), or
+ * -ETIMEDOUT, -EHOSTUNREACH (no gateway or no NAT-PMP there), -EPERM
+ * (refused), HD_EPROTO, with why.  Any thread.
+ */
+int natpmp_map(const struct upnp_cfg *cfg, uint16_t in, uint16_t want,
+               uint32_t life, struct upnp_lease *out, char *why, size_t cap);
+int natpmp_unmap(const struct upnp_cfg *cfg, const struct upnp_lease *l);
 
 /*
  * Start mapping h->listen_port (cfg may be NULL; it must outlive the

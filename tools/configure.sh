@@ -19,7 +19,7 @@ pc() {
 		"$name" "$cflags" "$name" "$libs"
 }
 
-# Debian ships no .pc for wslay, libyuv or natpmp: plain -l flags.
+# Debian ships no .pc for wslay or libyuv: plain -l flags.
 server() {
 	pc COMMON libsodium libuv libprotobuf-c
 	pc SERVER sqlite3 nettle
@@ -37,7 +37,7 @@ programs() {
 	pc HOST vpx opus xcb xcb-shm xcb-damage xcb-xfixes xcb-xtest \
 		xcb-randr libzstd miniupnpc libpulse-simple wayland-client \
 		xkbcommon
-	echo 'PKG_LIBS_HOST += -lyuv -lnatpmp'
+	echo 'PKG_LIBS_HOST += -lyuv'
 	pc VIEWER vpx sdl2 SDL2_ttf libzstd libpng opus wayland-client
 	pc WL wayland-client xkbcommon
 }

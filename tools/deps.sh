@@ -31,7 +31,7 @@ libfuzzer-14-dev libsodium-dev libuv1-dev libprotobuf-c-dev
 protobuf-c-compiler libsqlite3-dev libvpx-dev libopus-dev libsdl2-dev
 libyuv-dev libxcb1-dev libxcb-shm0-dev libxcb-damage0-dev libxcb-xfixes0-dev
 libxcb-xtest0-dev libxcb-randr0-dev libzstd-dev libwslay-dev nettle-dev
-libminiupnpc-dev libnatpmp-dev libpng-dev libpulse-dev libwayland-dev
+libminiupnpc-dev libpng-dev libpulse-dev libwayland-dev
 libxkbcommon-dev wayland-protocols librust-wayland-protocols-dev
 libsdl2-ttf-dev fonts-dejavu-core libmicrohttpd-dev"
 test_pkgs="xvfb xauth xdotool xclip x11-apps x11-utils x11-xserver-utils
