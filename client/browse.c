@@ -209,6 +209,13 @@ int browse_is_open(const struct browse *b)
     return b->open;
 }
 
+void browse_close(struct browse *b)
+{
+    if (b->open)
+        hd_info("browse", "closed");
+    b->open = 0;
+}
+
 int browse_poll(struct browse *b)
 {
     struct listing *l;
@@ -397,7 +404,7 @@ static int on_key(struct browse *b, const SDL_Event *ev, int *receive)
     int last = b->cur.n, page = b->rows_shown;
 
     if (k == SDLK_ESCAPE) {
-        b->open = 0;
+        browse_close(b);
         return 1;
     }
     if (k == SDLK_TAB) {
@@ -420,7 +427,7 @@ static int on_key(struct browse *b, const SDL_Event *ev, int *receive)
     }
     if (k == SDLK_RETURN || k == SDLK_KP_ENTER || k == SDLK_SPACE) {
         if (b->focus == F_CANCEL)
-            b->open = 0;
+            browse_close(b);
         else if (b->focus == F_RECEIVE)
             take(b, receive);
         else if (activate(b, b->sel, receive) && *receive)
@@ -463,7 +470,7 @@ static int on_click(struct browse *b, const SDL_MouseButtonEvent *e,
     else if (ui_hit(b->buttons[0], x, y))
         take(b, receive);
     else if (ui_hit(b->buttons[1], x, y))
-        b->open = 0;
+        browse_close(b);
     else if (ui_hit(b->list, x, y) &&
              (i = b->top + (y - b->list.y) / ROW_H) <= b->cur.n) {
         b->focus = F_LIST;

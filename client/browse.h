@@ -46,6 +46,9 @@ void browse_open(struct browse *b);
 
 int browse_is_open(const struct browse *b);
 
+/* Hide it (Esc, Cancel, or the menu's hotkey while it is open). */
+void browse_close(struct browse *b);
+
 /* Draw the panel (when open) on top of what is drawn. */
 void browse_draw(struct browse *b);
 

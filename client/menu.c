@@ -19,7 +19,7 @@
 #define HANDLE_W 120
 #define HANDLE_H 20
 #define HOVER_H  (2 * HANDLE_H) /* the pointer this near the top shows it */
-#define LIST_W   300
+#define LIST_W   360 /* "Send files: drop them here (to ~/Downloads)" */
 #define BAR_H    26
 #define ROW_H    28
 #define MAX_ROWS (20 + MENU_MAX_DISPLAYS)

@@ -1124,7 +1124,10 @@ static int hotkey(struct win *w, const SDL_KeyboardEvent *k, int *quit)
     w->n_held_mods = 0;
     w->drop_up[k->keysym.scancode] = 1;
     if (k->keysym.sym == SDLK_m) {
-        if (w->menu != NULL)
+        if (w->br != NULL && browse_is_open(w->br))
+            browse_close(w->br); /* back to the session, not to a menu
+                                  * under the browser */
+        else if (w->menu != NULL)
             menu_toggle(w->menu);
     } else {
         /* the same as the menu's items */

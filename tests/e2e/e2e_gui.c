@@ -684,13 +684,14 @@ static int progress_of(const char *name)
  * the bar's blue; the menu's "Cancel the transfer" stops it; the host
  * goes on (SIGCONT); receiving it again (the browser opens on the same
  * folder, Save to kept) continues from the part kept ("resuming after")
- * and the file arrives byte for byte.  Screenshots: tmpdir/browser.png
+ * and the file arrives byte for byte; Ctrl+Alt+M with the browser open
+ * closes it and opens no menu.  Screenshots: tmpdir/browser.png
  * (docs/receive.png) and tmpdir/receiving.png.
  */
 static void receive_files(void)
 {
     static char from[400], to[400], big[450], shot[450], line[1000];
-    int bar = 0, pct = -1, stopped = 0;
+    int bar = 0, pct = -1, stopped = 0, n_open;
 
     snprintf(from, sizeof(from), "%s/host-files", tmpdir);
     snprintf(to, sizeof(to), "%s/laptop-inbox", tmpdir);
@@ -742,6 +743,15 @@ static void receive_files(void)
     HT_CHECK(file_has(sv.err, "resuming after", 20000));
     HT_CHECK(file_has(sv.err, "zz-big.bin received into", 60000));
     HT_CHECK(desk_sh(NULL, "cmp '%s' '%s/zz-big.bin'", big, to) == 0);
+    /* the menu's hotkey with the browser open closes the browser (and
+     * opens no menu under it) */
+    n_open = times_in(sv.err, "menu: open");
+    HT_CHECK(menu_pick(14, "picked: Receive files") == 0);
+    for (int i = 0; i < 100 && times_in(sv.err, line) < 3; i++)
+        usleep(100000);
+    desk_sh(&B, "xdotool key ctrl+alt+m");
+    HT_CHECK(file_has(sv.err, "browse: closed", 5000));
+    HT_EQ_INT(times_in(sv.err, "menu: open"), n_open + 1);
     if (ht_case_failures()) {
         desk_viewer_dump(&sv);
         keep_tmp = 1;
