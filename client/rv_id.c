@@ -97,7 +97,7 @@ static void race_open(struct race *rc, const struct sockaddr_storage *srv,
     /* our public UDP port (homedesk-server answers over UDP) and our NAT
      * kind, for the host */
     if (!req->force_relay && !req->no_udp &&
-        (r = up_open(&rc->up, (struct sockaddr *)srv, rv_mono_ms())) != 0)
+        (r = up_open(&rc->up, &rc->loop, (struct sockaddr *)srv)) != 0)
         hd_debug("rv", "no UDP socket: %s", hd_strerror(r));
 }
 
@@ -252,7 +252,7 @@ static void race_other_paths(struct race *rc,
     char hs[HD_ADDR_STRLEN];
 
     /* UDP: the host's registration socket, as the server sees it */
-    if (!req->force_relay && !rc->local && rc->up.fd >= 0 &&
+    if (!req->force_relay && !rc->local && rc->up.sock_open &&
         resp->udp_socket_addr.len > 0) {
         struct sockaddr_storage hu;
 
@@ -260,7 +260,7 @@ static void race_other_paths(struct race *rc,
                              resp->udp_socket_addr.len, &hu) == 0 &&
             hu.ss_family == srv->ss_family &&
             up_start(&rc->up, (struct sockaddr *)&hu, req->id, rc->me_sym,
-                     rc->host_sym, rc->t0, RV_PUNCH_MS) == 0) {
+                     rc->host_sym, RV_PUNCH_MS) == 0) {
             hd_addr_format((struct sockaddr *)&hu, hs, sizeof(hs));
             hd_info("rv", "%s: punching to %s over UDP%s", req->id, hs,
                     rc->me_sym     ? " from a fan of sockets (we are behind a "
@@ -363,9 +363,13 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     up_init(&rc.up);
     if ((r = server_key(req, server_pk, &spk, out)) != 0)
         return r;
+    if ((r = uv_loop_init(&rc.loop)) != 0) {
+        rv_set_err(out, "cannot start an event loop: %s", hd_strerror(r));
+        return r;
+    }
     /* from a reusable port Q: the host will punch towards it */
     if ((r = rv_open_server(req, spk, &c, out, &rc.port, &srv)) != 0)
-        return r;
+        goto out;
     race_open(&rc, &srv, &ph, mangled6);
     if (!req->force_relay && (r = rv_prelude(&rc)) != 0) {
         if (r == -ECANCELED)
@@ -374,7 +378,7 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
             rv_set_err(out, "cannot wait for the NAT test: %s", hd_strerror(r));
         goto out;
     }
-    if (rc.up.fd >= 0 && rc.up.pub_port == 0) {
+    if (rc.up.sock_open && rc.up.pub_port == 0) {
         hd_debug("rv", "the server did not tell our UDP port: no UDP path");
         up_close(&rc.up);
     }
@@ -396,6 +400,8 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
                    rc.direct_err[0] ? rc.direct_err : rv_reason(r));
 out:
     rv_race_cleanup(&rc);
+    uv_run(&rc.loop, UV_RUN_DEFAULT); /* the handles' close callbacks */
+    uv_loop_close(&rc.loop);
     if (ans != NULL)
         hbb__rendezvous_message__free_unpacked(ans, NULL);
     rvc_close(&c);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sodium.h>
+#include <uv.h>
 
 #include "addr.h"
 #include "client/rendezvous.h"
@@ -126,6 +127,9 @@ struct race {
     int relay_failed;
     char direct_err[128];
     struct up up; /* UDP punching (upunch.h) */
+    /* the UDP punch's loop; its backend descriptor is in every poll() of
+     * the race (until the race itself moves onto it) */
+    uv_loop_t loop;
 };
 
 /* rv_race.c */

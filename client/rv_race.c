@@ -348,7 +348,7 @@ static void race_start_due(struct race *rc, uint64_t now, const uint8_t *spk,
 }
 
 /*
- * The poll set: the UDP sockets, cancel_fd, the listeners, the relay
+ * The poll set: the UDP punch's loop, cancel_fd, the listeners, the relay
  * thread's notification, the NAT tests and the candidates (those past
  * their deadline are dropped here).  Returns how many entries p and map
  * got; *busy: a candidate is still under way; *next is lowered to the
@@ -357,13 +357,11 @@ static void race_start_due(struct race *rc, uint64_t now, const uint8_t *spk,
 static int race_pollset(struct race *rc, uint64_t now, struct pollfd *p,
                         int *map, int *busy, uint64_t *next)
 {
-    int ufds[1 + UP_FAN], n = 0, nu, i, k;
+    int n = 0, i, k;
 
-    nu = up_fds(&rc->up, ufds, 1 + UP_FAN);
-    for (k = 0; k < nu; k++) {
-        p[n] = (struct pollfd){ ufds[k], POLLIN, 0 };
-        map[n++] = -10;
-    }
+    /* the loop of the UDP punch (upunch.h), embedded in this poll() */
+    p[n] = (struct pollfd){ uv_backend_fd(&rc->loop), POLLIN, 0 };
+    map[n++] = -10;
     if (rc->req->cancel_fd >= 0) {
         p[n] = (struct pollfd){ rc->req->cancel_fd, POLLIN, 0 };
         map[n++] = -1;
@@ -449,13 +447,25 @@ static void race_accept(struct race *rc, int *lis, uint16_t port, int log,
     }
 }
 
-/* Input on a UDP socket.  1 when the UDP path won (rc->out is filled),
- * else 0. */
-static int race_udp(struct race *rc, int fd, uint64_t now)
+/* When the UDP punch's loop wants to run next (at most a second on). */
+static uint64_t loop_next(struct race *rc, uint64_t now)
+{
+    int t;
+
+    if (!uv_loop_alive(&rc->loop) || (t = uv_backend_timeout(&rc->loop)) < 0 ||
+        t > 1000)
+        return now + 1000;
+    return now + (uint64_t)t;
+}
+
+/* Run the UDP punch's loop for what is due.  1 when the UDP path won
+ * (rc->out is filled), else 0. */
+static int race_udp(struct race *rc, uint64_t now)
 {
     int r;
 
-    if (up_input(&rc->up, fd, now) != 1)
+    uv_run(&rc->loop, UV_RUN_NOWAIT);
+    if (!rc->up.ready)
         return 0;
     r = check_hello(rc, rc->up.hello, rc->up.hello_len, sizeof(rc->up.hello));
     if (r < 0) {
@@ -540,19 +550,18 @@ static int cand_event(struct race *rc, struct cand *c, uint64_t now)
 
 int rv_race_run(struct race *rc, const uint8_t *spk, const char *hint)
 {
-    struct pollfd p[RV_MAX_CANDS + 7 + UP_FAN];
-    int map[RV_MAX_CANDS + 7 + UP_FAN];
+    struct pollfd p[RV_MAX_CANDS + 8];
+    int map[RV_MAX_CANDS + 8];
     int n, k, r, busy, wait;
-    uint64_t now, next, unext;
+    uint64_t now, next;
 
     for (;;) {
         now = rv_mono_ms();
         race_start_due(rc, now, spk, hint);
         /* UDP: probes, guesses, the stream's timers */
-        unext = up_step(&rc->up, now);
-        next = now + 1000;
-        if (unext < next)
-            next = unext;
+        if (race_udp(rc, now))
+            return 0;
+        next = loop_next(rc, now);
         n = race_pollset(rc, now, p, map, &busy, &next);
         /* the end: nothing left that could still connect */
         if (!busy && (rc->relay_failed || rc->job.joined) &&
@@ -577,7 +586,7 @@ int rv_race_run(struct race *rc, const uint8_t *spk, const char *hint)
                 relay_collect(rc);
             else if (map[k] == -6)
                 race_accept(rc, &rc->lis6, rc->port6, 0, now);
-            else if (map[k] == -10 && race_udp(rc, p[k].fd, now))
+            else if (map[k] == -10 && race_udp(rc, now))
                 return 0;
             else if (map[k] <= -4 && map[k] != -10)
                 nat_step(rc, -4 - map[k], p[k].revents);
@@ -633,18 +642,19 @@ void rv_race_cleanup(struct race *rc)
 int rv_prelude(struct race *rc)
 {
     struct pollfd p[4];
-    int map[4], n, k, r, ufd;
+    int map[4], n, k, r;
     uint64_t now, until = rv_mono_ms() + RV_PRELUDE_MS, nat_done = 0, next;
 
     for (;;) {
+        uv_run(&rc->loop, UV_RUN_NOWAIT); /* the UDP port query */
         now = rv_mono_ms();
         if (rc->nat_fd[0] < 0 && rc->nat_fd[1] < 0 && nat_done == 0)
             nat_done = now;
         if (now >= until ||
-            (nat_done && (rc->up.fd < 0 || rc->up.pub_port != 0 ||
+            (nat_done && (!rc->up.sock_open || rc->up.pub_port != 0 ||
                           now >= nat_done + RV_UDP_WAIT_MS)))
             return 0;
-        next = up_step(&rc->up, now);
+        next = loop_next(rc, now);
         if (nat_done && nat_done + RV_UDP_WAIT_MS < next)
             next = nat_done + RV_UDP_WAIT_MS;
         if (until < next)
@@ -660,10 +670,8 @@ int rv_prelude(struct race *rc)
                                         rc->nat_sent[k] ? POLLIN : POLLOUT, 0 };
                 map[n++] = k;
             }
-        if (up_fds(&rc->up, &ufd, 1) == 1) {
-            p[n] = (struct pollfd){ ufd, POLLIN, 0 };
-            map[n++] = -10;
-        }
+        p[n] = (struct pollfd){ uv_backend_fd(&rc->loop), POLLIN, 0 };
+        map[n++] = -10;
         do {
             r = poll(p, (nfds_t)n, next > now ? (int)(next - now) : 0);
         } while (r < 0 && errno == EINTR);
@@ -676,7 +684,7 @@ int rv_prelude(struct race *rc)
             if (map[k] == -1)
                 return -ECANCELED;
             if (map[k] == -10)
-                up_input(&rc->up, p[k].fd, now);
+                continue; /* run at the top */
             else
                 nat_step(rc, map[k], p[k].revents);
         }

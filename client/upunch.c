@@ -13,46 +13,26 @@
 #include "client/upunch.h"
 #include "frame.h"
 #include "log.h"
+#include "nat/nat.h"
+#include "net.h"
+#include "os.h"
 #include "rendezvous.pb-c.h"
 #include "rudp.h"
-#include "uprobe.h"
 
-#define MOD         "rv"
-#define UP_RX_MAX   2048
-#define UP_RX_LOOP  512 /* datagrams per up_input, at most */
-#define UP_HELLO_MS 5000
+#define MOD "rv"
 
 void up_init(struct up *u)
 {
     memset(u, 0, sizeof(*u));
-    u->fd = -1;
 }
 
-static int udp_socket(int family)
-{
-    struct sockaddr_storage any;
-    int fd;
-
-    memset(&any, 0, sizeof(any));
-    any.ss_family = (sa_family_t)family;
-    if ((fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
-        return -errno;
-    if (bind(fd, (struct sockaddr *)&any,
-             hd_addr_len((struct sockaddr *)&any)) != 0) {
-        int r = -errno;
-
-        close(fd);
-        return r;
-    }
-    return fd;
-}
-
-static void send_to(int fd, const struct sockaddr *to, const uint8_t *d,
+static void send_to(uv_udp_t *sock, const struct sockaddr *to, const uint8_t *d,
                     size_t n)
 {
+    uv_buf_t b = uv_buf_init((char *)d, (unsigned)n);
+
     /* best effort, like every datagram */
-    if (sendto(fd, d, n, MSG_DONTWAIT, to, hd_addr_len(to)) < 0) {
-    }
+    uv_udp_try_send(sock, &b, 1, to);
 }
 
 static void send_query(struct up *u)
@@ -67,41 +47,35 @@ static void send_query(struct up *u)
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST;
     m.test_nat_request = &t;
     if ((n = hd_msg_pack_into(&m.base, buf, sizeof(buf))) > 0)
-        send_to(u->fd, (struct sockaddr *)&u->srv, buf, (size_t)n);
+        send_to(&u->sock, (struct sockaddr *)&u->srv, buf, (size_t)n);
     u->queries++;
 }
 
-int up_open(struct up *u, const struct sockaddr *srv, uint64_t now)
+static void noop_closed(uv_handle_t *hd)
 {
-    int fd;
-
-    up_init(u);
-    if ((fd = udp_socket(srv->sa_family)) < 0)
-        return fd;
-    u->fd = fd;
-    memcpy(&u->srv, srv, hd_addr_len(srv));
-    send_query(u);
-    u->query_at = now + UP_QUERY_MS;
-    return 0;
+    (void)hd;
 }
 
-static void close_fan(struct up *u, int keep)
+static void close_sock(struct up *u)
 {
-    for (int i = 0; i < u->n_fan; i++)
-        if (u->fan[i] >= 0 && u->fan[i] != keep)
-            close(u->fan[i]);
-    u->n_fan = 0;
+    if (u->sock_open)
+        hd_net_close((uv_handle_t *)&u->sock, noop_closed);
+    u->sock_open = 0;
 }
 
 void up_close(struct up *u)
 {
-    close_fan(u, -1);
-    if (u->fd >= 0)
-        close(u->fd);
-    u->fd = -1;
+    hd_nat_udp_free(u->nat);
+    u->nat = NULL;
+    close_sock(u);
+    if (u->path_open)
+        hd_net_close((uv_handle_t *)&u->path, noop_closed);
+    u->path_open = 0;
+    if (u->timer_open)
+        hd_net_close((uv_handle_t *)&u->timer, noop_closed);
+    u->timer_open = 0;
     hd_rudp_free(u->rudp);
     u->rudp = NULL;
-    u->active = 0;
 }
 
 static void fail(struct up *u, const char *why)
@@ -114,20 +88,206 @@ static void fail(struct up *u, const char *why)
     up_close(u);
 }
 
-static size_t pack(const struct up *u, uint8_t *buf)
+static void on_alloc(uv_handle_t *hd, size_t sz, uv_buf_t *buf)
 {
-    struct hd_uprobe p = { HD_UPROBE_PROBE, HD_UPROBE_VIEWER, u->conv, "" };
+    struct up *u = hd->data;
 
-    snprintf(p.id, sizeof(p.id), "%s", u->id);
-    return hd_uprobe_pack(&p, buf);
+    (void)sz;
+    buf->base = (char *)u->buf;
+    buf->len = sizeof(u->buf);
+}
+
+static int is_server(const struct up *u, const struct sockaddr *from)
+{
+    return hd_addr_same_ip(from, (const struct sockaddr *)&u->srv) &&
+           hd_addr_port(from) == hd_addr_port((const struct sockaddr *)&u->srv);
+}
+
+/* The server's answer to our query: U's public port. */
+static void server_answer(struct up *u, const uint8_t *d, size_t n)
+{
+    Hbb__RendezvousMessage *m = hbb__rendezvous_message__unpack(NULL, n, d);
+
+    if (m != NULL &&
+        m->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE &&
+        m->test_nat_response->port > 0 && m->test_nat_response->port <= 65535)
+        u->pub_port = (uint16_t)m->test_nat_response->port;
+    if (m != NULL)
+        hbb__rendezvous_message__free_unpacked(m, NULL);
+}
+
+/* The stream delivered more: is the host's first frame complete? */
+static void hello_more(struct up *u, uint64_t now)
+{
+    size_t hlen, plen, k;
+
+    while (u->hello_len < sizeof(u->hello) &&
+           (k = hd_rudp_recv(u->rudp, u->hello + u->hello_len,
+                             sizeof(u->hello) - u->hello_len)) > 0)
+        u->hello_len += k;
+    hd_rudp_update(u->rudp, now); /* acknowledge at once */
+    if (hd_frame_parse_header(u->hello, u->hello_len, &hlen, &plen) == 1) {
+        if (hlen + plen <= u->hello_len) {
+            u->ready = 1;
+            return;
+        }
+        if (hlen + plen > sizeof(u->hello)) {
+            fail(u, "the host's first frame is too large");
+            return;
+        }
+    }
+    if (hd_rudp_error(u->rudp) != 0)
+        fail(u, "the stream failed before SignedId");
+}
+
+static void on_recv(uv_udp_t *sock, ssize_t n, const uv_buf_t *buf,
+                    const struct sockaddr *from, unsigned flags)
+{
+    struct up *u = sock->data;
+    struct sockaddr_storage ss;
+    const uint8_t *d = (const uint8_t *)buf->base;
+
+    if (n <= 0 || from == NULL || (flags & UV_UDP_PARTIAL))
+        return; /* ICMP errors (ECONNREFUSED) are not fatal */
+    if (sock == &u->path) {
+        if (u->rudp != NULL && !u->ready) {
+            hd_rudp_input(u->rudp, d, (size_t)n, uv_now(u->loop));
+            hello_more(u, uv_now(u->loop));
+        }
+        return;
+    }
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, from, hd_addr_len(from));
+    hd_addr_normalize(&ss);
+    if (u->nat == NULL && u->pub_port == 0 &&
+        is_server(u, (struct sockaddr *)&ss) && !hd_uprobe_is(d, (size_t)n)) {
+        server_answer(u, d, (size_t)n);
+        return;
+    }
+    if (u->nat != NULL)
+        hd_nat_udp_input(u->nat, sock, (struct sockaddr *)&ss, d, (size_t)n);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct up *u = t->data;
+    uint64_t now = uv_now(u->loop);
+
+    if (u->rudp != NULL) {
+        if (now >= u->hello_until) {
+            fail(u, "no SignedId in time");
+            return;
+        }
+        hd_rudp_update(u->rudp, now);
+        if (hd_rudp_error(u->rudp) != 0)
+            fail(u, "the stream failed before SignedId");
+        return;
+    }
+    if (u->nat == NULL && u->pub_port == 0 && u->queries < UP_QUERIES)
+        send_query(u);
+    else
+        uv_timer_stop(t);
+}
+
+int up_open(struct up *u, uv_loop_t *loop, const struct sockaddr *srv)
+{
+    struct sockaddr_storage any;
+    int r;
+
+    up_init(u);
+    u->loop = loop;
+    memcpy(&u->srv, srv, hd_addr_len(srv));
+    hd_addr_parse(srv->sa_family == AF_INET6 ? "::" : "0.0.0.0", 0, &any);
+    uv_udp_init(loop, &u->sock);
+    u->sock.data = u;
+    u->sock_open = 1;
+    if ((r = uv_udp_bind(&u->sock, (struct sockaddr *)&any, 0)) != 0 ||
+        (r = uv_udp_recv_start(&u->sock, on_alloc, on_recv)) != 0) {
+        up_close(u);
+        return r;
+    }
+    uv_timer_init(loop, &u->timer);
+    u->timer.data = u;
+    u->timer_open = 1;
+    send_query(u);
+    uv_timer_start(&u->timer, on_timer, UP_QUERY_MS, UP_QUERY_MS);
+    return 0;
+}
+
+static void out_path(const uint8_t *d, size_t n, void *ud)
+{
+    struct up *u = ud;
+
+    /* connected: best effort, losses are repaired */
+    send_to(&u->path, NULL, d, n);
+}
+
+/* The host answered on sock from `from`: that is the path.  d[0..n): its
+ * stream's first datagram, when that came before the answer. */
+static void on_found(struct hd_nat_udp *nat, uv_udp_t *sock,
+                     const struct sockaddr *from, uint32_t conv,
+                     const uint8_t *d, size_t n, void *ud)
+{
+    struct hd_rudp_cb cb = { out_path };
+    struct up *u = ud;
+    uint64_t now = uv_now(u->loop);
+    struct hd_nat_udp_stats st;
+    char fs[HD_ADDR_STRLEN];
+    int fd, e;
+
+    (void)conv;
+    hd_nat_udp_stats(nat, &st);
+    if ((fd = hd_nat_dup_connected((uv_handle_t *)sock, from, &e)) < 0) {
+        fail(u, "cannot use the answered socket");
+        return;
+    }
+    uv_udp_init(u->loop, &u->path);
+    u->path.data = u;
+    u->path_open = 1;
+    if (uv_udp_open(&u->path, (uv_os_sock_t)fd) != 0) {
+        close(fd);
+        fail(u, "cannot use the answered socket");
+        return;
+    }
+    if (uv_udp_recv_start(&u->path, on_alloc, on_recv) != 0 ||
+        hd_rudp_new(u->conv, now, &cb, u, &u->rudp) != 0) {
+        fail(u, "cannot use the answered socket");
+        return;
+    }
+    hd_info(MOD,
+            "%s: udp: the host answered from %s%s (%llu ms, %u probes, "
+            "%u guesses)",
+            u->id, hd_addr_format(from, fs, sizeof(fs)),
+            sock == &u->sock ? "" : " on one of our extra sockets",
+            (unsigned long long)(now - u->t0), st.probes, st.guesses);
+    hd_nat_udp_free(u->nat);
+    u->nat = NULL;
+    close_sock(u);
+    u->hello_until = now + UP_HELLO_MS;
+    uv_timer_start(&u->timer, on_timer, 10, 10);
+    if (n > 0) {
+        hd_rudp_input(u->rudp, d, n, now);
+        hello_more(u, now);
+    }
+}
+
+static void on_expired(struct hd_nat_udp *nat, void *ud)
+{
+    struct up *u = ud;
+    struct hd_nat_udp_stats st;
+
+    hd_nat_udp_stats(nat, &st);
+    fail(u,
+         st.guesses || st.fan ? "no answer (guessed ports too)" : "no answer");
 }
 
 int up_start(struct up *u, const struct sockaddr *host, const char *id,
-             int me_sym, int host_sym, uint64_t now, uint64_t ms)
+             int me_sym, int host_sym, uint64_t ms)
 {
-    int fd;
+    static const struct hd_nat_udp_cb cb = { on_found, on_expired };
+    struct hd_nat_udp_cfg cfg;
 
-    if (u->fd < 0)
+    if (!u->sock_open)
         return -EBADF;
     if (me_sym && host_sym)
         return -EHOSTUNREACH;
@@ -136,97 +296,23 @@ int up_start(struct up *u, const struct sockaddr *host, const char *id,
     do
         u->conv = randombytes_random();
     while (u->conv == 0);
-    if ((u->probe_len = pack(u, u->probe)) == 0)
-        return -EINVAL; /* an ID longer than a probe holds */
-    u->spray = host_sym;
-    u->t0 = u->probe_at = u->fan_probe_at = now;
-    u->spray_at = now + UP_SPRAY_AFTER_MS;
-    u->until = now + ms;
-    u->active = 1;
-    if (me_sym) {
-        while (u->n_fan < UP_FAN && (fd = udp_socket(host->sa_family)) >= 0)
-            u->fan[u->n_fan++] = fd;
-    }
-    return 0;
+    u->t0 = uv_now(u->loop);
+    uv_timer_stop(&u->timer); /* no more queries */
+    cfg = (struct hd_nat_udp_cfg){ .role = HD_UPROBE_VIEWER,
+                                   .id = id,
+                                   .conv = u->conv,
+                                   .peer = host,
+                                   .sock = &u->sock,
+                                   .fan = me_sym,
+                                   .spray = host_sym,
+                                   .fan_probe_ms = UP_FAN_PROBE_MS,
+                                   .ms = ms };
+    return hd_nat_udp_start(u->loop, &cfg, &cb, u, &u->nat);
 }
 
 int up_alive(const struct up *u)
 {
-    return u->active || u->rudp != NULL;
-}
-
-static uint64_t min64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
-
-uint64_t up_step(struct up *u, uint64_t now)
-{
-    uint64_t next = now + 1000;
-
-    if (!u->active && u->rudp == NULL && u->fd >= 0 && u->pub_port == 0 &&
-        u->queries < UP_QUERIES) {
-        if (now >= u->query_at) {
-            send_query(u);
-            u->query_at = now + UP_QUERY_MS;
-        }
-        next = min64(next, u->query_at);
-    }
-    if (u->active) {
-        if (now >= u->until) {
-            fail(u, u->spray || u->n_fan ? "no answer (guessed ports too)"
-                                         : "no answer");
-            return next;
-        }
-        if (now >= u->probe_at) {
-            send_to(u->fd, (struct sockaddr *)&u->host, u->probe, u->probe_len);
-            u->probes++;
-            u->probe_at = now + UP_PROBE_MS;
-        }
-        if (u->n_fan > 0 && now >= u->fan_probe_at) {
-            for (int i = 0; i < u->n_fan; i++)
-                send_to(u->fan[i], (struct sockaddr *)&u->host, u->probe,
-                        u->probe_len);
-            u->fan_probe_at = now + UP_FAN_PROBE_MS;
-        }
-        if (u->spray && u->sprayed < UP_SPRAY_MAX && now >= u->spray_at) {
-            struct sockaddr_storage to = u->host;
-
-            for (int i = 0; i < UP_SPRAY_BURST; i++) {
-                hd_addr_set_port((struct sockaddr *)&to,
-                                 hd_uprobe_guess_port());
-                send_to(u->fd, (struct sockaddr *)&to, u->probe, u->probe_len);
-            }
-            u->sprayed += UP_SPRAY_BURST;
-            u->spray_at = now + UP_SPRAY_TICK_MS;
-        }
-        next = min64(next, min64(u->until, u->probe_at));
-        if (u->n_fan > 0)
-            next = min64(next, u->fan_probe_at);
-        if (u->spray && u->sprayed < UP_SPRAY_MAX)
-            next = min64(next, u->spray_at);
-    }
-    if (u->rudp != NULL) {
-        if (now >= u->hello_until) {
-            fail(u, "no SignedId in time");
-            return next;
-        }
-        next = min64(next, min64(hd_rudp_update(u->rudp, now), u->hello_until));
-        if (hd_rudp_error(u->rudp) != 0)
-            fail(u, "the stream failed before SignedId");
-    }
-    return next;
-}
-
-int up_fds(const struct up *u, int *fds, int cap)
-{
-    int n = 0;
-
-    if (u->fd >= 0 && n < cap)
-        fds[n++] = u->fd;
-    for (int i = 0; i < u->n_fan && n < cap; i++)
-        fds[n++] = u->fan[i];
-    return n;
+    return u->nat != NULL || u->rudp != NULL;
 }
 
 static void out_fd(const uint8_t *d, size_t n, void *ud)
@@ -236,127 +322,21 @@ static void out_fd(const uint8_t *d, size_t n, void *ud)
     }
 }
 
-/* The host answered on fd from `from`: that is the path. */
-static int adopt(struct up *u, int fd, const struct sockaddr *from,
-                 uint64_t now)
-{
-    struct hd_rudp_cb cb = { out_fd };
-    char fs[HD_ADDR_STRLEN];
-
-    if (connect(fd, from, hd_addr_len(from)) != 0 ||
-        hd_rudp_new(u->conv, now, &cb, (void *)(intptr_t)fd, &u->rudp) != 0) {
-        fail(u, "cannot use the answered socket");
-        return -1;
-    }
-    hd_info(MOD,
-            "%s: udp: the host answered from %s%s (%llu ms, %u probes, "
-            "%u guesses)",
-            u->id, hd_addr_format(from, fs, sizeof(fs)),
-            fd == u->fd ? "" : " on one of our extra sockets",
-            (unsigned long long)(now - u->t0), u->probes, u->sprayed);
-    memcpy(&u->peer, from, hd_addr_len(from));
-    close_fan(u, fd);
-    if (fd != u->fd) {
-        close(u->fd);
-        u->fd = fd;
-    }
-    u->active = 0;
-    u->hello_until = now + UP_HELLO_MS;
-    return 0;
-}
-
-static int is_server(const struct up *u, const struct sockaddr *from)
-{
-    return hd_addr_same_ip(from, (const struct sockaddr *)&u->srv) &&
-           hd_addr_port(from) == hd_addr_port((const struct sockaddr *)&u->srv);
-}
-
-/* One datagram d[0..n) on fd from `from`. */
-static void datagram(struct up *u, int fd, const struct sockaddr *from,
-                     const uint8_t *d, size_t n, uint64_t now)
-{
-    struct hd_uprobe p;
-
-    if (u->rudp != NULL) {
-        if (fd == u->fd)
-            hd_rudp_input(u->rudp, d, n, now);
-        return;
-    }
-    if (fd == u->fd && u->pub_port == 0 && is_server(u, from) &&
-        !hd_uprobe_is(d, n)) {
-        Hbb__RendezvousMessage *m = hbb__rendezvous_message__unpack(NULL, n, d);
-
-        if (m != NULL &&
-            m->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE &&
-            m->test_nat_response->port > 0 &&
-            m->test_nat_response->port <= 65535)
-            u->pub_port = (uint16_t)m->test_nat_response->port;
-        if (m != NULL)
-            hbb__rendezvous_message__free_unpacked(m, NULL);
-        return;
-    }
-    if (!u->active || !hd_addr_same_ip(from, (const struct sockaddr *)&u->host))
-        return;
-    if (hd_uprobe_parse(d, n, &p) == 0) {
-        if (p.role != HD_UPROBE_HOST || strcmp(p.id, u->id) != 0)
-            return;
-        if (p.type == HD_UPROBE_PROBE) {
-            /* the host found one of our mappings: answer from there */
-            send_to(fd, from, u->probe, u->probe_len);
-        } else if (p.conv == u->conv) {
-            adopt(u, fd, from, now);
-        }
-        return;
-    }
-    /* the answer was lost, but the host's stream is here */
-    if (hd_rudp_peek_conv(d, n) == u->conv && adopt(u, fd, from, now) == 0)
-        hd_rudp_input(u->rudp, d, n, now);
-}
-
-int up_input(struct up *u, int fd, uint64_t now)
-{
-    uint8_t buf[UP_RX_MAX];
-    struct sockaddr_storage from;
-    socklen_t len;
-    size_t hlen, plen, k;
-    ssize_t n;
-    int i;
-
-    for (i = 0; i < UP_RX_LOOP && (fd == u->fd || u->active); i++) {
-        len = sizeof(from);
-        n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
-                     (struct sockaddr *)&from, &len);
-        if (n < 0)
-            break; /* EAGAIN; ICMP errors (ECONNREFUSED) are not fatal */
-        hd_addr_normalize(&from);
-        datagram(u, fd, (struct sockaddr *)&from, buf, (size_t)n, now);
-    }
-    if (u->rudp == NULL)
-        return 0;
-    while (u->hello_len < sizeof(u->hello) &&
-           (k = hd_rudp_recv(u->rudp, u->hello + u->hello_len,
-                             sizeof(u->hello) - u->hello_len)) > 0)
-        u->hello_len += k;
-    hd_rudp_update(u->rudp, now); /* acknowledge at once */
-    if (hd_frame_parse_header(u->hello, u->hello_len, &hlen, &plen) == 1) {
-        if (hlen + plen <= u->hello_len)
-            return 1;
-        if (hlen + plen > sizeof(u->hello)) {
-            fail(u, "the host's first frame is too large");
-            return 0;
-        }
-    }
-    if (hd_rudp_error(u->rudp) != 0)
-        fail(u, "the stream failed before SignedId");
-    return 0;
-}
-
 void up_take(struct up *u, int *fd, struct hd_rudp **r)
 {
-    *fd = u->fd;
-    *r = u->rudp;
-    u->fd = -1;
-    u->rudp = NULL;
-    close_fan(u, -1);
-    u->active = 0;
+    static const struct hd_rudp_cb cb = { out_fd };
+    uv_os_fd_t ofd;
+    os_sock d = OS_SOCK_BAD;
+
+    *fd = -1;
+    *r = NULL;
+    if (u->path_open && uv_fileno((uv_handle_t *)&u->path, &ofd) == 0)
+        d = os_sock_dup((os_sock)ofd);
+    if (d != OS_SOCK_BAD) {
+        *fd = (int)d;
+        *r = u->rudp;
+        hd_rudp_set_output(*r, &cb, (void *)(intptr_t)*fd);
+        u->rudp = NULL;
+    }
+    up_close(u);
 }

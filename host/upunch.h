@@ -1,36 +1,19 @@
 /*
- * UDP hole punching, the host's side (issue 5; DESIGN.md section 5: "UDP
- * where both sides are ours").  A homedesk viewer puts its public UDP
- * port in PunchHoleRequest.udp_port (learned from the server with a UDP
- * TestNatRequest); the server hands it to us in PunchHole.udp_port and
- * hands the viewer the address of our registration socket (the one whose
- * heartbeats it hears).  Both sides then send probes (common/uprobe.h);
- * the first viewer probe that reaches one of our sockets, from wherever
- * it really comes from (the peer-reflexive address: a symmetric NAT
- * gives the viewer another port towards us than towards the server),
- * is answered and starts a session over a reliable UDP stream
- * (common/rudp.h) on that socket, with that address.
+ * UDP hole punching, the host's side (issue 5; the punch itself, and the
+ * strategy by NAT kind, are common/nat/udp.h, shared with the viewer).  A
+ * homedesk viewer puts its public UDP port in PunchHoleRequest.udp_port;
+ * the server hands it to us in PunchHole.udp_port and hands the viewer
+ * the address of our registration socket.  The first viewer probe that
+ * reaches one of our sockets, from wherever it really comes from, is
+ * answered and starts a session over a reliable UDP stream
+ * (common/rudp.h) on that socket, with that address (a fan socket: a
+ * descriptor of its own, connected to the viewer).
  *
- * Who does what, by NAT kind (the host's from its NAT test, the viewer's
- * from PunchHole.nat_type; unknown counts as cone):
- * - neither symmetric: probes from the registration socket to the
- *   viewer's public UDP address every UPUNCH_PROBE_MS;
- * - the viewer symmetric, we not: the same, and from UPUNCH_SPRAY_AFTER_MS
- *   on probes to random ports of the viewer's IP (UPUNCH_SPRAY_MAX at
- *   most, UPUNCH_SPRAY_BURST per UPUNCH_SPRAY_TICK_MS), while the viewer
- *   probes us from UPUNCH_FAN sockets: one of our probes meets one of
- *   its mappings (a birthday search: 256 mappings, ~4000 guesses,
- *   success > 99.99 %);
- * - we symmetric, the viewer not: UPUNCH_FAN sockets of our own, each
- *   probing the viewer's public UDP address, while the viewer sprays;
- *   the socket that hears the viewer takes the session (its descriptor,
- *   connected to the viewer) and the others close (one punch at a time
- *   has a fan; another one meanwhile only probes);
- * - both symmetric: nothing (the relay).
- * A punch ends at its first session or after UPUNCH_MS, with one log
- * line either way.  Sessions on the registration socket get their
- * datagrams through upunch_datagram (reg.c routes every datagram that
- * does not come from the server here).
+ * Here: the budgets (below), the routing of the registration socket's
+ * datagrams (reg.c passes every datagram that does not come from the
+ * server to upunch_datagram: probes to the punches, session data to the
+ * sessions), and the session a punch starts.  A punch ends at its first
+ * session or after UPUNCH_MS, with one log line either way.
  *
  * Loop thread only.
  */
@@ -45,19 +28,16 @@
 #include "host/host.h"
 #include "os.h"
 
-#define UPUNCH_MS             6000
-#define UPUNCH_PROBE_MS       100
-#define UPUNCH_FAN            256
-#define UPUNCH_SPRAY_AFTER_MS 50
-#define UPUNCH_SPRAY_MAX      4096
-#define UPUNCH_SPRAY_BURST    32
-#define UPUNCH_SPRAY_TICK_MS  5
+#define UPUNCH_MS       6000
+#define UPUNCH_PROBE_MS 100 /* the fan's probes too */
 
 /*
  * Budgets: at most UPUNCH_MAX_ACTIVE punches at a time (the oldest ends
- * for a new one), and one spray of guessed ports per UPUNCH_SPRAY_GAP_MS
- * for the whole host (a later punch meanwhile probes the reported port
- * only): a flood of PunchHoles cannot multiply the guesses.
+ * for a new one), one fan at a time (256 descriptors; a later punch
+ * behind our symmetric NAT meanwhile only probes), and one spray of guessed
+ * ports per UPUNCH_SPRAY_GAP_MS for the whole host (a later punch meanwhile
+ * probes the reported port only): a flood of PunchHoles cannot multiply the
+ * guesses.
  */
 #define UPUNCH_MAX_ACTIVE   8
 #define UPUNCH_SPRAY_GAP_MS 30000

@@ -11,7 +11,7 @@
 cd "$(dirname "$0")/.." || exit 2
 posix='arpa/|net/|netinet/|netdb\.h|sys/socket\.h|sys/un\.h|poll\.h|pwd\.h|grp\.h|sys/eventfd\.h|sys/epoll\.h|sys/resource\.h|sys/mman\.h|sys/ipc\.h|sys/shm\.h|sys/wait\.h|sys/ioctl\.h|sys/select\.h|sys/uio\.h|sys/utsname\.h|termios\.h|dlfcn\.h|syslog\.h|xcb/|X11/|wayland-|xkbcommon/|pulse/'
 neutral() {
-	for f in common/*.[ch] host/*.[ch] host/*/*.[ch]; do
+	for f in common/*.[ch] common/nat/*.[ch] host/*.[ch] host/*/*.[ch]; do
 		[ -f "$f" ] || continue
 		case $f in
 		common/os.h | common/os_posix.c | host/monitors.c)
