@@ -4,7 +4,10 @@
  * rv_connect_direct.  See rendezvous.h; rv_id.c and rv_race.c hold
  * rv_connect_id and the race (rv_int.h says which does what).
  */
+#include <poll.h>
+
 #include "client/rv_int.h"
+#include "nat/tcp.h"
 #include "rvsec.h"
 
 const char *rv_path_name(enum rv_path p)
@@ -46,35 +49,22 @@ static int wait_fd(int fd, short events, int cancel_fd, int ms)
 /*
  * A non-blocking TCP socket of family with TCP_NODELAY; with reuse, also
  * SO_REUSEADDR and SO_REUSEPORT and bound to port (0: any; *bound gets
- * it), so that several sockets share the port that talked to the server.
- * Returns the descriptor or a negative errno.
+ * it: common/nat/tcp.h), so that several sockets share the port that
+ * talked to the server.  Returns the descriptor or a negative errno.
  */
 int rv_tcp_socket(int family, int reuse, uint16_t port, uint16_t *bound)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    int fd, one = 1, r;
+    int fd, one = 1;
 
+    if (reuse) {
+        if ((fd = hd_nat_tcp_socket(family, port, bound)) >= 0)
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        return fd;
+    }
     fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (!reuse)
-        return fd;
-    memset(&ss, 0, sizeof(ss));
-    ss.ss_family = (sa_family_t)family;
-    hd_addr_set_port((struct sockaddr *)&ss, port);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, hd_addr_len((struct sockaddr *)&ss)) !=
-            0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-        r = -errno;
-        close(fd);
-        return r;
-    }
-    if (bound != NULL)
-        *bound = hd_addr_port((struct sockaddr *)&ss);
     return fd;
 }
 

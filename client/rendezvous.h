@@ -1,58 +1,59 @@
 /*
- * Reaching a host, the blocking way, before the session's event loop
- * starts (on the session thread): ask the rendezvous server for the host,
- * learn its Ed25519 key from the server-signed IdPk, and open a TCP
- * connection to it: directly (LAN address, or the address the server saw)
- * or through the relay.  The connected socket is then handed to libuv
- * (uv_tcp_open) for the session.
+ * Reaching a host before the session starts (on the session thread): ask
+ * the rendezvous server for the host, learn its Ed25519 key from the
+ * server-signed IdPk, and race every path to it on the session's libuv
+ * loop: directly (LAN address, punched, the router's mapped port, IPv6,
+ * UDP) or through the relay.  The winning connection is then the
+ * session's (uv_tcp_open, or hd_channel_open_udp).
  *
  * How (issue 5, PROTOCOL.md section 4 punch steps 1-5):
  * - the server's KeyExchange offer is completed when a server key is
  *   known (the rendezvous frames are then sealed), skipped otherwise;
  * - PunchHoleRequest goes out from a socket with address and port reuse
  *   bound to port Q, with a listener on Q; our NAT type is tested in
- *   parallel (TestNatRequest to the server's port and port - 1 from one
- *   local port);
+ *   parallel (common/nat/tcp.h);
  * - PunchHoleResponse starts a race: with is_local, the host's LAN
- *   address; otherwise connect() from Q to the host's public address,
- *   again after each failure for up to 6 s, while the host does the same
- *   towards Q (simultaneous open; a SYN let in by a full-cone NAT lands on
+ *   address; otherwise the TCP punch from Q to the host's public address
+ *   (common/nat/tcp.h, for up to 6 s, while the host does the same
+ *   towards Q: simultaneous open; a SYN let in by a full-cone NAT lands on
  *   the listener); the relay (RequestRelay, RelayResponse, then the relay
  *   with the framed RequestRelay{uuid, licence_key}) joins after a head
  *   start: at once when both NATs are symmetric, after 300 ms when one is,
  *   after 1 s otherwise (1 s for a LAN address), and at once when no
  *   direct attempt is left.  The first connection whose first frame is a
  *   SignedId of the host that verifies with the key the server vouched
- *   for wins (the frame is left unread for the session); one log line per
- *   path that failed;
+ *   for wins (what was read of it goes to the session in
+ *   rv_result.pending); one log line per path that failed;
  * - a RelayResponse in answer to the punch request (a RustDesk host that
  *   chose the relay) goes straight to that relay;
  * - UDP, when the server is homedesk-server and the host ours
- *   (client/upunch.h): our public UDP port is asked for before the punch
- *   request, which waits for the NAT type test too (so the host knows
- *   our NAT kind), and the UDP punch races with the TCP paths; when one
- *   side is behind a symmetric NAT and the other not, its birthday
- *   search gets the full head start over the relay.
+ *   (client/upunch.h, common/nat/udp.h): our public UDP port is asked for
+ *   before the punch request, which waits for the NAT type test too (so
+ *   the host knows our NAT kind), and the UDP punch races with the TCP
+ *   paths; when one side is behind a symmetric NAT and the other not, its
+ *   birthday search gets the full head start over the relay.
  * The host's mapped port (UPnP/NAT-PMP, upnp_port) and IPv6 join too.
  *
  * Every wait also watches cancel_fd (readable = give up), so the user can
  * quit while connecting.  Errors fill a one-line message for the user.
- * Only the session thread calls these; they block (DNS included).
+ * Only the session thread calls these.  The conversation with the server
+ * (and DNS) blocks; the race runs on the loop; the relay request still
+ * blocks on a thread of its own during the race, which wakes the loop
+ * when it is done (uv_async).
  *
  * Files: rendezvous.c (the server connection, KeyExchange, the relay
  * request, rv_connect_direct), rv_id.c (rv_connect_id: the punch request
- * and setting up the race), rv_race.c (the race: candidates, the relay
- * thread, NAT test, the UDP punch of upunch.h, the poll loop); their shared
- * state in rv_int.h.  May call upunch.h, common/ (framing, crypto, rudp)
- * and nothing of SDL: the session thread hands the socket to libuv after.
- * The race is blocking poll() on the session thread; moving it onto the
- * session's libuv loop, shared with the host's punch.c and upunch.c as
- * common/nat/, is issue 13 item 3.
+ * and setting up the race), rv_race.c (the race on the loop: candidates,
+ * the punches and NAT test of common/nat/tcp.h, the relay thread, the UDP
+ * punch of upunch.h); their shared state in rv_int.h.  May call upunch.h,
+ * common/ (framing, crypto, rudp, nat/) and nothing of SDL.
  */
 #ifndef VIEW_RENDEZVOUS_H
 #define VIEW_RENDEZVOUS_H
 
 #include <stdint.h>
+
+#include <uv.h>
 
 #include "crypto.h"
 
@@ -76,6 +77,10 @@ struct rv_request {
      * hbbs; --allow-plain-server); otherwise its absence is an error */
     int allow_plain_server;
     int answer_ms; /* wait for the host's answer (0: 20 s) */
+    /* the loop the race runs on (the caller's, on the caller's thread:
+     * run here until the race is over, every handle of the race closed
+     * before rv_connect_id returns); NULL: a loop of its own */
+    uv_loop_t *loop;
 };
 
 struct hd_rudp;

@@ -6,6 +6,7 @@
  * relay alone when the host chose it).
  */
 #include "client/rv_int.h"
+#include "nat/tcp.h"
 
 /*
  * Our global IPv6 address (port 0): the source address of the route to the
@@ -49,55 +50,32 @@ static int v6_self(const struct sockaddr_storage *srv,
 
 /*
  * Before the punch request: a listener on Q (the host may reach it), the
- * two NAT test connections (answered during the rv_prelude and the race),
- * IPv6 (our global address and a listener on Q6, put into ph) and the UDP
- * socket.  Whatever fails is left out of the race.
+ * NAT type test (answered during the prelude and the race), IPv6 (our
+ * global address and a listener on Q6, put into ph) and the UDP socket.
+ * Whatever fails is left out of the race.
  */
 static void race_open(struct race *rc, const struct sockaddr_storage *srv,
                       Hbb__PunchHoleRequest *ph, uint8_t *mangled6)
 {
     const struct rv_request *req = rc->req;
-    struct sockaddr_storage to;
-    uint16_t nat_port = 0;
-    int i, r;
+    int r;
 
     /* listen on Q; the NAT type test (answered during the race) */
-    if ((rc->lis = rv_tcp_socket(srv->ss_family, 1, rc->port, NULL)) >= 0 &&
-        listen(rc->lis, 8) != 0) {
-        close(rc->lis);
-        rc->lis = -1;
-    }
-    for (i = 0; i < 2 && !req->force_relay; i++) {
-        to = *srv;
-        hd_addr_set_port((struct sockaddr *)&to,
-                         (uint16_t)(hd_addr_port((struct sockaddr *)srv) - i));
-        /* a port of its own (Q's connection to the server is taken) */
-        if ((rc->nat_fd[i] = rv_tcp_socket(srv->ss_family, 1, nat_port,
-                                           i == 0 ? &nat_port : NULL)) >= 0 &&
-            connect(rc->nat_fd[i], (struct sockaddr *)&to,
-                    hd_addr_len((struct sockaddr *)&to)) != 0 &&
-            errno != EINPROGRESS) {
-            close(rc->nat_fd[i]);
-            rc->nat_fd[i] = -1;
-        }
-    }
+    rc->lis = hd_nat_tcp_listener(srv->ss_family, rc->port, NULL);
+    if (!req->force_relay)
+        rv_nat_test(rc, srv);
     /* IPv6: our own address and a listener on Q6 for the host to punch to */
     if (!req->force_relay && v6_self(srv, &rc->me6) == 0 &&
-        (rc->lis6 = rv_tcp_socket(AF_INET6, 1, 0, &rc->port6)) >= 0) {
-        if (listen(rc->lis6, 8) != 0) {
-            close(rc->lis6);
-            rc->lis6 = -1;
-        } else {
-            hd_addr_set_port((struct sockaddr *)&rc->me6, rc->port6);
-            ph->socket_addr_v6.data = mangled6;
-            ph->socket_addr_v6.len = hd_addr_mangle((struct sockaddr *)&rc->me6,
-                                                    hd_addr_now_us(), mangled6);
-        }
+        (rc->lis6 = hd_nat_tcp_listener(AF_INET6, 0, &rc->port6)) >= 0) {
+        hd_addr_set_port((struct sockaddr *)&rc->me6, rc->port6);
+        ph->socket_addr_v6.data = mangled6;
+        ph->socket_addr_v6.len = hd_addr_mangle((struct sockaddr *)&rc->me6,
+                                                hd_addr_now_us(), mangled6);
     }
     /* our public UDP port (homedesk-server answers over UDP) and our NAT
      * kind, for the host */
     if (!req->force_relay && !req->no_udp &&
-        (r = up_open(&rc->up, &rc->loop, (struct sockaddr *)srv)) != 0)
+        (r = up_open(&rc->up, rc->loop, (struct sockaddr *)srv)) != 0)
         hd_debug("rv", "no UDP socket: %s", hd_strerror(r));
 }
 
@@ -125,7 +103,7 @@ static int send_punch_request(struct race *rc, struct rvc *c,
     ph->version = (char *)req->version;
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
     m.punch_hole_request = ph;
-    rc->t0 = rv_mono_ms();
+    rc->t0 = rv_now(rc);
     if ((r = rvc_send(c, &m)) != 0)
         rv_set_err(rc->out, "server %s: %s", req->server, rv_reason(r));
     return r;
@@ -191,11 +169,11 @@ static int race_relay_chosen(struct race *rc, const Hbb__RelayResponse *rr,
     if (rr->relay_server != NULL)
         snprintf(hint, hint_cap, "%s", rr->relay_server);
     hd_info("rv", "%s: the host chose the relay", req->id);
-    if ((r = rv_relay_start(rc, spk, hint, rr->uuid)) != 0) {
+    if ((r = rv_relay_start(rc, rr->uuid)) != 0) {
         rv_set_err(rc->out, "cannot start the relay: %s", hd_strerror(r));
         return r;
     }
-    return rv_race_run(rc, spk, hint);
+    return rv_race_run(rc);
 }
 
 /* The TCP paths the PunchHoleResponse offers: the host's LAN address, a
@@ -215,7 +193,7 @@ static void race_tcp_paths(struct race *rc, const Hbb__PunchHoleResponse *resp,
     hd_addr_format((struct sockaddr *)&rc->host, hs, sizeof(hs));
     if (rc->local) {
         hd_info("rv", "%s: trying %s (same LAN)", req->id, hs);
-        if ((r = rv_cand_connect(rc, CK_LAN, 0, rc->t0 + RV_LOCAL_MS,
+        if ((r = rv_cand_connect(rc, CK_LAN, rc->t0 + RV_LOCAL_MS,
                                  &rc->host)) != 0)
             hd_info("rv", "%s: lan path to %s failed: %s", req->id, hs,
                     rv_reason(r));
@@ -224,7 +202,9 @@ static void race_tcp_paths(struct race *rc, const Hbb__PunchHoleResponse *resp,
                 (unsigned)rc->port,
                 rc->host_sym ? " (the host is behind a symmetric NAT)" : "");
         rc->punch = 1;
-        rc->punch_until = rc->t0 + RV_PUNCH_MS;
+        if (!(rc->host_sym && rc->me_sym) && (r = rv_punch_start(rc, 0)) != 0)
+            hd_info("rv", "%s: cannot punch to %s: %s", req->id, hs,
+                    rv_reason(r));
     }
     /* the router's mapping of the host's --listen port (upnp.h) */
     if (!rc->local && resp->upnp_port > 0 && resp->upnp_port < 65536) {
@@ -233,7 +213,7 @@ static void race_tcp_paths(struct race *rc, const Hbb__PunchHoleResponse *resp,
                          (uint16_t)resp->upnp_port);
         hd_addr_format((struct sockaddr *)&rc->upnp, hs, sizeof(hs));
         hd_info("rv", "%s: trying %s (the host's mapped port)", req->id, hs);
-        if ((r = rv_cand_connect(rc, CK_UPNP, 0, rc->t0 + RV_PUNCH_MS,
+        if ((r = rv_cand_connect(rc, CK_UPNP, rc->t0 + RV_PUNCH_MS,
                                  &rc->upnp)) != 0)
             hd_info("rv", "%s: mapped port %s failed: %s", req->id, hs,
                     rv_reason(r));
@@ -280,15 +260,15 @@ static void race_other_paths(struct race *rc,
         hd_addr_format((struct sockaddr *)&rc->host6, hs, sizeof(hs));
         hd_info("rv", "%s: punching to %s over IPv6 from port %u", req->id, hs,
                 (unsigned)rc->port6);
-        rc->punch6 = 1;
-        rc->punch6_until = rc->t0 + RV_PUNCH_MS;
-        rc->extra = 1;
+        if (rv_punch_start(rc, 1) == 0)
+            rc->extra = 1;
     }
-    if (!rc->punch && rc->lis >= 0) {
+    /* listeners no punch took */
+    if (rc->lis >= 0) {
         close(rc->lis);
         rc->lis = -1;
     }
-    if (!rc->punch6 && rc->lis6 >= 0) {
+    if (rc->lis6 >= 0) {
         close(rc->lis6);
         rc->lis6 = -1;
     }
@@ -316,7 +296,7 @@ static int race_punched(struct race *rc, const Hbb__PunchHoleResponse *resp,
         resp->nat_type == HBB__NAT_TYPE__SYMMETRIC;
     race_tcp_paths(rc, resp, srv);
     race_other_paths(rc, resp, srv);
-    return rv_race_run(rc, spk, hint);
+    return rv_race_run(rc);
 }
 
 /* The server public key of --key into pk: 0 (*spk = pk, or NULL without
@@ -350,23 +330,18 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     struct race rc;
     char relay_hint[256] = "";
     uint8_t mangled6[HD_ADDR_MANGLED_MAX];
-    int r, i;
+    int r;
 
     memset(out, 0, sizeof(*out));
     out->fd = -1;
-    memset(&rc, 0, sizeof(rc));
-    rc.req = req;
-    rc.out = out;
-    rc.lis = rc.lis6 = rc.nat_fd[0] = rc.nat_fd[1] = -1;
-    for (i = 0; i < RV_MAX_CANDS; i++)
-        rc.c[i].fd = -1;
-    up_init(&rc.up);
     if ((r = server_key(req, server_pk, &spk, out)) != 0)
         return r;
-    if ((r = uv_loop_init(&rc.loop)) != 0) {
+    if ((r = rv_race_init(&rc, req, out)) != 0) {
         rv_set_err(out, "cannot start an event loop: %s", hd_strerror(r));
         return r;
     }
+    rc.spk = spk;
+    rc.hint = relay_hint;
     /* from a reusable port Q: the host will punch towards it */
     if ((r = rv_open_server(req, spk, &c, out, &rc.port, &srv)) != 0)
         goto out;
@@ -386,7 +361,7 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
         (r = wait_answer(&rc, &c, &ans)) != 0)
         goto out;
     rvc_close(&c);
-    rc.t0 = rv_mono_ms();
+    rc.t0 = rv_now(&rc);
     if (ans->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE)
         r = race_relay_chosen(&rc, ans->relay_response, spk, relay_hint,
                               sizeof(relay_hint));
@@ -400,8 +375,6 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
                    rc.direct_err[0] ? rc.direct_err : rv_reason(r));
 out:
     rv_race_cleanup(&rc);
-    uv_run(&rc.loop, UV_RUN_DEFAULT); /* the handles' close callbacks */
-    uv_loop_close(&rc.loop);
     if (ans != NULL)
         hbb__rendezvous_message__free_unpacked(ans, NULL);
     rvc_close(&c);

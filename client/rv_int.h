@@ -5,8 +5,8 @@
  * rv_id.c: rv_connect_id, from the punch request to the race;
  * rv_race.c: racing every path to the host (see the comment below).
  *
- * Threads: the caller's (the viewer's connect thread), and the relay job's
- * thread during a race.
+ * Threads: the caller's (the viewer's session thread, whose libuv loop
+ * runs the race), and the relay job's thread during a race.
  */
 #ifndef HD_CLIENT_RV_INT_H
 #define HD_CLIENT_RV_INT_H
@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,20 +53,26 @@ struct rvc {
 
 /* ---- racing the paths ------------------------------------------------------
  *
- * After PunchHoleResponse, every way to the host runs at once and the
+ * After PunchHoleResponse, every way to the host runs at once on a libuv
+ * loop (the caller's, rv_request.loop, on the caller's thread) and the
  * first connection whose first frame is a SignedId of this host that
  * verifies (with the key the server vouched for) wins:
- * - punch: connect() from our rendezvous port Q to the host's public
- *   address, again after each failure, while the host connects to us from
- *   its port (simultaneous open); plus a listener on Q for the host's SYN
- *   when our NAT lets it in (full cone);
- * - lan: the host's LAN address (is_local answers);
- * - relay: on a thread (it blocks on the server and the relay), started
- *   after a head start of the direct path: none when both sides are
- *   behind symmetric NATs, RV_HEAD_SYM_MS when one is, RV_HEAD_MS else.
- * Our NAT type comes from two TestNatRequests (server port and port - 1)
- * from one local port, answered while the race runs.  One log line per failed
- * path.
+ * - punch (common/nat/tcp.h): connect() from our rendezvous port Q to the
+ *   host's public address, again after each failure, while the host
+ *   connects to us from its port (simultaneous open); plus the listener
+ *   on Q, opened before the request, for the host's SYN when our NAT
+ *   lets it in (full cone); the same over IPv6 from Q6;
+ * - lan: the host's LAN address (is_local answers); upnp: the router's
+ *   mapping of the host's port;
+ * - udp (upunch.h, common/nat/udp.h);
+ * - relay: on a thread (it blocks on the server and the relay; it wakes
+ *   the loop with a uv_async when done), started after a head start of
+ *   the direct path: none when both sides are behind symmetric NATs,
+ *   RV_HEAD_SYM_MS when one is, RV_HEAD_MS else.
+ * Our NAT type comes from the NAT type test (common/nat/tcp.h), started
+ * before the request and answered during the prelude or the race.  One
+ * log line per failed path.  Every connection is read (not peeked): what
+ * the winner got so far goes to the session as rv_result.pending.
  */
 
 #define RV_MAX_CANDS   8
@@ -82,20 +87,27 @@ struct rvc {
 
 enum cand_kind { CK_PUNCH, CK_LAN, CK_ACCEPTED, CK_RELAY, CK_UPNP, CK_PUNCH6 };
 
+struct race;
+
 struct cand {
-    int fd; /* -1: slot free */
+    struct race *rc;
+    uv_tcp_t tcp;
+    uv_connect_t req;
+    int used; /* the slot holds a handle (until it has closed) */
+    int live; /* not dropped */
     enum cand_kind kind;
     int open;          /* connected: waiting for SignedId */
     uint64_t deadline; /* connecting or waiting: give up then */
-    uint64_t peek_at;  /* a partial frame: look again then */
     const struct sockaddr_storage *addr; /* where it connects, or NULL */
+    uint8_t buf[RV_PEEK_MAX];            /* what it delivered so far */
+    size_t len;
 };
 
 struct relay_job {
     pthread_t th;
-    int started, joined;
-    int notify[2]; /* the thread writes a byte when it is done */
-    int stop[2];   /* we write a byte: give up */
+    int started, joined, done;
+    uv_async_t *notify; /* the thread wakes the loop when it is done */
+    int stop[2];        /* we write a byte: give up */
     struct rv_request req;
     uint8_t spk[HD_SIGN_PK_BYTES];
     int have_spk;
@@ -105,40 +117,52 @@ struct relay_job {
     int r;
 };
 
+struct hd_nat_tcp;
+struct hd_nat_natt;
+
 struct race {
     const struct rv_request *req;
     struct rv_result *out;
+    uv_loop_t *loop, own_loop;
+    int handles;      /* ours on the loop not closed yet */
+    uv_timer_t timer; /* wakes the loop for the next deadline */
+    uv_poll_t cancel; /* req->cancel_fd */
+    uv_async_t relay_wake;
+    int loop_ready, cancel_open, done, result, cancelled;
+    const uint8_t *spk;
+    const char *hint;
     struct cand c[RV_MAX_CANDS];
     uint64_t t0;
-    int lis;                      /* listener on Q, or -1 */
+    int lis;                      /* listener on Q, until the punch takes it */
     uint16_t port;                /* Q */
     struct sockaddr_storage host; /* where to punch / the LAN address */
     struct sockaddr_storage upnp; /* host's public IP : its upnp_port */
     /* IPv6: our global address : port Q6 (listened on), the host's */
     struct sockaddr_storage me6, host6;
-    int lis6, punch6, punch6_attempts;
+    int lis6;
     uint16_t port6;
-    uint64_t punch6_until, punch6_retry_at;
-    int extra; /* direct paths beyond the punch */
+    struct hd_nat_tcp *tp, *tp6; /* the punches (IPv4 from Q, IPv6) */
+    int extra;                   /* direct paths beyond the punch */
     int local, punch, punch_attempts, punch_err;
-    uint64_t punch_until, punch_retry_at;
-    int nat_fd[2], nat_sent[2], nat_port[2], me_sym, host_sym;
+    struct hd_nat_natt *natt; /* the NAT type test, while it runs */
+    int nat_port[2], me_sym, host_sym;
+    uint64_t nat_done; /* when the NAT test ended, 0 before */
     struct relay_job job;
     int relay_failed;
     char direct_err[128];
     struct up up; /* UDP punching (upunch.h) */
-    /* the UDP punch's loop; its backend descriptor is in every poll() of
-     * the race (until the race itself moves onto it) */
-    uv_loop_t loop;
 };
 
 /* rv_race.c */
-uint64_t rv_mono_ms(void);
-int rv_cand_connect(struct race *rc, enum cand_kind kind, uint16_t from_port,
-                    uint64_t deadline, const struct sockaddr_storage *dst);
-int rv_relay_start(struct race *rc, const uint8_t *spk, const char *hint,
-                   const char *uuid);
-int rv_race_run(struct race *rc, const uint8_t *spk, const char *hint);
+uint64_t rv_now(struct race *rc);
+int rv_race_init(struct race *rc, const struct rv_request *req,
+                 struct rv_result *out);
+int rv_cand_connect(struct race *rc, enum cand_kind kind, uint64_t deadline,
+                    const struct sockaddr_storage *dst);
+int rv_punch_start(struct race *rc, int v6);
+void rv_nat_test(struct race *rc, const struct sockaddr_storage *srv);
+int rv_relay_start(struct race *rc, const char *uuid);
+int rv_race_run(struct race *rc);
 void rv_race_cleanup(struct race *rc);
 int rv_prelude(struct race *rc);
 

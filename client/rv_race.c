@@ -1,18 +1,95 @@
 /*
- * Racing every path to the host (see rv_int.h): the candidates (punch,
- * LAN, accepted, mapped port, IPv6, relay), the relay on a thread of its
- * own, the NAT type test, the UDP punch (upunch.h), and the poll loop that
- * runs them all until the first SignedId of the host that verifies.
+ * Racing every path to the host (see rv_int.h) on a libuv loop: the
+ * candidates (punched, accepted, LAN, mapped port, IPv6, relay), the
+ * punches and the NAT type test of common/nat/tcp.h, the relay on a
+ * thread of its own, the UDP punch (upunch.h), until the first SignedId
+ * of the host that verifies.
  */
 #include "client/rv_int.h"
+#include "nat/tcp.h"
+#include "net.h"
 
-uint64_t rv_mono_ms(void)
+uint64_t rv_now(struct race *rc)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uv_update_time(rc->loop); /* the loop may have waited on the server */
+    return uv_now(rc->loop);
 }
+
+static void rc_closed(uv_handle_t *hd)
+{
+    struct race *rc = hd->data;
+
+    rc->handles--;
+}
+
+static void finish(struct race *rc, int r)
+{
+    if (rc->done)
+        return;
+    rc->done = 1;
+    rc->result = r;
+}
+
+static void on_cancel(uv_poll_t *p, int status, int events)
+{
+    struct race *rc = p->data;
+
+    (void)status;
+    (void)events;
+    rc->cancelled = 1;
+    uv_poll_stop(p);
+    finish(rc, -ECANCELED);
+}
+
+static void on_relay_wake(uv_async_t *a);
+
+int rv_race_init(struct race *rc, const struct rv_request *req,
+                 struct rv_result *out)
+{
+    int r;
+
+    memset(rc, 0, sizeof(*rc));
+    rc->req = req;
+    rc->out = out;
+    rc->lis = rc->lis6 = -1;
+    rc->job.stop[0] = rc->job.stop[1] = -1;
+    up_init(&rc->up);
+    if ((rc->loop = req->loop) == NULL) {
+        if ((r = uv_loop_init(&rc->own_loop)) != 0)
+            return r;
+        rc->loop = &rc->own_loop;
+    }
+    rc->loop_ready = 1;
+    uv_timer_init(rc->loop, &rc->timer);
+    rc->timer.data = rc;
+    uv_async_init(rc->loop, &rc->relay_wake, on_relay_wake);
+    rc->relay_wake.data = rc;
+    rc->handles = 2;
+    if (req->cancel_fd >= 0 &&
+        uv_poll_init(rc->loop, &rc->cancel, req->cancel_fd) == 0) {
+        rc->cancel.data = rc;
+        rc->handles++;
+        rc->cancel_open = 1;
+        uv_poll_start(&rc->cancel, UV_READABLE, on_cancel);
+    }
+    return 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    (void)t; /* it only wakes the loop: rv_race_run looks again */
+}
+
+/* Run the loop once, woken at `at` (ms, loop time) at the latest. */
+static void run_once(struct race *rc, uint64_t at)
+{
+    uint64_t now = rv_now(rc);
+
+    uv_timer_start(&rc->timer, on_timer, at > now ? at - now : 0, 0);
+    uv_run(rc->loop, UV_RUN_ONCE);
+}
+
+/* ---- candidates ---------------------------------------------------------- */
 
 static const char *cand_name(const struct cand *c)
 {
@@ -32,9 +109,17 @@ static const char *cand_name(const struct cand *c)
     }
 }
 
+static void cand_closed(uv_handle_t *hd)
+{
+    struct cand *c = hd->data;
+
+    c->used = 0;
+    c->rc->handles--;
+}
+
 static void cand_drop(struct race *rc, struct cand *c, const char *why)
 {
-    if (c->fd < 0)
+    if (!c->live)
         return;
     if (why != NULL) {
         char hs[HD_ADDR_STRLEN];
@@ -46,51 +131,39 @@ static void cand_drop(struct race *rc, struct cand *c, const char *why)
         if (c->kind != CK_RELAY)
             snprintf(rc->direct_err, sizeof(rc->direct_err), "%s", why);
     }
-    close(c->fd);
-    c->fd = -1;
+    c->live = 0;
+    hd_net_close((uv_handle_t *)&c->tcp, cand_closed);
+    /* the punch goes on: that connection was not the host */
+    if (c->kind == CK_PUNCH && rc->tp != NULL)
+        hd_nat_tcp_resume(rc->tp);
+    if (c->kind == CK_PUNCH6 && rc->tp6 != NULL)
+        hd_nat_tcp_resume(rc->tp6);
 }
 
-static struct cand *cand_add(struct race *rc, int fd, enum cand_kind kind,
-                             int open, uint64_t deadline)
+static struct cand *cand_new(struct race *rc, enum cand_kind kind,
+                             uint64_t deadline)
 {
     for (int i = 0; i < RV_MAX_CANDS; i++) {
-        if (rc->c[i].fd < 0) {
-            rc->c[i] = (struct cand){ fd, kind, open, deadline, 0, NULL };
-            return &rc->c[i];
-        }
+        struct cand *c = &rc->c[i];
+
+        if (c->used)
+            continue;
+        memset(c, 0, sizeof(*c));
+        c->rc = rc;
+        c->used = c->live = 1;
+        c->kind = kind;
+        c->deadline = deadline;
+        uv_tcp_init(rc->loop, &c->tcp);
+        c->tcp.data = c->req.data = c;
+        rc->handles++;
+        return c;
     }
-    close(fd);
     return NULL;
 }
 
-/* Start a non-blocking connect to dst (from the shared port from_port,
- * else any); adds a candidate. */
-int rv_cand_connect(struct race *rc, enum cand_kind kind, uint16_t from_port,
-                    uint64_t deadline, const struct sockaddr_storage *dst)
-{
-    const struct sockaddr *to = (const struct sockaddr *)dst;
-    struct cand *c;
-    int fd;
-
-    if ((fd = rv_tcp_socket(to->sa_family, from_port != 0, from_port, NULL)) <
-        0)
-        return fd;
-    if (connect(fd, to, hd_addr_len(to)) != 0 && errno != EINPROGRESS) {
-        int r = -errno;
-
-        close(fd);
-        return r;
-    }
-    if ((c = cand_add(rc, fd, kind, 0, deadline)) == NULL)
-        return -ENOMEM;
-    c->addr = dst;
-    return 0;
-}
-
 /*
- * The first frame on c, peeked (left for the session to read): 1 when it
- * is a SignedId of our host that verifies, 0 when it is not complete yet,
- * or a negative error.
+ * The first frame in buf[0..n): 1 when it is a SignedId of our host that
+ * verifies, 0 when it is not complete yet, or a negative error.
  */
 static int check_hello(struct race *rc, const uint8_t *buf, size_t n,
                        size_t cap)
@@ -121,54 +194,258 @@ static int check_hello(struct race *rc, const uint8_t *buf, size_t n,
     return r == 0 ? 1 : r;
 }
 
-static int peek_signed_id(struct race *rc, struct cand *c)
+/* c's SignedId verified: it wins (rc->out gets a descriptor of its own
+ * and what c read so far). */
+static void cand_win(struct race *rc, struct cand *c)
 {
-    uint8_t buf[RV_PEEK_MAX];
-    ssize_t n;
+    uv_os_fd_t fd;
+    int d = -1;
 
-    n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0)
-        return -ECONNRESET;
-    if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-    return check_hello(rc, buf, (size_t)n, sizeof(buf));
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0) {
+        cand_drop(rc, c, strerror(errno));
+        return;
+    }
+    rv_set_blocking(d);
+    rc->out->fd = d;
+    memcpy(rc->out->pending, c->buf, c->len);
+    rc->out->pending_len = c->len;
+    rc->out->path = c->kind == CK_RELAY ? RV_PATH_RELAY
+                    : c->kind == CK_LAN ? RV_PATH_LAN
+                                        : RV_PATH_DIRECT;
+    hd_info("rv", "%s: %s path won in %llu ms", rc->req->id, cand_name(c),
+            (unsigned long long)(rv_now(rc) - rc->t0));
+    c->live = 0;
+    hd_net_close((uv_handle_t *)&c->tcp, cand_closed);
+    finish(rc, 0);
 }
+
+static void cand_alloc(uv_handle_t *hd, size_t sz, uv_buf_t *buf)
+{
+    struct cand *c = hd->data;
+
+    (void)sz;
+    buf->base = (char *)c->buf + c->len;
+    buf->len = sizeof(c->buf) - c->len;
+}
+
+static void cand_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct cand *c = s->data;
+    struct race *rc = c->rc;
+    int r;
+
+    (void)buf;
+    if (!c->live || rc->done || n == 0)
+        return;
+    if (n < 0) {
+        cand_drop(rc, c,
+                  n == UV_EOF ? "closed before SignedId" : uv_strerror((int)n));
+        return;
+    }
+    c->len += (size_t)n;
+    r = check_hello(rc, c->buf, c->len, sizeof(c->buf));
+    if (r == 0 && c->len == sizeof(c->buf))
+        r = HD_EPROTO;
+    if (r < 0)
+        cand_drop(rc, c,
+                  r == HD_EAUTH ? "SignedId does not verify" : hd_strerror(r));
+    else if (r == 1)
+        cand_win(rc, c);
+}
+
+/* c is connected: wait for SignedId. */
+static void cand_opened(struct race *rc, struct cand *c)
+{
+    c->open = 1;
+    c->deadline = rv_now(rc) + RV_HELLO_MS;
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_read_start((uv_stream_t *)&c->tcp, cand_alloc, cand_read) != 0)
+        cand_drop(rc, c, "cannot read");
+}
+
+/* A connected descriptor (ours) becomes a candidate: 0, or a negative
+ * error (fd closed). */
+static int cand_fd(struct race *rc, int fd, enum cand_kind kind)
+{
+    struct cand *c = cand_new(rc, kind, 0);
+    int r;
+
+    if (c == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    if ((r = uv_tcp_open(&c->tcp, fd)) != 0) {
+        close(fd);
+        c->kind = CK_LAN; /* (no punch to resume) */
+        cand_drop(rc, c, NULL);
+        return r;
+    }
+    cand_opened(rc, c);
+    return 0;
+}
+
+static void on_cand_connect(uv_connect_t *req, int status)
+{
+    struct cand *c = req->data;
+    struct race *rc = c->rc;
+
+    if (status == UV_ECANCELED || !c->live || rc->done)
+        return;
+    if (status != 0) {
+        cand_drop(rc, c, uv_strerror(status));
+        return;
+    }
+    hd_debug("rv", "%s: %s connected (%llu ms)", rc->req->id, cand_name(c),
+             (unsigned long long)(rv_now(rc) - rc->t0));
+    cand_opened(rc, c);
+}
+
+/* Connect to dst (the LAN address, the mapped port); adds a candidate. */
+int rv_cand_connect(struct race *rc, enum cand_kind kind, uint64_t deadline,
+                    const struct sockaddr_storage *dst)
+{
+    struct cand *c = cand_new(rc, kind, deadline);
+    int r;
+
+    if (c == NULL)
+        return -ENOMEM;
+    c->addr = dst;
+    if ((r = uv_tcp_connect(&c->req, &c->tcp, (const struct sockaddr *)dst,
+                            on_cand_connect)) != 0) {
+        cand_drop(rc, c, NULL);
+        return r;
+    }
+    return 0;
+}
+
+/* ---- punches and the NAT type test --------------------------------------- */
+
+static void punch_connected(struct hd_nat_tcp *p, int fd, int accepted,
+                            void *ud)
+{
+    struct race *rc = ud;
+    int v6 = p == rc->tp6;
+
+    if (accepted && !v6)
+        hd_debug("rv", "%s: accepted a connection on port %u", rc->req->id,
+                 (unsigned)rc->port);
+    else if (!accepted)
+        hd_debug("rv", "%s: %s connected (%llu ms)", rc->req->id,
+                 v6 ? "direct (IPv6)" : "direct (punched)",
+                 (unsigned long long)(rv_now(rc) - rc->t0));
+    if (cand_fd(rc, fd,
+                accepted ? CK_ACCEPTED
+                : v6     ? CK_PUNCH6
+                         : CK_PUNCH) != 0 &&
+        !accepted)
+        hd_nat_tcp_resume(p); /* no room: the punch goes on */
+}
+
+/* Free a punch, keeping what the log needs. */
+static void punch_free(struct race *rc, struct hd_nat_tcp **p)
+{
+    struct hd_nat_tcp_stats st;
+
+    if (*p == NULL)
+        return;
+    if (*p == rc->tp) {
+        hd_nat_tcp_stats(*p, &st);
+        rc->punch_attempts = st.attempts;
+        rc->punch_err = st.last_err;
+    }
+    hd_nat_tcp_free(*p);
+    *p = NULL;
+}
+
+static void punch_expired(struct hd_nat_tcp *p, void *ud)
+{
+    struct race *rc = ud;
+
+    punch_free(rc, p == rc->tp ? &rc->tp : &rc->tp6);
+}
+
+/* Punch from Q to rc->host (v6: from Q6 to rc->host6), the listener
+ * opened before the request taken over.  0 or a negative error. */
+int rv_punch_start(struct race *rc, int v6)
+{
+    static const struct hd_nat_tcp_cb cb = { punch_connected, punch_expired };
+    struct hd_nat_tcp_cfg cfg = {
+        .peer = (struct sockaddr *)(v6 ? &rc->host6 : &rc->host),
+        .port = v6 ? rc->port6 : rc->port,
+        .listen_fd = v6 ? rc->lis6 : rc->lis,
+        .retry_ms = RV_RETRY_MS,
+        .connect_ms = RV_PUNCH_MS,
+        .listen_ms = RV_PUNCH_MS,
+    };
+
+    if (cfg.listen_fd < 0)
+        cfg.listen_fd = -2; /* none */
+    if (v6)
+        rc->lis6 = -1;
+    else
+        rc->lis = -1;
+    return hd_nat_tcp_start(rc->loop, &cfg, &cb, rc, v6 ? &rc->tp6 : &rc->tp);
+}
+
+static void on_natt(struct hd_nat_natt *t, int status, int port0, int port1,
+                    void *ud)
+{
+    struct race *rc = ud;
+
+    hd_nat_natt_free(t);
+    rc->natt = NULL;
+    rc->nat_done = rv_now(rc);
+    if (status != 0) {
+        hd_debug("rv", "NAT type test: %s", hd_strerror(status));
+        return;
+    }
+    rc->nat_port[0] = port0;
+    rc->nat_port[1] = port1;
+    rc->me_sym = port0 != port1;
+    hd_debug("rv", "our NAT: %s (ports %d, %d)",
+             rc->me_sym ? "symmetric" : "cone", port0, port1);
+}
+
+/* Start the NAT type test against the server at srv. */
+void rv_nat_test(struct race *rc, const struct sockaddr_storage *srv)
+{
+    if (hd_nat_natt_start(rc->loop, (const struct sockaddr *)srv, on_natt, rc,
+                          &rc->natt) != 0)
+        rc->nat_done = rv_now(rc);
+}
+
+/* ---- the relay, on a thread ---------------------------------------------- */
 
 static void *relay_main(void *arg)
 {
     struct relay_job *j = arg;
-    char b = 1;
 
     j->r = rv_via_relay(&j->req, j->have_spk ? j->spk : NULL,
                         j->hint[0] ? j->hint : NULL,
                         j->given_uuid ? j->uuid : NULL, &j->res);
-    if (write(j->notify[1], &b, 1) < 0) {
-        /* the race polls notify; nothing else to do */
-    }
+    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+    uv_async_send(j->notify);
     return NULL;
 }
 
-int rv_relay_start(struct race *rc, const uint8_t *spk, const char *hint,
-                   const char *uuid)
+int rv_relay_start(struct race *rc, const char *uuid)
 {
     struct relay_job *j = &rc->job;
 
     if (j->started)
         return 0;
-    if (pipe2(j->notify, O_CLOEXEC) != 0)
+    if (pipe2(j->stop, O_CLOEXEC) != 0)
         return -errno;
-    if (pipe2(j->stop, O_CLOEXEC) != 0) {
-        close(j->notify[0]);
-        close(j->notify[1]);
-        return -errno;
-    }
+    j->notify = &rc->relay_wake;
     j->req = *rc->req;
     j->req.cancel_fd = j->stop[0];
-    if (spk != NULL) {
-        memcpy(j->spk, spk, sizeof(j->spk));
+    if (rc->spk != NULL) {
+        memcpy(j->spk, rc->spk, sizeof(j->spk));
         j->have_spk = 1;
     }
-    snprintf(j->hint, sizeof(j->hint), "%s", hint ? hint : "");
+    snprintf(j->hint, sizeof(j->hint), "%s", rc->hint ? rc->hint : "");
     if (uuid != NULL) {
         snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
         j->given_uuid = 1;
@@ -177,33 +454,40 @@ int rv_relay_start(struct race *rc, const uint8_t *spk, const char *hint,
     j->res.fd = -1;
     memcpy(j->res.host_pk, rc->out->host_pk, sizeof(j->res.host_pk));
     if (pthread_create(&j->th, NULL, relay_main, j) != 0) {
-        close(j->notify[0]);
-        close(j->notify[1]);
         close(j->stop[0]);
         close(j->stop[1]);
+        j->stop[0] = j->stop[1] = -1;
         return -EAGAIN;
     }
     j->started = 1;
     hd_debug("rv", "%s: asking for the relay (%llu ms)", rc->req->id,
-             (unsigned long long)(rv_mono_ms() - rc->t0));
+             (unsigned long long)(rv_now(rc) - rc->t0));
     return 0;
 }
 
 /* The relay thread is done: its connection becomes a candidate. */
-static void relay_collect(struct race *rc)
+static void on_relay_wake(uv_async_t *a)
 {
+    struct race *rc = a->data;
     struct relay_job *j = &rc->job;
 
-    if (!j->started || j->joined)
+    if (!j->started || j->joined ||
+        !__atomic_load_n(&j->done, __ATOMIC_ACQUIRE))
         return;
     pthread_join(j->th, NULL);
     j->joined = 1;
     if (j->r == 0 && j->res.fd >= 0) {
-        fcntl(j->res.fd, F_SETFL, fcntl(j->res.fd, F_GETFL) | O_NONBLOCK);
+        struct cand *c = cand_new(rc, CK_RELAY, 0);
+
         memcpy(rc->out->host_pk, j->res.host_pk, sizeof(rc->out->host_pk));
-        if (cand_add(rc, j->res.fd, CK_RELAY, 1, rv_mono_ms() + RV_HELLO_MS) ==
-            NULL)
+        if (c == NULL || uv_tcp_open(&c->tcp, j->res.fd) != 0) {
+            close(j->res.fd);
+            if (c != NULL)
+                cand_drop(rc, c, NULL);
             rc->relay_failed = 1;
+        } else {
+            cand_opened(rc, c);
+        }
         j->res.fd = -1;
     } else {
         rc->relay_failed = 1;
@@ -217,85 +501,41 @@ static void relay_cleanup(struct race *rc)
     struct relay_job *j = &rc->job;
     char b = 1;
 
-    if (!j->started)
-        return;
-    if (!j->joined) {
+    if (j->started && !j->joined) {
         if (write(j->stop[1], &b, 1) < 0) {
             /* the thread ends at its own timeouts */
         }
         pthread_join(j->th, NULL);
         if (j->res.fd >= 0)
             close(j->res.fd);
+        j->joined = 1;
     }
-    close(j->notify[0]);
-    close(j->notify[1]);
-    close(j->stop[0]);
-    close(j->stop[1]);
-    j->started = 0;
+    for (int i = 0; i < 2; i++)
+        if (j->stop[i] >= 0)
+            close(j->stop[i]);
+    j->stop[0] = j->stop[1] = -1;
 }
 
-/* NAT test socket i (0: server port, 1: port - 1) is ready for events. */
-static void nat_step(struct race *rc, int i, short revents)
-{
-    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *a = NULL;
-    Hbb__TestNatRequest t = HBB__TEST_NAT_REQUEST__INIT;
-    struct rvc c = { .fd = rc->nat_fd[i], .cancel_fd = -1 };
-    int err = 0, r;
-    socklen_t len = sizeof(err);
-
-    if (!rc->nat_sent[i]) {
-        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST;
-        m.test_nat_request = &t;
-        if (getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err ||
-            rvc_send_secure(&c, &m, 0) != 0)
-            goto fail;
-        rc->nat_sent[i] = 1;
-        return;
-    }
-    if (!(revents & (POLLIN | POLLHUP | POLLERR)))
-        return;
-    /* a KeyExchange offer may come first; the answer follows at once */
-    while ((r = rvc_recv(&c, 200, &a)) == 0) {
-        if (a->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE)
-            break;
-        hbb__rendezvous_message__free_unpacked(a, NULL);
-        a = NULL;
-    }
-    if (r != 0 || a == NULL)
-        goto fail;
-    rc->nat_port[i] = a->test_nat_response->port;
-    hbb__rendezvous_message__free_unpacked(a, NULL);
-    close(rc->nat_fd[i]);
-    rc->nat_fd[i] = -1;
-    if (rc->nat_port[0] > 0 && rc->nat_port[1] > 0) {
-        rc->me_sym = rc->nat_port[0] != rc->nat_port[1];
-        hd_debug("rv", "our NAT: %s (ports %d, %d)",
-                 rc->me_sym ? "symmetric" : "cone", rc->nat_port[0],
-                 rc->nat_port[1]);
-    }
-    return;
-fail:
-    close(rc->nat_fd[i]);
-    rc->nat_fd[i] = -1;
-}
+/* ---- the race ------------------------------------------------------------ */
 
 /* Can a direct (or LAN) connection still come up? */
-static int direct_alive(const struct race *rc, uint64_t now)
+static int direct_alive(const struct race *rc)
 {
     for (int i = 0; i < RV_MAX_CANDS; i++)
-        if (rc->c[i].fd >= 0 && rc->c[i].kind != CK_RELAY)
+        if (rc->c[i].live && rc->c[i].kind != CK_RELAY)
             return 1;
-    if (rc->punch6 && now < rc->punch6_until)
+    if (rc->tp6 != NULL && hd_nat_tcp_trying(rc->tp6))
         return 1;
     if (up_alive(&rc->up))
         return 1;
-    return rc->punch && now < rc->punch_until && !(rc->host_sym && rc->me_sym);
+    return rc->tp != NULL && hd_nat_tcp_trying(rc->tp) &&
+           !(rc->host_sym && rc->me_sym);
 }
 
 /* When the relay starts, in ms after the race began. */
-static uint64_t relay_head(const struct race *rc, uint64_t now)
+static uint64_t relay_head(const struct race *rc)
 {
-    if (rc->req->force_relay || !direct_alive(rc, now))
+    if (rc->req->force_relay || !direct_alive(rc))
         return 0;
     if (rc->host_sym && rc->me_sym) /* only a mapped port or IPv6 left */
         return rc->extra ? RV_HEAD_SYM_MS : 0;
@@ -311,288 +551,81 @@ static uint64_t relay_head(const struct race *rc, uint64_t now)
     return RV_HEAD_MS;
 }
 
-/* Start what is due: a punch connect from Q (again after each failure),
- * the same over IPv6 from Q6, the relay once its head start is over. */
-static void race_start_due(struct race *rc, uint64_t now, const uint8_t *spk,
-                           const char *hint)
-{
-    int i, r, busy = 0;
-
-    /* punch: (re)connect from Q until punch_until */
-    for (i = 0; i < RV_MAX_CANDS; i++)
-        busy |= rc->c[i].fd >= 0 && rc->c[i].kind == CK_PUNCH;
-    if (rc->punch && !busy && now < rc->punch_until &&
-        now >= rc->punch_retry_at && !(rc->host_sym && rc->me_sym)) {
-        rc->punch_attempts++;
-        if ((r = rv_cand_connect(rc, CK_PUNCH, rc->port, rc->punch_until,
-                                 &rc->host)) != 0) {
-            rc->punch_err = r;
-            rc->punch_retry_at = now + RV_RETRY_MS;
-        }
-    }
-    /* IPv6: the same from Q6, while the host does it towards Q6 */
-    busy = 0;
-    for (i = 0; i < RV_MAX_CANDS; i++)
-        busy |= rc->c[i].fd >= 0 && rc->c[i].kind == CK_PUNCH6;
-    if (rc->punch6 && !busy && now < rc->punch6_until &&
-        now >= rc->punch6_retry_at) {
-        rc->punch6_attempts++;
-        if (rv_cand_connect(rc, CK_PUNCH6, rc->port6, rc->punch6_until,
-                            &rc->host6) != 0)
-            rc->punch6_retry_at = now + RV_RETRY_MS;
-    }
-    if (!rc->job.started && !rc->relay_failed &&
-        now >= rc->t0 + relay_head(rc, now) &&
-        rv_relay_start(rc, spk, hint, NULL) != 0)
-        rc->relay_failed = 1;
-}
-
-/*
- * The poll set: the UDP punch's loop, cancel_fd, the listeners, the relay
- * thread's notification, the NAT tests and the candidates (those past
- * their deadline are dropped here).  Returns how many entries p and map
- * got; *busy: a candidate is still under way; *next is lowered to the
- * candidates' deadlines.
- */
-static int race_pollset(struct race *rc, uint64_t now, struct pollfd *p,
-                        int *map, int *busy, uint64_t *next)
-{
-    int n = 0, i, k;
-
-    /* the loop of the UDP punch (upunch.h), embedded in this poll() */
-    p[n] = (struct pollfd){ uv_backend_fd(&rc->loop), POLLIN, 0 };
-    map[n++] = -10;
-    if (rc->req->cancel_fd >= 0) {
-        p[n] = (struct pollfd){ rc->req->cancel_fd, POLLIN, 0 };
-        map[n++] = -1;
-    }
-    if (rc->lis >= 0) {
-        p[n] = (struct pollfd){ rc->lis, POLLIN, 0 };
-        map[n++] = -2;
-    }
-    if (rc->lis6 >= 0) {
-        p[n] = (struct pollfd){ rc->lis6, POLLIN, 0 };
-        map[n++] = -6;
-    }
-    if (rc->job.started && !rc->job.joined) {
-        p[n] = (struct pollfd){ rc->job.notify[0], POLLIN, 0 };
-        map[n++] = -3;
-    }
-    for (k = 0; k < 2; k++) {
-        if (rc->nat_fd[k] >= 0) {
-            p[n] = (struct pollfd){ rc->nat_fd[k],
-                                    rc->nat_sent[k] ? POLLIN : POLLOUT, 0 };
-            map[n++] = -4 - k;
-        }
-    }
-    *busy = 0;
-    for (i = 0; i < RV_MAX_CANDS; i++) {
-        struct cand *c = &rc->c[i];
-
-        if (c->fd < 0)
-            continue;
-        if (now >= c->deadline) {
-            cand_drop(rc, c, c->open ? "no SignedId in time" : "timed out");
-            continue;
-        }
-        *busy = 1;
-        if (c->deadline < *next)
-            *next = c->deadline;
-        if (c->open && c->peek_at > now) {
-            if (c->peek_at < *next)
-                *next = c->peek_at;
-            continue;
-        }
-        p[n] = (struct pollfd){ c->fd, c->open ? POLLIN : POLLOUT, 0 };
-        map[n++] = i;
-    }
-    return n;
-}
-
-/* When the race must look again at the latest (punch retries, the punch
- * window's end, the relay's start), given next so far. */
-static uint64_t race_next(const struct race *rc, uint64_t now, int busy,
-                          uint64_t next)
-{
-    if (rc->punch && now < rc->punch_until) {
-        uint64_t due = busy ? rc->punch_until : rc->punch_retry_at;
-
-        if (due < next)
-            next = due;
-    }
-    if (rc->punch6 && now < rc->punch6_until && rc->punch6_retry_at < next)
-        next = rc->punch6_retry_at > now ? rc->punch6_retry_at : now;
-    if (!rc->job.started && !rc->relay_failed &&
-        rc->t0 + relay_head(rc, now) < next)
-        next = rc->t0 + relay_head(rc, now);
-    return next;
-}
-
-/* A connection on the listener *lis becomes a candidate; a listener that
- * fails otherwise than for the moment (EMFILE...) is closed, never spun
- * on.  log: say so at debug level. */
-static void race_accept(struct race *rc, int *lis, uint16_t port, int log,
-                        uint64_t now)
-{
-    int afd = accept4(*lis, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-    if (afd >= 0) {
-        if (log)
-            hd_debug("rv", "%s: accepted a connection on port %u", rc->req->id,
-                     (unsigned)port);
-        cand_add(rc, afd, CK_ACCEPTED, 1, now + RV_HELLO_MS);
-    } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-        close(*lis);
-        *lis = -1;
-    }
-}
-
-/* When the UDP punch's loop wants to run next (at most a second on). */
-static uint64_t loop_next(struct race *rc, uint64_t now)
-{
-    int t;
-
-    if (!uv_loop_alive(&rc->loop) || (t = uv_backend_timeout(&rc->loop)) < 0 ||
-        t > 1000)
-        return now + 1000;
-    return now + (uint64_t)t;
-}
-
-/* Run the UDP punch's loop for what is due.  1 when the UDP path won
- * (rc->out is filled), else 0. */
-static int race_udp(struct race *rc, uint64_t now)
+/* The UDP path's first frame is complete: it wins or fails. */
+static void race_udp(struct race *rc, uint64_t now)
 {
     int r;
 
-    uv_run(&rc->loop, UV_RUN_NOWAIT);
-    if (!rc->up.ready)
-        return 0;
     r = check_hello(rc, rc->up.hello, rc->up.hello_len, sizeof(rc->up.hello));
     if (r < 0) {
         hd_info("rv", "%s: udp path failed: %s", rc->req->id,
                 r == HD_EAUTH ? "SignedId does not verify" : hd_strerror(r));
         up_close(&rc->up);
-        return 0;
+        return;
     }
     if (r == 0)
-        return 0;
+        return;
     up_take(&rc->up, &rc->out->fd, &rc->out->rudp);
+    if (rc->out->fd < 0) {
+        hd_info("rv", "%s: udp path failed: cannot take the socket",
+                rc->req->id);
+        return;
+    }
     memcpy(rc->out->pending, rc->up.hello, rc->up.hello_len);
     rc->out->pending_len = rc->up.hello_len;
     rc->out->path = RV_PATH_UDP;
     hd_info("rv", "%s: udp path won in %llu ms", rc->req->id,
             (unsigned long long)(now - rc->t0));
-    return 1;
+    finish(rc, 0);
 }
 
-/* Candidate c connected or failed to. */
-static void cand_connected(struct race *rc, struct cand *c, uint64_t now)
+/*
+ * One look at the race after the loop ran: the UDP path's frame, the
+ * candidates past their deadline, the relay once its head start is over,
+ * the end when nothing is left.  Returns when the loop must wake next.
+ */
+static uint64_t race_step(struct race *rc)
 {
-    int err = 0;
-    socklen_t len = sizeof(err);
+    uint64_t now = rv_now(rc), next = now + 1000, head;
+    int busy = 0;
 
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-        err = errno;
-    if (err == 0) {
-        c->open = 1;
-        c->deadline = now + RV_HELLO_MS;
-        hd_debug("rv", "%s: %s connected (%llu ms)", rc->req->id, cand_name(c),
-                 (unsigned long long)(now - rc->t0));
-    } else if (c->kind == CK_PUNCH) {
-        /* refused or unreachable: again, quietly */
-        rc->punch_err = -err;
-        rc->punch_retry_at = now + RV_RETRY_MS;
-        close(c->fd);
-        c->fd = -1;
-    } else if (c->kind == CK_PUNCH6) {
-        rc->punch6_retry_at = now + RV_RETRY_MS;
-        close(c->fd);
-        c->fd = -1;
-    } else {
-        cand_drop(rc, c, strerror(err));
-    }
-}
+    if (rc->up.ready && !rc->done)
+        race_udp(rc, now);
+    for (int i = 0; i < RV_MAX_CANDS && !rc->done; i++) {
+        struct cand *c = &rc->c[i];
 
-/* Events on candidate c.  1 when it won (rc->out is filled), else 0. */
-static int cand_event(struct race *rc, struct cand *c, uint64_t now)
-{
-    int r;
-
-    if (c->fd < 0)
-        return 0;
-    if (!c->open) {
-        cand_connected(rc, c, now);
-        return 0;
-    }
-    r = peek_signed_id(rc, c);
-    if (r == 0) {
-        c->peek_at = now + 10;
-        return 0;
-    }
-    if (r < 0) {
-        cand_drop(rc, c,
-                  r == -ECONNRESET ? "closed before SignedId"
-                  : r == HD_EAUTH  ? "SignedId does not verify"
-                                   : hd_strerror(r));
-        return 0;
-    }
-    /* the winner */
-    rv_set_blocking(c->fd);
-    rc->out->fd = c->fd;
-    rc->out->path = c->kind == CK_RELAY ? RV_PATH_RELAY
-                    : c->kind == CK_LAN ? RV_PATH_LAN
-                                        : RV_PATH_DIRECT;
-    c->fd = -1;
-    hd_info("rv", "%s: %s path won in %llu ms", rc->req->id, cand_name(c),
-            (unsigned long long)(now - rc->t0));
-    return 1;
-}
-
-int rv_race_run(struct race *rc, const uint8_t *spk, const char *hint)
-{
-    struct pollfd p[RV_MAX_CANDS + 8];
-    int map[RV_MAX_CANDS + 8];
-    int n, k, r, busy, wait;
-    uint64_t now, next;
-
-    for (;;) {
-        now = rv_mono_ms();
-        race_start_due(rc, now, spk, hint);
-        /* UDP: probes, guesses, the stream's timers */
-        if (race_udp(rc, now))
-            return 0;
-        next = loop_next(rc, now);
-        n = race_pollset(rc, now, p, map, &busy, &next);
-        /* the end: nothing left that could still connect */
-        if (!busy && (rc->relay_failed || rc->job.joined) &&
-            !direct_alive(rc, now))
-            return rc->out->err[0] ? -ECONNREFUSED : -ETIMEDOUT;
-        next = race_next(rc, now, busy, next);
-        wait = next > now ? (int)(next - now) : 0;
-        do {
-            r = poll(p, (nfds_t)n, wait);
-        } while (r < 0 && errno == EINTR);
-        if (r < 0)
-            return -errno;
-        now = rv_mono_ms();
-        for (k = 0; k < n; k++) {
-            if (p[k].revents == 0)
-                continue;
-            if (map[k] == -1)
-                return -ECANCELED;
-            if (map[k] == -2)
-                race_accept(rc, &rc->lis, rc->port, 1, now);
-            else if (map[k] == -3)
-                relay_collect(rc);
-            else if (map[k] == -6)
-                race_accept(rc, &rc->lis6, rc->port6, 0, now);
-            else if (map[k] == -10 && race_udp(rc, now))
-                return 0;
-            else if (map[k] <= -4 && map[k] != -10)
-                nat_step(rc, -4 - map[k], p[k].revents);
-            else if (map[k] >= 0 && cand_event(rc, &rc->c[map[k]], now))
-                return 0;
+        if (!c->live)
+            continue;
+        if (c->deadline != 0 && now >= c->deadline) {
+            cand_drop(rc, c, c->open ? "no SignedId in time" : "timed out");
+            continue;
         }
+        busy = 1;
+        if (c->deadline != 0 && c->deadline < next)
+            next = c->deadline;
+    }
+    if (rc->done)
+        return now;
+    head = rc->t0 + relay_head(rc);
+    if (!rc->job.started && !rc->relay_failed && now >= head &&
+        rv_relay_start(rc, NULL) != 0)
+        rc->relay_failed = 1;
+    if (!rc->job.started && !rc->relay_failed && head < next)
+        next = head;
+    /* the end: nothing left that could still connect */
+    if (!busy && (rc->relay_failed || rc->job.joined) && !direct_alive(rc))
+        finish(rc, rc->out->err[0] ? -ECONNREFUSED : -ETIMEDOUT);
+    return next;
+}
+
+int rv_race_run(struct race *rc)
+{
+    for (;;) {
+        uint64_t next = race_step(rc);
+
+        if (rc->done)
+            return rc->result;
+        run_once(rc, next);
     }
 }
 
@@ -600,11 +633,13 @@ void rv_race_cleanup(struct race *rc)
 {
     int i;
 
+    if (!rc->loop_ready)
+        return;
+    rc->done = 1;
     for (i = 0; i < RV_MAX_CANDS; i++)
-        if (rc->c[i].fd >= 0) {
-            close(rc->c[i].fd);
-            rc->c[i].fd = -1;
-        }
+        cand_drop(rc, &rc->c[i], NULL);
+    punch_free(rc, &rc->tp);
+    punch_free(rc, &rc->tp6);
     if (rc->punch && rc->out->fd >= 0 && rc->out->path == RV_PATH_RELAY) {
         char hs[HD_ADDR_STRLEN];
 
@@ -622,13 +657,23 @@ void rv_race_cleanup(struct race *rc)
     if (rc->lis6 >= 0)
         close(rc->lis6);
     rc->lis6 = -1;
-    for (i = 0; i < 2; i++)
-        if (rc->nat_fd[i] >= 0) {
-            close(rc->nat_fd[i]);
-            rc->nat_fd[i] = -1;
-        }
+    hd_nat_natt_free(rc->natt);
+    rc->natt = NULL;
     up_close(&rc->up);
-    relay_cleanup(rc);
+    relay_cleanup(rc); /* before its uv_async closes */
+    hd_net_close((uv_handle_t *)&rc->timer, rc_closed);
+    hd_net_close((uv_handle_t *)&rc->relay_wake, rc_closed);
+    if (rc->cancel_open)
+        hd_net_close((uv_handle_t *)&rc->cancel, rc_closed);
+    rc->cancel_open = 0;
+    /* every handle in rc closed before rc goes */
+    while (rc->handles > 0 || rc->up.handles > 0)
+        uv_run(rc->loop, UV_RUN_ONCE);
+    if (rc->loop == &rc->own_loop) {
+        uv_run(rc->loop, UV_RUN_DEFAULT);
+        uv_loop_close(rc->loop);
+    }
+    rc->loop_ready = 0;
 }
 
 /*
@@ -641,52 +686,21 @@ void rv_race_cleanup(struct race *rc)
  */
 int rv_prelude(struct race *rc)
 {
-    struct pollfd p[4];
-    int map[4], n, k, r;
-    uint64_t now, until = rv_mono_ms() + RV_PRELUDE_MS, nat_done = 0, next;
+    uint64_t now, until = rv_now(rc) + RV_PRELUDE_MS, next;
 
     for (;;) {
-        uv_run(&rc->loop, UV_RUN_NOWAIT); /* the UDP port query */
-        now = rv_mono_ms();
-        if (rc->nat_fd[0] < 0 && rc->nat_fd[1] < 0 && nat_done == 0)
-            nat_done = now;
+        if (rc->cancelled)
+            return -ECANCELED;
+        now = rv_now(rc);
+        if (rc->natt == NULL && rc->nat_done == 0)
+            rc->nat_done = now;
         if (now >= until ||
-            (nat_done && (!rc->up.sock_open || rc->up.pub_port != 0 ||
-                          now >= nat_done + RV_UDP_WAIT_MS)))
+            (rc->nat_done && (!rc->up.sock_open || rc->up.pub_port != 0 ||
+                              now >= rc->nat_done + RV_UDP_WAIT_MS)))
             return 0;
-        next = loop_next(rc, now);
-        if (nat_done && nat_done + RV_UDP_WAIT_MS < next)
-            next = nat_done + RV_UDP_WAIT_MS;
-        if (until < next)
-            next = until;
-        n = 0;
-        if (rc->req->cancel_fd >= 0) {
-            p[n] = (struct pollfd){ rc->req->cancel_fd, POLLIN, 0 };
-            map[n++] = -1;
-        }
-        for (k = 0; k < 2; k++)
-            if (rc->nat_fd[k] >= 0) {
-                p[n] = (struct pollfd){ rc->nat_fd[k],
-                                        rc->nat_sent[k] ? POLLIN : POLLOUT, 0 };
-                map[n++] = k;
-            }
-        p[n] = (struct pollfd){ uv_backend_fd(&rc->loop), POLLIN, 0 };
-        map[n++] = -10;
-        do {
-            r = poll(p, (nfds_t)n, next > now ? (int)(next - now) : 0);
-        } while (r < 0 && errno == EINTR);
-        if (r < 0)
-            return -errno;
-        now = rv_mono_ms();
-        for (k = 0; k < n; k++) {
-            if (p[k].revents == 0)
-                continue;
-            if (map[k] == -1)
-                return -ECANCELED;
-            if (map[k] == -10)
-                continue; /* run at the top */
-            else
-                nat_step(rc, map[k], p[k].revents);
-        }
+        next = until;
+        if (rc->nat_done && rc->nat_done + RV_UDP_WAIT_MS < next)
+            next = rc->nat_done + RV_UDP_WAIT_MS;
+        run_once(rc, next);
     }
 }

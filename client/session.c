@@ -648,7 +648,7 @@ static void on_wake(uv_async_t *a)
 static void *sess_main(void *arg)
 {
     struct sess *s = arg;
-    struct rv_request req = { 0 };
+    struct rv_request req = { .loop = &s->loop }; /* the race runs on it */
     struct rv_result res;
     char pin[320];
     int r;

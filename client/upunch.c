@@ -51,15 +51,17 @@ static void send_query(struct up *u)
     u->queries++;
 }
 
-static void noop_closed(uv_handle_t *hd)
+static void up_closed(uv_handle_t *hd)
 {
-    (void)hd;
+    struct up *u = hd->data;
+
+    u->handles--;
 }
 
 static void close_sock(struct up *u)
 {
     if (u->sock_open)
-        hd_net_close((uv_handle_t *)&u->sock, noop_closed);
+        hd_net_close((uv_handle_t *)&u->sock, up_closed);
     u->sock_open = 0;
 }
 
@@ -69,10 +71,10 @@ void up_close(struct up *u)
     u->nat = NULL;
     close_sock(u);
     if (u->path_open)
-        hd_net_close((uv_handle_t *)&u->path, noop_closed);
+        hd_net_close((uv_handle_t *)&u->path, up_closed);
     u->path_open = 0;
     if (u->timer_open)
-        hd_net_close((uv_handle_t *)&u->timer, noop_closed);
+        hd_net_close((uv_handle_t *)&u->timer, up_closed);
     u->timer_open = 0;
     hd_rudp_free(u->rudp);
     u->rudp = NULL;
@@ -201,6 +203,7 @@ int up_open(struct up *u, uv_loop_t *loop, const struct sockaddr *srv)
     uv_udp_init(loop, &u->sock);
     u->sock.data = u;
     u->sock_open = 1;
+    u->handles++;
     if ((r = uv_udp_bind(&u->sock, (struct sockaddr *)&any, 0)) != 0 ||
         (r = uv_udp_recv_start(&u->sock, on_alloc, on_recv)) != 0) {
         up_close(u);
@@ -209,6 +212,7 @@ int up_open(struct up *u, uv_loop_t *loop, const struct sockaddr *srv)
     uv_timer_init(loop, &u->timer);
     u->timer.data = u;
     u->timer_open = 1;
+    u->handles++;
     send_query(u);
     uv_timer_start(&u->timer, on_timer, UP_QUERY_MS, UP_QUERY_MS);
     return 0;
@@ -244,6 +248,7 @@ static void on_found(struct hd_nat_udp *nat, uv_udp_t *sock,
     uv_udp_init(u->loop, &u->path);
     u->path.data = u;
     u->path_open = 1;
+    u->handles++;
     if (uv_udp_open(&u->path, (uv_os_sock_t)fd) != 0) {
         close(fd);
         fail(u, "cannot use the answered socket");

@@ -45,6 +45,7 @@ struct up {
     uv_udp_t path;    /* the socket the host answered on, connected to it */
     uv_timer_t timer; /* queries; the stream's timers, the hello deadline */
     int sock_open, path_open, timer_open;
+    int handles; /* not closed yet (the owner waits for 0) */
     struct sockaddr_storage srv;
     uint16_t pub_port; /* U's public port as the server saw it; 0 unknown */
     int queries;

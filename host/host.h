@@ -85,7 +85,7 @@ struct host_opts {
 struct reg;
 struct punch;
 struct upunch;
-struct natt;
+struct hd_nat_natt;
 struct upnp;
 struct session;
 struct video;
@@ -113,12 +113,12 @@ struct host {
     /* the rendezvous server as configured (host name or address) */
     char server_host[256];
     uint16_t server_port;
-    int nat_type;            /* Hbb__NatType from the last NAT test */
-    struct punch *punches;   /* in progress, see punch.h */
-    struct upunch *upunches; /* UDP punches in progress, see upunch.h */
-    struct natt *natt;       /* the NAT test in progress, or NULL */
-    struct upnp *upnp;       /* port mapping (upnp.h), or NULL */
-    uint16_t upnp_port;      /* the router's public port for us, or 0 */
+    int nat_type;             /* Hbb__NatType from the last NAT test */
+    struct punch *punches;    /* in progress, see punch.h */
+    struct upunch *upunches;  /* UDP punches in progress, see upunch.h */
+    struct hd_nat_natt *natt; /* the NAT test in progress, or NULL */
+    struct upnp *upnp;        /* port mapping (upnp.h), or NULL */
+    uint16_t upnp_port;       /* the router's public port for us, or 0 */
     /* the pointer as viewers are told it (session.c): its shape as
      * CursorData's zstd-compressed RGBA (NULL while unknown), position */
     uint8_t *cursor_colors;

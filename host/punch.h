@@ -3,10 +3,13 @@
  * viewer behind NAT (PROTOCOL.md section 4, punch step 3 and the NAT
  * test; DESIGN.md section 5).
  *
+ * The techniques are common/nat/tcp.h (shared with the viewer); here the
+ * budgets, the sessions and the host's NAT type.
+ *
  * Punching (one struct punch per PunchHole from the server):
- * - punch_socket gives a TCP socket with SO_REUSEADDR and SO_REUSEPORT
- *   bound to a local port P; PunchHoleSent goes out from it, so the
- *   server tells the viewer the public address of P;
+ * - hd_nat_tcp_socket gives a TCP socket with SO_REUSEADDR and
+ *   SO_REUSEPORT bound to a local port P; PunchHoleSent goes out from it, so
+ * the server tells the viewer the public address of P;
  * - punch_start, from the same P: connect() towards the viewer's public
  *   address, again after each failed attempt (every PUNCH_RETRY_MS, for
  *   PUNCH_CONNECT_MS), and a listener on P (for PUNCH_LISTEN_MS).  The
@@ -21,10 +24,11 @@
  * - When both sides are behind symmetric NATs nothing is attempted: the
  *   viewer takes the relay.
  *
- * NAT type test (punch_nat_test): TestNatRequest to the server's port and
- * port - 1 from one local port; equal answers = ASYMMETRIC (cone),
- * different = SYMMETRIC.  The result goes to h->nat_type (and into our
- * PunchHoleSent); a failed test keeps the previous value.
+ * NAT type test (punch_nat_test, for HD_NAT_NATT_MS at most):
+ * TestNatRequest to the server's port and port - 1 from one local port;
+ * equal answers = ASYMMETRIC (cone), different = SYMMETRIC.  The result goes to
+ * h->nat_type (and into our PunchHoleSent); a failed test keeps the previous
+ * value.
  *
  * Everything is freed when it ends; punch_stop_all ends whatever is in
  * progress (shutdown).  Loop thread only.
@@ -37,11 +41,11 @@
 #include "os.h"
 
 #include "host/host.h"
+#include "nat/tcp.h"
 
-#define PUNCH_RETRY_MS   200
+#define PUNCH_RETRY_MS   200 /* HD_NAT_TCP_RETRY_MS */
 #define PUNCH_CONNECT_MS 6000
 #define PUNCH_LISTEN_MS  15000
-#define PUNCH_NATT_MS    5000
 
 /*
  * Budgets (a flood of PunchHoles, or one forged address, must cost little
@@ -54,15 +58,8 @@
 #define PUNCH_MAX_ATTEMPTS 8
 
 /*
- * A TCP socket of family with SO_REUSEADDR, SO_REUSEPORT and TCP_NODELAY,
- * bound to port (0: any; *bound, when not NULL, gets the port).  Returns
- * the descriptor (the caller owns it) or a negative errno.
- */
-int punch_socket(int family, uint16_t port, uint16_t *bound);
-
-/*
  * Punch towards the viewer at viewer (its public address as the server
- * saw it) from local port (bound by punch_socket, still open); viewer_nat
+ * saw it) from local port (bound by hd_nat_tcp_socket, still open); viewer_nat
  * is PunchHole.nat_type.  Returns 0 (the punch runs on its own and frees
  * itself), 1 when nothing was attempted (both symmetric), or a negative
  * errno.

@@ -118,7 +118,7 @@ void reg_on_punch_hole(struct reg *g, const Hbb__PunchHole *ph)
         hd_addr_normalize(&viewer);
         hd_addr_format((struct sockaddr *)&viewer, vs, sizeof(vs));
         if (viewer.ss_family == g->server.ss_family &&
-            (fd = punch_socket(g->server.ss_family, 0, &port)) >= 0)
+            (fd = hd_nat_tcp_socket(g->server.ss_family, 0, &port)) >= 0)
             r = punch_start(g->h, (struct sockaddr *)&viewer, (int)ph->nat_type,
                             port);
         else if (fd < 0)

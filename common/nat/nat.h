@@ -11,8 +11,14 @@
  *   where the server saw the peer), the birthday search towards a
  *   symmetric NAT (a fan of sockets on the symmetric side, guessed ports
  *   from the other);
- * - (next, issue 13 item 3) the TCP simultaneous-open punch and the NAT
- *   type test, today in host/punch.c and client/rv_race.c.
+ * - nat/tcp.h: the TCP simultaneous-open punch (connect() again and again
+ *   from one reusable port, and a listener on it) and the NAT type test
+ *   (TestNatRequest to the server's port and port - 1 from one port).
+ * The path race is the viewer's (client/rv_race.c: it races these with
+ * the LAN address, the mapped port, IPv6 and the relay, on the session's
+ * loop); keepalives of a punched path are the session stream's
+ * (common/rudp.h for UDP; the host's registration heartbeats keep its
+ * UDP mapping open).
  * Port mapping (UPnP/NAT-PMP) is the host's alone (host/upnp.h: the
  * viewer only tries the mapped port the server hands it, as one more
  * TCP path of its race).
