@@ -142,11 +142,11 @@ static int read_exact(struct rvc *c, uint8_t *p, size_t n, int ms)
     return 0;
 }
 
-/* Send one framed message, sealed once the channel is secure. */
-int rvc_send_secure(struct rvc *c, const Hbb__RendezvousMessage *m,
-                    int may_seal)
+/* Pack m framed into buf (RV_FRAME_BUF bytes), sealed with sec unless
+ * NULL: its length, or a negative error. */
+int rv_pack(struct hd_secure *sec, const Hbb__RendezvousMessage *m,
+            uint8_t *buf)
 {
-    uint8_t buf[HD_FRAME_HDR_MAX + RV_MAX_FRAME + HD_SECURE_OVERHEAD];
     uint8_t plain[RV_MAX_FRAME];
     size_t n = hbb__rendezvous_message__get_packed_size(m), hdr;
     uint8_t *payload = buf + HD_FRAME_HDR_MAX;
@@ -154,8 +154,8 @@ int rvc_send_secure(struct rvc *c, const Hbb__RendezvousMessage *m,
     if (n > sizeof(plain))
         return HD_ETOOBIG;
     hbb__rendezvous_message__pack(m, plain);
-    if (may_seal && c->secure && n > 1) {
-        if (hd_secure_seal(&c->sec, plain, n, payload) != 0)
+    if (sec != NULL && n > 1) {
+        if (hd_secure_seal(sec, plain, n, payload) != 0)
             return HD_ECRYPTO;
         n += HD_SECURE_OVERHEAD;
     } else {
@@ -163,7 +163,17 @@ int rvc_send_secure(struct rvc *c, const Hbb__RendezvousMessage *m,
     }
     hdr = hd_frame_header(buf, n);
     memmove(buf + hdr, payload, n);
-    return write_all(c->fd, buf, hdr + n);
+    return (int)(hdr + n);
+}
+
+/* Send one framed message, sealed once the channel is secure. */
+int rvc_send_secure(struct rvc *c, const Hbb__RendezvousMessage *m,
+                    int may_seal)
+{
+    uint8_t buf[RV_FRAME_BUF];
+    int n = rv_pack(may_seal && c->secure ? &c->sec : NULL, m, buf);
+
+    return n < 0 ? n : write_all(c->fd, buf, (size_t)n);
 }
 
 int rvc_send(struct rvc *c, const Hbb__RendezvousMessage *m)
@@ -192,21 +202,25 @@ int rvc_recv(struct rvc *c, int ms, Hbb__RendezvousMessage **out)
         return HD_ETOOBIG;
     if ((buf = malloc(plen ? plen : 1)) == NULL)
         return -ENOMEM;
-    if ((r = read_exact(c, buf, plen, ms)) != 0)
-        goto out;
-    if (c->secure && plen > 1) {
-        if (plen < HD_SECURE_OVERHEAD ||
-            hd_secure_open(&c->sec, buf, plen, buf) != 0) {
-            r = HD_ECRYPTO;
-            goto out;
-        }
-        plen -= HD_SECURE_OVERHEAD;
-    }
-    *out = hbb__rendezvous_message__unpack(NULL, plen, buf);
-    r = *out ? 0 : HD_EPROTO;
-out:
+    if ((r = read_exact(c, buf, plen, ms)) == 0)
+        r = rv_unpack(c->secure ? &c->sec : NULL, buf, plen, out);
     free(buf);
     return r;
+}
+
+/* The payload buf[0..n) of a frame, opened with sec unless NULL (in
+ * place), unpacked into *out: 0 or a negative error. */
+int rv_unpack(struct hd_secure *sec, uint8_t *buf, size_t n,
+              Hbb__RendezvousMessage **out)
+{
+    *out = NULL;
+    if (sec != NULL && n > 1) {
+        if (n < HD_SECURE_OVERHEAD || hd_secure_open(sec, buf, n, buf) != 0)
+            return HD_ECRYPTO;
+        n -= HD_SECURE_OVERHEAD;
+    }
+    *out = hbb__rendezvous_message__unpack(NULL, n, buf);
+    return *out ? 0 : HD_EPROTO;
 }
 
 void rvc_close(struct rvc *c)
@@ -217,27 +231,68 @@ void rvc_close(struct rvc *c)
     hd_secure_cleanup(&c->sec);
 }
 
-/*
- * The server's KeyExchange offer: keys[0] = crypto_sign(its box key) by the
- * server key, and from homedesk-server hd_kx, its signed offer of split
- * keys.  Answer KeyExchange{our box key, sealed secretbox key} in the
- * clear (split when offered); from then on frames are sealed.
- */
-static int complete_key_exchange(struct rvc *c, const Hbb__KeyExchange *kx,
-                                 const uint8_t server_pk[HD_SIGN_PK_BYTES])
+unsigned rv_offer_ms(const struct rv_request *req)
 {
-    struct hd_rv_kx_answer ans;
+    return req->allow_plain_server ? RV_KEY_EXCHANGE_MS : RV_CONNECT_MS;
+}
+
+/*
+ * The server offers its KeyExchange at once, if it has one.  With a key
+ * it must (as RustDesk's clients require it): a man in the middle who
+ * drops the offer would otherwise get a plain connection.  Only
+ * --allow-plain-server (old hbbs without it) accepts none.
+ */
+int rv_no_offer(const struct rv_request *req, struct rv_result *out)
+{
+    if (req->allow_plain_server) {
+        hd_warn("rv",
+                "server %s offers no secure channel: continuing in plain "
+                "text (--allow-plain-server)",
+                req->server);
+        return 0;
+    }
+    rv_set_err(out,
+               "server %s offered no secure channel (KeyExchange) within "
+               "%d s although --key is set: someone may be stripping it; "
+               "for an old hbbs without it, add --allow-plain-server",
+               req->server, RV_CONNECT_MS / 1000);
+    return HD_EAUTH;
+}
+
+/*
+ * The server's KeyExchange offer m: keys[0] = crypto_sign(its box key) by
+ * the server key, and from homedesk-server hd_kx, its signed offer of
+ * split keys.  The answer KeyExchange{our box key, sealed secretbox key}
+ * (split when offered) goes out in the clear: ans->msg; from then on
+ * frames are sealed with *sec.
+ */
+int rv_offer_answer(const struct rv_request *req,
+                    const Hbb__RendezvousMessage *m, const uint8_t *server_pk,
+                    struct hd_secure *sec, struct hd_rv_kx_answer *ans,
+                    struct rv_result *out)
+{
     int r, split;
 
-    if ((r = hd_rv_kx_answer(kx, server_pk, &c->sec, &split, &ans)) != 0)
+    if (m->union_case != HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE) {
+        rv_set_err(out, "server %s: unexpected message %d", req->server,
+                   (int)m->union_case);
+        return HD_EPROTO;
+    }
+    if ((r = hd_rv_kx_answer(m->key_exchange, server_pk, sec, &split, ans)) !=
+        0) {
+        if (r == HD_EAUTH)
+            rv_set_err(out,
+                       "key mismatch: the server's key differs from --key");
+        else
+            rv_set_err(out, "server %s: secure channel failed: %s", req->server,
+                       hd_strerror(r));
         return r;
+    }
     if (!split)
         hd_info("rv",
                 "legacy encryption with the rendezvous server (one key both "
                 "ways: it does not offer per-direction keys)");
-    if ((r = rvc_send_secure(c, &ans.msg, 0)) != 0)
-        return r;
-    c->secure = 1;
+    hd_debug("rv", "secure channel with the server %s", req->server);
     return 0;
 }
 
@@ -258,6 +313,7 @@ int rv_open_server(const struct rv_request *req, const uint8_t *server_pk,
 {
     struct sockaddr_storage ss;
     Hbb__RendezvousMessage *m = NULL;
+    struct hd_rv_kx_answer ans;
     int r, fd;
 
     memset(c, 0, sizeof(*c));
@@ -283,50 +339,26 @@ int rv_open_server(const struct rv_request *req, const uint8_t *server_pk,
     c->fd = fd;
     if (server_pk == NULL)
         return 0; /* no key: nothing to verify an offer with; skip it */
-    /*
-     * The server offers its KeyExchange at once, if it has one.  With a
-     * key it must (as RustDesk's clients require it): a man in the middle
-     * who drops the offer would otherwise get a plain connection.  Only
-     * --allow-plain-server (old hbbs without it) accepts none.
-     */
-    r = wait_fd(c->fd, POLLIN, req->cancel_fd,
-                req->allow_plain_server ? RV_KEY_EXCHANGE_MS : RV_CONNECT_MS);
-    if (r == 0 && req->allow_plain_server) {
-        hd_warn("rv",
-                "server %s offers no secure channel: continuing in plain "
-                "text (--allow-plain-server)",
-                req->server);
-        return 0;
-    }
+    /* the server's KeyExchange offer comes at once (rv_no_offer) */
+    r = wait_fd(c->fd, POLLIN, req->cancel_fd, rv_offer_ms(req));
     if (r == 0) {
-        rv_set_err(out,
-                   "server %s offered no secure channel (KeyExchange) within "
-                   "%d s although --key is set: someone may be stripping it; "
-                   "for an old hbbs without it, add --allow-plain-server",
-                   req->server, RV_CONNECT_MS / 1000);
-        r = HD_EAUTH;
+        r = rv_no_offer(req, out);
+        if (r == 0)
+            return 0;
         goto fail;
     }
     if (r < 0 || (r = rvc_recv(c, RV_CONNECT_MS, &m)) != 0) {
         rv_set_err(out, "server %s: %s", req->server, rv_reason(r));
         goto fail;
     }
-    if (m->union_case != HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE) {
-        rv_set_err(out, "server %s: unexpected message %d", req->server,
-                   (int)m->union_case);
-        r = HD_EPROTO;
+    if ((r = rv_offer_answer(req, m, server_pk, &c->sec, &ans, out)) != 0)
+        goto fail;
+    if ((r = rvc_send_secure(c, &ans.msg, 0)) != 0) {
+        rv_set_err(out, "server %s: secure channel failed: %s", req->server,
+                   hd_strerror(r));
         goto fail;
     }
-    if ((r = complete_key_exchange(c, m->key_exchange, server_pk)) != 0) {
-        if (r == HD_EAUTH)
-            rv_set_err(out,
-                       "key mismatch: the server's key differs from --key");
-        else
-            rv_set_err(out, "server %s: secure channel failed: %s", req->server,
-                       hd_strerror(r));
-        goto fail;
-    }
-    hd_debug("rv", "secure channel with the server %s", req->server);
+    c->secure = 1;
     hbb__rendezvous_message__free_unpacked(m, NULL);
     return 0;
 fail:
@@ -334,23 +366,6 @@ fail:
         hbb__rendezvous_message__free_unpacked(m, NULL);
     rvc_close(c);
     return r;
-}
-
-/* Wait for a message of type want, ignoring others (e.g. a late offer). */
-static int wait_for(struct rvc *c, int want, int ms,
-                    Hbb__RendezvousMessage **out)
-{
-    int r;
-
-    for (;;) {
-        if ((r = rvc_recv(c, ms, out)) != 0)
-            return r;
-        if ((int)(*out)->union_case == want)
-            return 0;
-        hd_debug("rv", "ignoring server message %d", (int)(*out)->union_case);
-        hbb__rendezvous_message__free_unpacked(*out, NULL);
-        *out = NULL;
-    }
 }
 
 /* Verify a server-signed IdPk for id and take the host key from it. */
@@ -385,139 +400,6 @@ int rv_check_signed_pk(const ProtobufCBinaryData *pk, const char *id,
     }
     memcpy(out->host_pk, key, HD_SIGN_PK_BYTES);
     return 0;
-}
-
-/*
- * The relay address: relay (the user's, or the one the host or server
- * named), else the server's host with its port + 1.  A named relay that
- * does not resolve here (a name only the server's compose network knows)
- * gives way to the server's address with the relay's port, said in one
- * log line.
- */
-static int relay_addr(const struct rv_request *req, const char *relay,
-                      struct sockaddr_storage *ss)
-{
-    struct sockaddr_storage srv;
-    char alt[300];
-    int r;
-
-    if (relay != NULL && relay[0] != '\0') {
-        r = hd_addr_resolve(relay, HD_RELAY_PORT, ss);
-        if (r == -EINVAL || r == 0 ||
-            hd_relay_fallback(relay, req->server, alt, sizeof(alt)) != 0)
-            return r;
-        hd_info("rv",
-                "relay %s does not resolve here (%s): using the "
-                "server's address, %s",
-                relay, hd_strerror(r), alt);
-        return hd_addr_resolve(alt, HD_RELAY_PORT, ss);
-    }
-    if ((r = hd_addr_resolve(req->server, RV_DEFAULT_PORT, &srv)) != 0)
-        return r;
-    *ss = srv;
-    hd_addr_set_port((struct sockaddr *)ss,
-                     (uint16_t)(hd_addr_port((struct sockaddr *)&srv) +
-                                RV_RELAY_PORT_DELTA));
-    return 0;
-}
-
-/*
- * Ask the server for a relay (RequestRelay -> RelayResponse), then join
- * it; with given_uuid (the host already chose the relay: a RelayResponse
- * answered our punch request) only join relay_hint with that uuid.
- */
-int rv_via_relay(const struct rv_request *req, const uint8_t *server_pk,
-                 const char *relay_hint, const char *given_uuid,
-                 struct rv_result *out)
-{
-    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *ans = NULL;
-    Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
-    Hbb__RelayResponse *resp;
-    struct sockaddr_storage ss;
-    struct rvc c = { .fd = -1 }, relay = { .fd = -1 };
-    char uuid[128], as[HD_ADDR_STRLEN];
-    const char *relay_name;
-    uint8_t pk_before[HD_SIGN_PK_BYTES];
-    int r;
-
-    memcpy(pk_before, out->host_pk, sizeof(pk_before));
-    if (given_uuid != NULL) {
-        snprintf(uuid, sizeof(uuid), "%s", given_uuid);
-        relay_name = relay_hint;
-        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
-        m.request_relay = &rr;
-        goto join;
-    }
-    if ((r = rv_open_server(req, server_pk, &c, out, NULL, NULL)) != 0)
-        return r;
-    hd_uuid_random(uuid);
-    /* the user's relay first, as RustDesk's apps; the host meets us there */
-    if (req->relay != NULL)
-        relay_hint = req->relay;
-    rr.id = (char *)req->id;
-    rr.uuid = uuid;
-    rr.relay_server = (char *)(relay_hint ? relay_hint : "");
-    rr.licence_key = (char *)(req->key_b64 ? req->key_b64 : "");
-    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
-    m.request_relay = &rr;
-    if ((r = rvc_send(&c, &m)) != 0 ||
-        (r = wait_for(&c, HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE,
-                      RV_ANSWER_MS, &ans)) != 0) {
-        rv_set_err(out, "no relay answer from the server %s: %s", req->server,
-                   rv_reason(r));
-        goto out;
-    }
-    resp = ans->relay_response;
-    if (resp->refuse_reason != NULL && resp->refuse_reason[0] != '\0') {
-        rv_set_err(out, "relay refused: %s", resp->refuse_reason);
-        r = -ECONNREFUSED;
-        goto out;
-    }
-    if (resp->union_case == HBB__RELAY_RESPONSE__UNION_PK) {
-        if ((r = rv_check_signed_pk(&resp->pk, req->id, server_pk, out)) != 0)
-            goto out;
-        if (sodium_memcmp(pk_before, out->host_pk, sizeof(pk_before)) != 0) {
-            rv_set_err(out, "the server vouched for two different keys of %s",
-                       req->id);
-            r = HD_EAUTH;
-            goto out;
-        }
-    }
-    relay_name =
-        req->relay == NULL && resp->relay_server && resp->relay_server[0]
-            ? resp->relay_server
-            : relay_hint;
-join:
-    if ((r = relay_addr(req, relay_name, &ss)) != 0) {
-        rv_set_err(out, "bad relay address '%s'", relay_name ? relay_name : "");
-        goto out;
-    }
-    hd_addr_format((struct sockaddr *)&ss, as, sizeof(as));
-    if ((r = connect_timeout((struct sockaddr *)&ss, RV_CONNECT_MS,
-                             req->cancel_fd)) < 0) {
-        rv_set_err(out, "relay unreachable: cannot connect to %s: %s", as,
-                   rv_reason(r));
-        goto out;
-    }
-    relay.fd = r;
-    rr = (Hbb__RequestRelay)HBB__REQUEST_RELAY__INIT;
-    rr.uuid = uuid;
-    rr.licence_key = (char *)(req->key_b64 ? req->key_b64 : "");
-    if ((r = rvc_send(&relay, &m)) != 0) {
-        rv_set_err(out, "relay %s: %s", as, rv_reason(r));
-        goto out;
-    }
-    hd_info("rv", "connected to %s through the relay %s", req->id, as);
-    out->fd = relay.fd;
-    relay.fd = -1;
-    out->path = RV_PATH_RELAY;
-    r = 0;
-out:
-    if (ans != NULL)
-        hbb__rendezvous_message__free_unpacked(ans, NULL);
-    rvc_close(&c);
-    rvc_close(&relay);
-    return r;
 }
 
 int rv_punch_failure(const Hbb__PunchHoleResponse *ph, const char *id,

@@ -37,15 +37,15 @@
  * Every wait also watches cancel_fd (readable = give up), so the user can
  * quit while connecting.  Errors fill a one-line message for the user.
  * Only the session thread calls these.  The conversation with the server
- * (and DNS) blocks; the race runs on the loop; the relay request still
- * blocks on a thread of its own during the race, which wakes the loop
- * when it is done (uv_async).
+ * up to its answer (and DNS) blocks; the race runs on the loop, the relay
+ * request included (the relay's name is resolved on libuv's thread pool).
  *
- * Files: rendezvous.c (the server connection, KeyExchange, the relay
- * request, rv_connect_direct), rv_id.c (rv_connect_id: the punch request
- * and setting up the race), rv_race.c (the race on the loop: candidates,
- * the punches and NAT test of common/nat/tcp.h, the relay thread, the UDP
- * punch of upunch.h); their shared state in rv_int.h.  May call upunch.h,
+ * Files: rendezvous.c (the server connection, KeyExchange, framing,
+ * rv_connect_direct), rv_id.c (rv_connect_id: the punch request and
+ * setting up the race), rv_race.c (the race on the loop: candidates, the
+ * punches and NAT test of common/nat/tcp.h, the UDP punch of upunch.h),
+ * rv_relay.c (the relay path of the race); their shared state in
+ * rv_int.h.  May call upunch.h,
  * common/ (framing, crypto, rudp, nat/) and nothing of SDL.
  */
 #ifndef VIEW_RENDEZVOUS_H

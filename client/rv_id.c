@@ -159,7 +159,7 @@ static int race_relay_chosen(struct race *rc, const Hbb__RelayResponse *rr,
         return -ECONNREFUSED;
     }
     if (rr->union_case != HBB__RELAY_RESPONSE__UNION_PK || rr->uuid == NULL ||
-        strlen(rr->uuid) >= sizeof(rc->job.uuid)) {
+        strlen(rr->uuid) >= sizeof(rc->rl.uuid)) {
         rv_set_err(rc->out, "the server's relay answer for %s is incomplete",
                    req->id);
         return HD_EPROTO;
@@ -345,6 +345,7 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     /* from a reusable port Q: the host will punch towards it */
     if ((r = rv_open_server(req, spk, &c, out, &rc.port, &srv)) != 0)
         goto out;
+    rc.srv = srv; /* the relay request connects there too */
     race_open(&rc, &srv, &ph, mangled6);
     if (!req->force_relay && (r = rv_prelude(&rc)) != 0) {
         if (r == -ECANCELED)

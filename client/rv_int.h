@@ -3,10 +3,11 @@
  * rendezvous.h).  rendezvous.c: the blocking connection to the server
  * (KeyExchange, messages), the relay request and rv_connect_direct;
  * rv_id.c: rv_connect_id, from the punch request to the race;
- * rv_race.c: racing every path to the host (see the comment below).
+ * rv_race.c: racing every path to the host (see the comment below);
+ * rv_relay.c: the relay path of the race.
  *
  * Threads: the caller's (the viewer's session thread, whose libuv loop
- * runs the race), and the relay job's thread during a race.
+ * runs the race); the relay's name is resolved on libuv's thread pool.
  */
 #ifndef HD_CLIENT_RV_INT_H
 #define HD_CLIENT_RV_INT_H
@@ -15,7 +16,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,14 +65,13 @@ struct rvc {
  * - lan: the host's LAN address (is_local answers); upnp: the router's
  *   mapping of the host's port;
  * - udp (upunch.h, common/nat/udp.h);
- * - relay: on a thread (it blocks on the server and the relay; it wakes
- *   the loop with a uv_async when done), started after a head start of
- *   the direct path: none when both sides are behind symmetric NATs,
- *   RV_HEAD_SYM_MS when one is, RV_HEAD_MS else.
- * Our NAT type comes from the NAT type test (common/nat/tcp.h), started
- * before the request and answered during the prelude or the race.  One
- * log line per failed path.  Every connection is read (not peeked): what
- * the winner got so far goes to the session as rv_result.pending.
+ * - relay (rv_relay.c: the request to the server, then the relay),
+ *   started after a head start of the direct path: none when both sides are
+ * behind symmetric NATs, RV_HEAD_SYM_MS when one is, RV_HEAD_MS else. Our NAT
+ * type comes from the NAT type test (common/nat/tcp.h), started before the
+ * request and answered during the prelude or the race.  One log line per failed
+ * path.  Every connection is read (not peeked): what the winner got so far goes
+ * to the session as rv_result.pending.
  */
 
 #define RV_MAX_CANDS   8
@@ -103,18 +102,21 @@ struct cand {
     size_t len;
 };
 
-struct relay_job {
-    pthread_t th;
-    int started, joined, done;
-    uv_async_t *notify; /* the thread wakes the loop when it is done */
-    int stop[2];        /* we write a byte: give up */
-    struct rv_request req;
-    uint8_t spk[HD_SIGN_PK_BYTES];
-    int have_spk;
-    char hint[256], uuid[128];
-    int given_uuid;
-    struct rv_result res;
-    int r;
+/* The relay request (rv_relay.c), on the race's loop. */
+struct rv_relay {
+    int started, done; /* done: its connection handed over, or failed */
+    int step;
+    uv_tcp_t srv, rel; /* to the server, then to the relay */
+    uv_connect_t creq;
+    uv_timer_t timer;
+    uv_work_t work; /* resolving the relay's name */
+    int srv_open, rel_open, timer_open, dec_init, secure;
+    struct hd_frame_decoder dec;
+    struct hd_secure sec;
+    char uuid[128], name[256], as[HD_ADDR_STRLEN];
+    struct sockaddr_storage addr;
+    int addr_r;
+    struct rv_result *res; /* its error message and the host key */
 };
 
 struct hd_nat_tcp;
@@ -146,8 +148,9 @@ struct race {
     int local, punch, punch_attempts, punch_err;
     struct hd_nat_natt *natt; /* the NAT type test, while it runs */
     int nat_port[2], me_sym, host_sym;
-    uint64_t nat_done; /* when the NAT test ended, 0 before */
-    struct relay_job job;
+    uint64_t nat_done;           /* when the NAT test ended, 0 before */
+    struct sockaddr_storage srv; /* the rendezvous server */
+    struct rv_relay rl;
     int relay_failed;
     char direct_err[128];
     struct up up; /* UDP punching (upunch.h) */
@@ -161,7 +164,11 @@ int rv_cand_connect(struct race *rc, enum cand_kind kind, uint64_t deadline,
                     const struct sockaddr_storage *dst);
 int rv_punch_start(struct race *rc, int v6);
 void rv_nat_test(struct race *rc, const struct sockaddr_storage *srv);
+int rv_cand_fd(struct race *rc, int fd, enum cand_kind kind);
+
+/* rv_relay.c */
 int rv_relay_start(struct race *rc, const char *uuid);
+void rv_relay_cleanup(struct race *rc);
 int rv_race_run(struct race *rc);
 void rv_race_cleanup(struct race *rc);
 int rv_prelude(struct race *rc);
@@ -171,6 +178,18 @@ void rv_set_err(struct rv_result *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int rv_tcp_socket(int family, int reuse, uint16_t port, uint16_t *bound);
 void rv_set_blocking(int fd);
+#define RV_FRAME_BUF (HD_FRAME_HDR_MAX + RV_MAX_FRAME + HD_SECURE_OVERHEAD)
+int rv_pack(struct hd_secure *sec, const Hbb__RendezvousMessage *m,
+            uint8_t *buf);
+int rv_unpack(struct hd_secure *sec, uint8_t *buf, size_t n,
+              Hbb__RendezvousMessage **out);
+unsigned rv_offer_ms(const struct rv_request *req);
+int rv_no_offer(const struct rv_request *req, struct rv_result *out);
+struct hd_rv_kx_answer;
+int rv_offer_answer(const struct rv_request *req,
+                    const Hbb__RendezvousMessage *m, const uint8_t *server_pk,
+                    struct hd_secure *sec, struct hd_rv_kx_answer *ans,
+                    struct rv_result *out);
 int rvc_send_secure(struct rvc *c, const Hbb__RendezvousMessage *m,
                     int may_seal);
 int rvc_send(struct rvc *c, const Hbb__RendezvousMessage *m);
@@ -182,9 +201,6 @@ int rv_open_server(const struct rv_request *req, const uint8_t *server_pk,
                    struct sockaddr_storage *srv);
 int rv_check_signed_pk(const ProtobufCBinaryData *pk, const char *id,
                        const uint8_t *server_pk, struct rv_result *out);
-int rv_via_relay(const struct rv_request *req, const uint8_t *server_pk,
-                 const char *relay_hint, const char *given_uuid,
-                 struct rv_result *out);
 int rv_punch_failure(const Hbb__PunchHoleResponse *ph, const char *id,
                      struct rv_result *out);
 

@@ -1,9 +1,9 @@
 /*
  * Racing every path to the host (see rv_int.h) on a libuv loop: the
  * candidates (punched, accepted, LAN, mapped port, IPv6, relay), the
- * punches and the NAT type test of common/nat/tcp.h, the relay on a
- * thread of its own, the UDP punch (upunch.h), until the first SignedId
- * of the host that verifies.
+ * punches and the NAT type test of common/nat/tcp.h, the relay request
+ * (rv_relay.c), the UDP punch (upunch.h), until the first SignedId of the
+ * host that verifies.
  */
 #include "client/rv_int.h"
 #include "nat/tcp.h"
@@ -41,8 +41,6 @@ static void on_cancel(uv_poll_t *p, int status, int events)
     finish(rc, -ECANCELED);
 }
 
-static void on_relay_wake(uv_async_t *a);
-
 int rv_race_init(struct race *rc, const struct rv_request *req,
                  struct rv_result *out)
 {
@@ -52,7 +50,6 @@ int rv_race_init(struct race *rc, const struct rv_request *req,
     rc->req = req;
     rc->out = out;
     rc->lis = rc->lis6 = -1;
-    rc->job.stop[0] = rc->job.stop[1] = -1;
     up_init(&rc->up);
     if ((rc->loop = req->loop) == NULL) {
         if ((r = uv_loop_init(&rc->own_loop)) != 0)
@@ -62,9 +59,7 @@ int rv_race_init(struct race *rc, const struct rv_request *req,
     rc->loop_ready = 1;
     uv_timer_init(rc->loop, &rc->timer);
     rc->timer.data = rc;
-    uv_async_init(rc->loop, &rc->relay_wake, on_relay_wake);
-    rc->relay_wake.data = rc;
-    rc->handles = 2;
+    rc->handles = 1;
     if (req->cancel_fd >= 0 &&
         uv_poll_init(rc->loop, &rc->cancel, req->cancel_fd) == 0) {
         rc->cancel.data = rc;
@@ -267,7 +262,7 @@ static void cand_opened(struct race *rc, struct cand *c)
 
 /* A connected descriptor (ours) becomes a candidate: 0, or a negative
  * error (fd closed). */
-static int cand_fd(struct race *rc, int fd, enum cand_kind kind)
+int rv_cand_fd(struct race *rc, int fd, enum cand_kind kind)
 {
     struct cand *c = cand_new(rc, kind, 0);
     int r;
@@ -335,10 +330,10 @@ static void punch_connected(struct hd_nat_tcp *p, int fd, int accepted,
         hd_debug("rv", "%s: %s connected (%llu ms)", rc->req->id,
                  v6 ? "direct (IPv6)" : "direct (punched)",
                  (unsigned long long)(rv_now(rc) - rc->t0));
-    if (cand_fd(rc, fd,
-                accepted ? CK_ACCEPTED
-                : v6     ? CK_PUNCH6
-                         : CK_PUNCH) != 0 &&
+    if (rv_cand_fd(rc, fd,
+                   accepted ? CK_ACCEPTED
+                   : v6     ? CK_PUNCH6
+                            : CK_PUNCH) != 0 &&
         !accepted)
         hd_nat_tcp_resume(p); /* no room: the punch goes on */
 }
@@ -414,106 +409,6 @@ void rv_nat_test(struct race *rc, const struct sockaddr_storage *srv)
     if (hd_nat_natt_start(rc->loop, (const struct sockaddr *)srv, on_natt, rc,
                           &rc->natt) != 0)
         rc->nat_done = rv_now(rc);
-}
-
-/* ---- the relay, on a thread ---------------------------------------------- */
-
-static void *relay_main(void *arg)
-{
-    struct relay_job *j = arg;
-
-    j->r = rv_via_relay(&j->req, j->have_spk ? j->spk : NULL,
-                        j->hint[0] ? j->hint : NULL,
-                        j->given_uuid ? j->uuid : NULL, &j->res);
-    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
-    uv_async_send(j->notify);
-    return NULL;
-}
-
-int rv_relay_start(struct race *rc, const char *uuid)
-{
-    struct relay_job *j = &rc->job;
-
-    if (j->started)
-        return 0;
-    if (pipe2(j->stop, O_CLOEXEC) != 0)
-        return -errno;
-    j->notify = &rc->relay_wake;
-    j->req = *rc->req;
-    j->req.cancel_fd = j->stop[0];
-    if (rc->spk != NULL) {
-        memcpy(j->spk, rc->spk, sizeof(j->spk));
-        j->have_spk = 1;
-    }
-    snprintf(j->hint, sizeof(j->hint), "%s", rc->hint ? rc->hint : "");
-    if (uuid != NULL) {
-        snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
-        j->given_uuid = 1;
-    }
-    memset(&j->res, 0, sizeof(j->res));
-    j->res.fd = -1;
-    memcpy(j->res.host_pk, rc->out->host_pk, sizeof(j->res.host_pk));
-    if (pthread_create(&j->th, NULL, relay_main, j) != 0) {
-        close(j->stop[0]);
-        close(j->stop[1]);
-        j->stop[0] = j->stop[1] = -1;
-        return -EAGAIN;
-    }
-    j->started = 1;
-    hd_debug("rv", "%s: asking for the relay (%llu ms)", rc->req->id,
-             (unsigned long long)(rv_now(rc) - rc->t0));
-    return 0;
-}
-
-/* The relay thread is done: its connection becomes a candidate. */
-static void on_relay_wake(uv_async_t *a)
-{
-    struct race *rc = a->data;
-    struct relay_job *j = &rc->job;
-
-    if (!j->started || j->joined ||
-        !__atomic_load_n(&j->done, __ATOMIC_ACQUIRE))
-        return;
-    pthread_join(j->th, NULL);
-    j->joined = 1;
-    if (j->r == 0 && j->res.fd >= 0) {
-        struct cand *c = cand_new(rc, CK_RELAY, 0);
-
-        memcpy(rc->out->host_pk, j->res.host_pk, sizeof(rc->out->host_pk));
-        if (c == NULL || uv_tcp_open(&c->tcp, j->res.fd) != 0) {
-            close(j->res.fd);
-            if (c != NULL)
-                cand_drop(rc, c, NULL);
-            rc->relay_failed = 1;
-        } else {
-            cand_opened(rc, c);
-        }
-        j->res.fd = -1;
-    } else {
-        rc->relay_failed = 1;
-        hd_info("rv", "%s: relay path failed: %s", rc->req->id, j->res.err);
-        snprintf(rc->out->err, sizeof(rc->out->err), "%s", j->res.err);
-    }
-}
-
-static void relay_cleanup(struct race *rc)
-{
-    struct relay_job *j = &rc->job;
-    char b = 1;
-
-    if (j->started && !j->joined) {
-        if (write(j->stop[1], &b, 1) < 0) {
-            /* the thread ends at its own timeouts */
-        }
-        pthread_join(j->th, NULL);
-        if (j->res.fd >= 0)
-            close(j->res.fd);
-        j->joined = 1;
-    }
-    for (int i = 0; i < 2; i++)
-        if (j->stop[i] >= 0)
-            close(j->stop[i]);
-    j->stop[0] = j->stop[1] = -1;
 }
 
 /* ---- the race ------------------------------------------------------------ */
@@ -607,13 +502,13 @@ static uint64_t race_step(struct race *rc)
     if (rc->done)
         return now;
     head = rc->t0 + relay_head(rc);
-    if (!rc->job.started && !rc->relay_failed && now >= head &&
+    if (!rc->rl.started && !rc->relay_failed && now >= head &&
         rv_relay_start(rc, NULL) != 0)
         rc->relay_failed = 1;
-    if (!rc->job.started && !rc->relay_failed && head < next)
+    if (!rc->rl.started && !rc->relay_failed && head < next)
         next = head;
     /* the end: nothing left that could still connect */
-    if (!busy && (rc->relay_failed || rc->job.joined) && !direct_alive(rc))
+    if (!busy && (rc->relay_failed || rc->rl.done) && !direct_alive(rc))
         finish(rc, rc->out->err[0] ? -ECONNREFUSED : -ETIMEDOUT);
     return next;
 }
@@ -660,9 +555,8 @@ void rv_race_cleanup(struct race *rc)
     hd_nat_natt_free(rc->natt);
     rc->natt = NULL;
     up_close(&rc->up);
-    relay_cleanup(rc); /* before its uv_async closes */
+    rv_relay_cleanup(rc);
     hd_net_close((uv_handle_t *)&rc->timer, rc_closed);
-    hd_net_close((uv_handle_t *)&rc->relay_wake, rc_closed);
     if (rc->cancel_open)
         hd_net_close((uv_handle_t *)&rc->cancel, rc_closed);
     rc->cancel_open = 0;
