@@ -6,7 +6,8 @@
  * already set the option: a misconfiguration is reported, not hidden), and
  * store it only if the source is at least as strong as the one that set
  * the option before.  Messages are built by fail(), which keeps them to one
- * line with control characters replaced.
+ * line with control characters replaced.  The help and the man page are
+ * config_help.c.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -18,13 +19,12 @@
 #include <strings.h>
 
 #include "config.h"
+#include "config_int.h"
 #include "err.h"
 #include "log.h"
 
 #define CONFIG_LINE_MAX 4096 /* longest config file line */
 #define VALUE_SHOWN     60   /* characters of a bad value quoted back */
-#define HELP_COL        28   /* where help text starts */
-#define HELP_WIDTH      79
 
 /* One owned string copy; a list freed by hd_config_cleanup. */
 struct hd_config_str {
@@ -58,7 +58,7 @@ static int fail(struct hd_config *cfg, const char *fmt, ...)
 /* ---- names ---- */
 
 /* Next comma-separated item of *list: sets *item, *len; false at the end. */
-static bool next_item(const char **list, const char **item, size_t *len)
+bool config_next_item(const char **list, const char **item, size_t *len)
 {
     const char *p = *list, *comma;
 
@@ -100,7 +100,7 @@ static long find_long(const struct hd_config *cfg, const char *name, size_t len,
         return -1;
     for (size_t i = 0; i < cfg->nopts; i++) {
         list = cfg->opts[i].names;
-        while (next_item(&list, &item, &n)) {
+        while (config_next_item(&list, &item, &n)) {
             if (n > 1 && name_eq(item, n, name, len, loose))
                 return (long)i;
         }
@@ -115,7 +115,7 @@ static long find_short(const struct hd_config *cfg, char c)
 
     for (size_t i = 0; i < cfg->nopts; i++) {
         list = cfg->opts[i].names;
-        while (next_item(&list, &item, &n)) {
+        while (config_next_item(&list, &item, &n)) {
             if (n == 1 && item[0] == c)
                 return (long)i;
         }
@@ -129,7 +129,7 @@ static void display_name(const struct hd_opt *o, char *buf, size_t cap)
     const char *list = o->names, *item, *best = NULL;
     size_t n, best_n = 0;
 
-    while (next_item(&list, &item, &n)) {
+    while (config_next_item(&list, &item, &n)) {
         if (best == NULL || (best_n == 1 && n > 1)) {
             best = item;
             best_n = n;
@@ -227,7 +227,7 @@ static bool parse_double(const char *s, double *out)
     return errno == 0 && *end == '\0' && isfinite(*out);
 }
 
-static void range_text(const struct hd_opt *o, char *buf, size_t cap)
+void config_range_text(const struct hd_opt *o, char *buf, size_t cap)
 {
     buf[0] = '\0';
     /* "-1-65535" reads as a typo: a negative bound gets words */
@@ -236,7 +236,7 @@ static void range_text(const struct hd_opt *o, char *buf, size_t cap)
                  o->max);
 }
 
-static void choices_text(const struct hd_opt *o, const char *sep, char *buf,
+void config_choices_text(const struct hd_opt *o, const char *sep, char *buf,
                          size_t cap)
 {
     size_t n = 0;
@@ -280,7 +280,7 @@ static int set_value(struct hd_config *cfg, size_t i, enum hd_config_source src,
     double d = 0;
     size_t k;
 
-    range_text(o, range, sizeof(range));
+    config_range_text(o, range, sizeof(range));
     snprintf(extra, sizeof(extra), "%s%s%s", range[0] ? " (" : "", range,
              range[0] ? ")" : "");
     switch (o->type) {
@@ -337,7 +337,7 @@ static int set_value(struct hd_config *cfg, size_t i, enum hd_config_source src,
         }
         if (o->choices[k] == NULL) {
             char list[200];
-            choices_text(o, ", ", list, sizeof(list));
+            config_choices_text(o, ", ", list, sizeof(list));
             return fail(cfg, "%s: '%.*s' is not one of %s", where, VALUE_SHOWN,
                         value, list);
         }
@@ -561,7 +561,7 @@ int hd_config_parse_env(struct hd_config *cfg)
 
     for (size_t i = 0; i < cfg->nopts; i++) {
         list = cfg->opts[i].env;
-        while (next_item(&list, &item, &n)) {
+        while (config_next_item(&list, &item, &n)) {
             if (n == 0 || n >= sizeof(name))
                 continue;
             memcpy(name, item, n);
@@ -652,155 +652,4 @@ int hd_config_parse_file(struct hd_config *cfg, const char *path, bool required)
 out:
     fclose(f);
     return r;
-}
-
-/* ---- help ---- */
-
-/* Write text word by word from column col, wrapping to indent. */
-static void wrap(FILE *f, const char *text, int col, int indent)
-{
-    const char *p = text;
-
-    while (*p != '\0') {
-        size_t w;
-
-        while (*p == ' ')
-            p++;
-        w = strcspn(p, " ");
-        if (w == 0)
-            break;
-        if (col > indent && col + 1 + (int)w > HELP_WIDTH) {
-            fprintf(f, "\n%*s", indent, "");
-            col = indent;
-        } else if (col > indent) {
-            fputc(' ', f);
-            col++;
-        }
-        fprintf(f, "%.*s", (int)w, p);
-        col += (int)w;
-        p += w;
-    }
-}
-
-/* The parts of an option's entry in --help and in the man page. */
-struct opt_text {
-    char names[160]; /* "-p, --port" */
-    char arg[160];   /* " N", " auto|x11", or empty for a flag */
-    char text[1024]; /* the sentence, range and default */
-    char env[256];   /* "Env: A, B", or empty */
-};
-
-static void opt_text(const struct hd_opt *o, struct opt_text *t)
-{
-    const char *list, *item, *q, *help, *end;
-    char range[64];
-    size_t n, used = 0;
-
-    t->names[0] = '\0';
-    /* short names first, then long ones, as "-p, --port" */
-    for (int pass = 0; pass < 2; pass++) {
-        list = o->names;
-        while (next_item(&list, &item, &n)) {
-            if ((n == 1) != (pass == 0) || used >= sizeof(t->names))
-                continue;
-            used += (size_t)snprintf(t->names + used, sizeof(t->names) - used,
-                                     "%s%s%.*s", used ? ", " : "",
-                                     n == 1 ? "-" : "--", (int)n, item);
-        }
-    }
-    if (o->type == HD_OPT_FLAG || o->type == HD_OPT_COUNT)
-        t->arg[0] = '\0';
-    else if (o->arg != NULL)
-        snprintf(t->arg, sizeof(t->arg), " %s", o->arg);
-    else if (o->type == HD_OPT_CHOICE) {
-        t->arg[0] = ' ';
-        choices_text(o, "|", t->arg + 1, sizeof(t->arg) - 1);
-    } else
-        snprintf(t->arg, sizeof(t->arg), " %s",
-                 o->type == HD_OPT_STRING ? "STR"
-                 : o->type == HD_OPT_SIZE ? "SIZE"
-                                          : "N");
-    range_text(o, range, sizeof(range));
-    /* a string default is quoted: "Default: .." said nothing */
-    q = o->type == HD_OPT_STRING ? "'" : "";
-    help = o->help ? o->help : "";
-    /* "frames to decode Range: ..." ran two sentences together */
-    end =
-        help[0] != '\0' && help[strlen(help) - 1] != '.' && (range[0] || o->def)
-            ? "."
-            : "";
-    snprintf(t->text, sizeof(t->text), "%s%s%s%s%s%s%s%s%s%s", help, end,
-             range[0] ? " Range: " : "", range, range[0] ? "." : "",
-             o->def ? " Default: " : "", o->def ? q : "", o->def ? o->def : "",
-             o->def ? q : "", o->def ? "." : "");
-    t->env[0] = '\0';
-    used = 0;
-    list = o->env;
-    while (list != NULL && next_item(&list, &item, &n) && used < sizeof(t->env))
-        used += (size_t)snprintf(t->env + used, sizeof(t->env) - used, "%s%.*s",
-                                 used ? ", " : "Env: ", (int)n, item);
-}
-
-void hd_config_print_help(const struct hd_opt *opts, const char *program,
-                          const char *usage, FILE *f)
-{
-    fprintf(f, "Usage: %s %s\n\nOptions:\n", program,
-            usage ? usage : "[OPTIONS]");
-    for (const struct hd_opt *o = opts; o->names != NULL; o++) {
-        struct opt_text t;
-        int col;
-
-        if (o->flags & HD_OPT_HIDDEN)
-            continue;
-        opt_text(o, &t);
-        /* long-only options line up with the long names of the others */
-        col = fprintf(f, "  %s%s%s", t.names[1] == '-' ? "    " : "", t.names,
-                      t.arg);
-        if (col > HELP_COL - 2) {
-            fprintf(f, "\n%*s", HELP_COL, "");
-        } else {
-            fprintf(f, "%*s", HELP_COL - col, "");
-        }
-        wrap(f, t.text, HELP_COL, HELP_COL);
-        if (t.env[0] != '\0') {
-            fprintf(f, "\n%*s", HELP_COL, "");
-            wrap(f, t.env, HELP_COL, HELP_COL);
-        }
-        fputc('\n', f);
-    }
-}
-
-void hd_config_man_text(FILE *f, const char *pre, const char *s, bool minus,
-                        const char *post)
-{
-    fputs(pre, f);
-    if (*s == '.' || *s == '\'')
-        fputs("\\&", f); /* not a request */
-    for (; *s != '\0'; s++) {
-        if (*s == '\\')
-            fputs("\\e", f);
-        else if (*s == '-' && minus)
-            fputs("\\-", f);
-        else
-            fputc(*s, f);
-    }
-    fputs(post, f);
-}
-
-void hd_config_print_man(const struct hd_opt *opts, FILE *f)
-{
-    for (const struct hd_opt *o = opts; o->names != NULL; o++) {
-        struct opt_text t;
-
-        if (o->flags & HD_OPT_HIDDEN)
-            continue;
-        opt_text(o, &t);
-        hd_config_man_text(f, ".TP\n\\fB", t.names, true, "\\fR");
-        if (t.arg[0] != '\0')
-            hd_config_man_text(f, " \\fI", t.arg + 1, true, "\\fR");
-        hd_config_man_text(f, "\n", t.text, false, "\n");
-        if (t.env[0] != '\0') /* without "Env: " */
-            hd_config_man_text(f, ".br\nEnvironment: \\fB", t.env + 5, false,
-                               "\\fR\n");
-    }
 }

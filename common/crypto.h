@@ -37,6 +37,10 @@
  * travels inside what the host (or the server) signs and the answer
  * inside what the viewer seals, so a man in the middle can neither strip
  * nor forge it: at worst the handshake fails.
+ *
+ * Files: crypto.c (keys, IdPk, the KeyExchange offer, the login hash),
+ * keyfile.c (the hbbs key files: the only part that touches the disk),
+ * secure.c (the session channel).
  */
 #ifndef HD_CRYPTO_H
 #define HD_CRYPTO_H
@@ -53,7 +57,10 @@
 /* split mode: 32-byte key + 1 mode byte (HD_KX_SPLIT) + 16-byte MAC */
 #define HD_SEALED_KEY2_BYTES 49
 /* Key mode bit: per-direction keys (IdPk.hd_kx, the sealed mode byte). */
-#define HD_KX_SPLIT        1u
+#define HD_KX_SPLIT 1u
+/* the split mode's label: in the server's signed offer (label || box
+ * public key) and in the derivation of the split keys */
+#define HD_KX_OFFER_LABEL  "homedesk-kx2"
 #define HD_SECURE_OVERHEAD 16 /* secretbox MAC added to every frame */
 #define HD_SHA256_BYTES    32
 
