@@ -36,6 +36,7 @@
 #include "client/keys.h"
 #include "client/known_hosts.h"
 #include "client/picture.h"
+#include "client/opts.h"
 #include "client/session.h"
 #include "client/window.h"
 #include "config.h"
@@ -46,17 +47,6 @@
 #define PROG         "homedesk-viewer"
 #define PASSWORD_MAX 256
 #define CONFIG_FILE  "viewer.conf"
-
-struct opts {
-    const char *server, *key, *direct, *password_file, *config_dir;
-    const char *out, *log_level, *log_file, *drop_to;
-    int frames, verbose, timeout_s, answer_ms, keyboard;
-    const char *relay;
-    bool fullscreen, headless, force_relay, help, help_man, version, no_overlay,
-        no_udp, no_tcp;
-    bool no_clipboard, no_audio, allow_plain_server;
-    const char *ls, *get, *put, *to;
-};
 
 /* --headless: the decode thread's pictures and the session's end. */
 struct headless {
@@ -70,7 +60,7 @@ struct headless {
 
 /* Both modes: where callbacks go. */
 struct viewer {
-    struct opts o;
+    struct view_opts o;
     struct headless hl;
     struct win *win;
     struct vaudio *audio;
@@ -85,186 +75,6 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static const struct hd_opt *make_opts(struct opts *o)
-{
-    static struct hd_opt t[40];
-    const struct hd_opt tab[] = {
-        { .names = "h,help",
-          .type = HD_OPT_FLAG,
-          .flags = HD_OPT_ARGV_ONLY,
-          .help = "show this help and exit",
-          .b = &o->help },
-        { .names = "V,version",
-          .type = HD_OPT_FLAG,
-          .flags = HD_OPT_ARGV_ONLY,
-          .help = "show the version and exit",
-          .b = &o->version },
-        HD_OPT_HELP_MAN(&o->help_man),
-        { .names = "v,verbose",
-          .type = HD_OPT_COUNT,
-          .flags = HD_OPT_ARGV_ONLY,
-          .help = "more log output (-vv for trace)",
-          .i = &o->verbose },
-        { .names = "log-level",
-          .env = "HOMEDESK_LOG_LEVEL",
-          .type = HD_OPT_STRING,
-          .arg = "LEVEL",
-          .help = "error, warn, info, debug or trace",
-          .s = &o->log_level },
-        HD_OPT_LOG_FILE(&o->log_file),
-        HD_OPT_SERVER(&o->server),
-        HD_OPT_KEY(&o->key),
-        { .names = "allow-plain-server",
-          .env = "HOMEDESK_ALLOW_PLAIN_SERVER",
-          .type = HD_OPT_FLAG,
-          .help = "with --key, still talk to a server that offers no "
-                  "secure channel (old hbbs); host keys stay verified",
-          .b = &o->allow_plain_server },
-        { .names = "direct",
-          .type = HD_OPT_STRING,
-          .flags = HD_OPT_ARGV_ONLY,
-          .arg = "HOST[:PORT]",
-          .help = "connect to a host directly, without a server (port "
-                  "21120 by default; its key is pinned in known_hosts on "
-                  "first use)",
-          .s = &o->direct },
-        { .names = "password-file",
-          .type = HD_OPT_STRING,
-          .arg = "FILE",
-          .help = "read the host's password from FILE (else "
-                  "HOMEDESK_PASSWORD, else a prompt)",
-          .s = &o->password_file },
-        { .names = "config-dir",
-          .env = "HOMEDESK_CONFIG_DIR",
-          .type = HD_OPT_STRING,
-          .flags = HD_OPT_ARGV_ONLY,
-          .arg = "DIR",
-          .help = "configuration directory (viewer.conf, known_hosts; "
-                  "default $XDG_CONFIG_HOME/homedesk)",
-          .s = &o->config_dir },
-        { .names = "f,fullscreen",
-          .type = HD_OPT_FLAG,
-          .help = "start in fullscreen",
-          .b = &o->fullscreen },
-        { .names = "keyboard",
-          .env = "HOMEDESK_KEYBOARD",
-          .type = HD_OPT_CHOICE,
-          .def = "legacy",
-          .arg = "MODE",
-          .help = "legacy or translate: the character typed here arrives "
-                  "(translate sends it as text, as RustDesk does); map: "
-                  "each key by its place, the host's layout decides what "
-                  "it types (also in the menu, Ctrl+Alt+M)",
-          .choices = kbd_mode_names,
-          .i = &o->keyboard },
-        { .names = "drop-to",
-          .env = "HOMEDESK_DROP_TO",
-          .type = HD_OPT_STRING,
-          .def = "~/Downloads",
-          .arg = "DIR",
-          .help = "the host's folder for files dropped on the window (~ is "
-                  "the host user's home)",
-          .s = &o->drop_to },
-        { .names = "no-overlay",
-          .type = HD_OPT_FLAG,
-          .help = "hide the stats overlay at start",
-          .b = &o->no_overlay },
-        HD_OPT_RELAY(&o->relay),
-        { .names = "force-relay",
-          .type = HD_OPT_FLAG,
-          .help = "always go through the relay (no direct attempt)",
-          .b = &o->force_relay },
-        { .names = "no-udp",
-          .type = HD_OPT_FLAG,
-          .help = "no UDP hole punching (TCP paths and the relay only)",
-          .b = &o->no_udp },
-        { .names = "no-tcp",
-          .type = HD_OPT_FLAG,
-          .help = "no direct TCP attempt (LAN, punched, mapped port, IPv6): "
-                  "UDP and the relay only",
-          .b = &o->no_tcp },
-        { .names = "no-clipboard",
-          .env = "HOMEDESK_NO_CLIPBOARD",
-          .type = HD_OPT_FLAG,
-          .help = "do not share the clipboard with the host",
-          .b = &o->no_clipboard },
-        { .names = "no-audio",
-          .env = "HOMEDESK_NO_AUDIO",
-          .type = HD_OPT_FLAG,
-          .help = "do not play the host's sound",
-          .b = &o->no_audio },
-        { .names = "ls",
-          .type = HD_OPT_STRING,
-          .flags = HD_OPT_ARGV_ONLY,
-          .arg = "PATH",
-          .help = "no window: list a directory of the host",
-          .s = &o->ls },
-        { .names = "get",
-          .type = HD_OPT_STRING,
-          .flags = HD_OPT_ARGV_ONLY,
-          .arg = "PATH",
-          .help = "no window: copy a file or directory of the host into "
-                  "--to (default .)",
-          .s = &o->get },
-        { .names = "put",
-          .type = HD_OPT_STRING,
-          .flags = HD_OPT_ARGV_ONLY,
-          .arg = "PATH",
-          .help = "no window: copy a file or directory to the host's --to "
-                  "directory (~ is the host user's home)",
-          .s = &o->put },
-        { .names = "to",
-          .type = HD_OPT_STRING,
-          .flags = HD_OPT_ARGV_ONLY,
-          .arg = "DIR",
-          .help = "where --get and --put copy to",
-          .s = &o->to },
-        { .names = "headless",
-          .type = HD_OPT_FLAG,
-          .flags = HD_OPT_ARGV_ONLY,
-          .help = "no window: decode --frames frames, write the last to "
-                  "--out as PNG, print a stats line",
-          .b = &o->headless },
-        { .names = "frames",
-          .type = HD_OPT_INT,
-          .flags = HD_OPT_ARGV_ONLY,
-          .def = "30",
-          .arg = "N",
-          .help = "with --headless: frames to decode",
-          .min = 1,
-          .max = 1000000,
-          .i = &o->frames },
-        { .names = "timeout",
-          .type = HD_OPT_INT,
-          .flags = HD_OPT_ARGV_ONLY,
-          .def = "60",
-          .arg = "SECONDS",
-          .help = "with --headless: give up after this long (a still screen "
-                  "sends few frames)",
-          .min = 1,
-          .max = 86400,
-          .i = &o->timeout_s },
-        { .names = "answer-timeout-ms", /* tests */
-          .type = HD_OPT_INT,
-          .flags = HD_OPT_HIDDEN | HD_OPT_ARGV_ONLY,
-          .def = "20000",
-          .min = 100,
-          .max = 600000,
-          .i = &o->answer_ms },
-        { .names = "out",
-          .type = HD_OPT_STRING,
-          .flags = HD_OPT_ARGV_ONLY,
-          .arg = "DIR",
-          .help = "with --headless: where to write frame.png",
-          .s = &o->out },
-        { .names = NULL },
-    };
-
-    _Static_assert(sizeof(tab) <= sizeof(t), "the option table grew");
-    memcpy(t, tab, sizeof(tab));
-    return t;
-}
-
 /* ---- password --------------------------------------------------------------
  */
 
@@ -277,7 +87,7 @@ static void chomp(char *s)
 }
 
 /* Read the password into pw (sodium_malloc'd, PASSWORD_MAX bytes). */
-static int read_password(const struct opts *o, char *pw)
+static int read_password(const struct view_opts *o, char *pw)
 {
     struct termios old, quiet;
     const char *env;
@@ -709,40 +519,28 @@ static const struct sess_cb viewer_cb = { .on_ready = on_ready,
                                           .on_audio = on_audio,
                                           .on_cursor = on_cursor };
 
-int main(int argc, char **argv)
+/*
+ * The options from the command line, the environment and viewer.conf in
+ * dir; --help, --help-man, --version answered; the log set up.  Returns
+ * -1 to go on, else the exit status.
+ */
+static int setup(struct viewer *v, struct hd_config *cfg,
+                 const struct hd_opt *opts, int argc, char **argv, char *dir,
+                 size_t dir_cap)
 {
-    struct viewer v = { 0 };
-    struct opts *o = &v.o;
-    const struct hd_opt *opts = make_opts(o);
-    struct hd_config cfg = { 0 };
-    struct sess_config sc = { 0 };
-    struct win_opts wo = { 0 };
-    struct vxfer_opts xo = { 0 };
-    sigset_t xsigs;
-    struct sess *s = NULL;
-    struct dec *d = NULL;
-    char dir[4096], kh[4200], conf[4200], name[256], host[128], direct[300];
-    char *pw = NULL;
-    const char *id = NULL;
-    uint8_t keybuf[64];
-    size_t keylen;
-    int r, status = 1;
-    bool gui;
+    struct view_opts *o = &v->o;
+    char conf[4200];
+    int r;
 
-    pthread_mutex_init(&v.hl.mu, NULL);
-    pthread_cond_init(&v.hl.cv, NULL);
-    if ((r = hd_config_init(&cfg, PROG, opts)) != 0 ||
-        (r = hd_config_parse_args(&cfg, argc, argv)) != 0 ||
-        (r = hd_config_parse_env(&cfg)) != 0) {
-        status = 2;
-        goto out;
-    }
+    if ((r = hd_config_init(cfg, PROG, opts)) != 0 ||
+        (r = hd_config_parse_args(cfg, argc, argv)) != 0 ||
+        (r = hd_config_parse_env(cfg)) != 0)
+        return 2;
     if (o->help_man) {
         hd_config_print_man(opts, stdout);
         printf(".SH KEYS IN THE WINDOW\n");
         keys_man(stdout);
-        status = 0;
-        goto out;
+        return 0;
     }
     if (o->help) {
         hd_config_print_help(
@@ -751,79 +549,157 @@ int main(int argc, char **argv)
             "connect window)",
             stdout);
         printf("\nKeys in the window:\n%s", win_keys_help());
-        status = 0;
-        goto out;
+        return 0;
     }
     if (o->version) {
         printf(PROG " " HD_VERSION "\n");
-        status = 0;
-        goto out;
+        return 0;
     }
     if (o->config_dir != NULL)
-        snprintf(dir, sizeof(dir), "%s", o->config_dir);
-    else if (config_dir_default(dir, sizeof(dir)) != 0) {
-        status = usage_error("no configuration directory: set --config-dir");
-        goto out;
-    }
+        snprintf(dir, dir_cap, "%s", o->config_dir);
+    else if (config_dir_default(dir, dir_cap) != 0)
+        return usage_error("no configuration directory: set --config-dir");
     snprintf(conf, sizeof(conf), "%s/" CONFIG_FILE, dir);
-    if (hd_config_parse_file(&cfg, conf, false) != 0) {
-        status = 2;
-        goto out;
-    }
-    snprintf(kh, sizeof(kh), "%s/" KH_FILE, dir);
-    if (hd_log_configure(o->log_level, o->verbose) != 0) {
-        status = usage_error("--log-level: unknown level");
-        goto out;
-    }
+    if (hd_config_parse_file(cfg, conf, false) != 0)
+        return 2;
+    if (hd_log_configure(o->log_level, o->verbose) != 0)
+        return usage_error("--log-level: unknown level");
     if (o->log_file != NULL && (r = hd_log_open_file(o->log_file)) != 0) {
         fprintf(stderr, PROG ": --log-file %s: %s\n", o->log_file,
                 hd_strerror(r));
-        goto out;
+        return 1;
     }
+    return -1;
+}
+
+/*
+ * What to reach: *id (by ID), direct (--direct with its default port), or
+ * *gui (neither: the connect window), and the options that go with it.
+ * Returns -1 to go on, else the exit status.
+ */
+static int check_target(struct viewer *v, const struct hd_config *cfg,
+                        const char **id, bool *gui, char *direct,
+                        size_t direct_cap)
+{
+    struct view_opts *o = &v->o;
+    uint8_t keybuf[64];
+    size_t keylen;
+    int r;
+
     /* no host and nothing that needs one: the connect window */
-    gui = cfg.nargs == 0 && o->direct == NULL && !o->headless &&
-          o->ls == NULL && o->get == NULL && o->put == NULL;
-    if (cfg.nargs > 1 || (!gui && (cfg.nargs == 1) == (o->direct != NULL))) {
-        status = usage_error(cfg.nargs > 1 ? "one host ID at most"
-                                           : "give a host ID or --direct "
-                                             "HOST[:PORT]");
-        goto out;
-    }
-    if (cfg.nargs == 1)
-        id = cfg.args[0];
-    if (id != NULL && (o->server == NULL || o->server[0] == '\0')) {
-        status = usage_error("connecting by ID needs --server HOST[:PORT]");
-        goto out;
-    }
+    *gui = cfg->nargs == 0 && o->direct == NULL && !o->headless &&
+           o->ls == NULL && o->get == NULL && o->put == NULL;
+    if (cfg->nargs > 1 || (!*gui && (cfg->nargs == 1) == (o->direct != NULL)))
+        return usage_error(cfg->nargs > 1 ? "one host ID at most"
+                                          : "give a host ID or --direct "
+                                            "HOST[:PORT]");
+    if (cfg->nargs == 1)
+        *id = cfg->args[0];
+    if (*id != NULL && (o->server == NULL || o->server[0] == '\0'))
+        return usage_error("connecting by ID needs --server HOST[:PORT]");
     if (o->key != NULL && o->key[0] != '\0' &&
         (hd_base64_decode(o->key, strlen(o->key), keybuf, sizeof(keybuf),
                           &keylen) != 0 ||
-         keylen != HD_SIGN_PK_BYTES)) {
-        status = usage_error("--key: not a base64 Ed25519 public key (44 "
-                             "characters, as in id_ed25519.pub)");
-        goto out;
-    }
-    if (id != NULL && (o->key == NULL || o->key[0] == '\0')) {
-        status = usage_error("connecting by ID needs --key (the server's "
-                             "public key) to verify the host");
-        goto out;
-    }
-    if (o->headless && o->out == NULL) {
-        status = usage_error("--headless needs --out DIR");
-        goto out;
-    }
+         keylen != HD_SIGN_PK_BYTES))
+        return usage_error("--key: not a base64 Ed25519 public key (44 "
+                           "characters, as in id_ed25519.pub)");
+    if (*id != NULL && (o->key == NULL || o->key[0] == '\0'))
+        return usage_error("connecting by ID needs --key (the server's "
+                           "public key) to verify the host");
+    if (o->headless && o->out == NULL)
+        return usage_error("--headless needs --out DIR");
     if (o->headless && (r = out_dir_ready(o->out)) != 0) {
         fprintf(stderr,
                 PROG ": --out %s: %s (give a directory you can "
                      "write to)\n",
                 o->out, hd_strerror(r));
-        goto out;
+        return 1;
     }
     if (o->direct != NULL &&
-        direct_default_port(o->direct, direct, sizeof(direct)) != 0) {
-        status = usage_error("--direct: address too long");
-        goto out;
+        direct_default_port(o->direct, direct, direct_cap) != 0)
+        return usage_error("--direct: address too long");
+    return -1;
+}
+
+/* The session's settings from the options (pw, kh, name: ours, kept
+ * alive as long as sc). */
+static void session_config(const struct view_opts *o, struct sess_config *sc,
+                           const char *id, const char *direct, const char *kh,
+                           char *pw, const char *name)
+{
+    sc->server = o->server;
+    sc->key_b64 = o->key;
+    sc->id = id;
+    sc->direct = o->direct != NULL ? direct : NULL;
+    sc->known_hosts = kh;
+    sc->password = pw;
+    sc->my_id = "";
+    sc->my_name = name;
+    sc->force_relay = o->force_relay;
+    sc->relay = o->relay != NULL && o->relay[0] ? o->relay : NULL;
+    sc->allow_plain_server = o->allow_plain_server;
+    sc->no_udp = o->no_udp;
+    sc->no_tcp = o->no_tcp;
+    sc->answer_ms = o->answer_ms;
+}
+
+/*
+ * --ls, --get, --put: into xo and sc (no window then; SIGINT and SIGTERM
+ * blocked in xsigs, for run_xfer).  Returns -1 to go on, else the exit
+ * status.
+ */
+static int xfer_setup(struct view_opts *o, struct sess_config *sc,
+                      struct vxfer_opts *xo, sigset_t *xsigs)
+{
+    if ((o->ls != NULL) + (o->get != NULL) + (o->put != NULL) > 1)
+        return usage_error("one of --ls, --get and --put at a time");
+    if (o->put != NULL && o->to == NULL)
+        return usage_error("--put needs --to DIR (on the host)");
+    xo->mode = o->ls ? VXFER_LS : o->get ? VXFER_GET : o->put ? VXFER_PUT : 0;
+    xo->path = o->ls ? o->ls : o->get ? o->get : o->put;
+    xo->to = o->to;
+    remote_path_note(o->put != NULL ? "--to"
+                     : o->get       ? "--get"
+                                    : "--ls",
+                     o->put != NULL ? o->to : xo->path);
+    if (xo->mode != 0) {
+        sc->xfer = xo;
+        o->headless = 1; /* no window, no frames to wait for */
+        sigemptyset(xsigs);
+        sigaddset(xsigs, SIGINT);
+        sigaddset(xsigs, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, xsigs, NULL); /* threads inherit it */
     }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    static struct hd_opt opts[VIEW_OPTS_MAX];
+    struct viewer v = { 0 };
+    struct view_opts *o = &v.o;
+    struct hd_config cfg = { 0 };
+    struct sess_config sc = { 0 };
+    struct win_opts wo = { 0 };
+    struct vxfer_opts xo = { 0 };
+    sigset_t xsigs;
+    struct sess *s = NULL;
+    struct dec *d = NULL;
+    char dir[4096], kh[4200], name[256], host[128], direct[300];
+    char *pw = NULL;
+    const char *id = NULL;
+    int status = 1;
+    bool gui;
+
+    pthread_mutex_init(&v.hl.mu, NULL);
+    pthread_cond_init(&v.hl.cv, NULL);
+    view_opts_table(o, opts);
+    if ((status = setup(&v, &cfg, opts, argc, argv, dir, sizeof(dir))) >= 0 ||
+        (status = check_target(&v, &cfg, &id, &gui, direct, sizeof(direct))) >=
+            0)
+        goto out;
+    status = 1;
+    snprintf(kh, sizeof(kh), "%s/" KH_FILE, dir);
     if (hd_crypto_init() != 0) {
         fprintf(stderr, PROG ": libsodium cannot start\n");
         goto out;
@@ -842,43 +718,10 @@ int main(int argc, char **argv)
     host[sizeof(host) - 1] = '\0';
     snprintf(name, sizeof(name), "%s@%s",
              getenv("USER") ? getenv("USER") : "viewer", host);
-    sc.server = o->server;
-    sc.key_b64 = o->key;
-    sc.id = id;
-    sc.direct = o->direct != NULL ? direct : NULL;
-    sc.known_hosts = kh;
-    sc.password = pw;
-    sc.my_id = "";
-    sc.my_name = name;
-    sc.force_relay = o->force_relay;
-    sc.relay = o->relay != NULL && o->relay[0] ? o->relay : NULL;
-    sc.allow_plain_server = o->allow_plain_server;
-    sc.no_udp = o->no_udp;
-    sc.no_tcp = o->no_tcp;
-    sc.answer_ms = o->answer_ms;
-    if ((o->ls != NULL) + (o->get != NULL) + (o->put != NULL) > 1) {
-        status = usage_error("one of --ls, --get and --put at a time");
+    session_config(o, &sc, id, direct, kh, pw, name);
+    if ((status = xfer_setup(o, &sc, &xo, &xsigs)) >= 0)
         goto out;
-    }
-    if (o->put != NULL && o->to == NULL) {
-        status = usage_error("--put needs --to DIR (on the host)");
-        goto out;
-    }
-    xo.mode = o->ls ? VXFER_LS : o->get ? VXFER_GET : o->put ? VXFER_PUT : 0;
-    xo.path = o->ls ? o->ls : o->get ? o->get : o->put;
-    xo.to = o->to;
-    remote_path_note(o->put != NULL ? "--to"
-                     : o->get       ? "--get"
-                                    : "--ls",
-                     o->put != NULL ? o->to : xo.path);
-    if (xo.mode != 0) {
-        sc.xfer = &xo;
-        o->headless = 1; /* no window, no frames to wait for */
-        sigemptyset(&xsigs);
-        sigaddset(&xsigs, SIGINT);
-        sigaddset(&xsigs, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &xsigs, NULL); /* threads inherit it */
-    }
+    status = 1;
     /* headless: no clipboard to share (and the host keeps its own) */
     sc.no_clipboard = o->no_clipboard || o->headless;
     v.hl.want = o->frames;

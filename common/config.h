@@ -34,7 +34,9 @@
 #ifndef HD_CONFIG_H
 #define HD_CONFIG_H
 
+#include <assert.h>
 #include <stdbool.h>
+#include <string.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -225,5 +227,14 @@ void hd_config_man_text(FILE *f, const char *pre, const char *s, bool minus,
         .help = "print the man page's option section (roff) and exit", \
         .b = (dst)                                                     \
     }
+
+/* Append the entries of the array a to the table t at *n (max entries in
+ * all, the end included): option tables built in groups. */
+#define HD_OPTS_ADD(t, n, max, a)                          \
+    do {                                                   \
+        assert(*(n) + sizeof(a) / sizeof((a)[0]) < (max)); \
+        memcpy((t) + *(n), (a), sizeof(a));                \
+        *(n) += (int)(sizeof(a) / sizeof((a)[0]));         \
+    } while (0)
 
 #endif

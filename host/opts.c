@@ -25,14 +25,6 @@ const char *const host_audio_names[] = { "auto", "pulse", "fake", NULL };
 #endif
 static const char *const reg_tcp_names[] = { "auto", "always", "never", NULL };
 
-/* Append the entries of the array a to t at *n (OPTS_MAX in all). */
-#define OPTS_ADD(t, n, a)                                     \
-    do {                                                      \
-        assert(*(n) + sizeof(a) / sizeof((a)[0]) < OPTS_MAX); \
-        memcpy((t) + *(n), (a), sizeof(a));                   \
-        *(n) += (int)(sizeof(a) / sizeof((a)[0]));            \
-    } while (0)
-
 /* Where the host registers, who may log in, what it shares. */
 static void opts_session(struct host_opts *o, struct hd_opt *t, int *n)
 {
@@ -97,7 +89,7 @@ static void opts_session(struct host_opts *o, struct hd_opt *t, int *n)
           .b = &o->no_upnp },
     };
 
-    OPTS_ADD(t, n, opts);
+    HD_OPTS_ADD(t, n, OPTS_MAX, opts);
 }
 
 /* What sessions get, the config directory, logging, help. */
@@ -200,7 +192,7 @@ static void opts_features(struct host_opts *o, struct hd_opt *t, int *n)
         HD_OPT_HELP_MAN(&o->help_man),
     };
 
-    OPTS_ADD(t, n, opts);
+    HD_OPTS_ADD(t, n, OPTS_MAX, opts);
 }
 
 /* For tests and tuning (not in --help). */
@@ -258,7 +250,7 @@ static void opts_hidden(struct host_opts *o, int *reg_tcp, struct hd_opt *t,
           .i = &o->fake_frames },
     };
 
-    OPTS_ADD(t, n, opts);
+    HD_OPTS_ADD(t, n, OPTS_MAX, opts);
 }
 
 /* The whole table into t (OPTS_MAX entries), its end included; returns
