@@ -98,6 +98,8 @@ static int send_punch_request(struct race *rc, struct rvc *c,
         ph->force_relay = 1;
     }
     ph->udp_port = rc->up.pub_port;
+    ph->hd_udp_cookie.data = rc->up.cookie;
+    ph->hd_udp_cookie.len = rc->up.pub_port ? rc->up.cookie_len : 0;
     ph->licence_key = (char *)(req->key_b64 ? req->key_b64 : "");
     ph->conn_type = HBB__CONN_TYPE__DEFAULT_CONN;
     ph->version = (char *)req->version;

@@ -39,11 +39,14 @@ static void send_query(struct up *u)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__TestNatRequest t = HBB__TEST_NAT_REQUEST__INIT;
-    uint8_t buf[64];
+    uint8_t buf[64], pad[16] = { 0 };
     int n;
 
-    /* a large serial: the server never answers with more than it got */
+    /* a large serial and padding: the server never answers with more than
+     * it got, and its answer carries the cookie */
     t.serial = 0x7fffffff;
+    t.hd_pad.data = pad;
+    t.hd_pad.len = sizeof(pad);
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_REQUEST;
     m.test_nat_request = &t;
     if ((n = hd_msg_pack_into(&m.base, buf, sizeof(buf))) > 0)
@@ -105,15 +108,22 @@ static int is_server(const struct up *u, const struct sockaddr *from)
            hd_addr_port(from) == hd_addr_port((const struct sockaddr *)&u->srv);
 }
 
-/* The server's answer to our query: U's public port. */
+/* The server's answer to our query: U's public port, and the cookie that
+ * proves it to the server. */
 static void server_answer(struct up *u, const uint8_t *d, size_t n)
 {
     Hbb__RendezvousMessage *m = hbb__rendezvous_message__unpack(NULL, n, d);
 
     if (m != NULL &&
         m->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE &&
-        m->test_nat_response->port > 0 && m->test_nat_response->port <= 65535)
+        m->test_nat_response->port > 0 && m->test_nat_response->port <= 65535) {
+        const ProtobufCBinaryData *ck = &m->test_nat_response->hd_cookie;
+
         u->pub_port = (uint16_t)m->test_nat_response->port;
+        u->cookie_len = ck->len <= sizeof(u->cookie) ? ck->len : 0;
+        if (u->cookie_len > 0)
+            memcpy(u->cookie, ck->data, u->cookie_len);
+    }
     if (m != NULL)
         hbb__rendezvous_message__free_unpacked(m, NULL);
 }

@@ -48,6 +48,10 @@ struct up {
     int handles; /* not closed yet (the owner waits for 0) */
     struct sockaddr_storage srv;
     uint16_t pub_port; /* U's public port as the server saw it; 0 unknown */
+    /* the server's return-routability cookie for it, sent with udp_port in
+     * the PunchHoleRequest (without it the server drops udp_port) */
+    uint8_t cookie[8];
+    size_t cookie_len;
     int queries;
     /* punching */
     struct hd_nat_udp *nat;       /* while punching */

@@ -23,6 +23,40 @@ void rdv_addr_key(const struct sockaddr *sa, uint8_t key[18])
     }
 }
 
+static void cookie_at(const struct rdv *r, const struct sockaddr *sa,
+                      uint64_t slot, uint8_t out[RDV_COOKIE_LEN])
+{
+    uint8_t in[18 + 8];
+
+    rdv_addr_key(sa, in);
+    for (int i = 0; i < 8; i++)
+        in[18 + i] = (uint8_t)(slot >> (8 * i));
+    crypto_shorthash(out, in, sizeof(in), r->cookie_key);
+}
+
+void rdv_udp_cookie(const struct rdv *r, const struct sockaddr *sa,
+                    uint8_t out[RDV_COOKIE_LEN])
+{
+    cookie_at(r, sa, uv_now(r->loop) / RDV_COOKIE_SLOT_MS, out);
+}
+
+int rdv_udp_cookie_ok(const struct rdv *r, const struct sockaddr *sa,
+                      const uint8_t *cookie, size_t len)
+{
+    uint64_t slot = uv_now(r->loop) / RDV_COOKIE_SLOT_MS;
+    uint8_t want[RDV_COOKIE_LEN];
+
+    if (cookie == NULL || len != RDV_COOKIE_LEN)
+        return 0;
+    cookie_at(r, sa, slot, want);
+    if (sodium_memcmp(want, cookie, RDV_COOKIE_LEN) == 0)
+        return 1;
+    if (slot == 0)
+        return 0;
+    cookie_at(r, sa, slot - 1, want);
+    return sodium_memcmp(want, cookie, RDV_COOKIE_LEN) == 0;
+}
+
 static const void *conn_key(const void *item, size_t *len)
 {
     *len = 18;
@@ -177,6 +211,7 @@ static void on_sweep(uv_timer_t *t)
     limit_sweep(&r->punch_src, now);
     limit_sweep(&r->punch_id, now);
     limit_sweep(&r->online_src, now);
+    limit_sweep(&r->online_keyless, now);
 
     if (n > 0)
         hd_info("rdv", "dropped %zu silent peer(s) from memory", n);
@@ -212,6 +247,9 @@ int rdv_new(uv_loop_t *loop, const struct rdv_config *cfg, struct db *db,
     limit_init(&r->punch_id, RDV_PUNCH_BURST, RDV_PUNCH_PER_S, RDV_LIMIT_KEYS);
     limit_init(&r->online_src, RDV_ONLINE_BURST, RDV_ONLINE_PER_S,
                RDV_LIMIT_KEYS);
+    limit_init(&r->online_keyless, RDV_ONLINE_KEYLESS_BURST,
+               RDV_ONLINE_KEYLESS_PER_S, RDV_LIMIT_KEYS);
+    randombytes_buf(r->cookie_key, sizeof(r->cookie_key));
     limit_count_init(&r->per_ip, RDV_CONNS_PER_IP);
     *out = r;
     return 0;
@@ -294,6 +332,7 @@ void rdv_free(struct rdv *r)
     limit_cleanup(&r->punch_src);
     limit_cleanup(&r->punch_id);
     limit_cleanup(&r->online_src);
+    limit_cleanup(&r->online_keyless);
     limit_count_cleanup(&r->per_ip);
     free(r);
 }

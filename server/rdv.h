@@ -80,6 +80,8 @@ struct rdv_stats {
     uint64_t rej_punch_budget; /* over the per-source or per-ID budget */
     uint64_t rej_online_budget;
     uint64_t rej_not_owner; /* answers for an ID from another address */
+    /* udp_port / socket_addr_v6 of punch requests not passed on unproven */
+    uint64_t dropped_unproven;
     uint64_t udp_replies_suppressed; /* would have been larger than asked */
 };
 

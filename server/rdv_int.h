@@ -49,6 +49,24 @@
 #define RDV_ONLINE_REQ_COST 4
 #define RDV_LIMIT_KEYS      65536
 #define RDV_CONNS_PER_IP    256 /* open connections per source address */
+/* OnlineRequest without the server's key (RustDesk apps send none): a
+ * smaller budget per source, and no more than RDV_ONLINE_KEYLESS_MAX IDs
+ * looked up per request (the rest answered offline). */
+#define RDV_ONLINE_KEYLESS_BURST 256
+#define RDV_ONLINE_KEYLESS_PER_S 16.0
+#define RDV_ONLINE_KEYLESS_MAX   128
+
+/*
+ * Return-routability cookies (a WireGuard cookie reply, in effect): the
+ * answer to a UDP TestNatRequest carries a cookie for its source address,
+ * SipHash under a key drawn at start over the address and a time slot of
+ * RDV_COOKIE_SLOT_MS.  A PunchHoleRequest's udp_port is passed to the host
+ * only with the cookie of (the viewer's address, udp_port), this slot's
+ * or the last one's: only who receives at that port can have it, so a
+ * host is never aimed at someone else's port.
+ */
+#define RDV_COOKIE_LEN     8
+#define RDV_COOKIE_SLOT_MS 30000
 
 enum conn_kind { CONN_MAIN, CONN_NAT, CONN_WS };
 
@@ -87,10 +105,13 @@ struct rdv {
     struct peer_table peers;
     struct hmap punch; /* struct rdv_conn by key, waiting for an answer */
     struct limit punch_src, punch_id, online_src; /* budgets, see above */
+    struct limit online_keyless;
     struct limit_count per_ip; /* open connections per source address */
     /* rate limits of the "refused" log lines, one per kind */
     struct logcap log_udp_punch, log_punch_budget, log_online_budget;
-    struct logcap log_not_owner;
+    struct logcap log_online_keyless;
+    struct logcap log_not_owner, log_unproven;
+    uint8_t cookie_key[16]; /* crypto_shorthash key, drawn at start */
     uv_udp_t udp;
     uv_tcp_t lis_main, lis_nat, lis_ws;
     uv_timer_t sweep;
@@ -159,6 +180,12 @@ int rdv_same_ip(const struct sockaddr *a, const struct sockaddr *b);
 int rdv_is_lan(const struct rdv *r, const struct sockaddr *sa);
 const char *rdv_relay_for(struct rdv *r);
 void rdv_set_from_storage(union peer_addr *a, const struct sockaddr *sa);
+/* The cookie for UDP source sa now (RDV_COOKIE_LEN bytes into out). */
+void rdv_udp_cookie(const struct rdv *r, const struct sockaddr *sa,
+                    uint8_t out[RDV_COOKIE_LEN]);
+/* 1 when cookie (len bytes) is sa's of this slot or the last one. */
+int rdv_udp_cookie_ok(const struct rdv *r, const struct sockaddr *sa,
+                      const uint8_t *cookie, size_t len);
 size_t rdv_pack_msg(const Hbb__RendezvousMessage *m, uint8_t *buf, size_t cap);
 
 #endif

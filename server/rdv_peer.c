@@ -25,47 +25,86 @@ void rdv_on_test_nat(struct rdv *r, struct rdv_conn *c)
 /*
  * TestNatRequest over UDP (homedesk extension): the port this datagram
  * came from, so a viewer learns its public UDP port for UDP punching (a
- * STUN binding request, in effect).  The answer carries no ConfigUpdate
- * and, like every UDP answer, is never larger than the request.
+ * STUN binding request, in effect), and the return-routability cookie
+ * for it (rdv_int.h) when the request is large enough.  The answer carries
+ * no ConfigUpdate and, like every UDP answer, is never larger than the
+ * request.
  */
 void rdv_on_udp_test_nat(struct rdv *r, const struct sockaddr *from)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__TestNatResponse t = HBB__TEST_NAT_RESPONSE__INIT;
+    uint8_t cookie[RDV_COOKIE_LEN];
 
     r->stats.nat_tests++;
     t.port = hd_addr_port(from);
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE;
     m.test_nat_response = &t;
+    /* the cookie when the request made room for it (hd_pad) */
+    rdv_udp_cookie(r, from, cookie);
+    t.hd_cookie.data = cookie;
+    t.hd_cookie.len = sizeof(cookie);
+    if (hbb__rendezvous_message__get_packed_size(&m) > r->udp_request_len)
+        t.hd_cookie.len = 0;
     rdv_udp_reply(r, from, &m);
 }
 
+/*
+ * OnlineRequest: one bit per ID asked about.  With a server key, a request
+ * that names it (licence_key, homedesk extension) gets the budget of
+ * RDV_ONLINE_BURST IDs; one without (RustDesk apps cannot send it) the
+ * smaller keyless budget and at most RDV_ONLINE_KEYLESS_MAX IDs looked up
+ * (the rest answered offline); a wrong key is refused as a punch request
+ * with one is.  The answer always has a bit for every ID asked about:
+ * RustDesk's client reads as many as it asked for.
+ */
 void rdv_on_online_request(struct rdv *r, struct rdv_conn *c,
                            const Hbb__OnlineRequest *req)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__OnlineResponse resp = HBB__ONLINE_RESPONSE__INIT;
-    uint8_t states[RDV_MAX_ONLINE_QUERY / 8], src_key[17];
-    size_t n = req->n_peers;
+    /* a frame of RDV_MAX_FRAME holds fewer IDs than it has bits */
+    uint8_t states[RDV_MAX_FRAME / 8], src_key[17];
+    size_t n = req->n_peers, look;
     uint64_t now = uv_now(r->loop);
+    const char *key = r->cfg->licence_key;
+    int keyed = key == NULL || key[0] == '\0';
     char id_q[HD_LOG_QUOTE_MAX];
 
     r->stats.online_requests++;
-    if (n > RDV_MAX_ONLINE_QUERY)
-        n = RDV_MAX_ONLINE_QUERY;
-    if (!limit_take(&r->online_src, src_key,
+    if (n > sizeof(states) * 8)
+        n = sizeof(states) * 8;
+    if (!keyed && req->licence_key != NULL && req->licence_key[0] != '\0') {
+        if (strcmp(req->licence_key, key) != 0) {
+            r->stats.punch_key_mismatch++;
+            rdv_reject(r, &c->addr.sa, "online query with a wrong key", NULL);
+            hd_info("rdv", "online query with a wrong key from %s", c->name);
+            rdv_conn_close(c, NULL);
+            return;
+        }
+        keyed = 1;
+    }
+    look = keyed ? RDV_MAX_ONLINE_QUERY : RDV_ONLINE_KEYLESS_MAX;
+    if (look > n)
+        look = n;
+    if (!limit_take(keyed ? &r->online_src : &r->online_keyless, src_key,
                     limit_addr_key(&c->addr.sa, src_key),
-                    (double)(n + RDV_ONLINE_REQ_COST), now)) {
+                    (double)(look + RDV_ONLINE_REQ_COST), now)) {
         r->stats.rej_online_budget++;
-        rdv_reject(r, &c->addr.sa, "online queries over budget", NULL);
-        rdv_log_refused(r, &r->log_online_budget,
-                        "online query over budget from", c->name,
-                        hd_log_quote(req->id, id_q, sizeof(id_q)));
+        rdv_reject(r, &c->addr.sa,
+                   keyed ? "online queries over budget"
+                         : "online queries (no key) over budget",
+                   NULL);
+        rdv_log_refused(r,
+                        keyed ? &r->log_online_budget : &r->log_online_keyless,
+                        keyed ? "online query over budget from"
+                              : "online query (no key) over budget from",
+                        c->name, hd_log_quote(req->id, id_q, sizeof(id_q)));
         rdv_conn_close(c, NULL);
         return;
     }
-    memset(states, 0, sizeof(states));
-    for (size_t i = 0; i < n; i++) {
+    memset(states, 0, (n + 7) / 8);
+    for (size_t i = 0; i < look; i++) {
         struct peer *p = peer_find(&r->peers, req->peers[i]);
         if (p != NULL && peer_is_online(p, now))
             states[i / 8] |= (uint8_t)(1u << (7 - i % 8));

@@ -57,6 +57,56 @@ static void punch_busy(struct rdv_conn *c)
 }
 
 /*
+ * The addresses a PunchHoleRequest gives besides the one the server sees,
+ * copied into the host's PunchHole only when proven: udp_port with the
+ * cookie our UDP TestNatResponse gave for (the viewer's IP, udp_port)
+ * (rdv_int.h), socket_addr_v6 only when the request came over IPv6 from
+ * that same address.  Unproven, the host would aim its probes and SYNs at
+ * whoever the viewer named (issue 11 finding 1): they are dropped, with
+ * one rate-limited log line; the session then takes another path.
+ */
+static void punch_addr_proven(struct rdv *r, const struct sockaddr *from,
+                              const Hbb__PunchHoleRequest *ph,
+                              Hbb__PunchHole *hole)
+{
+    struct sockaddr_storage v6, udp;
+    const char *dropped = NULL;
+
+    if (ph->udp_port > 0 && ph->udp_port <= 65535) {
+        memcpy(&udp, from, hd_addr_len(from));
+        hd_addr_set_port((struct sockaddr *)&udp, (uint16_t)ph->udp_port);
+        if (rdv_udp_cookie_ok(r, (struct sockaddr *)&udp,
+                              ph->hd_udp_cookie.data, ph->hd_udp_cookie.len))
+            hole->udp_port = ph->udp_port;
+        else
+            dropped = "udp_port without its cookie";
+    }
+    if (ph->socket_addr_v6.len > 0) {
+        if (from->sa_family == AF_INET6 &&
+            hd_addr_unmangle(ph->socket_addr_v6.data, ph->socket_addr_v6.len,
+                             &v6) == 0 &&
+            v6.ss_family == AF_INET6 &&
+            memcmp(&((struct sockaddr_in6 *)&v6)->sin6_addr,
+                   &((const struct sockaddr_in6 *)from)->sin6_addr, 16) == 0)
+            hole->socket_addr_v6 = ph->socket_addr_v6;
+        else
+            dropped = dropped ? "udp_port and socket_addr_v6 unproven"
+                              : "socket_addr_v6 not the address seen";
+    }
+    if (dropped != NULL) {
+        char from_s[HD_ADDR_STRLEN], id_q[HD_LOG_QUOTE_MAX], what[96];
+
+        r->stats.dropped_unproven++;
+        hd_log_quote(ph->id, id_q, sizeof(id_q));
+        rdv_reject(r, from, dropped, id_q);
+        snprintf(what, sizeof(what), "punch request: %s (not passed on) from",
+                 dropped);
+        rdv_log_refused(r, &r->log_unproven, what,
+                        hd_addr_format(from, from_s, sizeof(from_s)), id_q);
+    }
+}
+
+/*
  * PunchHoleRequest from viewer A (connection c, or UDP from `from`):
  * check the key and the host, then ask the host to punch or to tell its
  * LAN address.
@@ -165,14 +215,11 @@ void rdv_on_punch_request(struct rdv *r, struct rdv_conn *c,
         hole.relay_server = (char *)relay;
         hole.upnp_port = ph->upnp_port;
         hole.force_relay = ph->force_relay;
-        /* the viewer's public UDP port (it asked us over UDP), for a host
-         * that punches UDP too */
-        if (!forced_relay && ph->udp_port > 0 && ph->udp_port <= 65535)
-            hole.udp_port = ph->udp_port;
-        /* the viewer's own IPv6 address for the host to punch to, unless
-         * the relay is imposed */
-        if (!forced_relay && ph->socket_addr_v6.len <= HD_ADDR_MANGLED_MAX)
-            hole.socket_addr_v6 = ph->socket_addr_v6;
+        /* the viewer's public UDP port and IPv6 address, for a host that
+         * punches UDP or IPv6 too: only where the viewer proved it
+         * receives (punch_addr_proven) */
+        if (!forced_relay)
+            punch_addr_proven(r, from, ph, &hole);
         m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE;
         m.punch_hole = &hole;
     }

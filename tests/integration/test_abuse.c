@@ -284,6 +284,70 @@ static void forged_punch_no_amplification(void)
     host_stop(&h, ht_case_failures() > 0);
 }
 
+/*
+ * A viewer over TCP (its address proven) names another UDP port on its
+ * address as udp_port: a neighbour behind the same NAT or CGNAT address,
+ * here a UDP socket on the attacker's loopback address.  The host must not
+ * aim its UDP probes there: the server passes udp_port on only with the
+ * cookie its UDP answer gave to that port (issue 11 finding 1).  Before:
+ * the victim got the host's probes and port guesses for one request.
+ * The victim must get at most what the attacker sent.
+ */
+static void udp_port_not_forwarded_unproven(void)
+{
+    Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+    Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
+    struct hostp h;
+    char server[64], ip[32];
+    uint8_t buf[2048];
+    size_t sent = 0, bytes = 0, packets = 0;
+    int vfd, afd = -1;
+    uint64_t end;
+
+    snprintf(ip, sizeof(ip), "127.0.%u.%u", 20 + randombytes_uniform(200),
+             1 + randombytes_uniform(250));
+    snprintf(server, sizeof(server), "127.0.0.1:%u", srv.port);
+    HT_CHECK(host_start(&h, server, srv.pk_b64) == 0);
+    HT_CHECK(file_has(h.log, "registered ID", T));
+    vfd = udp_open(ip);
+    HT_CHECK(vfd >= 0);
+    ph.id = h.id;
+    ph.licence_key = srv.pk_b64;
+    ph.nat_type = HBB__NAT_TYPE__SYMMETRIC; /* asks for port guessing too */
+    ph.udp_port = sock_port(vfd);
+    ph.version = "1.4.0";
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
+    m.punch_hole_request = &ph;
+    if (vfd >= 0 && (afd = tcp_connect_from(ip, "127.0.0.1", srv.port)) >= 0 &&
+        send_msg(afd, &m) == 0)
+        /* the frame and its TCP/IP headers; the handshake not counted */
+        sent = hbb__rendezvous_message__get_packed_size(&m) + 2 + 52;
+    HT_CHECK(sent > 0);
+    HT_CHECK(file_has(h.log, "punch hole request", T));
+    end = now_ms() + 4000;
+    while (vfd >= 0 && now_ms() < end) {
+        struct pollfd p = { .fd = vfd, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        while ((n = recv(vfd, buf, sizeof(buf), MSG_DONTWAIT)) >= 0) {
+            bytes += (size_t)n + 28; /* UDP and IPv4 headers */
+            packets++;
+        }
+    }
+    printf("# attacker sent %zu bytes; the victim %s:%u received %zu bytes "
+           "in %zu datagrams\n",
+           sent, ip, (unsigned)ph.udp_port, bytes, packets);
+    HT_CHECK(sent > 0 && bytes <= sent);
+    HT_CHECK(srv_log_has(&srv, "udp_port without its cookie", 500));
+    if (afd >= 0)
+        close(afd);
+    if (vfd >= 0)
+        close(vfd);
+    host_stop(&h, ht_case_failures() > 0);
+}
+
 /* ---- requests forged as the server's ------------------------------------ */
 
 /* The local ports of the UDP sockets process pid holds (IPv4 and v6);
@@ -916,6 +980,7 @@ int main(void)
         ht_skip("forged_punch_no_amplification", "needs root (raw sockets)");
         ht_skip("forged_server_request_ignored", "needs root (raw sockets)");
     }
+    HT_RUN(udp_port_not_forwarded_unproven);
     HT_RUN(wrong_server_key_said);
     HT_RUN(hbbs_requests_by_udp_kept);
     HT_RUN(punch_flood_host_serves);

@@ -399,9 +399,13 @@ static void punch_hole_flow(void)
 /*
  * UDP punching signalling (homedesk extensions): a viewer learns its
  * public UDP port from TestNatRequest over UDP (answered only when the
- * answer is no larger than the request), sends it as udp_port, the host
- * gets it in PunchHole, and the viewer gets the host's UDP registration
- * address in PunchHoleResponse.udp_socket_addr.
+ * answer is no larger than the request; a padded request also gets the
+ * return-routability cookie for that port), sends it as udp_port with the
+ * cookie, the host gets it in PunchHole, and the viewer gets the host's
+ * UDP registration address in PunchHoleResponse.udp_socket_addr.  Issue
+ * 11 finding 1: a udp_port without its cookie (here: the cookie of
+ * another port) and an IPv6 address the server did not see the viewer on
+ * are not passed to the host (the NAT lab's test_ipv6 has one that is).
  */
 static void udp_punch_signalling(void)
 {
@@ -409,7 +413,9 @@ static void udp_punch_signalling(void)
     Hbb__RendezvousMessage *in, m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__TestNatRequest tn = HBB__TEST_NAT_REQUEST__INIT;
     Hbb__PunchHoleRequest ph = HBB__PUNCH_HOLE_REQUEST__INIT;
-    struct sockaddr_storage from, seen;
+    struct sockaddr_storage from, seen, v6;
+    uint8_t pad[16] = { 0 }, cookie[8], mangled6[HD_ADDR_MANGLED_MAX];
+    size_t cookie_len = 0;
     int vudp, vfd, hfd = -1;
 
     HT_CHECK(host_up(&h, "127.0.0.2", "100000015") == 0);
@@ -423,16 +429,59 @@ static void udp_punch_signalling(void)
     HT_CHECK(in == NULL);
     if (in)
         hbb__rendezvous_message__free_unpacked(in, NULL);
-    /* a padded one (a 5-byte serial) is answered with our port */
+    /* a 5-byte serial is answered with our port, without room for the
+     * cookie; padded, with the cookie */
     tn.serial = 0x7fffffff;
-    HT_CHECK(udp_send_msg(vudp, "127.0.0.1", srv.port, &m) == 0);
-    in = udp_recv_msg(vudp, T, &from);
-    HT_CHECK(in && in->union_case ==
-                       HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE);
-    if (in && in->test_nat_response)
-        HT_EQ_INT(in->test_nat_response->port, sock_port(vudp));
+    for (int padded = 0; padded < 2; padded++) {
+        tn.hd_pad.data = pad;
+        tn.hd_pad.len = padded ? sizeof(pad) : 0;
+        HT_CHECK(udp_send_msg(vudp, "127.0.0.1", srv.port, &m) == 0);
+        in = udp_recv_msg(vudp, T, &from);
+        HT_CHECK(in && in->union_case ==
+                           HBB__RENDEZVOUS_MESSAGE__UNION_TEST_NAT_RESPONSE);
+        if (in && in->test_nat_response) {
+            const ProtobufCBinaryData *ck = &in->test_nat_response->hd_cookie;
+
+            HT_EQ_INT(in->test_nat_response->port, sock_port(vudp));
+            HT_EQ_INT(ck->len, padded ? sizeof(cookie) : 0);
+            if (padded && ck->len == sizeof(cookie)) {
+                memcpy(cookie, ck->data, sizeof(cookie));
+                cookie_len = sizeof(cookie);
+            }
+        }
+        if (in)
+            hbb__rendezvous_message__free_unpacked(in, NULL);
+    }
+
+    /* unproven: another port with our cookie, an IPv6 address not seen */
+    vfd = tcp_connect_from("127.0.0.3", "127.0.0.1", srv.port);
+    HT_CHECK(vfd >= 0);
+    ph.id = h.id;
+    ph.licence_key = srv.pk_b64;
+    ph.nat_type = HBB__NAT_TYPE__ASYMMETRIC;
+    ph.version = "1.4.0";
+    ph.udp_port = sock_port(vudp) + 1;
+    ph.hd_udp_cookie.data = cookie;
+    ph.hd_udp_cookie.len = cookie_len;
+    HT_CHECK(hd_addr_parse("2001:db8::5", 4242, &v6) == 0);
+    ph.socket_addr_v6.data = mangled6;
+    ph.socket_addr_v6.len =
+        hd_addr_mangle((struct sockaddr *)&v6, hd_addr_now_us(), mangled6);
+    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
+    m.punch_hole_request = &ph;
+    HT_CHECK(send_msg(vfd, &m) == 0);
+    in = udp_recv_msg(h.udp, T, &from);
+    HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
+    if (in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE) {
+        HT_EQ_INT(in->punch_hole->udp_port, 0);
+        HT_EQ_INT(in->punch_hole->socket_addr_v6.len, 0);
+    }
     if (in)
         hbb__rendezvous_message__free_unpacked(in, NULL);
+    HT_CHECK(srv_log_has(&srv, "udp_port and socket_addr_v6 unproven", T));
+    close(vfd);
+
+    ph.socket_addr_v6.len = 0;
 
     vfd = tcp_connect_from("127.0.0.3", "127.0.0.1", srv.port);
     HT_CHECK(vfd >= 0);
@@ -1432,9 +1481,12 @@ static void punch_budgets(void)
     host_down(&h2);
 }
 
-/* OnlineRequest for n made-up IDs from ip: the answer's state bytes, or
- * -1 when the server closed without one. */
-static int online_query(const char *ip, size_t n)
+/* OnlineRequest for n made-up IDs from ip, with the server key key (NULL:
+ * none, as RustDesk apps), and id as the ID at index at (n: nowhere): the
+ * answer's state bytes (and in *bit the bit at index at), or -1 when the
+ * server closed without one. */
+static int online_query_id(const char *ip, size_t n, const char *key,
+                           const char *id, size_t at, int *bit)
 {
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT, *in;
     Hbb__OnlineRequest oq = HBB__ONLINE_REQUEST__INIT;
@@ -1447,41 +1499,84 @@ static int online_query(const char *ip, size_t n)
         return -1;
     for (size_t i = 0; i < n && i < 4096; i++) {
         snprintf(ids[i], sizeof(ids[i]), "%zu", 200000000 + i);
-        peers[i] = ids[i];
+        peers[i] = i == at ? (char *)id : ids[i];
     }
     oq.id = "scanner";
     oq.n_peers = n;
     oq.peers = peers;
+    oq.licence_key = (char *)(key ? key : "");
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_ONLINE_REQUEST;
     m.online_request = &oq;
     if (send_msg(fd, &m) == 0 && (in = recv_msg(fd, T, 1)) != NULL) {
-        if (in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_ONLINE_RESPONSE)
-            len = (int)in->online_response->states.len;
+        if (in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_ONLINE_RESPONSE) {
+            const ProtobufCBinaryData *st = &in->online_response->states;
+
+            len = (int)st->len;
+            if (bit != NULL && at / 8 < st->len)
+                *bit = (st->data[at / 8] >> (7 - at % 8)) & 1;
+        }
         hbb__rendezvous_message__free_unpacked(in, NULL);
     }
     close(fd);
     return len;
 }
 
+static int online_query(const char *ip, size_t n, const char *key)
+{
+    return online_query_id(ip, n, key, NULL, n, NULL);
+}
+
 /*
- * Finding 5: OnlineRequest as an ID scanner.  One request answers for 512
- * IDs at most, and one source gets about 2048 IDs, then 128 a second:
- * 4 million IDs take hours, not 10 s.
+ * Finding 5: OnlineRequest as an ID scanner.  With the server's key
+ * (homedesk extension) one request looks up 512 IDs at most, and one
+ * source gets about 2048 IDs, then 128 a second; without it (RustDesk
+ * apps) 128 IDs a request, 256 then 16 a second; a wrong key is refused.
+ * 4 million IDs take hours, not 10 s.  The answer has a bit for every ID
+ * asked about (RustDesk's client reads them all).
  */
 static void online_scan_limited(void)
 {
-    int answered = 0;
+    struct host h;
+    int answered = 0, bit = -1;
 
-    HT_EQ_INT(online_query("127.0.0.10", 4096), 512 / 8);
+    HT_CHECK(host_up(&h, "127.0.0.2", "100000077") == 0);
+    /* keyed: 512 looked up, the host at 511 is seen, at 512 not */
+    HT_EQ_INT(online_query_id("127.0.0.10", 4096, srv.pk_b64, h.id, 511, &bit),
+              4096 / 8);
+    HT_EQ_INT(bit, 1);
+    HT_EQ_INT(online_query_id("127.0.0.10", 4096, srv.pk_b64, h.id, 512, &bit),
+              4096 / 8);
+    HT_EQ_INT(bit, 0);
     for (int i = 0; i < 8; i++)
-        if (online_query("127.0.0.10", 512) > 0)
+        if (online_query("127.0.0.10", 512, srv.pk_b64) > 0)
             answered++;
     printf("# %d of 8 more 512-ID queries answered\n", answered);
     HT_CHECK(answered >= 1 && answered <= 3);
     HT_CHECK(
         srv_log_has(&srv, "online query over budget from 127.0.0.10", 500));
+    /* keyless: 128 looked up, then over budget at once */
+    bit = -1;
+    HT_EQ_INT(online_query_id("127.0.0.12", 300, NULL, h.id, 127, &bit),
+              (300 + 7) / 8);
+    HT_EQ_INT(bit, 1);
+    HT_EQ_INT(online_query_id("127.0.0.14", 300, NULL, h.id, 128, &bit),
+              (300 + 7) / 8);
+    HT_EQ_INT(bit, 0);
+    answered = 0;
+    for (int i = 0; i < 4; i++)
+        if (online_query("127.0.0.12", 128, NULL) > 0)
+            answered++;
+    printf("# %d of 4 more keyless 128-ID queries answered\n", answered);
+    HT_CHECK(answered <= 1);
+    HT_CHECK(srv_log_has(
+        &srv, "online query (no key) over budget from 127.0.0.12", 500));
+    /* a wrong key: closed without an answer */
+    HT_EQ_INT(online_query("127.0.0.13", 8, "d3JvbmcK"), -1);
+    HT_CHECK(srv_log_has(&srv, "online query with a wrong key from 127.0.0.13",
+                         500));
     /* another source is served */
-    HT_EQ_INT(online_query("127.0.0.11", 8), 1);
+    HT_EQ_INT(online_query("127.0.0.11", 8, NULL), 1);
+    host_down(&h);
 }
 
 int main(void)
