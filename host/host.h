@@ -51,15 +51,25 @@
  * HOST_PRELOGIN_PER_IP of those from one address and HOST_PRELOGIN_RELAY
  * through the relay (relayed sessions all come from the relay's address),
  * and at most HOST_RELAY_PER_MIN relay connects a minute (each anonymous
- * RequestRelay makes the host connect out).  Idle connections or relay
- * requests then no longer keep a direct viewer out; a flood of relay
- * requests can still delay relayed logins (the server must limit those).
+ * RequestRelay makes the host connect out), HOST_RELAY_PER_SRC of them
+ * for one viewer address (the one the server reports: IPv4, or IPv6 /64)
+ * and HOST_PRELOGIN_PER_IP at a time.  From HOST_PRELOGIN_START
+ * connections that have not logged in, a new one is dropped at random,
+ * with a chance from HOST_PRELOGIN_RATE percent rising to 100 at
+ * HOST_MAX_PRELOGIN (OpenSSH's MaxStartups 10:30:16): many sources
+ * filling the budget get thinned before it is full, and a viewer that
+ * tries again gets in.  Idle connections or relay requests from a few
+ * addresses then no longer keep a viewer out.
  */
 #define HOST_MAX_SESSIONS    8
 #define HOST_MAX_PRELOGIN    16
+#define HOST_PRELOGIN_START  10
+#define HOST_PRELOGIN_RATE   30
 #define HOST_PRELOGIN_PER_IP 3
 #define HOST_PRELOGIN_RELAY  8
 #define HOST_RELAY_PER_MIN   30
+#define HOST_RELAY_PER_SRC   6
+#define HOST_RELAY_SRCS      32 /* viewer addresses tracked for that */
 /* the one-time password is replaced after it logged someone in, and
  * after this many failed logins (of any source) while it was valid */
 #define HOST_OTP_MAX_FAILS 5
@@ -107,6 +117,12 @@ struct host {
     int n_sessions;
     uint64_t relay_window_ms; /* start of the current relay-connect minute */
     int relay_connects;       /* relay sessions started in it */
+    struct host_relay_src {   /* relay connects per viewer address */
+        uint8_t key[9];       /* 4 + IPv4, or 6 + IPv6 /64; [0] 0: free */
+        int n;                /* in the minute from since */
+        uint64_t since;
+    } relay_src[HOST_RELAY_SRCS];
+    uint64_t early_drops; /* connections dropped by the MaxStartups rule */
     int otp_fails; /* failed logins since the one-time password was made */
     uv_tcp_t listener;
     uint16_t listen_port; /* 0 when not listening */

@@ -314,12 +314,15 @@ static void relay_resolved(uv_getaddrinfo_t *req, int status,
     }
     if (q->h->stopping)
         goto fail;
-    if ((r = session_new(q->h, SESSION_RELAY, &q->s)) != 0) {
+    if ((r = session_new_relay(
+             q->h,
+             hd_addr_unmangle(q->socket_addr, q->socket_addr_len, &viewer) == 0
+                 ? (struct sockaddr *)&viewer
+                 : NULL,
+             &q->s)) != 0) {
         hd_warn(MOD, "relay request refused: %s", hd_strerror(r));
         goto fail;
     }
-    if (hd_addr_unmangle(q->socket_addr, q->socket_addr_len, &viewer) == 0)
-        session_origin(q->s, (struct sockaddr *)&viewer);
     q->conn.data = q;
     if ((r = uv_tcp_connect(&q->conn, session_tcp(q->s), ai->ai_addr,
                             relay_connected)) != 0) {

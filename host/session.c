@@ -5,6 +5,8 @@
  * callback can reach a freed session.  The login and the live messages are
  * in session_login.c and session_live.c (session_int.h).
  */
+#include <sodium.h>
+
 #include "host/session_int.h"
 
 const char *session_path_name(enum session_path p)
@@ -243,6 +245,36 @@ static void on_close(struct hd_channel *ch, int reason, void *ud)
                          : hd_strerror(reason));
 }
 
+/*
+ * OpenSSH's MaxStartups start:rate:full for connections that have not
+ * logged in (n of them now): none dropped below HOST_PRELOGIN_START, from
+ * there a new one with HOST_PRELOGIN_RATE percent rising linearly to 100
+ * at HOST_MAX_PRELOGIN.  1 when this one is to be dropped.
+ */
+static int early_drop(struct host *h, int n)
+{
+    int p;
+
+    if (n < HOST_PRELOGIN_START)
+        return 0;
+    if (n < HOST_MAX_PRELOGIN) {
+        p = HOST_PRELOGIN_RATE + (100 - HOST_PRELOGIN_RATE) *
+                                     (n - HOST_PRELOGIN_START) /
+                                     (HOST_MAX_PRELOGIN - HOST_PRELOGIN_START);
+        if ((int)randombytes_uniform(100) >= p)
+            return 0;
+    }
+    /* one line per 16 drops: a flood must not flood the log too */
+    if (h->early_drops++ % 16 == 0)
+        hd_warn(MOD,
+                "refused a connection: %d have not logged in yet (%llu "
+                "refused so since start; from %d on new ones are refused "
+                "at random, all at %d)",
+                n, (unsigned long long)h->early_drops, HOST_PRELOGIN_START,
+                HOST_MAX_PRELOGIN);
+    return 1;
+}
+
 int session_new(struct host *h, enum session_path path, struct session **out)
 {
     static const struct hd_channel_cb cb = { on_message, on_close };
@@ -251,7 +283,7 @@ int session_new(struct host *h, enum session_path path, struct session **out)
     int r;
 
     *out = NULL;
-    if (session_count_sessions(h, 0, NULL, 0, NULL) >= HOST_MAX_PRELOGIN)
+    if (early_drop(h, session_count_sessions(h, 0, NULL, 0, NULL)))
         return -EBUSY;
     if (path == SESSION_RELAY) {
         if (now - h->relay_window_ms >= 60000) {
@@ -283,6 +315,91 @@ int session_new(struct host *h, enum session_path path, struct session **out)
     s->linked = 1;
     s->started_ms = s->last_rx_ms = uv_now(h->loop);
     *out = s;
+    return 0;
+}
+
+/* The budget key of a viewer address: 4 + IPv4, 6 + IPv6 /64, as
+ * host_relay_src.key (host.h); 0 for anything else. */
+static int origin_key(const struct sockaddr *sa, uint8_t key[9])
+{
+    memset(key, 0, 9);
+    if (sa->sa_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        key[0] = 6;
+        memcpy(key + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 8);
+    }
+    return key[0] != 0;
+}
+
+/* Take one relay connect from the minute's budget of key: 1, or 0 when
+ * spent.  An address not tracked takes the slot whose minute began
+ * first. */
+static int relay_src_take(struct host *h, const uint8_t key[9], uint64_t now)
+{
+    struct host_relay_src *e = NULL, *free_slot = NULL, *oldest = NULL;
+
+    for (int i = 0; i < HOST_RELAY_SRCS && e == NULL; i++) {
+        struct host_relay_src *t = &h->relay_src[i];
+
+        if (t->key[0] == 0)
+            free_slot = free_slot ? free_slot : t;
+        else if (memcmp(t->key, key, 9) == 0)
+            e = t;
+        else if (oldest == NULL || t->since < oldest->since)
+            oldest = t;
+    }
+    if (e == NULL) {
+        e = free_slot ? free_slot : oldest;
+        memcpy(e->key, key, 9);
+        e->n = 0;
+        e->since = now;
+    }
+    if (now - e->since >= 60000) {
+        e->n = 0;
+        e->since = now;
+    }
+    if (e->n >= HOST_RELAY_PER_SRC)
+        return 0;
+    e->n++;
+    return 1;
+}
+
+int session_new_relay(struct host *h, const struct sockaddr *viewer,
+                      struct session **out)
+{
+    uint8_t key[9], k2[9];
+    char vs[HD_ADDR_STRLEN];
+    int n = 0, r;
+
+    *out = NULL;
+    if (viewer != NULL && origin_key(viewer, key)) {
+        for (struct session *o = h->sessions; o; o = o->next)
+            n += o->path == SESSION_RELAY && o->state != ST_LIVE &&
+                 o->has_origin &&
+                 origin_key((struct sockaddr *)&o->origin, k2) &&
+                 memcmp(k2, key, 9) == 0;
+        hd_addr_format_ip(viewer, vs, sizeof(vs));
+        if (n >= HOST_PRELOGIN_PER_IP) {
+            hd_warn(MOD,
+                    "relay request for %s refused: already %d relayed "
+                    "connections from it that have not logged in",
+                    vs, n);
+            return -EBUSY;
+        }
+        if (!relay_src_take(h, key, uv_now(h->loop))) {
+            hd_warn(MOD,
+                    "relay request for %s refused: %d relay connects for it "
+                    "in the last minute",
+                    vs, HOST_RELAY_PER_SRC);
+            return -EBUSY;
+        }
+    }
+    if ((r = session_new(h, SESSION_RELAY, out)) != 0)
+        return r;
+    if (viewer != NULL)
+        session_origin(*out, viewer);
     return 0;
 }
 

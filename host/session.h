@@ -46,8 +46,17 @@ enum session_path {
 };
 
 /* A new session on h (linked into h->sessions).  0 or -ENOMEM/-EBUSY
- * (too many sessions). */
+ * (too many that have not logged in, or dropped early: host.h). */
 int session_new(struct host *h, enum session_path path, struct session **out);
+
+/*
+ * A new relayed session for the viewer at viewer (the address the server
+ * reported, or NULL), with its origin set (session_origin): also -EBUSY
+ * when that address has HOST_PRELOGIN_PER_IP relayed sessions not logged
+ * in yet or made HOST_RELAY_PER_SRC relay connects this minute (host.h).
+ */
+int session_new_relay(struct host *h, const struct sockaddr *viewer,
+                      struct session **out);
 
 /*
  * A relayed session: viewer is the viewer's address the server reported

@@ -357,6 +357,8 @@ void rdv_on_request_relay(struct rdv *r, struct rdv_conn *c,
     struct peer *p = peer_find(&r->peers, req->id);
     /* a shallow copy to edit: the unpacked message keeps its pointers */
     Hbb__RequestRelay fwd = *req, *rr = &fwd;
+    uint8_t src_key[17];
+    int busy;
 
     /* forward only what we understand: unknown fields from one peer must
      * not reach another (protobuf-c repacks some it cannot read back) */
@@ -367,16 +369,31 @@ void rdv_on_request_relay(struct rdv *r, struct rdv_conn *c,
 
     r->stats.relay_requests++;
     rdv_wait_for_answer(c, req->id);
-    if (p == NULL || !peer_is_online(p, uv_now(r->loop))) {
+    /* each makes the host connect out: the punch budget of the source */
+    busy =
+        !limit_take(&r->punch_src, src_key,
+                    limit_addr_key(&c->addr.sa, src_key), 1, uv_now(r->loop));
+    if (busy || p == NULL || !peer_is_online(p, uv_now(r->loop))) {
         Hbb__RelayResponse resp = HBB__RELAY_RESPONSE__INIT;
 
         resp.uuid = rr->uuid;
         resp.refuse_reason =
-            p ? "Remote desktop is offline" : "ID does not exist";
+            busy ? "Too many connection attempts; try again in a minute"
+            : p  ? "Remote desktop is offline"
+                 : "ID does not exist";
+        if (busy) {
+            char id_q[HD_LOG_QUOTE_MAX];
+
+            r->stats.rej_punch_budget++;
+            rdv_log_refused(r, &r->log_punch_budget,
+                            "relay request over budget from", c->name,
+                            hd_log_quote(req->id, id_q, sizeof(id_q)));
+        }
         m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE;
         m.relay_response = &resp;
-        hd_info("rdv", "relay request %s -> %s: %s", c->name, rr->id,
-                resp.refuse_reason);
+        if (!busy)
+            hd_info("rdv", "relay request %s -> %s: %s", c->name, rr->id,
+                    resp.refuse_reason);
         rdv_send_to_waiting(r, &c->addr.sa, &m);
         return;
     }

@@ -348,6 +348,111 @@ static void udp_port_not_forwarded_unproven(void)
     host_stop(&h, ht_case_failures() > 0);
 }
 
+/* ---- pre-login slots ------------------------------------------------------
+ */
+
+/*
+ * Issue 10 finding 2: anonymous RequestRelay messages through the server,
+ * each making the host connect to the relay for a viewer that never comes,
+ * try to take the host's relay budget (30 connects a minute, 8 relayed
+ * connections not logged in at a time).  The server budgets them per
+ * source, the host per viewer address (3 at a time, 6 a minute): a real
+ * viewer, relayed, still gets in.  Before: the flood took all 30, and the
+ * viewer's relay was refused for the rest of the minute.
+ */
+#define HOST_RELAY_PER_SRC_T 6 /* host.h HOST_RELAY_PER_SRC */
+static void relay_flood_viewer_gets_in(void)
+{
+    enum { FLOOD = 40 };
+    struct hostp h;
+    char server[64], prog[300], pwfile[320], cfg[320], vlog[320];
+    char line[128], uuid[FLOOD][40];
+    int fds[FLOOD], n = 0, status = -1;
+    pid_t pid;
+    FILE *f;
+
+    snprintf(server, sizeof(server), "127.0.0.1:%u", srv.port);
+    HT_CHECK(host_start(&h, server, srv.pk_b64) == 0);
+    HT_CHECK(file_has(h.log, "registered ID", T));
+    for (int i = 0; i < FLOOD; i++) {
+        Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
+        Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
+
+        snprintf(uuid[i], sizeof(uuid[i]), "%08x-flood-%d",
+                 randombytes_random(), i);
+        rr.id = h.id;
+        rr.uuid = uuid[i];
+        rr.licence_key = srv.pk_b64;
+        m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
+        m.request_relay = &rr;
+        fds[i] = tcp_connect_from("127.0.0.88", "127.0.0.1", srv.port);
+        n += fds[i] >= 0 && send_msg(fds[i], &m) == 0;
+    }
+    HT_EQ_INT(n, FLOOD);
+    HT_CHECK(file_has(h.log, "relay request for 127.0.0.88 refused", T));
+
+    /* a real viewer, relayed, while the flood's connections wait */
+    snprintf(pwfile, sizeof(pwfile), "%s/pw", h.dir);
+    snprintf(cfg, sizeof(cfg), "%s/viewer", h.dir);
+    snprintf(vlog, sizeof(vlog), "%s/viewer.log", h.dir);
+    if ((f = fopen(pwfile, "w")) != NULL) {
+        fputs("pw-9f3k-Qz7m\n", f);
+        fclose(f);
+    }
+    prog_path("homedesk-viewer", prog, sizeof(prog));
+    {
+        const char *argv[] = { prog,
+                               "--server",
+                               server,
+                               "--key",
+                               srv.pk_b64,
+                               "--password-file",
+                               pwfile,
+                               "--config-dir",
+                               cfg,
+                               "--headless",
+                               "--frames",
+                               "1",
+                               "--out",
+                               cfg,
+                               "--force-relay",
+                               "-v",
+                               h.id,
+                               NULL };
+
+        pid = spawn_in(NULL, argv, NULL, vlog);
+    }
+    HT_CHECK(pid > 0);
+    if (pid > 0 && (status = wait_exit(pid, 30000)) < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    HT_EQ_INT(status, 0);
+    HT_CHECK(file_has(vlog, "stats: frames=1 ", 10));
+    HT_CHECK(file_has(vlog, " path=relay ", 10));
+    /* how many of the flood the host followed */
+    n = 0;
+    if ((f = fopen(h.log, "r")) != NULL) {
+        while (fgets(line, sizeof(line), f))
+            n += strstr(line, "connection from ") != NULL &&
+                 strstr(line, " (relay)") != NULL;
+        fclose(f);
+    }
+    printf("# the host made %d relayed connections (%d requests flooded, one "
+           "viewer)\n",
+           n, FLOOD);
+    HT_CHECK(n >= 2 && n <= HOST_RELAY_PER_SRC_T + 1);
+    for (int i = 0; i < FLOOD; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    if (ht_case_failures() > 0 && (f = fopen(vlog, "r")) != NULL) {
+        while (fgets(line, sizeof(line), f))
+            printf("# viewer: %s", line);
+        fclose(f);
+    }
+    host_stop(&h, ht_case_failures() > 0);
+}
+
 /* ---- requests forged as the server's ------------------------------------ */
 
 /* The local ports of the UDP sockets process pid holds (IPv4 and v6);
@@ -981,6 +1086,7 @@ int main(void)
         ht_skip("forged_server_request_ignored", "needs root (raw sockets)");
     }
     HT_RUN(udp_port_not_forwarded_unproven);
+    HT_RUN(relay_flood_viewer_gets_in);
     HT_RUN(wrong_server_key_said);
     HT_RUN(hbbs_requests_by_udp_kept);
     HT_RUN(punch_flood_host_serves);
