@@ -53,32 +53,17 @@ static int append_line(const char *path, const char *line)
     return r;
 }
 
-int kh_check(const char *path, const char *addr, const char *id,
-             const uint8_t pk[HD_SIGN_PK_BYTES])
+/* The line for addr in path: KH_MATCH (key b64), KH_CHANGED (another
+ * key), KH_NEW (none), or -errno. */
+static int lookup(const char *path, const char *addr, const char *b64)
 {
-    char b64[HD_BASE64_ENCODED_LEN(HD_SIGN_PK_BYTES)];
     char line[1024], a[512], i[256], k[256];
     FILE *f;
     int lineno = 0, r = KH_NEW;
 
-    char safe_id[64];
-    size_t j;
-
-    /* the ID comes from the peer: keep the file one line per host */
-    for (j = 0; j + 1 < sizeof(safe_id) && id[j]; j++)
-        safe_id[j] = (id[j] >= '0' && id[j] <= '9') ||
-                             (id[j] >= 'a' && id[j] <= 'z') ||
-                             (id[j] >= 'A' && id[j] <= 'Z') || id[j] == '-' ||
-                             id[j] == '_'
-                         ? id[j]
-                         : '?';
-    safe_id[j] = '\0';
-    if (j == 0)
-        strcpy(safe_id, "-");
-    hd_base64_encode(pk, HD_SIGN_PK_BYTES, b64, sizeof(b64));
-    if ((f = fopen(path, "r")) == NULL && errno != ENOENT)
-        return -errno;
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+    if ((f = fopen(path, "r")) == NULL)
+        return errno == ENOENT ? KH_NEW : -errno;
+    while (fgets(line, sizeof(line), f) != NULL) {
         lineno++;
         if (line[0] == '#' || line[0] == '\n')
             continue;
@@ -92,12 +77,45 @@ int kh_check(const char *path, const char *addr, const char *id,
         r = strcmp(k, b64) == 0 ? KH_MATCH : KH_CHANGED;
         break;
     }
-    if (f != NULL)
-        fclose(f);
-    if (r == KH_NEW) {
+    fclose(f);
+    return r;
+}
+
+int kh_find(const char *path, const char *addr,
+            const uint8_t pk[HD_SIGN_PK_BYTES])
+{
+    char b64[HD_BASE64_ENCODED_LEN(HD_SIGN_PK_BYTES)];
+
+    hd_base64_encode(pk, HD_SIGN_PK_BYTES, b64, sizeof(b64));
+    return lookup(path, addr, b64);
+}
+
+int kh_check(const char *path, const char *addr, const char *id,
+             const uint8_t pk[HD_SIGN_PK_BYTES])
+{
+    char b64[HD_BASE64_ENCODED_LEN(HD_SIGN_PK_BYTES)];
+    char line[1024], safe_id[64];
+    size_t j;
+    int r;
+
+    /* the ID comes from the peer: keep the file one line per host */
+    for (j = 0; j + 1 < sizeof(safe_id) && id[j]; j++)
+        safe_id[j] = (id[j] >= '0' && id[j] <= '9') ||
+                             (id[j] >= 'a' && id[j] <= 'z') ||
+                             (id[j] >= 'A' && id[j] <= 'Z') || id[j] == '-' ||
+                             id[j] == '_'
+                         ? id[j]
+                         : '?';
+    safe_id[j] = '\0';
+    if (j == 0)
+        strcpy(safe_id, "-");
+    hd_base64_encode(pk, HD_SIGN_PK_BYTES, b64, sizeof(b64));
+    if ((r = lookup(path, addr, b64)) == KH_NEW) {
+        int w;
+
         snprintf(line, sizeof(line), "%s %s %s\n", addr, safe_id, b64);
-        if ((lineno = append_line(path, line)) != 0)
-            return lineno;
+        if ((w = append_line(path, line)) != 0)
+            return w;
     }
     return r;
 }

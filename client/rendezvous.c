@@ -9,6 +9,7 @@
 #include "client/rv_int.h"
 #include "nat/tcp.h"
 #include "rvsec.h"
+#include "client/known_hosts.h"
 
 const char *rv_path_name(enum rv_path p)
 {
@@ -259,6 +260,19 @@ int rv_no_offer(const struct rv_request *req, struct rv_result *out)
     return HD_EAUTH;
 }
 
+/* The known_hosts name under which a server key's offer of per-direction
+ * keys is remembered (KH_KX_SPLIT_PREFIX + base64 key). */
+static int kx_split_name(const uint8_t server_pk[HD_SIGN_PK_BYTES], char *out,
+                         size_t cap)
+{
+    char b64[HD_BASE64_ENCODED_LEN(HD_SIGN_PK_BYTES)];
+
+    hd_base64_encode(server_pk, HD_SIGN_PK_BYTES, b64, sizeof(b64));
+    return snprintf(out, cap, "%s%s", KH_KX_SPLIT_PREFIX, b64) < (int)cap
+               ? 0
+               : -ENAMETOOLONG;
+}
+
 /*
  * The server's KeyExchange offer m: keys[0] = crypto_sign(its box key) by
  * the server key, and from homedesk-server hd_kx, its signed offer of
@@ -271,6 +285,7 @@ int rv_offer_answer(const struct rv_request *req,
                     struct hd_secure *sec, struct hd_rv_kx_answer *ans,
                     struct rv_result *out)
 {
+    char name[sizeof(KH_KX_SPLIT_PREFIX) + 64];
     int r, split;
 
     if (m->union_case != HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE) {
@@ -288,10 +303,33 @@ int rv_offer_answer(const struct rv_request *req,
                        hd_strerror(r));
         return r;
     }
-    if (!split)
+    if (req->known_hosts != NULL &&
+        kx_split_name(server_pk, name, sizeof(name)) == 0) {
+        /* a server that offered per-direction keys once always does:
+         * remember it, and take a legacy offer from it for a downgrade */
+        r = split ? kh_check(req->known_hosts, name, "server", server_pk)
+                  : kh_find(req->known_hosts, name, server_pk);
+        if (!split && r == KH_MATCH) {
+            hd_secure_cleanup(sec);
+            rv_set_err(out,
+                       "server %s offered only legacy keys (one key both "
+                       "ways), but it offered per-direction keys before "
+                       "(%s): someone between you and the server may be "
+                       "stripping the offer; refusing to go on (if the "
+                       "server was really replaced by one without them, "
+                       "remove its %s line there)",
+                       req->server, req->known_hosts, KH_KX_SPLIT_PREFIX);
+            return HD_EAUTH;
+        }
+        if (r < 0)
+            hd_warn("rv", "%s: %s", req->known_hosts, hd_strerror(r));
+    }
+    if (!split) {
+        out->server_legacy = 1;
         hd_info("rv",
                 "legacy encryption with the rendezvous server (one key both "
                 "ways: it does not offer per-direction keys)");
+    }
     hd_debug("rv", "secure channel with the server %s", req->server);
     return 0;
 }
@@ -396,6 +434,17 @@ int rv_check_signed_pk(const ProtobufCBinaryData *pk, const char *id,
                    "the host key for %s is not signed by the server's "
                    "key (wrong --key, or an attack)",
                    id);
+        return HD_EAUTH;
+    }
+    /* homedesk-server signs into the IdPk that it offers per-direction
+     * keys: on a legacy channel, someone stripped that offer */
+    if (out->server_legacy &&
+        (hd_idpk_kx(pk->data, pk->len) & HD_KX_SPLIT) != 0) {
+        rv_set_err(out,
+                   "the server signs that it offers per-direction keys, but "
+                   "this connection to it got only legacy ones (one key both "
+                   "ways): someone between you and the server stripped the "
+                   "offer; refusing to go on");
         return HD_EAUTH;
     }
     memcpy(out->host_pk, key, HD_SIGN_PK_BYTES);

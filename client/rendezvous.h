@@ -77,6 +77,10 @@ struct rv_request {
      * hbbs; --allow-plain-server); otherwise its absence is an error */
     int allow_plain_server;
     int answer_ms; /* wait for the host's answer (0: 20 s) */
+    /* known_hosts (client/known_hosts.h), where servers that offered
+     * per-direction keys are remembered: a legacy offer from one of them
+     * is then refused as a downgrade.  NULL: nothing remembered. */
+    const char *known_hosts;
     /* the loop the race runs on (the caller's, on the caller's thread:
      * run here until the race is over, every handle of the race closed
      * before rv_connect_id returns); NULL: a loop of its own */
@@ -96,7 +100,11 @@ struct rv_result {
     uint8_t pending[4096];
     size_t pending_len;
     uint8_t host_pk[HD_SIGN_PK_BYTES]; /* verified with the server key */
-    char err[256];                     /* the user's message on failure */
+    /* the rendezvous channel has legacy keys (one key both ways): a signed
+     * IdPk that says the server offers per-direction keys then means the
+     * offer was stripped (rv_check_signed_pk refuses it) */
+    int server_legacy;
+    char err[256]; /* the user's message on failure */
 };
 
 /*

@@ -175,6 +175,7 @@ static void *sess_main(void *arg)
         req.no_udp = s->cfg.no_udp;
         req.no_tcp = s->cfg.no_tcp;
         req.answer_ms = s->cfg.answer_ms;
+        req.known_hosts = s->cfg.known_hosts;
         r = rv_connect_id(&req, &res);
         snprintf(s->host_id, sizeof(s->host_id), "%s", s->cfg.id);
         memcpy(s->host_pk, res.host_pk, sizeof(s->host_pk));

@@ -197,8 +197,13 @@ void rdv_signed_pk(struct rdv *r, const char *version, const char *id,
         return;
     if ((p = peer_find(&r->peers, id)) == NULL || p->pk_len == 0)
         return;
-    if (hd_idpk_sign(r->cfg->key, id, p->pk, p->pk_len, to_free, &out->len) ==
-        0)
+    /* hd_kx: the signer (we) offers per-direction keys on the rendezvous
+     * channel, which a man in the middle cannot strip from here; a
+     * homedesk viewer that got a legacy channel then knows it was
+     * downgraded (RustDesk apps ignore the field) */
+    if (hd_idpk_sign_kx(r->cfg->key, id, p->pk, p->pk_len,
+                        r->cfg->key_exchange ? HD_KX_SPLIT : 0, to_free,
+                        &out->len) == 0)
         out->data = *to_free;
 }
 
