@@ -33,10 +33,14 @@
  * else.  Between homedesk peers the mode is split (HD_KX_SPLIT): the
  * sealed key is a master from which each direction gets its own key
  * (and the login proof a binding key), derived with the two ephemeral
- * public keys (hd_secure_client_start).  The offer of the split mode
- * travels inside what the host (or the server) signs and the answer
- * inside what the viewer seals, so a man in the middle can neither strip
- * nor forge it: at worst the handshake fails.
+ * public keys (hd_secure_client_start).  The host's offer of the split
+ * mode travels inside what it signs and the answer inside what the viewer
+ * seals, so a man in the middle can neither strip nor forge it: at worst
+ * the handshake fails.  The rendezvous server's offer (KeyExchange.hd_kx)
+ * sits beside the part RustDesk apps verify and can be removed whole; so
+ * the server also signs the mode into every host key it vouches for
+ * (IdPk.hd_kx) and the viewer remembers which servers offered it: a
+ * stripped offer is refused (client/rendezvous.c).
  *
  * Files: crypto.c (keys, IdPk, the KeyExchange offer, the login hash),
  * keyfile.c (the hbbs key files: the only part that touches the disk),
