@@ -282,11 +282,16 @@ static int link_offer(struct reg_tcp *t, const uint8_t *p, size_t len)
         g->udp_trust = UDP_REFUSED;
         reg_register_pk(g); /* binds our ID to this link */
     } else if (g->udp_trust == UDP_REFUSED) {
-        hd_warn(MOD,
-                "server %s offers only legacy keys now, per-direction keys "
-                "before: someone may be downgrading the link; its requests "
-                "by UDP stay ignored",
-                g->server_name);
+        /* homedesk-server never goes back to one key both ways: someone
+         * removed its offer to read the link (the XOR of its directions) */
+        hd_error(MOD,
+                 "server %s offers only legacy keys now, per-direction keys "
+                 "before: someone may be downgrading the link; refusing it "
+                 "(trying again on the next heartbeat; its requests by UDP "
+                 "stay ignored)",
+                 g->server_name);
+        reg_tcp_drop(g, NULL);
+        return -1;
     } else {
         if (g->udp_trust != UDP_TRUSTED)
             hd_info(MOD,

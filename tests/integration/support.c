@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -779,4 +780,120 @@ long proc_rss_kib(pid_t pid)
             break;
     fclose(f);
     return kib;
+}
+
+/* ---- strip_proxy -------------------------------------------------------- */
+
+struct strip_conn {
+    struct strip_proxy *px;
+    int cfd, sfd, strip, cut;
+};
+
+static void *strip_conn_run(void *arg)
+{
+    struct strip_conn *pc = arg;
+    static const size_t cap = 65536;
+    uint8_t *buf = malloc(cap);
+    Hbb__RendezvousMessage *m = NULL;
+    ssize_t n;
+
+    if (buf == NULL)
+        goto out;
+    if ((n = recv_frame(pc->sfd, buf, cap, 5000)) < 0 ||
+        (m = hbb__rendezvous_message__unpack(NULL, (size_t)n, buf)) == NULL)
+        goto out;
+    if (pc->strip &&
+        m->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE) {
+        m->key_exchange->hd_kx.len = 0; /* the offer of split keys */
+        pc->px->stripped++;
+    }
+    if (send_msg(pc->cfd, m) != 0)
+        goto out;
+    while (!pc->px->stop && pc->px->cut == pc->cut) {
+        struct pollfd p[2] = { { .fd = pc->cfd, .events = POLLIN },
+                               { .fd = pc->sfd, .events = POLLIN } };
+
+        if (poll(p, 2, 100) < 0)
+            break;
+        if (p[0].revents != 0 && ((n = read(pc->cfd, buf, cap)) <= 0 ||
+                                  send_all(pc->sfd, buf, (size_t)n) != 0))
+            break;
+        if (p[1].revents != 0 && ((n = read(pc->sfd, buf, cap)) <= 0 ||
+                                  send_all(pc->cfd, buf, (size_t)n) != 0))
+            break;
+    }
+out:
+    if (m != NULL)
+        hbb__rendezvous_message__free_unpacked(m, NULL);
+    free(buf);
+    close(pc->cfd);
+    close(pc->sfd);
+    __atomic_sub_fetch(&pc->px->active, 1, __ATOMIC_SEQ_CST);
+    free(pc);
+    return NULL;
+}
+
+static void *strip_proxy_run(void *arg)
+{
+    struct strip_proxy *px = arg;
+
+    while (!px->stop) {
+        struct pollfd p = { .fd = px->lis, .events = POLLIN };
+        struct strip_conn *pc;
+        pthread_t t;
+        int cfd;
+
+        if (poll(&p, 1, 100) <= 0 || (cfd = accept(px->lis, NULL, NULL)) < 0)
+            continue;
+        if ((pc = calloc(1, sizeof(*pc))) == NULL) {
+            close(cfd);
+            continue;
+        }
+        pc->px = px;
+        pc->cfd = cfd;
+        pc->cut = px->cut;
+        pc->strip = px->conns++ >= px->from_conn;
+        pc->sfd = tcp_connect("127.0.0.1", px->to);
+        __atomic_add_fetch(&px->active, 1, __ATOMIC_SEQ_CST);
+        if (pc->sfd < 0 || pthread_create(&t, NULL, strip_conn_run, pc) != 0) {
+            if (pc->sfd >= 0)
+                close(pc->sfd);
+            close(cfd);
+            free(pc);
+            __atomic_sub_fetch(&px->active, 1, __ATOMIC_SEQ_CST);
+            continue;
+        }
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+int strip_proxy_start(struct strip_proxy *px, uint16_t to, int from_conn)
+{
+    memset(px, 0, sizeof(*px));
+    px->to = to;
+    px->from_conn = from_conn;
+    if ((px->lis = tcp_listen_on("127.0.0.1")) < 0)
+        return -1;
+    px->port = sock_port(px->lis);
+    if (pthread_create(&px->thread, NULL, strip_proxy_run, px) != 0) {
+        close(px->lis);
+        return -1;
+    }
+    return 0;
+}
+
+void strip_proxy_cut(struct strip_proxy *px)
+{
+    px->cut++;
+}
+
+void strip_proxy_stop(struct strip_proxy *px)
+{
+    px->stop = 1;
+    pthread_join(px->thread, NULL);
+    close(px->lis);
+    /* the connections see stop within their 100 ms poll */
+    while (__atomic_load_n(&px->active, __ATOMIC_SEQ_CST) > 0)
+        poll(NULL, 0, 10);
 }

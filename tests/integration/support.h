@@ -7,6 +7,7 @@
 #ifndef HD_TESTS_SUPPORT_H
 #define HD_TESTS_SUPPORT_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -113,6 +114,26 @@ size_t xor_leaks(const uint8_t *a, size_t na, size_t skip_a, const uint8_t *b,
 /* Does the file at path contain needle?  Looks again every 20 ms for up
  * to wait_ms (the first megabyte of the file). */
 int file_has(const char *path, const char *needle, int wait_ms);
+
+/*
+ * A man in the middle on 127.0.0.1 for the server's TCP port to: every
+ * byte both ways, except that from the connection numbered from_conn on
+ * (0: every one) the server's first frame, its KeyExchange, loses hd_kx,
+ * the offer of per-direction keys.  A thread per connection, one for the
+ * listener; strip_proxy_cut ends the connections open now (their peers
+ * see them close); strip_proxy_stop ends the listener and them.
+ */
+struct strip_proxy {
+    int lis;
+    uint16_t port, to;
+    int from_conn;
+    pthread_t thread;
+    volatile int stop, cut, conns, stripped;
+    int active; /* connection threads running (atomic) */
+};
+int strip_proxy_start(struct strip_proxy *px, uint16_t to, int from_conn);
+void strip_proxy_cut(struct strip_proxy *px);
+void strip_proxy_stop(struct strip_proxy *px);
 
 #endif
 

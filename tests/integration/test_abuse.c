@@ -83,16 +83,21 @@ static int log_value(const struct hostp *h, const char *prefix, char *out,
     return 0;
 }
 
-/* homedesk-host with fake capture, registered with server (host:port). */
-static int host_start(struct hostp *h, const char *server, const char *key)
+/* homedesk-host with fake capture, registered with server (host:port);
+ * extra (NULL-terminated, may be NULL) are more options. */
+static int host_start_x(struct hostp *h, const char *server, const char *key,
+                        const char *const *extra)
 {
     char prog[300], port[16];
-    const char *argv[] = { prog,        "--config-dir", h->cfg,
-                           "--capture", "fake",         "--input",
-                           "fake",      "--listen",     "0",
-                           "--server",  server,         "--key",
-                           key,         "--password",   "pw-9f3k-Qz7m",
-                           "--no-upnp", "-v",           NULL };
+    const char *argv[24] = { prog,        "--config-dir", h->cfg,
+                             "--capture", "fake",         "--input",
+                             "fake",      "--listen",     "0",
+                             "--server",  server,         "--key",
+                             key,         "--password",   "pw-9f3k-Qz7m",
+                             "--no-upnp", "-v",           NULL };
+
+    for (int i = 17, j = 0; extra && extra[j] && i < 23; i++, j++)
+        argv[i] = extra[j];
 
     memset(h, 0, sizeof(*h));
     snprintf(h->dir, sizeof(h->dir), "/tmp/hd-abuse-XXXXXX");
@@ -111,6 +116,11 @@ static int host_start(struct hostp *h, const char *server, const char *key)
         return -1;
     h->port = (uint16_t)atoi(port);
     return 0;
+}
+
+static int host_start(struct hostp *h, const char *server, const char *key)
+{
+    return host_start_x(h, server, key, NULL);
 }
 
 static void host_stop(struct hostp *h, int dump)
@@ -451,6 +461,34 @@ static void relay_flood_viewer_gets_in(void)
         fclose(f);
     }
     host_stop(&h, ht_case_failures() > 0);
+}
+
+/*
+ * Issue 10 finding 1, the host's link: a man in the middle lets the first
+ * link through (per-direction keys), cuts it, and strips the offer from
+ * the next one.  The host refuses the downgraded link (before: it warned
+ * and went on with one key both ways, which he could XOR).
+ */
+static void host_link_downgrade_refused(void)
+{
+    const char *const extra[] = { "--register-interval-ms", "500", NULL };
+    struct strip_proxy px;
+    struct hostp h;
+    char server[64];
+
+    HT_CHECK(strip_proxy_start(&px, srv.port, 1) == 0);
+    snprintf(server, sizeof(server), "127.0.0.1:%u", px.port);
+    HT_CHECK(host_start_x(&h, server, srv.pk_b64, extra) == 0);
+    HT_CHECK(
+        file_has(h.log, "per-direction keys): its requests come over it", T));
+    strip_proxy_cut(&px);
+    HT_CHECK(
+        file_has(h.log, "someone may be downgrading the link; refusing", T));
+    HT_CHECK(px.stripped >= 1);
+    printf("# %d links through the proxy, %d offers stripped\n", px.conns,
+           px.stripped);
+    host_stop(&h, ht_case_failures() > 0);
+    strip_proxy_stop(&px);
 }
 
 /* ---- requests forged as the server's ------------------------------------ */
@@ -1087,6 +1125,7 @@ int main(void)
     }
     HT_RUN(udp_port_not_forwarded_unproven);
     HT_RUN(relay_flood_viewer_gets_in);
+    HT_RUN(host_link_downgrade_refused);
     HT_RUN(wrong_server_key_said);
     HT_RUN(hbbs_requests_by_udp_kept);
     HT_RUN(punch_flood_host_serves);

@@ -945,111 +945,6 @@ static void stripped_key_exchange(void)
     close(lis);
 }
 
-/* ---- a man in the middle that strips the server's split offer ---------- */
-
-/* One proxied connection: the server's first frame (its KeyExchange) with
- * hd_kx taken out, then every byte both ways as it comes. */
-struct strip_conn {
-    int cfd, sfd;
-};
-
-static void *strip_conn_run(void *arg)
-{
-    struct strip_conn *pc = arg;
-    static const size_t cap = 65536;
-    uint8_t *buf = malloc(cap);
-    Hbb__RendezvousMessage *m = NULL;
-    ssize_t n;
-
-    if (buf == NULL)
-        goto out;
-    if ((n = recv_frame(pc->sfd, buf, cap, 5000)) < 0 ||
-        (m = hbb__rendezvous_message__unpack(NULL, (size_t)n, buf)) == NULL)
-        goto out;
-    if (m->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_KEY_EXCHANGE)
-        m->key_exchange->hd_kx.len = 0; /* the offer of split keys */
-    if (send_msg(pc->cfd, m) != 0)
-        goto out;
-    for (;;) {
-        struct pollfd p[2] = { { .fd = pc->cfd, .events = POLLIN },
-                               { .fd = pc->sfd, .events = POLLIN } };
-
-        if (poll(p, 2, 30000) <= 0)
-            break;
-        if (p[0].revents != 0) {
-            if ((n = read(pc->cfd, buf, cap)) <= 0 ||
-                send_all(pc->sfd, buf, (size_t)n) != 0)
-                break;
-        }
-        if (p[1].revents != 0) {
-            if ((n = read(pc->sfd, buf, cap)) <= 0 ||
-                send_all(pc->cfd, buf, (size_t)n) != 0)
-                break;
-        }
-    }
-out:
-    if (m != NULL)
-        hbb__rendezvous_message__free_unpacked(m, NULL);
-    free(buf);
-    close(pc->cfd);
-    close(pc->sfd);
-    free(pc);
-    return NULL;
-}
-
-struct strip_proxy {
-    int lis;
-    uint16_t port;
-    pthread_t thread;
-    volatile int stop;
-};
-
-static void *strip_proxy_run(void *arg)
-{
-    struct strip_proxy *px = arg;
-
-    while (!px->stop) {
-        struct pollfd p = { .fd = px->lis, .events = POLLIN };
-        struct strip_conn *pc;
-        pthread_t t;
-        int cfd;
-
-        if (poll(&p, 1, 100) <= 0 || (cfd = accept(px->lis, NULL, NULL)) < 0)
-            continue;
-        if ((pc = calloc(1, sizeof(*pc))) == NULL) {
-            close(cfd);
-            continue;
-        }
-        pc->cfd = cfd;
-        pc->sfd = tcp_connect("127.0.0.1", srv.port);
-        if (pc->sfd < 0 || pthread_create(&t, NULL, strip_conn_run, pc) != 0) {
-            if (pc->sfd >= 0)
-                close(pc->sfd);
-            close(cfd);
-            free(pc);
-            continue;
-        }
-        pthread_detach(t);
-    }
-    return NULL;
-}
-
-static int strip_proxy_start(struct strip_proxy *px)
-{
-    memset(px, 0, sizeof(*px));
-    if ((px->lis = tcp_listen_on("127.0.0.1")) < 0)
-        return -1;
-    px->port = sock_port(px->lis);
-    return pthread_create(&px->thread, NULL, strip_proxy_run, px) == 0 ? 0 : -1;
-}
-
-static void strip_proxy_stop(struct strip_proxy *px)
-{
-    px->stop = 1;
-    pthread_join(px->thread, NULL);
-    close(px->lis);
-}
-
 /*
  * Issue 10 finding 1, the viewer<->server channel: a man in the middle
  * strips homedesk-server's offer of per-direction keys (KeyExchange.hd_kx)
@@ -1076,7 +971,7 @@ static void split_offer_stripped(void)
     mk_case_dir("stripsplit", dir, sizeof(dir));
     snprintf(kh, sizeof(kh), "%s/known_hosts", dir);
     snprintf(srvarg, sizeof(srvarg), "127.0.0.1:%u", srv.port);
-    HT_CHECK(strip_proxy_start(&px) == 0);
+    HT_CHECK(strip_proxy_start(&px, srv.port, 0) == 0);
     snprintf(pxarg, sizeof(pxarg), "127.0.0.1:%u", px.port);
     HT_CHECK(fhost_start(&h, HOST_ID) == 0);
     HT_CHECK((udp = fhost_register(&h)) >= 0);
