@@ -78,7 +78,7 @@ static int start_viewer(struct desk_viewer *v, const char *name,
     setenv("SDL_DISKAUDIOFILE", file, 1);
     if (desk_viewer_start(v, tmpdir, name, &srv, &B, PASSWORD, host.id,
                           extra) != 0 ||
-        !file_has(v->err, "first frame shown", 10000)) {
+        !file_has(v->err, "first frame shown", 20000)) {
         desk_viewer_dump(v);
         return -1;
     }
