@@ -385,9 +385,10 @@ void rdv_on_request_relay(struct rdv *r, struct rdv_conn *c,
             char id_q[HD_LOG_QUOTE_MAX];
 
             r->stats.rej_punch_budget++;
+            hd_log_quote(req->id, id_q, sizeof(id_q));
+            rdv_reject(r, &c->addr.sa, "relay requests over budget", id_q);
             rdv_log_refused(r, &r->log_punch_budget,
-                            "relay request over budget from", c->name,
-                            hd_log_quote(req->id, id_q, sizeof(id_q)));
+                            "relay request over budget from", c->name, id_q);
         }
         m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE;
         m.relay_response = &resp;
