@@ -481,17 +481,11 @@ static void udp_punch_signalling(void)
     HT_CHECK(srv_log_has(&srv, "udp_port and socket_addr_v6 unproven", T));
     close(vfd);
 
+    /* proven: our own port with its cookie (the rest of ph as above) */
     ph.socket_addr_v6.len = 0;
-
+    ph.udp_port = sock_port(vudp);
     vfd = tcp_connect_from("127.0.0.3", "127.0.0.1", srv.port);
     HT_CHECK(vfd >= 0);
-    ph.id = h.id;
-    ph.licence_key = srv.pk_b64;
-    ph.nat_type = HBB__NAT_TYPE__ASYMMETRIC;
-    ph.version = "1.4.0";
-    ph.udp_port = sock_port(vudp);
-    m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
-    m.punch_hole_request = &ph;
     HT_CHECK(send_msg(vfd, &m) == 0);
     in = udp_recv_msg(h.udp, T, &from);
     HT_CHECK(in && in->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE);
