@@ -51,7 +51,8 @@ static inline int xvfb_have(const char *name)
 }
 
 /*
- * Start `Xvfb -displayfd FD -screen 0 1280x720x24 -nolisten tcp` and wait
+ * Start `Xvfb -displayfd FD -screen 0 1280x720x24 -nolisten tcp -r` (no
+ * key auto-repeat) and wait
  * (up to 10 s) until it is ready.  Returns 0 and fills *x, -ENOENT when
  * Xvfb is not installed, or another negative errno.
  */
@@ -84,8 +85,10 @@ static inline int xvfb_start(struct xvfb *x)
             dup2(devnull, 2);
         }
         snprintf(fdarg, sizeof(fdarg), "%d", fds[1]);
+        /* -r: no auto-repeat (xdotool's release of a key, late on a
+         * busy machine, made the server repeat it: "Hello World  42") */
         execlp("Xvfb", "Xvfb", "-displayfd", fdarg, "-screen", "0",
-               "1280x720x24", "-nolisten", "tcp", (char *)NULL);
+               "1280x720x24", "-nolisten", "tcp", "-r", (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
