@@ -800,6 +800,13 @@ static int pointer_follows(const char *name, const struct desk_cursor *before,
     for (int i = 0; i < 200 && !same; i++) {
         if (desk_cursor(&A, a) == 0)
             a_new = !same_pointer(a, before) && a->w * a->h > 1;
+        /* A itself kept the old pointer (seen once in a whole make test,
+         * after the file transfers: display A, not the host): ask again */
+        if (!a_new && i == 40) {
+            printf("# %s: A still shows the old pointer: xsetroot again\n",
+                   name);
+            desk_sh(&A, "xsetroot -cursor_name %s", name);
+        }
         same = a_new && desk_cursor(&B, b) == 0 && same_pointer(a, b);
         if (!same)
             usleep(50000);
