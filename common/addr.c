@@ -204,7 +204,9 @@ static void addr_ip_text(const struct sockaddr_storage *ss, char *out,
         snprintf(out, cap, "%s%%%u", ip, (unsigned)s6->sin6_scope_id);
 }
 
-const char *hd_addr_format(const struct sockaddr *sa, char *buf, size_t cap)
+/* The address as text: "ip:port" ("[ip]:port" for IPv6) or the IP alone. */
+static const char *addr_text(const struct sockaddr *sa, char *buf, size_t cap,
+                             int with_port)
 {
     struct sockaddr_storage ss;
     char ip[HD_ADDR_STRLEN];
@@ -217,26 +219,22 @@ const char *hd_addr_format(const struct sockaddr *sa, char *buf, size_t cap)
         return buf;
     }
     addr_ip_text(&ss, ip, sizeof(ip), &v6);
-    snprintf(buf, cap, v6 ? "[%s]:%u" : "%s:%u", ip,
-             (unsigned)hd_addr_port((struct sockaddr *)&ss));
+    if (!with_port)
+        snprintf(buf, cap, "%s", ip);
+    else
+        snprintf(buf, cap, v6 ? "[%s]:%u" : "%s:%u", ip,
+                 (unsigned)hd_addr_port((struct sockaddr *)&ss));
     return buf;
+}
+
+const char *hd_addr_format(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    return addr_text(sa, buf, cap, 1);
 }
 
 const char *hd_addr_format_ip(const struct sockaddr *sa, char *buf, size_t cap)
 {
-    struct sockaddr_storage ss;
-    char ip[HD_ADDR_STRLEN];
-    int v6;
-
-    if (cap == 0)
-        return buf;
-    if (addr_copy_normal(sa, &ss) != 0) {
-        snprintf(buf, cap, "?");
-        return buf;
-    }
-    addr_ip_text(&ss, ip, sizeof(ip), &v6);
-    snprintf(buf, cap, "%s", ip);
-    return buf;
+    return addr_text(sa, buf, cap, 0);
 }
 
 /* Decimal 0..65535, digits only.  Returns 0 or -EINVAL. */
