@@ -1,13 +1,12 @@
 /*
- * Blocking rendezvous client: the connection to the server (with the
- * optional KeyExchange), the relay request, the TCP connects, and
- * rv_connect_direct.  See rendezvous.h; rv_id.c and rv_race.c hold
- * rv_connect_id and the race (rv_int.h says which does what).
+ * The rendezvous client's messages: framing and sealing, the answer to
+ * the server's KeyExchange offer, the checks of its answers (the host key
+ * it vouches for, the failures it reports), and rv_connect_direct.  See
+ * rendezvous.h; the connections themselves run on the race's loop
+ * (rv_link.c), rv_id.c and rv_race.c hold rv_connect_id and the race
+ * (rv_int.h says which does what).
  */
-#include <poll.h>
-
 #include "client/rv_int.h"
-#include "nat/tcp.h"
 #include "rvsec.h"
 #include "client/known_hosts.h"
 
@@ -28,119 +27,9 @@ void rv_set_err(struct rv_result *out, const char *fmt, ...)
     va_end(ap);
 }
 
-/*
- * Wait until fd has events (or cancel_fd is readable).  Returns 1 ready,
- * 0 timeout, -ECANCELED, or a negative errno.
- */
-static int wait_fd(int fd, short events, int cancel_fd, int ms)
-{
-    struct pollfd p[2] = { { fd, events, 0 }, { cancel_fd, POLLIN, 0 } };
-    int n;
-
-    do {
-        n = poll(p, cancel_fd >= 0 ? 2 : 1, ms);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
-    if (cancel_fd >= 0 && (p[1].revents & POLLIN))
-        return -ECANCELED;
-    return n > 0;
-}
-
-/*
- * A non-blocking TCP socket of family with TCP_NODELAY; with reuse, also
- * SO_REUSEADDR and SO_REUSEPORT and bound to port (0: any; *bound gets
- * it: common/nat/tcp.h), so that several sockets share the port that
- * talked to the server.  Returns the descriptor or a negative errno.
- */
-int rv_tcp_socket(int family, int reuse, uint16_t port, uint16_t *bound)
-{
-    int fd, one = 1;
-
-    if (reuse) {
-        if ((fd = hd_nat_tcp_socket(family, port, bound)) >= 0)
-            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        return fd;
-    }
-    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
-
 void rv_set_blocking(int fd)
 {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-}
-
-/* Connect the non-blocking fd with a timeout; 0 (fd now blocking) or a
- * negative errno (fd left open). */
-static int connect_fd(int fd, const struct sockaddr *sa, int ms, int cancel_fd)
-{
-    int r, err = 0;
-    socklen_t len = sizeof(err);
-
-    if (connect(fd, sa, hd_addr_len(sa)) != 0) {
-        if (errno != EINPROGRESS)
-            return -errno;
-        if ((r = wait_fd(fd, POLLOUT, cancel_fd, ms)) <= 0)
-            return r == 0 ? -ETIMEDOUT : r;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err)
-            return err ? -err : -errno;
-    }
-    rv_set_blocking(fd);
-    return 0;
-}
-
-/* Connect with a timeout; returns a blocking fd or a negative errno. */
-static int connect_timeout(const struct sockaddr *sa, int ms, int cancel_fd)
-{
-    int fd, r;
-
-    if ((fd = rv_tcp_socket(sa->sa_family, 0, 0, NULL)) < 0)
-        return fd;
-    if ((r = connect_fd(fd, sa, ms, cancel_fd)) != 0) {
-        close(fd);
-        return r;
-    }
-    return fd;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    ssize_t w;
-
-    while (n > 0) {
-        w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EPIPE;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Read exactly n bytes, all within ms overall. */
-static int read_exact(struct rvc *c, uint8_t *p, size_t n, int ms)
-{
-    ssize_t got;
-    int r;
-
-    while (n > 0) {
-        if ((r = wait_fd(c->fd, POLLIN, c->cancel_fd, ms)) <= 0)
-            return r == 0 ? -ETIMEDOUT : r;
-        got = recv(c->fd, p, n, 0);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return got < 0 ? -errno : -ECONNRESET;
-        p += got;
-        n -= (size_t)got;
-    }
-    return 0;
 }
 
 /* Pack m framed into buf (RV_FRAME_BUF bytes), sealed with sec unless
@@ -167,48 +56,6 @@ int rv_pack(struct hd_secure *sec, const Hbb__RendezvousMessage *m,
     return (int)(hdr + n);
 }
 
-/* Send one framed message, sealed once the channel is secure. */
-int rvc_send_secure(struct rvc *c, const Hbb__RendezvousMessage *m,
-                    int may_seal)
-{
-    uint8_t buf[RV_FRAME_BUF];
-    int n = rv_pack(may_seal && c->secure ? &c->sec : NULL, m, buf);
-
-    return n < 0 ? n : write_all(c->fd, buf, (size_t)n);
-}
-
-int rvc_send(struct rvc *c, const Hbb__RendezvousMessage *m)
-{
-    return rvc_send_secure(c, m, 1);
-}
-
-/* Receive one framed message within ms; opened if secure. */
-int rvc_recv(struct rvc *c, int ms, Hbb__RendezvousMessage **out)
-{
-    uint8_t hdr[HD_FRAME_HDR_MAX], *buf = NULL;
-    size_t have = 0, hlen, plen;
-    int r;
-
-    *out = NULL;
-    for (;;) {
-        if ((r = read_exact(c, hdr + have, 1, ms)) != 0)
-            return r;
-        have++;
-        if (hd_frame_parse_header(hdr, have, &hlen, &plen) == 1)
-            break;
-        if (have == sizeof(hdr))
-            return HD_EPROTO;
-    }
-    if (plen > RV_MAX_FRAME + HD_SECURE_OVERHEAD)
-        return HD_ETOOBIG;
-    if ((buf = malloc(plen ? plen : 1)) == NULL)
-        return -ENOMEM;
-    if ((r = read_exact(c, buf, plen, ms)) == 0)
-        r = rv_unpack(c->secure ? &c->sec : NULL, buf, plen, out);
-    free(buf);
-    return r;
-}
-
 /* The payload buf[0..n) of a frame, opened with sec unless NULL (in
  * place), unpacked into *out: 0 or a negative error. */
 int rv_unpack(struct hd_secure *sec, uint8_t *buf, size_t n,
@@ -222,14 +69,6 @@ int rv_unpack(struct hd_secure *sec, uint8_t *buf, size_t n,
     }
     *out = hbb__rendezvous_message__unpack(NULL, n, buf);
     return *out ? 0 : HD_EPROTO;
-}
-
-void rvc_close(struct rvc *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    hd_secure_cleanup(&c->sec);
 }
 
 unsigned rv_offer_ms(const struct rv_request *req)
@@ -339,73 +178,6 @@ const char *rv_reason(int r)
     return r == -ETIMEDOUT ? "timed out" : hd_strerror(r);
 }
 
-/*
- * Open a connection to the rendezvous server (and secure it if we can).
- * With local != NULL, from a socket with address and port reuse, whose
- * port goes to *local (hole punching reuses it); srv, when not NULL,
- * gets the server's address.
- */
-int rv_open_server(const struct rv_request *req, const uint8_t *server_pk,
-                   struct rvc *c, struct rv_result *out, uint16_t *local,
-                   struct sockaddr_storage *srv)
-{
-    struct sockaddr_storage ss;
-    Hbb__RendezvousMessage *m = NULL;
-    struct hd_rv_kx_answer ans;
-    int r, fd;
-
-    memset(c, 0, sizeof(*c));
-    c->fd = -1;
-    c->cancel_fd = req->cancel_fd;
-    if ((r = hd_addr_resolve(req->server, RV_DEFAULT_PORT, &ss)) != 0) {
-        rv_set_err(out, "cannot resolve the server '%s': %s", req->server,
-                   hd_strerror(r));
-        return r < 0 && r > -4096 ? r : -EHOSTUNREACH;
-    }
-    if (srv != NULL)
-        *srv = ss;
-    if ((fd = rv_tcp_socket(ss.ss_family, local != NULL, 0, local)) < 0 ||
-        (r = connect_fd(fd, (struct sockaddr *)&ss, RV_CONNECT_MS,
-                        req->cancel_fd)) != 0) {
-        r = fd < 0 ? fd : r;
-        if (fd >= 0)
-            close(fd);
-        rv_set_err(out, "server unreachable: cannot connect to %s: %s",
-                   req->server, rv_reason(r));
-        return r;
-    }
-    c->fd = fd;
-    if (server_pk == NULL)
-        return 0; /* no key: nothing to verify an offer with; skip it */
-    /* the server's KeyExchange offer comes at once (rv_no_offer) */
-    r = wait_fd(c->fd, POLLIN, req->cancel_fd, rv_offer_ms(req));
-    if (r == 0) {
-        r = rv_no_offer(req, out);
-        if (r == 0)
-            return 0;
-        goto fail;
-    }
-    if (r < 0 || (r = rvc_recv(c, RV_CONNECT_MS, &m)) != 0) {
-        rv_set_err(out, "server %s: %s", req->server, rv_reason(r));
-        goto fail;
-    }
-    if ((r = rv_offer_answer(req, m, server_pk, &c->sec, &ans, out)) != 0)
-        goto fail;
-    if ((r = rvc_send_secure(c, &ans.msg, 0)) != 0) {
-        rv_set_err(out, "server %s: secure channel failed: %s", req->server,
-                   hd_strerror(r));
-        goto fail;
-    }
-    c->secure = 1;
-    hbb__rendezvous_message__free_unpacked(m, NULL);
-    return 0;
-fail:
-    if (m != NULL)
-        hbb__rendezvous_message__free_unpacked(m, NULL);
-    rvc_close(c);
-    return r;
-}
-
 /* Verify a server-signed IdPk for id and take the host key from it. */
 int rv_check_signed_pk(const ProtobufCBinaryData *pk, const char *id,
                        const uint8_t *server_pk, struct rv_result *out)
@@ -476,33 +248,46 @@ int rv_punch_failure(const Hbb__PunchHoleResponse *ph, const char *id,
     }
 }
 
-int rv_connect_direct(const char *hostport, int cancel_fd,
+int rv_connect_direct(uv_loop_t *loop, const char *hostport, int cancel_fd,
                       struct rv_result *out)
 {
+    struct rv_request req = {
+        .server = hostport, .id = hostport, .cancel_fd = cancel_fd, .loop = loop
+    };
     struct sockaddr_storage ss;
+    struct race rc;
     int r;
 
     memset(out, 0, sizeof(*out));
     out->fd = -1;
-    if ((r = hd_addr_resolve(hostport, RV_DIRECT_PORT, &ss)) != 0) {
+    if ((r = rv_race_init(&rc, &req, out)) != 0) {
+        rv_set_err(out, "cannot start an event loop: %s", hd_strerror(r));
+        return r;
+    }
+    if ((r = rv_resolve_wait(&rc, hostport, RV_DIRECT_PORT, &ss)) != 0) {
         if (r == -EINVAL)
             rv_set_err(out, "--direct: '%s' is not HOST[:PORT]", hostport);
         else
             rv_set_err(out, "--direct: cannot resolve %s: %s", hostport,
                        rv_reason(r));
-        return r;
+        goto out;
     }
     if (hd_addr_port((struct sockaddr *)&ss) == 0) {
         rv_set_err(out, "--direct: '%s': port 0", hostport);
-        return -EINVAL;
+        r = -EINVAL;
+        goto out;
     }
-    if ((r = connect_timeout((struct sockaddr *)&ss, RV_CONNECT_MS,
-                             cancel_fd)) < 0) {
+    if ((r = rv_link_open(&rc, &rc.lk, -1, &ss, NULL)) != 0 ||
+        (r = rv_link_wait(&rc.lk, RV_CONNECT_MS, NULL)) != 0 ||
+        (r = rv_take_fd((uv_handle_t *)&rc.lk.tcp)) < 0) {
         rv_set_err(out, "host unreachable: cannot connect to %s: %s", hostport,
                    rv_reason(r));
-        return r;
+        goto out;
     }
     out->fd = r;
     out->path = RV_PATH_DIRECT;
-    return 0;
+    r = 0;
+out:
+    rv_race_cleanup(&rc);
+    return r;
 }

@@ -36,16 +36,19 @@
  *
  * Every wait also watches cancel_fd (readable = give up), so the user can
  * quit while connecting.  Errors fill a one-line message for the user.
- * Only the session thread calls these.  The conversation with the server
- * up to its answer (and DNS) blocks; the race runs on the loop, the relay
- * request included (the relay's name is resolved on libuv's thread pool).
+ * Only the session thread calls these.  Everything runs on the caller's
+ * libuv loop (rv_request.loop): the conversation with the server up to
+ * its answer, the race, the relay request, rv_connect_direct; names are
+ * resolved on libuv's thread pool.  The calls return when it is over (the
+ * loop runs inside them), every handle of theirs closed.
  *
- * Files: rendezvous.c (the server connection, KeyExchange, framing,
- * rv_connect_direct), rv_id.c (rv_connect_id: the punch request and
- * setting up the race), rv_race.c (the race on the loop: candidates, the
- * punches and NAT test of common/nat/tcp.h, the UDP punch of upunch.h),
- * rv_relay.c (the relay path of the race); their shared state in
- * rv_int.h.  May call upunch.h,
+ * Files: rendezvous.c (messages, KeyExchange, the checks of the server's
+ * answers, rv_connect_direct), rv_link.c (connections on the loop: the
+ * server's, framed and secured, and the direct one; name lookups),
+ * rv_id.c (rv_connect_id: the punch request and setting up the race),
+ * rv_race.c (the race on the loop: candidates, the punches and NAT test
+ * of common/nat/tcp.h, the UDP punch of upunch.h), rv_relay.c (the relay
+ * path of the race); their shared state in rv_int.h.  May call upunch.h,
  * common/ (framing, crypto, rudp, nat/) and nothing of SDL.
  */
 #ifndef VIEW_RENDEZVOUS_H
@@ -122,9 +125,10 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out);
 /*
  * Direct TCP connection to "HOST[:PORT]" (port RV_DIRECT_PORT when none;
  * timeout 5 s), no server: the host key is not known here (known_hosts
- * decides).  Same contract.
+ * decides).  Runs on loop (NULL: a loop of its own) as rv_connect_id.
+ * Same contract.
  */
-int rv_connect_direct(const char *hostport, int cancel_fd,
+int rv_connect_direct(uv_loop_t *loop, const char *hostport, int cancel_fd,
                       struct rv_result *out);
 
 /* "lan", "direct", "relay" or "udp". */

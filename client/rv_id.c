@@ -81,8 +81,7 @@ static void race_open(struct race *rc, const struct sockaddr_storage *srv,
 
 /* Send the PunchHoleRequest (ph has its IPv6 address already).  0 or a
  * negative code (rc->out->err says it). */
-static int send_punch_request(struct race *rc, struct rvc *c,
-                              Hbb__PunchHoleRequest *ph)
+static int send_punch_request(struct race *rc, Hbb__PunchHoleRequest *ph)
 {
     const struct rv_request *req = rc->req;
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
@@ -106,7 +105,7 @@ static int send_punch_request(struct race *rc, struct rvc *c,
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_PUNCH_HOLE_REQUEST;
     m.punch_hole_request = ph;
     rc->t0 = rv_now(rc);
-    if ((r = rvc_send(c, &m)) != 0)
+    if ((r = rv_link_send(&rc->lk, &m, 1)) != 0)
         rv_set_err(rc->out, "server %s: %s", req->server, rv_reason(r));
     return r;
 }
@@ -114,14 +113,13 @@ static int send_punch_request(struct race *rc, struct rvc *c,
 /* PunchHoleResponse, or a RelayResponse when the host (a RustDesk one
  * behind a symmetric NAT) chose the relay itself: 0 and *ans, or a
  * negative code (rc->out->err says it). */
-static int wait_answer(struct race *rc, struct rvc *c,
-                       Hbb__RendezvousMessage **ans)
+static int wait_answer(struct race *rc, Hbb__RendezvousMessage **ans)
 {
     const struct rv_request *req = rc->req;
     int r, answer_ms = req->answer_ms > 0 ? req->answer_ms : RV_ANSWER_MS;
 
     for (;;) {
-        if ((r = rvc_recv(c, answer_ms, ans)) != 0) {
+        if ((r = rv_link_wait(&rc->lk, (unsigned)answer_ms, ans)) != 0) {
             if (r == -ECANCELED)
                 rv_set_err(rc->out, "cancelled");
             else if (r == -ETIMEDOUT) /* the server is there: it answered
@@ -328,7 +326,6 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     uint8_t server_pk[HD_SIGN_PK_BYTES];
     const uint8_t *spk;
     struct sockaddr_storage srv;
-    struct rvc c = { .fd = -1 };
     struct race rc;
     char relay_hint[256] = "";
     uint8_t mangled6[HD_ADDR_MANGLED_MAX];
@@ -345,7 +342,7 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
     rc.spk = spk;
     rc.hint = relay_hint;
     /* from a reusable port Q: the host will punch towards it */
-    if ((r = rv_open_server(req, spk, &c, out, &rc.port, &srv)) != 0)
+    if ((r = rv_link_server(&rc, &rc.lk, &rc.port, &srv)) != 0)
         goto out;
     rc.srv = srv; /* the relay request connects there too */
     race_open(&rc, &srv, &ph, mangled6);
@@ -360,10 +357,10 @@ int rv_connect_id(const struct rv_request *req, struct rv_result *out)
         hd_debug("rv", "the server did not tell our UDP port: no UDP path");
         up_close(&rc.up);
     }
-    if ((r = send_punch_request(&rc, &c, &ph)) != 0 ||
-        (r = wait_answer(&rc, &c, &ans)) != 0)
+    if ((r = send_punch_request(&rc, &ph)) != 0 ||
+        (r = wait_answer(&rc, &ans)) != 0)
         goto out;
-    rvc_close(&c);
+    rv_link_close(&rc.lk);
     rc.t0 = rv_now(&rc);
     if (ans->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE)
         r = race_relay_chosen(&rc, ans->relay_response, spk, relay_hint,
@@ -380,7 +377,6 @@ out:
     rv_race_cleanup(&rc);
     if (ans != NULL)
         hbb__rendezvous_message__free_unpacked(ans, NULL);
-    rvc_close(&c);
     sodium_memzero(server_pk, sizeof(server_pk));
     return r;
 }

@@ -1,13 +1,15 @@
 /*
  * The rendezvous client's insides, shared by its files (other modules use
- * rendezvous.h).  rendezvous.c: the blocking connection to the server
- * (KeyExchange, messages), the relay request and rv_connect_direct;
- * rv_id.c: rv_connect_id, from the punch request to the race;
+ * rendezvous.h).  rendezvous.c: messages, KeyExchange, the checks of the
+ * server's answers, rv_connect_direct; rv_link.c: connections on the
+ * race's loop (to the server, framed and secured; direct) and name
+ * lookups; rv_id.c: rv_connect_id, from the punch request to the race;
  * rv_race.c: racing every path to the host (see the comment below);
  * rv_relay.c: the relay path of the race.
  *
  * Threads: the caller's (the viewer's session thread, whose libuv loop
- * runs the race); the relay's name is resolved on libuv's thread pool.
+ * runs everything here, the server conversation included); names are
+ * resolved on libuv's thread pool.
  */
 #ifndef HD_CLIENT_RV_INT_H
 #define HD_CLIENT_RV_INT_H
@@ -43,12 +45,43 @@
 #define RV_ANSWER_MS        20000
 #define RV_RELAY_PORT_DELTA 1
 
-/* One connection to the rendezvous server. */
-struct rvc {
-    int fd;
-    int cancel_fd;
-    int secure;
+struct race;
+struct rv_link;
+
+/* What a link tells its owner (rv_link.c); a NULL table, or NULL
+ * members, leave it to rv_link_wait. */
+struct rv_link_cb {
+    /* connected (status 0), or not (a negative error) */
+    void (*on_connected)(struct rv_link *l, int status);
+    /* a message from the server (freed after the call; the callback may
+     * close the link) */
+    void (*on_message)(struct rv_link *l, Hbb__RendezvousMessage *m);
+    /* the connection broke after it was made: a read error, the server
+     * closed it (-ECONNRESET), a frame that does not open or parse */
+    void (*on_error)(struct rv_link *l, int r);
+};
+
+/* A TCP connection of the race, framed (rendezvous messages), secured
+ * once rv_link_answer answered the server's KeyExchange offer. */
+struct rv_link {
+    struct race *rc;
+    const struct rv_link_cb *cb;
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    int open, dec_init, secure, connected;
+    int err; /* the first failure, 0 before */
+    struct hd_frame_decoder dec;
     struct hd_secure sec;
+};
+
+/* A name lookup on the thread pool (rv_resolve_wait). */
+struct rv_resolve {
+    struct race *rc;
+    uv_work_t work;
+    const char *name;
+    uint16_t port;
+    struct sockaddr_storage ss;
+    int r, busy;
 };
 
 /* ---- racing the paths ------------------------------------------------------
@@ -86,8 +119,6 @@ struct rvc {
 
 enum cand_kind { CK_PUNCH, CK_LAN, CK_ACCEPTED, CK_RELAY, CK_UPNP, CK_PUNCH6 };
 
-struct race;
-
 struct cand {
     struct race *rc;
     uv_tcp_t tcp;
@@ -106,13 +137,12 @@ struct cand {
 struct rv_relay {
     int started, done; /* done: its connection handed over, or failed */
     int step;
-    uv_tcp_t srv, rel; /* to the server, then to the relay */
+    struct rv_link lk; /* to the server */
+    uv_tcp_t rel;      /* then to the relay */
     uv_connect_t creq;
     uv_timer_t timer;
     uv_work_t work; /* resolving the relay's name */
-    int srv_open, rel_open, timer_open, dec_init, secure;
-    struct hd_frame_decoder dec;
-    struct hd_secure sec;
+    int rel_open, timer_open;
     char uuid[128], name[256], as[HD_ADDR_STRLEN];
     struct sockaddr_storage addr;
     int addr_r;
@@ -153,11 +183,15 @@ struct race {
     struct rv_relay rl;
     int relay_failed;
     char direct_err[128];
-    struct up up; /* UDP punching (upunch.h) */
+    struct up up;         /* UDP punching (upunch.h) */
+    struct rv_link lk;    /* to the server (the punch request), or direct */
+    struct rv_resolve rs; /* the server's (or --direct's) name */
 };
 
 /* rv_race.c */
 uint64_t rv_now(struct race *rc);
+/* Run the loop once, woken at `at` (ms, loop time) at the latest. */
+void rv_run_once(struct race *rc, uint64_t at);
 int rv_race_init(struct race *rc, const struct rv_request *req,
                  struct rv_result *out);
 int rv_cand_connect(struct race *rc, enum cand_kind kind, uint64_t deadline,
@@ -176,7 +210,6 @@ int rv_prelude(struct race *rc);
 /* rendezvous.c */
 void rv_set_err(struct rv_result *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-int rv_tcp_socket(int family, int reuse, uint16_t port, uint16_t *bound);
 void rv_set_blocking(int fd);
 #define RV_FRAME_BUF (HD_FRAME_HDR_MAX + RV_MAX_FRAME + HD_SECURE_OVERHEAD)
 int rv_pack(struct hd_secure *sec, const Hbb__RendezvousMessage *m,
@@ -190,18 +223,48 @@ int rv_offer_answer(const struct rv_request *req,
                     const Hbb__RendezvousMessage *m, const uint8_t *server_pk,
                     struct hd_secure *sec, struct hd_rv_kx_answer *ans,
                     struct rv_result *out);
-int rvc_send_secure(struct rvc *c, const Hbb__RendezvousMessage *m,
-                    int may_seal);
-int rvc_send(struct rvc *c, const Hbb__RendezvousMessage *m);
-int rvc_recv(struct rvc *c, int ms, Hbb__RendezvousMessage **out);
-void rvc_close(struct rvc *c);
 const char *rv_reason(int r);
-int rv_open_server(const struct rv_request *req, const uint8_t *server_pk,
-                   struct rvc *c, struct rv_result *out, uint16_t *local,
-                   struct sockaddr_storage *srv);
 int rv_check_signed_pk(const ProtobufCBinaryData *pk, const char *id,
                        const uint8_t *server_pk, struct rv_result *out);
 int rv_punch_failure(const Hbb__PunchHoleResponse *ph, const char *id,
                      struct rv_result *out);
+
+/* rv_link.c (on the race's loop, rc->loop) */
+/* Connect l to `to` (from fd when >= 0: taken, closed on failure), the
+ * events to cb (NULL: rv_link_wait).  0, or a negative error (l closed). */
+int rv_link_open(struct race *rc, struct rv_link *l, int fd,
+                 const struct sockaddr_storage *to,
+                 const struct rv_link_cb *cb);
+/* Close l (its handle goes in the loop's time; safe on a closed link). */
+void rv_link_close(struct rv_link *l);
+/* Send m framed, sealed when seal is set and l is secure; 0 or an
+ * error. */
+int rv_link_send(struct rv_link *l, const Hbb__RendezvousMessage *m, int seal);
+/* The same on any stream, sealed with sec unless NULL. */
+int rv_stream_send(uv_stream_t *s, struct hd_secure *sec,
+                   const Hbb__RendezvousMessage *m);
+/* The next message received: 1 (*m set, the caller frees it), 0 none yet,
+ * or a negative error. */
+int rv_link_next(struct rv_link *l, Hbb__RendezvousMessage **m);
+/* Answer the server's KeyExchange offer m (rv_offer_answer) and secure l:
+ * 0, or a negative error with res->err set. */
+int rv_link_answer(struct rv_link *l, const Hbb__RendezvousMessage *m,
+                   struct rv_result *res);
+/* Run the loop until l is connected (m NULL) or has a message for *m,
+ * for ms at most: 0, -ETIMEDOUT, -ECANCELED (the user gave up), or l's
+ * error. */
+int rv_link_wait(struct rv_link *l, unsigned ms, Hbb__RendezvousMessage **m);
+/* The server's link for the punch request (resolved, connected from a
+ * reusable port whose number goes to *local, secured as the server
+ * offers): 0, or a negative error with rc->out->err set; srv gets the
+ * server's address. */
+int rv_link_server(struct race *rc, struct rv_link *l, uint16_t *local,
+                   struct sockaddr_storage *srv);
+/* A blocking descriptor of its own for h's socket, or a negative errno. */
+int rv_take_fd(uv_handle_t *h);
+/* Resolve name (port when it names none) on the thread pool, running the
+ * loop meanwhile: 0 (*ss set), -ECANCELED, or hd_addr_resolve's error. */
+int rv_resolve_wait(struct race *rc, const char *name, uint16_t port,
+                    struct sockaddr_storage *ss);
 
 #endif

@@ -75,8 +75,7 @@ static void on_timer(uv_timer_t *t)
     (void)t; /* it only wakes the loop: rv_race_run looks again */
 }
 
-/* Run the loop once, woken at `at` (ms, loop time) at the latest. */
-static void run_once(struct race *rc, uint64_t at)
+void rv_run_once(struct race *rc, uint64_t at)
 {
     uint64_t now = rv_now(rc);
 
@@ -193,16 +192,12 @@ static int check_hello(struct race *rc, const uint8_t *buf, size_t n,
  * and what c read so far). */
 static void cand_win(struct race *rc, struct cand *c)
 {
-    uv_os_fd_t fd;
-    int d = -1;
+    int d = rv_take_fd((uv_handle_t *)&c->tcp);
 
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-        d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (d < 0) {
-        cand_drop(rc, c, strerror(errno));
+        cand_drop(rc, c, hd_strerror(d));
         return;
     }
-    rv_set_blocking(d);
     rc->out->fd = d;
     memcpy(rc->out->pending, c->buf, c->len);
     rc->out->pending_len = c->len;
@@ -520,7 +515,7 @@ int rv_race_run(struct race *rc)
 
         if (rc->done)
             return rc->result;
-        run_once(rc, next);
+        rv_run_once(rc, next);
     }
 }
 
@@ -556,6 +551,7 @@ void rv_race_cleanup(struct race *rc)
     rc->natt = NULL;
     up_close(&rc->up);
     rv_relay_cleanup(rc);
+    rv_link_close(&rc->lk);
     hd_net_close((uv_handle_t *)&rc->timer, rc_closed);
     if (rc->cancel_open)
         hd_net_close((uv_handle_t *)&rc->cancel, rc_closed);
@@ -595,6 +591,6 @@ int rv_prelude(struct race *rc)
         next = until;
         if (rc->nat_done && rc->nat_done + RV_UDP_WAIT_MS < next)
             next = rc->nat_done + RV_UDP_WAIT_MS;
-        run_once(rc, next);
+        rv_run_once(rc, next);
     }
 }

@@ -4,7 +4,8 @@
  * of its own, secured as rv_open_server does), then join the relay with
  * the framed RequestRelay{uuid, licence_key}; with a uuid given (the host
  * chose the relay: a RelayResponse answered our punch request) only the
- * joining.  The relay's name is resolved on libuv's thread pool (DNS
+ * joining.  The server connection is an rv_link (rv_link.c) driven by its
+ * callbacks.  The relay's name is resolved on libuv's thread pool (DNS
  * blocks); nothing else leaves the loop.  The joined connection becomes
  * the race's relay candidate; a failure sets rc->relay_failed, with the
  * user's message in rc->out->err.
@@ -60,18 +61,12 @@ static void rl_close(struct race *rc)
 {
     struct rv_relay *rl = &rc->rl;
 
-    if (rl->srv_open)
-        hd_net_close((uv_handle_t *)&rl->srv, rl_closed);
+    rv_link_close(&rl->lk);
     if (rl->rel_open)
         hd_net_close((uv_handle_t *)&rl->rel, rl_closed);
     if (rl->timer_open)
         hd_net_close((uv_handle_t *)&rl->timer, rl_closed);
-    rl->srv_open = rl->rel_open = rl->timer_open = 0;
-    if (rl->dec_init)
-        hd_frame_decoder_cleanup(&rl->dec);
-    rl->dec_init = 0;
-    hd_secure_cleanup(&rl->sec);
-    rl->secure = 0;
+    rl->rel_open = rl->timer_open = 0;
 }
 
 /* The relay path failed: rl->res->err says why (r when it says nothing). */
@@ -97,22 +92,6 @@ static void rl_timer_start(struct race *rc, uint64_t ms)
     uv_timer_start(&rc->rl.timer, rl_timeout, ms, 0);
 }
 
-/* Send m on t, sealed when the channel is secure and seal is set. */
-static int rl_send(struct race *rc, uv_tcp_t *t,
-                   const Hbb__RendezvousMessage *m, int seal)
-{
-    uint8_t buf[RV_FRAME_BUF];
-    uv_buf_t b;
-    int n, w;
-
-    if ((n = rv_pack(seal && rc->rl.secure ? &rc->rl.sec : NULL, m, buf)) < 0)
-        return n;
-    /* a few dozen bytes on a fresh connection: the kernel takes them */
-    b = uv_buf_init((char *)buf, (unsigned)n);
-    w = uv_try_write((uv_stream_t *)t, &b, 1);
-    return w == n ? 0 : w < 0 ? w : -EAGAIN;
-}
-
 static void rl_send_request(struct race *rc)
 {
     struct rv_relay *rl = &rc->rl;
@@ -128,7 +107,7 @@ static void rl_send_request(struct race *rc)
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
     m.request_relay = &rr;
     rl->step = RL_ANSWER;
-    if ((r = rl_send(rc, &rl->srv, &m, 1)) != 0) {
+    if ((r = rv_link_send(&rl->lk, &m, 1)) != 0) {
         rv_set_err(rl->res, "no relay answer from the server %s: %s",
                    req->server, rv_reason(r));
         rl_fail(rc, r);
@@ -168,31 +147,24 @@ static void rl_answer(struct race *rc, const Hbb__RelayResponse *resp)
     }
     if (req->relay == NULL && resp->relay_server && resp->relay_server[0])
         snprintf(rl->name, sizeof(rl->name), "%s", resp->relay_server);
-    hd_net_close((uv_handle_t *)&rl->srv, rl_closed);
-    rl->srv_open = 0;
+    rv_link_close(&rl->lk);
     rl_resolve(rc);
 }
 
 /* One message from the server. */
-static void rl_message(struct race *rc, Hbb__RendezvousMessage *m)
+static void rl_message(struct rv_link *l, Hbb__RendezvousMessage *m)
 {
+    struct race *rc = l->rc;
     struct rv_relay *rl = &rc->rl;
-    struct hd_rv_kx_answer ans;
     int r;
 
+    if (rl->done)
+        return;
     if (rl->step == RL_OFFER) {
-        if ((r = rv_offer_answer(rc->req, m, rc->spk, &rl->sec, &ans,
-                                 rl->res)) != 0) {
+        if ((r = rv_link_answer(l, m, rl->res)) != 0) {
             rl_fail(rc, r);
             return;
         }
-        if ((r = rl_send(rc, &rl->srv, &ans.msg, 0)) != 0) {
-            rv_set_err(rl->res, "server %s: secure channel failed: %s",
-                       rc->req->server, hd_strerror(r));
-            rl_fail(rc, r);
-            return;
-        }
-        rl->secure = 1;
         rl_send_request(rc);
     } else if (m->union_case == HBB__RENDEZVOUS_MESSAGE__UNION_RELAY_RESPONSE) {
         rl_answer(rc, m->relay_response);
@@ -201,43 +173,15 @@ static void rl_message(struct race *rc, Hbb__RendezvousMessage *m)
     }
 }
 
-static void rl_alloc(uv_handle_t *hd, size_t sz, uv_buf_t *buf)
+/* The server connection broke (or sent what does not open or parse). */
+static void rl_link_error(struct rv_link *l, int r)
 {
-    struct race *rc = hd->data;
-
-    (void)sz;
-    hd_net_frame_buf(&rc->rl.dec, 0, buf);
-}
-
-static void rl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    struct race *rc = s->data;
+    struct race *rc = l->rc;
     struct rv_relay *rl = &rc->rl;
-    Hbb__RendezvousMessage *m;
-    const uint8_t *p;
-    size_t len;
-    int r = 0, step;
 
-    (void)buf;
-    if (rl->done || n == 0)
+    if (rl->done)
         return;
-    if (n > 0) {
-        hd_frame_decoder_commit(&rl->dec, (size_t)n);
-        while (!rl->done && rl->srv_open &&
-               (r = hd_frame_decoder_next(&rl->dec, &p, &len)) == 1) {
-            if ((r = rv_unpack(rl->secure ? &rl->sec : NULL, (uint8_t *)p, len,
-                               &m)) != 0)
-                break;
-            rl_message(rc, m);
-            hbb__rendezvous_message__free_unpacked(m, NULL);
-        }
-        if (r >= 0 || rl->done)
-            return;
-    } else {
-        r = n == UV_EOF ? -ECONNRESET : (int)n;
-    }
-    step = rl->step;
-    if (step == RL_OFFER)
+    if (rl->step == RL_OFFER)
         rv_set_err(rl->res, "server %s: %s", rc->req->server, rv_reason(r));
     else
         rv_set_err(rl->res, "no relay answer from the server %s: %s",
@@ -251,7 +195,6 @@ static void rl_relay_connected(uv_connect_t *req, int status)
     struct rv_relay *rl = &rc->rl;
     Hbb__RendezvousMessage m = HBB__RENDEZVOUS_MESSAGE__INIT;
     Hbb__RequestRelay rr = HBB__REQUEST_RELAY__INIT;
-    uv_os_fd_t fd;
     int r, d;
 
     if (status == UV_ECANCELED || rl->done)
@@ -266,15 +209,14 @@ static void rl_relay_connected(uv_connect_t *req, int status)
     rr.licence_key = (char *)(rc->req->key_b64 ? rc->req->key_b64 : "");
     m.union_case = HBB__RENDEZVOUS_MESSAGE__UNION_REQUEST_RELAY;
     m.request_relay = &rr;
-    if ((r = rl_send(rc, &rl->rel, &m, 0)) != 0) {
+    if ((r = rv_stream_send((uv_stream_t *)&rl->rel, NULL, &m)) != 0) {
         rv_set_err(rl->res, "relay %s: %s", rl->as, rv_reason(r));
         rl_fail(rc, r);
         return;
     }
-    if (uv_fileno((uv_handle_t *)&rl->rel, &fd) != 0 ||
-        (d = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-        rv_set_err(rl->res, "relay %s: %s", rl->as, strerror(errno));
-        rl_fail(rc, -errno);
+    if ((d = rv_take_fd((uv_handle_t *)&rl->rel)) < 0) {
+        rv_set_err(rl->res, "relay %s: %s", rl->as, hd_strerror(d));
+        rl_fail(rc, d);
         return;
     }
     hd_info("rv", "connected to %s through the relay %s", rc->req->id, rl->as);
@@ -285,15 +227,18 @@ static void rl_relay_connected(uv_connect_t *req, int status)
         rc->relay_failed = 1;
 }
 
-/* Open t (its flag *open) and connect it to `to`: 0 or an error. */
-static int rl_connect(struct race *rc, uv_tcp_t *t, int *open,
-                      const struct sockaddr_storage *to, uv_connect_cb cb)
+/* Open the relay connection and connect it: 0 or an error. */
+static int rl_connect(struct race *rc)
 {
-    uv_tcp_init(rc->loop, t);
-    t->data = rc->rl.creq.data = rc;
-    *open = 1;
+    struct rv_relay *rl = &rc->rl;
+
+    uv_tcp_init(rc->loop, &rl->rel);
+    rl->rel.data = rl->creq.data = rc;
+    rl->rel_open = 1;
     rc->handles++;
-    return uv_tcp_connect(&rc->rl.creq, t, (const struct sockaddr *)to, cb);
+    return uv_tcp_connect(&rl->creq, &rl->rel,
+                          (const struct sockaddr *)&rl->addr,
+                          rl_relay_connected);
 }
 
 static void rl_resolve_work(uv_work_t *w)
@@ -319,8 +264,7 @@ static void rl_resolved(uv_work_t *w, int status)
     }
     hd_addr_format((struct sockaddr *)&rl->addr, rl->as, sizeof(rl->as));
     rl->step = RL_RELAY;
-    if ((r = rl_connect(rc, &rl->rel, &rl->rel_open, &rl->addr,
-                        rl_relay_connected)) != 0) {
+    if ((r = rl_connect(rc)) != 0) {
         rv_set_err(rl->res, "relay unreachable: cannot connect to %s: %s",
                    rl->as, rv_reason(r));
         rl_fail(rc, r);
@@ -346,12 +290,12 @@ static void rl_resolve(struct race *rc)
     rc->handles++; /* the race waits for the work as for a handle */
 }
 
-static void rl_server_connected(uv_connect_t *req, int status)
+static void rl_server_connected(struct rv_link *l, int status)
 {
-    struct race *rc = req->data;
+    struct race *rc = l->rc;
     struct rv_relay *rl = &rc->rl;
 
-    if (status == UV_ECANCELED || rl->done)
+    if (rl->done)
         return;
     if (status != 0) {
         rv_set_err(rl->res, "server unreachable: cannot connect to %s: %s",
@@ -359,7 +303,6 @@ static void rl_server_connected(uv_connect_t *req, int status)
         rl_fail(rc, status);
         return;
     }
-    uv_read_start((uv_stream_t *)&rl->srv, rl_alloc, rl_read);
     if (rc->spk == NULL) { /* no key: nothing to verify an offer with */
         rl_send_request(rc);
         return;
@@ -403,6 +346,8 @@ static void rl_timeout(uv_timer_t *t)
 
 int rv_relay_start(struct race *rc, const char *uuid)
 {
+    static const struct rv_link_cb cb = { rl_server_connected, rl_message,
+                                          rl_link_error };
     struct rv_relay *rl = &rc->rl;
     const char *hint = rc->req->relay != NULL ? rc->req->relay : rc->hint;
     int r;
@@ -429,11 +374,8 @@ int rv_relay_start(struct race *rc, const char *uuid)
     /* the user's relay first, as RustDesk's apps; the host meets us there */
     hd_uuid_random(rl->uuid);
     snprintf(rl->name, sizeof(rl->name), "%s", hint ? hint : "");
-    hd_frame_decoder_init(&rl->dec, RV_MAX_FRAME + HD_SECURE_OVERHEAD);
-    rl->dec_init = 1;
     rl->step = RL_SERVER;
-    if ((r = rl_connect(rc, &rl->srv, &rl->srv_open, &rc->srv,
-                        rl_server_connected)) != 0) {
+    if ((r = rv_link_open(rc, &rl->lk, -1, &rc->srv, &cb)) != 0) {
         rv_set_err(rl->res, "server unreachable: cannot connect to %s: %s",
                    rc->req->server, rv_reason(r));
         rl_fail(rc, r);

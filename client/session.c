@@ -162,7 +162,7 @@ static void *sess_main(void *arg)
 
     s->t0_ms = mono_ms();
     if (s->cfg.direct != NULL) {
-        r = rv_connect_direct(s->cfg.direct, s->cancel[0], &res);
+        r = rv_connect_direct(&s->loop, s->cfg.direct, s->cancel[0], &res);
     } else {
         req.server = s->cfg.server;
         req.key_b64 = s->cfg.key_b64;
