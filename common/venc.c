@@ -32,6 +32,24 @@
  * compared whole.  Refinement frames (hd_venc_refine) skip the comparison:
  * their rectangles name unchanged areas to be coded again on purpose.
  *
+ * Warm-up: libvpx allocates its lookahead, its scratch buffers and each
+ * reference frame buffer (~4.7 MB at 1080p, cleared with memset) on first
+ * use, so the first key frame and the three frames after it paid for
+ * ~1100 first-touched pages each: bench_venc 1080p at load 10, CPU 186 ms
+ * for the key frame and 20 ms for each of the next three (2 cells typed),
+ * against 27 ms and 3 ms for the same frames in an encoder that had run
+ * (a page's first touch costs ~17 us in this virtual machine).  Those
+ * four frames of every new encoder made bench_venc's p99.  So
+ * hd_venc_new encodes WARM_FRAMES flat frames and drops them; the
+ * caller's first frame is a key frame as before.  That key frame is no
+ * longer libvpx's frame 0, which CBR gives half the initial buffer
+ * (buf_initial_ms: q 14, 246 kB for bench_venc's desktop); a later key
+ * frame gets a few average frames (q 42, 154 kB, typing PSNR-Y 52 -> 45
+ * dB).  Key frames are therefore coded with the quantizer capped at
+ * cfg.key_max_q (HD_VENC_REFINE_MAX_Q, the refinement's "sharp"): the
+ * first one as before (236 kB, typing 52.1 dB), and every later one too
+ * (issue #16: a joining viewer got ~27 dB, sharpened only later).
+ *
  * The conversion runs on two threads when the encoder has two or more
  * (libvpx's own threads are idle until vpx_codec_encode): a helper thread
  * converts the damaged areas below a split row chosen to halve the area,
@@ -108,6 +126,8 @@ void hd_venc_config_default(struct hd_venc_config *cfg, int width, int height,
      * PSNR-Y +4.8 dB, +4 % bytes overall, still under the target rate. */
     cfg->no_overshoot_maxq = 1;
     cfg->exact_damage = 1;
+    cfg->key_max_q = HD_VENC_REFINE_MAX_Q;
+    cfg->warm_up = 1;
 }
 
 void hd_venc_config_reference(struct hd_venc_config *cfg, int width, int height,
@@ -271,6 +291,37 @@ static int strips_alloc(struct hd_venc *v)
     return 0;
 }
 
+/*
+ * Encode WARM_FRAMES flat frames and drop their packets (see the opening
+ * comment), then ask for a key frame again.
+ */
+#define WARM_FRAMES 5
+static int warm_up(struct hd_venc *v)
+{
+    vpx_image_t *img = &v->img;
+    unsigned long dur = (unsigned long)clampi(1000 / v->cfg.fps, 1, 1000);
+    const vpx_codec_cx_pkt_t *pkt;
+    vpx_codec_iter_t iter;
+
+    for (int p = 0; p < 3; p++)
+        for (unsigned y = 0; y < (p ? (img->d_h + v->cs) >> v->cs : img->d_h);
+             y++)
+            memset(img->planes[p] + (size_t)y * img->stride[p], p ? 128 : 16,
+                   (size_t)img->stride[p]);
+    for (int i = 0; i < WARM_FRAMES; i++) {
+        if (vpx_codec_encode(&v->ctx, img, (vpx_codec_pts_t)i * dur, dur,
+                             i == 0 ? VPX_EFLAG_FORCE_KF : 0,
+                             VPX_DL_REALTIME) != VPX_CODEC_OK)
+            return ctl_fail(v, "a warm-up frame");
+        iter = NULL;
+        while ((pkt = vpx_codec_get_cx_data(&v->ctx, &iter)) != NULL)
+            ;
+    }
+    v->pts_base = -(int64_t)WARM_FRAMES * (int64_t)dur;
+    v->want_key = 1;
+    return 0;
+}
+
 int hd_venc_new(const struct hd_venc_config *cfg, struct hd_venc **out)
 {
     struct hd_venc *v = NULL;
@@ -353,6 +404,8 @@ int hd_venc_new(const struct hd_venc_config *cfg, struct hd_venc **out)
     }
     v->ctx_ok = 1;
     if ((r = apply_controls(v)) != 0)
+        goto out;
+    if (cfg->warm_up && (r = warm_up(v)) != 0)
         goto out;
     if (cfg->threads > 1)
         venc_helper_start(v);
@@ -439,6 +492,27 @@ int hd_venc_refine(struct hd_venc *venc, int level)
     if (vpx_codec_enc_config_set(&venc->ctx, &vc) != VPX_CODEC_OK)
         return ctl_fail(venc, "the refinement quantizer");
     venc->vcfg = vc;
+    return 0;
+}
+
+/* Key frames (on): the quantizer capped at cfg.key_max_q; off: back to
+ * the range in effect before. */
+static int key_quality(struct hd_venc *v, int on)
+{
+    vpx_codec_enc_cfg_t vc = v->vcfg;
+
+    if (v->cfg.key_max_q <= 0 || v->lossless_now)
+        return 0;
+    if (on && vc.rc_max_quantizer > (unsigned)v->cfg.key_max_q) {
+        vc.rc_max_quantizer = (unsigned)v->cfg.key_max_q;
+        if (vc.rc_min_quantizer > vc.rc_max_quantizer)
+            vc.rc_min_quantizer = vc.rc_max_quantizer;
+    } else if (on) {
+        return 0;
+    }
+    if (vpx_codec_enc_config_set(&v->ctx, &vc) != VPX_CODEC_OK)
+        return ctl_fail(v, "the key frame quantizer");
+    v->key_q_now = on;
     return 0;
 }
 
@@ -534,7 +608,7 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
     vpx_codec_iter_t iter = NULL;
     unsigned long duration;
     int64_t pts, t0;
-    int used_map, got = 0;
+    int used_map, got = 0, r;
 
     memset(out, 0, sizeof(*out));
     if (in->bgra == NULL || in->stride < (size_t)v->cfg.width * 4 ||
@@ -571,17 +645,24 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
     pts = in->pts_ms;
     if (v->last_pts != INT64_MIN && pts <= v->last_pts)
         pts = v->last_pts + 1;
+    if (v->last_pts == INT64_MIN)
+        v->pts_base += pts; /* libvpx's time goes on from the warm-up */
     v->last_pts = pts;
     duration = (unsigned long)clampi(1000 / v->cfg.fps, 1, 1000);
-    if (v->want_key)
+    if (v->want_key) {
         flags |= VPX_EFLAG_FORCE_KF;
+        if ((r = key_quality(v, 1)) != 0)
+            return r;
+    }
     t0 = venc_now_us();
-    if (vpx_codec_encode(&v->ctx, &v->img, pts, duration, flags,
+    if (vpx_codec_encode(&v->ctx, &v->img, pts - v->pts_base, duration, flags,
                          VPX_DL_REALTIME) != VPX_CODEC_OK) {
         hd_error(MOD, "encode failed: %s", vpx_codec_error(&v->ctx));
         return HD_ECONFIG;
     }
     out->codec_us = venc_now_us() - t0;
+    if (v->key_q_now && (r = key_quality(v, 0)) != 0)
+        return r;
     /* libvpx keeps the packet's bytes until the next encode call. */
     while ((pkt = vpx_codec_get_cx_data(&v->ctx, &iter)) != NULL) {
         if (pkt->kind != VPX_CODEC_CX_FRAME_PKT || got)

@@ -66,6 +66,11 @@ struct hd_venc_config {
                             * 1: coloured text stays sharp) for viewers
                             * that decode it; 0: I420, profile 0, what
                             * every VP9 decoder takes */
+    int key_max_q;         /* key frames: quantizer at most this (0: the
+                            * configured range) */
+    int warm_up;           /* 1: hd_venc_new encodes a few flat frames so
+                            * that libvpx's buffers exist before the first
+                            * real frame (see venc.c) */
 };
 
 /* A damaged rectangle, in pixels; clipped to the frame by the encoder. */
@@ -106,7 +111,8 @@ struct hd_venc;
  * tile columns by width and thread count, CBR with a 1 s buffer (the
  * first key frame may use 2 s), quantizer 2..56, static threshold 500,
  * error resilience off (see venc.c), no frame dropping, 2 threads, active
- * map, loop filter off, libvpx's max-quantizer overshoot handling off.
+ * map, loop filter off, libvpx's max-quantizer overshoot handling off,
+ * key frames at quantizer <= HD_VENC_REFINE_MAX_Q, warm-up on.
  */
 void hd_venc_config_default(struct hd_venc_config *cfg, int width, int height,
                             int fps, int kbps);

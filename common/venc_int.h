@@ -62,6 +62,7 @@ struct hd_venc {
     int have_frame;   /* img holds a full conversion */
     int want_key;     /* next frame is a key frame */
     int64_t last_pts; /* pts of the previous frame, ms */
+    int64_t pts_base; /* caller's pts - pts_base = libvpx's pts */
     unsigned map_rows, map_cols;
     uint8_t *map;     /* active map handed to libvpx (16x16 blocks) */
     uint8_t *pending; /* blocks damaged in dropped frames */
@@ -73,6 +74,7 @@ struct hd_venc {
     int pending_any;
     int pending_full; /* a dropped frame had no damage list */
     int static_now;   /* VP8E_SET_STATIC_THRESHOLD in effect */
+    int key_q_now;    /* the key frame quantizer cap is in effect */
     /* conversion helper thread (helper_ok: running) */
     pthread_t helper;
     pthread_mutex_t mu;
