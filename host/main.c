@@ -22,6 +22,11 @@
 #include "err.h"
 #include "host/audio/audio.h"
 #include "host/clipboard/clipboard.h"
+#ifndef _WIN32
+#include "host/gnome/mutter.h"
+#else
+#define mutter_present() 0
+#endif
 #include "host/host.h"
 #include "host/input/input.h"
 #include "host/opts.h"
@@ -263,16 +268,25 @@ static int pick_display(const struct host_opts *o, struct video_opts *vo,
     (void)wayland;
     return 0;
 #endif
-    /* auto: a Wayland session is shared through the wlr backends (its
-     * DISPLAY, if any, is XWayland's, which shows only X clients) */
+    /* auto: a Wayland session is shared through mutter's screen cast on
+     * GNOME, else the wlr backends (its DISPLAY, if any, is XWayland's,
+     * which shows only X clients) */
     vo->capture = host_capture_names[o->capture];
     if (strcmp(vo->capture, "auto") == 0)
-        vo->capture = wayland ? "wlr" : "x11";
+        vo->capture = !wayland ? "x11" : mutter_present() ? "pipewire" : "wlr";
     *input = host_input_names[o->input];
     if (strcmp(*input, "auto") == 0)
-        *input = strcmp(vo->capture, "wlr") == 0 ? "wlr" : "xtest";
+        *input = strcmp(vo->capture, "wlr") == 0        ? "wlr"
+                 : strcmp(vo->capture, "pipewire") == 0 ? "remotedesktop"
+                                                        : "xtest";
     if (strcmp(vo->capture, "wlr") == 0 || strcmp(*input, "wlr") == 0)
         hd_info("host", "sharing the Wayland display %s (wlr backends)",
+                wl != NULL ? wl : "(WAYLAND_DISPLAY unset)");
+    if (strcmp(vo->capture, "pipewire") == 0 ||
+        strcmp(*input, "remotedesktop") == 0)
+        hd_info("host",
+                "sharing the GNOME desktop %s (mutter's screen cast "
+                "and remote desktop)",
                 wl != NULL ? wl : "(WAYLAND_DISPLAY unset)");
     *disp = o->display != NULL && o->display[0] ? o->display
             : env != NULL && env[0]             ? env

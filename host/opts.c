@@ -17,9 +17,11 @@ const char *const host_input_names[] = { "auto", "sendinput", "fake", "none",
 const char *const host_clip_names[] = { "auto", "win32", "fake", NULL };
 const char *const host_audio_names[] = { "auto", "wasapi", "fake", NULL };
 #else
-const char *const host_capture_names[] = { "auto", "x11", "wlr", "fake", NULL };
-const char *const host_input_names[] = { "auto", "xtest", "wlr",
-                                         "fake", "none",  NULL };
+const char *const host_capture_names[] = { "auto",     "x11",  "wlr",
+                                           "pipewire", "fake", NULL };
+const char *const host_input_names[] = {
+    "auto", "xtest", "wlr", "remotedesktop", "fake", "none", NULL
+};
 const char *const host_clip_names[] = { "auto", "wlr", "x11", "fake", NULL };
 const char *const host_audio_names[] = { "auto", "pulse", "fake", NULL };
 #endif
@@ -59,8 +61,9 @@ static void opts_session(struct host_opts *o, struct hd_opt *t, int *n)
           .type = HD_OPT_CHOICE,
           .def = "auto",
           .choices = host_capture_names,
-          .help = "screen capture backend (auto: wlr in a Wayland session "
-                  "unless --display is given, else x11)",
+          .help = "screen capture backend (auto: in a Wayland session "
+                  "unless --display is given, pipewire on GNOME, else wlr; "
+                  "x11 otherwise)",
           .i = &o->capture },
         { .names = "input",
           .env = "HOMEDESK_INPUT",
@@ -68,7 +71,8 @@ static void opts_session(struct host_opts *o, struct hd_opt *t, int *n)
           .def = "auto",
           .choices = host_input_names,
           .help = "input injection backend (auto: wlr with the wlr "
-                  "capture, else xtest; none: view only)",
+                  "capture, remotedesktop with the pipewire capture, else "
+                  "xtest; none: view only)",
           .i = &o->input },
         { .names = "listen",
           .env = "HOMEDESK_LISTEN",

@@ -36,7 +36,7 @@ programs() {
 	echo 'PKG_LIBS_MEDIA += -lyuv'
 	pc HOST vpx opus xcb xcb-shm xcb-damage xcb-xfixes xcb-xtest \
 		xcb-randr libzstd miniupnpc libpulse-simple wayland-client \
-		xkbcommon
+		xkbcommon libpipewire-0.3 dbus-1
 	echo 'PKG_LIBS_HOST += -lyuv'
 	pc VIEWER vpx sdl2 SDL2_ttf libzstd libpng opus wayland-client
 	pc WL wayland-client xkbcommon

@@ -17,7 +17,9 @@
 # libwslay-dev cannot be installed for two architectures at once: the
 # native one gives the headers, libwslay1:arm64 the library; likewise
 # libmicrohttpd12:arm64 (its arm64 -dev would pull GnuTLS's arm64 -dev
-# tree).  chromium is for tests/integration/test_admin (the admin page in
+# tree).  mutter, pipewire and wireplumber are for tests/e2e/e2e_gnome
+# (a headless GNOME compositor and the PipeWire daemon its screen cast
+# needs).  chromium is for tests/integration/test_admin (the admin page in
 # a headless browser).  Only missing packages are installed;
 # when every package is present this costs one dpkg-query call.  As root it
 # runs apt-get itself (update first, as a fresh machine has no lists); as
@@ -31,7 +33,8 @@ libfuzzer-14-dev libsodium-dev libuv1-dev libprotobuf-c-dev
 protobuf-c-compiler libsqlite3-dev libvpx-dev libopus-dev libsdl2-dev
 libyuv-dev libxcb1-dev libxcb-shm0-dev libxcb-damage0-dev libxcb-xfixes0-dev
 libxcb-xtest0-dev libxcb-randr0-dev libzstd-dev libwslay-dev nettle-dev
-libminiupnpc-dev libpng-dev libpulse-dev libwayland-dev
+libminiupnpc-dev libpng-dev libpulse-dev libwayland-dev libpipewire-0.3-dev
+libdbus-1-dev
 libxkbcommon-dev wayland-protocols librust-wayland-protocols-dev
 libsdl2-ttf-dev fonts-dejavu-core libmicrohttpd-dev"
 test_pkgs="xvfb xauth xdotool xclip x11-apps x11-utils x11-xserver-utils
@@ -39,7 +42,7 @@ x11-xkb-utils xterm
 nftables iproute2
 miniupnpd-nftables
 iptables sqlite3 procps psmisc pulseaudio pulseaudio-utils sway grim wtype
-wl-clipboard fail2ban chromium"
+wl-clipboard fail2ban chromium mutter pipewire wireplumber"
 bench_pkgs="ffmpeg valgrind tigervnc-scraping-server tigervnc-viewer"
 docker_pkgs="docker.io docker-compose debootstrap"
 systemd_pkgs="systemd-container debootstrap"

@@ -19,6 +19,7 @@ static const struct capture_driver *const drivers[] = {
 #else
     &capture_driver_x11,
     &capture_driver_wlr,
+    &capture_driver_pipewire,
 #endif
     &capture_driver_fake,
 };
@@ -28,7 +29,7 @@ static const char *const names[N_DRIVERS + 1] = {
 #ifdef _WIN32
     "gdi",
 #else
-    "x11", "wlr",
+    "x11", "wlr", "pipewire",
 #endif
     "fake", NULL
 };
@@ -102,7 +103,7 @@ int capture_open(const char *name, const struct capture_opts *opts,
 #ifdef _WIN32
                  "gdi, fake"
 #else
-                 "x11, wlr, fake"
+                 "x11, wlr, pipewire, fake"
 #endif
         );
     return r;

@@ -222,6 +222,7 @@ uint32_t capture_fake_background(int x, int y);
 extern const struct capture_driver capture_driver_gdi;
 extern const struct capture_driver capture_driver_x11;
 extern const struct capture_driver capture_driver_wlr;
+extern const struct capture_driver capture_driver_pipewire;
 extern const struct capture_driver capture_driver_fake;
 
 #endif

@@ -16,6 +16,7 @@ static const struct input_driver *const drivers[] = {
 #else
     &input_driver_xtest,
     &input_driver_wlr,
+    &input_driver_remotedesktop,
 #endif
     &input_driver_fake,
 };
@@ -70,7 +71,7 @@ int input_open(const char *name, const struct input_opts *opts,
 #ifdef _WIN32
                  "sendinput, fake"
 #else
-                 "xtest, wlr, fake"
+                 "xtest, wlr, remotedesktop, fake"
 #endif
         );
     return r;

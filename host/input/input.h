@@ -176,6 +176,7 @@ void input_fake_clear(struct input *in);
 extern const struct input_driver input_driver_sendinput;
 extern const struct input_driver input_driver_xtest;
 extern const struct input_driver input_driver_wlr;
+extern const struct input_driver input_driver_remotedesktop;
 extern const struct input_driver input_driver_fake;
 
 #endif

@@ -22,6 +22,7 @@
 #include <xcb/xfixes.h>
 
 #include "tests/e2e/desk.h"
+#include "tests/harness.h"
 #include "tests/image.h"
 
 /* ---- screens --------------------------------------------------------------
@@ -476,13 +477,23 @@ int desk_share(struct desk_host *h, struct desk_viewer *v, const char *dir,
                const struct srv *s, struct desk_screen *a,
                struct desk_screen *b, const char *pw)
 {
-    if (desk_host_start(h, dir, s, a, pw, NULL) != 0) {
+    return desk_share_in(h, v, dir, s, a, NULL, b, pw, NULL, 10000);
+}
+
+int desk_share_in(struct desk_host *h, struct desk_viewer *v, const char *dir,
+                  const struct srv *s, struct desk_screen *a,
+                  const char *const *env, struct desk_screen *b, const char *pw,
+                  const char *const *extra, int show_ms)
+{
+    for (int i = 0; env != NULL && env[i] != NULL; i++)
+        putenv((char *)env[i]);
+    if (desk_host_start(h, dir, s, a, pw, extra) != 0) {
         printf("# homedesk-host did not start\n");
         desk_dump("host log", h->log);
         return -1;
     }
     if (desk_viewer_start(v, dir, "viewer", s, b, pw, h->id, NULL) != 0 ||
-        desk_viewer_shows(v, h->log, 10000) != 0)
+        desk_viewer_shows(v, h->log, show_ms) != 0)
         return -1;
     return 0;
 }
@@ -584,6 +595,56 @@ int desk_card_new_click(const char *record, size_t n, int *x, int *y)
     }
     printf("# no click reached the card\n");
     return -1;
+}
+
+void desk_case_click(struct desk_screen *b, const char *record, int x, int y)
+{
+    char before[16384];
+    ssize_t n0 = desk_slurp(record, before, sizeof(before));
+    int cx = -1, cy = -1;
+
+    HT_EQ_INT(desk_sh(b, "xdotool mousemove %d %d click 1", x, y), 0);
+    HT_CHECK(desk_card_new_click(record, n0 > 0 ? (size_t)n0 : 0, &cx, &cy) ==
+             0);
+    printf("# clicked B at %d,%d: the card saw %d,%d\n", x, y, cx, cy);
+    HT_CHECK(abs(cx - x) <= 1);
+    HT_CHECK(abs(cy - y) <= 1);
+}
+
+void desk_case_type(struct desk_screen *b, const char *record, const char *text,
+                    int echo_h)
+{
+    struct desk_rect strip = { 0, DESK_H - echo_h, DESK_W, echo_h };
+    size_t size = (size_t)DESK_W * (size_t)echo_h * 3;
+    uint8_t *s0 = malloc(size), *s1 = malloc(size);
+    char keys[256];
+    uint64_t t0;
+    int ms = -1;
+
+    HT_CHECK(s0 != NULL && s1 != NULL && desk_grab(b, strip, s0) == 0);
+    t0 = now_ms();
+    HT_EQ_INT(desk_sh(b, "xdotool type --delay 20 '%s'", text), 0);
+    while (s0 != NULL && s1 != NULL && now_ms() < t0 + 3000) {
+        if (desk_grab(b, strip, s1) == 0 && memcmp(s0, s1, size) != 0) {
+            ms = (int)(now_ms() - t0);
+            break;
+        }
+        usleep(2000);
+    }
+    printf("# typing on B: the card's echo showed on B after %d ms\n", ms);
+    HT_CHECK(ms >= 0);
+    do {
+        desk_card_keys(record, keys, sizeof(keys));
+        if (strlen(keys) >= strlen(text))
+            break;
+        usleep(20000);
+    } while (now_ms() < t0 + 3000);
+    usleep(200000);
+    desk_card_keys(record, keys, sizeof(keys));
+    printf("# keys the card got: \"%s\"\n", keys);
+    HT_EQ_STR(keys, text);
+    free(s0);
+    free(s1);
 }
 
 int desk_card_last_click(const char *record, int *x, int *y)

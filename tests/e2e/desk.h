@@ -226,6 +226,18 @@ int desk_share(struct desk_host *h, struct desk_viewer *v, const char *dir,
                struct desk_screen *b, const char *pw);
 
 /*
+ * The same with more: env (NULL-terminated "NAME=value" entries that
+ * stay valid, may be NULL) put into this program's environment first (the
+ * host runs inside that desktop session: WAYLAND_DISPLAY, ...), a NULL
+ * (no --display: the host picks its backends itself), the host's extra
+ * arguments, and show_ms for the first frame.
+ */
+int desk_share_in(struct desk_host *h, struct desk_viewer *v, const char *dir,
+                  const struct srv *s, struct desk_screen *a,
+                  const char *const *env, struct desk_screen *b, const char *pw,
+                  const char *const *extra, int show_ms);
+
+/*
  * Start hd-testcard on screen a at geometry r, recording into record,
  * with the root painted root_rgb (0xRRGGBB).  Waits until it is painted.
  * Returns the pid or -1.
@@ -244,6 +256,21 @@ int desk_card_last_click(const char *record, int *x, int *y);
 /* Wait (up to 3 s) for a button 1 press recorded after the first n bytes
  * of the record: 0 with its coordinates, or -1 (and says so). */
 int desk_card_new_click(const char *record, size_t n, int *x, int *y);
+
+/*
+ * Test cases (they check with the harness's HT_ macros) for a session
+ * shown 1:1 at the origin of screen b, of a desktop whose card records
+ * into record.  desk_case_click: a click on b at x, y (xdotool) reaches
+ * the card there (within a pixel).  desk_case_type: text typed on b
+ * (xdotool, 20 ms apart) is what the card records (once it has as many
+ * keys, 3 s at most, and a little later: a repeated key would show); for
+ * a Wayland card (hd-wlcard), which echoes each key in its strip (the
+ * bottom echo_h rows), the time from typing to the strip changing on b is
+ * printed (key to screen) and must come within 3 s.
+ */
+void desk_case_click(struct desk_screen *b, const char *record, int x, int y);
+void desk_case_type(struct desk_screen *b, const char *record, const char *text,
+                    int echo_h);
 
 /*
  * The usual lab: open screens a and b, start hd-testcard on a at card

@@ -108,18 +108,8 @@ static int setup(void)
     if ((card_pid = start_card(argv, "card")) < 0)
         return -1;
     /* the host runs inside the Wayland session (and has no --display) */
-    for (int i = 0; sway.envp[i] != NULL; i++)
-        putenv((char *)sway.envp[i]);
-    if (desk_host_start(&host, tmpdir, &srv, NULL, PASSWORD, extra) != 0) {
-        printf("# homedesk-host did not start\n");
-        desk_dump("host log", host.log);
-        return -1;
-    }
-    if (desk_viewer_start(&viewer, tmpdir, "viewer", &srv, &B, PASSWORD,
-                          host.id, NULL) != 0 ||
-        desk_viewer_shows(&viewer, host.log, 15000) != 0)
-        return -1;
-    return 0;
+    return desk_share_in(&host, &viewer, tmpdir, &srv, NULL, sway.envp, &B,
+                         PASSWORD, extra, 15000);
 }
 
 static void teardown(void)
@@ -178,43 +168,13 @@ static void picture_matches(void)
 
 static void click_arrives(void)
 {
-    char before[16384];
-    int cx = -1, cy = -1;
-
-    desk_slurp(record, before, sizeof(before));
-    HT_EQ_INT(desk_sh(&B, "xdotool mousemove 300 200 click 1"), 0);
-    HT_CHECK(desk_card_new_click(record, strlen(before), &cx, &cy) == 0);
-    printf("# clicked B at 300,200: the card saw %d,%d\n", cx, cy);
-    HT_CHECK(abs(cx - 300) <= 1);
-    HT_CHECK(abs(cy - 200) <= 1);
+    desk_case_click(&B, record, 300, 200);
 }
 
 /* Type on B; the card records the keys, and its echo shows on B. */
 static void typed_text_arrives(void)
 {
-    struct desk_rect strip = { 0, DESK_H - ECHO_H, DESK_W, ECHO_H };
-    uint8_t s0[DESK_W * ECHO_H * 3], s1[DESK_W * ECHO_H * 3];
-    char keys[256];
-    uint64_t t0;
-    int ms = -1;
-
-    HT_CHECK(desk_grab(&B, strip, s0) == 0);
-    t0 = now_ms();
-    HT_EQ_INT(desk_sh(&B, "xdotool type --delay 20 'Hello World 42'"), 0);
-    while (now_ms() < t0 + 3000) {
-        if (desk_grab(&B, strip, s1) == 0 && memcmp(s0, s1, sizeof(s0)) != 0) {
-            ms = (int)(now_ms() - t0);
-            break;
-        }
-        usleep(2000);
-    }
-    printf("# typing on B: the card's echo showed on B after %d ms\n", ms);
-    HT_CHECK(ms >= 0);
-    HT_CHECK(file_has(record, "keysym=0x32", 3000)); /* '2' */
-    usleep(200000);
-    desk_card_keys(record, keys, sizeof(keys));
-    printf("# keys the card got: \"%s\"\n", keys);
-    HT_EQ_STR(keys, "Hello World 42");
+    desk_case_type(&B, record, "Hello World 42", ECHO_H);
 }
 
 /* Wait up to ms until wl-paste on the Wayland desktop gives want. */

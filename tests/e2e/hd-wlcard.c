@@ -15,7 +15,11 @@
  * callback).  Keyboard and pointer may appear later (a virtual device made
  * by the host): seat capabilities are followed.
  *
- *   hd-wlcard RECORD      (WAYLAND_DISPLAY, XDG_RUNTIME_DIR from the caller)
+ *   hd-wlcard RECORD [--fullscreen]
+ *                         (WAYLAND_DISPLAY, XDG_RUNTIME_DIR from the caller)
+ *
+ * --fullscreen asks for the whole output (compositors that do not tile,
+ * such as mutter, would otherwise show it at 640x480 where they like).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -339,8 +343,9 @@ int main(int argc, char **argv)
 {
     struct wl_display *d;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: hd-wlcard RECORD\n");
+    if (argc < 2 || argc > 3 ||
+        (argc == 3 && strcmp(argv[2], "--fullscreen") != 0)) {
+        fprintf(stderr, "usage: hd-wlcard RECORD [--fullscreen]\n");
         return 2;
     }
     if ((rec = fopen(argv[1], "a")) == NULL) {
@@ -367,6 +372,8 @@ int main(int argc, char **argv)
     xdg_toplevel_add_listener(top, &top_listener, NULL);
     xdg_toplevel_set_title(top, "hd-wlcard");
     xdg_toplevel_set_app_id(top, "hd-wlcard");
+    if (argc == 3)
+        xdg_toplevel_set_fullscreen(top, NULL);
     wl_surface_commit(surf);
     while (wl_display_dispatch(d) >= 0)
         ;
