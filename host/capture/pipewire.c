@@ -1,9 +1,11 @@
 /*
  * Capture on GNOME (mutter, Wayland): a PipeWire video stream from
  * mutter's ScreenCast API (host/gnome/mutter.h), one monitor, the pointer
- * drawn into the pictures.  Driven like the wlr backend: the PipeWire
- * loop is not a thread of its own but runs inside grab(), which sleeps in
- * poll() on the loop's fd, the session bus and the wake-up fd.
+ * as metadata (SPA_META_Cursor: its position and, when it changes, its
+ * image), not in the pictures: the viewer draws it, as with XFixes on
+ * X11, and a moving pointer costs no video.  Driven like the wlr backend: the
+ * PipeWire loop is not a thread of its own but runs inside grab(), which sleeps
+ * in poll() on the loop's fd, the session bus and the wake-up fd.
  *
  * Buffers are shared memory (MemFd or MemPtr: mutter falls back to them
  * when the consumer names no DMA-BUF modifier), in a 32-bit format:
@@ -41,6 +43,10 @@
 #define BAND       16   /* rows compared and reported together */
 #define OPEN_MS    5000 /* for the stream to reach STREAMING */
 #define MAX_DAMAGE 32   /* damage regions asked for per buffer */
+/* the cursor metadata's size for a w x h image */
+#define CURSOR_META(w, h)                                                    \
+    ((int)(sizeof(struct spa_meta_cursor) + sizeof(struct spa_meta_bitmap) + \
+           (size_t)(w) * (size_t)(h)*4))
 
 struct pwcap {
     struct capture *cap;
@@ -67,6 +73,11 @@ struct pwcap {
     int n_dmg;
     struct capture_rect rects[CAPTURE_MAX_RECTS]; /* the next frame's */
     int n_rects;
+
+    /* the pointer, from the cursor metadata */
+    struct capture_cursor cursor;
+    unsigned cursor_flags; /* CAPTURE_F_CURSOR_* not yet reported */
+    uint32_t cursor_argb[CAPTURE_CURSOR_MAX * CAPTURE_CURSOR_MAX];
 };
 
 /* ---- the stream's events ------------------------------------------------ */
@@ -96,7 +107,7 @@ static void on_param(void *data, uint32_t id, const struct spa_pod *param)
     struct spa_video_info_raw raw;
     uint8_t buf[1024];
     struct spa_pod_builder b = SPA_POD_BUILDER_INIT(buf, sizeof(buf));
-    const struct spa_pod *params[3];
+    const struct spa_pod *params[4];
 
     if (id != SPA_PARAM_Format || param == NULL)
         return;
@@ -130,7 +141,14 @@ static void on_param(void *data, uint32_t id, const struct spa_pod *param)
         SPA_POD_CHOICE_RANGE_Int(sizeof(struct spa_meta_region) * MAX_DAMAGE,
                                  sizeof(struct spa_meta_region),
                                  sizeof(struct spa_meta_region) * MAX_DAMAGE));
-    pw_stream_update_params(p->stream, params, 3);
+    params[3] = spa_pod_builder_add_object(
+        &b, SPA_TYPE_OBJECT_ParamMeta, SPA_PARAM_Meta, SPA_PARAM_META_type,
+        SPA_POD_Id(SPA_META_Cursor), SPA_PARAM_META_size,
+        /* the room mutter fills: its size is mutter's choice (43: a
+         * fixed 384x384; a range that misses it loses the metadata) */
+        SPA_POD_CHOICE_RANGE_Int(CURSOR_META(64, 64), CURSOR_META(1, 1),
+                                 CURSOR_META(1024, 1024)));
+    pw_stream_update_params(p->stream, params, 4);
 }
 
 static int format_ok(uint32_t f)
@@ -242,6 +260,8 @@ static void add_damage(struct pwcap *p, struct spa_buffer *buf)
     struct spa_meta_region *reg;
     int any = 0;
 
+    if (buf->n_datas < 1 || buf->datas[0].chunk->size == 0)
+        return; /* the pointer alone changed */
     if (dm != NULL) {
         p->had_damage_meta = 1;
         spa_meta_for_each(reg, dm)
@@ -260,6 +280,64 @@ static void add_damage(struct pwcap *p, struct spa_buffer *buf)
     if (!any)
         capture_rects_add(p->dmg, &p->n_dmg, p->fw, p->fh,
                           (struct capture_rect){ 0, 0, p->fw, p->fh });
+}
+
+/*
+ * A buffer's cursor metadata into p->cursor: its place (mutter's position
+ * is the pointer's; we report it) and, with a bitmap, its image as
+ * premultiplied ARGB words (mutter sends premultiplied RGBA).  An image
+ * larger than CAPTURE_CURSOR_MAX a side, or of another format, is kept
+ * out (the viewer keeps the previous one).
+ */
+static void take_cursor(struct pwcap *p, struct spa_buffer *buf)
+{
+    struct spa_meta_cursor *mc =
+        spa_buffer_find_meta_data(buf, SPA_META_Cursor, sizeof(*mc));
+    struct spa_meta *meta = spa_buffer_find_meta(buf, SPA_META_Cursor);
+    struct spa_meta_bitmap *bm;
+    struct capture_cursor *c = &p->cursor;
+    int w, h, swap;
+
+    if (mc == NULL || !spa_meta_cursor_is_valid(mc))
+        return;
+    if (mc->position.x != c->x || mc->position.y != c->y) {
+        c->x = mc->position.x;
+        c->y = mc->position.y;
+        p->cursor_flags |= CAPTURE_F_CURSOR_MOVED;
+    }
+    if (mc->bitmap_offset < sizeof(*mc) ||
+        (size_t)mc->bitmap_offset + sizeof(*bm) > meta->size)
+        return;
+    bm = SPA_PTROFF(mc, mc->bitmap_offset, struct spa_meta_bitmap);
+    if (!spa_meta_bitmap_is_valid(bm))
+        return;
+    w = (int)bm->size.width;
+    h = (int)bm->size.height;
+    swap = bm->format == SPA_VIDEO_FORMAT_RGBA;
+    if ((!swap && bm->format != SPA_VIDEO_FORMAT_BGRA) || w <= 0 || h <= 0 ||
+        w > CAPTURE_CURSOR_MAX || h > CAPTURE_CURSOR_MAX ||
+        bm->stride < w * 4 ||
+        (size_t)mc->bitmap_offset + bm->offset + (size_t)bm->stride * h >
+            meta->size)
+        return;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *s =
+            SPA_PTROFF(bm, bm->offset + (size_t)bm->stride * y, const uint8_t);
+        for (int x = 0; x < w; x++, s += 4)
+            p->cursor_argb[y * w + x] =
+                (uint32_t)s[3] << 24 | (uint32_t)s[swap ? 0 : 2] << 16 |
+                (uint32_t)s[1] << 8 | (uint32_t)s[swap ? 2 : 0];
+    }
+    c->width = w;
+    c->height = h;
+    c->hot_x = mc->hotspot.x;
+    c->hot_y = mc->hotspot.y;
+    c->serial++;
+    c->argb = p->cursor_argb;
+    p->cursor_flags |= CAPTURE_F_CURSOR_SHAPE;
+    if (c->serial == 1)
+        hd_info(MOD, "pointer image %dx%d (hotspot %d,%d) from mutter", w, h,
+                c->hot_x, c->hot_y);
 }
 
 /* The newest buffer's picture into the frame. */
@@ -327,6 +405,7 @@ static void on_process(void *data)
     struct pw_buffer *b, *last = NULL;
 
     while ((b = pw_stream_dequeue_buffer(p->stream)) != NULL) {
+        take_cursor(p, b->buffer);
         add_damage(p, b->buffer);
         if (last != NULL)
             pw_stream_queue_buffer(p->stream, last);
@@ -400,7 +479,7 @@ static int pw_open_(struct capture *cap, const struct capture_opts *opts)
     uint64_t end;
 
     p->cap = cap;
-    if (mutter_open(&p->m, MUTTER_CAPTURE, MUTTER_CURSOR_EMBEDDED, MOD) != 0)
+    if (mutter_open(&p->m, MUTTER_CAPTURE, MUTTER_CURSOR_METADATA, MOD) != 0)
         return -ENODEV;
     pw_init(NULL, NULL);
     p->pw_inited = 1;
@@ -483,9 +562,13 @@ static int produce(struct pwcap *p, struct capture_frame *out)
     out->stride = p->stride;
     out->width = p->width;
     out->height = p->height;
-    out->flags = CAPTURE_F_PIXELS;
+    out->flags =
+        p->n_rects > 0 || p->first || p->resized ? CAPTURE_F_PIXELS : 0;
+    out->flags |= p->cursor_flags;
     if (p->first)
         out->flags |= CAPTURE_F_CURSOR_MOVED | CAPTURE_F_CURSOR_SHAPE;
+    out->cursor = p->cursor;
+    p->cursor_flags = 0;
     if (p->resized) {
         out->flags |= CAPTURE_F_RESIZED;
         hd_info(MOD, "the picture is now %dx%d", p->width, p->height);
@@ -536,7 +619,8 @@ static int pw_grab_(struct capture *cap, struct capture_frame *out,
             r = -EIO;
             break;
         }
-        if (p->fresh && p->frame != NULL && (p->n_rects > 0 || p->first)) {
+        if (p->frame != NULL &&
+            ((p->fresh && (p->n_rects > 0 || p->first)) || p->cursor_flags)) {
             r = produce(p, out);
             break;
         }

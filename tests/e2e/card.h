@@ -81,4 +81,29 @@ static inline void card_paint(uint32_t *px, int w, int h, int echo_h)
     }
 }
 
+/*
+ * The pointer image hd-wlcard --cursor sets over its window:
+ * CARD_CURSOR_W x CARD_CURSOR_H premultiplied ARGB words into px, an
+ * arrow (white, black edge) with its tip, the hotspot, at 1,1; the rest
+ * transparent.
+ */
+#define CARD_CURSOR_W  12
+#define CARD_CURSOR_H  18
+#define CARD_CURSOR_HX 1
+#define CARD_CURSOR_HY 1
+static inline void card_cursor(uint32_t *px)
+{
+    for (int y = 0; y < CARD_CURSOR_H; y++)
+        for (int x = 0; x < CARD_CURSOR_W; x++) {
+            int in = y >= 1 && x >= 1 && x <= y && y < CARD_CURSOR_H - 1 &&
+                     x < CARD_CURSOR_W - 1;
+            int edge = in && (x == 1 || x == y || y == CARD_CURSOR_H - 2 ||
+                              x == CARD_CURSOR_W - 2);
+
+            px[y * CARD_CURSOR_W + x] = !in    ? 0
+                                        : edge ? 0xff000000u
+                                               : 0xffffffffu;
+        }
+}
+
 #endif

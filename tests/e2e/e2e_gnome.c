@@ -11,8 +11,10 @@
  * Cases:
  *  - the host chose the pipewire capture and the remotedesktop input;
  *  - B's screen matches the card we drew (card_paint at the output's
- *    size): PSNR >= 35 dB (the pointer mutter draws into the picture is
- *    the only difference);
+ *    size): PSNR >= 35 dB (mutter sends the pointer as metadata: it is
+ *    not in the picture);
+ *  - that pointer (its image, as the host logs it) is the one B shows
+ *    over the viewer's window;
  *  - a click on B lands on the card where aimed;
  *  - text typed on B (upper case included) arrives as typed, and the
  *    card's echo of it shows on B (the time from typing to B's pixels is
@@ -155,7 +157,7 @@ static int gnome_start(void)
 static int setup(void)
 {
     char prog[512], out[330], err[330];
-    const char *argv[] = { prog, record, "--fullscreen", NULL };
+    const char *argv[] = { prog, record, "--fullscreen", "--cursor", NULL };
     const char *extra[] = { "--no-audio", NULL };
 
     if (srv_start(&srv, NULL, NULL) != 0) {
@@ -250,6 +252,45 @@ out:
     free(b);
 }
 
+/*
+ * The card's pointer (hd-wlcard --cursor: card_cursor()), which mutter
+ * sends as metadata, is what B shows over the viewer's window, not B's
+ * own (a hand), pixel for pixel.
+ */
+static void host_pointer_shown(void)
+{
+    uint32_t want[CARD_CURSOR_W * CARD_CURSOR_H];
+    struct desk_cursor c = { 0 };
+    int same = 0, worst = 0;
+
+    card_cursor(want);
+    HT_EQ_INT(desk_sh(&B, "xsetroot -cursor_name hand2"), 0);
+    desk_sh(&B, "xdotool mousemove 400 300 mousemove 410 305");
+    HT_CHECK(file_has(host.log, "pointer image ", 5000));
+    for (int i = 0; i < 50 && !same; i++) {
+        if (i > 0)
+            usleep(100000);
+        if (desk_cursor(&B, &c) != 0 || c.w != CARD_CURSOR_W ||
+            c.h != CARD_CURSOR_H || c.xhot != CARD_CURSOR_HX ||
+            c.yhot != CARD_CURSOR_HY)
+            continue;
+        worst = 0;
+        for (int k = 0; k < c.w * c.h; k++)
+            for (int sh = 0; sh < 32; sh += 8) {
+                int d = abs((int)(want[k] >> sh & 0xff) -
+                            (int)(c.argb[k] >> sh & 0xff));
+
+                worst = d > worst ? d : worst;
+            }
+        same = worst <= 2;
+    }
+    printf("# B's pointer over the window: %dx%d hot %d,%d (the card's: "
+           "%dx%d hot %d,%d), largest channel difference %d\n",
+           c.w, c.h, c.xhot, c.yhot, CARD_CURSOR_W, CARD_CURSOR_H,
+           CARD_CURSOR_HX, CARD_CURSOR_HY, worst);
+    HT_CHECK(same);
+}
+
 static void click_arrives(void)
 {
     desk_case_click(&B, record, 300, 200);
@@ -303,6 +344,7 @@ int main(void)
     if (up) {
         HT_RUN(gnome_backends_chosen);
         HT_RUN(picture_matches);
+        HT_RUN(host_pointer_shown);
         HT_RUN(click_arrives);
         HT_RUN(typed_text_arrives);
         HT_RUN(idle_host_cpu);

@@ -15,11 +15,13 @@
  * callback).  Keyboard and pointer may appear later (a virtual device made
  * by the host): seat capabilities are followed.
  *
- *   hd-wlcard RECORD [--fullscreen]
+ *   hd-wlcard RECORD [--fullscreen] [--cursor]
  *                         (WAYLAND_DISPLAY, XDG_RUNTIME_DIR from the caller)
  *
  * --fullscreen asks for the whole output (compositors that do not tile,
- * such as mutter, would otherwise show it at 640x480 where they like).
+ * such as mutter, would otherwise show it at 640x480 where they like);
+ * --cursor sets card_cursor() as the pointer over the window (else the
+ * compositor decides: mutter shows none).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -47,6 +49,7 @@ static struct wl_surface *surf;
 static struct xdg_surface *xsurf;
 static struct xdg_toplevel *top;
 static struct wl_buffer *buf;
+static struct wl_surface *cursor_surf; /* --cursor: its image */
 static int want_w = 640, want_h = 480, buf_w, buf_h, configured, shown;
 static uint32_t *pixels; /* the buffer's, mapped */
 static int n_echo;
@@ -70,36 +73,53 @@ static void frame_done(void *data, struct wl_callback *cb, uint32_t t)
 
 static const struct wl_callback_listener frame_listener = { frame_done };
 
+/* A w x h shm buffer of format, its pixels mapped in *px.  NULL on
+ * failure. */
+static struct wl_buffer *shm_buffer(int w, int h, uint32_t format,
+                                    uint32_t **px)
+{
+    size_t size = (size_t)w * h * 4;
+    struct wl_shm_pool *pool;
+    struct wl_buffer *b;
+    void *p;
+    int fd;
+
+    if ((fd = memfd_create("hd-wlcard", MFD_CLOEXEC)) < 0)
+        return NULL;
+    if (ftruncate(fd, (off_t)size) != 0 ||
+        (p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
+            MAP_FAILED) {
+        close(fd);
+        return NULL;
+    }
+    pool = wl_shm_create_pool(shm, fd, (int32_t)size);
+    b = wl_shm_pool_create_buffer(pool, 0, w, h, w * 4, format);
+    wl_shm_pool_destroy(pool);
+    close(fd);
+    *px = p;
+    return b;
+}
+
 /* Paint the card at the configured size into a new buffer and show it. */
 static int draw(void)
 {
-    size_t size = (size_t)want_w * want_h * 4;
-    struct wl_shm_pool *pool;
-    void *px;
-    int fd;
+    struct wl_buffer *b;
+    uint32_t *px;
 
     if (buf != NULL && buf_w == want_w && buf_h == want_h) {
         wl_surface_commit(surf);
         return 0;
     }
-    if ((fd = memfd_create("hd-wlcard", MFD_CLOEXEC)) < 0 ||
-        ftruncate(fd, (off_t)size) != 0)
-        return -1;
-    px = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (px == MAP_FAILED)
+    if ((b = shm_buffer(want_w, want_h, WL_SHM_FORMAT_XRGB8888, &px)) == NULL)
         return -1;
     card_paint(px, want_w, want_h, ECHO_H);
     if (pixels != NULL)
         munmap(pixels, (size_t)buf_w * buf_h * 4);
     pixels = px;
     n_echo = 0;
-    pool = wl_shm_create_pool(shm, fd, (int32_t)size);
     if (buf != NULL)
         wl_buffer_destroy(buf);
-    buf = wl_shm_pool_create_buffer(pool, 0, want_w, want_h, want_w * 4,
-                                    WL_SHM_FORMAT_XRGB8888);
-    wl_shm_pool_destroy(pool);
-    close(fd);
+    buf = b;
     buf_w = want_w;
     buf_h = want_h;
     wl_surface_attach(surf, buf, 0, 0);
@@ -250,6 +270,9 @@ static void pt_enter(void *data, struct wl_pointer *p, uint32_t serial,
 {
     px_x = wl_fixed_to_double(x);
     px_y = wl_fixed_to_double(y);
+    if (cursor_surf != NULL)
+        wl_pointer_set_cursor(p, serial, cursor_surf, CARD_CURSOR_HX,
+                              CARD_CURSOR_HY);
 }
 
 static void pt_leave(void *data, struct wl_pointer *p, uint32_t serial,
@@ -339,13 +362,38 @@ static void reg_remove(void *data, struct wl_registry *r, uint32_t name)
 static const struct wl_registry_listener reg_listener = { reg_global,
                                                           reg_remove };
 
+/* The pointer's image (--cursor) in a surface of its own.  0 or -1. */
+static int make_cursor(void)
+{
+    struct wl_buffer *b;
+    uint32_t *px;
+
+    b = shm_buffer(CARD_CURSOR_W, CARD_CURSOR_H, WL_SHM_FORMAT_ARGB8888, &px);
+    if (b == NULL)
+        return -1;
+    card_cursor(px);
+    cursor_surf = wl_compositor_create_surface(comp);
+    wl_surface_attach(cursor_surf, b, 0, 0);
+    wl_surface_damage_buffer(cursor_surf, 0, 0, CARD_CURSOR_W, CARD_CURSOR_H);
+    wl_surface_commit(cursor_surf);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct wl_display *d;
+    int fullscreen = 0, cursor = 0;
 
-    if (argc < 2 || argc > 3 ||
-        (argc == 3 && strcmp(argv[2], "--fullscreen") != 0)) {
-        fprintf(stderr, "usage: hd-wlcard RECORD [--fullscreen]\n");
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--fullscreen") == 0)
+            fullscreen = 1;
+        else if (strcmp(argv[i], "--cursor") == 0)
+            cursor = 1;
+        else
+            argc = 0;
+    }
+    if (argc < 2) {
+        fprintf(stderr, "usage: hd-wlcard RECORD [--fullscreen] [--cursor]\n");
         return 2;
     }
     if ((rec = fopen(argv[1], "a")) == NULL) {
@@ -372,8 +420,12 @@ int main(int argc, char **argv)
     xdg_toplevel_add_listener(top, &top_listener, NULL);
     xdg_toplevel_set_title(top, "hd-wlcard");
     xdg_toplevel_set_app_id(top, "hd-wlcard");
-    if (argc == 3)
+    if (fullscreen)
         xdg_toplevel_set_fullscreen(top, NULL);
+    if (cursor && make_cursor() != 0) {
+        fprintf(stderr, "hd-wlcard: cannot make the pointer's image\n");
+        return 1;
+    }
     wl_surface_commit(surf);
     while (wl_display_dispatch(d) >= 0)
         ;
