@@ -612,7 +612,7 @@ void desk_case_click(struct desk_screen *b, const char *record, int x, int y)
 }
 
 void desk_case_type(struct desk_screen *b, const char *record, const char *text,
-                    int echo_h)
+                    int echo_h, int wait_ms)
 {
     struct desk_rect strip = { 0, DESK_H - echo_h, DESK_W, echo_h };
     size_t size = (size_t)DESK_W * (size_t)echo_h * 3;
@@ -624,7 +624,7 @@ void desk_case_type(struct desk_screen *b, const char *record, const char *text,
     HT_CHECK(s0 != NULL && s1 != NULL && desk_grab(b, strip, s0) == 0);
     t0 = now_ms();
     HT_EQ_INT(desk_sh(b, "xdotool type --delay 20 '%s'", text), 0);
-    while (s0 != NULL && s1 != NULL && now_ms() < t0 + 3000) {
+    while (s0 != NULL && s1 != NULL && now_ms() < t0 + (uint64_t)wait_ms) {
         if (desk_grab(b, strip, s1) == 0 && memcmp(s0, s1, size) != 0) {
             ms = (int)(now_ms() - t0);
             break;
@@ -638,7 +638,7 @@ void desk_case_type(struct desk_screen *b, const char *record, const char *text,
         if (strlen(keys) >= strlen(text))
             break;
         usleep(20000);
-    } while (now_ms() < t0 + 3000);
+    } while (now_ms() < t0 + (uint64_t)wait_ms);
     usleep(200000);
     desk_card_keys(record, keys, sizeof(keys));
     printf("# keys the card got: \"%s\"\n", keys);

@@ -263,14 +263,14 @@ int desk_card_new_click(const char *record, size_t n, int *x, int *y);
  * into record.  desk_case_click: a click on b at x, y (xdotool) reaches
  * the card there (within a pixel).  desk_case_type: text typed on b
  * (xdotool, 20 ms apart) is what the card records (once it has as many
- * keys, 3 s at most, and a little later: a repeated key would show); for
- * a Wayland card (hd-wlcard), which echoes each key in its strip (the
+ * keys, wait_ms at most, and a little later: a repeated key would show);
+ * for a Wayland card (hd-wlcard), which echoes each key in its strip (the
  * bottom echo_h rows), the time from typing to the strip changing on b is
- * printed (key to screen) and must come within 3 s.
+ * printed (key to screen) and must come within wait_ms.
  */
 void desk_case_click(struct desk_screen *b, const char *record, int x, int y);
 void desk_case_type(struct desk_screen *b, const char *record, const char *text,
-                    int echo_h);
+                    int echo_h, int wait_ms);
 
 /*
  * The usual lab: open screens a and b, start hd-testcard on a at card

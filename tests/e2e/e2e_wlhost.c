@@ -174,7 +174,7 @@ static void click_arrives(void)
 /* Type on B; the card records the keys, and its echo shows on B. */
 static void typed_text_arrives(void)
 {
-    desk_case_type(&B, record, "Hello World 42", ECHO_H);
+    desk_case_type(&B, record, "Hello World 42", ECHO_H, 3000);
 }
 
 /* Wait up to ms until wl-paste on the Wayland desktop gives want. */
