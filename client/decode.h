@@ -64,13 +64,21 @@ struct dec_stats {
 int dec_new(dec_picture_cb cb, void *ud, struct dec **out);
 
 /*
- * Queue one compressed VP9 frame (copied).  Returns 0, 1 when the caller
- * should ask the host for a key frame now (rate-limited here to one
+ * Queue one compressed VP9 frame (copied) and its release list (rel_n 0:
+ * none; EncodedVideoFrame.hd_release, common/tiles.h).  Returns 0, 1 when the
+ * caller should ask the host for a key frame now (rate-limited here to one
  * request every 500 ms while frames are skipped), or a negative error
  * (-ENOMEM, HD_ETOOBIG above DEC_FRAME_MAX).
  */
 int dec_push(struct dec *d, const uint8_t *data, size_t n, int key,
-             uint64_t pts);
+             uint64_t pts, const uint8_t *rel, size_t rel_n);
+
+/*
+ * Queue one still tiles message (VideoFrame.hd_tiles, common/tiles.h;
+ * copied), drawn over the picture in order with the VP9 frames.  Returns
+ * as dec_push (1: ask for a key frame, the queue had to be dropped).
+ */
+int dec_push_tiles(struct dec *d, const uint8_t *data, size_t n);
 
 void dec_get_stats(struct dec *d, struct dec_stats *out);
 

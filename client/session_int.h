@@ -44,6 +44,7 @@ struct sess {
     char host_id[128]; /* the ID we log in to */
     uint8_t host_pk[HD_SIGN_PK_BYTES];
     int codec_warned;
+    int tiles_seen; /* a still tiles message came (logged once) */
     uint8_t salted[HD_SHA256_BYTES]; /* for sess_get_login */
     struct vxfer *xf; /* file transfer (cfg.xfer), once logged in */
 

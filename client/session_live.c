@@ -56,6 +56,24 @@ static void on_video(struct sess *s, const Hbb__VideoFrame *vf)
 
     if (s->state != ST_LIVE)
         return;
+    if (vf->union_case == HBB__VIDEO_FRAME__UNION_HD_TILES) {
+        if (!s->tiles_seen)
+            hd_info("session",
+                    "still areas come as lossless tiles (%zu "
+                    "bytes the first)",
+                    vf->hd_tiles.len);
+        s->tiles_seen = 1;
+        r = dec_push_tiles(s->dec, vf->hd_tiles.data, vf->hd_tiles.len);
+        if (r < 0)
+            hd_warn("session", "still tiles dropped: %s", hd_strerror(r));
+        pthread_mutex_lock(&s->mu);
+        s->st.video_bytes += vf->hd_tiles.len;
+        pthread_mutex_unlock(&s->mu);
+        sess_send_misc_flag(s, HBB__MISC__UNION_VIDEO_RECEIVED);
+        if (r == 1)
+            sess_send_refresh(s);
+        return;
+    }
     if (vf->union_case != HBB__VIDEO_FRAME__UNION_VP9S) {
         if (!s->codec_warned)
             hd_warn("session",
@@ -71,7 +89,7 @@ static void on_video(struct sess *s, const Hbb__VideoFrame *vf)
 
         bytes += f->data.len;
         r = dec_push(s->dec, f->data.data, f->data.len, f->key,
-                     (uint64_t)f->pts);
+                     (uint64_t)f->pts, f->hd_release.data, f->hd_release.len);
         if (r == 1)
             want_key = 1;
         else if (r < 0)

@@ -5,6 +5,7 @@
 # text and file transfer blocks with zstd) that only the host and the
 # viewer link, so the server builds without media packages.
 MEDIA_SRCS := common/venc.c common/venc_conv.c common/vdec.c common/clip.c common/files.c \
+	common/tiles.c common/venc_tiles.c \
 	common/squeeze.c
 # the OS layer: one file per system (os.h)
 OS_OTHER := common/os_$(if $(HD_WIN),posix,win).c

@@ -284,7 +284,7 @@ static int strips_alloc(struct hd_venc *v)
             NULL)
             return -1;
         s->u = s->y + (size_t)ys * 16;
-        s->v = s->u + (size_t)cs * 8;
+        s->v = s->u + (size_t)cs * (size_t)ch;
         s->ystride = ys;
         s->cstride = cs;
     }
@@ -345,6 +345,10 @@ int hd_venc_new(const struct hd_venc_config *cfg, struct hd_venc **out)
     if ((v->map = malloc(map_n)) == NULL ||
         (v->pending = calloc(1, map_n)) == NULL ||
         (v->touched = malloc(map_n)) == NULL ||
+        (v->lossy = calloc(1, map_n)) == NULL ||
+        (v->want = malloc(map_n)) == NULL ||
+        (v->tiled = calloc(1, map_n)) == NULL ||
+        (v->release = malloc(10 + map_n * 5)) == NULL ||
         (v->touched_above = calloc(v->map_rows + 1, sizeof(long long))) ==
             NULL ||
         strips_alloc(v) != 0) {
@@ -429,6 +433,10 @@ void hd_venc_free(struct hd_venc *venc)
     free(venc->map);
     free(venc->pending);
     free(venc->touched);
+    free(venc->lossy);
+    free(venc->want);
+    free(venc->tiled);
+    free(venc->release);
     free(venc->touched_above);
     for (int i = 0; i < 2; i++)
         free(venc->strips[i].y);
@@ -514,6 +522,44 @@ static int key_quality(struct hd_venc *v, int on)
         return ctl_fail(v, "the key frame quantizer");
     v->key_q_now = on;
     return 0;
+}
+
+/*
+ * A frame went out: its blocks (the active map, or all) are now coded
+ * lossy, or, in lossless mode, exact; those the viewers showed from tiles
+ * go into the packet's release list (a key frame releases all by itself).
+ * Called before clear_pending: the map holds this frame's blocks.
+ */
+static void venc_mark_coded(struct hd_venc *v, int used_map, int key)
+{
+    size_t n = (size_t)v->map_rows * v->map_cols, len = 10, head;
+    uint8_t val = v->lossless_now && !key ? 0 : 1, tmp[10];
+    long prev = -1, count = 0;
+
+    v->release_n = 0;
+    if (key) {
+        memset(v->lossy, 1, n);
+        memset(v->tiled, 0, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (used_map && !v->map[i])
+            continue;
+        v->lossy[i] = val;
+        if (!v->tiled[i])
+            continue;
+        v->tiled[i] = 0;
+        len += hd_tiles_put_index(v->release + len, (long)i, prev);
+        prev = (long)i;
+        count++;
+    }
+    if (count == 0)
+        return;
+    /* the count in front: at most 10 bytes were left for it */
+    head = hd_tiles_put_index(tmp, count, -1);
+    memcpy(v->release + 10 - head, tmp, head);
+    memmove(v->release, v->release + 10 - head, len - (10 - head));
+    v->release_n = len - (10 - head);
 }
 
 /* touched_above from touched: one pass, for the thread split's search. */
@@ -673,9 +719,13 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
         got = 1;
     }
     out->pts_ms = pts;
+    v->release_n = 0;
     if (got) {
         if (out->key)
             v->want_key = 0;
+        venc_mark_coded(v, used_map && !out->key, out->key);
+        out->release = v->release_n > 0 ? v->release : NULL;
+        out->release_n = v->release_n;
         clear_pending(v);
     } else {
         carry_over(v, in, used_map);

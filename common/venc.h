@@ -97,6 +97,11 @@ struct hd_venc_packet {
     size_t size;
     int key;        /* 1: a key frame, decodable on its own */
     int64_t pts_ms; /* the pts_ms used for this frame */
+    /* the blocks this frame codes that viewers showed from still tiles
+     * (hd_venc_tiles), as a release list (tiles.h) for
+     * EncodedVideoFrame.hd_release; NULL when none; valid as data */
+    const uint8_t *release;
+    size_t release_n;
     /* Where the call's wall time went (for benchmarks): the colour
      * conversion and the libvpx encode call, in microseconds. */
     int64_t convert_us, codec_us;
@@ -179,6 +184,22 @@ enum {
     HD_VENC_REFINE_LOSSLESS = 2
 };
 int hd_venc_refine(struct hd_venc *venc, int level);
+
+/*
+ * Still tiles (common/tiles.h) for the refinement of still areas toward
+ * viewers that decode them: of the 16x16 blocks under rects, those coded
+ * lossy since they were last coded exactly are coded from the encoder's
+ * picture as palette tiles where they fit (*msg, malloc'd, or NULL when
+ * none did; the caller frees) and count as exact from then on; those that
+ * do not fit (photo-like) come back in fallback[0..*n_fallback), block
+ * aligned, at most max_fallback (the last one grows to cover the rest),
+ * to be refined by VP9's lossless mode.  Blocks already exact are left
+ * out of both.  Returns 0, or -ENOMEM.
+ */
+int hd_venc_tiles(struct hd_venc *venc, const struct hd_venc_rect *rects,
+                  size_t n_rects, uint8_t **msg, size_t *msg_n,
+                  struct hd_venc_rect *fallback, size_t *n_fallback,
+                  size_t max_fallback);
 
 /* The configuration in effect (after hd_venc_set_rate). */
 const struct hd_venc_config *hd_venc_get_config(const struct hd_venc *venc);

@@ -23,6 +23,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "tiles.h"
 #include "venc.h"
 
 #define MOD "venc"
@@ -68,6 +69,12 @@ struct hd_venc {
     uint8_t *pending; /* blocks damaged in dropped frames */
     uint8_t *touched; /* blocks under this frame's damage (exact damage) */
     long long *touched_above; /* [r]: touched blocks in rows 0..r-1 */
+    uint8_t *lossy;           /* blocks coded lossy since they were last coded
+                               * losslessly (VP9 lossless or tiles) */
+    uint8_t *want;            /* hd_venc_tiles: blocks under its rectangles */
+    uint8_t *tiled;           /* blocks the viewers show from tiles */
+    uint8_t *release;         /* the last packet's release list (tiles.h) */
+    size_t release_n;
     struct strip strips[2];
     int refining;     /* hd_venc_refine is on: no comparison */
     int lossless_now; /* VP9E_SET_LOSSLESS in effect */

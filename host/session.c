@@ -63,7 +63,7 @@ int session_video_room(const struct session *s)
  * while every one takes it. */
 void session_video_recount(struct host *h)
 {
-    int room = 0, full = 0, i444 = 1;
+    int room = 0, full = 0, i444 = 1, tiles = 1;
 
     for (struct session *o = h->sessions; o; o = o->next) {
         if (o->state != ST_LIVE || o->xfer != NULL || o->lingering)
@@ -73,12 +73,15 @@ void session_video_recount(struct host *h)
         else
             full++;
         i444 &= o->i444;
+        tiles &= o->tiles;
     }
     if (h->video) {
         video_set_active(h->video, room > 0);
         video_set_refine_ok(h->video, full == 0);
-        if (room + full > 0)
+        if (room + full > 0) {
             video_set_i444(h->video, i444);
+            video_set_tiles(h->video, tiles);
+        }
     }
 }
 
@@ -88,6 +91,13 @@ int session_wants_i444(const Hbb__OptionMessage *o)
 
     return sd != NULL && sd->i444 != NULL && sd->i444->vp9 &&
            sd->prefer_chroma == HBB__CHROMA__I444;
+}
+
+int session_wants_tiles(const Hbb__OptionMessage *o)
+{
+    const Hbb__SupportedDecoding *sd = o ? o->supported_decoding : NULL;
+
+    return sd != NULL && (sd->hd_tiles & 1) != 0;
 }
 
 void session_close(struct session *s, const char *reason)

@@ -109,6 +109,7 @@ struct session {
     int clipboard;      /* the viewer shares its clipboard (not disabled) */
     int audio;          /* the viewer wants the desktop's sound */
     int i444;           /* the viewer decodes and prefers 4:4:4 VP9 */
+    int tiles;          /* the viewer decodes still tiles (hd_tiles) */
     struct hxfer *xfer; /* a file transfer session (no video), or NULL */
     uint64_t audio_sent, audio_dropped;
     const char *end_reason;
@@ -139,6 +140,9 @@ int session_video_room(const struct session *s);
 /* The options ask for 4:4:4 VP9 (SupportedDecoding: i444.vp9 and
  * prefer_chroma I444, as RustDesk's "true colour"). */
 int session_wants_i444(const Hbb__OptionMessage *o);
+/* The options say the viewer decodes still tiles (a homedesk viewer:
+ * SupportedDecoding.hd_tiles bit 0). */
+int session_wants_tiles(const Hbb__OptionMessage *o);
 void session_video_recount(struct host *h);
 void session_close_soon(struct session *s, const char *reason);
 /* Share monitor i of the host's list (-1: the whole screen): the video

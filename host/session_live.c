@@ -113,6 +113,7 @@ static void on_option(struct session *s, const Hbb__OptionMessage *o)
     }
     if (o->supported_decoding != NULL) {
         s->i444 = session_wants_i444(o);
+        s->tiles = session_wants_tiles(o);
         session_video_recount(h);
     }
     if (o->disable_clipboard != HBB__OPTION_MESSAGE__BOOL_OPTION__NotSet)
@@ -331,17 +332,28 @@ void session_broadcast_video(struct host *h, const struct video_frame *f)
     evf.data.len = f->len;
     evf.key = f->key;
     evf.pts = f->pts;
+    evf.hd_release.data = (uint8_t *)f->release;
     fr[0] = &evf;
     evfs.n_frames = 1;
     evfs.frames = fr;
-    vf.union_case = HBB__VIDEO_FRAME__UNION_VP9S;
-    vf.vp9s = &evfs;
+    if (f->tiles) {
+        vf.union_case = HBB__VIDEO_FRAME__UNION_HD_TILES;
+        vf.hd_tiles.data = f->data;
+        vf.hd_tiles.len = f->len;
+    } else {
+        vf.union_case = HBB__VIDEO_FRAME__UNION_VP9S;
+        vf.vp9s = &evfs;
+    }
     vf.display = 0;
     m.union_case = HBB__MESSAGE__UNION_VIDEO_FRAME;
     m.video_frame = &vf;
     for (s = h->sessions; s != NULL; s = next) {
         next = s->next;
         if (s->state != ST_LIVE || s->lingering || s->xfer != NULL)
+            continue;
+        /* tiles only to viewers that decode them (one queued before a
+         * viewer without joined), and only over a picture it has */
+        if (f->tiles && (!s->tiles || s->need_key))
             continue;
         if (s->need_key && !f->key) {
             s->frames_dropped++;
@@ -363,6 +375,8 @@ void session_broadcast_video(struct host *h, const struct video_frame *f)
             want_key = 1;
             continue;
         }
+        /* a homedesk extension: to viewers that have it only */
+        evf.hd_release.len = s->tiles && f->release ? f->release_len : 0;
         if (session_send_msg(s, &m) == 0) {
             s->frames_sent++;
             s->bytes_sent += f->len;

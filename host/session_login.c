@@ -294,6 +294,7 @@ void session_on_login(struct session *s, const Hbb__LoginRequest *lr)
     session_audio_recount(h);
     s->need_key = 1;
     s->i444 = session_wants_i444(lr->option);
+    s->tiles = session_wants_tiles(lr->option);
     s->acks = lr->video_ack_required;
     s->last_ack_ms = session_now_ms(s);
     if (s->acks)

@@ -65,6 +65,7 @@ struct video {
     atomic_int want_key;
     atomic_int refine_ok; /* every viewer has room for a frame */
     atomic_int i444;      /* video_set_i444 */
+    atomic_int tiles;     /* video_set_tiles */
     atomic_int width, height;
     /* capture thread only */
     struct capture_frame last;
@@ -254,10 +255,15 @@ static int encode(struct video *v, const struct capture_frame *full, int key,
         return r;
     if (pkt.size == 0)
         return 0;
-    if ((out->data = malloc(pkt.size)) == NULL)
+    if ((out->data = malloc(pkt.size + pkt.release_n)) == NULL)
         return -ENOMEM;
     memcpy(out->data, pkt.data, pkt.size);
     out->len = pkt.size;
+    if (pkt.release_n > 0) {
+        memcpy(out->data + pkt.size, pkt.release, pkt.release_n);
+        out->release = out->data + pkt.size;
+        out->release_len = pkt.release_n;
+    }
     out->key = pkt.key;
     out->pts = pkt.pts_ms;
     out->width = f->width;
@@ -356,6 +362,61 @@ static int refine_take(struct video *v)
     return n;
 }
 
+/*
+ * Refine with still tiles: every area to refine is offered to the tile
+ * coder at once (a few bytes a block of text); what it refuses stays in
+ * v->refine for VP9's lossless mode.  Returns how many areas are left.
+ */
+static int refine_tiles(struct video *v, uint64_t now)
+{
+    struct capture_frame all = v->last, part;
+    const struct capture_frame *f = &all;
+    struct capture_rect g = { 0, 0, 0, 0 };
+    struct hd_venc_rect fb[CAPTURE_MAX_RECTS];
+    struct video_frame out;
+    size_t n_fb = 0;
+    uint8_t *msg;
+    size_t len;
+    int r;
+
+    all.rects = v->refine;
+    all.n_rects = v->n_refine;
+    if (crop(v, &all, &part) == 0) {
+        f = &part;
+        pthread_mutex_lock(&v->lock);
+        g = v->region;
+        pthread_mutex_unlock(&v->lock);
+    }
+    if (v->enc == NULL || v->enc_w != f->width || v->enc_h != f->height)
+        return v->n_refine; /* a new encoder first (VP9) */
+    for (int i = 0; i < f->n_rects; i++)
+        v->rects[i] = (struct hd_venc_rect){ f->rects[i].x, f->rects[i].y,
+                                             f->rects[i].w, f->rects[i].h };
+    if ((r = hd_venc_tiles(v->enc, v->rects, (size_t)f->n_rects, &msg, &len, fb,
+                           &n_fb, CAPTURE_MAX_RECTS)) != 0) {
+        hd_error(MOD, "still tiles failed: %s", hd_strerror(r));
+        return v->n_refine;
+    }
+    v->n_refine = 0;
+    for (size_t i = 0; i < n_fb; i++)
+        v->refine[v->n_refine++] =
+            (struct capture_rect){ fb[i].x + g.x, fb[i].y + g.y, fb[i].w,
+                                   fb[i].h };
+    if (msg != NULL) {
+        memset(&out, 0, sizeof(out));
+        out.data = msg;
+        out.len = len;
+        out.tiles = 1;
+        out.pts = (int64_t)((now - v->t0_us) / 1000);
+        out.width = f->width;
+        out.height = f->height;
+        hd_debug(MOD, "frame %zu bytes (tiles), %d areas, %d left for VP9", len,
+                 f->n_rects, v->n_refine);
+        push(v, &out);
+    }
+    return v->n_refine;
+}
+
 static void *run(void *arg)
 {
     struct video *v = arg;
@@ -442,6 +503,10 @@ static void *run(void *arg)
                 refine_add(v, f.rects[i]);
             v->changed_us = now;
         } else { /* still: code a part of the changed areas losslessly */
+            if (atomic_load(&v->tiles) && refine_tiles(v, now) == 0) {
+                v->tokens -= 1;
+                continue; /* all of it went as tiles */
+            }
             f = v->last;
             f.n_rects = refine_take(v);
             f.rects = v->refine_now;
@@ -459,9 +524,9 @@ static void *run(void *arg)
             continue;
         }
         if (r == 1) {
-            hd_debug(MOD, "frame %zu bytes%s%s, %d areas", out.len,
+            hd_debug(MOD, "frame %zu bytes%s%s, %d areas, %zu release", out.len,
                      out.key ? " key" : "", refining ? " (refining)" : "",
-                     f.n_rects);
+                     f.n_rects, out.release_len);
             push(v, &out);
         }
     }
@@ -595,6 +660,11 @@ void video_set_i444(struct video *v, int on)
 {
     if (atomic_exchange(&v->i444, on != 0) != (on != 0))
         video_request_key(v); /* a new encoder, from a key frame */
+}
+
+void video_set_tiles(struct video *v, int on)
+{
+    atomic_store(&v->tiles, on != 0);
 }
 
 void video_request_key(struct video *v)

@@ -43,6 +43,11 @@ struct video_frame {
     int key;
     int64_t pts; /* milliseconds since the stream started */
     int width, height;
+    int tiles; /* 1: data is a still tiles message (common/tiles.h, sent
+                * as VideoFrame.hd_tiles), not VP9 */
+    const uint8_t *release; /* VP9: EncodedVideoFrame.hd_release (inside
+                             * data's allocation), or NULL */
+    size_t release_len;
 };
 
 /* The pointer as captured: position on the screen, and its shape. */
@@ -92,6 +97,15 @@ void video_set_refine_ok(struct video *v, int ok);
  * the stream with a key frame.  Any thread.
  */
 void video_set_i444(struct video *v, int on);
+
+/*
+ * 1 while every viewer decodes still tiles (SupportedDecoding.hd_tiles):
+ * still areas are then refined with tiles where they fit (text, flat
+ * areas: a few bytes a block) and with VP9's lossless mode elsewhere.
+ * Tiles frames already queued when it goes to 0 are the caller's to
+ * hold back from viewers without it.  Any thread.
+ */
+void video_set_tiles(struct video *v, int on);
 
 /* Make the next frame a key frame (whole screen). */
 void video_request_key(struct video *v);

@@ -139,9 +139,10 @@ $(O)/tests/fuzz/%: $(O)/tests/fuzz/%.o $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ \
 		$(PKG_LIBS_COMMON) -lm
-# The clipboard target needs the media library (zstd).
-$(O)/tests/fuzz/fuzz_clip.o: OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_MEDIA)
-$(O)/tests/fuzz/fuzz_clip: $(O)/tests/fuzz/fuzz_clip.o $(LIBMEDIA) $(LIBCOMMON)
+# The clipboard and still tiles targets need the media library (zstd).
+FUZZ_MEDIA := $(O)/tests/fuzz/fuzz_clip $(O)/tests/fuzz/fuzz_tiles
+$(FUZZ_MEDIA:%=%.o): OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_MEDIA)
+$(FUZZ_MEDIA): %: %.o $(LIBMEDIA) $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ \
 		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lm

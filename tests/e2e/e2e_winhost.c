@@ -226,8 +226,9 @@ static double against_a(const uint8_t *pic, int w, int h)
 
 static void headless_by_id_matches(void)
 {
-    /* a still screen: the key frame and its refinements */
-    const char *extra[] = { "--frames", "3", "--timeout", "20", NULL };
+    /* a still screen: the key frame and its refinement (one message of
+     * still tiles toward our viewer: common/tiles.h) */
+    const char *extra[] = { "--frames", "2", "--timeout", "20", NULL };
     struct desk_viewer hv;
     char dir[300], png[330];
     uint8_t *pic = NULL;
@@ -401,7 +402,8 @@ static void clipboard_both_ways(void)
 
 static void relay_session(void)
 {
-    const char *extra[] = { "--force-relay", "--frames", "5", NULL };
+    /* the key frame and the refinement's tiles: all a still screen sends */
+    const char *extra[] = { "--force-relay", "--frames", "2", NULL };
     struct desk_viewer hv;
     char dir[300], out[4096] = "";
 

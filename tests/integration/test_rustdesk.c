@@ -493,6 +493,68 @@ static void acks_pace_video(void)
 }
 
 /*
+ * A RustDesk client (its SupportedDecoding has no hd_tiles) gets plain
+ * VP9 only, also once the screen is still: the still areas are refined by
+ * VP9's lossless mode, never sent as VideoFrame.hd_tiles nor with
+ * EncodedVideoFrame.hd_release (homedesk extensions, common/tiles.h).
+ * The fake screen stops after 10 frames.
+ */
+static void plain_vp9_when_still(void)
+{
+    const char *extra[] = { "--fake-interval-ms", "20", "--fake-frames", "10",
+                            NULL };
+    struct hostp h;
+    struct rdp p;
+    Hbb__Message *m;
+    int vp9 = 0, other = 0, release = 0, live = 0, refined = 0;
+    uint64_t deadline;
+
+    memset(&p, 0, sizeof(p));
+    p.fd = -1;
+    HT_CHECK(host_start(&h, "still-host", NULL, extra) == 0);
+    live = web_connect(&p, &h, 1) == 0;
+    HT_CHECK(live);
+    deadline = now_ms() + T;
+    /* until the refinement went out, and half a second more */
+    while (live && now_ms() < deadline) {
+        if (!refined && file_has(h.log, "(refining)", 0)) {
+            refined = 1;
+            if (deadline > now_ms() + 500)
+                deadline = now_ms() + 500;
+        }
+        if ((m = rdp_recv(&p, 300)) == NULL)
+            continue;
+        if (m->union_case == HBB__MESSAGE__UNION_VIDEO_FRAME) {
+            const Hbb__VideoFrame *vf = m->video_frame;
+
+            if (vf->union_case == HBB__VIDEO_FRAME__UNION_VP9S) {
+                vp9++;
+                for (size_t i = 0; i < vf->vp9s->n_frames; i++)
+                    release += vf->vp9s->frames[i]->hd_release.len > 0;
+            } else {
+                other++;
+            }
+            send_acks(&p, 1);
+        } else if (m->union_case == HBB__MESSAGE__UNION_TEST_DELAY &&
+                   !m->test_delay->from_client) {
+            rdp_send(&p, m);
+        }
+        hbb__message__free_unpacked(m, NULL);
+    }
+    printf("# %d VP9 frames, %d others, %d with a release list\n", vp9, other,
+           release);
+    HT_CHECK(file_has(h.log, "(refining)", 0));
+    HT_CHECK(!file_has(h.log, "(tiles)", 0));
+    HT_CHECK(vp9 >= 2);
+    HT_EQ_INT(other, 0);
+    HT_EQ_INT(release, 0);
+    if (ht_case_failures())
+        dump("host", h.log);
+    rdp_cleanup(&p);
+    host_stop(&h);
+}
+
+/*
  * The pointer, as RustDesk's host sends it: at login the shape
  * (CursorData: the shape's id, hotspot, size, colors = zstd of RGBA) and
  * the position (CursorPosition).  The fake screen's pointer: an 8x8
@@ -716,6 +778,7 @@ int main(void)
         HT_RUN(relay_setting_first);
         HT_RUN(web_client_symmetric);
         HT_RUN(acks_pace_video);
+        HT_RUN(plain_vp9_when_still);
         HT_RUN(cursor_messages);
         HT_RUN(seq_typing);
         rdp_cleanup(&web);
