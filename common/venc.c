@@ -437,6 +437,7 @@ void hd_venc_free(struct hd_venc *venc)
     free(venc->want);
     free(venc->tiled);
     free(venc->release);
+    free(venc->tiles_msg);
     free(venc->touched_above);
     for (int i = 0; i < 2; i++)
         free(venc->strips[i].y);
@@ -469,6 +470,11 @@ int hd_venc_set_rate(struct hd_venc *venc, int kbps, int fps)
     venc->cfg = c;
     venc->vcfg = vc;
     return 0;
+}
+
+void hd_venc_tile_first(struct hd_venc *venc, int on)
+{
+    venc->tile_first = on != 0;
 }
 
 int hd_venc_refine(struct hd_venc *venc, int level)
@@ -663,6 +669,26 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
 
     t0 = venc_now_us();
     used_map = prepare(v, in);
+    free(v->tiles_msg);
+    v->tiles_msg = NULL;
+    v->tiles_n = 0;
+    v->release_n = 0;
+    if (v->tile_first && used_map && !v->want_key && !v->refining) {
+        int left = 0;
+
+        if ((r = venc_tiles_first(v)) != 0)
+            return r;
+        out->tiles = v->tiles_msg;
+        out->tiles_n = v->tiles_n;
+        for (size_t i = 0; i < (size_t)v->map_rows * v->map_cols && !left; i++)
+            left = v->map[i];
+        if (!left) { /* nothing for VP9 */
+            out->convert_us = venc_now_us() - t0;
+            out->pts_ms = in->pts_ms;
+            clear_pending(v);
+            return 0;
+        }
+    }
     out->convert_us = venc_now_us() - t0;
     memset(&am, 0, sizeof(am));
     am.rows = v->map_rows;
@@ -719,7 +745,6 @@ int hd_venc_encode(struct hd_venc *venc, const struct hd_venc_input *in,
         got = 1;
     }
     out->pts_ms = pts;
-    v->release_n = 0;
     if (got) {
         if (out->key)
             v->want_key = 0;

@@ -75,6 +75,9 @@ struct hd_venc {
     uint8_t *tiled;           /* blocks the viewers show from tiles */
     uint8_t *release;         /* the last packet's release list (tiles.h) */
     size_t release_n;
+    int tile_first;     /* hd_venc_tile_first */
+    uint8_t *tiles_msg; /* the last packet's tiles (malloc'd) */
+    size_t tiles_n;
     struct strip strips[2];
     int refining;     /* hd_venc_refine is on: no comparison */
     int lossless_now; /* VP9E_SET_LOSSLESS in effect */
@@ -90,6 +93,9 @@ struct hd_venc {
     unsigned job_gen, done_gen; /* under mu */
     struct conv_job job;        /* under mu until job_gen is taken */
 };
+
+/* venc_tiles.c */
+int venc_tiles_first(struct hd_venc *v);
 
 /* venc_conv.c */
 void venc_helper_start(struct hd_venc *v);

@@ -39,6 +39,56 @@ static void fallback_add(const struct hd_venc *v, unsigned r, unsigned c0,
     }
 }
 
+/* The encoder's picture, as the tile coder reads it. */
+static void tiles_pic(const struct hd_venc *v, struct hd_tiles_pic *pic)
+{
+    for (int p = 0; p < 3; p++) {
+        pic->plane[p] = v->img.planes[p];
+        pic->stride[p] = v->img.stride[p];
+    }
+    pic->w = v->cfg.width;
+    pic->h = v->cfg.height;
+    pic->cs = v->cs;
+}
+
+/* Block i goes as a tile: exact on the viewers, and theirs until a VP9
+ * frame releases it. */
+static void mark_tiled(struct hd_venc *v, size_t i)
+{
+    v->lossy[i] = 0;
+    v->tiled[i] = 1;
+}
+
+/*
+ * Tile first (venc.h): the blocks of this frame's active map that fit a
+ * palette go into v->tiles_msg and leave the map.  0 or -ENOMEM.
+ */
+int venc_tiles_first(struct hd_venc *v)
+{
+    struct hd_tiles_pic pic;
+    struct hd_tiles_enc e;
+    size_t n = (size_t)v->map_rows * v->map_cols;
+    int r;
+
+    tiles_pic(v, &pic);
+    if (hd_tiles_begin(&e, &pic) != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!v->map[i])
+            continue;
+        r = hd_tiles_add(&e, (int)(i % v->map_cols), (int)(i / v->map_cols));
+        if (r < 0) {
+            hd_tiles_abort(&e);
+            return r;
+        }
+        if (r == 1) {
+            v->map[i] = 0;
+            mark_tiled(v, i);
+        }
+    }
+    return hd_tiles_finish(&e, &v->tiles_msg, &v->tiles_n);
+}
+
 int hd_venc_tiles(struct hd_venc *venc, const struct hd_venc_rect *rects,
                   size_t n_rects, uint8_t **msg, size_t *msg_n,
                   struct hd_venc_rect *fallback, size_t *n_fallback,
@@ -57,13 +107,7 @@ int hd_venc_tiles(struct hd_venc *venc, const struct hd_venc_rect *rects,
     for (size_t i = 0; i < n_rects; i++)
         if (venc_clip_rect(v, &rects[i], &x0, &y0, &x1, &y1))
             venc_mark_blocks(v, v->want, x0, y0, x1, y1);
-    for (int p = 0; p < 3; p++) {
-        pic.plane[p] = v->img.planes[p];
-        pic.stride[p] = v->img.stride[p];
-    }
-    pic.w = v->cfg.width;
-    pic.h = v->cfg.height;
-    pic.cs = v->cs;
+    tiles_pic(v, &pic);
     if (!v->have_frame || hd_tiles_begin(&e, &pic) != 0)
         return 0; /* nothing coded yet: nothing to refine */
     for (unsigned br = 0; br < v->map_rows; br++) {
@@ -78,10 +122,8 @@ int hd_venc_tiles(struct hd_venc *venc, const struct hd_venc_rect *rects,
                     hd_tiles_abort(&e);
                     return r;
                 }
-                if (r == 1) {
-                    v->lossy[i] = 0;
-                    v->tiled[i] = 1;
-                }
+                if (r == 1)
+                    mark_tiled(v, i);
                 refused = r == 0;
             }
             if (refused && !in_run) {

@@ -180,6 +180,28 @@ static int crop(struct video *v, const struct capture_frame *f,
     return 0;
 }
 
+static void push(struct video *v, struct video_frame *f);
+
+/* Queue a still tiles message (a copy of msg) for a picture like f. */
+static int push_tiles(struct video *v, const uint8_t *msg, size_t n,
+                      int64_t pts, const struct capture_frame *f)
+{
+    struct video_frame out;
+
+    memset(&out, 0, sizeof(out));
+    if ((out.data = malloc(n)) == NULL)
+        return -ENOMEM;
+    memcpy(out.data, msg, n);
+    out.len = n;
+    out.tiles = 1;
+    out.pts = pts;
+    out.width = f->width;
+    out.height = f->height;
+    hd_debug(MOD, "frame %zu bytes (tiles first)", n);
+    push(v, &out);
+    return 0;
+}
+
 static int encode(struct video *v, const struct capture_frame *full, int key,
                   struct video_frame *out)
 {
@@ -251,7 +273,11 @@ static int encode(struct video *v, const struct capture_frame *full, int key,
         in.rects = v->rects;
         in.n_rects = (size_t)f->n_rects;
     }
+    hd_venc_tile_first(v->enc, atomic_load(&v->tiles));
     if ((r = hd_venc_encode(v->enc, &in, &pkt)) != 0)
+        return r;
+    if (pkt.tiles != NULL &&
+        (r = push_tiles(v, pkt.tiles, pkt.tiles_n, pkt.pts_ms, f)) != 0)
         return r;
     if (pkt.size == 0)
         return 0;

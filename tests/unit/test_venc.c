@@ -5,7 +5,10 @@
  * of the source; static frames; damage-only conversion (also split
  * between two threads) against full conversion; exact damage (over-reported
  * areas give the same stream as the true ones); key frames on request decoded
- * by a fresh decoder; a rate change mid-stream; bad settings and bad packets.
+ * by a fresh decoder; a rate change mid-stream; bad settings and bad packets;
+ * tile first: text changes go as exact tiles without VP9, a photo-like
+ * change in a tiled block goes to VP9 and releases it, key frames stay
+ * VP9.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include "err.h"
 #include "tests/harness.h"
 #include "tests/synth.h"
+#include "tiles.h"
 #include "vdec.h"
 #include "venc.h"
 
@@ -836,6 +840,80 @@ static void test_colour_text_i444(void)
     HT_CHECK(p420 < 40); /* what 4:4:4 is for */
 }
 
+/* Fill block (bx, by) of f with a pattern: text-like (two colours) or
+ * photo-like (every pixel its own grey). */
+static void paint_block(struct frame *f, int bx, int by, int photo)
+{
+    for (int y = by * 16; y < by * 16 + 16; y++)
+        for (int x = bx * 16; x < bx * 16 + 16; x++) {
+            uint8_t *p = f->bgra + (size_t)y * f->stride + (size_t)x * 4;
+            uint8_t g = photo ? (uint8_t)((x * 37 + y * 101) & 0xff)
+                              : ((x + y) % 5 == 0 ? 0 : 255);
+
+            p[0] = p[1] = p[2] = g;
+            p[3] = 0xff;
+        }
+}
+
+static void test_tile_first(void)
+{
+    struct hd_venc_config cfg;
+    struct hd_venc *enc = NULL;
+    struct hd_venc_packet pkt;
+    struct hd_venc_rect r = { 16, 16, 16, 16 };
+    struct hd_venc_input in = { NULL, 0, 0, NULL, 0 };
+    struct frame f;
+    uint8_t y[128 * 64], u[64 * 32], v[64 * 32], owned[8 * 4];
+    struct hd_tiles_pic pic = { { y, u, v }, { 128, 64, 64 }, 128, 64, 1 };
+    struct hd_tiles_rect d;
+
+    frame_init(&f, 128, 64);
+    memset(f.bgra, 0xff, f.stride * 64);
+    hd_venc_config_default(&cfg, 128, 64, 30, 300);
+    HT_EQ_INT(hd_venc_new(&cfg, &enc), 0);
+    if (enc == NULL)
+        goto out;
+    in.bgra = f.bgra;
+    in.stride = f.stride;
+    hd_venc_tile_first(enc, 1);
+    /* the first frame is a key frame: VP9, no tiles */
+    HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), 0);
+    HT_CHECK(pkt.size > 0 && pkt.key && pkt.tiles == NULL);
+    /* text in block (1, 1): a tile, exact, and nothing for VP9 */
+    paint_block(&f, 1, 1, 0);
+    frame_ref(&f);
+    in.rects = &r;
+    in.n_rects = 1;
+    in.pts_ms = 33;
+    HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), 0);
+    HT_CHECK(pkt.tiles != NULL && pkt.size == 0);
+    memset(y, 0, sizeof(y));
+    memset(owned, 0, sizeof(owned));
+    HT_CHECK(pkt.tiles != NULL &&
+             hd_tiles_decode(pkt.tiles, pkt.tiles_n, &pic, &d, owned) == 0);
+    HT_CHECK(d.x == 16 && d.y == 16 && d.w == 16 && d.h == 16);
+    HT_EQ_INT(owned[9], 1);
+    for (int row = 16; row < 32; row++)
+        HT_CHECK(memcmp(y + row * 128 + 16, f.y + row * 128 + 16, 16) == 0);
+    /* a photo over it: VP9 codes the block and releases it */
+    paint_block(&f, 1, 1, 1);
+    in.pts_ms = 66;
+    HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), 0);
+    HT_CHECK(pkt.size > 0 && pkt.tiles == NULL && pkt.release != NULL);
+    HT_CHECK(pkt.release != NULL &&
+             hd_tiles_release(pkt.release, pkt.release_n, 32, owned) == 0);
+    HT_EQ_INT(owned[9], 0);
+    /* off: text goes to VP9 again */
+    hd_venc_tile_first(enc, 0);
+    paint_block(&f, 1, 1, 0);
+    in.pts_ms = 99;
+    HT_EQ_INT(hd_venc_encode(enc, &in, &pkt), 0);
+    HT_CHECK(pkt.size > 0 && pkt.tiles == NULL && pkt.release == NULL);
+out:
+    hd_venc_free(enc);
+    frame_cleanup(&f);
+}
+
 int main(void)
 {
     ht_init("venc");
@@ -852,5 +930,6 @@ int main(void)
     HT_RUN(test_bad_input);
     HT_RUN(test_refine_lossless);
     HT_RUN(test_colour_text_i444);
+    HT_RUN(test_tile_first);
     return ht_finish();
 }
