@@ -179,11 +179,12 @@ $(O)/tests/bench/%: $(O)/tests/bench/%.o $(ITEST_SUPPORT_OBJS) $(LIBMEDIA) \
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_SERVER) \
 		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
 
-# bench_session drives two Xvfb displays with the e2e support code.
-$(O)/tests/bench/bench_session: $(E2E_LIB_OBJS)
+# bench_session drives two Xvfb displays with the e2e support code (and
+# the harness, which desk.c's case helpers report through).
+$(O)/tests/bench/bench_session: $(E2E_LIB_OBJS) $(HARNESS_OBJ)
 $(O)/tests/bench/bench_session: PKG_LIBS_SERVER += $(E2E_LIBS)
 # bench_peers too, and polls the viewer's display through MIT-SHM.
-$(O)/tests/bench/bench_peers: $(E2E_LIB_OBJS)
+$(O)/tests/bench/bench_peers: $(E2E_LIB_OBJS) $(HARNESS_OBJ)
 $(O)/tests/bench/bench_peers: PKG_LIBS_SERVER += $(E2E_LIBS) \
 	$(filter -lxcb-shm,$(PKG_LIBS_HOST))
 
