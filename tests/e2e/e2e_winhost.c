@@ -68,25 +68,58 @@ static int wine_sh(const char *cmd)
                    wine_env[2], wine_env[3], wine_env[4], cmd);
 }
 
+/* Wine starts and runs a program in the prefix: 0, else nonzero (the
+ * output appended to out). */
+static int wine_runs(const char *out)
+{
+    char boot[800], run[800];
+
+    snprintf(boot, sizeof(boot), "wineboot -i >>%s 2>&1", out);
+    snprintf(run, sizeof(run), "wine cmd /c exit 0 >>%s 2>&1", out);
+    return wine_sh(boot) != 0 || wine_sh(run) != 0;
+}
+
 /* The Wine prefix (build-win/wine, kept: creating one takes ~20 s) is
- * ready and Wine runs a program.  0, or -1 with why in why. */
+ * ready and Wine runs a program.  A prefix that Wine cannot start in (one
+ * left half made by a killed wineboot, or with a damaged system32: "could
+ * not load kernel32.dll") is not fixed by Wine itself and would skip this
+ * test in every later run: it is deleted and made again, once.  0, or -1
+ * with why in why. */
 static int wine_ready(char *why, size_t cap)
 {
-    char out[400], boot[800], run[800];
+    char out[400];
 
     snprintf(out, sizeof(out), "%s/wine.out", tmpdir);
     if (desk_sh(NULL, "wine --version >%s 2>&1", out) != 0) {
         snprintf(why, cap, "wine is not installed (tools/deps.sh win64)");
         return -1;
     }
-    snprintf(boot, sizeof(boot), "wineboot -i >>%s 2>&1", out);
-    snprintf(run, sizeof(run), "wine cmd /c exit 0 >>%s 2>&1", out);
-    if (wine_sh(boot) != 0 || wine_sh(run) != 0) {
-        desk_dump("wine", out);
-        snprintf(why, cap, "wine cannot run a program here (prefix %s)",
+    if (wine_runs(out) == 0)
+        return 0;
+    desk_dump("wine in the kept prefix", out);
+    printf("# the Wine prefix %s runs no program: deleting it and making "
+           "a fresh one\n",
+           prefix);
+    /* its wineserver (if one lingers) must not outlive the files */
+    (void)wine_sh("wineserver -k >/dev/null 2>&1");
+    if (desk_sh(NULL, "rm -rf '%s'", prefix) != 0) {
+        snprintf(why, cap,
+                 "could not delete the broken Wine prefix %s: "
+                 "delete it by hand",
                  prefix);
         return -1;
     }
+    desk_sh(NULL, ": >%s", out);
+    if (wine_runs(out) != 0) {
+        desk_dump("wine in a fresh prefix", out);
+        snprintf(why, cap,
+                 "wine cannot run a program here, even in a fresh "
+                 "prefix %s (its output above; try 'WINEPREFIX=%s wine cmd "
+                 "/c exit 0')",
+                 prefix, prefix);
+        return -1;
+    }
+    printf("# a fresh Wine prefix %s runs programs\n", prefix);
     return 0;
 }
 
@@ -465,7 +498,7 @@ static void idle_host_cpu(void)
 int main(void)
 {
     const char *dir = getenv("HD_WIN_BUILD_DIR");
-    char why[200];
+    char why[800];
 
     ht_init("e2e-windows-host");
     signal(SIGPIPE, SIG_IGN);
