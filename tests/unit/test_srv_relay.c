@@ -779,6 +779,11 @@ static int write_file(const char *path, const char *text)
     return fclose(f);
 }
 
+static int one_blacklisted(const struct relay_stats *st)
+{
+    return st->blacklist_size == 1;
+}
+
 static void lists(void)
 {
     struct relay_config cfg;
@@ -819,8 +824,8 @@ static void lists(void)
     srv_call(&s, reload_fn, &ret);
     HT_EQ_INT(ret, 0);
     HT_EQ_INT(write_file(black, "::ffff:127.0.0.1\n"), 0);
-    sleep_ms(300);
-    srv_stats(&s, &st);
+    /* read at the next mtime poll (every 50 ms, on the relay's loop) */
+    HT_CHECK(wait_stats(&s, &st, one_blacklisted));
     HT_EQ_INT(st.blocklist_size, 1);
     HT_EQ_INT(st.blacklist_size, 1);
     HT_EQ_INT(make_pair(s.port, "8b-black", "", &fa, &fb), 0);
