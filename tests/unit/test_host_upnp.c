@@ -1,6 +1,9 @@
 /*
  * Unit tests for host/upnp (the NAT-PMP side of port mapping) against a
- * fake NAT-PMP gateway (RFC 6886) on 127.0.0.1:5351 in a thread: the
+ * fake NAT-PMP gateway (RFC 6886) on port 5351 of a loopback address of
+ * this run's own (127.X.Y.Z, picked at random: the port is fixed, and a
+ * gateway on 127.0.0.1 met another run of this test on the same machine,
+ * each taking the other's requests) in a thread: the
  * request on the wire (opcode, ports, lifetime), a public port other than
  * the one asked for, the granted lease, removal (lifetime 0), an error
  * answer, no gateway at all, and on a libuv loop the whole cycle: mapping
@@ -14,6 +17,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -43,6 +48,16 @@ static struct {
     uint32_t max_life; /* the lifetime we grant at most */
     uint16_t error;    /* result code for map requests (0 ok) */
 } gw = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* The fake gateway's address: see the top. */
+static char gw_ip[INET_ADDRSTRLEN];
+
+static void gw_pick(void)
+{
+    srand((unsigned)time(NULL) ^ (unsigned)getpid() << 8);
+    snprintf(gw_ip, sizeof(gw_ip), "127.%u.%u.%u", 1 + (unsigned)rand() % 254,
+             (unsigned)rand() % 256, 1 + (unsigned)rand() % 254);
+}
 
 static void put16(uint8_t *p, uint32_t v)
 {
@@ -101,15 +116,14 @@ static void *gw_main(void *arg)
 static int gw_start(uint16_t ext, uint32_t max_life, uint16_t error)
 {
     struct sockaddr_in me;
-    int one = 1;
 
     memset(&me, 0, sizeof(me));
     me.sin_family = AF_INET;
     me.sin_port = htons(5351);
-    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    inet_pton(AF_INET, gw_ip, &me.sin_addr);
     if ((gw.fd = socket(AF_INET, SOCK_DGRAM, 0)) < 0)
         return -errno;
-    setsockopt(gw.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* no SO_REUSEADDR: a second gateway here must fail, not share */
     if (bind(gw.fd, (struct sockaddr *)&me, sizeof(me)) != 0) {
         int r = -errno;
 
@@ -141,7 +155,7 @@ static int gw_count(void)
     return n;
 }
 
-static const struct upnp_cfg cfg = { .natpmp_gateway = "127.0.0.1",
+static const struct upnp_cfg cfg = { .natpmp_gateway = gw_ip,
                                      .natpmp_ms = 800,
                                      .no_igd = 1 };
 
@@ -151,7 +165,7 @@ static void test_map_and_unmap(void)
     char why[256];
 
     if (gw_start(40001, 7200, 0) != 0) {
-        ht_fail(__FILE__, __LINE__, "cannot bind 127.0.0.1:5351");
+        ht_fail(__FILE__, __LINE__, "cannot bind %s:5351", gw_ip);
         return;
     }
     HT_EQ_INT(upnp_map(&cfg, 21120, 0, NULL, &l, why, sizeof(why)), 0);
@@ -179,7 +193,7 @@ static void test_refused(void)
     char why[256];
 
     if (gw_start(0, 7200, 2 /* not authorized */) != 0) {
-        ht_fail(__FILE__, __LINE__, "cannot bind 127.0.0.1:5351");
+        ht_fail(__FILE__, __LINE__, "cannot bind %s:5351", gw_ip);
         return;
     }
     HT_EQ_INT(upnp_map(&cfg, 21120, 0, NULL, &l, why, sizeof(why)), -EPERM);
@@ -235,14 +249,14 @@ static void on_guard(uv_timer_t *t)
 
 static void test_lease_cycle(void)
 {
-    static const struct upnp_cfg c = { .natpmp_gateway = "127.0.0.1",
+    static const struct upnp_cfg c = { .natpmp_gateway = gw_ip,
                                        .natpmp_ms = 800,
                                        .no_igd = 1 };
     uv_loop_t loop;
     uv_timer_t guard;
 
     if (gw_start(40002, 2 /* s: renew after 1 s */, 0) != 0) {
-        ht_fail(__FILE__, __LINE__, "cannot bind 127.0.0.1:5351");
+        ht_fail(__FILE__, __LINE__, "cannot bind %s:5351", gw_ip);
         return;
     }
     memset(&h, 0, sizeof(h));
@@ -274,6 +288,8 @@ static void test_lease_cycle(void)
 int main(void)
 {
     ht_init("host_upnp");
+    gw_pick();
+    printf("# the fake gateway: %s:5351\n", gw_ip);
     HT_RUN(test_map_and_unmap);
     HT_RUN(test_refused);
     HT_RUN(test_no_gateway);
