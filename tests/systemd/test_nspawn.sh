@@ -98,10 +98,13 @@ say $active "dpkg -i: the service is enabled and active" "$out" \
 enabled=$(in_ct 'systemctl is-enabled homedesk-server')
 say "$([ "$enabled" = enabled ] && echo 1)" "enabled at boot" "$enabled"
 
-# the key: in the state directory, and the one the start lines announce
+# the key: in the state directory, and the one the start lines announce.
+# A simple service is "active" from its fork, before the server has made
+# its key or opened its ports: its start lines come after both.
+wait_ct 20 "journalctl -u homedesk-server -o cat |
+	grep -q 'forward to this machine'"
 pub=$(in_ct 'cat /var/lib/homedesk/id_ed25519.pub' 2>&1)
 journal() { in_ct 'journalctl -u homedesk-server --no-pager -o cat'; }
-wait_ct 10 "journalctl -u homedesk-server -o cat | grep -qF '$pub'"
 ok=0
 [ -n "$pub" ] && journal | grep -qF "$pub" &&
 	in_ct 'test -f /var/lib/private/homedesk/id_ed25519 &&
@@ -130,6 +133,8 @@ wait_ct 20 "p=\$(systemctl show -P MainPID homedesk-server);
 pid2=$(in_ct 'systemctl show -P MainPID homedesk-server')
 say $ok "a killed server is restarted (Restart=on-failure): pid $pid1 -> $pid2" \
 	"$(in_ct 'systemctl status homedesk-server --no-pager 2>&1')"
+# the new server listens once its start lines say where (as above)
+wait_ct 20 "journalctl _PID=$pid2 -o cat | grep -q 'forward to this machine'"
 out=$(in_ct "homedesk-server check 127.0.0.1 --key '$pub' 2>&1")
 say "$([ $? = 0 ] && echo 1)" "the same key after the restart" "$out"
 
