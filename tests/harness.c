@@ -43,6 +43,11 @@ int ht_case_failures(void)
     return __atomic_load_n(&case_failures, __ATOMIC_SEQ_CST);
 }
 
+int ht_failures(void)
+{
+    return failed;
+}
+
 /* HT_CASES="a,b": only the cases named (to iterate on a few by hand) */
 static int wanted(const char *name)
 {

@@ -39,6 +39,10 @@ void ht_fail(const char *file, int line, const char *fmt, ...)
 /* Number of failures recorded in the running case so far. */
 int ht_case_failures(void);
 
+/* Cases failed so far in this program (for main's dumps after the last
+ * case: ht_case_failures counts the current case only). */
+int ht_failures(void);
+
 #define HT_CHECK(cond)                                              \
     do {                                                            \
         if (!(cond))                                                \

@@ -184,7 +184,7 @@ int main(void)
         HT_RUN(silence_costs_nothing);
         HT_RUN(no_audio_viewer);
     }
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         desk_dump("host log", host.log);
         desk_viewer_dump(&viewer);
     }

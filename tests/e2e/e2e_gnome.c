@@ -350,7 +350,7 @@ int main(void)
         HT_RUN(typed_text_arrives);
         HT_RUN(idle_host_cpu);
     }
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         desk_dump("host log", host.log);
         desk_viewer_dump(&viewer);
         desk_dump("mutter log", mutter_log);

@@ -1056,7 +1056,7 @@ int main(void)
         else
             ht_skip("two_monitors", "xrandr missing");
     }
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE"))
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE"))
         desk_dump("host log", host.log);
     gui_stop(&main_gui);
     desk_viewer_stop(&sv);

@@ -236,7 +236,7 @@ int main(void)
         HT_RUN(relay_session);
         HT_RUN(server_restart);
     }
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE"))
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE"))
         desk_dump("host log", host.log);
     desk_host_stop(&host);
     desk_stop(card_pid, 2000);

@@ -263,7 +263,7 @@ int main(void)
         HT_RUN(colour_text_sharp);
         HT_RUN(second_viewer_sharp);
     }
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         desk_dump("host log", host.log);
         desk_viewer_dump(&viewer);
     }

@@ -454,7 +454,7 @@ int main(void)
         }
         HT_RUN(wrong_password_refused);
     }
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         desk_dump("host log", host.log);
         desk_viewer_dump(&viewer);
     }

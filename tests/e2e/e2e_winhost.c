@@ -545,7 +545,7 @@ int main(void)
         HT_RUN(sound_arrives);
         HT_RUN(idle_host_cpu);
     }
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         desk_dump("host log", host.log);
         desk_dump("Win32 window record", wrecord);
         desk_viewer_dump(&viewer);

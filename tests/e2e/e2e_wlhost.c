@@ -329,7 +329,7 @@ int main(void)
         HT_RUN(idle_host_cpu);
         HT_RUN(second_output);
     }
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         desk_dump("host log", host.log);
         desk_viewer_dump(&viewer);
         desk_dump("sway log", sway.log);

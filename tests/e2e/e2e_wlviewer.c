@@ -324,7 +324,7 @@ int main(void)
         HT_RUN(hotkey_not_forwarded);
         HT_RUN(scale_change_followed);
     }
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         desk_dump("host log", host.log);
         desk_viewer_dump(&viewer);
         desk_dump("sway log", sway.log);

@@ -1133,7 +1133,7 @@ int main(void)
     HT_RUN(http_admin_private);
     HT_RUN(database_files_private);
     HT_RUN(fail2ban_filter_real_lines);
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE"))
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE"))
         srv_dump_log(&srv);
     srv_cleanup(&srv);
     return ht_finish();

@@ -1741,7 +1741,7 @@ int main(void)
     HT_RUN(file_transfer_bad_names);
     HT_RUN(reregisters_after_server_restart);
     HT_RUN(many_addresses_global_budget);
-    if (ht_case_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
+    if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         host_dump_log(&host);
         srv_dump_log(&srv);
     }
