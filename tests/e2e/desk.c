@@ -525,6 +525,18 @@ int desk_viewer_shows(struct desk_viewer *v, const char *host_log, int ms)
     return -1;
 }
 
+long desk_viewer_dropped_ms(const struct desk_viewer *v)
+{
+    char buf[65536], *p;
+
+    desk_slurp(v->err, buf, sizeof(buf));
+    if ((p = strstr(buf, " ms dropped)")) == NULL)
+        return -1;
+    while (p > buf && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    return atol(p);
+}
+
 void desk_viewer_dump(const struct desk_viewer *v)
 {
     printf("# viewer status %d\n", v->status);

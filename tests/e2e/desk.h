@@ -206,13 +206,20 @@ int desk_viewer_wait(struct desk_viewer *v, int ms);
 /* Stop a viewer still running (SIGTERM); its status. */
 int desk_viewer_stop(struct desk_viewer *v);
 
-/* Print a viewer's stdout and stderr as diagnostics. */
 /*
  * Wait up to ms for the viewer's first frame; without one, say so with
  * the viewer's output and the host's log (host_log) and return -1.
  */
 int desk_viewer_shows(struct desk_viewer *v, const char *host_log, int ms);
 
+/*
+ * The milliseconds of sound a stopped viewer dropped because they came
+ * late (its queue cut past AUDIO_MAX_MS: latency over completeness), from
+ * the summary it logs when it stops; -1 if it said nothing.
+ */
+long desk_viewer_dropped_ms(const struct desk_viewer *v);
+
+/* Print a viewer's stdout and stderr as diagnostics. */
 void desk_viewer_dump(const struct desk_viewer *v);
 
 /*

@@ -36,21 +36,6 @@ static pid_t pulse_pid = -1;
 static int up;
 static int tone_heard_ms = -1;
 
-/* The milliseconds of sound the viewer dropped because they came late
- * (its queue cut past AUDIO_MAX_MS: latency over completeness), from the
- * summary it logs when it stops; -1 if it said nothing. */
-static long viewer_dropped_ms(const struct desk_viewer *v)
-{
-    char buf[65536], *p;
-
-    desk_slurp(v->err, buf, sizeof(buf));
-    if ((p = strstr(buf, " ms dropped)")) == NULL)
-        return -1;
-    while (p > buf && p[-1] >= '0' && p[-1] <= '9')
-        p--;
-    return atol(p);
-}
-
 /* The audio frames the host sent to the session that ended last. */
 static long last_audio_sent(void)
 {
@@ -134,7 +119,7 @@ static void silence_costs_nothing(void)
     desk_viewer_stop(&viewer);
     /* The tone was heard whole, but for what the viewer dropped on
      * purpose when a busy machine let its queue grow past AUDIO_MAX_MS. */
-    dropped = viewer_dropped_ms(&viewer);
+    dropped = desk_viewer_dropped_ms(&viewer);
     printf("# the viewer dropped %ld ms of late sound; heard %d ms\n", dropped,
            tone_heard_ms);
     HT_CHECK(dropped >= 0 && tone_heard_ms >= 0);

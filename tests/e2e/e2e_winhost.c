@@ -58,7 +58,7 @@ static struct desk_screen A, B;
 static struct desk_host host;
 static struct desk_viewer viewer;
 static pid_t card_pid = -1, wintest_pid = -1, pulse_pid = -1;
-static int up;
+static int up, tone_heard_ms = -1;
 
 /* Run a shell command (one simple command) with Wine's environment
  * above; its exit status. */
@@ -470,10 +470,30 @@ static void sound_arrives(void)
     printf("# viewer played %d ms of the %d ms tone; loudest 10 ms: RMS %.0f "
            "(tone %.0f), 1 kHz %.1f dB above the other probes (median)\n",
            h.loud_ms, TONE_MS, h.rms, TONE_AMP / 1.414, h.ratio_db);
-    HT_CHECK(h.loud_ms >= TONE_MS * 6 / 10);
+    /* no more than was played; "most of it" in sound_whole, once the
+     * viewer has said what it dropped on purpose */
+    tone_heard_ms = h.loud_ms;
     HT_CHECK(h.loud_ms <= TONE_MS * 12 / 10);
     HT_CHECK(h.rms > TONE_AMP / 1.414 / 2);
     HT_CHECK(h.ratio_db >= 30);
+}
+
+/*
+ * The tone was heard, but for what the viewer dropped on purpose when a
+ * busy machine let its sound queue grow past AUDIO_MAX_MS (a make test at
+ * load 20 heard 350 ms of 1500 through Wine): the viewer's summary at its
+ * stop says how much.
+ */
+static void sound_whole(void)
+{
+    long dropped;
+
+    desk_viewer_stop(&viewer);
+    dropped = desk_viewer_dropped_ms(&viewer);
+    printf("# the viewer dropped %ld ms of late sound; heard %d ms\n", dropped,
+           tone_heard_ms);
+    HT_CHECK(dropped >= 0 && tone_heard_ms >= 0);
+    HT_CHECK(tone_heard_ms + dropped >= TONE_MS * 6 / 10);
 }
 
 static void idle_host_cpu(void)
@@ -544,6 +564,7 @@ int main(void)
         HT_RUN(relay_session);
         HT_RUN(sound_arrives);
         HT_RUN(idle_host_cpu);
+        HT_RUN(sound_whole);
     }
     if (ht_failures() > 0 || getenv("HD_TEST_VERBOSE")) {
         desk_dump("host log", host.log);
