@@ -457,6 +457,30 @@ static double measure_rate(int fsend, int frecv, unsigned ms)
     return (double)got * 1000.0 / (double)(now_ms() - t0);
 }
 
+/*
+ * The pair's rate is want +- tol: never above it (in any measurement),
+ * and not below it in one of up to three measurements of ms each.  A
+ * loaded machine can starve the relay's thread for part of a measurement
+ * (lists measured 866146 of 1048576 B/s once in a make test at load 20);
+ * a limiter that throttles too hard stays low in all three.
+ */
+static void check_rate(int fa, int fb, unsigned ms, double want, double tol,
+                       const char *what)
+{
+    double rate = 0;
+
+    for (int i = 0; i < 3; i++) {
+        rate = measure_rate(fa, fb, ms);
+        printf("# %srate %.0f B/s (want %.0f)\n", what, rate, want);
+        if (rate > want * (1 + tol))
+            break;
+        if (rate >= want * (1 - tol))
+            return;
+    }
+    ht_fail(__FILE__, __LINE__, "%srate %.0f B/s, want %.0f +- %.0f%%", what,
+            rate, want, tol * 100);
+}
+
 /* ---- cases ---- */
 
 static void ten_mb(int no_splice)
@@ -688,7 +712,7 @@ static void bandwidth_limit(void)
 {
     struct relay_config cfg;
     struct srv s;
-    double rate, want = 8.0 * 1024 * 1024 / 8;
+    double want = 8.0 * 1024 * 1024 / 8;
     int fa, fb;
 
     test_config(&cfg);
@@ -699,11 +723,7 @@ static void bandwidth_limit(void)
         return;
     }
     HT_EQ_INT(make_pair(s.port, "6f-limit", "", &fa, &fb), 0);
-    rate = measure_rate(fa, fb, 2000);
-    printf("# rate %.0f B/s (want %.0f)\n", rate, want);
-    if (rate < want * 0.9 || rate > want * 1.1)
-        ht_fail(__FILE__, __LINE__, "rate %.0f B/s, want %.0f +- 10%%", rate,
-                want);
+    check_rate(fa, fb, 2000, want, 0.1, "");
     close(fa);
     close(fb);
     srv_stop(&s);
@@ -713,7 +733,7 @@ static void total_limit(void)
 {
     struct relay_config cfg;
     struct srv s;
-    double rate, want = 4.0 * 1024 * 1024 / 8;
+    double want = 4.0 * 1024 * 1024 / 8;
     int fa, fb;
 
     test_config(&cfg);
@@ -724,11 +744,7 @@ static void total_limit(void)
         return;
     }
     HT_EQ_INT(make_pair(s.port, "6f-total", "", &fa, &fb), 0);
-    rate = measure_rate(fa, fb, 1500);
-    printf("# rate %.0f B/s (want %.0f)\n", rate, want);
-    if (rate < want * 0.9 || rate > want * 1.1)
-        ht_fail(__FILE__, __LINE__, "rate %.0f B/s, want %.0f +- 10%%", rate,
-                want);
+    check_rate(fa, fb, 1500, want, 0.1, "");
     close(fa);
     close(fb);
     srv_stop(&s);
@@ -759,11 +775,7 @@ static void downgrade(void)
     HT_CHECK(rate > want * 1.5);
     srv_stats(&s, &st);
     HT_EQ_INT(st.pairs_downgraded, 1);
-    rate = measure_rate(fa, fb, 1500);
-    printf("# downgraded rate %.0f B/s (want %.0f)\n", rate, want);
-    if (rate < want * 0.85 || rate > want * 1.15)
-        ht_fail(__FILE__, __LINE__, "rate %.0f B/s, want %.0f +- 15%%", rate,
-                want);
+    check_rate(fa, fb, 1500, want, 0.15, "downgraded ");
     close(fa);
     close(fb);
     srv_stop(&s);
@@ -790,7 +802,7 @@ static void lists(void)
     struct relay_stats st;
     struct srv s;
     char dir[] = "/tmp/hd-relay-XXXXXX", black[64], block[64];
-    double rate, want = 8.0 * 1024 * 1024 / 8;
+    double want = 8.0 * 1024 * 1024 / 8;
     int f, fa, fb, ret = -1;
 
     if (!mkdtemp(dir)) {
@@ -829,11 +841,7 @@ static void lists(void)
     HT_EQ_INT(st.blocklist_size, 1);
     HT_EQ_INT(st.blacklist_size, 1);
     HT_EQ_INT(make_pair(s.port, "8b-black", "", &fa, &fb), 0);
-    rate = measure_rate(fa, fb, 1500);
-    printf("# rate %.0f B/s (want %.0f)\n", rate, want);
-    if (rate < want * 0.9 || rate > want * 1.1)
-        ht_fail(__FILE__, __LINE__, "rate %.0f B/s, want %.0f +- 10%%", rate,
-                want);
+    check_rate(fa, fb, 1500, want, 0.1, "");
     /* blocking a live pair's IP ends it at the next tick */
     HT_EQ_INT(write_file(block, "127.0.0.1\n192.0.2.1\n"), 0);
     HT_CHECK(wait_closed(fb, 5000, NULL));
