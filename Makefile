@@ -100,11 +100,11 @@ test-arm64:
 # test-win runs the unit tests cross-built and the host's e2e under Wine.
 host-win:
 	$(Q)tools/deps.sh win64
-	$(Q)tools/cross-win.sh build
+	+$(Q)tools/cross-win.sh build
 
 test-win: all
 	$(Q)tools/deps.sh win64
-	$(Q)tools/cross-win.sh test
+	+$(Q)tools/cross-win.sh test
 
 # Filled by the module.mk files.
 PROGRAMS :=
@@ -150,7 +150,7 @@ $(O)/%.o: %.c | $(O)/config.mk $(PROTO_HDRS)
 # Wine (tests/e2e/test_win_host.sh) is one of the e2e suite's programs.
 test: all
 	$(Q)tools/deps.sh win64
-	$(Q)tools/cross-win.sh build
+	+$(Q)tools/cross-win.sh build
 	$(Q)O=$(O) tools/run-tests.sh
 
 # Our image in the usual hbbs + hbbr docker-compose, for real (root; it

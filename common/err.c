@@ -25,6 +25,12 @@ const char *hd_strerror(int r)
     case HD_ETHROTTLE:
         return "too many attempts";
     }
+#ifdef _WIN32
+    /* libuv's codes are not errno's here (UV_ENODEV is -4054): our own
+     * -ENODEV, -EIO, ... are the C library's */
+    if (r < 0 && r > -1000)
+        return strerror(-r);
+#endif
     if (r < 0 && r > -4096)
         return uv_strerror(r);
     return "unknown error";

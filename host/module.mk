@@ -7,7 +7,7 @@ HOST_POSIX_ONLY := host/capture/x11.c host/capture/wlr.c host/input/xtest.c \
 	host/clipboard/mailbox.c host/audio/pulse.c host/monitors.c \
 	host/wayland/outputs.c host/capture/pipewire.c \
 	host/input/remotedesktop.c host/gnome/mutter.c
-HOST_WIN_ONLY := host/capture/gdi.c host/input/sendinput.c \
+HOST_WIN_ONLY := host/capture/dxgi.c host/capture/gdi.c host/input/sendinput.c \
 	host/clipboard/win32.c host/audio/wasapi.c host/monitors_win.c
 HOST_SRCS := $(filter-out $(if $(HD_WIN),$(HOST_POSIX_ONLY),$(HOST_WIN_ONLY)),\
 	$(wildcard host/*.c host/*/*.c))

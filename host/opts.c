@@ -11,7 +11,8 @@
 #include "host/video.h"
 
 #ifdef _WIN32
-const char *const host_capture_names[] = { "auto", "gdi", "fake", NULL };
+const char *const host_capture_names[] = { "auto", "dxgi", "gdi", "fake",
+                                           NULL };
 const char *const host_input_names[] = { "auto", "sendinput", "fake", "none",
                                          NULL };
 const char *const host_clip_names[] = { "auto", "win32", "fake", NULL };
@@ -61,9 +62,14 @@ static void opts_session(struct host_opts *o, struct hd_opt *t, int *n)
           .type = HD_OPT_CHOICE,
           .def = "auto",
           .choices = host_capture_names,
+#ifdef _WIN32
+          .help = "screen capture backend (auto: dxgi, falling back to gdi "
+                  "where Desktop Duplication is unavailable)",
+#else
           .help = "screen capture backend (auto: in a Wayland session "
                   "unless --display is given, pipewire on GNOME, else wlr; "
                   "x11 otherwise)",
+#endif
           .i = &o->capture },
         { .names = "input",
           .env = "HOMEDESK_INPUT",

@@ -24,6 +24,7 @@ static int capture_part(const struct host_opts *o, const char *name,
     struct capture_frame f;
     struct capture *cap = NULL;
     uint64_t t0 = capture_now_us();
+    const char *fb, *colon;
     int r;
 
     co.display = display;
@@ -34,6 +35,10 @@ static int capture_part(const struct host_opts *o, const char *name,
                hd_strerror(r));
         return r;
     }
+    fb = capture_fallback(cap);
+    if (fb[0] != '\0' && (colon = strchr(fb, ':')) != NULL)
+        printf("selftest: capture %.*s: unavailable, fell back to %s: %s\n",
+               (int)(colon - fb), fb, capture_name(cap), colon + 2);
     r = capture_grab(cap, &f, GRAB_MS);
     if (r == 1)
         printf("selftest: capture %s: ok, %dx%d, first frame in %llu ms\n",

@@ -26,7 +26,8 @@ PKG_LIBS_MEDIA := -lvpx -lzstd -lyuv -lstdc++
 PKG_CFLAGS_HOST := -isystem $P/include/opus
 PKG_LIBS_HOST := -lopus -lminiupnpc
 PKG_LIBS_OS := -static -lws2_32 -liphlpapi -luserenv -lpsapi -ldbghelp \
-	-lole32 -luuid -lshell32 -luser32 -lgdi32 -ladvapi32 -lpthread
+	-ld3d11 -ldxgi -lole32 -luuid -lshell32 -luser32 -lgdi32 -ladvapi32 \
+	-lpthread
 EOF
 	mv "$1.tmp" "$1"
 }

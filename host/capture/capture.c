@@ -6,15 +6,18 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "host/capture/capture.h"
+#include "err.h"
 #include "log.h"
 
 static const struct capture_driver *const drivers[] = {
 #ifdef _WIN32
+    &capture_driver_dxgi,
     &capture_driver_gdi,
 #else
     &capture_driver_x11,
@@ -27,7 +30,7 @@ static const struct capture_driver *const drivers[] = {
 
 static const char *const names[N_DRIVERS + 1] = {
 #ifdef _WIN32
-    "gdi",
+    "dxgi", "gdi",
 #else
     "x11", "wlr", "pipewire",
 #endif
@@ -39,12 +42,16 @@ const char *const *capture_list(void)
     return names;
 }
 
+/* Open backend d; on failure its reason (logged by it, or to be logged:
+ * cap->why) in why[CAPTURE_WHY_MAX]. */
 static int open_one(const struct capture_driver *d,
-                    const struct capture_opts *opts, struct capture **out)
+                    const struct capture_opts *opts, struct capture **out,
+                    char *why)
 {
     struct capture *cap;
     int r;
 
+    why[0] = '\0';
     cap = calloc(1, sizeof(*cap));
     if (cap == NULL)
         return -ENOMEM;
@@ -60,8 +67,10 @@ static int open_one(const struct capture_driver *d,
         goto out;
     }
     cap->wake_open = 1;
-    if ((r = d->open(cap, opts)) != 0)
+    if ((r = d->open(cap, opts)) != 0) {
+        memcpy(why, cap->why, CAPTURE_WHY_MAX);
         goto out;
+    }
     *out = cap;
     cap = NULL;
     r = 0;
@@ -80,33 +89,58 @@ int capture_open(const char *name, const struct capture_opts *opts,
                  struct capture **out)
 {
     static const struct capture_opts defaults;
+    const struct capture_driver *passed = NULL;
+    char why[CAPTURE_WHY_MAX], passed_why[CAPTURE_WHY_MAX] = "";
+    int automatic =
+        name == NULL || name[0] == '\0' || strcmp(name, "auto") == 0;
     size_t i;
-    int r = -ENOENT;
+    int r = -ENOENT, passed_own = 0;
 
     *out = NULL;
     if (opts == NULL)
         opts = &defaults;
     for (i = 0; i < N_DRIVERS; i++) {
-        if (name == NULL || name[0] == '\0' || strcmp(name, "auto") == 0) {
-            /* "fake" is for tests: never picked automatically. */
-            if (drivers[i] == &capture_driver_fake)
-                continue;
-            if ((r = open_one(drivers[i], opts, out)) == 0)
-                break;
-        } else if (strcmp(name, drivers[i]->name) == 0) {
-            return open_one(drivers[i], opts, out);
+        /* "fake" is for tests: never picked automatically. */
+        if (automatic ? drivers[i] == &capture_driver_fake
+                      : strcmp(name, drivers[i]->name) != 0)
+            continue;
+        if ((r = open_one(drivers[i], opts, out, why)) == 0)
+            break;
+        /* (auto: the reason is in the one fallback line below) */
+        if (why[0] != '\0' && !automatic)
+            hd_error("capture", "%s: %s", drivers[i]->name, why);
+        if (passed == NULL) {
+            passed = drivers[i];
+            passed_own = why[0] == '\0'; /* it logged itself */
+            snprintf(passed_why, sizeof(passed_why), "%s",
+                     why[0] ? why : hd_strerror(r));
         }
+        if (!automatic)
+            return r;
     }
-    if (r == -ENOENT && name != NULL && name[0] != '\0' &&
-        strcmp(name, "auto") != 0)
+    if (r == 0 && passed != NULL) {
+        /* one line: what was passed over, why, and what is used */
+        hd_warn("capture", "falling back to %s: %s unavailable: %s",
+                (*out)->driver->name, passed->name, passed_why);
+        snprintf((*out)->fallback, sizeof((*out)->fallback), "%s: %s",
+                 passed->name, passed_why);
+    } else if (r != 0 && passed != NULL && !passed_own) {
+        hd_error("capture", "%s: %s", passed->name, passed_why);
+    }
+    if (r == -ENOENT && !automatic)
         hd_error("capture", "unknown capture backend '%s' (try %s)", name,
 #ifdef _WIN32
-                 "gdi, fake"
+                 "dxgi, gdi, fake"
 #else
                  "x11, wlr, pipewire, fake"
 #endif
         );
     return r;
+}
+
+const char *capture_fallback(const struct capture *cap)
+{
+    return cap->fallback;
 }
 
 int capture_grab(struct capture *cap, struct capture_frame *out, int timeout_ms)

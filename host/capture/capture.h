@@ -1,8 +1,9 @@
 /*
  * Screen capture: the first stage of the host pipeline (DESIGN.md section
- * 3).  A backend ("x11", "fake") delivers the screen as one persistent
- * BGRA frame plus what changed since the previous grab: the damaged
- * rectangles (the encoder converts only those rows to I420 and feeds them
+ * 3).  A backend ("x11", "wlr", "pipewire", "dxgi", "gdi", "fake")
+ * delivers the screen as one persistent BGRA frame plus what changed
+ * since the previous grab: the damaged rectangles (the encoder converts
+ * only those rows to I420 and feeds them
  * to VP9's active map), the cursor position and shape, a timestamp.
  *
  * Backends are a table of function pointers (struct capture_driver, as
@@ -39,6 +40,7 @@
 /* Largest screen accepted (each side), and largest cursor image kept. */
 #define CAPTURE_MAX_SIDE   16384
 #define CAPTURE_CURSOR_MAX 256
+#define CAPTURE_WHY_MAX    256
 
 struct capture;
 
@@ -110,9 +112,11 @@ struct capture_driver {
     size_t priv_size;
     /*
      * Connect, learn the screen, allocate the frame.  Returns 0 or a
-     * negative code after one log line (-ENODEV: display unreachable or a
-     * required extension missing, -ENOMEM, ...).  On failure open has
-     * released all it acquired; close is not called.
+     * negative code (-ENODEV: display unreachable or a required extension
+     * missing, -ENOMEM, ...) after one log line, or with the reason
+     * written into cap->why instead: the framework logs that, as the
+     * reason it falls back to the next backend when picking one (auto).
+     * On failure open has released all it acquired; close is not called.
      */
     int (*open)(struct capture *cap, const struct capture_opts *opts);
     /*
@@ -141,6 +145,10 @@ struct capture {
     int wake_open;
     atomic_int refresh; /* set by capture_refresh(), cleared by grab */
     struct capture_stats stats;
+    /* why open failed, for the framework to log ("" = logged already) */
+    char why[CAPTURE_WHY_MAX];
+    /* auto: why the backends preferred to this one did not open */
+    char fallback[CAPTURE_WHY_MAX + 16];
     /* the monitors the backend lists (capture_set_monitors), any thread */
     pthread_mutex_t mon_lock;
     struct monitor monitors[MONITORS_MAX];
@@ -149,11 +157,18 @@ struct capture {
 
 /*
  * Open the backend called name ("x11", "fake"), or the first in order of
- * preference that opens when name is NULL or "auto".  Returns 0 and *out,
- * or -ENOENT for an unknown name, or the backend's error (*out NULL).
+ * preference that opens when name is NULL or "auto" (when that is not the
+ * first, one warning says why: "falling back to gdi: dxgi unavailable:
+ * IDXGIOutput1::DuplicateOutput ... returned 0x80004001 E_NOTIMPL ...").
+ * Returns 0 and *out, or -ENOENT for an unknown name, or the backend's error
+ * (*out NULL).
  */
 int capture_open(const char *name, const struct capture_opts *opts,
                  struct capture **out);
+
+/* auto: why the preferred backends did not open ("dxgi: reason"), or ""
+ * when the first one did or a backend was named.  Any thread. */
+const char *capture_fallback(const struct capture *cap);
 
 /* See struct capture_driver.grab.  *out is cleared on entry. */
 int capture_grab(struct capture *cap, struct capture_frame *out,
@@ -219,6 +234,7 @@ void capture_fake_box(uint64_t n, int width, int height,
                       struct capture_rect *box);
 uint32_t capture_fake_background(int x, int y);
 
+extern const struct capture_driver capture_driver_dxgi;
 extern const struct capture_driver capture_driver_gdi;
 extern const struct capture_driver capture_driver_x11;
 extern const struct capture_driver capture_driver_wlr;

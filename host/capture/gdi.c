@@ -14,9 +14,12 @@
  *
  * Cursor: GetCursorInfo gives the position; the shape of another
  * process's cursor cannot be read reliably (it cannot under Wine), so
- * frames carry the position only.  DXGI Desktop Duplication (damage from
- * the compositor, cursor shapes) is the better backend on real Windows 8+
- * and is not written yet.
+ * frames carry the position only.  DXGI Desktop Duplication (dxgi.c:
+ * damage from the compositor, cursor shapes) comes first on real Windows
+ * 8+; this backend is the fallback (and all that Wine offers).
+ *
+ * Monitors: host/monitors_win.c's list, given to capture_set_monitors at
+ * open and whenever the virtual desktop changes.
  */
 #include <errno.h>
 #include <limits.h>
@@ -25,6 +28,7 @@
 #include <string.h>
 
 #include "host/capture/capture.h"
+#include "host/monitors.h"
 #include "log.h"
 #include "os.h"
 
@@ -100,6 +104,13 @@ static int alloc_dib(struct gdi *g)
     return 0;
 }
 
+static void list_monitors(struct capture *cap, const struct gdi *g)
+{
+    struct monitor m[MONITORS_MAX];
+
+    capture_set_monitors(cap, m, monitors_list(NULL, g->width, g->height, m));
+}
+
 static int gdi_open(struct capture *cap, const struct capture_opts *opts)
 {
     struct gdi *g = cap->priv;
@@ -117,6 +128,7 @@ static int gdi_open(struct capture *cap, const struct capture_opts *opts)
         ReleaseDC(NULL, g->screen);
         return r;
     }
+    list_monitors(cap, g);
     g->first = 1;
     g->cursor_x = g->cursor_y = -1;
     hd_info(MOD, "virtual desktop %dx%d at %d,%d (GDI BitBlt)", g->width,
@@ -193,6 +205,7 @@ static int gdi_grab(struct capture *cap, struct capture_frame *out,
                 return -EIO;
             hd_info(MOD, "virtual desktop now %dx%d at %d,%d", g->width,
                     g->height, g->x, g->y);
+            list_monitors(cap, g);
             full = resized = 1;
         }
         if (!BitBlt(g->mem, 0, 0, g->width, g->height, g->screen, g->x, g->y,

@@ -218,24 +218,71 @@ static void set_up(void)
     HT_CHECK(up);
 }
 
-static void selftest_reports_backends(void)
+/* homedesk-host.exe --selftest with args: what it printed into buf[cap]
+ * (shown too); its exit status is checked to be 0 (audio is optional). */
+static void selftest(const char *args, char *buf, size_t cap)
 {
-    char out[400], cmd[1600], buf[4096];
+    char out[400], cmd[1600];
 
     snprintf(out, sizeof(out), "%s/selftest.out", tmpdir);
     snprintf(cmd, sizeof(cmd),
-             "wine %s --selftest --audio-source hd-mic --config-dir "
-             "Z:%s/selftest >%s 2>&1",
-             exe, tmpdir, out);
+             "wine %s --selftest %s --config-dir Z:%s/selftest >%s 2>&1", exe,
+             args, tmpdir, out);
     HT_EQ_INT(wine_sh(cmd), 0);
-    desk_slurp(out, buf, sizeof(buf));
+    buf[0] = '\0';
+    desk_slurp(out, buf, cap);
     printf("%s", buf);
+}
+
+static void selftest_reports_backends(void)
+{
+    char buf[4096];
+
+    selftest("--audio-source hd-mic", buf, sizeof(buf));
+    HT_CHECK(strstr(buf, "selftest: capture dxgi: unavailable, fell back to "
+                         "gdi: IDXGIOutput1::DuplicateOutput on ") != NULL);
+    HT_CHECK(strstr(buf, "E_NOTIMPL") != NULL);
     HT_CHECK(strstr(buf, "selftest: capture gdi: ok, 1280x720") != NULL);
     HT_CHECK(strstr(buf, "selftest: input sendinput: ok") != NULL);
     HT_CHECK(strstr(buf, "selftest: clipboard win32: ok") != NULL);
     HT_CHECK(strstr(buf, "selftest: network: ok") != NULL);
     HT_CHECK(strstr(buf, "selftest: audio auto: ok (wasapi: read a frame of "
                          "hd-mic)") != NULL);
+}
+
+/*
+ * --capture gdi: no dxgi attempt, no fallback line.  No --audio-source:
+ * wasapi tries the loopback of the default output (the PulseAudio sink
+ * under Wine), which Wine refuses (AUDCLNT_E_WRONG_ENDPOINT_TYPE): the
+ * reason and the way round (--audio-source) are reported.
+ */
+static void selftest_gdi_and_loopback(void)
+{
+    char buf[4096];
+
+    selftest("--capture gdi", buf, sizeof(buf));
+    HT_CHECK(strstr(buf, "selftest: capture gdi: ok, 1280x720") != NULL);
+    HT_CHECK(strstr(buf, "dxgi") == NULL);
+    HT_CHECK(strstr(buf, "selftest: audio auto: FAILED: ") != NULL);
+    HT_CHECK(strstr(buf, ": cannot capture what plays on it (error "
+                         "0x88890003); --audio-source can name a recording "
+                         "device instead") != NULL);
+}
+
+/* The host's capture: dxgi refused under Wine, one warning, gdi on. */
+static void dxgi_falls_back_to_gdi(void)
+{
+    static const char line[] = "WARN  capture: falling back to gdi: dxgi "
+                               "unavailable: IDXGIOutput1::DuplicateOutput";
+    char buf[65536], *p;
+    int n = 0;
+
+    HT_CHECK(file_has(host.log, "capture-gdi: virtual desktop 1280x720", 10));
+    desk_slurp(host.log, buf, sizeof(buf));
+    for (p = buf; (p = strstr(p, line)) != NULL; p++)
+        n++;
+    HT_EQ_INT(n, 1);
+    HT_CHECK(strstr(buf, "capture-dxgi") == NULL); /* nothing else said */
 }
 
 /* Best PSNR of pic (w x h RGB) against A within a few tries. */
@@ -553,6 +600,8 @@ int main(void)
     HT_RUN(set_up);
     if (up) {
         HT_RUN(selftest_reports_backends);
+        HT_RUN(dxgi_falls_back_to_gdi);
+        HT_RUN(selftest_gdi_and_loopback);
         HT_RUN(headless_by_id_matches);
         HT_RUN(window_matches);
         HT_RUN(click_arrives);
