@@ -206,7 +206,7 @@ static void race_tcp_paths(struct race *rc, const Hbb__PunchHoleResponse *resp,
             hd_info("rv", "%s: cannot punch to %s: %s", req->id, hs,
                     rv_reason(r));
     }
-    /* the router's mapping of the host's --listen port (upnp.h) */
+    /* the router's mapping of the host's --listen port (nat/map.h) */
     if (!rc->local && resp->upnp_port > 0 && resp->upnp_port < 65536) {
         rc->upnp = rc->host;
         hd_addr_set_port((struct sockaddr *)&rc->upnp,

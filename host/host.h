@@ -24,8 +24,8 @@
  *
  * Files: main.c (start-up, shutdown), opts.c (the option table), reg*.c
  * (see reg.h), session*.c (see session.h), video.c, punch.c and upunch.c
- * (the NAT traversal of PunchHole), upnp.c (port mapping), xfer.c (file
- * transfer), monitors.c, ident.c, throttle.c, inject.c.
+ * (the NAT traversal of PunchHole), xfer.c (file transfer; port mapping
+ * is common/nat/map.h's), monitors.c, ident.c, throttle.c, inject.c.
  */
 #ifndef HD_HOST_HOST_H
 #define HD_HOST_HOST_H
@@ -96,7 +96,7 @@ struct reg;
 struct punch;
 struct upunch;
 struct hd_nat_natt;
-struct upnp;
+struct hd_nat_mapper;
 struct session;
 struct video;
 struct input;
@@ -129,12 +129,12 @@ struct host {
     /* the rendezvous server as configured (host name or address) */
     char server_host[256];
     uint16_t server_port;
-    int nat_type;             /* Hbb__NatType from the last NAT test */
-    struct punch *punches;    /* in progress, see punch.h */
-    struct upunch *upunches;  /* UDP punches in progress, see upunch.h */
-    struct hd_nat_natt *natt; /* the NAT test in progress, or NULL */
-    struct upnp *upnp;        /* port mapping (upnp.h), or NULL */
-    uint16_t upnp_port;       /* the router's public port for us, or 0 */
+    int nat_type;               /* Hbb__NatType from the last NAT test */
+    struct punch *punches;      /* in progress, see punch.h */
+    struct upunch *upunches;    /* UDP punches in progress, see upunch.h */
+    struct hd_nat_natt *natt;   /* the NAT test in progress, or NULL */
+    struct hd_nat_mapper *upnp; /* port mapping (nat/map.h), or NULL */
+    uint16_t upnp_port;         /* the router's public port for us, or 0 */
     /* the pointer as viewers are told it (session.c): its shape as
      * CursorData's zstd-compressed RGBA (NULL while unknown), position */
     uint8_t *cursor_colors;

@@ -34,7 +34,7 @@
 #include "host/reg.h"
 #include "host/selftest.h"
 #include "host/session.h"
-#include "host/upnp.h"
+#include "nat/map.h"
 #include "host/video.h"
 #include "os.h"
 #include "log.h"
@@ -57,6 +57,16 @@ static void on_listener_closed(uv_handle_t *hd)
 {
 }
 
+/* The router's public port for our --listen port (common/nat/map.h),
+ * advertised by reg.c; 0 when there is none. */
+static void on_mapped(struct hd_nat_mapper *m, uint16_t port, void *ud)
+{
+    struct host *h = ud;
+
+    (void)m;
+    h->upnp_port = port;
+}
+
 static void stop(struct main_state *st, const char *why)
 {
     struct host *h = &st->h;
@@ -70,7 +80,9 @@ static void stop(struct main_state *st, const char *why)
     session_close_all(h, "host stopping");
     reg_stop(h->reg);
     h->reg = NULL;
-    upnp_stop(h);
+    hd_nat_map_stop(h->upnp);
+    h->upnp = NULL;
+    h->upnp_port = 0;
     video_stop(h->video);
     h->video = NULL;
     clip_stop(h->clip);
@@ -625,8 +637,10 @@ int main(int argc, char **argv)
     }
     if (h->server_host[0] && reg_start(h, &h->reg) != 0)
         goto out;
-    if (h->server_host[0] && !o->no_upnp)
-        upnp_start(h, NULL);
+    if (h->server_host[0] && !o->no_upnp && h->listen_port != 0 &&
+        hd_nat_map_start(h->loop, h->listen_port, h->server_host, NULL,
+                         on_mapped, h, &h->upnp) != 0)
+        hd_warn("upnp", "no port mapping: out of memory");
     uv_signal_init(&loop, &st.sigint);
     uv_signal_init(&loop, &st.sigterm);
     st.sigint.data = st.sigterm.data = &st;

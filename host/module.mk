@@ -39,7 +39,7 @@ HOST_OBJS += $(WL_PROTO_OBJS)
 ifneq ($(wildcard host/main.c),)
 PROGRAMS += $(HOST_BIN)
 
-$(HOST_BIN): $(HOST_OBJS) $(LIBMEDIA) $(LIBCOMMON)
+$(HOST_BIN): $(HOST_OBJS) $(LIBMEDIA) $(LIBNATMAP) $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_HOST) \
 		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) $(PKG_LIBS_OS) -lpthread -lm

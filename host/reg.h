@@ -48,7 +48,7 @@
  * registration, the probe), reg_serve.c (FetchLocalAddr, PunchHole,
  * RequestRelay); their shared state in reg_int.h.  May call: punch.h and
  * upunch.h (hole punching), session.h (a session on a relayed or punched
- * stream), upnp.h's mapped port; nothing of the display.
+ * stream), the mapped port (common/nat/map.h); nothing of the display.
  */
 #ifndef HD_HOST_REG_H
 #define HD_HOST_REG_H

@@ -37,10 +37,18 @@ $(HOST_UNIT_SRCS:%.c=$(O)/%.o): \
 	OBJ_CFLAGS = $(PKG_CFLAGS_COMMON) $(PKG_CFLAGS_HOST)
 
 $(HOST_UNIT_BINS): $(O)/tests/unit/%: $(O)/tests/unit/%.o $(HOST_LIB_OBJS) \
-		$(HARNESS_OBJ) $(LIBMEDIA) $(LIBCOMMON)
+		$(HARNESS_OBJ) $(LIBMEDIA) $(LIBNATMAP) $(LIBCOMMON)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_HOST) \
 		$(PKG_LIBS_MEDIA) $(PKG_LIBS_COMMON) -lpthread -lm
+
+# The unit test of port mapping (common/nat/map.h) links its library and
+# libminiupnpc (with the host's libraries).
+$(O)/tests/unit/test_nat_map: $(O)/tests/unit/test_nat_map.o $(HARNESS_OBJ) \
+		$(LIBNATMAP) $(LIBCOMMON)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(HD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS_HOST) \
+		$(PKG_LIBS_COMMON) $(PKG_LIBS_OS) -lpthread -lm
 
 # Unit tests of the viewer's picture helpers (test_view_picture.c) link
 # client/picture.o and libpng.

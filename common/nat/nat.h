@@ -19,9 +19,11 @@
  * loop); keepalives of a punched path are the session stream's
  * (common/rudp.h for UDP; the host's registration heartbeats keep its
  * UDP mapping open).
- * Port mapping (UPnP/NAT-PMP) is the host's alone (host/upnp.h: the
- * viewer only tries the mapped port the server hands it, as one more
- * TCP path of its race).
+ * - nat/map.h: port mapping (NAT-PMP, then UPnP-IGD with libminiupnpc)
+ *   on libuv's worker threads, kept alive on the loop; in a library of
+ *   its own (libhdnatmap.a), so the server links none of it.  The host
+ *   maps its --listen port; the viewer tries the mapped port the server
+ *   hands it, as one more TCP path of its race.
  *
  * Which thread: the thread running the loop given at start; every handle
  * lives on that loop.  Nothing here blocks.

@@ -1,14 +1,13 @@
 /*
- * Unit tests for host/upnp (the NAT-PMP side of port mapping) against a
- * fake NAT-PMP gateway (RFC 6886) on port 5351 of a loopback address of
- * this run's own (127.X.Y.Z, picked at random: the port is fixed, and a
- * gateway on 127.0.0.1 met another run of this test on the same machine,
- * each taking the other's requests) in a thread: the
+ * Unit tests for common/nat/map (the NAT-PMP side of port mapping) against a
+ * fake NAT-PMP gateway (RFC 6886) on 127.0.0.1 in a thread, on a port of
+ * its own (hd_nat_map_cfg.natpmp_port; not 5351, where another run of
+ * this test on the same machine would hear our requests): the
  * request on the wire (opcode, ports, lifetime), a public port other than
  * the one asked for, the granted lease, removal (lifetime 0), an error
  * answer, no gateway at all, and on a libuv loop the whole cycle: mapping
- * on a worker, h->upnp_port, renewal at half the lease, removal at
- * upnp_stop.  UPnP-IGD is not exercised here (no SSDP multicast from
+ * on a worker, the public port told, renewal at half the lease, removal
+ * at hd_nat_map_stop.  UPnP-IGD is not exercised here (no SSDP multicast from
  * unit tests); tests/nat/test_upnp.sh runs it against miniupnpd.
  */
 #include <arpa/inet.h>
@@ -17,15 +16,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "host/host.h"
-#include "host/upnp.h"
+#include "nat/map.h"
 #include "tests/harness.h"
 
 #define GW_PUBLIC "198.51.100.7"
@@ -47,17 +43,8 @@ static struct {
     uint16_t ext;      /* the public port we grant */
     uint32_t max_life; /* the lifetime we grant at most */
     uint16_t error;    /* result code for map requests (0 ok) */
+    uint16_t port;     /* where it listens */
 } gw = { .mu = PTHREAD_MUTEX_INITIALIZER };
-
-/* The fake gateway's address: see the top. */
-static char gw_ip[INET_ADDRSTRLEN];
-
-static void gw_pick(void)
-{
-    srand((unsigned)time(NULL) ^ (unsigned)getpid() << 8);
-    snprintf(gw_ip, sizeof(gw_ip), "127.%u.%u.%u", 1 + (unsigned)rand() % 254,
-             (unsigned)rand() % 256, 1 + (unsigned)rand() % 254);
-}
 
 static void put16(uint8_t *p, uint32_t v)
 {
@@ -113,23 +100,30 @@ static void *gw_main(void *arg)
     return NULL;
 }
 
+/* (natpmp_port: the fake gateway's, set by gw_start) */
+static struct hd_nat_map_cfg cfg = { .natpmp_gateway = "127.0.0.1",
+                                     .natpmp_ms = 800,
+                                     .no_igd = 1 };
+
 static int gw_start(uint16_t ext, uint32_t max_life, uint16_t error)
 {
     struct sockaddr_in me;
+    socklen_t len = sizeof(me);
 
     memset(&me, 0, sizeof(me));
     me.sin_family = AF_INET;
-    me.sin_port = htons(5351);
-    inet_pton(AF_INET, gw_ip, &me.sin_addr);
+    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if ((gw.fd = socket(AF_INET, SOCK_DGRAM, 0)) < 0)
         return -errno;
-    /* no SO_REUSEADDR: a second gateway here must fail, not share */
-    if (bind(gw.fd, (struct sockaddr *)&me, sizeof(me)) != 0) {
+    if (bind(gw.fd, (struct sockaddr *)&me, sizeof(me)) != 0 ||
+        getsockname(gw.fd, (struct sockaddr *)&me, &len) != 0) {
         int r = -errno;
 
         close(gw.fd);
         return r;
     }
+    gw.port = ntohs(me.sin_port);
+    cfg.natpmp_port = gw.port;
     gw.n = 0;
     gw.ext = ext;
     gw.max_life = max_life;
@@ -155,31 +149,27 @@ static int gw_count(void)
     return n;
 }
 
-static const struct upnp_cfg cfg = { .natpmp_gateway = gw_ip,
-                                     .natpmp_ms = 800,
-                                     .no_igd = 1 };
-
 static void test_map_and_unmap(void)
 {
-    struct upnp_lease l;
+    struct hd_nat_lease l;
     char why[256];
 
     if (gw_start(40001, 7200, 0) != 0) {
-        ht_fail(__FILE__, __LINE__, "cannot bind %s:5351", gw_ip);
+        ht_fail(__FILE__, __LINE__, "cannot bind a UDP port on 127.0.0.1");
         return;
     }
-    HT_EQ_INT(upnp_map(&cfg, 21120, 0, NULL, &l, why, sizeof(why)), 0);
-    HT_EQ_INT(l.method, UPNP_NATPMP);
+    HT_EQ_INT(hd_nat_map(&cfg, 21120, 0, NULL, &l, why, sizeof(why)), 0);
+    HT_EQ_INT(l.method, HD_NAT_MAP_NATPMP);
     HT_EQ_INT(l.internal_port, 21120);
     HT_EQ_INT(l.external_port, 40001); /* the router's choice wins */
-    HT_EQ_INT(l.lifetime_s, UPNP_LEASE_S);
+    HT_EQ_INT(l.lifetime_s, HD_NAT_MAP_LEASE_S);
     HT_EQ_STR(l.external_ip, GW_PUBLIC);
     HT_EQ_INT(gw_count(), 1);
     HT_EQ_INT(gw.reqs[0].op, 2); /* TCP */
     HT_EQ_INT(gw.reqs[0].in_port, 21120);
     HT_EQ_INT(gw.reqs[0].want, 21120); /* the same port suggested */
-    HT_EQ_INT(gw.reqs[0].life, UPNP_LEASE_S);
-    HT_EQ_INT(upnp_unmap(&cfg, &l), 0);
+    HT_EQ_INT(gw.reqs[0].life, HD_NAT_MAP_LEASE_S);
+    HT_EQ_INT(hd_nat_unmap(&cfg, &l), 0);
     HT_EQ_INT(gw_count(), 2);
     HT_EQ_INT(gw.reqs[1].in_port, 21120);
     HT_EQ_INT(gw.reqs[1].want, 0);
@@ -189,15 +179,15 @@ static void test_map_and_unmap(void)
 
 static void test_refused(void)
 {
-    struct upnp_lease l;
+    struct hd_nat_lease l;
     char why[256];
 
     if (gw_start(0, 7200, 2 /* not authorized */) != 0) {
-        ht_fail(__FILE__, __LINE__, "cannot bind %s:5351", gw_ip);
+        ht_fail(__FILE__, __LINE__, "cannot bind a UDP port on 127.0.0.1");
         return;
     }
-    HT_EQ_INT(upnp_map(&cfg, 21120, 0, NULL, &l, why, sizeof(why)), -EPERM);
-    HT_EQ_INT(l.method, UPNP_NONE);
+    HT_EQ_INT(hd_nat_map(&cfg, 21120, 0, NULL, &l, why, sizeof(why)), -EPERM);
+    HT_EQ_INT(l.method, HD_NAT_MAP_NONE);
     HT_CHECK(strstr(why, "NAT-PMP: refused") != NULL);
     gw_stop();
 }
@@ -205,34 +195,55 @@ static void test_refused(void)
 static void test_no_gateway(void)
 {
     struct timespec t0, t1;
-    struct upnp_lease l;
+    struct hd_nat_lease l;
     char why[256];
     long ms;
     int r;
 
+    /* a port nobody listens on: the gateway's own, closed again */
+    if (gw_start(0, 0, 0) != 0) {
+        ht_fail(__FILE__, __LINE__, "cannot bind a UDP port on 127.0.0.1");
+        return;
+    }
+    gw_stop();
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    r = upnp_map(&cfg, 21120, 0, NULL, &l, why, sizeof(why));
+    r = hd_nat_map(&cfg, 21120, 0, NULL, &l, why, sizeof(why));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     HT_CHECK(r < 0);
-    HT_EQ_INT(l.method, UPNP_NONE);
+    HT_EQ_INT(l.method, HD_NAT_MAP_NONE);
     HT_CHECK(strncmp(why, "NAT-PMP: ", 9) == 0);
     HT_CHECK(ms <= cfg.natpmp_ms + 300); /* bounded, whatever happens */
 }
 
 /* ---- on a loop: map, renew, remove ---- */
 
-static struct host h;
+static struct hd_nat_mapper *mapper;
+static uint16_t told; /* the public port the mapper told */
+static int n_told, phase;
 static uv_timer_t poll_t;
-static int phase;
+
+static void on_mapped(struct hd_nat_mapper *m, uint16_t port, void *ud)
+{
+    HT_CHECK(m == mapper);
+    HT_CHECK(ud == &told);
+    told = port;
+    n_told++;
+}
+
+static void stop_mapper(void)
+{
+    hd_nat_map_stop(mapper);
+    mapper = NULL;
+}
 
 static void on_poll(uv_timer_t *t)
 {
-    if (phase == 0 && h.upnp_port == 40002)
+    if (phase == 0 && told == 40002)
         phase = 1;
     if (phase == 1 && gw_count() >= 2) { /* renewed after ~1 s */
         phase = 2;
-        upnp_stop(&h);
+        stop_mapper();
         uv_timer_stop(t);
         uv_close((uv_handle_t *)t, NULL);
     }
@@ -241,7 +252,7 @@ static void on_poll(uv_timer_t *t)
 static void on_guard(uv_timer_t *t)
 {
     ht_fail(__FILE__, __LINE__, "timed out in phase %d", phase);
-    upnp_stop(&h);
+    stop_mapper();
     if (!uv_is_closing((uv_handle_t *)&poll_t))
         uv_close((uv_handle_t *)&poll_t, NULL);
     uv_close((uv_handle_t *)t, NULL);
@@ -249,22 +260,17 @@ static void on_guard(uv_timer_t *t)
 
 static void test_lease_cycle(void)
 {
-    static const struct upnp_cfg c = { .natpmp_gateway = gw_ip,
-                                       .natpmp_ms = 800,
-                                       .no_igd = 1 };
     uv_loop_t loop;
     uv_timer_t guard;
 
     if (gw_start(40002, 2 /* s: renew after 1 s */, 0) != 0) {
-        ht_fail(__FILE__, __LINE__, "cannot bind %s:5351", gw_ip);
+        ht_fail(__FILE__, __LINE__, "cannot bind a UDP port on 127.0.0.1");
         return;
     }
-    memset(&h, 0, sizeof(h));
     uv_loop_init(&loop);
-    h.loop = &loop;
-    h.listen_port = 21120;
     phase = 0;
-    HT_EQ_INT(upnp_start(&h, &c), 0);
+    HT_EQ_INT(
+        hd_nat_map_start(&loop, 21120, "", &cfg, on_mapped, &told, &mapper), 0);
     uv_timer_init(&loop, &poll_t);
     uv_timer_start(&poll_t, on_poll, 20, 20);
     uv_timer_init(&loop, &guard);
@@ -275,11 +281,12 @@ static void test_lease_cycle(void)
         uv_close((uv_handle_t *)&guard, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     HT_EQ_INT(phase, 2);
-    HT_EQ_INT(h.upnp_port, 0);
-    HT_CHECK(h.upnp == NULL);
+    HT_EQ_INT(n_told, 1); /* the port once; a renewal that keeps it, and
+                           * the removal after the stop, tell nothing */
+    HT_EQ_INT(told, 40002);
     HT_EQ_INT(gw_count(), 3);
     HT_EQ_INT(gw.reqs[1].want, 40002); /* renewal keeps the public port */
-    HT_EQ_INT(gw.reqs[1].life, UPNP_LEASE_S);
+    HT_EQ_INT(gw.reqs[1].life, HD_NAT_MAP_LEASE_S);
     HT_EQ_INT(gw.reqs[2].life, 0); /* removed */
     HT_EQ_INT(uv_loop_close(&loop), 0);
     gw_stop();
@@ -287,9 +294,7 @@ static void test_lease_cycle(void)
 
 int main(void)
 {
-    ht_init("host_upnp");
-    gw_pick();
-    printf("# the fake gateway: %s:5351\n", gw_ip);
+    ht_init("nat_map");
     HT_RUN(test_map_and_unmap);
     HT_RUN(test_refused);
     HT_RUN(test_no_gateway);

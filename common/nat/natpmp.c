@@ -7,7 +7,7 @@
  * socket is connected to the gateway: a port-unreachable answer (no
  * NAT-PMP there) fails the next receive at once.  Written here, on the
  * OS layer's sockets, so Windows has it too (libnatpmp was not to be had
- * for it).  See upnp.h.  Any thread (a worker's).
+ * for it).  See map.h.  Any thread (a worker's).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -17,7 +17,7 @@
 #include <uv.h>
 
 #include "err.h"
-#include "host/upnp.h"
+#include "nat/map.h"
 #include "os.h"
 
 #define NATPMP_PORT     5351
@@ -55,13 +55,14 @@ static void put32(uint8_t *p, uint32_t v)
     put16(p + 2, (uint16_t)v);
 }
 
-static int gateway(const struct upnp_cfg *cfg, struct sockaddr_in *gw)
+static int gateway(const struct hd_nat_map_cfg *cfg, struct sockaddr_in *gw)
 {
     uint32_t a;
 
     memset(gw, 0, sizeof(*gw));
     gw->sin_family = AF_INET;
-    gw->sin_port = htons(NATPMP_PORT);
+    gw->sin_port = htons(cfg != NULL && cfg->natpmp_port != 0 ? cfg->natpmp_port
+                                                              : NATPMP_PORT);
     if (cfg != NULL && cfg->natpmp_gateway != NULL)
         return inet_pton(AF_INET, cfg->natpmp_gateway, &gw->sin_addr) == 1
                    ? 0
@@ -149,11 +150,12 @@ static const char *error_text(int r)
                                  : "error";
 }
 
-int natpmp_map(const struct upnp_cfg *cfg, uint16_t in, uint16_t want,
-               uint32_t life, struct upnp_lease *out, char *why, size_t cap)
+int hd_nat_pmp_map(const struct hd_nat_map_cfg *cfg, uint16_t in, uint16_t want,
+                   uint32_t life, struct hd_nat_lease *out, char *why,
+                   size_t cap)
 {
-    int ms =
-        cfg != NULL && cfg->natpmp_ms > 0 ? cfg->natpmp_ms : UPNP_NATPMP_MS;
+    int ms = cfg != NULL && cfg->natpmp_ms > 0 ? cfg->natpmp_ms
+                                               : HD_NAT_MAP_NATPMP_MS;
     uint64_t deadline = mono_ms() + (uint64_t)ms;
     struct sockaddr_in gw;
     uint8_t req[12] = { 0, NATPMP_OP_ADDR }, ans[16];
@@ -191,14 +193,15 @@ int natpmp_map(const struct upnp_cfg *cfg, uint16_t in, uint16_t want,
         snprintf(why, cap, "NAT-PMP: unexpected answer");
         return HD_EPROTO;
     }
-    out->method = UPNP_NATPMP;
+    out->method = HD_NAT_MAP_NATPMP;
     out->internal_port = in;
     out->external_port = get16(ans + 10);
     out->lifetime_s = get32(ans + 12);
     return 0;
 }
 
-int natpmp_unmap(const struct upnp_cfg *cfg, const struct upnp_lease *l)
+int hd_nat_pmp_unmap(const struct hd_nat_map_cfg *cfg,
+                     const struct hd_nat_lease *l)
 {
     struct sockaddr_in gw;
     /* section 3.4: lifetime 0 and suggested external port 0 */
