@@ -15,8 +15,15 @@
  * pace, and the framework's silence detection then stops sending (as
  * with pulse).
  *
- * Wine (tested there): loopback is not implemented, recording devices
- * (PulseAudio sources) work: the e2e uses "--audio-source" with one.
+ * Wine (tested there): loopback is not implemented (Initialize returns
+ * AUDCLNT_E_WRONG_ENDPOINT_TYPE: the e2e checks that the default output's
+ * loopback is what is tried without --audio-source, and that the refusal
+ * is reported with the way round), recording devices (PulseAudio
+ * sources) work: the e2e uses "--audio-source" with one.  THE LOOPBACK
+ * ITSELF IS UNTESTED ON REAL WINDOWS.  When the default output changes
+ * (headphones plugged in), the stream stays on the old device until it
+ * goes away (AUDCLNT_E_DEVICE_INVALIDATED): the framework then reopens
+ * the new default after AUDIO_RETRY_MS.
  *
  * Threads: the audio thread only; COM is initialised there (MTA) at open
  * and released at close.
@@ -224,6 +231,28 @@ static void wasapi_close(void *priv)
     memset(w, 0, sizeof(*w));
 }
 
+/* The name of the errors a first run is likely to meet ("" if another),
+ * so that a report from a new PC says what failed. */
+static const char *hr_name(HRESULT hr)
+{
+    switch (hr) {
+    case AUDCLNT_E_WRONG_ENDPOINT_TYPE:
+        return " AUDCLNT_E_WRONG_ENDPOINT_TYPE: no loopback here";
+    case AUDCLNT_E_DEVICE_INVALIDATED:
+        return " AUDCLNT_E_DEVICE_INVALIDATED: the device went away";
+    case AUDCLNT_E_UNSUPPORTED_FORMAT:
+        return " AUDCLNT_E_UNSUPPORTED_FORMAT";
+    case AUDCLNT_E_DEVICE_IN_USE:
+        return " AUDCLNT_E_DEVICE_IN_USE: another program has it exclusively";
+    case AUDCLNT_E_SERVICE_NOT_RUNNING:
+        return " AUDCLNT_E_SERVICE_NOT_RUNNING: the Windows Audio service";
+    case E_ACCESSDENIED:
+        return " E_ACCESSDENIED: the privacy settings may block recording";
+    default:
+        return "";
+    }
+}
+
 static int wasapi_open(void *priv, const char *source, char *why, size_t why_n)
 {
     struct wasapi *w = priv;
@@ -236,8 +265,8 @@ static int wasapi_open(void *priv, const char *source, char *why, size_t why_n)
     if (FAILED(hr = CoCreateInstance(&CLSID_MMDeviceEnumerator, NULL,
                                      CLSCTX_ALL, &IID_IMMDeviceEnumerator,
                                      (void **)&w->en))) {
-        snprintf(why, why_n, "no Windows audio service (error 0x%08lx)",
-                 (unsigned long)hr);
+        snprintf(why, why_n, "no Windows audio service (error 0x%08lx%s)",
+                 (unsigned long)hr, hr_name(hr));
         goto fail;
     }
     if ((r = find_device(w, source, why, why_n)) != 0)
@@ -248,8 +277,8 @@ static int wasapi_open(void *priv, const char *source, char *why, size_t why_n)
     if (FAILED(hr = IMMDevice_Activate(w->dev, &IID_IAudioClient, CLSCTX_ALL,
                                        NULL, (void **)&w->ac)) ||
         FAILED(hr = IAudioClient_GetMixFormat(w->ac, &w->mix))) {
-        snprintf(why, why_n, "%s: cannot open it (error 0x%08lx)", name,
-                 (unsigned long)hr);
+        snprintf(why, why_n, "%s: cannot open it (error 0x%08lx%s)", name,
+                 (unsigned long)hr, hr_name(hr));
         goto fail;
     }
     if (!take_format(w)) {
@@ -265,9 +294,9 @@ static int wasapi_open(void *priv, const char *source, char *why, size_t why_n)
         FAILED(hr = IAudioClient_GetService(w->ac, &IID_IAudioCaptureClient,
                                             (void **)&w->cc)) ||
         FAILED(hr = IAudioClient_Start(w->ac))) {
-        snprintf(why, why_n, "%s: cannot %s it (error 0x%08lx)%s", name,
+        snprintf(why, why_n, "%s: cannot %s it (error 0x%08lx%s)%s", name,
                  loopback ? "capture what plays on" : "record from",
-                 (unsigned long)hr,
+                 (unsigned long)hr, hr_name(hr),
                  loopback ? "; --audio-source can name a recording device "
                             "instead (Wine has no loopback)"
                           : "");
@@ -342,8 +371,8 @@ static int drain(struct wasapi *w)
             w->data_ms = GetTickCount64();
     }
 lost:
-    hd_warn(MOD, "reading sound: the device went away (error 0x%08lx)",
-            (unsigned long)hr);
+    hd_warn(MOD, "reading sound: the device went away (error 0x%08lx%s)",
+            (unsigned long)hr, hr_name(hr));
     return -EIO;
 }
 

@@ -80,7 +80,7 @@ struct output {
     ID3D11Device *dev;
     ID3D11DeviceContext *ctx;
     IDXGIOutputDuplication *dup;
-    ID3D11Texture2D *staging; /* CPU-readable copy of the last image */
+    ID3D11Texture2D *staging; /* CPU-readable: the damaged parts */
     struct monitor m;         /* place in the frame, size, device name */
     int fresh;                /* no image yet: the next is copied whole */
 };
@@ -458,8 +458,16 @@ static HRESULT take_pixels(struct capture *cap, struct output *o,
     if (FAILED(hr = IDXGIResource_QueryInterface(res, &IID_ID3D11Texture2D,
                                                  (void **)&tex)))
         return hr;
-    ID3D11DeviceContext_CopyResource(o->ctx, (ID3D11Resource *)o->staging,
-                                     (ID3D11Resource *)tex);
+    /* only the damage crosses to system memory */
+    for (int i = 0; i < n; i++) {
+        const struct capture_rect *r = &lr[i];
+        D3D11_BOX box = { (UINT)r->x,          (UINT)r->y,          0,
+                          (UINT)(r->x + r->w), (UINT)(r->y + r->h), 1 };
+
+        ID3D11DeviceContext_CopySubresourceRegion(
+            o->ctx, (ID3D11Resource *)o->staging, 0, (UINT)r->x, (UINT)r->y, 0,
+            (ID3D11Resource *)tex, 0, &box);
+    }
     ID3D11Texture2D_Release(tex);
     if (FAILED(hr =
                    ID3D11DeviceContext_Map(o->ctx, (ID3D11Resource *)o->staging,
@@ -485,9 +493,8 @@ static HRESULT take_pixels(struct capture *cap, struct output *o,
     return S_OK;
 }
 
-/* The pointer as output i reports it; the CAPTURE_F_CURSOR_* flags
- * earned.  Every output reports; the one that last showed the pointer
- * owns it (as Microsoft's DesktopDuplication sample decides). */
+/* The pointer as output i reports it (which report counts:
+ * dxgi_conv_pointer_counts); the CAPTURE_F_CURSOR_* flags earned. */
 static unsigned take_pointer(struct dxgi *d, int i,
                              const DXGI_OUTDUPL_FRAME_INFO *fi)
 {
@@ -499,10 +506,9 @@ static unsigned take_pointer(struct dxgi *d, int i,
     UINT got = 0;
     int w, h, was = d->ptr_visible;
 
-    if (fi->LastMouseUpdateTime.QuadPart != 0 &&
-        (p->Visible || d->ptr_owner == i) &&
-        !(p->Visible && d->ptr_owner >= 0 && d->ptr_owner != i &&
-          d->ptr_time > fi->LastMouseUpdateTime.QuadPart)) {
+    if (dxgi_conv_pointer_counts(i, p->Visible,
+                                 fi->LastMouseUpdateTime.QuadPart, d->ptr_owner,
+                                 d->ptr_time)) {
         d->ptr_owner = i;
         d->ptr_time = fi->LastMouseUpdateTime.QuadPart;
         d->ptr_visible = p->Visible != 0;

@@ -122,3 +122,13 @@ int dxgi_conv_pointer(unsigned kind, int width, int height, int pitch,
     *h = oh;
     return 0;
 }
+
+int dxgi_conv_pointer_counts(int i, int visible, int64_t when, int owner,
+                             int64_t owner_time)
+{
+    if (when == 0)
+        return 0;
+    if (!visible)
+        return owner == i;
+    return owner < 0 || owner == i || when >= owner_time;
+}

@@ -66,4 +66,16 @@ int dxgi_conv_pointer(unsigned kind, int width, int height, int pitch,
                       const uint8_t *buf, size_t len, uint32_t *out, int *w,
                       int *h);
 
+/*
+ * Does output i's pointer report (its LastMouseUpdateTime when, 0 = no
+ * report; visible: PointerPosition.Visible) move the pointer?  Every
+ * output reports, the others saying "not visible": a report counts when
+ * it shows the pointer and is not older than the owner's last one, or
+ * comes from the owner (the output that showed it last, -1: none yet;
+ * owner_time its report's time), as Microsoft's DesktopDuplication
+ * sample decides.  1 yes (i becomes the owner), 0 no.
+ */
+int dxgi_conv_pointer_counts(int i, int visible, int64_t when, int owner,
+                             int64_t owner_time);
+
 #endif

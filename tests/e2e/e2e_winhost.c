@@ -265,8 +265,9 @@ static void selftest_gdi_and_loopback(void)
     HT_CHECK(strstr(buf, "dxgi") == NULL);
     HT_CHECK(strstr(buf, "selftest: audio auto: FAILED: ") != NULL);
     HT_CHECK(strstr(buf, ": cannot capture what plays on it (error "
-                         "0x88890003); --audio-source can name a recording "
-                         "device instead") != NULL);
+                         "0x88890003 AUDCLNT_E_WRONG_ENDPOINT_TYPE: no "
+                         "loopback here); --audio-source can name a "
+                         "recording device instead") != NULL);
 }
 
 /* The host's capture: dxgi refused under Wine, one warning, gdi on. */

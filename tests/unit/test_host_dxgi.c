@@ -3,7 +3,8 @@
  * Desktop Duplication capture, run natively (the capture itself cannot
  * run here: Wine has no Desktop Duplication).  The damage a frame's move
  * and dirty rectangles make, and each DXGI pointer kind (monochrome,
- * colour, masked colour) as the premultiplied ARGB the viewer draws.
+ * colour, masked colour) as the premultiplied ARGB the viewer draws, and
+ * which output's pointer report counts.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -190,6 +191,22 @@ static void pointer_limits(void)
         -EINVAL); /* the XOR row missing */
 }
 
+/* two outputs: which pointer report moves the pointer */
+static void pointer_owner(void)
+{
+    /* no report; the first visible one */
+    HT_EQ_INT(dxgi_conv_pointer_counts(0, 1, 0, -1, 0), 0);
+    HT_EQ_INT(dxgi_conv_pointer_counts(0, 1, 100, -1, 0), 1);
+    /* output 1 says "not visible" while 0 has it: ignored */
+    HT_EQ_INT(dxgi_conv_pointer_counts(1, 0, 120, 0, 100), 0);
+    /* the owner hides it (a video): counts */
+    HT_EQ_INT(dxgi_conv_pointer_counts(0, 0, 130, 0, 100), 1);
+    /* the pointer crosses to output 1: a newer visible report counts, an
+     * older one (read late) does not */
+    HT_EQ_INT(dxgi_conv_pointer_counts(1, 1, 140, 0, 130), 1);
+    HT_EQ_INT(dxgi_conv_pointer_counts(1, 1, 90, 0, 130), 0);
+}
+
 int main(void)
 {
     ht_init("host-dxgi");
@@ -200,5 +217,6 @@ int main(void)
     HT_RUN(pointer_color);
     HT_RUN(pointer_masked_color);
     HT_RUN(pointer_limits);
+    HT_RUN(pointer_owner);
     return ht_finish();
 }
