@@ -507,6 +507,7 @@ static void keyboard_modes(void)
 {
     static const char *const map[] = { "--keyboard", "map", NULL };
     ssize_t n0;
+    int got;
 
     HT_CHECK(desk_sh(&A, "setxkbmap -layout de") == 0);
     HT_CHECK(desk_viewer_start(&sv, tmpdir, "keyboard", &srv, &B, PASSWORD,
@@ -525,7 +526,19 @@ static void keyboard_modes(void)
     n0 = desk_slurp(record, rec_buf, sizeof(rec_buf));
     desk_sh(&B, "xdotool type --delay 30 'y\xc3\xa4@'");
     HT_CHECK(card_got_after(n0, 0x79, 0)); /* y */
-    HT_CHECK(card_got_after(n0, 0xe4, 0));
+    /* B's US layout has no a-umlaut: xdotool binds it to a spare keycode
+     * for the one keystroke and unbinds it at once, so a viewer that a
+     * busy machine let fall behind looks the keycode up after the unbind
+     * and gets nothing (once in ~15 runs at load 5; no real keyboard
+     * changes its map between press and lookup).  So it is typed again,
+     * alone, up to twice: a viewer that never translates it still fails. */
+    got = card_got_after(n0, 0xe4, 0);
+    for (int i = 0; i < 2 && !got; i++) {
+        printf("# a-umlaut not recorded: typed again (%d)\n", i + 1);
+        desk_sh(&B, "xdotool type --delay 30 '\xc3\xa4'");
+        got = card_got_after(n0, 0xe4, 0);
+    }
+    HT_CHECK(got);
     /* @: B's Shift arrives as Shift (it may be part of a shortcut), the
      * host types @ through a spare keycode with it held */
     HT_CHECK(card_got_after(n0, 0x40, -1));
