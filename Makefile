@@ -184,11 +184,16 @@ FORMAT_FILES = $(shell git ls-files --cached --others --exclude-standard \
 format:
 	$(Q)$(CLANG_FORMAT) -i $(FORMAT_FILES)
 
+# One clang-format for every file (1.3 s; a process a file took 35 s at
+# load), then one line per file that needs it.
 format-check:
-	$(Q)bad=0; for f in $(FORMAT_FILES); do \
-		if ! $(CLANG_FORMAT) --dry-run --Werror $$f 2>/dev/null; then \
-			echo "format: $$f needs clang-format"; bad=1; fi; \
-	done; exit $$bad
+	$(Q)out=$$($(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES) 2>&1); \
+	rc=$$?; printf '%s\n' "$$out" | \
+		sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: error: .*/format: \1 needs clang-format/p' | \
+		sort -u; \
+	if [ $$rc -ne 0 ] && ! printf '%s\n' "$$out" | grep -q ': error: '; then \
+		printf '%s\n' "$$out" | head -5; fi; \
+	exit $$rc
 
 clean:
 	rm -rf $(O)
